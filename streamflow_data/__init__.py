@@ -1,0 +1,86 @@
+"""streamflow-data: where every replica of every path lives, and moving the bytes.
+
+The public API is what this module exports; everything else is an implementation detail
+that may change between releases.
+"""
+
+from streamflow_data.config import TransferSettings
+from streamflow_data.connectors.base import (
+    Capabilities,
+    Connector,
+    FileKind,
+    FileStat,
+    Reader,
+    WalkEntry,
+    Writer,
+)
+from streamflow_data.connectors.local import LocalConnector, LocalOptions
+from streamflow_data.connectors.registry import connector_class, connector_types, create_connector
+from streamflow_data.errors import (
+    ConfigurationError,
+    ConnectorError,
+    ConnectorNotFoundError,
+    InvalidPathError,
+    NotADirectoryError_,
+    PathExistsError,
+    PathNotFoundError,
+    PermissionDeniedError,
+    StorageFullError,
+    StreamFlowDataError,
+    TransferError,
+    TransferFailure,
+    UnknownDeploymentError,
+    UnknownLocationError,
+    UnknownPathError,
+    UnsupportedOperationError,
+)
+from streamflow_data.manager import DataManager, DefaultDataManager
+from streamflow_data.mapper import RemotePathMapper
+from streamflow_data.model import DataLocation, DataType, ExecutionLocation
+from streamflow_data.policy import DefaultSourcePolicy, SourcePolicy
+from streamflow_data.transfer.events import TransferListener, TransferProgress
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Capabilities",
+    "ConfigurationError",
+    "Connector",
+    "ConnectorError",
+    "ConnectorNotFoundError",
+    "DataLocation",
+    "DataManager",
+    "DataType",
+    "DefaultDataManager",
+    "DefaultSourcePolicy",
+    "ExecutionLocation",
+    "FileKind",
+    "FileStat",
+    "InvalidPathError",
+    "LocalConnector",
+    "LocalOptions",
+    "NotADirectoryError_",
+    "PathExistsError",
+    "PathNotFoundError",
+    "PermissionDeniedError",
+    "Reader",
+    "RemotePathMapper",
+    "SourcePolicy",
+    "StorageFullError",
+    "StreamFlowDataError",
+    "TransferError",
+    "TransferFailure",
+    "TransferListener",
+    "TransferProgress",
+    "TransferSettings",
+    "UnknownDeploymentError",
+    "UnknownLocationError",
+    "UnknownPathError",
+    "UnsupportedOperationError",
+    "WalkEntry",
+    "Writer",
+    "__version__",
+    "connector_class",
+    "connector_types",
+    "create_connector",
+]

@@ -1,0 +1,1 @@
+"""Connectors: async access to the storage of execution locations."""

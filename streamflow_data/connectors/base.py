@@ -1,0 +1,296 @@
+"""The connector contract: what a storage backend must offer the data manager.
+
+A connector serves one deployment: a set of :class:`~streamflow_data.model.ExecutionLocation`
+of one kind of storage (the local disk, SSH hosts, S3 buckets). The contract is narrow, as
+fsspec's is: a backend implements the primitives marked abstract; the convenience
+operations (:meth:`Connector.exists`, :meth:`Connector.read_file`,
+:meth:`Connector.write_file`) are derived here and may be overridden when the storage has a
+faster route. Optional fast paths are declared in :class:`Capabilities`.
+
+Every method raises the :mod:`streamflow_data.errors` types, never a backend exception, and
+never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import ClassVar, NamedTuple, Self
+
+from streamflow_data.errors import ConfigurationError, PathNotFoundError, UnsupportedOperationError
+from streamflow_data.model import ExecutionLocation
+
+__all__ = [
+    "Capabilities",
+    "Connector",
+    "FileKind",
+    "FileStat",
+    "Reader",
+    "WalkEntry",
+    "Writer",
+]
+
+
+class FileKind(enum.Enum):
+    """What a path holds."""
+
+    FILE = "file"
+    DIRECTORY = "directory"
+    SYMLINK = "symlink"
+
+
+@dataclass(frozen=True, slots=True)
+class FileStat:
+    """Metadata of one path, as a connector reports it."""
+
+    kind: FileKind
+    size: int
+    """Bytes of a file; 0 for directories; the target's length for links."""
+    mode: int
+    """Permission bits (``0o7777`` at most)."""
+    mtime_ns: int
+    """Modification time, nanoseconds since the epoch."""
+    target: str | None = None
+    """For a symbolic link, the path it points to, exactly as stored."""
+
+
+class WalkEntry(NamedTuple):
+    """One path below the root of a :meth:`Connector.walk`."""
+
+    relpath: str
+    """The path relative to the walk's root, POSIX separators."""
+    stat: FileStat
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a connector can do beyond the required primitives.
+
+    The transfer engine and the conformance suite read these flags; an operation whose flag
+    is False raises :class:`~streamflow_data.errors.UnsupportedOperationError`.
+    """
+
+    symlinks: bool = True
+    """Symbolic links can be created and are reported by ``stat`` and ``walk``."""
+    permissions: bool = True
+    """File modes are stored and reported."""
+    mtimes: bool = True
+    """Modification times can be set and are reported."""
+    ranged_writes: bool = False
+    """A :class:`Writer` accepts writes at any offset, in any order."""
+    server_side_copy: bool = False
+    """:meth:`Connector.copy` copies within one location without moving bytes through us."""
+
+
+class Reader(abc.ABC):
+    """An open file to read ranges from. Use as an async context manager."""
+
+    @abc.abstractmethod
+    async def read(self, offset: int, size: int) -> bytes:
+        """Read up to ``size`` bytes at ``offset``; fewer only at the end of the file."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release the file."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class Writer(abc.ABC):
+    """A file being written: invisible at its path until :meth:`commit`.
+
+    Use as an async context manager: leaving the block without a commit (an error, a
+    cancellation) discards everything written, so no partly written file is ever seen at
+    the destination path.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        """The final path the file appears at on commit."""
+        self._finished = False
+
+    @abc.abstractmethod
+    async def write(self, offset: int, data: bytes | memoryview) -> None:
+        """Write ``data`` at ``offset``.
+
+        Without :attr:`Capabilities.ranged_writes`, offsets must follow each other.
+        """
+
+    @abc.abstractmethod
+    async def _commit(self) -> None:
+        """Publish the written bytes at :attr:`path`, atomically replacing a file there."""
+
+    @abc.abstractmethod
+    async def _abort(self) -> None:
+        """Discard the written bytes."""
+
+    async def commit(self) -> None:
+        """Make the file appear at its path, complete, with the requested mode and time.
+
+        A failed commit discards the file, as :meth:`abort` does, and re-raises.
+        """
+        try:
+            await self._commit()
+        except BaseException:
+            await self.abort()
+            raise
+        self._finished = True
+
+    async def abort(self) -> None:
+        """Discard the file; nothing appears at its path. Safe to call more than once."""
+        if not self._finished:
+            self._finished = True
+            await self._abort()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.abort()
+
+
+class Connector(abc.ABC):
+    """Async access to the storage of one deployment's locations.
+
+    Paths are absolute POSIX paths on the location. A connector owns its connections and
+    threads and its concurrency limits; :meth:`close` releases them.
+    """
+
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    """What this connector type can do beyond the required primitives."""
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, object]) -> Self:
+        """Build a connector from configuration options (a TOML table, say).
+
+        The default accepts no options; connectors that take some override this and
+        validate them with a pydantic model, raising
+        :class:`~streamflow_data.errors.ConfigurationError` on a mistake.
+        """
+        if options:
+            raise ConfigurationError(
+                f"connector {cls.__name__} takes no options, got: {', '.join(sorted(options))}"
+            )
+        return cls()
+
+    @abc.abstractmethod
+    def locations(self, deployment: str) -> Sequence[ExecutionLocation]:
+        """The locations this connector serves when it is bound to ``deployment``."""
+
+    @abc.abstractmethod
+    async def stat(
+        self, location: ExecutionLocation, path: str, *, follow_symlinks: bool = False
+    ) -> FileStat:
+        """Metadata of ``path``; raises :class:`PathNotFoundError` when it does not exist."""
+
+    @abc.abstractmethod
+    def walk(self, location: ExecutionLocation, path: str) -> AsyncIterator[WalkEntry]:
+        """Every path below the directory ``path``, parents before their children.
+
+        Symbolic links are reported, not followed.
+        """
+
+    @abc.abstractmethod
+    async def open_reader(self, location: ExecutionLocation, path: str) -> Reader:
+        """Open the file at ``path`` for ranged reads."""
+
+    @abc.abstractmethod
+    async def open_writer(
+        self,
+        location: ExecutionLocation,
+        path: str,
+        *,
+        mode: int | None = None,
+        mtime_ns: int | None = None,
+    ) -> Writer:
+        """Start writing a file that appears at ``path`` on commit.
+
+        ``mode`` and ``mtime_ns``, when given, are applied on commit; otherwise the file gets
+        the storage's default mode and the commit time. The parent directory must exist
+        (:class:`PathNotFoundError` otherwise).
+        """
+
+    @abc.abstractmethod
+    async def mkdir(self, location: ExecutionLocation, path: str) -> None:
+        """Create directory ``path`` and missing parents; an existing directory is fine."""
+
+    @abc.abstractmethod
+    async def remove(self, location: ExecutionLocation, path: str) -> None:
+        """Remove a file, link or whole directory tree; a missing path is not an error."""
+
+    async def symlink(self, location: ExecutionLocation, target: str, path: str) -> None:
+        """Create (or atomically replace) a symbolic link at ``path`` pointing to ``target``."""
+        raise UnsupportedOperationError(location, path, "symbolic links")
+
+    async def set_metadata(
+        self,
+        location: ExecutionLocation,
+        path: str,
+        *,
+        mode: int | None = None,
+        mtime_ns: int | None = None,
+    ) -> None:
+        """Set the mode and modification time of an existing directory or file."""
+        raise UnsupportedOperationError(location, path, "setting mode and time")
+
+    async def copy(
+        self,
+        location: ExecutionLocation,
+        src: str,
+        dst: str,
+        *,
+        mode: int | None = None,
+        mtime_ns: int | None = None,
+    ) -> None:
+        """Copy file ``src`` to ``dst`` on the same location, server side, atomically."""
+        raise UnsupportedOperationError(location, src, "server-side copy")
+
+    async def close(self) -> None:  # noqa: B027 - optional hook: most connectors hold resources
+        """Release connections and threads. The connector is unusable afterwards."""
+
+    # -- derived operations -----------------------------------------------------------------
+
+    async def exists(self, location: ExecutionLocation, path: str) -> bool:
+        """Whether ``path`` exists (a dangling link exists)."""
+        try:
+            await self.stat(location, path)
+        except PathNotFoundError:
+            return False
+        return True
+
+    async def read_file(self, location: ExecutionLocation, path: str) -> bytes:
+        """The whole content of a (small) file."""
+        async with await self.open_reader(location, path) as reader:
+            size = (await self.stat(location, path, follow_symlinks=True)).size
+            return await reader.read(0, size)
+
+    async def write_file(
+        self,
+        location: ExecutionLocation,
+        path: str,
+        data: bytes | memoryview,
+        *,
+        mode: int | None = None,
+        mtime_ns: int | None = None,
+    ) -> None:
+        """Write a whole (small) file atomically."""
+        async with await self.open_writer(location, path, mode=mode, mtime_ns=mtime_ns) as w:
+            await w.write(0, data)
+            await w.commit()

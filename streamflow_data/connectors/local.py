@@ -1,0 +1,434 @@
+"""The local connector: the file system of the node streamflow-data runs on.
+
+Every blocking call runs in the connector's own thread pool, one thread hop per operation
+(small files are read or written whole in one hop). Files are written to a hidden
+temporary name in the destination directory and renamed into place on commit, so a reader
+never sees a partial file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import functools
+import os
+import secrets
+import shutil
+import stat as stat_module
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import ParamSpec, Self, TypeVar
+
+import pydantic
+
+from streamflow_data.config import parse_options
+from streamflow_data.connectors.base import (
+    Capabilities,
+    Connector,
+    FileKind,
+    FileStat,
+    Reader,
+    WalkEntry,
+    Writer,
+)
+from streamflow_data.errors import (
+    ConnectorError,
+    NotADirectoryError_,
+    PathExistsError,
+    PathNotFoundError,
+    PermissionDeniedError,
+    StorageFullError,
+)
+from streamflow_data.model import ExecutionLocation
+
+__all__ = ["LocalConnector", "LocalOptions"]
+
+_ERRORS: dict[int, type[ConnectorError]] = {
+    errno.ENOENT: PathNotFoundError,
+    errno.EEXIST: PathExistsError,
+    errno.ENOTEMPTY: PathExistsError,
+    errno.EISDIR: PathExistsError,
+    errno.ENOTDIR: NotADirectoryError_,
+    errno.EACCES: PermissionDeniedError,
+    errno.EPERM: PermissionDeniedError,
+    errno.EROFS: PermissionDeniedError,
+    errno.ENOSPC: StorageFullError,
+    errno.EDQUOT: StorageFullError,
+}
+_WALK_BATCH = 512
+P = ParamSpec("P")
+T = TypeVar("T")
+_COPY_FALLBACK_ERRNOS = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP}
+
+
+class LocalOptions(pydantic.BaseModel):
+    """Options of the local connector."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+    max_threads: int = pydantic.Field(default=8, ge=1, le=256)
+    """Threads doing blocking file I/O: the connector's concurrency limit."""
+    fsync: bool = False
+    """Flush each file to disk before it is renamed into place (slower, crash-safe)."""
+
+
+def _file_stat(path: str, st: os.stat_result) -> FileStat:
+    if stat_module.S_ISLNK(st.st_mode):
+        return FileStat(FileKind.SYMLINK, st.st_size, 0o777, st.st_mtime_ns, os.readlink(path))
+    kind = FileKind.DIRECTORY if stat_module.S_ISDIR(st.st_mode) else FileKind.FILE
+    size = st.st_size if kind is FileKind.FILE else 0
+    return FileStat(kind, size, stat_module.S_IMODE(st.st_mode), st.st_mtime_ns)
+
+
+def _stat(path: str, follow_symlinks: bool) -> FileStat:
+    return _file_stat(path, os.stat(path, follow_symlinks=follow_symlinks))
+
+
+def _walk_batches(root: str) -> Iterator[list[WalkEntry]]:
+    """Depth-first listing in batches, so one thread hop serves many entries."""
+    pending = [""]
+    batch: list[WalkEntry] = []
+    while pending:
+        relative = pending.pop()
+        with os.scandir(f"{root}/{relative}" if relative else root) as entries:
+            for entry in entries:
+                relpath = f"{relative}/{entry.name}" if relative else entry.name
+                info = _file_stat(entry.path, entry.stat(follow_symlinks=False))
+                batch.append(WalkEntry(relpath, info))
+                if info.kind is FileKind.DIRECTORY:
+                    pending.append(relpath)
+                if len(batch) >= _WALK_BATCH:
+                    yield batch
+                    batch = []
+    if batch:
+        yield batch
+
+
+def _temporary_name(path: str) -> str:
+    directory, _, name = path.rpartition("/")
+    return f"{directory}/.{name[:200]}.{secrets.token_hex(6)}.sfd-part"
+
+
+def _create(path: str) -> int:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+
+
+def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
+
+
+def _publish(
+    fd: int, tmp: str, path: str, mode: int | None, mtime_ns: int | None, fsync: bool
+) -> None:
+    """Give the temporary file its final mode and time, then rename it into place."""
+    try:
+        if mode is not None:
+            os.fchmod(fd, mode)
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    if mtime_ns is not None:
+        os.utime(tmp, ns=(mtime_ns, mtime_ns))
+    os.rename(tmp, path)
+
+
+def _discard(fd: int | None, tmp: str) -> None:
+    if fd is not None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+
+
+def _write_whole(
+    path: str, data: bytes | memoryview, mode: int | None, mtime_ns: int | None, fsync: bool
+) -> None:
+    tmp = _temporary_name(path)
+    fd = _create(tmp)
+    try:
+        _pwrite_all(fd, data, 0)
+    except BaseException:
+        _discard(fd, tmp)
+        raise
+    try:
+        _publish(fd, tmp, path, mode, mtime_ns, fsync)
+    except BaseException:
+        _discard(None, tmp)
+        raise
+
+
+def _read_whole(path: str) -> bytes:
+    with open(path, "rb") as file:
+        return file.read()
+
+
+def _copy_contents(src_fd: int, dst_fd: int) -> None:
+    """Copy in the kernel when it can (reflink or copy_file_range), else through a buffer."""
+    size = os.fstat(src_fd).st_size
+    offset = 0
+    try:
+        while offset < size:
+            copied = os.copy_file_range(src_fd, dst_fd, size - offset, offset, offset)
+            if copied == 0:
+                break
+            offset += copied
+        return
+    except OSError as exc:
+        if exc.errno not in _COPY_FALLBACK_ERRNOS:
+            raise
+    while chunk := os.pread(src_fd, 1 << 20, offset):
+        _pwrite_all(dst_fd, chunk, offset)
+        offset += len(chunk)
+
+
+def _copy_file(
+    src: str, dst: str, mode: int | None, mtime_ns: int | None, fsync: bool
+) -> None:
+    src_fd = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        tmp = _temporary_name(dst)
+        dst_fd = _create(tmp)
+        try:
+            _copy_contents(src_fd, dst_fd)
+        except BaseException:
+            _discard(dst_fd, tmp)
+            raise
+        try:
+            _publish(dst_fd, tmp, dst, mode, mtime_ns, fsync)
+        except BaseException:
+            _discard(None, tmp)
+            raise
+    finally:
+        os.close(src_fd)
+
+
+def _symlink(target: str, path: str) -> None:
+    tmp = _temporary_name(path)
+    os.symlink(target, tmp)
+    try:
+        os.rename(tmp, path)
+    except BaseException:
+        _discard(None, tmp)
+        raise
+
+
+def _remove(path: str) -> None:
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat_module.S_ISDIR(info.st_mode):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
+
+
+def _set_metadata(path: str, mode: int | None, mtime_ns: int | None) -> None:
+    if mode is not None:
+        os.chmod(path, mode)
+    if mtime_ns is not None:
+        os.utime(path, ns=(mtime_ns, mtime_ns))
+
+
+class LocalConnector(Connector):
+    """The local file system, as one location named ``localhost`` of its deployment."""
+
+    capabilities = Capabilities(ranged_writes=True, server_side_copy=True)
+
+    def __init__(self, options: LocalOptions | None = None) -> None:
+        self.options = options or LocalOptions()
+        """The validated options this connector runs with."""
+        self._executor = ThreadPoolExecutor(
+            max_workers=self.options.max_threads, thread_name_prefix="sfd-local"
+        )
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, object]) -> Self:
+        """Build from a mapping of :class:`LocalOptions` fields."""
+        return cls(parse_options(LocalOptions, options, "local connector"))
+
+    def locations(self, deployment: str) -> Sequence[ExecutionLocation]:
+        """The single location ``localhost`` of ``deployment``."""
+        return (ExecutionLocation(deployment=deployment, name="localhost", local=True),)
+
+    async def _run(
+        self,
+        location: ExecutionLocation,
+        path: str,
+        function: Callable[P, T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run a blocking call in the pool, translating OSError into our errors."""
+        loop = asyncio.get_running_loop()
+        call = functools.partial(function, *args, **kwargs)
+        try:
+            return await loop.run_in_executor(self._executor, call)
+        except OSError as exc:
+            kind = _ERRORS.get(exc.errno or 0, ConnectorError)
+            raise kind(location, path, exc.strerror) from exc
+
+    async def stat(
+        self, location: ExecutionLocation, path: str, *, follow_symlinks: bool = False
+    ) -> FileStat:
+        """Metadata of ``path`` (``lstat`` unless ``follow_symlinks``)."""
+        return await self._run(location, path, _stat, path, follow_symlinks)
+
+    async def walk(self, location: ExecutionLocation, path: str) -> AsyncIterator[WalkEntry]:
+        """Every path below ``path``, listed in batches off the event loop."""
+        batches = _walk_batches(path)
+        try:
+            while batch := await self._run(location, path, next, batches, None):
+                for entry in batch:
+                    yield entry
+        finally:
+            # A cancelled walk may still be listing in its thread: closing it then fails.
+            with contextlib.suppress(ValueError):
+                await self._run(location, path, batches.close)
+
+    async def open_reader(self, location: ExecutionLocation, path: str) -> Reader:
+        """Open ``path`` for ranged reads with ``pread``."""
+        fd = await self._run(location, path, os.open, path, os.O_RDONLY | os.O_CLOEXEC)
+        return _LocalReader(self, location, path, fd)
+
+    async def open_writer(
+        self,
+        location: ExecutionLocation,
+        path: str,
+        *,
+        mode: int | None = None,
+        mtime_ns: int | None = None,
+    ) -> Writer:
+        """Create a hidden temporary file beside ``path``, renamed into place on commit."""
+        tmp = _temporary_name(path)
+        fd = await self._run(location, path, _create, tmp)
+        return _LocalWriter(self, location, path, tmp, fd, mode, mtime_ns)
+
+    async def read_file(self, location: ExecutionLocation, path: str) -> bytes:
+        """The whole file in one thread hop."""
+        return await self._run(location, path, _read_whole, path)
+
+    async def write_file(
+        self,
+        location: ExecutionLocation,
+        path: str,
+        data: bytes | memoryview,
+        *,
+        mode: int | None = None,
+        mtime_ns: int | None = None,
+    ) -> None:
+        """Write, set mode and time, and rename into place in one thread hop."""
+        await self._run(
+            location, path, _write_whole, path, data, mode, mtime_ns, self.options.fsync
+        )
+
+    async def mkdir(self, location: ExecutionLocation, path: str) -> None:
+        """``mkdir -p`` with the process umask."""
+        await self._run(location, path, os.makedirs, path, exist_ok=True)
+
+    async def remove(self, location: ExecutionLocation, path: str) -> None:
+        """Remove a file, link or directory tree; missing is fine."""
+        await self._run(location, path, _remove, path)
+
+    async def symlink(self, location: ExecutionLocation, target: str, path: str) -> None:
+        """Create the link under a temporary name and rename it over ``path``."""
+        await self._run(location, path, _symlink, target, path)
+
+    async def set_metadata(
+        self,
+        location: ExecutionLocation,
+        path: str,
+        *,
+        mode: int | None = None,
+        mtime_ns: int | None = None,
+    ) -> None:
+        """``chmod`` and ``utime`` of ``path``."""
+        await self._run(location, path, _set_metadata, path, mode, mtime_ns)
+
+    async def copy(
+        self,
+        location: ExecutionLocation,
+        src: str,
+        dst: str,
+        *,
+        mode: int | None = None,
+        mtime_ns: int | None = None,
+    ) -> None:
+        """Copy in the kernel (``copy_file_range``) to a temporary name, then rename."""
+        await self._run(location, src, _copy_file, src, dst, mode, mtime_ns, self.options.fsync)
+
+    async def close(self) -> None:
+        """Stop the thread pool after the calls in flight."""
+        await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown)
+
+
+class _LocalReader(Reader):
+    def __init__(
+        self, connector: LocalConnector, location: ExecutionLocation, path: str, fd: int
+    ) -> None:
+        self._connector = connector
+        self._location = location
+        self._path = path
+        self._fd = fd
+
+    async def read(self, offset: int, size: int) -> bytes:
+        return await self._connector._run(
+            self._location, self._path, os.pread, self._fd, size, offset
+        )
+
+    async def close(self) -> None:
+        await self._connector._run(self._location, self._path, os.close, self._fd)
+
+
+class _LocalWriter(Writer):
+    def __init__(
+        self,
+        connector: LocalConnector,
+        location: ExecutionLocation,
+        path: str,
+        tmp: str,
+        fd: int,
+        mode: int | None,
+        mtime_ns: int | None,
+    ) -> None:
+        super().__init__(path)
+        self._connector = connector
+        self._location = location
+        self._tmp = tmp
+        self._fd = fd
+        self._mode = mode
+        self._mtime_ns = mtime_ns
+
+    async def write(self, offset: int, data: bytes | memoryview) -> None:
+        await self._connector._run(
+            self._location, self.path, _pwrite_all, self._fd, data, offset
+        )
+
+    async def _commit(self) -> None:
+        fd, self._fd = self._fd, -1
+        await self._connector._run(
+            self._location,
+            self.path,
+            _publish,
+            fd,
+            self._tmp,
+            self.path,
+            self._mode,
+            self._mtime_ns,
+            self._connector.options.fsync,
+        )
+
+    async def _abort(self) -> None:
+        fd = self._fd if self._fd >= 0 else None
+        self._fd = -1
+        await self._connector._run(self._location, self.path, _discard, fd, self._tmp)

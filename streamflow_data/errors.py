@@ -1,0 +1,199 @@
+"""The exceptions streamflow-data raises.
+
+Every error the library raises on purpose derives from :class:`StreamFlowDataError`, so an
+embedding workflow manager can catch the whole family at once. Connectors translate their
+backend's exceptions (``OSError``, asyncssh, botocore) into these types at the connector
+boundary: callers never see a backend exception type::
+
+    StreamFlowDataError
+    ├── ConfigurationError          bad settings or connector options      (also ValueError)
+    ├── InvalidPathError            a path the data manager cannot accept  (also ValueError)
+    ├── UnknownPathError            no valid replica of a path where asked (also LookupError)
+    ├── UnknownDeploymentError      no connector serves a deployment       (also LookupError)
+    ├── UnknownLocationError        a deployment has no such location      (also LookupError)
+    ├── ConnectorError              a storage operation failed
+    │   ├── PathNotFoundError       the path does not exist on the location
+    │   ├── PathExistsError         the path exists and may not be replaced
+    │   ├── NotADirectoryError_     a directory was expected
+    │   ├── PermissionDeniedError   the storage refused access
+    │   ├── StorageFullError        no space or quota left on the location
+    │   └── UnsupportedOperationError  the connector lacks the capability
+    ├── ConnectorNotFoundError      no installed plugin provides a connector type
+    └── TransferError               one or more destinations of a transfer failed
+
+A :class:`TransferError` carries one :class:`TransferFailure` per failed (file, destination)
+pair, each with the underlying cause, so a single exception reports a whole transfer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from streamflow_data.model import ExecutionLocation
+
+__all__ = [
+    "ConfigurationError",
+    "ConnectorError",
+    "ConnectorNotFoundError",
+    "InvalidPathError",
+    "NotADirectoryError_",
+    "PathExistsError",
+    "PathNotFoundError",
+    "PermissionDeniedError",
+    "StorageFullError",
+    "StreamFlowDataError",
+    "TransferError",
+    "TransferFailure",
+    "UnknownDeploymentError",
+    "UnknownLocationError",
+    "UnknownPathError",
+    "UnsupportedOperationError",
+]
+
+
+def describe(location: ExecutionLocation) -> str:
+    """The ``deployment/name`` label used in every message that names a location."""
+    return f"{location.deployment}/{location.name}"
+
+
+class StreamFlowDataError(Exception):
+    """Base class of every error raised by streamflow-data."""
+
+
+class ConfigurationError(StreamFlowDataError, ValueError):
+    """Settings or connector options are invalid; the message says which key and why."""
+
+
+class InvalidPathError(StreamFlowDataError, ValueError):
+    """A path is not absolute or otherwise cannot name data on a location."""
+
+
+class UnknownPathError(StreamFlowDataError, LookupError):
+    """No valid replica of ``path`` is known on ``location`` (or anywhere, if it is None)."""
+
+    def __init__(self, path: str, location: ExecutionLocation | None = None) -> None:
+        where = f"on {describe(location)}" if location is not None else "on any location"
+        super().__init__(f"no valid replica of {path!r} is registered {where}")
+        self.path = path
+        self.location = location
+
+
+class UnknownDeploymentError(StreamFlowDataError, LookupError):
+    """No connector is configured for the deployment."""
+
+    def __init__(self, deployment: str, known: Sequence[str] = ()) -> None:
+        hint = f" (known: {', '.join(sorted(known))})" if known else ""
+        super().__init__(f"no connector is configured for deployment {deployment!r}{hint}")
+        self.deployment = deployment
+
+
+class UnknownLocationError(StreamFlowDataError, LookupError):
+    """The deployment's connector does not serve a location of that name."""
+
+    def __init__(self, location: ExecutionLocation, known: Sequence[str] = ()) -> None:
+        hint = f" (its locations: {', '.join(sorted(known))})" if known else ""
+        super().__init__(
+            f"deployment {location.deployment!r} has no location {location.name!r}{hint}"
+        )
+        self.location = location
+
+
+class ConnectorNotFoundError(StreamFlowDataError, LookupError):
+    """No installed connector plugin registers the requested connector type."""
+
+    def __init__(self, kind: str, available: Sequence[str]) -> None:
+        super().__init__(
+            f"no connector plugin provides type {kind!r}; installed types: "
+            f"{', '.join(sorted(available)) or 'none'}"
+        )
+        self.kind = kind
+
+
+class ConnectorError(StreamFlowDataError):
+    """A storage operation on a location failed.
+
+    ``location`` and ``path`` name where it failed; the original backend exception, when
+    there is one, is chained as ``__cause__``.
+    """
+
+    reason = "storage operation failed"
+
+    def __init__(
+        self, location: ExecutionLocation, path: str, detail: str | None = None
+    ) -> None:
+        message = f"{self.reason}: {path!r} on {describe(location)}"
+        if detail:
+            message = f"{message}: {detail}"
+        super().__init__(message)
+        self.location = location
+        self.path = path
+
+
+class PathNotFoundError(ConnectorError):
+    """The path does not exist on the location."""
+
+    reason = "no such file or directory"
+
+
+class PathExistsError(ConnectorError):
+    """The path already exists and the operation may not replace it."""
+
+    reason = "path already exists"
+
+
+class NotADirectoryError_(ConnectorError):  # noqa: N801 - avoids shadowing the builtin
+    """A path component or the target is not a directory."""
+
+    reason = "not a directory"
+
+
+class PermissionDeniedError(ConnectorError):
+    """The storage refused the operation for lack of permission."""
+
+    reason = "permission denied"
+
+
+class StorageFullError(ConnectorError):
+    """The location has no space or quota left."""
+
+    reason = "no space left"
+
+
+class UnsupportedOperationError(ConnectorError):
+    """The connector does not offer this operation (see its capabilities)."""
+
+    reason = "operation not supported"
+
+
+@dataclass(frozen=True, slots=True)
+class TransferFailure:
+    """One destination of a transfer that failed, and why."""
+
+    path: str
+    """The destination path that was not written."""
+    location: ExecutionLocation
+    """The destination location."""
+    cause: BaseException
+    """The exception that made it fail."""
+
+    def __str__(self) -> str:
+        return f"{describe(self.location)}:{self.path}: {self.cause}"
+
+
+class TransferError(StreamFlowDataError):
+    """A transfer failed for at least one destination.
+
+    Destinations that succeeded are registered as replicas; every failed one is listed in
+    ``failures`` and left with nothing at its destination path.
+    """
+
+    def __init__(self, source: str, failures: Sequence[TransferFailure]) -> None:
+        lines = "\n".join(f"  - {failure}" for failure in failures)
+        super().__init__(
+            f"transfer of {source!r} failed for {len(failures)} destination(s):\n{lines}"
+        )
+        self.source = source
+        self.failures = tuple(failures)

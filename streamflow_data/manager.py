@@ -1,0 +1,424 @@
+"""The DataManager contract and its default implementation."""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+from streamflow_data.config import TransferSettings
+from streamflow_data.connectors.base import Connector
+from streamflow_data.connectors.local import LocalConnector
+from streamflow_data.errors import (
+    InvalidPathError,
+    PathNotFoundError,
+    StreamFlowDataError,
+    TransferError,
+    TransferFailure,
+    UnknownDeploymentError,
+    UnknownLocationError,
+    UnknownPathError,
+)
+from streamflow_data.mapper import RemotePathMapper
+from streamflow_data.model import DataLocation, DataType, ExecutionLocation, normalize_path
+from streamflow_data.policy import DefaultSourcePolicy, SourcePolicy
+from streamflow_data.transfer.engine import Destination, Endpoint, TransferEngine
+from streamflow_data.transfer.events import TransferListener
+
+__all__ = ["DataManager", "DefaultDataManager"]
+
+LOCAL_DEPLOYMENT = "local"
+"""The deployment name under which the local connector is always available."""
+
+
+class DataManager(abc.ABC):
+    """Knows where every replica of every path lives, and moves data between locations.
+
+    The contract a workflow manager programs against (StreamFlow's ``DataManager``). Use it
+    as an async context manager, or call :meth:`close` when done.
+    """
+
+    @abc.abstractmethod
+    def register_path(
+        self,
+        location: ExecutionLocation,
+        path: str,
+        relpath: str | None = None,
+        data_type: DataType = DataType.PRIMARY,
+    ) -> DataLocation:
+        """Record that ``path`` on ``location`` holds data (its parents are recorded too)."""
+
+    @abc.abstractmethod
+    def register_relation(self, src_location: DataLocation, dst_location: DataLocation) -> None:
+        """Record that two replicas hold the same data."""
+
+    @abc.abstractmethod
+    def invalidate_location(self, location: ExecutionLocation, path: str) -> None:
+        """Record that ``path`` and everything below it on ``location`` is gone."""
+
+    @abc.abstractmethod
+    def get_data_locations(
+        self,
+        path: str,
+        deployment: str | None = None,
+        location_name: str | None = None,
+        data_type: DataType | None = None,
+    ) -> list[DataLocation]:
+        """Every valid replica of the data at ``path``, narrowed by the filters."""
+
+    @abc.abstractmethod
+    async def get_source_location(self, path: str, dst_deployment: str) -> DataLocation | None:
+        """The replica a transfer of ``path`` to ``dst_deployment`` should read, or None."""
+
+    @abc.abstractmethod
+    async def transfer_data(
+        self,
+        src_location: ExecutionLocation,
+        src_path: str,
+        dst_locations: Sequence[ExecutionLocation],
+        dst_path: str,
+        writable: bool = False,
+    ) -> None:
+        """Copy ``src_path`` on ``src_location`` to ``dst_path`` on every destination."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release connections, threads and other resources."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+# A destination is identified by (deployment, location name, path).
+_Key = tuple[str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """What a destination is being written from: identical requests share one copy."""
+
+    deployment: str
+    name: str
+    path: str
+    writable: bool
+
+
+@dataclass(slots=True)
+class _InFlight:
+    request: _Request
+    done: asyncio.Future[bool]
+    """Resolves to whether the copy to this destination succeeded."""
+
+
+@dataclass(slots=True, eq=False)
+class _Job:
+    """One destination of a ``transfer_data`` call."""
+
+    location: ExecutionLocation
+    connector: Connector
+    link: bool
+    """Same location, not writable: a symbolic link to the source suffices."""
+    key: _Key
+    replica: DataLocation | None = None
+    error: Exception | None = None
+
+
+def _key(location: ExecutionLocation, path: str) -> _Key:
+    return (location.deployment, location.name, path)
+
+
+def _nested(first: str, second: str) -> bool:
+    """Whether one path lies inside the other (or they are equal)."""
+    shorter, longer = sorted((first, second), key=len)
+    return longer == shorter or longer.startswith(shorter.rstrip("/") + "/")
+
+
+class DefaultDataManager(DataManager):
+    """The data manager: an in-memory replica graph over pluggable connectors.
+
+    ``connectors`` maps deployment names to the connectors serving them; the manager owns
+    them from then on and closes them in :meth:`close`. A :class:`LocalConnector` serves
+    the deployment ``local`` unless the mapping provides another. Locations of deployments
+    without a connector can still be registered and queried, only not transferred.
+    """
+
+    def __init__(
+        self,
+        connectors: Mapping[str, Connector] | None = None,
+        *,
+        policy: SourcePolicy | None = None,
+        settings: TransferSettings | None = None,
+        listeners: Sequence[TransferListener] = (),
+    ) -> None:
+        self._connectors: dict[str, Connector] = dict(connectors or {})
+        self._connectors.setdefault(LOCAL_DEPLOYMENT, LocalConnector())
+        self._location_names: dict[str, frozenset[str]] = {}
+        self.policy: SourcePolicy = policy or DefaultSourcePolicy()
+        """How :meth:`get_source_location` chooses among replicas."""
+        self.mapper = RemotePathMapper()
+        """The replica graph."""
+        self._engine = TransferEngine(settings or TransferSettings(), listeners)
+        self._in_flight: dict[_Key, _InFlight] = {}
+        self._closed = False
+
+    @property
+    def settings(self) -> TransferSettings:
+        """The transfer settings in force."""
+        return self._engine.settings
+
+    def add_listener(self, listener: TransferListener) -> None:
+        """Receive the progress of every later transfer."""
+        self._engine.listeners.append(listener)
+
+    def connector(self, location: ExecutionLocation) -> Connector:
+        """The connector serving ``location``.
+
+        Raises :class:`UnknownDeploymentError` or :class:`UnknownLocationError` when no
+        connector serves it.
+        """
+        connector = self._connectors.get(location.deployment)
+        if connector is None:
+            raise UnknownDeploymentError(location.deployment, list(self._connectors))
+        names = self._location_names.get(location.deployment)
+        if names is None:
+            names = frozenset(loc.name for loc in connector.locations(location.deployment))
+            self._location_names[location.deployment] = names
+        if location.name not in names:
+            raise UnknownLocationError(location, sorted(names))
+        return connector
+
+    def locations(self, deployment: str = LOCAL_DEPLOYMENT) -> Sequence[ExecutionLocation]:
+        """The locations of a deployment with a connector (``local`` by default)."""
+        connector = self._connectors.get(deployment)
+        if connector is None:
+            raise UnknownDeploymentError(deployment, list(self._connectors))
+        return connector.locations(deployment)
+
+    # -- the replica graph -------------------------------------------------------------------
+
+    def register_path(
+        self,
+        location: ExecutionLocation,
+        path: str,
+        relpath: str | None = None,
+        data_type: DataType = DataType.PRIMARY,
+    ) -> DataLocation:
+        """Record that ``path`` on ``location`` holds data; see :meth:`RemotePathMapper.register`."""
+        return self.mapper.register(location, path, relpath, data_type)
+
+    def register_relation(self, src_location: DataLocation, dst_location: DataLocation) -> None:
+        """Record that two registered replicas hold the same data (symmetric, transitive)."""
+        self.mapper.register_relation(src_location, dst_location)
+
+    def invalidate_location(self, location: ExecutionLocation, path: str) -> None:
+        """Invalidate ``path`` and its subtree on ``location``; unknown paths are ignored."""
+        self.mapper.invalidate(location, path)
+
+    def get_data_locations(
+        self,
+        path: str,
+        deployment: str | None = None,
+        location_name: str | None = None,
+        data_type: DataType | None = None,
+    ) -> list[DataLocation]:
+        """Every valid replica of the data at ``path``, including ones still being written."""
+        return self.mapper.get(path, deployment, location_name, data_type)
+
+    async def get_source_location(self, path: str, dst_deployment: str) -> DataLocation | None:
+        """The policy's choice among valid PRIMARY replicas, once it is fully written.
+
+        If the chosen replica is still being written, wait for it; if its transfer then
+        failed, choose again among what remains.
+        """
+        while True:
+            candidates = self.mapper.get(path, data_type=DataType.PRIMARY)
+            choice = self.policy.select(candidates, dst_deployment)
+            if choice is None:
+                return None
+            await choice.wait_available()
+            if choice.valid:
+                return choice
+
+    # -- transfers ---------------------------------------------------------------------------
+
+    async def transfer_data(
+        self,
+        src_location: ExecutionLocation,
+        src_path: str,
+        dst_locations: Sequence[ExecutionLocation],
+        dst_path: str,
+        writable: bool = False,
+    ) -> None:
+        """Copy ``src_path`` on ``src_location`` to ``dst_path`` on every destination.
+
+        The source must be a registered, valid replica. On its own location a
+        non-writable destination becomes a symbolic link (nothing at all when the paths are
+        equal) and a writable one a real copy. Non-writable copies join the source's replica
+        set; writable ones are registered PRIMARY on their own, free to diverge. Concurrent
+        calls writing the same destination from the same source copy once.
+
+        Raises :class:`TransferError` listing every destination that failed; those hold no
+        replica and nothing of the transfer at ``dst_path``; the others are registered.
+        """
+        self._check_open()
+        src_path = normalize_path(src_path)
+        dst_path = normalize_path(dst_path)
+        source = self.mapper.find(src_location, src_path)
+        if source is None:
+            raise UnknownPathError(src_path, src_location)
+        src_connector = self.connector(src_location)
+        jobs = self._plan_jobs(source, dst_locations, dst_path, writable)
+        if not jobs:
+            return
+        await source.wait_available()
+        if not source.valid:
+            raise UnknownPathError(src_path, src_location)
+        request = _Request(src_location.deployment, src_location.name, src_path, writable)
+        jobs = await self._claim(jobs, request)
+        completed = False
+        try:
+            self._register_pending(jobs, source, dst_path, writable)
+            try:
+                await self._copy(Endpoint(src_connector, src_location), source, jobs, dst_path)
+            except StreamFlowDataError as exc:  # the source failed: so did every destination
+                for job in jobs:
+                    job.error = job.error or exc
+            completed = True
+        finally:
+            self._settle(jobs, dst_path, completed)
+        failures = [
+            TransferFailure(dst_path, job.location, job.error) for job in jobs if job.error
+        ]
+        if failures:
+            raise TransferError(src_path, failures)
+
+    def _plan_jobs(
+        self,
+        source: DataLocation,
+        dst_locations: Sequence[ExecutionLocation],
+        dst_path: str,
+        writable: bool,
+    ) -> list[_Job]:
+        """Validate the destinations and decide what each needs; no I/O yet."""
+        jobs: dict[_Key, _Job] = {}
+        for location in dst_locations:
+            connector = self.connector(location)
+            key = _key(location, dst_path)
+            same = key[:2] == _key(source.location, source.path)[:2]
+            if same and dst_path == source.path:
+                if writable:
+                    self.mapper.detach(source)
+                continue
+            if same and _nested(dst_path, source.path):
+                raise InvalidPathError(
+                    f"cannot copy {source.path!r} into {dst_path!r} on {location}: "
+                    "one path is inside the other"
+                )
+            jobs.setdefault(key, _Job(location, connector, same and not writable, key))
+        return list(jobs.values())
+
+    async def _claim(self, jobs: list[_Job], request: _Request) -> list[_Job]:
+        """Become the writer of every destination, after any transfer writing one of them.
+
+        Destinations an identical request has just written successfully are dropped. All
+        are claimed at once, with no wait in between, so two calls never deadlock.
+        """
+        while True:
+            busy = next((job for job in jobs if job.key in self._in_flight), None)
+            if busy is None:
+                break
+            flight = self._in_flight[busy.key]
+            succeeded = await asyncio.shield(flight.done)
+            if succeeded and flight.request == request:
+                jobs = [job for job in jobs if job is not busy]
+        loop = asyncio.get_running_loop()
+        for job in jobs:
+            self._in_flight[job.key] = _InFlight(request, loop.create_future())
+        return jobs
+
+    def _register_pending(
+        self, jobs: list[_Job], source: DataLocation, dst_path: str, writable: bool
+    ) -> None:
+        """Register every destination as a replica not yet available."""
+        for job in jobs:
+            self.mapper.invalidate(job.location, dst_path)
+            data_type = DataType.SYMBOLIC_LINK if job.link else DataType.PRIMARY
+            job.replica = self.mapper.register(job.location, dst_path, data_type=data_type, available=False)
+            if not writable:
+                self.mapper.register_relation(source, job.replica)
+
+    async def _copy(
+        self, source: Endpoint, replica: DataLocation, jobs: list[_Job], dst_path: str
+    ) -> None:
+        for job in jobs:
+            if job.link:
+                try:
+                    await job.connector.symlink(job.location, replica.path, dst_path)
+                except PathNotFoundError:
+                    await job.connector.mkdir(job.location, dst_path.rpartition("/")[0] or "/")
+                    await job.connector.symlink(job.location, replica.path, dst_path)
+        copies = [job for job in jobs if not job.link]
+        if not copies:
+            return
+        destinations = [
+            Destination(
+                job.connector,
+                job.location,
+                server_copy=job.key[:2] == (source.location.deployment, source.location.name)
+                and job.connector.capabilities.server_side_copy,
+            )
+            for job in copies
+        ]
+        try:
+            await self._engine.run(source, replica.path, destinations, dst_path)
+        except PathNotFoundError as exc:
+            if exc.location == source.location and exc.path == replica.path:
+                self.mapper.invalidate(source.location, replica.path)
+            raise
+        for job, destination in zip(copies, destinations, strict=True):
+            job.error = destination.error
+
+    def _settle(self, jobs: list[_Job], dst_path: str, completed: bool) -> None:
+        """Publish each destination's outcome: available replica, or invalidated.
+
+        ``completed`` is False when the transfer was interrupted (cancelled, or an
+        unexpected error): then no destination counts as written.
+        """
+        for job in jobs:
+            succeeded = (
+                completed and job.error is None and job.replica is not None and job.replica.valid
+            )
+            if succeeded:
+                assert job.replica is not None
+                job.replica._set_available()
+            else:
+                self.mapper.invalidate(job.location, dst_path)
+                if job.replica is not None:
+                    job.replica._set_available()
+            flight = self._in_flight.pop(job.key)
+            flight.done.set_result(succeeded)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StreamFlowDataError("the data manager is closed")
+
+    async def close(self) -> None:
+        """Close every connector. Further transfers raise; queries keep working."""
+        if self._closed:
+            return
+        self._closed = True
+        for connector in self._connectors.values():
+            with contextlib.suppress(Exception):
+                await connector.close()

@@ -1,0 +1,125 @@
+"""Value types shared by every layer: where data lives and what kind of replica it is."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import posixpath
+from dataclasses import dataclass
+
+from streamflow_data.errors import InvalidPathError
+
+__all__ = ["DataLocation", "DataType", "ExecutionLocation", "normalize_path"]
+
+
+class DataType(enum.Enum):
+    """The nature of a registered replica."""
+
+    PRIMARY = "primary"
+    """Actual data: a file or directory that can serve as a transfer source."""
+    SYMBOLIC_LINK = "symbolic_link"
+    """A link pointing at a PRIMARY replica on the same location."""
+    INVALID = "invalid"
+    """No longer usable; never returned by queries."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionLocation:
+    """A place where steps run and data lives: one location of a deployment.
+
+    Frozen and hashable, so it can key dictionaries. Two locations are the same when all
+    their fields are equal; replicas are indexed by ``(deployment, name)`` and path.
+    """
+
+    deployment: str
+    """The deployment (a group of locations served by one connector) it belongs to."""
+    name: str
+    """The location's name, unique within its deployment."""
+    local: bool = False
+    """True when the location is the node streamflow-data itself runs on."""
+    hostname: str | None = None
+    """The host name of the location, when it has one; informational."""
+
+    def __str__(self) -> str:
+        return f"{self.deployment}/{self.name}"
+
+
+def normalize_path(path: str) -> str:
+    """Return ``path`` in the canonical form the replica graph indexes.
+
+    Paths are POSIX and absolute; ``.``, ``..``, repeated and trailing slashes are folded.
+    Raises :class:`InvalidPathError` for a relative or empty path.
+    """
+    if not path.startswith("/"):
+        raise InvalidPathError(f"path must be absolute, got {path!r}")
+    normalized = posixpath.normpath(path)
+    if normalized.startswith("//"):
+        normalized = "/" + normalized.lstrip("/")
+    return normalized
+
+
+class DataLocation:
+    """One replica: the data at ``path`` on ``location``.
+
+    The replica graph owns these objects and updates ``data_type`` in place, so a holder
+    always sees whether its replica became INVALID. A replica that a transfer is still
+    writing is *not yet available*: :meth:`wait_available` returns once the copy either
+    completed or failed (check ``data_type`` afterwards).
+    """
+
+    __slots__ = ("_ready", "data_type", "location", "path", "relpath")
+
+    def __init__(
+        self,
+        location: ExecutionLocation,
+        path: str,
+        relpath: str | None = None,
+        data_type: DataType = DataType.PRIMARY,
+        *,
+        available: bool = True,
+    ) -> None:
+        self.location = location
+        """The execution location holding the replica."""
+        self.path = path
+        """The absolute path of the replica on its location."""
+        self.relpath = path if relpath is None else relpath
+        """The portion of ``path`` that matters to the workflow (the whole path by default)."""
+        self.data_type = data_type
+        """PRIMARY, SYMBOLIC_LINK or INVALID; INVALID once the replica was invalidated."""
+        self._ready: asyncio.Event | None = None if available else asyncio.Event()
+
+    @property
+    def deployment(self) -> str:
+        """The deployment of the replica's location."""
+        return self.location.deployment
+
+    @property
+    def name(self) -> str:
+        """The name of the replica's location."""
+        return self.location.name
+
+    @property
+    def available(self) -> bool:
+        """False while a transfer is still writing this replica."""
+        return self._ready is None or self._ready.is_set()
+
+    @property
+    def valid(self) -> bool:
+        """True unless the replica has been invalidated."""
+        return self.data_type is not DataType.INVALID
+
+    async def wait_available(self) -> None:
+        """Wait until the transfer writing this replica has completed or failed."""
+        if self._ready is not None:
+            await self._ready.wait()
+
+    def _set_available(self) -> None:
+        """Wake every waiter; called by the manager when the writing transfer ends."""
+        if self._ready is not None:
+            self._ready.set()
+
+    def __repr__(self) -> str:
+        state = "" if self.available else ", pending"
+        return (
+            f"DataLocation({self.location}:{self.path}, {self.data_type.name}{state})"
+        )

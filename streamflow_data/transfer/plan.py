@@ -1,0 +1,59 @@
+"""Turning a source path into the work of a transfer: directories, files and links."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from streamflow_data.connectors.base import Connector, FileKind, FileStat, WalkEntry
+from streamflow_data.model import ExecutionLocation
+
+__all__ = ["TransferPlan", "join", "plan_transfer"]
+
+
+def join(base: str, relpath: str) -> str:
+    """``base/relpath``, or ``base`` itself for the root (empty ``relpath``)."""
+    if not relpath:
+        return base
+    return f"{base.rstrip('/')}/{relpath}"
+
+
+@dataclass(slots=True)
+class TransferPlan:
+    """What one source path holds, in the order a copy must create it.
+
+    A link at the root is followed (the data is what is transferred); links inside a
+    directory are kept as links.
+    """
+
+    root: FileStat
+    """The source path itself."""
+    directories: list[WalkEntry] = field(default_factory=list)
+    """Directories below the root, parents before children."""
+    files: list[WalkEntry] = field(default_factory=list)
+    """Regular files; for a file root, the single entry with an empty ``relpath``."""
+    links: list[WalkEntry] = field(default_factory=list)
+    """Symbolic links below the root."""
+
+    @property
+    def total_bytes(self) -> int:
+        """The bytes of all files."""
+        return sum(entry.stat.size for entry in self.files)
+
+
+async def plan_transfer(
+    connector: Connector, location: ExecutionLocation, path: str
+) -> TransferPlan:
+    """List what must be copied from ``path`` on ``location``."""
+    root = await connector.stat(location, path, follow_symlinks=True)
+    plan = TransferPlan(root)
+    if root.kind is not FileKind.DIRECTORY:
+        plan.files.append(WalkEntry("", root))
+        return plan
+    by_kind = {
+        FileKind.DIRECTORY: plan.directories,
+        FileKind.FILE: plan.files,
+        FileKind.SYMLINK: plan.links,
+    }
+    async for entry in connector.walk(location, path):
+        by_kind[entry.stat.kind].append(entry)
+    return plan
