@@ -415,10 +415,16 @@ class DefaultDataManager(DataManager):
             raise StreamFlowDataError("the data manager is closed")
 
     async def close(self) -> None:
-        """Close every connector. Further transfers raise; queries keep working."""
+        """Wait for transfers in flight, then close every connector.
+
+        Further transfers raise; queries keep working. To stop transfers rather than wait
+        for them, cancel their tasks first.
+        """
         if self._closed:
             return
         self._closed = True
+        if self._in_flight:
+            await asyncio.wait([asyncio.shield(f.done) for f in self._in_flight.values()])
         for connector in self._connectors.values():
             with contextlib.suppress(Exception):
                 await connector.close()

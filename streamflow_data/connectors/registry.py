@@ -27,7 +27,11 @@ _BUILTIN: dict[str, type[Connector]] = {"local": LocalConnector}
 
 
 def connector_types() -> list[str]:
-    """The names of every connector type available: built in and installed plugins."""
+    """The names of every connector type available: built in and installed plugins.
+
+    Discovery reads the installed distributions' metadata from disk: call the functions of
+    this module at start-up or in a thread, not on a running event loop.
+    """
     return sorted({*_BUILTIN, *(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))})
 
 

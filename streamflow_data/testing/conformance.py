@@ -1,0 +1,328 @@
+"""The connector conformance suite: one set of tests every connector passes unchanged.
+
+A connector's test module subclasses :class:`ConnectorConformance` and provides a
+``harness`` fixture returning a :class:`ConnectorHarness`: the connector, one of its
+locations and an empty directory there that the tests may fill. Tests of features a
+connector does not declare in its :class:`~streamflow_data.connectors.base.Capabilities`
+are skipped with the capability named. The tests use only the connector's own operations,
+so they run against any storage::
+
+    class TestMyStore(ConnectorConformance):
+        @pytest.fixture
+        async def harness(self, tmp_path):
+            connector = MyStoreConnector(...)
+            yield ConnectorHarness(connector, "mystore", location, "/scratch/test")
+            await connector.close()
+
+Requires pytest and pytest-asyncio (the ``test`` extra).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from streamflow_data.connectors.base import Connector, FileKind
+from streamflow_data.connectors.local import LocalConnector
+from streamflow_data.errors import (
+    NotADirectoryError_,
+    PathExistsError,
+    PathNotFoundError,
+    UnsupportedOperationError,
+)
+from streamflow_data.manager import DefaultDataManager
+from streamflow_data.model import ExecutionLocation
+
+__all__ = ["ConnectorConformance", "ConnectorHarness"]
+
+# A whole-second time: every storage that keeps mtimes keeps this one exactly.
+MTIME_NS = 1_600_000_000 * 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorHarness:
+    """What the conformance suite needs to exercise a connector."""
+
+    connector: Connector
+    deployment: str
+    """The deployment name the connector is bound to in the tests."""
+    location: ExecutionLocation
+    """A location of that deployment the tests may write to."""
+    root: str
+    """An existing, empty directory on the location, owned by this test."""
+
+    def path(self, *parts: str) -> str:
+        """A path below the test's root."""
+        return "/".join((self.root.rstrip("/"), *parts))
+
+
+def _payload(size: int, seed: int = 7) -> bytes:
+    """Deterministic, incompressible-looking bytes."""
+    return bytes((index * 131 + seed * 17 + (index >> 8)) % 251 for index in range(size))
+
+
+def _require(harness: ConnectorHarness, capability: str) -> None:
+    if not getattr(harness.connector.capabilities, capability):
+        pytest.skip(f"{type(harness.connector).__name__} does not declare {capability}")
+
+
+@pytest.mark.asyncio
+class ConnectorConformance:
+    """Behaviour every connector must have. Subclass it and provide ``harness``."""
+
+    @pytest.fixture
+    def harness(self) -> ConnectorHarness:
+        """Override in the subclass: the connector under test and a scratch directory."""
+        raise NotImplementedError("provide a `harness` fixture returning a ConnectorHarness")
+
+    async def _names(self, harness: ConnectorHarness, path: str) -> set[str]:
+        return {entry.relpath async for entry in harness.connector.walk(harness.location, path)}
+
+    # -- locations and metadata --------------------------------------------------------------
+
+    async def test_serves_its_location(self, harness: ConnectorHarness) -> None:
+        locations = harness.connector.locations(harness.deployment)
+        assert harness.location in locations
+        assert all(location.deployment == harness.deployment for location in locations)
+
+    async def test_stat_of_a_missing_path_raises_path_not_found(
+        self, harness: ConnectorHarness
+    ) -> None:
+        missing = harness.path("missing")
+        with pytest.raises(PathNotFoundError, match="missing"):
+            await harness.connector.stat(harness.location, missing)
+        assert not await harness.connector.exists(harness.location, missing)
+
+    async def test_stat_reports_files_and_directories(self, harness: ConnectorHarness) -> None:
+        connector, location = harness.connector, harness.location
+        await connector.mkdir(location, harness.path("dir"))
+        await connector.write_file(location, harness.path("dir", "file"), b"12345")
+        file_stat = await connector.stat(location, harness.path("dir", "file"))
+        assert (file_stat.kind, file_stat.size) == (FileKind.FILE, 5)
+        assert (await connector.stat(location, harness.path("dir"))).kind is FileKind.DIRECTORY
+
+    async def test_mode_and_mtime_are_kept(self, harness: ConnectorHarness) -> None:
+        _require(harness, "permissions")
+        _require(harness, "mtimes")
+        connector, location = harness.connector, harness.location
+        await connector.write_file(location, harness.path("f"), b"x", mode=0o640, mtime_ns=MTIME_NS)
+        info = await connector.stat(location, harness.path("f"))
+        assert (info.mode, info.mtime_ns) == (0o640, MTIME_NS)
+        await connector.mkdir(location, harness.path("d"))
+        await connector.set_metadata(location, harness.path("d"), mode=0o750, mtime_ns=MTIME_NS)
+        info = await connector.stat(location, harness.path("d"))
+        assert (info.mode, info.mtime_ns) == (0o750, MTIME_NS)
+
+    # -- reading and writing -----------------------------------------------------------------
+
+    @pytest.mark.parametrize("size", [0, 1, 65_536, 1_000_003])
+    async def test_write_then_read_round_trips(
+        self, harness: ConnectorHarness, size: int
+    ) -> None:
+        data = _payload(size)
+        await harness.connector.write_file(harness.location, harness.path("blob"), data)
+        assert await harness.connector.read_file(harness.location, harness.path("blob")) == data
+        assert (await harness.connector.stat(harness.location, harness.path("blob"))).size == size
+
+    async def test_ranged_reads_return_exact_ranges(self, harness: ConnectorHarness) -> None:
+        data = _payload(300_000)
+        await harness.connector.write_file(harness.location, harness.path("blob"), data)
+        async with await harness.connector.open_reader(harness.location, harness.path("blob")) as reader:
+            assert await reader.read(0, 10) == data[:10]
+            assert await reader.read(123_457, 70_000) == data[123_457:193_457]
+            assert await reader.read(299_990, 100) == data[299_990:]
+            assert await reader.read(300_000, 100) == b""
+
+    async def test_reading_a_missing_file_raises_path_not_found(
+        self, harness: ConnectorHarness
+    ) -> None:
+        with pytest.raises(PathNotFoundError):
+            await harness.connector.open_reader(harness.location, harness.path("missing"))
+        with pytest.raises(PathNotFoundError):
+            await harness.connector.read_file(harness.location, harness.path("missing"))
+
+    async def test_written_file_appears_only_on_commit(self, harness: ConnectorHarness) -> None:
+        connector, location = harness.connector, harness.location
+        target = harness.path("out")
+        parts = [_payload(100_000, seed) for seed in range(3)]
+        async with await connector.open_writer(location, target) as writer:
+            offset = 0
+            for part in parts:
+                await writer.write(offset, part)
+                offset += len(part)
+            assert not await connector.exists(location, target)
+            await writer.commit()
+        assert await connector.read_file(location, target) == b"".join(parts)
+        assert await self._names(harness, harness.root) == {"out"}
+
+    async def test_abandoned_writer_leaves_nothing(self, harness: ConnectorHarness) -> None:
+        connector, location = harness.connector, harness.location
+        with pytest.raises(RuntimeError, match="interrupted"):
+            async with await connector.open_writer(location, harness.path("out")) as writer:
+                await writer.write(0, b"partial")
+                raise RuntimeError("interrupted")
+        writer = await connector.open_writer(location, harness.path("out2"))
+        await writer.write(0, b"partial")
+        await writer.abort()
+        await writer.abort()
+        assert await self._names(harness, harness.root) == set()
+
+    async def test_commit_replaces_an_existing_file(self, harness: ConnectorHarness) -> None:
+        connector, location = harness.connector, harness.location
+        await connector.write_file(location, harness.path("f"), b"old content")
+        await connector.write_file(location, harness.path("f"), b"new")
+        assert await connector.read_file(location, harness.path("f")) == b"new"
+        assert await self._names(harness, harness.root) == {"f"}
+
+    async def test_writing_into_a_missing_directory_raises_path_not_found(
+        self, harness: ConnectorHarness
+    ) -> None:
+        with pytest.raises(PathNotFoundError):
+            await harness.connector.open_writer(harness.location, harness.path("no", "file"))
+
+    async def test_ranged_writes_in_any_order(self, harness: ConnectorHarness) -> None:
+        _require(harness, "ranged_writes")
+        connector, location = harness.connector, harness.location
+        data = _payload(300_000)
+        async with await connector.open_writer(location, harness.path("out")) as writer:
+            for start in (200_000, 0, 100_000):
+                await writer.write(start, data[start : start + 100_000])
+            await writer.commit()
+        assert await connector.read_file(location, harness.path("out")) == data
+
+    # -- directories, links, removal ---------------------------------------------------------
+
+    async def test_mkdir_creates_parents_and_accepts_existing(
+        self, harness: ConnectorHarness
+    ) -> None:
+        connector, location = harness.connector, harness.location
+        await connector.mkdir(location, harness.path("a", "b", "c"))
+        await connector.mkdir(location, harness.path("a", "b", "c"))
+        assert (await connector.stat(location, harness.path("a", "b"))).kind is FileKind.DIRECTORY
+        await connector.write_file(location, harness.path("file"), b"")
+        with pytest.raises((PathExistsError, NotADirectoryError_)):
+            await connector.mkdir(location, harness.path("file"))
+
+    async def test_walk_lists_a_tree_parents_first(self, harness: ConnectorHarness) -> None:
+        connector, location = harness.connector, harness.location
+        await connector.mkdir(location, harness.path("d1", "d2"))
+        await connector.mkdir(location, harness.path("empty"))
+        for name in ("top", "d1/mid", "d1/d2/deep"):
+            await connector.write_file(location, harness.path(name), name.encode())
+        entries = [entry async for entry in connector.walk(location, harness.root)]
+        kinds = {entry.relpath: entry.stat.kind for entry in entries}
+        assert kinds == {
+            "top": FileKind.FILE,
+            "empty": FileKind.DIRECTORY,
+            "d1": FileKind.DIRECTORY,
+            "d1/mid": FileKind.FILE,
+            "d1/d2": FileKind.DIRECTORY,
+            "d1/d2/deep": FileKind.FILE,
+        }
+        order = [entry.relpath for entry in entries]
+        for relpath in order:
+            if "/" in relpath:
+                assert order.index(relpath.rsplit("/", 1)[0]) < order.index(relpath)
+        sizes = {entry.relpath: entry.stat.size for entry in entries}
+        assert sizes["d1/d2/deep"] == len(b"d1/d2/deep")
+
+    async def test_walk_errors_are_typed(self, harness: ConnectorHarness) -> None:
+        connector, location = harness.connector, harness.location
+        with pytest.raises(PathNotFoundError):
+            _ = [entry async for entry in connector.walk(location, harness.path("missing"))]
+        await connector.write_file(location, harness.path("file"), b"x")
+        with pytest.raises(NotADirectoryError_):
+            _ = [entry async for entry in connector.walk(location, harness.path("file"))]
+
+    async def test_symlinks_are_created_reported_and_replaced(
+        self, harness: ConnectorHarness
+    ) -> None:
+        connector, location = harness.connector, harness.location
+        if not connector.capabilities.symlinks:
+            with pytest.raises(UnsupportedOperationError):
+                await connector.symlink(location, "target", harness.path("link"))
+            return
+        await connector.write_file(location, harness.path("target"), b"data")
+        await connector.symlink(location, "target", harness.path("link"))
+        info = await connector.stat(location, harness.path("link"))
+        assert (info.kind, info.target) == (FileKind.SYMLINK, "target")
+        followed = await connector.stat(location, harness.path("link"), follow_symlinks=True)
+        assert (followed.kind, followed.size) == (FileKind.FILE, 4)
+        await connector.symlink(location, "elsewhere", harness.path("link"))
+        assert (await connector.stat(location, harness.path("link"))).target == "elsewhere"
+        listed = {e.relpath: e.stat.kind async for e in connector.walk(location, harness.root)}
+        assert listed == {"target": FileKind.FILE, "link": FileKind.SYMLINK}
+
+    async def test_remove_files_trees_and_missing_paths(self, harness: ConnectorHarness) -> None:
+        connector, location = harness.connector, harness.location
+        await connector.mkdir(location, harness.path("tree", "sub"))
+        await connector.write_file(location, harness.path("tree", "sub", "f"), b"x")
+        await connector.write_file(location, harness.path("file"), b"x")
+        await connector.remove(location, harness.path("file"))
+        await connector.remove(location, harness.path("tree"))
+        await connector.remove(location, harness.path("never-existed"))
+        assert await self._names(harness, harness.root) == set()
+
+    async def test_server_side_copy(self, harness: ConnectorHarness) -> None:
+        _require(harness, "server_side_copy")
+        connector, location = harness.connector, harness.location
+        data = _payload(200_000)
+        await connector.write_file(location, harness.path("src"), data)
+        await connector.copy(
+            location, harness.path("src"), harness.path("dst"), mode=0o600, mtime_ns=MTIME_NS
+        )
+        assert await connector.read_file(location, harness.path("dst")) == data
+        info = await connector.stat(location, harness.path("dst"))
+        if connector.capabilities.permissions:
+            assert info.mode == 0o600
+        if connector.capabilities.mtimes:
+            assert info.mtime_ns == MTIME_NS
+        with pytest.raises(PathNotFoundError):
+            await connector.copy(location, harness.path("missing"), harness.path("dst2"))
+
+    # -- through the data manager ------------------------------------------------------------
+
+    async def test_round_trip_through_the_data_manager(
+        self, harness: ConnectorHarness, tmp_path: Path
+    ) -> None:
+        """A local tree copied to the connector and back arrives byte for byte."""
+        source, back = tmp_path / "source", tmp_path / "back"
+        await asyncio.to_thread(_make_tree, source)
+        local = LocalConnector()
+        # The harness owns its connector; the manager is not closed so it does not close it.
+        manager = DefaultDataManager({"local": local, harness.deployment: harness.connector})
+        try:
+            here = manager.locations("local")[0]
+            manager.register_path(here, str(source))
+            await manager.transfer_data(here, str(source), [harness.location], harness.path("tree"))
+            remote = manager.get_data_locations(
+                harness.path("tree"), deployment=harness.deployment
+            )
+            assert [replica.path for replica in remote] == [harness.path("tree")]
+            await manager.transfer_data(harness.location, harness.path("tree"), [here], str(back))
+        finally:
+            await local.close()
+        assert await asyncio.to_thread(_tree_contents, back) == await asyncio.to_thread(
+            _tree_contents, source
+        )
+
+
+def _make_tree(root: Path) -> None:
+    (root / "sub" / "empty").mkdir(parents=True)
+    (root / "sub" / "blob").write_bytes(_payload(5_000_000))
+    (root / "small").write_bytes(b"small")
+    (root / "zero").write_bytes(b"")
+
+
+def _tree_contents(root: Path) -> dict[str, bytes | None]:
+    """Every path below ``root`` with its bytes (None for directories)."""
+    contents: dict[str, bytes | None] = {}
+    for directory, subdirectories, files in os.walk(root):
+        relative = Path(directory).relative_to(root)
+        contents.update({str(relative / name): None for name in subdirectories})
+        contents.update({str(relative / name): (Path(directory) / name).read_bytes() for name in files})
+    return contents

@@ -1,0 +1,107 @@
+"""The local connector: the shared conformance suite, plus what only local storage shows."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from streamflow_data import (
+    ConfigurationError,
+    ConnectorError,
+    ExecutionLocation,
+    LocalConnector,
+    LocalOptions,
+    PathExistsError,
+    PermissionDeniedError,
+    StorageFullError,
+)
+from streamflow_data.testing import ConnectorConformance, ConnectorHarness
+
+HERE = ExecutionLocation("conformance", "localhost", local=True)
+
+
+class TestLocalConformance(ConnectorConformance):
+    @pytest.fixture
+    async def harness(self, tmp_path: Path) -> AsyncIterator[ConnectorHarness]:
+        root = tmp_path / "scratch"
+        root.mkdir()
+        connector = LocalConnector()
+        yield ConnectorHarness(connector, "conformance", HERE, str(root))
+        await connector.close()
+
+
+class TestLocalConformanceWithFsync(TestLocalConformance):
+    """The durable mode passes the same suite."""
+
+    @pytest.fixture
+    async def harness(self, tmp_path: Path) -> AsyncIterator[ConnectorHarness]:
+        root = tmp_path / "scratch"
+        root.mkdir()
+        connector = LocalConnector.from_options({"fsync": True, "max_threads": 2})
+        yield ConnectorHarness(connector, "conformance", HERE, str(root))
+        await connector.close()
+
+
+@pytest.fixture
+async def connector() -> AsyncIterator[LocalConnector]:
+    local = LocalConnector()
+    yield local
+    await local.close()
+
+
+def test_options_are_validated() -> None:
+    with pytest.raises(ConfigurationError, match=r"max_threads.*greater than or equal to 1"):
+        LocalConnector.from_options({"max_threads": 0})
+    with pytest.raises(ConfigurationError, match="colour"):
+        LocalConnector.from_options({"colour": "blue"})
+    assert LocalConnector.from_options({}).options == LocalOptions()
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        (errno.ENOSPC, StorageFullError),
+        (errno.EDQUOT, StorageFullError),
+        (errno.EACCES, PermissionDeniedError),
+        (errno.EROFS, PermissionDeniedError),
+        (errno.EEXIST, PathExistsError),
+        (errno.EIO, ConnectorError),
+    ],
+)
+async def test_os_errors_become_typed_errors_naming_path_and_location(
+    connector: LocalConnector, code: int, error: type[ConnectorError]
+) -> None:
+    def fail() -> None:
+        raise OSError(code, os.strerror(code))
+
+    with pytest.raises(error, match=r"'/some/path' on conformance/localhost") as caught:
+        await connector._run(HERE, "/some/path", fail)
+    assert isinstance(caught.value.__cause__, OSError)
+    assert caught.value.path == "/some/path" and caught.value.location == HERE
+
+
+async def test_a_full_device_is_reported_as_storage_full(connector: LocalConnector) -> None:
+    """/dev/full fails every write with ENOSPC, as a full disk does."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    writer = await connector.open_writer(HERE, "/tmp/unused")
+    try:
+        fd = await asyncio.to_thread(os.open, "/dev/full", os.O_WRONLY)
+        await asyncio.to_thread(os.dup2, fd, writer._fd)  # type: ignore[attr-defined]
+        await asyncio.to_thread(os.close, fd)
+        with pytest.raises(StorageFullError, match="No space left"):
+            await writer.write(0, b"data")
+    finally:
+        await writer.abort()
+
+
+async def test_file_over_a_directory_is_refused(connector: LocalConnector, tmp_path: Path) -> None:
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(PathExistsError):
+        await connector.write_file(HERE, str(tmp_path / "dir"), b"x")
+    assert sorted(os.listdir(tmp_path)) == ["dir"]

@@ -1,0 +1,135 @@
+"""A connector that wraps another to count bytes and inject faults (fakes for unit tests)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+from streamflow_data import (
+    Connector,
+    ExecutionLocation,
+    FileStat,
+    LocalConnector,
+    Reader,
+    WalkEntry,
+    Writer,
+)
+from streamflow_data.errors import StorageFullError
+
+
+class WrappingConnector(Connector):
+    """Delegates to a LocalConnector; counts source bytes; fails or stalls writes on demand.
+
+    With ``root``, every path is taken below that directory, so that several of these on
+    one machine act as separate hosts whose same paths do not collide.
+    """
+
+    capabilities = LocalConnector.capabilities
+
+    def __init__(
+        self,
+        root: str = "",
+        *,
+        fail_write_number: int | None = None,
+        stall_writes: bool = False,
+    ) -> None:
+        self.inner = LocalConnector()
+        self.root = root.rstrip("/")
+        self.bytes_read = 0
+        self.opens = 0
+        self.writes = 0
+        self.fail_write_number = fail_write_number
+        self.stall_writes = stall_writes
+        self.write_started = asyncio.Event()
+
+    def locations(self, deployment: str) -> Sequence[ExecutionLocation]:
+        return self.inner.locations(deployment)
+
+    async def stat(
+        self, location: ExecutionLocation, path: str, *, follow_symlinks: bool = False
+    ) -> FileStat:
+        return await self.inner.stat(location, self.root + path, follow_symlinks=follow_symlinks)
+
+    async def walk(self, location: ExecutionLocation, path: str) -> AsyncIterator[WalkEntry]:
+        async for entry in self.inner.walk(location, self.root + path):
+            yield entry
+
+    async def open_reader(self, location: ExecutionLocation, path: str) -> Reader:
+        self.opens += 1
+        return _CountingReader(self, await self.inner.open_reader(location, self.root + path))
+
+    async def read_file(self, location: ExecutionLocation, path: str) -> bytes:
+        self.opens += 1
+        data = await self.inner.read_file(location, self.root + path)
+        self.bytes_read += len(data)
+        return data
+
+    async def open_writer(
+        self,
+        location: ExecutionLocation,
+        path: str,
+        *,
+        mode: int | None = None,
+        mtime_ns: int | None = None,
+    ) -> Writer:
+        inner = await self.inner.open_writer(location, self.root + path, mode=mode, mtime_ns=mtime_ns)
+        return _FaultyWriter(self, location, inner)
+
+    async def mkdir(self, location: ExecutionLocation, path: str) -> None:
+        await self.inner.mkdir(location, self.root + path)
+
+    async def remove(self, location: ExecutionLocation, path: str) -> None:
+        await self.inner.remove(location, self.root + path)
+
+    async def symlink(self, location: ExecutionLocation, target: str, path: str) -> None:
+        await self.inner.symlink(location, target, self.root + path)
+
+    async def set_metadata(
+        self,
+        location: ExecutionLocation,
+        path: str,
+        *,
+        mode: int | None = None,
+        mtime_ns: int | None = None,
+    ) -> None:
+        await self.inner.set_metadata(location, self.root + path, mode=mode, mtime_ns=mtime_ns)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+class _CountingReader(Reader):
+    def __init__(self, owner: WrappingConnector, inner: Reader) -> None:
+        self.owner = owner
+        self.inner = inner
+
+    async def read(self, offset: int, size: int) -> bytes:
+        data = await self.inner.read(offset, size)
+        self.owner.bytes_read += len(data)
+        return data
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+class _FaultyWriter(Writer):
+    def __init__(self, owner: WrappingConnector, location: ExecutionLocation, inner: Writer) -> None:
+        super().__init__(inner.path)
+        self.owner = owner
+        self.location = location
+        self.inner = inner
+
+    async def write(self, offset: int, data: bytes | memoryview) -> None:
+        self.owner.writes += 1
+        self.owner.write_started.set()
+        if self.owner.stall_writes:
+            await asyncio.sleep(3600)
+        if self.owner.writes == self.owner.fail_write_number:
+            raise StorageFullError(self.location, self.path, "injected fault")
+        await self.inner.write(offset, data)
+
+    async def _commit(self) -> None:
+        await self.inner.commit()
+
+    async def _abort(self) -> None:
+        await self.inner.abort()
