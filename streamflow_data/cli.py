@@ -1,7 +1,7 @@
 """The ``streamflow-data`` command line.
 
 Exit status: 0 when everything was copied, 1 when a transfer failed, 2 for a usage error
-(bad arguments, missing source).
+(bad arguments, missing source, a destination inside the source), 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -54,12 +54,11 @@ def _destination(src: str, dst: str) -> str:
 
 
 def _human(size: float) -> str:
-    unit = "B"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024:
-            break
+    units = ["B", "KiB", "MiB", "GiB"]
+    while size >= 1024 and len(units) > 1:
         size /= 1024
-    return f"{size:.1f} {unit}"
+        units.pop(0)
+    return f"{size:.1f} {units[0]}"
 
 
 async def _copy(src: str, destinations: list[str], quiet: bool) -> int:
@@ -88,7 +87,7 @@ async def _copy(src: str, destinations: list[str], quiet: bool) -> int:
     for dst in destinations:
         error = results[dst]
         if error is not None:
-            status = EXIT_FAILED
+            status = max(status, EXIT_FAILED if isinstance(error, TransferError) else EXIT_USAGE)
             print(f"streamflow-data: {error}", file=sys.stderr)
         elif quiet:
             continue
@@ -112,9 +111,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     destinations = list(dict.fromkeys(_destination(src, dst) for dst in args.dst))
     try:
         return asyncio.run(_copy(src, destinations, args.quiet))
-    except TransferError as exc:
-        print(f"streamflow-data: {exc}", file=sys.stderr)
-        return EXIT_FAILED
     except StreamFlowDataError as exc:
         print(f"streamflow-data: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -14,7 +14,7 @@ boundary: callers never see a backend exception type::
     ├── ConnectorError              a storage operation failed
     │   ├── PathNotFoundError       the path does not exist on the location
     │   ├── PathExistsError         the path exists and may not be replaced
-    │   ├── NotADirectoryError_     a directory was expected
+    │   ├── NotDirectoryError     a directory was expected
     │   ├── PermissionDeniedError   the storage refused access
     │   ├── StorageFullError        no space or quota left on the location
     │   └── UnsupportedOperationError  the connector lacks the capability
@@ -39,7 +39,7 @@ __all__ = [
     "ConnectorError",
     "ConnectorNotFoundError",
     "InvalidPathError",
-    "NotADirectoryError_",
+    "NotDirectoryError",
     "PathExistsError",
     "PathNotFoundError",
     "PermissionDeniedError",
@@ -121,9 +121,7 @@ class ConnectorError(StreamFlowDataError):
 
     reason = "storage operation failed"
 
-    def __init__(
-        self, location: ExecutionLocation, path: str, detail: str | None = None
-    ) -> None:
+    def __init__(self, location: ExecutionLocation, path: str, detail: str | None = None) -> None:
         message = f"{self.reason}: {path!r} on {describe(location)}"
         if detail:
             message = f"{message}: {detail}"
@@ -144,7 +142,7 @@ class PathExistsError(ConnectorError):
     reason = "path already exists"
 
 
-class NotADirectoryError_(ConnectorError):  # noqa: N801 - avoids shadowing the builtin
+class NotDirectoryError(ConnectorError):
     """A path component or the target is not a directory."""
 
     reason = "not a directory"

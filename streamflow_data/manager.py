@@ -215,7 +215,10 @@ class DefaultDataManager(DataManager):
         relpath: str | None = None,
         data_type: DataType = DataType.PRIMARY,
     ) -> DataLocation:
-        """Record that ``path`` on ``location`` holds data; see :meth:`RemotePathMapper.register`."""
+        """Record that ``path`` on ``location`` holds data; see :meth:`RemotePathMapper.register`.
+
+        Parent directories are registered too; registering again changes nothing.
+        """
         return self.mapper.register(location, path, relpath, data_type)
 
     def register_relation(self, src_location: DataLocation, dst_location: DataLocation) -> None:
@@ -298,9 +301,7 @@ class DefaultDataManager(DataManager):
             completed = True
         finally:
             self._settle(jobs, dst_path, completed)
-        failures = [
-            TransferFailure(dst_path, job.location, job.error) for job in jobs if job.error
-        ]
+        failures = [TransferFailure(dst_path, job.location, job.error) for job in jobs if job.error]
         if failures:
             raise TransferError(src_path, failures)
 
@@ -355,7 +356,9 @@ class DefaultDataManager(DataManager):
         for job in jobs:
             self.mapper.invalidate(job.location, dst_path)
             data_type = DataType.SYMBOLIC_LINK if job.link else DataType.PRIMARY
-            job.replica = self.mapper.register(job.location, dst_path, data_type=data_type, available=False)
+            job.replica = self.mapper.register(
+                job.location, dst_path, data_type=data_type, available=False
+            )
             if not writable:
                 self.mapper.register_relation(source, job.replica)
 

@@ -120,6 +120,4 @@ class DataLocation:
 
     def __repr__(self) -> str:
         state = "" if self.available else ", pending"
-        return (
-            f"DataLocation({self.location}:{self.path}, {self.data_type.name}{state})"
-        )
+        return f"DataLocation({self.location}:{self.path}, {self.data_type.name}{state})"

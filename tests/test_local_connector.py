@@ -85,11 +85,11 @@ async def test_os_errors_become_typed_errors_naming_path_and_location(
     assert caught.value.path == "/some/path" and caught.value.location == HERE
 
 
-async def test_a_full_device_is_reported_as_storage_full(connector: LocalConnector) -> None:
-    """/dev/full fails every write with ENOSPC, as a full disk does."""
-    if not os.path.exists("/dev/full"):
-        pytest.skip("no /dev/full on this system")
-    writer = await connector.open_writer(HERE, "/tmp/unused")
+async def test_a_full_device_is_reported_as_storage_full(
+    connector: LocalConnector, tmp_path: Path
+) -> None:
+    """/dev/full (present on every Linux) fails every write with ENOSPC, as a full disk does."""
+    writer = await connector.open_writer(HERE, str(tmp_path / "unused"))
     try:
         fd = await asyncio.to_thread(os.open, "/dev/full", os.O_WRONLY)
         await asyncio.to_thread(os.dup2, fd, writer._fd)  # type: ignore[attr-defined]

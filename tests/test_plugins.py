@@ -37,13 +37,25 @@ def installed_plugins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
     """
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-         "--no-build-isolation", "--target", str(target), str(PLUGIN)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(PLUGIN),
+        ],
         check=True,
     )
     broken = target / "sfd_broken_plugin-0.1.dist-info"
     broken.mkdir()
-    (broken / "METADATA").write_text("Metadata-Version: 2.1\nName: sfd-broken-plugin\nVersion: 0.1\n")
+    (broken / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: sfd-broken-plugin\nVersion: 0.1\n"
+    )
     (broken / "entry_points.txt").write_text(
         f"[{ENTRY_POINT_GROUP}]\nbroken = sfd_no_such_module:Nothing\nnotaclass = os:path\n"
     )
@@ -75,9 +87,9 @@ def test_plugin_options_are_validated() -> None:
 
 @pytest.mark.usefixtures("installed_plugins")
 def test_unknown_and_broken_plugins_are_reported() -> None:
-    with pytest.raises(ConnectorNotFoundError, match="'nonexistent'.*local.*memory"):
+    with pytest.raises(ConnectorNotFoundError, match=r"'nonexistent'.*local.*memory"):
         connector_class("nonexistent")
-    with pytest.raises(ConfigurationError, match="'broken'.*failed to load"):
+    with pytest.raises(ConfigurationError, match=r"'broken'.*failed to load"):
         connector_class("broken")
     with pytest.raises(ConfigurationError, match="not a Connector subclass"):
         connector_class("notaclass")

@@ -40,7 +40,7 @@ CONTRACT_NAMES = {
 
 def test_all_lists_exactly_what_the_package_exports() -> None:
     exported = set(streamflow_data.__all__)
-    assert CONTRACT_NAMES <= exported
+    assert exported >= CONTRACT_NAMES
     assert len(streamflow_data.__all__) == len(exported), "duplicates in __all__"
     public = {name for name in vars(streamflow_data) if not name.startswith("_")}
     modules = {name for name in public if inspect.ismodule(getattr(streamflow_data, name))}
@@ -95,11 +95,12 @@ def test_contract_signatures(name: str, parameters: list[str]) -> None:
     for cls in (DataManager, DefaultDataManager):
         signature = inspect.signature(getattr(cls, name))
         assert list(signature.parameters) == parameters, f"{cls.__name__}.{name}"
-    defaults = {
+    all_defaults: dict[str, dict[str, object]] = {
         "register_path": {"relpath": None, "data_type": DataType.PRIMARY},
         "get_data_locations": {"deployment": None, "location_name": None, "data_type": None},
         "transfer_data": {"writable": False},
-    }.get(name, {})
+    }
+    defaults = all_defaults.get(name, {})
     signature = inspect.signature(getattr(DefaultDataManager, name))
     for parameter, default in defaults.items():
         assert signature.parameters[parameter].default == default
@@ -107,7 +108,7 @@ def test_contract_signatures(name: str, parameters: list[str]) -> None:
 
 def test_default_data_manager_constructor() -> None:
     signature = inspect.signature(DefaultDataManager)
-    assert list(signature.parameters)[0] == "connectors"
+    assert next(iter(signature.parameters)) == "connectors"
     assert signature.parameters["connectors"].default is None
     assert signature.parameters["policy"].kind is inspect.Parameter.KEYWORD_ONLY
 

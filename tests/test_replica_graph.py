@@ -23,7 +23,7 @@ def where(replicas: list) -> set[tuple[str, str, str]]:  # type: ignore[type-arg
     return {(r.deployment, r.name, r.path) for r in replicas}
 
 
-# -- rule 1: replicas are keyed by (deployment, location name, path) ---------------------------
+# -- rule 1: replicas are keyed by (deployment, location name, path) ------------------------------
 
 
 async def test_same_path_on_two_locations_is_two_replicas(manager: DefaultDataManager) -> None:
@@ -69,7 +69,7 @@ async def test_paths_are_normalized_and_must_be_absolute(manager: DefaultDataMan
         manager.register_path(A, "relative/path")
 
 
-# -- rule 2: parents are registered, once -------------------------------------------------------
+# -- rule 2: parents are registered, once ---------------------------------------------------------
 
 
 async def test_register_path_registers_parent_directories(manager: DefaultDataManager) -> None:
@@ -97,7 +97,7 @@ async def test_relpath_is_kept(manager: DefaultDataManager) -> None:
     assert manager.get_data_locations("/scratch/job42/inputs/a.txt")[0].relpath == "inputs/a.txt"
 
 
-# -- rule 3: relations are symmetric and transitive ---------------------------------------------
+# -- rule 3: relations are symmetric and transitive -----------------------------------------------
 
 
 async def test_relation_is_symmetric(manager: DefaultDataManager) -> None:
@@ -145,7 +145,7 @@ async def test_relation_results_exclude_invalid_replicas(manager: DefaultDataMan
     assert manager.get_data_locations("/b/x") == []
 
 
-# -- rule 4: invalidation ---------------------------------------------------------------------------
+# -- rule 4: invalidation -------------------------------------------------------------------------
 
 
 async def test_invalidation_marks_the_subtree_on_that_location_only(

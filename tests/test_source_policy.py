@@ -20,7 +20,9 @@ LOCAL = ExecutionLocation("local", "localhost", local=True)
 REMOTES = [ExecutionLocation("cloud", f"vm-{i}") for i in range(4)]
 
 
-def related(manager: DefaultDataManager, *pairs: tuple[ExecutionLocation, str]) -> list[DataLocation]:
+def related(
+    manager: DefaultDataManager, *pairs: tuple[ExecutionLocation, str]
+) -> list[DataLocation]:
     replicas = [manager.register_path(location, path) for location, path in pairs]
     for replica in replicas[1:]:
         manager.register_relation(replicas[0], replica)

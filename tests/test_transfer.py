@@ -75,7 +75,7 @@ async def tree(tmp_path: Path) -> Path:
     return root
 
 
-# -- the source --------------------------------------------------------------------------------
+# -- the source -----------------------------------------------------------------------------------
 
 
 async def test_source_must_be_a_registered_replica(
@@ -109,13 +109,17 @@ async def test_a_missing_source_file_fails_every_destination_and_is_invalidated(
 ) -> None:
     manager.register_path(LOCAL, str(tmp_path / "gone"))
     with pytest.raises(TransferError) as caught:
-        await manager.transfer_data(LOCAL, str(tmp_path / "gone"), [LOCAL], str(tmp_path / "d"), True)
+        await manager.transfer_data(
+            LOCAL, str(tmp_path / "gone"), [LOCAL], str(tmp_path / "d"), True
+        )
     assert isinstance(caught.value.failures[0].cause, PathNotFoundError)
     assert manager.get_data_locations(str(tmp_path / "gone")) == []
     assert manager.get_data_locations(str(tmp_path / "d")) == []
 
 
-async def test_waits_for_a_source_being_written(manager: DefaultDataManager, tmp_path: Path) -> None:
+async def test_waits_for_a_source_being_written(
+    manager: DefaultDataManager, tmp_path: Path
+) -> None:
     source = tmp_path / "f"
     pending = manager.mapper.register(LOCAL, str(source), available=False)
     copy = asyncio.create_task(
@@ -138,7 +142,9 @@ async def test_same_location_not_writable_makes_a_link(
     source = manager.register_path(LOCAL, str(tree))
     await manager.transfer_data(LOCAL, str(tree), [LOCAL], str(tmp_path / "work" / "in"))
     assert os.readlink(tmp_path / "work" / "in") == str(tree)
-    [link] = manager.get_data_locations(str(tmp_path / "work" / "in"), data_type=DataType.SYMBOLIC_LINK)
+    [link] = manager.get_data_locations(
+        str(tmp_path / "work" / "in"), data_type=DataType.SYMBOLIC_LINK
+    )
     assert link.available
     assert set(manager.get_data_locations(str(tree))) == {source, link}
     manager.invalidate_location(LOCAL, str(tree))
@@ -183,7 +189,7 @@ async def test_copy_into_itself_is_refused(manager: DefaultDataManager, tree: Pa
         await manager.transfer_data(LOCAL, str(tree), [LOCAL], str(tree / "sub" / "x"), True)
 
 
-# -- other locations --------------------------------------------------------------------------------
+# -- other locations ------------------------------------------------------------------------------
 
 
 class Hosts:
@@ -230,9 +236,7 @@ async def test_tree_to_several_destinations_keeps_everything(tree: Path, hosts: 
     assert [p.files_done for p in progress] == sorted(p.files_done for p in progress)
 
 
-async def test_writable_copies_to_other_locations_are_not_related(
-    tree: Path, hosts: Hosts
-) -> None:
+async def test_writable_copies_to_other_locations_are_not_related(tree: Path, hosts: Hosts) -> None:
     host = hosts.add("h1")
     async with DefaultDataManager(hosts.connectors) as dm:
         source = dm.register_path(LOCAL, str(tree / "small.txt"))
@@ -265,7 +269,7 @@ async def test_source_is_read_once_for_many_destinations(tree: Path, hosts: Host
         assert await asyncio.to_thread(snapshot, hosts.path(f"d{index}", "/fan")) == expected
 
 
-# -- failures ------------------------------------------------------------------------------------------
+# -- failures -------------------------------------------------------------------------------------
 
 
 async def test_a_failed_destination_leaves_nothing_and_the_others_succeed(
@@ -319,9 +323,7 @@ async def test_cancelling_a_transfer_leaves_nothing_and_wakes_waiters(
     assert not hosts.path("stalled", "/out").exists()
 
 
-async def test_concurrent_transfers_to_one_destination_copy_once(
-    tree: Path, hosts: Hosts
-) -> None:
+async def test_concurrent_transfers_to_one_destination_copy_once(tree: Path, hosts: Hosts) -> None:
     source = hosts.add("src")
     await asyncio.to_thread(make_tree, hosts.path("src", "/data"))
     destination = hosts.add("dst")

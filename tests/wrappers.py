@@ -72,7 +72,9 @@ class WrappingConnector(Connector):
         mode: int | None = None,
         mtime_ns: int | None = None,
     ) -> Writer:
-        inner = await self.inner.open_writer(location, self.root + path, mode=mode, mtime_ns=mtime_ns)
+        inner = await self.inner.open_writer(
+            location, self.root + path, mode=mode, mtime_ns=mtime_ns
+        )
         return _FaultyWriter(self, location, inner)
 
     async def mkdir(self, location: ExecutionLocation, path: str) -> None:
@@ -113,7 +115,9 @@ class _CountingReader(Reader):
 
 
 class _FaultyWriter(Writer):
-    def __init__(self, owner: WrappingConnector, location: ExecutionLocation, inner: Writer) -> None:
+    def __init__(
+        self, owner: WrappingConnector, location: ExecutionLocation, inner: Writer
+    ) -> None:
         super().__init__(inner.path)
         self.owner = owner
         self.location = location

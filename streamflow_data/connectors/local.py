@@ -16,7 +16,7 @@ import os
 import secrets
 import shutil
 import stat as stat_module
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, Self, TypeVar
 
@@ -34,7 +34,7 @@ from streamflow_data.connectors.base import (
 )
 from streamflow_data.errors import (
     ConnectorError,
-    NotADirectoryError_,
+    NotDirectoryError,
     PathExistsError,
     PathNotFoundError,
     PermissionDeniedError,
@@ -49,7 +49,7 @@ _ERRORS: dict[int, type[ConnectorError]] = {
     errno.EEXIST: PathExistsError,
     errno.ENOTEMPTY: PathExistsError,
     errno.EISDIR: PathExistsError,
-    errno.ENOTDIR: NotADirectoryError_,
+    errno.ENOTDIR: NotDirectoryError,
     errno.EACCES: PermissionDeniedError,
     errno.EPERM: PermissionDeniedError,
     errno.EROFS: PermissionDeniedError,
@@ -85,7 +85,7 @@ def _stat(path: str, follow_symlinks: bool) -> FileStat:
     return _file_stat(path, os.stat(path, follow_symlinks=follow_symlinks))
 
 
-def _walk_batches(root: str) -> Iterator[list[WalkEntry]]:
+def _walk_batches(root: str) -> Generator[list[WalkEntry], None, None]:
     """Depth-first listing in batches, so one thread hop serves many entries."""
     pending = [""]
     batch: list[WalkEntry] = []
@@ -140,14 +140,10 @@ def _publish(
 
 def _discard(fd: int | None, tmp: str) -> None:
     if fd is not None:
-        try:
+        with contextlib.suppress(OSError):
             os.close(fd)
-        except OSError:
-            pass
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
-    except FileNotFoundError:
-        pass
 
 
 def _write_whole(
@@ -191,9 +187,7 @@ def _copy_contents(src_fd: int, dst_fd: int) -> None:
         offset += len(chunk)
 
 
-def _copy_file(
-    src: str, dst: str, mode: int | None, mtime_ns: int | None, fsync: bool
-) -> None:
+def _copy_file(src: str, dst: str, mode: int | None, mtime_ns: int | None, fsync: bool) -> None:
     src_fd = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
     try:
         tmp = _temporary_name(dst)
@@ -410,9 +404,7 @@ class _LocalWriter(Writer):
         self._mtime_ns = mtime_ns
 
     async def write(self, offset: int, data: bytes | memoryview) -> None:
-        await self._connector._run(
-            self._location, self.path, _pwrite_all, self._fd, data, offset
-        )
+        await self._connector._run(self._location, self.path, _pwrite_all, self._fd, data, offset)
 
     async def _commit(self) -> None:
         fd, self._fd = self._fd, -1

@@ -29,7 +29,7 @@ import pytest
 from streamflow_data.connectors.base import Connector, FileKind
 from streamflow_data.connectors.local import LocalConnector
 from streamflow_data.errors import (
-    NotADirectoryError_,
+    NotDirectoryError,
     PathExistsError,
     PathNotFoundError,
     UnsupportedOperationError,
@@ -120,9 +120,7 @@ class ConnectorConformance:
     # -- reading and writing -----------------------------------------------------------------
 
     @pytest.mark.parametrize("size", [0, 1, 65_536, 1_000_003])
-    async def test_write_then_read_round_trips(
-        self, harness: ConnectorHarness, size: int
-    ) -> None:
+    async def test_write_then_read_round_trips(self, harness: ConnectorHarness, size: int) -> None:
         data = _payload(size)
         await harness.connector.write_file(harness.location, harness.path("blob"), data)
         assert await harness.connector.read_file(harness.location, harness.path("blob")) == data
@@ -131,7 +129,9 @@ class ConnectorConformance:
     async def test_ranged_reads_return_exact_ranges(self, harness: ConnectorHarness) -> None:
         data = _payload(300_000)
         await harness.connector.write_file(harness.location, harness.path("blob"), data)
-        async with await harness.connector.open_reader(harness.location, harness.path("blob")) as reader:
+        async with await harness.connector.open_reader(
+            harness.location, harness.path("blob")
+        ) as reader:
             assert await reader.read(0, 10) == data[:10]
             assert await reader.read(123_457, 70_000) == data[123_457:193_457]
             assert await reader.read(299_990, 100) == data[299_990:]
@@ -161,10 +161,14 @@ class ConnectorConformance:
 
     async def test_abandoned_writer_leaves_nothing(self, harness: ConnectorHarness) -> None:
         connector, location = harness.connector, harness.location
-        with pytest.raises(RuntimeError, match="interrupted"):
+
+        async def interrupted_write() -> None:
             async with await connector.open_writer(location, harness.path("out")) as writer:
                 await writer.write(0, b"partial")
                 raise RuntimeError("interrupted")
+
+        with pytest.raises(RuntimeError, match="interrupted"):
+            await interrupted_write()
         writer = await connector.open_writer(location, harness.path("out2"))
         await writer.write(0, b"partial")
         await writer.abort()
@@ -204,7 +208,7 @@ class ConnectorConformance:
         await connector.mkdir(location, harness.path("a", "b", "c"))
         assert (await connector.stat(location, harness.path("a", "b"))).kind is FileKind.DIRECTORY
         await connector.write_file(location, harness.path("file"), b"")
-        with pytest.raises((PathExistsError, NotADirectoryError_)):
+        with pytest.raises((PathExistsError, NotDirectoryError)):
             await connector.mkdir(location, harness.path("file"))
 
     async def test_walk_lists_a_tree_parents_first(self, harness: ConnectorHarness) -> None:
@@ -235,7 +239,7 @@ class ConnectorConformance:
         with pytest.raises(PathNotFoundError):
             _ = [entry async for entry in connector.walk(location, harness.path("missing"))]
         await connector.write_file(location, harness.path("file"), b"x")
-        with pytest.raises(NotADirectoryError_):
+        with pytest.raises(NotDirectoryError):
             _ = [entry async for entry in connector.walk(location, harness.path("file"))]
 
     async def test_symlinks_are_created_reported_and_replaced(
@@ -299,9 +303,7 @@ class ConnectorConformance:
             here = manager.locations("local")[0]
             manager.register_path(here, str(source))
             await manager.transfer_data(here, str(source), [harness.location], harness.path("tree"))
-            remote = manager.get_data_locations(
-                harness.path("tree"), deployment=harness.deployment
-            )
+            remote = manager.get_data_locations(harness.path("tree"), deployment=harness.deployment)
             assert [replica.path for replica in remote] == [harness.path("tree")]
             await manager.transfer_data(harness.location, harness.path("tree"), [here], str(back))
         finally:
@@ -324,5 +326,7 @@ def _tree_contents(root: Path) -> dict[str, bytes | None]:
     for directory, subdirectories, files in os.walk(root):
         relative = Path(directory).relative_to(root)
         contents.update({str(relative / name): None for name in subdirectories})
-        contents.update({str(relative / name): (Path(directory) / name).read_bytes() for name in files})
+        contents.update(
+            {str(relative / name): (Path(directory) / name).read_bytes() for name in files}
+        )
     return contents

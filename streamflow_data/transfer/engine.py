@@ -141,14 +141,14 @@ class _Run:
                 destination.error = exc
             return None
 
-    async def _each_destination(
-        self, operation: Callable[[Destination], Awaitable[None]]
-    ) -> None:
+    async def _each_destination(self, operation: Callable[[Destination], Awaitable[None]]) -> None:
         async with asyncio.TaskGroup() as group:
             for destination in self._active():
                 group.create_task(self._attempt(destination, operation, destination))
 
-    async def _in_parent(self, destination: Destination, path: str, call: Callable[[], Awaitable[T]]) -> T:
+    async def _in_parent(
+        self, destination: Destination, path: str, call: Callable[[], Awaitable[T]]
+    ) -> T:
         """Run ``call``; if the parent of a file root is missing, create it and try again."""
         try:
             return await call()
@@ -211,7 +211,14 @@ class _Run:
             for destination in active:
                 if destination.server_copy:
                     group.create_task(
-                        self._attempt(destination, self._server_copy, destination, src_file, dst_file, entry.stat)
+                        self._attempt(
+                            destination,
+                            self._server_copy,
+                            destination,
+                            src_file,
+                            dst_file,
+                            entry.stat,
+                        )
                     )
             if streamed:
                 group.create_task(self._stream(src_file, dst_file, entry.stat, streamed))
@@ -226,7 +233,9 @@ class _Run:
         await self._in_parent(
             destination,
             dst_file,
-            lambda: connector.copy(location, src_file, dst_file, mode=stat.mode, mtime_ns=stat.mtime_ns),
+            lambda: connector.copy(
+                location, src_file, dst_file, mode=stat.mode, mtime_ns=stat.mtime_ns
+            ),
         )
 
     async def _stream(

@@ -23,7 +23,7 @@ from streamflow_data import (
     ExecutionLocation,
     FileKind,
     FileStat,
-    NotADirectoryError_,
+    NotDirectoryError,
     PathExistsError,
     PathNotFoundError,
     Reader,
@@ -117,7 +117,7 @@ class MemoryConnector(Connector):
     def _parent_directory(self, location: ExecutionLocation, path: str) -> None:
         parent = self._node(location, posixpath.dirname(path), follow=True)
         if parent.kind is not FileKind.DIRECTORY:
-            raise NotADirectoryError_(location, posixpath.dirname(path))
+            raise NotDirectoryError(location, posixpath.dirname(path))
 
     def _place(self, location: ExecutionLocation, path: str, node: _Node) -> None:
         self._parent_directory(location, path)
@@ -138,7 +138,7 @@ class MemoryConnector(Connector):
         """Entries below ``path`` in path order, which puts parents first."""
         root = posixpath.normpath(path)
         if self._node(location, root, follow=True).kind is not FileKind.DIRECTORY:
-            raise NotADirectoryError_(location, root)
+            raise NotDirectoryError(location, root)
         prefix = root.rstrip("/") + "/"
         tree = self._tree(location)
         for name in sorted(key for key in tree if key.startswith(prefix)):
