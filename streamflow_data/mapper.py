@@ -24,21 +24,28 @@ __all__ = ["RemotePathMapper"]
 
 # (deployment, location name, directory path): the key of a directory's children.
 _DirKey = tuple[str, str, str]
+_INVALID = DataType.INVALID
 
 
 def _canonical(path: str) -> str:
-    """Normalize only when the path may need it: the common canonical case costs two scans."""
-    if "//" in path or "/." in path or (path.endswith("/") and path != "/") or path[:1] != "/":
+    """Normalize only when the path may need it: the common canonical case costs two scans.
+
+    (:meth:`RemotePathMapper.register` repeats this test inline, for speed.)
+    """
+    if "//" in path or "/." in path or path[-1:] == "/" or path[:1] != "/":
         return normalize_path(path)
     return path
 
 
 def _parent(path: str) -> str:
-    return path.rpartition("/")[0] or "/"
+    return path[: path.rindex("/")] or "/"
 
 
 def _same_location(entry: DataLocation, location: ExecutionLocation) -> bool:
-    return entry.location.name == location.name and entry.location.deployment == location.deployment
+    held = entry.location
+    return held is location or (
+        held.name == location.name and held.deployment == location.deployment
+    )
 
 
 class RemotePathMapper:
@@ -56,11 +63,10 @@ class RemotePathMapper:
         self._sets: dict[DataLocation, list[DataLocation]] = {}
         self._link_target: dict[DataLocation, DataLocation] = {}
         self._links_to: dict[DataLocation, list[DataLocation]] = {}
-        self._count = 0
 
     def __len__(self) -> int:
-        """The number of valid replicas, parent directories included."""
-        return self._count
+        """The number of valid replicas, parent directories included (counted: O(paths))."""
+        return sum(len(entry) if type(entry) is list else 1 for entry in self._by_path.values())
 
     # -- lookups -------------------------------------------------------------------------
 
@@ -72,7 +78,10 @@ class RemotePathMapper:
 
     def find(self, location: ExecutionLocation, path: str) -> DataLocation | None:
         """The valid replica of ``path`` on ``location``, or None."""
-        for entry in self._at(_canonical(path)):
+        return self._find(location, _canonical(path))
+
+    def _find(self, location: ExecutionLocation, path: str) -> DataLocation | None:
+        for entry in self._at(path):
             if _same_location(entry, location):
                 return entry
         return None
@@ -130,11 +139,24 @@ class RemotePathMapper:
         Registering again what is already registered, with the same data type, returns the
         existing replica. Registering INVALID invalidates, as :meth:`invalidate` does.
         """
-        path = _canonical(path)
-        existing = self.find(location, path)
-        if data_type is DataType.INVALID:
+        if "//" in path or "/." in path or path[-1:] == "/" or path[:1] != "/":
+            path = normalize_path(path)
+        by_path = self._by_path
+        if available and path not in by_path and data_type is not _INVALID:
+            # The hot path, a path seen nowhere yet: one allocation, two dictionary writes.
+            replica = DataLocation(location, path, relpath, data_type)
+            by_path[path] = replica
+            parent = path[: path.rindex("/")] or "/"
+            children = self._children.get((location.deployment, location.name, parent))
+            if children is None:
+                self._link_parents(location, path)
+            else:
+                children[path] = None
+            return replica
+        existing = self._find(location, path)
+        if data_type is _INVALID:
             self.invalidate(location, path)
-            return existing or DataLocation(location, path, relpath, DataType.INVALID)
+            return existing or DataLocation(location, path, relpath, _INVALID)
         if existing is not None:
             if existing.data_type is data_type and existing.available == available:
                 return existing
@@ -142,7 +164,7 @@ class RemotePathMapper:
             self._invalidate_links(existing, [])
         replica = DataLocation(location, path, relpath, data_type, available=available)
         self._insert(replica)
-        self._link_parents(replica)
+        self._link_parents(location, path)
         return replica
 
     def _insert(self, replica: DataLocation) -> None:
@@ -153,21 +175,24 @@ class RemotePathMapper:
             current.append(replica)
         else:
             self._by_path[replica.path] = [current, replica]  # type: ignore[list-item]
-        self._count += 1
 
-    def _link_parents(self, replica: DataLocation) -> None:
-        location = replica.location
-        path = replica.path
+    def _link_parents(self, location: ExecutionLocation, path: str) -> None:
+        """List ``path`` among its parent's children, registering missing parents.
+
+        A directory has a children entry only while it is registered on that location, so
+        finding one ends the walk up.
+        """
+        deployment, name = location.deployment, location.name
+        all_children = self._children
         while path != "/":
             parent = _parent(path)
-            key = (location.deployment, location.name, parent)
-            children = self._children.get(key)
-            if children is None:
-                children = self._children[key] = {}
-            elif path in children:
+            key = (deployment, name, parent)
+            children = all_children.get(key)
+            if children is not None:
+                children[path] = None
                 return
-            children[path] = None
-            if self.find(location, parent) is not None:
+            all_children[key] = {path: None}
+            if self._find(location, parent) is not None:
                 return
             self._insert(DataLocation(location, parent))
             path = parent
@@ -249,7 +274,7 @@ class RemotePathMapper:
             self._retire(replica)
             key = (replica.location.deployment, replica.location.name, replica.path)
             for child_path in self._children.pop(key, ()):
-                child = self.find(replica.location, child_path)
+                child = self._find(replica.location, child_path)
                 if child is not None:
                     pending.append(child)
             self._invalidate_links(replica, invalidated)
@@ -269,7 +294,6 @@ class RemotePathMapper:
                 self._by_path[replica.path] = entries[0]
         else:
             del self._by_path[replica.path]
-        self._count -= 1
         self.detach(replica)
         target = self._link_target.pop(replica, None)
         if target is not None:
