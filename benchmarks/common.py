@@ -35,7 +35,8 @@ class Figure:
     def row(self) -> str:
         ratio = f"{self.value / self.baseline:.2f}x" if self.baseline else "-"
         baseline = f"{self.baseline:,.0f}" if self.baseline else "-"
-        return f"| {self.name} | {self.value:,.0f} {self.unit} | {baseline} | {ratio} | {self.target} |"
+        value = f"{self.value:,.0f} {self.unit}".strip()
+        return f"| {self.name} | {value} | {baseline} | {ratio} | {self.target} |"
 
 
 def print_table(title: str, figures: list[Figure]) -> None:

@@ -16,7 +16,7 @@ class DataType(enum.Enum):
     """The nature of a registered replica."""
 
     PRIMARY = "primary"
-    """Actual data: a file or directory that can serve as a transfer source."""
+    """Actual data, a file or directory that can serve as a transfer source."""
     SYMBOLIC_LINK = "symbolic_link"
     """A link pointing at a PRIMARY replica on the same location."""
     INVALID = "invalid"

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import inspect
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -160,3 +161,13 @@ def test_exceptions_share_one_base() -> None:
     ]
     assert len(errors) >= 14
     assert all(issubclass(error, streamflow_data.StreamFlowDataError) for error in errors)
+
+
+def test_every_public_name_is_in_the_api_reference() -> None:
+    reference = (Path(__file__).parent.parent / "docs" / "api.rst").read_text()
+    undocumented = [
+        name
+        for name in streamflow_data.__all__
+        if name != "__version__" and f"streamflow_data.{name}\n" not in reference
+    ]
+    assert undocumented == []

@@ -68,7 +68,7 @@ class LocalOptions(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
 
     max_threads: int = pydantic.Field(default=8, ge=1, le=256)
-    """Threads doing blocking file I/O: the connector's concurrency limit."""
+    """How many threads do blocking file I/O (the connector's concurrency limit)."""
     fsync: bool = False
     """Flush each file to disk before it is renamed into place (slower, crash-safe)."""
 
