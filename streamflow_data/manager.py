@@ -128,9 +128,11 @@ class _Job:
 
     location: ExecutionLocation
     connector: Connector
+    key: _Key
+    same_location: bool
+    """The destination is the source's location."""
     link: bool
     """Same location, not writable: a symbolic link to the source suffices."""
-    key: _Key
     replica: DataLocation | None = None
     error: Exception | None = None
 
@@ -250,6 +252,10 @@ class DefaultDataManager(DataManager):
             choice = self.policy.select(candidates, dst_deployment)
             if choice is None:
                 return None
+            if not any(choice is candidate for candidate in candidates):
+                raise StreamFlowDataError(
+                    f"source policy {self.policy!r} chose {choice!r}, which is not a candidate"
+                )
             await choice.wait_available()
             if choice.valid:
                 return choice
@@ -312,22 +318,27 @@ class DefaultDataManager(DataManager):
         dst_path: str,
         writable: bool,
     ) -> list[_Job]:
-        """Validate the destinations and decide what each needs; no I/O yet."""
+        """Validate every destination, then decide what each needs; no I/O yet."""
         jobs: dict[_Key, _Job] = {}
+        in_place = False
         for location in dst_locations:
             connector = self.connector(location)
-            key = _key(location, dst_path)
-            same = key[:2] == _key(source.location, source.path)[:2]
+            same = (location.deployment, location.name) == (
+                source.location.deployment,
+                source.location.name,
+            )
             if same and dst_path == source.path:
-                if writable:
-                    self.mapper.detach(source)
+                in_place = True
                 continue
             if same and _nested(dst_path, source.path):
                 raise InvalidPathError(
                     f"cannot copy {source.path!r} into {dst_path!r} on {location}: "
                     "one path is inside the other"
                 )
-            jobs.setdefault(key, _Job(location, connector, same and not writable, key))
+            job = _Job(location, connector, _key(location, dst_path), same, same and not writable)
+            jobs.setdefault(job.key, job)
+        if in_place and writable:
+            self.mapper.detach(source)  # it will be modified in place: no longer a copy
         return list(jobs.values())
 
     async def _claim(self, jobs: list[_Job], request: _Request) -> list[_Job]:
@@ -379,8 +390,7 @@ class DefaultDataManager(DataManager):
             Destination(
                 job.connector,
                 job.location,
-                server_copy=job.key[:2] == (source.location.deployment, source.location.name)
-                and job.connector.capabilities.server_side_copy,
+                server_copy=job.same_location and job.connector.capabilities.server_side_copy,
             )
             for job in copies
         ]

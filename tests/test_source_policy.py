@@ -6,12 +6,15 @@ import asyncio
 import random
 from collections.abc import Sequence
 
+import pytest
+
 from streamflow_data import (
     DataLocation,
     DataType,
     DefaultDataManager,
     DefaultSourcePolicy,
     ExecutionLocation,
+    StreamFlowDataError,
 )
 
 DST = ExecutionLocation("hpc", "login")
@@ -105,3 +108,16 @@ async def test_chooses_again_when_the_awaited_replica_fails(manager: DefaultData
     await asyncio.sleep(0.01)
     manager.invalidate_location(DST, "/h/f")
     assert await asyncio.wait_for(waiter, 1) is source
+
+
+async def test_a_policy_choosing_outside_the_candidates_is_an_error() -> None:
+    class Stray:
+        def select(
+            self, candidates: Sequence[DataLocation], dst_deployment: str
+        ) -> DataLocation | None:
+            return DataLocation(LOCAL, "/not/a/candidate")
+
+    async with DefaultDataManager(policy=Stray()) as manager:
+        manager.register_path(REMOTES[0], "/r/f")
+        with pytest.raises(StreamFlowDataError, match="not a candidate"):
+            await manager.get_source_location("/r/f", "hpc")

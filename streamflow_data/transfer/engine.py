@@ -259,18 +259,31 @@ class _Run:
         self._check_size(src_file, stat, len(data))
         async with asyncio.TaskGroup() as group:
             for destination in destinations:
-                connector, location = destination.connector, destination.location
                 group.create_task(
-                    self._attempt(
-                        destination,
-                        self._in_parent,
-                        destination,
-                        dst_file,
-                        lambda c=connector, loc=location: c.write_file(
-                            loc, dst_file, data, mode=stat.mode, mtime_ns=stat.mtime_ns
-                        ),
-                    )
+                    self._attempt(destination, self._write_whole, destination, dst_file, data, stat)
                 )
+
+    async def _write_whole(
+        self, destination: Destination, dst_file: str, data: bytes, stat: FileStat
+    ) -> None:
+        connector, location = destination.connector, destination.location
+        await self._in_parent(
+            destination,
+            dst_file,
+            lambda: connector.write_file(
+                location, dst_file, data, mode=stat.mode, mtime_ns=stat.mtime_ns
+            ),
+        )
+
+    async def _open_writer(self, destination: Destination, dst_file: str, stat: FileStat) -> Writer:
+        connector, location = destination.connector, destination.location
+        return await self._in_parent(
+            destination,
+            dst_file,
+            lambda: connector.open_writer(
+                location, dst_file, mode=stat.mode, mtime_ns=stat.mtime_ns
+            ),
+        )
 
     async def _stream_blocks(
         self, src_file: str, dst_file: str, stat: FileStat, destinations: list[Destination]
@@ -280,15 +293,8 @@ class _Run:
             stack.push_async_callback(reader.close)
             writers: list[tuple[Destination, Writer]] = []
             for destination in destinations:
-                connector, location = destination.connector, destination.location
                 writer = await self._attempt(
-                    destination,
-                    self._in_parent,
-                    destination,
-                    dst_file,
-                    lambda c=connector, loc=location: c.open_writer(
-                        loc, dst_file, mode=stat.mode, mtime_ns=stat.mtime_ns
-                    ),
+                    destination, self._open_writer, destination, dst_file, stat
                 )
                 if writer is not None:
                     stack.push_async_callback(writer.abort)
