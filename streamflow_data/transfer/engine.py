@@ -147,16 +147,24 @@ class _Run:
                 group.create_task(self._attempt(destination, operation, destination))
 
     async def _in_parent(
-        self, destination: Destination, path: str, call: Callable[[], Awaitable[T]]
+        self,
+        destination: Destination,
+        path: str,
+        operation: Callable[[Connector, ExecutionLocation], Awaitable[T]],
     ) -> T:
-        """Run ``call``; if the parent of a file root is missing, create it and try again."""
+        """Apply ``operation`` to the destination to write ``path`` there.
+
+        If the parent directory of a file root is missing, create it and try again (the
+        directories of a tree are created beforehand).
+        """
+        connector, location = destination.connector, destination.location
         try:
-            return await call()
+            return await operation(connector, location)
         except PathNotFoundError:
             if self.plan.root.kind is FileKind.DIRECTORY:
                 raise
-            await destination.connector.mkdir(destination.location, posixpath.dirname(path))
-            return await call()
+            await connector.mkdir(location, posixpath.dirname(path))
+            return await operation(connector, location)
 
     def _report(self, finished: bool) -> None:
         progress = TransferProgress(
@@ -205,19 +213,19 @@ class _Run:
     async def _copy_file(self, entry: WalkEntry) -> None:
         src_file = join(self.src_path, entry.relpath)
         dst_file = join(self.dst_path, entry.relpath)
+        mode, mtime_ns = entry.stat.mode, entry.stat.mtime_ns
         active = self._active()
         streamed = [d for d in active if not d.server_copy]
+
+        def server_copy(connector: Connector, location: ExecutionLocation) -> Awaitable[None]:
+            return connector.copy(location, src_file, dst_file, mode=mode, mtime_ns=mtime_ns)
+
         async with asyncio.TaskGroup() as group:
             for destination in active:
                 if destination.server_copy:
                     group.create_task(
                         self._attempt(
-                            destination,
-                            self._server_copy,
-                            destination,
-                            src_file,
-                            dst_file,
-                            entry.stat,
+                            destination, self._in_parent, destination, dst_file, server_copy
                         )
                     )
             if streamed:
@@ -225,18 +233,6 @@ class _Run:
         self.files_done += 1
         self.bytes_done += entry.stat.size
         self._report(finished=False)
-
-    async def _server_copy(
-        self, destination: Destination, src_file: str, dst_file: str, stat: FileStat
-    ) -> None:
-        connector, location = destination.connector, destination.location
-        await self._in_parent(
-            destination,
-            dst_file,
-            lambda: connector.copy(
-                location, src_file, dst_file, mode=stat.mode, mtime_ns=stat.mtime_ns
-            ),
-        )
 
     async def _stream(
         self, src_file: str, dst_file: str, stat: FileStat, destinations: list[Destination]
@@ -257,33 +253,17 @@ class _Run:
     ) -> None:
         data = await self.source.connector.read_file(self.source.location, src_file)
         self._check_size(src_file, stat, len(data))
+
+        def write(connector: Connector, location: ExecutionLocation) -> Awaitable[None]:
+            return connector.write_file(
+                location, dst_file, data, mode=stat.mode, mtime_ns=stat.mtime_ns
+            )
+
         async with asyncio.TaskGroup() as group:
             for destination in destinations:
                 group.create_task(
-                    self._attempt(destination, self._write_whole, destination, dst_file, data, stat)
+                    self._attempt(destination, self._in_parent, destination, dst_file, write)
                 )
-
-    async def _write_whole(
-        self, destination: Destination, dst_file: str, data: bytes, stat: FileStat
-    ) -> None:
-        connector, location = destination.connector, destination.location
-        await self._in_parent(
-            destination,
-            dst_file,
-            lambda: connector.write_file(
-                location, dst_file, data, mode=stat.mode, mtime_ns=stat.mtime_ns
-            ),
-        )
-
-    async def _open_writer(self, destination: Destination, dst_file: str, stat: FileStat) -> Writer:
-        connector, location = destination.connector, destination.location
-        return await self._in_parent(
-            destination,
-            dst_file,
-            lambda: connector.open_writer(
-                location, dst_file, mode=stat.mode, mtime_ns=stat.mtime_ns
-            ),
-        )
 
     async def _stream_blocks(
         self, src_file: str, dst_file: str, stat: FileStat, destinations: list[Destination]
@@ -291,10 +271,16 @@ class _Run:
         async with contextlib.AsyncExitStack() as stack:
             reader = await self.source.connector.open_reader(self.source.location, src_file)
             stack.push_async_callback(reader.close)
+
+            def open_writer(connector: Connector, location: ExecutionLocation) -> Awaitable[Writer]:
+                return connector.open_writer(
+                    location, dst_file, mode=stat.mode, mtime_ns=stat.mtime_ns
+                )
+
             writers: list[tuple[Destination, Writer]] = []
             for destination in destinations:
                 writer = await self._attempt(
-                    destination, self._open_writer, destination, dst_file, stat
+                    destination, self._in_parent, destination, dst_file, open_writer
                 )
                 if writer is not None:
                     stack.push_async_callback(writer.abort)
