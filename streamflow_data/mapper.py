@@ -5,7 +5,8 @@ Invariants the code below keeps:
 * the index holds only valid replicas; invalidating one removes it (and marks the object
   INVALID so holders see it);
 * a replica's parent directories are registered on its location, and every replica is
-  listed among its parent's children, so a subtree is found without scanning the index;
+  listed once among its parent's children, so a subtree is found without scanning the
+  index; a directory has a children list only while it is registered on that location;
 * replicas related by :meth:`RemotePathMapper.register_relation` share one replica set
   (a list shared by its members); sets merge smaller-into-larger, so relating n replicas
   costs O(n log n) overall;
@@ -59,7 +60,7 @@ class RemotePathMapper:
     def __init__(self) -> None:
         # path -> the replica at that path (one location) or a list of them (several).
         self._by_path: dict[str, DataLocation | list[DataLocation]] = {}
-        self._children: dict[_DirKey, dict[str, None]] = {}
+        self._children: dict[_DirKey, list[str]] = {}
         self._sets: dict[DataLocation, list[DataLocation]] = {}
         self._link_target: dict[DataLocation, DataLocation] = {}
         self._links_to: dict[DataLocation, list[DataLocation]] = {}
@@ -151,7 +152,7 @@ class RemotePathMapper:
             if children is None:
                 self._link_parents(location, path)
             else:
-                children[path] = None
+                children.append(path)
             return replica
         existing = self._find(location, path)
         if data_type is _INVALID:
@@ -164,7 +165,8 @@ class RemotePathMapper:
             self._invalidate_links(existing, [])
         replica = DataLocation(location, path, relpath, data_type, available=available)
         self._insert(replica)
-        self._link_parents(location, path)
+        if existing is None:  # a replaced replica is already among its parent's children
+            self._link_parents(location, path)
         return replica
 
     def _insert(self, replica: DataLocation) -> None:
@@ -189,9 +191,9 @@ class RemotePathMapper:
             key = (deployment, name, parent)
             children = all_children.get(key)
             if children is not None:
-                children[path] = None
+                children.append(path)
                 return
-            all_children[key] = {path: None}
+            all_children[key] = [path]
             if self._find(location, parent) is not None:
                 return
             self._insert(DataLocation(location, parent))
@@ -261,9 +263,10 @@ class RemotePathMapper:
         root = self.find(location, path)
         if root is None:
             return []
-        siblings = self._children.get((location.deployment, location.name, _parent(root.path)))
-        if siblings is not None:
-            siblings.pop(root.path, None)
+        if root.path != "/":
+            self._children[(location.deployment, location.name, _parent(root.path))].remove(
+                root.path
+            )
         invalidated: list[DataLocation] = []
         pending = [root]
         while pending:

@@ -234,6 +234,18 @@ async def test_changing_the_data_type_replaces_the_replica(manager: DefaultDataM
     assert manager.get_data_locations("/x") == [link]
 
 
+async def test_invalidating_the_root_invalidates_the_whole_location(
+    manager: DefaultDataManager,
+) -> None:
+    replicas = [manager.register_path(A, path) for path in ("/x/y", "/z")]
+    kept = manager.register_path(B, "/x/y")
+    manager.invalidate_location(A, "/")
+    assert not any(replica.valid for replica in replicas)
+    assert manager.get_data_locations("/", location_name="node-a") == []
+    assert manager.get_data_locations("/x/y") == [kept]
+    assert manager.register_path(A, "/x/y").valid
+
+
 def test_mapper_counts_replicas_without_a_manager() -> None:
     mapper = RemotePathMapper()
     mapper.register(A, "/a/b")

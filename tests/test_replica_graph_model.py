@@ -63,13 +63,13 @@ class ReplicaGraphMachine(RuleBasedStateMachine):
         merged = (self._set_of(first) or {first}) | (self._set_of(second) or {second})
         self.sets = [s for s in self.sets if not s & merged] + [merged]
 
-    @rule(location=locations, path=paths)
+    @rule(location=locations, path=st.one_of(paths, st.just("/")))
     def invalidate(self, location: int, path: str) -> None:
         self.mapper.invalidate(LOCATIONS[location], path)
         gone = {
             key
             for key in self.valid
-            if key[0] == location and (key[1] == path or key[1].startswith(path + "/"))
+            if key[0] == location and (key[1] == path or key[1].startswith(path.rstrip("/") + "/"))
         }
         self.valid -= gone
         self.sets = [kept for s in self.sets if len(kept := s - gone) > 1]
