@@ -17,6 +17,7 @@ from streamflow_data.connectors.base import (
 from streamflow_data.connectors.local import LocalConnector, LocalOptions
 from streamflow_data.connectors.registry import connector_class, connector_types, create_connector
 from streamflow_data.errors import (
+    ChecksumMismatchError,
     ConfigurationError,
     ConnectorError,
     ConnectorNotFoundError,
@@ -27,6 +28,7 @@ from streamflow_data.errors import (
     PermissionDeniedError,
     StorageFullError,
     StreamFlowDataError,
+    TransferCancelledError,
     TransferError,
     TransferFailure,
     UnknownDeploymentError,
@@ -36,7 +38,7 @@ from streamflow_data.errors import (
 )
 from streamflow_data.manager import DataManager, DefaultDataManager
 from streamflow_data.mapper import RemotePathMapper
-from streamflow_data.model import DataLocation, DataType, ExecutionLocation
+from streamflow_data.model import DataLocation, DataType, Digest, ExecutionLocation
 from streamflow_data.policy import DefaultSourcePolicy, SourcePolicy
 from streamflow_data.transfer.events import TransferListener, TransferProgress
 
@@ -44,6 +46,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Capabilities",
+    "ChecksumMismatchError",
     "ConfigurationError",
     "Connector",
     "ConnectorError",
@@ -53,6 +56,7 @@ __all__ = [
     "DataType",
     "DefaultDataManager",
     "DefaultSourcePolicy",
+    "Digest",
     "ExecutionLocation",
     "FileKind",
     "FileStat",
@@ -68,6 +72,7 @@ __all__ = [
     "SourcePolicy",
     "StorageFullError",
     "StreamFlowDataError",
+    "TransferCancelledError",
     "TransferError",
     "TransferFailure",
     "TransferListener",

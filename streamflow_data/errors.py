@@ -11,18 +11,23 @@ boundary: callers never see a backend exception type::
     ├── UnknownPathError            no valid replica of a path where asked (also LookupError)
     ├── UnknownDeploymentError      no connector serves a deployment       (also LookupError)
     ├── UnknownLocationError        a deployment has no such location      (also LookupError)
-    ├── ConnectorError              a storage operation failed
+    ├── ConnectorError              a storage operation failed (retryable)
+    │   ├── ChecksumMismatchError   written bytes differ from the source (retryable)
     │   ├── PathNotFoundError       the path does not exist on the location
     │   ├── PathExistsError         the path exists and may not be replaced
-    │   ├── NotDirectoryError     a directory was expected
+    │   ├── NotDirectoryError       a directory was expected
     │   ├── PermissionDeniedError   the storage refused access
     │   ├── StorageFullError        no space or quota left on the location
     │   └── UnsupportedOperationError  the connector lacks the capability
     ├── ConnectorNotFoundError      no installed plugin provides a connector type
+    ├── TransferCancelledError      the manager's shutdown event stopped a transfer
     └── TransferError               one or more destinations of a transfer failed
 
 A :class:`TransferError` carries one :class:`TransferFailure` per failed (file, destination)
 pair, each with the underlying cause, so a single exception reports a whole transfer.
+``ConnectorError.retryable`` says whether trying the same operation again may succeed: the
+transfer engine retries only those (a generic I/O error, a dropped connection, a checksum
+mismatch), never a missing path or a full disk.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ if TYPE_CHECKING:
     from streamflow_data.model import ExecutionLocation
 
 __all__ = [
+    "ChecksumMismatchError",
     "ConfigurationError",
     "ConnectorError",
     "ConnectorNotFoundError",
@@ -45,6 +51,7 @@ __all__ = [
     "PermissionDeniedError",
     "StorageFullError",
     "StreamFlowDataError",
+    "TransferCancelledError",
     "TransferError",
     "TransferFailure",
     "UnknownDeploymentError",
@@ -120,6 +127,8 @@ class ConnectorError(StreamFlowDataError):
     """
 
     reason = "storage operation failed"
+    retryable = True
+    """Whether the same operation may succeed if tried again."""
 
     def __init__(self, location: ExecutionLocation, path: str, detail: str | None = None) -> None:
         message = f"{self.reason}: {path!r} on {describe(location)}"
@@ -130,40 +139,56 @@ class ConnectorError(StreamFlowDataError):
         self.path = path
 
 
+class ChecksumMismatchError(ConnectorError):
+    """The bytes stored at the destination are not the bytes read from the source."""
+
+    reason = "checksum mismatch"
+
+
 class PathNotFoundError(ConnectorError):
     """The path does not exist on the location."""
 
     reason = "no such file or directory"
+    retryable = False
 
 
 class PathExistsError(ConnectorError):
     """The path already exists and the operation may not replace it."""
 
     reason = "path already exists"
+    retryable = False
 
 
 class NotDirectoryError(ConnectorError):
     """A path component or the target is not a directory."""
 
     reason = "not a directory"
+    retryable = False
 
 
 class PermissionDeniedError(ConnectorError):
     """The storage refused the operation for lack of permission."""
 
     reason = "permission denied"
+    retryable = False
 
 
 class StorageFullError(ConnectorError):
     """The location has no space or quota left."""
 
     reason = "no space left"
+    retryable = False
 
 
 class UnsupportedOperationError(ConnectorError):
     """The connector does not offer this operation (see its capabilities)."""
 
     reason = "operation not supported"
+    retryable = False
+
+
+class TransferCancelledError(StreamFlowDataError):
+    """A transfer stopped because the data manager's shutdown event was set."""
 
 
 @dataclass(frozen=True, slots=True)

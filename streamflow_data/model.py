@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from streamflow_data.errors import InvalidPathError
 
-__all__ = ["DataLocation", "DataType", "ExecutionLocation", "normalize_path"]
+__all__ = ["DataLocation", "DataType", "Digest", "ExecutionLocation", "normalize_path"]
 
 
 class DataType(enum.Enum):
@@ -42,6 +42,17 @@ class ExecutionLocation:
 
     def __str__(self) -> str:
         return f"{self.deployment}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """What a file's bytes must be: their number and their CRC32 (zlib's polynomial)."""
+
+    size: int
+    crc32: int
+
+    def __str__(self) -> str:
+        return f"{self.size} bytes, crc32 {self.crc32:08x}"
 
 
 def normalize_path(path: str) -> str:

@@ -14,7 +14,8 @@ from streamflow_data import (
     WalkEntry,
     Writer,
 )
-from streamflow_data.errors import StorageFullError
+from streamflow_data.errors import ConnectorError, StorageFullError
+from streamflow_data.model import Digest
 
 
 class WrappingConnector(Connector):
@@ -31,10 +32,14 @@ class WrappingConnector(Connector):
         root: str = "",
         *,
         fail_write_number: int | None = None,
+        corrupt_write_number: int | None = None,
+        disappear_after_writes: int | None = None,
         stall_writes: bool = False,
     ) -> None:
         self.inner = LocalConnector()
         self.root = root.rstrip("/")
+        self.corrupt_write_number = corrupt_write_number
+        self.disappear_after_writes = disappear_after_writes
         self.bytes_read = 0
         self.opens = 0
         self.writes = 0
@@ -118,19 +123,28 @@ class _FaultyWriter(Writer):
     def __init__(
         self, owner: WrappingConnector, location: ExecutionLocation, inner: Writer
     ) -> None:
-        super().__init__(inner.path)
+        super().__init__(location, inner.path)
         self.owner = owner
-        self.location = location
         self.inner = inner
 
     async def write(self, offset: int, data: bytes | memoryview) -> None:
-        self.owner.writes += 1
-        self.owner.write_started.set()
-        if self.owner.stall_writes:
+        owner = self.owner
+        owner.writes += 1
+        owner.write_started.set()
+        if owner.stall_writes:
             await asyncio.sleep(3600)
-        if self.owner.writes == self.owner.fail_write_number:
+        if owner.writes == owner.fail_write_number:
             raise StorageFullError(self.location, self.path, "injected fault")
+        if owner.disappear_after_writes is not None and owner.writes > owner.disappear_after_writes:
+            raise ConnectorError(self.location, self.path, "injected: connection lost")
+        if owner.writes == owner.corrupt_write_number:
+            corrupted = bytearray(data)
+            corrupted[0] ^= 0xFF
+            data = bytes(corrupted)
         await self.inner.write(offset, data)
+
+    async def digest(self) -> Digest:
+        return await self.inner.digest()
 
     async def _commit(self) -> None:
         await self.inner.commit()

@@ -20,8 +20,13 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import ClassVar, NamedTuple, Self
 
-from streamflow_data.errors import ConfigurationError, PathNotFoundError, UnsupportedOperationError
-from streamflow_data.model import ExecutionLocation
+from streamflow_data.errors import (
+    ChecksumMismatchError,
+    ConfigurationError,
+    PathNotFoundError,
+    UnsupportedOperationError,
+)
+from streamflow_data.model import Digest, ExecutionLocation
 
 __all__ = [
     "Capabilities",
@@ -86,11 +91,24 @@ class Capabilities:
 
 
 class Reader(abc.ABC):
-    """An open file to read ranges from. Use as an async context manager."""
+    """An open file to read ranges from. Use as an async context manager.
+
+    Reads at different offsets may run concurrently (chunks of one file are read in
+    parallel).
+    """
 
     @abc.abstractmethod
     async def read(self, offset: int, size: int) -> bytes:
         """Read up to ``size`` bytes at ``offset``; fewer only at the end of the file."""
+
+    async def readinto(self, offset: int, buffer: memoryview) -> int:
+        """Fill ``buffer`` from ``offset``; returns the bytes read (fewer only at the end).
+
+        Derived from :meth:`read`; override it to read without a copy.
+        """
+        data = await self.read(offset, len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
     @abc.abstractmethod
     async def close(self) -> None:
@@ -116,7 +134,9 @@ class Writer(abc.ABC):
     the destination path.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, location: ExecutionLocation, path: str) -> None:
+        self.location = location
+        """The location written to."""
         self.path = path
         """The final path the file appears at on commit."""
         self._finished = False
@@ -129,6 +149,14 @@ class Writer(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def digest(self) -> Digest:
+        """The size and CRC32 of the bytes written, as the storage holds them.
+
+        Computed by the cheapest route the storage trusts (reading the temporary file
+        back, a remote command, a server-verified checksum), never from our own buffers.
+        """
+
+    @abc.abstractmethod
     async def _commit(self) -> None:
         """Publish the written bytes at :attr:`path`, atomically replacing a file there."""
 
@@ -136,12 +164,20 @@ class Writer(abc.ABC):
     async def _abort(self) -> None:
         """Discard the written bytes."""
 
-    async def commit(self) -> None:
+    async def commit(self, expected: Digest | None = None) -> None:
         """Make the file appear at its path, complete, with the requested mode and time.
 
-        A failed commit discards the file, as :meth:`abort` does, and re-raises.
+        With ``expected``, the stored bytes are checked against it first and
+        :class:`ChecksumMismatchError` is raised on a difference. A failed commit discards
+        the file, as :meth:`abort` does, and re-raises.
         """
         try:
+            if expected is not None:
+                actual = await self.digest()
+                if actual != expected:
+                    raise ChecksumMismatchError(
+                        self.location, self.path, f"expected {expected}, stored {actual}"
+                    )
             await self._commit()
         except BaseException:
             await self.abort()
@@ -258,8 +294,14 @@ class Connector(abc.ABC):
         *,
         mode: int | None = None,
         mtime_ns: int | None = None,
+        size: int | None = None,
     ) -> None:
-        """Copy file ``src`` to ``dst`` on the same location, server side, atomically."""
+        """Copy file ``src`` to ``dst`` on the same location, server side, atomically.
+
+        With ``size``, a copy of another size (the source changed) is discarded and
+        :class:`ChecksumMismatchError` raised: the storage copies the bytes itself, so the
+        size is what is verified.
+        """
         raise UnsupportedOperationError(location, src, "server-side copy")
 
     async def close(self) -> None:  # noqa: B027 - optional hook: most connectors hold resources
@@ -289,8 +331,9 @@ class Connector(abc.ABC):
         *,
         mode: int | None = None,
         mtime_ns: int | None = None,
+        expected: Digest | None = None,
     ) -> None:
-        """Write a whole (small) file atomically."""
+        """Write a whole (small) file atomically, verified against ``expected`` if given."""
         async with await self.open_writer(location, path, mode=mode, mtime_ns=mtime_ns) as w:
             await w.write(0, data)
-            await w.commit()
+            await w.commit(expected)

@@ -16,6 +16,7 @@ import os
 import secrets
 import shutil
 import stat as stat_module
+import zlib
 from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, Self, TypeVar
@@ -33,6 +34,7 @@ from streamflow_data.connectors.base import (
     Writer,
 )
 from streamflow_data.errors import (
+    ChecksumMismatchError,
     ConnectorError,
     NotDirectoryError,
     PathExistsError,
@@ -40,7 +42,7 @@ from streamflow_data.errors import (
     PermissionDeniedError,
     StorageFullError,
 )
-from streamflow_data.model import ExecutionLocation
+from streamflow_data.model import Digest, ExecutionLocation
 
 __all__ = ["LocalConnector", "LocalOptions"]
 
@@ -111,7 +113,8 @@ def _temporary_name(path: str) -> str:
 
 
 def _create(path: str) -> int:
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    # Read-write, so that the written bytes can be read back to verify them.
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
 
 
 def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
@@ -146,13 +149,35 @@ def _discard(fd: int | None, tmp: str) -> None:
         os.unlink(tmp)
 
 
+def _fd_digest(fd: int) -> Digest:
+    """Size and CRC32 of an open file, read back from the storage."""
+    buffer = memoryview(bytearray(1 << 20))
+    value, offset = 0, 0
+    while count := os.preadv(fd, [buffer], offset):
+        value = zlib.crc32(buffer[:count], value)
+        offset += count
+    return Digest(offset, value)
+
+
 def _write_whole(
-    path: str, data: bytes | memoryview, mode: int | None, mtime_ns: int | None, fsync: bool
-) -> None:
+    path: str,
+    data: bytes | memoryview,
+    mode: int | None,
+    mtime_ns: int | None,
+    fsync: bool,
+    expected: Digest | None,
+) -> Digest | None:
+    """Write a file under a temporary name, verify it, rename it into place.
+
+    Returns the stored digest when it does not match ``expected`` (nothing is published).
+    """
     tmp = _temporary_name(path)
-    fd = _create(tmp)
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
     try:
         _pwrite_all(fd, data, 0)
+        if expected is not None and (actual := _fd_digest(fd)) != expected:
+            _discard(fd, tmp)
+            return actual
     except BaseException:
         _discard(fd, tmp)
         raise
@@ -161,6 +186,7 @@ def _write_whole(
     except BaseException:
         _discard(None, tmp)
         raise
+    return None
 
 
 def _read_whole(path: str) -> bytes:
@@ -168,8 +194,11 @@ def _read_whole(path: str) -> bytes:
         return file.read()
 
 
-def _copy_contents(src_fd: int, dst_fd: int) -> None:
-    """Copy in the kernel when it can (reflink or copy_file_range), else through a buffer."""
+def _copy_contents(src_fd: int, dst_fd: int) -> int:
+    """Copy in the kernel when it can (reflink or copy_file_range), else through a buffer.
+
+    Returns the bytes copied.
+    """
     size = os.fstat(src_fd).st_size
     offset = 0
     try:
@@ -178,22 +207,29 @@ def _copy_contents(src_fd: int, dst_fd: int) -> None:
             if copied == 0:
                 break
             offset += copied
-        return
+        return offset
     except OSError as exc:
         if exc.errno not in _COPY_FALLBACK_ERRNOS:
             raise
     while chunk := os.pread(src_fd, 1 << 20, offset):
         _pwrite_all(dst_fd, chunk, offset)
         offset += len(chunk)
+    return offset
 
 
-def _copy_file(src: str, dst: str, mode: int | None, mtime_ns: int | None, fsync: bool) -> None:
+def _copy_file(
+    src: str, dst: str, mode: int | None, mtime_ns: int | None, fsync: bool, size: int | None
+) -> int | None:
+    """Copy ``src`` to ``dst`` atomically; returns the size copied if it is not ``size``."""
     src_fd = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
     try:
         tmp = _temporary_name(dst)
         dst_fd = _create(tmp)
         try:
-            _copy_contents(src_fd, dst_fd)
+            copied = _copy_contents(src_fd, dst_fd)
+            if size is not None and copied != size:
+                _discard(dst_fd, tmp)
+                return copied
         except BaseException:
             _discard(dst_fd, tmp)
             raise
@@ -204,6 +240,7 @@ def _copy_file(src: str, dst: str, mode: int | None, mtime_ns: int | None, fsync
             raise
     finally:
         os.close(src_fd)
+    return None
 
 
 def _symlink(target: str, path: str) -> None:
@@ -320,11 +357,14 @@ class LocalConnector(Connector):
         *,
         mode: int | None = None,
         mtime_ns: int | None = None,
+        expected: Digest | None = None,
     ) -> None:
-        """Write, set mode and time, and rename into place in one thread hop."""
-        await self._run(
-            location, path, _write_whole, path, data, mode, mtime_ns, self.options.fsync
+        """Write, verify (read back), set mode and time, and rename, in one thread hop."""
+        actual = await self._run(
+            location, path, _write_whole, path, data, mode, mtime_ns, self.options.fsync, expected
         )
+        if actual is not None:
+            raise ChecksumMismatchError(location, path, f"expected {expected}, stored {actual}")
 
     async def mkdir(self, location: ExecutionLocation, path: str) -> None:
         """``mkdir -p`` with the process umask."""
@@ -357,9 +397,16 @@ class LocalConnector(Connector):
         *,
         mode: int | None = None,
         mtime_ns: int | None = None,
+        size: int | None = None,
     ) -> None:
         """Copy in the kernel (``copy_file_range``) to a temporary name, then rename."""
-        await self._run(location, src, _copy_file, src, dst, mode, mtime_ns, self.options.fsync)
+        copied = await self._run(
+            location, src, _copy_file, src, dst, mode, mtime_ns, self.options.fsync, size
+        )
+        if copied is not None:
+            raise ChecksumMismatchError(
+                location, dst, f"copied {copied} bytes where {size} were expected"
+            )
 
     async def close(self) -> None:
         """Stop the thread pool after the calls in flight."""
@@ -380,6 +427,11 @@ class _LocalReader(Reader):
             self._location, self._path, os.pread, self._fd, size, offset
         )
 
+    async def readinto(self, offset: int, buffer: memoryview) -> int:
+        return await self._connector._run(
+            self._location, self._path, os.preadv, self._fd, [buffer], offset
+        )
+
     async def close(self) -> None:
         await self._connector._run(self._location, self._path, os.close, self._fd)
 
@@ -395,21 +447,23 @@ class _LocalWriter(Writer):
         mode: int | None,
         mtime_ns: int | None,
     ) -> None:
-        super().__init__(path)
+        super().__init__(location, path)
         self._connector = connector
-        self._location = location
         self._tmp = tmp
         self._fd = fd
         self._mode = mode
         self._mtime_ns = mtime_ns
 
     async def write(self, offset: int, data: bytes | memoryview) -> None:
-        await self._connector._run(self._location, self.path, _pwrite_all, self._fd, data, offset)
+        await self._connector._run(self.location, self.path, _pwrite_all, self._fd, data, offset)
+
+    async def digest(self) -> Digest:
+        return await self._connector._run(self.location, self.path, _fd_digest, self._fd)
 
     async def _commit(self) -> None:
         fd, self._fd = self._fd, -1
         await self._connector._run(
-            self._location,
+            self.location,
             self.path,
             _publish,
             fd,
@@ -423,4 +477,4 @@ class _LocalWriter(Writer):
     async def _abort(self) -> None:
         fd = self._fd if self._fd >= 0 else None
         self._fd = -1
-        await self._connector._run(self._location, self.path, _discard, fd, self._tmp)
+        await self._connector._run(self.location, self.path, _discard, fd, self._tmp)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,13 +30,14 @@ import pytest
 from streamflow_data.connectors.base import Connector, FileKind
 from streamflow_data.connectors.local import LocalConnector
 from streamflow_data.errors import (
+    ChecksumMismatchError,
     NotDirectoryError,
     PathExistsError,
     PathNotFoundError,
     UnsupportedOperationError,
 )
 from streamflow_data.manager import DefaultDataManager
-from streamflow_data.model import ExecutionLocation
+from streamflow_data.model import Digest, ExecutionLocation
 
 __all__ = ["ConnectorConformance", "ConnectorHarness"]
 
@@ -136,6 +138,38 @@ class ConnectorConformance:
             assert await reader.read(123_457, 70_000) == data[123_457:193_457]
             assert await reader.read(299_990, 100) == data[299_990:]
             assert await reader.read(300_000, 100) == b""
+
+    async def test_readinto_fills_buffers_at_offsets(self, harness: ConnectorHarness) -> None:
+        data = _payload(200_000)
+        await harness.connector.write_file(harness.location, harness.path("blob"), data)
+        buffer = memoryview(bytearray(65_536))
+        async with await harness.connector.open_reader(
+            harness.location, harness.path("blob")
+        ) as reader:
+            assert await reader.readinto(1000, buffer) == 65_536
+            assert buffer.tobytes() == data[1000:66_536]
+            assert await reader.readinto(190_000, buffer) == 10_000
+            assert buffer[:10_000].tobytes() == data[190_000:]
+
+    async def test_commit_verifies_the_stored_bytes(self, harness: ConnectorHarness) -> None:
+        connector, location = harness.connector, harness.location
+        data = _payload(100_000)
+        right = Digest(len(data), zlib.crc32(data))
+        async with await connector.open_writer(location, harness.path("good")) as writer:
+            await writer.write(0, data)
+            assert await writer.digest() == right
+            await writer.commit(right)
+        assert await connector.read_file(location, harness.path("good")) == data
+        writer = await connector.open_writer(location, harness.path("bad"))
+        await writer.write(0, data)
+        with pytest.raises(ChecksumMismatchError, match="bad"):
+            await writer.commit(Digest(len(data), right.crc32 ^ 1))
+        with pytest.raises(ChecksumMismatchError):
+            await connector.write_file(
+                location, harness.path("bad"), data, expected=Digest(len(data) + 1, right.crc32)
+            )
+        await connector.write_file(location, harness.path("also-good"), data, expected=right)
+        assert await self._names(harness, harness.root) == {"good", "also-good"}
 
     async def test_reading_a_missing_file_raises_path_not_found(
         self, harness: ConnectorHarness
@@ -287,6 +321,9 @@ class ConnectorConformance:
             assert info.mtime_ns == MTIME_NS
         with pytest.raises(PathNotFoundError):
             await connector.copy(location, harness.path("missing"), harness.path("dst2"))
+        with pytest.raises(ChecksumMismatchError):
+            await connector.copy(location, harness.path("src"), harness.path("dst3"), size=1)
+        assert await self._names(harness, harness.root) == {"src", "dst"}
 
     # -- through the data manager ------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import posixpath
 import time
+import zlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Self
@@ -18,8 +19,10 @@ import pydantic
 
 from streamflow_data import (
     Capabilities,
+    ChecksumMismatchError,
     ConfigurationError,
     Connector,
+    Digest,
     ExecutionLocation,
     FileKind,
     FileStat,
@@ -212,9 +215,12 @@ class MemoryConnector(Connector):
         *,
         mode: int | None = None,
         mtime_ns: int | None = None,
+        size: int | None = None,
     ) -> None:
         """Share the bytes of ``src`` under a new name (bytes are immutable)."""
         source = self._node(location, src, follow=True)
+        if size is not None and source.size != size:
+            raise ChecksumMismatchError(location, dst, f"{source.size} bytes, not {size}")
         self._place(location, posixpath.normpath(dst), _file(source.data, mode, mtime_ns))
 
 
@@ -238,9 +244,8 @@ class _MemoryWriter(Writer):
         mode: int | None,
         mtime_ns: int | None,
     ) -> None:
-        super().__init__(path)
+        super().__init__(location, path)
         self._connector = connector
-        self._location = location
         self._buffer = bytearray()
         self._mode = mode
         self._mtime_ns = mtime_ns
@@ -251,9 +256,12 @@ class _MemoryWriter(Writer):
             self._buffer.extend(bytes(end - len(self._buffer)))
         self._buffer[offset:end] = data
 
+    async def digest(self) -> Digest:
+        return Digest(len(self._buffer), zlib.crc32(self._buffer))
+
     async def _commit(self) -> None:
         node = _file(bytes(self._buffer), self._mode, self._mtime_ns)
-        self._connector._place(self._location, self.path, node)
+        self._connector._place(self.location, self.path, node)
 
     async def _abort(self) -> None:
         self._buffer = bytearray()

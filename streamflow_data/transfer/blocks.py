@@ -1,0 +1,86 @@
+"""Bounded block buffers: the only memory file data occupies during a transfer.
+
+A :class:`BlockPool` hands out at most ``count`` :class:`BufferBlock` of ``size`` bytes.
+A reader acquires a block, fills it, and the block goes to every destination writer; it
+returns to the pool when the last writer is done with it. When every block is taken,
+:meth:`BlockPool.acquire` waits: readers stop until writers catch up (back-pressure, as
+Arvados' bounded put queue gives). Memory is therefore bounded by ``count x size``,
+whatever the file sizes and the number of destinations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+
+__all__ = ["BlockPool", "BlockState", "BufferBlock"]
+
+
+class BlockState(enum.Enum):
+    """Where a block is in its life."""
+
+    WRITABLE = "writable"
+    """Held by a reader that fills it."""
+    PENDING = "pending"
+    """Filled; being written to the destinations."""
+    COMMITTED = "committed"
+    """Written everywhere; back in the pool."""
+    ERROR = "error"
+    """A destination write failed; it becomes PENDING again if the write is retried."""
+
+
+class BufferBlock:
+    """A fixed-size buffer and the range of the file it holds."""
+
+    __slots__ = ("buffer", "length", "offset", "state")
+
+    def __init__(self, size: int) -> None:
+        self.buffer = memoryview(bytearray(size))
+        """The whole buffer."""
+        self.offset = 0
+        """The file offset of the data held."""
+        self.length = 0
+        """Bytes of data held."""
+        self.state = BlockState.COMMITTED
+
+    @property
+    def data(self) -> memoryview:
+        """The data held."""
+        return self.buffer[: self.length]
+
+
+class BlockPool:
+    """At most ``count`` blocks of ``size`` bytes, allocated on first use."""
+
+    def __init__(self, count: int, size: int) -> None:
+        self.count = count
+        self.size = size
+        self._free: list[BufferBlock] = []
+        self._allocated = 0
+        self._available = asyncio.Semaphore(count)
+        self.peak_in_use = 0
+        """The most blocks ever held at once (for tests and statistics)."""
+
+    @property
+    def in_use(self) -> int:
+        """Blocks currently held."""
+        return self._allocated - len(self._free)
+
+    async def acquire(self) -> BufferBlock:
+        """A WRITABLE block; waits while all ``count`` blocks are held."""
+        await self._available.acquire()
+        if self._free:
+            block = self._free.pop()
+        else:
+            block = BufferBlock(self.size)
+            self._allocated += 1
+        block.state = BlockState.WRITABLE
+        block.offset = block.length = 0
+        self.peak_in_use = max(self.peak_in_use, self.in_use)
+        return block
+
+    def release(self, block: BufferBlock) -> None:
+        """Give a block back (its data is no longer needed)."""
+        block.state = BlockState.COMMITTED
+        self._free.append(block)
+        self._available.release()
