@@ -19,17 +19,38 @@ MiB = 1024 * 1024
 class TransferSettings(pydantic.BaseModel):
     """How transfers move bytes.
 
-    Memory used by file data in flight is bounded by
-    ``max_concurrent_files * block_size``: each file in flight holds one block at a time,
-    whatever the file's size and the number of destinations.
+    Memory used by file data in flight is bounded by ``block_count x block_size`` (64 MiB
+    by default) for all the transfers of a manager together, whatever the file sizes and
+    the number of destinations: a reader waits for a free block when all are taken.
     """
 
     model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
 
+    chunk_size: int = pydantic.Field(default=64 * MiB, ge=4096)
+    """A file larger than this is moved as chunks, in parallel where destinations allow."""
     block_size: int = pydantic.Field(default=4 * MiB, ge=4096, le=1024 * MiB)
     """Bytes read from the source at a time, then written to every destination."""
+    block_count: int = pydantic.Field(default=16, ge=2, le=65536)
+    """Blocks in the pool: with ``block_size``, the memory bound."""
     max_concurrent_files: int = pydantic.Field(default=8, ge=1, le=1024)
     """Files of one transfer in flight at once."""
+    max_concurrent_chunks: int = pydantic.Field(default=4, ge=1, le=1024)
+    """Chunks of one transfer in flight at once (all its files together)."""
+    max_sessions_per_location: int = pydantic.Field(default=8, ge=1, le=1024)
+    """Reads or writes in flight at once on one location, across all transfers."""
+    max_retries: int = pydantic.Field(default=3, ge=0, le=100)
+    """Times a file (or a block write) is tried again after a retryable error."""
+    retry_delay: float = pydantic.Field(default=0.1, ge=0.0, le=60.0)
+    """Seconds before the first retry; each further retry waits twice as long (10 s at most)."""
+
+    @property
+    def memory_bound(self) -> int:
+        """Bytes of file data held in memory at most."""
+        return self.block_count * self.block_size
+
+    def retry_wait(self, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt`` (1, 2, ...)."""
+        return float(min(self.retry_delay * 2 ** (attempt - 1), 10.0))
 
 
 def parse_options(model: type[_Model], options: Mapping[str, object], what: str) -> _Model:

@@ -30,9 +30,9 @@ class BlockState(enum.Enum):
 
 
 class BufferBlock:
-    """A fixed-size buffer and the range of the file it holds."""
+    """A fixed-size buffer, the range of the file it holds, and who still needs it."""
 
-    __slots__ = ("buffer", "length", "offset", "state")
+    __slots__ = ("buffer", "holders", "length", "offset", "state", "tag")
 
     def __init__(self, size: int) -> None:
         self.buffer = memoryview(bytearray(size))
@@ -42,6 +42,10 @@ class BufferBlock:
         self.length = 0
         """Bytes of data held."""
         self.state = BlockState.COMMITTED
+        self.holders = 0
+        """Destinations that have yet to write it."""
+        self.tag = 0
+        """The number of the chunk it belongs to."""
 
     @property
     def data(self) -> memoryview:
@@ -75,7 +79,7 @@ class BlockPool:
             block = BufferBlock(self.size)
             self._allocated += 1
         block.state = BlockState.WRITABLE
-        block.offset = block.length = 0
+        block.offset = block.length = block.holders = block.tag = 0
         self.peak_in_use = max(self.peak_in_use, self.in_use)
         return block
 

@@ -7,32 +7,57 @@ from dataclasses import dataclass
 
 from streamflow_data.model import ExecutionLocation
 
-__all__ = ["TransferListener", "TransferProgress"]
+__all__ = ["DestinationProgress", "TransferListener", "TransferProgress"]
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationProgress:
+    """How far one destination of a transfer has got."""
+
+    location: ExecutionLocation
+    files_done: int
+    """Files written, verified and published there."""
+    files_failed: int
+    """Files that failed there for good."""
+    bytes_done: int
+    """Bytes written there, counting files in flight (a retried file starts again)."""
 
 
 @dataclass(frozen=True, slots=True)
 class TransferProgress:
-    """A snapshot of one transfer: sent when it starts, after each file, and at the end."""
+    """A snapshot of one transfer: sent when it starts, as it goes, and when it ends."""
 
     source: ExecutionLocation
     """Where the data is read from."""
     src_path: str
-    destinations: tuple[ExecutionLocation, ...]
-    """Every destination the transfer writes (links and no-op destinations excluded)."""
+    destinations: tuple[DestinationProgress, ...]
+    """Every destination written by the engine (links and no-op destinations excluded)."""
     dst_path: str
     files_total: int
-    files_done: int
     bytes_total: int
-    bytes_done: int
-    """Source bytes delivered to every destination still in the transfer."""
     elapsed: float
     """Seconds since the transfer started."""
+    current_rate: float
+    """Bytes per second over the last seconds, for the slowest destination."""
     finished: bool
     """True in the last snapshot of the transfer, whether it succeeded or not."""
 
     @property
+    def files_done(self) -> int:
+        """Files done at every destination still in the transfer (the slowest one's count)."""
+        return min((d.files_done for d in self._healthy()), default=0)
+
+    @property
+    def bytes_done(self) -> int:
+        """Bytes done at every destination still in the transfer (the slowest one's count)."""
+        return min((d.bytes_done for d in self._healthy()), default=0)
+
+    def _healthy(self) -> list[DestinationProgress]:
+        return [d for d in self.destinations if not d.files_failed]
+
+    @property
     def rate(self) -> float:
-        """Bytes per second so far."""
+        """Average bytes per second since the start."""
         return self.bytes_done / self.elapsed if self.elapsed > 0 else 0.0
 
 

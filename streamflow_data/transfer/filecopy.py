@@ -1,0 +1,499 @@
+"""Copying one file to its destinations: read once, written everywhere, verified, retried.
+
+The flow of a file larger than a block, for one attempt::
+
+    source reader ──blocks──► crc32 ──► queue of destination 1 ──► writer 1 ──┐
+     (chunks in parallel        │   └─► queue of destination 2 ──► writer 2 ──┤
+      when every destination    │                                            ▼
+      takes ranged writes)      └──────── chunk checksums combined ───► commit(expected digest)
+
+A block goes back to the pool when the last destination has written it, so memory stays
+within the pool whatever the file size, and a full pool makes the reader wait. A
+destination that fails is retried alone (the source is read again for it) when the error
+is retryable and it has retries left; a failed block write is first retried in place when
+the destination takes ranged writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import posixpath
+import time
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from streamflow_data.config import TransferSettings
+from streamflow_data.connectors.base import Connector, FileStat, Reader, Writer
+from streamflow_data.errors import ChecksumMismatchError, ConnectorError, PathNotFoundError
+from streamflow_data.model import Digest, ExecutionLocation
+from streamflow_data.transfer.blocks import BlockPool, BlockState, BufferBlock
+from streamflow_data.transfer.checksum import crc32_combine
+from streamflow_data.transfer.progress import ProgressTracker
+from streamflow_data.transfer.state import ChunkState, FileState, StateManager
+from streamflow_data.transfer.stats import Statistics
+
+__all__ = ["Destination", "Endpoint", "FileCopy", "RunContext", "SessionLimits"]
+
+_INLINE_CRC = 256 * 1024  # below this many bytes a CRC is cheaper on the loop than a thread hop
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A connector and one of its locations."""
+
+    connector: Connector
+    location: ExecutionLocation
+
+
+@dataclass(slots=True, eq=False)
+class Destination:
+    """One destination of a transfer and how it fared."""
+
+    connector: Connector
+    location: ExecutionLocation
+    index: int = 0
+    """Its position among the transfer's destinations."""
+    server_copy: bool = False
+    """Copy file by file within the location instead of streaming through us."""
+    error: Exception | None = None
+    """Why this destination failed, once a file failed there for good."""
+    created_root: bool = False
+    """The transfer created the destination directory, so a failure removes it."""
+
+
+class SessionLimits:
+    """At most ``limit`` reads or writes in flight per location, across transfers."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._slots: dict[tuple[str, str], asyncio.Semaphore] = {}
+
+    def slot(self, location: ExecutionLocation) -> asyncio.Semaphore:
+        """The semaphore of ``location``; hold it around each operation."""
+        key = (location.deployment, location.name)
+        found = self._slots.get(key)
+        if found is None:
+            found = self._slots[key] = asyncio.Semaphore(self._limit)
+        return found
+
+
+@dataclass(slots=True)
+class RunContext:
+    """What the files of one transfer share."""
+
+    source: Endpoint
+    settings: TransferSettings
+    pool: BlockPool
+    sessions: SessionLimits
+    stats: Statistics
+    progress: ProgressTracker
+    chunk_slots: asyncio.Semaphore
+    """Chunks of this transfer in flight."""
+    root_is_directory: bool
+    files: StateManager[tuple[str, int], FileState] = field(
+        default_factory=lambda: StateManager(FileState)
+    )
+    """State of each (file, destination index)."""
+    chunks: StateManager[tuple[str, int, int], ChunkState] = field(
+        default_factory=lambda: StateManager(ChunkState)
+    )
+    """State of each (file, chunk number, destination index)."""
+
+
+def _retryable(error: Exception) -> bool:
+    return isinstance(error, ConnectorError) and error.retryable
+
+
+async def _crc32(data: memoryview | bytes, value: int = 0) -> int:
+    if len(data) < _INLINE_CRC:
+        return zlib.crc32(data, value)
+    return await asyncio.to_thread(zlib.crc32, data, value)
+
+
+class _SourceError(Exception):
+    """Wraps an error of the source so that it fails every destination of the attempt."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+# An attempt returns the destinations that failed, with why.
+_Failures = dict[Destination, Exception]
+
+
+class FileCopy:
+    """One file of a transfer, to every destination still in the transfer."""
+
+    def __init__(self, context: RunContext, relpath: str, src: str, dst: str, stat: FileStat):
+        self.context = context
+        self.settings = context.settings
+        self.relpath = relpath
+        self.src = src
+        self.dst = dst
+        self.stat = stat
+        self.chunk_count = max(1, -(-stat.size // self.settings.chunk_size))
+        self._written: dict[int, int] = {}  # bytes written per destination index, this attempt
+        self._outstanding: dict[tuple[int, int], int] = {}  # blocks of (chunk, destination)
+        self._read_chunks: set[int] = set()  # chunks whose blocks have all been queued
+
+    async def run(self, destinations: list[Destination]) -> None:
+        """Copy to ``destinations``; a destination where the file fails for good gets its
+        ``error`` set."""
+        for destination in destinations:
+            self.context.files[(self.relpath, destination.index)] = FileState.PENDING
+        copies = [d for d in destinations if d.server_copy]
+        streamed = [d for d in destinations if not d.server_copy]
+        async with asyncio.TaskGroup() as group:
+            for destination in copies:
+                group.create_task(self._with_retries([destination], self._server_copy))
+            if streamed:
+                group.create_task(self._with_retries(streamed, self._stream))
+
+    # -- retries and states -------------------------------------------------------------------
+
+    async def _with_retries(
+        self,
+        destinations: list[Destination],
+        attempt: Callable[[list[Destination]], Awaitable[_Failures]],
+    ) -> None:
+        files, progress, stats = self.context.files, self.context.progress, self.context.stats
+        tries = 0
+        pending = destinations
+        while pending:
+            for destination in pending:
+                files[(self.relpath, destination.index)] = FileState.TRANSFERRING
+            failures = await attempt(pending)
+            retry = []
+            for destination in pending:
+                key = (self.relpath, destination.index)
+                written = self._written.pop(destination.index, 0)
+                error = failures.get(destination)
+                if error is None:
+                    files[key] = FileState.VALID
+                    progress.file_done(destination.index)
+                    continue
+                stats.error(error)
+                progress.add_bytes(destination.index, -written)  # a retry starts over
+                mismatch = isinstance(error, ChecksumMismatchError)
+                files[key] = FileState.INVALID if mismatch else FileState.FAILED
+                if _retryable(error) and tries < self.settings.max_retries:
+                    retry.append(destination)
+                    continue
+                progress.file_failed(destination.index)
+                if destination.error is None:
+                    destination.error = error
+            if retry:
+                tries += 1
+                stats.retries += len(retry)
+                await asyncio.sleep(self.settings.retry_wait(tries))
+                for destination in retry:
+                    files[(self.relpath, destination.index)] = FileState.PENDING
+            pending = retry
+
+    def _wrote(self, destination: Destination, size: int, started: float) -> None:
+        self.context.stats.wrote(destination.location, size, time.monotonic() - started)
+        self.context.progress.add_bytes(destination.index, size)
+        self._written[destination.index] = self._written.get(destination.index, 0) + size
+
+    async def _in_parent(
+        self,
+        destination: Destination,
+        operation: Callable[[Connector, ExecutionLocation], Awaitable[T]],
+    ) -> T:
+        """Apply ``operation`` to the destination; for a file root whose parent directory
+        is missing, create the parent and try again (a tree's directories exist already)."""
+        connector, location = destination.connector, destination.location
+        try:
+            return await operation(connector, location)
+        except PathNotFoundError:
+            if self.context.root_is_directory:
+                raise
+            await connector.mkdir(location, posixpath.dirname(self.dst))
+            return await operation(connector, location)
+
+    # -- server-side copy ---------------------------------------------------------------------
+
+    async def _server_copy(self, destinations: list[Destination]) -> _Failures:
+        [destination] = destinations
+        stat = self.stat
+
+        async def copy(connector: Connector, location: ExecutionLocation) -> None:
+            await connector.copy(
+                location,
+                self.src,
+                self.dst,
+                mode=stat.mode,
+                mtime_ns=stat.mtime_ns,
+                size=stat.size,
+            )
+
+        started = time.monotonic()
+        try:
+            async with self.context.sessions.slot(destination.location):
+                await self._in_parent(destination, copy)
+        except Exception as exc:
+            return {destination: exc}
+        self._wrote(destination, stat.size, started)
+        return {}
+
+    # -- streaming ------------------------------------------------------------------------------
+
+    async def _stream(self, destinations: list[Destination]) -> _Failures:
+        """One attempt for ``destinations``: read the source once, write it to each."""
+        try:
+            if self.stat.size <= self.settings.block_size:
+                return await self._stream_small(destinations)
+            return await self._stream_blocks(destinations)
+        except _SourceError as exc:
+            return dict.fromkeys(destinations, exc.cause)
+
+    @contextlib.asynccontextmanager
+    async def _reading(self) -> AsyncIterator[None]:
+        """Hold a session on the source; errors inside are the source's."""
+        try:
+            async with self.context.sessions.slot(self.context.source.location):
+                yield
+        except Exception as exc:
+            raise _SourceError(exc) from exc
+
+    def _check_size(self, size: int) -> None:
+        if size != self.stat.size:
+            raise _SourceError(
+                ConnectorError(
+                    self.context.source.location,
+                    self.src,
+                    f"the file changed during the transfer ({self.stat.size} bytes planned, "
+                    f"{size} read)",
+                )
+            )
+
+    async def _stream_small(self, destinations: list[Destination]) -> _Failures:
+        """Read the whole file in one operation, write it whole to each destination."""
+        context = self.context
+        source = context.source
+        block = await context.pool.acquire()  # memory accounting: the data fits one block
+        try:
+            started = time.monotonic()
+            async with self._reading():
+                data = await source.connector.read_file(source.location, self.src)
+            context.stats.read(source.location, len(data), time.monotonic() - started)
+            self._check_size(len(data))
+            expected = Digest(len(data), await _crc32(data))
+            failures: _Failures = {}
+
+            async def write(destination: Destination) -> None:
+                async def operation(connector: Connector, location: ExecutionLocation) -> None:
+                    await connector.write_file(
+                        location,
+                        self.dst,
+                        data,
+                        mode=self.stat.mode,
+                        mtime_ns=self.stat.mtime_ns,
+                        expected=expected,
+                    )
+
+                started = time.monotonic()
+                try:
+                    async with context.sessions.slot(destination.location):
+                        await self._in_parent(destination, operation)
+                except Exception as exc:
+                    failures[destination] = exc
+                    return
+                self._wrote(destination, len(data), started)
+
+            async with asyncio.TaskGroup() as group:
+                for destination in destinations:
+                    group.create_task(write(destination))
+            return failures
+        finally:
+            context.pool.release(block)
+
+    async def _stream_blocks(self, destinations: list[Destination]) -> _Failures:
+        """Stream a large file through pool blocks to a writer per destination."""
+        failures: _Failures = {}
+        async with contextlib.AsyncExitStack() as stack:
+            async with self._reading():
+                source = self.context.source
+                reader = await source.connector.open_reader(source.location, self.src)
+            stack.push_async_callback(reader.close)
+            writers: dict[Destination, Writer] = {}
+            for destination in destinations:
+                stat = self.stat
+
+                async def open_writer(connector: Connector, location: ExecutionLocation) -> Writer:
+                    return await connector.open_writer(
+                        location, self.dst, mode=stat.mode, mtime_ns=stat.mtime_ns
+                    )
+
+                try:
+                    writer = await self._in_parent(destination, open_writer)
+                except Exception as exc:
+                    failures[destination] = exc
+                    continue
+                stack.push_async_callback(writer.abort)
+                writers[destination] = writer
+            if writers:
+                digest = await self._pump(reader, writers, failures)
+                await self._commit(writers, failures, digest)
+        return failures
+
+    async def _pump(
+        self, reader: Reader, writers: dict[Destination, Writer], failures: _Failures
+    ) -> Digest:
+        """Move every block from the reader to the writers; returns the file's digest."""
+        ranged = all(d.connector.capabilities.ranged_writes for d in writers)
+        drains_per_destination = self.settings.max_concurrent_chunks if ranged else 1
+        queues: dict[Destination, asyncio.Queue[BufferBlock | None]] = {
+            destination: asyncio.Queue() for destination in writers
+        }
+        chunk_crcs = [0] * self.chunk_count
+        source_error: list[Exception] = []
+
+        async def produce() -> None:
+            try:
+                if ranged and self.chunk_count > 1:
+                    async with asyncio.TaskGroup() as group:
+                        for number in range(self.chunk_count):
+                            group.create_task(self._read_chunk(reader, number, queues, chunk_crcs))
+                else:
+                    for number in range(self.chunk_count):
+                        await self._read_chunk(reader, number, queues, chunk_crcs)
+            except* Exception as group:
+                source_error.extend(group.exceptions)
+            finally:
+                for queue in queues.values():
+                    for _ in range(drains_per_destination):
+                        queue.put_nowait(None)
+
+        async with asyncio.TaskGroup() as group:
+            for destination, writer in writers.items():
+                for _ in range(drains_per_destination):
+                    group.create_task(
+                        self._drain(destination, writer, queues[destination], failures)
+                    )
+            group.create_task(produce())
+        if source_error:
+            error = source_error[0]
+            raise error if isinstance(error, _SourceError) else _SourceError(error)
+        digest_crc = chunk_crcs[0]
+        for number in range(1, self.chunk_count):
+            length = self._chunk_range(number)[1]
+            digest_crc = crc32_combine(digest_crc, chunk_crcs[number], length)
+        return Digest(self.stat.size, digest_crc)
+
+    def _chunk_range(self, number: int) -> tuple[int, int]:
+        start = number * self.settings.chunk_size
+        return start, min(self.settings.chunk_size, self.stat.size - start)
+
+    async def _read_chunk(
+        self,
+        reader: Reader,
+        number: int,
+        queues: dict[Destination, asyncio.Queue[BufferBlock | None]],
+        chunk_crcs: list[int],
+    ) -> None:
+        context = self.context
+        start, length = self._chunk_range(number)
+        async with context.chunk_slots:
+            for destination in queues:
+                context.chunks[(self.relpath, number, destination.index)] = ChunkState.RUNNING
+            crc = 0
+            offset = start
+            while offset < start + length:
+                block = await context.pool.acquire()
+                try:
+                    size = min(block.buffer.nbytes, start + length - offset)
+                    started = time.monotonic()
+                    async with self._reading():
+                        got = await reader.readinto(offset, block.buffer[:size])
+                    if got != size:
+                        self._check_size(offset + got)
+                    context.stats.read(context.source.location, got, time.monotonic() - started)
+                    block.offset, block.length, block.tag = offset, got, number
+                    crc = await _crc32(block.data, crc)
+                except BaseException:
+                    context.pool.release(block)
+                    raise
+                block.state = BlockState.PENDING
+                block.holders = len(queues)
+                for destination, queue in queues.items():
+                    outstanding = (number, destination.index)
+                    self._outstanding[outstanding] = self._outstanding.get(outstanding, 0) + 1
+                    queue.put_nowait(block)
+                offset += got
+            chunk_crcs[number] = crc
+            self._read_chunks.add(number)
+
+    async def _drain(
+        self,
+        destination: Destination,
+        writer: Writer,
+        queue: asyncio.Queue[BufferBlock | None],
+        failures: _Failures,
+    ) -> None:
+        """Write the blocks of one destination; after a failure, only release them."""
+        context = self.context
+        while (block := await queue.get()) is not None:
+            key = (self.relpath, block.tag, destination.index)
+            try:
+                if destination not in failures:
+                    await self._write_block(destination, writer, block)
+                    outstanding = (block.tag, destination.index)
+                    self._outstanding[outstanding] -= 1
+                    if not self._outstanding[outstanding] and block.tag in self._read_chunks:
+                        context.chunks[key] = ChunkState.FINISHED
+            except Exception as exc:
+                failures[destination] = exc
+                context.chunks[key] = ChunkState.ERRORED
+            finally:
+                block.holders -= 1
+                if block.holders == 0:
+                    context.pool.release(block)
+
+    async def _write_block(
+        self, destination: Destination, writer: Writer, block: BufferBlock
+    ) -> None:
+        """Write one block, retrying it in place when the destination takes ranged writes."""
+        context = self.context
+        tries = 0
+        while True:
+            started = time.monotonic()
+            try:
+                async with context.sessions.slot(destination.location):
+                    await writer.write(block.offset, block.data)
+            except Exception as exc:
+                ranged = destination.connector.capabilities.ranged_writes
+                if not (ranged and _retryable(exc) and tries < self.settings.max_retries):
+                    raise
+                block.state = BlockState.ERROR
+                context.stats.error(exc)
+                context.stats.retries += 1
+                tries += 1
+                await asyncio.sleep(self.settings.retry_wait(tries))
+                block.state = BlockState.PENDING
+                continue
+            self._wrote(destination, block.length, started)
+            return
+
+    async def _commit(
+        self, writers: dict[Destination, Writer], failures: _Failures, digest: Digest
+    ) -> None:
+        """Verify and publish every destination written without error."""
+
+        async def commit(destination: Destination, writer: Writer) -> None:
+            self.context.files[(self.relpath, destination.index)] = FileState.DONE
+            try:
+                async with self.context.sessions.slot(destination.location):
+                    await writer.commit(digest)
+            except Exception as exc:
+                failures[destination] = exc
+
+        async with asyncio.TaskGroup() as group:
+            for destination, writer in writers.items():
+                if destination not in failures:
+                    group.create_task(commit(destination, writer))

@@ -1,0 +1,112 @@
+"""Turning the counters of a running transfer into progress snapshots for listeners."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+from collections.abc import Sequence
+
+from streamflow_data.model import ExecutionLocation
+from streamflow_data.transfer.events import (
+    DestinationProgress,
+    TransferListener,
+    TransferProgress,
+)
+
+__all__ = ["ProgressTracker"]
+
+logger = logging.getLogger(__name__)
+
+_INTERVAL = 0.1  # seconds between two snapshots, except the first and the last
+_WINDOW = 2.0  # seconds of history behind current_rate
+
+
+class ProgressTracker:
+    """Counts files and bytes per destination and sends throttled snapshots."""
+
+    def __init__(
+        self,
+        listeners: Sequence[TransferListener],
+        source: ExecutionLocation,
+        src_path: str,
+        destinations: Sequence[ExecutionLocation],
+        dst_path: str,
+        files_total: int,
+        bytes_total: int,
+    ) -> None:
+        self._listeners = listeners
+        self._source = source
+        self._src_path = src_path
+        self._locations = list(destinations)
+        self._dst_path = dst_path
+        self._files_total = files_total
+        self._bytes_total = bytes_total
+        self._files_done = [0] * len(destinations)
+        self._files_failed = [0] * len(destinations)
+        self._bytes_done = [0] * len(destinations)
+        self._started = time.monotonic()
+        self._last_sent = float("-inf")
+        self._history: collections.deque[tuple[float, int]] = collections.deque()
+
+    def add_bytes(self, destination: int, size: int) -> None:
+        """``size`` more bytes written at a destination (negative: a retry starts over)."""
+        self._bytes_done[destination] += size
+        self._send(finished=False, force=False)
+
+    def file_done(self, destination: int) -> None:
+        """A file is verified and published at a destination."""
+        self._files_done[destination] += 1
+        self._send(finished=False, force=False)
+
+    def file_failed(self, destination: int) -> None:
+        """A file failed for good at a destination."""
+        self._files_failed[destination] += 1
+
+    def start(self) -> None:
+        """Send the first snapshot."""
+        self._send(finished=False, force=True)
+
+    def finish(self) -> None:
+        """Send the last snapshot."""
+        self._send(finished=True, force=True)
+
+    def _send(self, finished: bool, force: bool) -> None:
+        if not self._listeners:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_sent < _INTERVAL:
+            return
+        self._last_sent = now
+        destinations = tuple(
+            DestinationProgress(location, files, failed, size)
+            for location, files, failed, size in zip(
+                self._locations,
+                self._files_done,
+                self._files_failed,
+                self._bytes_done,
+                strict=True,
+            )
+        )
+        slowest = min((d.bytes_done for d in destinations if not d.files_failed), default=0)
+        self._history.append((now, slowest))
+        while len(self._history) > 2 and now - self._history[0][0] > _WINDOW:
+            self._history.popleft()
+        then, before = self._history[0]
+        rate = (slowest - before) / (now - then) if now > then else 0.0
+        snapshot = TransferProgress(
+            source=self._source,
+            src_path=self._src_path,
+            destinations=destinations,
+            dst_path=self._dst_path,
+            files_total=self._files_total,
+            bytes_total=self._bytes_total,
+            elapsed=now - self._started,
+            current_rate=rate,
+            finished=finished,
+        )
+        for listener in self._listeners:
+            try:
+                listener(snapshot)
+            except Exception:
+                logger.exception("transfer listener %r failed", listener)
