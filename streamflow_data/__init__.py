@@ -40,7 +40,12 @@ from streamflow_data.manager import DataManager, DefaultDataManager
 from streamflow_data.mapper import RemotePathMapper
 from streamflow_data.model import DataLocation, DataType, Digest, ExecutionLocation
 from streamflow_data.policy import DefaultSourcePolicy, SourcePolicy
-from streamflow_data.transfer.events import TransferListener, TransferProgress
+from streamflow_data.transfer.events import (
+    DestinationProgress,
+    TransferListener,
+    TransferProgress,
+)
+from streamflow_data.transfer.stats import LocationStatistics, Statistics
 
 __version__ = "0.1.0"
 
@@ -56,6 +61,7 @@ __all__ = [
     "DataType",
     "DefaultDataManager",
     "DefaultSourcePolicy",
+    "DestinationProgress",
     "Digest",
     "ExecutionLocation",
     "FileKind",
@@ -63,6 +69,7 @@ __all__ = [
     "InvalidPathError",
     "LocalConnector",
     "LocalOptions",
+    "LocationStatistics",
     "NotDirectoryError",
     "PathExistsError",
     "PathNotFoundError",
@@ -70,6 +77,7 @@ __all__ = [
     "Reader",
     "RemotePathMapper",
     "SourcePolicy",
+    "Statistics",
     "StorageFullError",
     "StreamFlowDataError",
     "TransferCancelledError",

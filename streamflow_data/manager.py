@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
@@ -17,6 +17,7 @@ from streamflow_data.errors import (
     InvalidPathError,
     PathNotFoundError,
     StreamFlowDataError,
+    TransferCancelledError,
     TransferError,
     TransferFailure,
     UnknownDeploymentError,
@@ -28,6 +29,7 @@ from streamflow_data.model import DataLocation, DataType, ExecutionLocation, nor
 from streamflow_data.policy import DefaultSourcePolicy, SourcePolicy
 from streamflow_data.transfer.engine import Destination, Endpoint, TransferEngine
 from streamflow_data.transfer.events import TransferListener
+from streamflow_data.transfer.stats import Statistics
 
 __all__ = ["DataManager", "DefaultDataManager"]
 
@@ -154,6 +156,10 @@ class DefaultDataManager(DataManager):
     them from then on and closes them in :meth:`close`. A :class:`LocalConnector` serves
     the deployment ``local`` unless the mapping provides another. Locations of deployments
     without a connector can still be registered and queried, only not transferred.
+
+    ``settings`` tune the transfer engine and bound its memory; ``listeners`` receive the
+    progress of every transfer; setting the ``shutdown`` event stops every transfer in
+    flight, cleanly, with :class:`TransferCancelledError`.
     """
 
     def __init__(
@@ -163,6 +169,7 @@ class DefaultDataManager(DataManager):
         policy: SourcePolicy | None = None,
         settings: TransferSettings | None = None,
         listeners: Sequence[TransferListener] = (),
+        shutdown: asyncio.Event | None = None,
     ) -> None:
         self._connectors: dict[str, Connector] = dict(connectors or {})
         self._connectors.setdefault(LOCAL_DEPLOYMENT, LocalConnector())
@@ -173,12 +180,18 @@ class DefaultDataManager(DataManager):
         """The replica graph."""
         self._engine = TransferEngine(settings or TransferSettings(), listeners)
         self._in_flight: dict[_Key, _InFlight] = {}
+        self._shutdown = shutdown
         self._closed = False
 
     @property
     def settings(self) -> TransferSettings:
         """The transfer settings in force."""
         return self._engine.settings
+
+    @property
+    def statistics(self) -> Statistics:
+        """Bytes and rates per location and errors by type, over every transfer so far."""
+        return self._engine.statistics
 
     def add_listener(self, listener: TransferListener) -> None:
         """Receive the progress of every later transfer."""
@@ -301,6 +314,8 @@ class DefaultDataManager(DataManager):
             self._register_pending(jobs, source, dst_path, writable)
             try:
                 await self._copy(Endpoint(src_connector, src_location), source, jobs, dst_path)
+            except TransferCancelledError:
+                raise
             except StreamFlowDataError as exc:  # the source failed: so did every destination
                 for job in jobs:
                     job.error = job.error or exc
@@ -395,13 +410,34 @@ class DefaultDataManager(DataManager):
             for job in copies
         ]
         try:
-            await self._engine.run(source, replica.path, destinations, dst_path)
+            await self._unless_shut_down(
+                self._engine.run(source, replica.path, destinations, dst_path)
+            )
         except PathNotFoundError as exc:
             if exc.location == source.location and exc.path == replica.path:
                 self.mapper.invalidate(source.location, replica.path)
             raise
         for job, destination in zip(copies, destinations, strict=True):
             job.error = destination.error
+
+    async def _unless_shut_down(self, work: Coroutine[object, object, None]) -> None:
+        """Run ``work``, cancelling it (it cleans up) if the shutdown event is set."""
+        if self._shutdown is None:
+            await work
+            return
+        task = asyncio.ensure_future(work)
+        stop = asyncio.ensure_future(self._shutdown.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if task.cancelled():
+            raise TransferCancelledError("the data manager is shutting down")
+        task.result()
 
     def _settle(self, jobs: list[_Job], dst_path: str, completed: bool) -> None:
         """Publish each destination's outcome: available replica, or invalidated.

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 
 from streamflow_data import (
+    Capabilities,
     Connector,
     ExecutionLocation,
     FileStat,
@@ -32,13 +33,18 @@ class WrappingConnector(Connector):
         root: str = "",
         *,
         fail_write_number: int | None = None,
-        corrupt_write_number: int | None = None,
+        transient_write_numbers: frozenset[int] = frozenset(),
+        corrupt_write_numbers: frozenset[int] = frozenset(),
         disappear_after_writes: int | None = None,
         stall_writes: bool = False,
     ) -> None:
         self.inner = LocalConnector()
         self.root = root.rstrip("/")
-        self.corrupt_write_number = corrupt_write_number
+        self.transient_write_numbers = transient_write_numbers
+        self.corrupt_write_numbers = corrupt_write_numbers
+        self.write_offsets: list[tuple[str, int]] = []
+        self.reads_in_flight = 0
+        self.most_reads_in_flight = 0
         self.disappear_after_writes = disappear_after_writes
         self.bytes_read = 0
         self.opens = 0
@@ -115,6 +121,17 @@ class _CountingReader(Reader):
         self.owner.bytes_read += len(data)
         return data
 
+    async def readinto(self, offset: int, buffer: memoryview) -> int:
+        owner = self.owner
+        owner.reads_in_flight += 1
+        owner.most_reads_in_flight = max(owner.most_reads_in_flight, owner.reads_in_flight)
+        try:
+            count = await self.inner.readinto(offset, buffer)
+        finally:
+            owner.reads_in_flight -= 1
+        owner.bytes_read += count
+        return count
+
     async def close(self) -> None:
         await self.inner.close()
 
@@ -137,7 +154,10 @@ class _FaultyWriter(Writer):
             raise StorageFullError(self.location, self.path, "injected fault")
         if owner.disappear_after_writes is not None and owner.writes > owner.disappear_after_writes:
             raise ConnectorError(self.location, self.path, "injected: connection lost")
-        if owner.writes == owner.corrupt_write_number:
+        if owner.writes in owner.transient_write_numbers:
+            raise ConnectorError(self.location, self.path, "injected: transient fault")
+        owner.write_offsets.append((self.path, offset))
+        if owner.writes in owner.corrupt_write_numbers:
             corrupted = bytearray(data)
             corrupted[0] ^= 0xFF
             data = bytes(corrupted)
@@ -151,3 +171,9 @@ class _FaultyWriter(Writer):
 
     async def _abort(self) -> None:
         await self.inner.abort()
+
+
+class SequentialWrappingConnector(WrappingConnector):
+    """The same, for a storage that can only append: no ranged writes, no server copy."""
+
+    capabilities = Capabilities(ranged_writes=False, server_side_copy=False)

@@ -87,7 +87,10 @@ class TransferEngine:
             chunk_slots=asyncio.Semaphore(self.settings.max_concurrent_chunks),
             root_is_directory=plan.root.kind is FileKind.DIRECTORY,
         )
-        await _Run(context, src_path, destinations, dst_path, plan).execute()
+        try:
+            await _Run(context, src_path, destinations, dst_path, plan).execute()
+        finally:
+            self.statistics.buffer_peak_bytes = self.pool.peak_in_use * self.pool.size
 
 
 class _Run:

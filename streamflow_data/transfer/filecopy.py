@@ -316,6 +316,12 @@ class FileCopy:
     async def _stream_blocks(self, destinations: list[Destination]) -> _Failures:
         """Stream a large file through pool blocks to a writer per destination."""
         failures: _Failures = {}
+
+        async def open_writer(connector: Connector, location: ExecutionLocation) -> Writer:
+            return await connector.open_writer(
+                location, self.dst, mode=self.stat.mode, mtime_ns=self.stat.mtime_ns
+            )
+
         async with contextlib.AsyncExitStack() as stack:
             async with self._reading():
                 source = self.context.source
@@ -323,13 +329,6 @@ class FileCopy:
             stack.push_async_callback(reader.close)
             writers: dict[Destination, Writer] = {}
             for destination in destinations:
-                stat = self.stat
-
-                async def open_writer(connector: Connector, location: ExecutionLocation) -> Writer:
-                    return await connector.open_writer(
-                        location, self.dst, mode=stat.mode, mtime_ns=stat.mtime_ns
-                    )
-
                 try:
                     writer = await self._in_parent(destination, open_writer)
                 except Exception as exc:

@@ -49,6 +49,8 @@ class Statistics:
         """Errors seen, by exception type name."""
         self.retries = 0
         """Operations tried again after a retryable error."""
+        self.buffer_peak_bytes = 0
+        """The most memory file data has taken at once (blocks held x block size)."""
         self.started = time.monotonic()
 
     def of(self, location: ExecutionLocation) -> LocationStatistics:

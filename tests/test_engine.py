@@ -1,0 +1,345 @@
+"""The transfer engine (issue 3): chunks, blocks, fan-out, integrity, retries, progress."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from streamflow_data import (
+    ChecksumMismatchError,
+    DefaultDataManager,
+    StorageFullError,
+    TransferCancelledError,
+    TransferError,
+    TransferProgress,
+    TransferSettings,
+)
+from streamflow_data.transfer.blocks import BlockPool, BlockState
+from streamflow_data.transfer.state import ChunkState, FileState, StateManager
+from tests.helpers import Hosts
+from tests.wrappers import SequentialWrappingConnector
+
+KiB = 1024
+# Small sizes, so that a 1 MB file has several chunks of several blocks.
+SMALL = TransferSettings(chunk_size=256 * KiB, block_size=64 * KiB, block_count=4, retry_delay=0.01)
+SIZE = 1_000_003
+
+
+@pytest.fixture
+def hosts(tmp_path: Path) -> Hosts:
+    return Hosts(tmp_path / "hosts")
+
+
+async def put_file(hosts: Hosts, host: str, path: str, size: int = SIZE) -> bytes:
+    data = os.urandom(size)
+    target = hosts.path(host, path)
+    await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread(target.write_bytes, data)
+    return data
+
+
+async def read(hosts: Hosts, host: str, path: str) -> bytes:
+    return await asyncio.to_thread(hosts.path(host, path).read_bytes)
+
+
+async def listing(hosts: Hosts, host: str, path: str) -> list[str]:
+    return sorted(await asyncio.to_thread(os.listdir, hosts.path(host, path)))
+
+
+# -- read once, bounded memory, parallelism --------------------------------------------------
+
+
+@pytest.mark.parametrize("count", [1, 4])
+async def test_the_source_is_read_once_whatever_the_destinations(hosts: Hosts, count: int) -> None:
+    source = hosts.add("src")
+    data = await put_file(hosts, "src", "/big.bin")
+    targets = [hosts.add(f"d{i}") for i in range(count)]
+    async with DefaultDataManager(hosts.connectors, settings=SMALL) as manager:
+        manager.register_path(source, "/big.bin")
+        await manager.transfer_data(source, "/big.bin", targets, "/copy.bin")
+        assert 0 < manager.statistics.buffer_peak_bytes <= SMALL.memory_bound
+    assert hosts.connectors["src"].bytes_read == len(data)
+    for index in range(count):
+        assert await read(hosts, f"d{index}", "/copy.bin") == data
+
+
+async def test_chunks_of_one_file_are_read_in_parallel_for_ranged_destinations(
+    hosts: Hosts,
+) -> None:
+    source = hosts.add("src")
+    data = await put_file(hosts, "src", "/big.bin", 4_000_000)
+    target = hosts.add("dst")
+    settings = SMALL.model_copy(update={"block_count": 16, "max_concurrent_chunks": 4})
+    async with DefaultDataManager(hosts.connectors, settings=settings) as manager:
+        manager.register_path(source, "/big.bin")
+        await manager.transfer_data(source, "/big.bin", [target], "/copy.bin")
+    assert hosts.connectors["src"].most_reads_in_flight > 1
+    assert await read(hosts, "dst", "/copy.bin") == data
+
+
+async def test_append_only_destinations_are_written_in_order(hosts: Hosts) -> None:
+    source = hosts.add("src")
+    data = await put_file(hosts, "src", "/big.bin")
+    ranged, appending = hosts.add("ranged"), hosts.add("append", SequentialWrappingConnector)
+    async with DefaultDataManager(hosts.connectors, settings=SMALL) as manager:
+        manager.register_path(source, "/big.bin")
+        await manager.transfer_data(source, "/big.bin", [ranged, appending], "/copy.bin")
+    offsets = [offset for _, offset in hosts.connectors["append"].write_offsets]
+    assert offsets == sorted(offsets) and offsets[0] == 0 and len(offsets) == 16
+    assert await read(hosts, "append", "/copy.bin") == data
+    assert await read(hosts, "ranged", "/copy.bin") == data
+
+
+async def test_a_full_pool_stops_the_reader() -> None:
+    pool = BlockPool(count=2, size=4096)
+    first, second = await pool.acquire(), await pool.acquire()
+    assert first.state is BlockState.WRITABLE
+    waiting = asyncio.create_task(pool.acquire())
+    await asyncio.sleep(0.01)
+    assert not waiting.done(), "a third block was handed out"
+    pool.release(first)
+    third = await asyncio.wait_for(waiting, 1)
+    assert third is first and first.state is BlockState.WRITABLE
+    pool.release(second)
+    pool.release(third)
+    assert (pool.peak_in_use, pool.in_use) == (2, 0)
+
+
+async def test_back_pressure_holds_reads_while_a_destination_stalls(hosts: Hosts) -> None:
+    source = hosts.add("src")
+    await put_file(hosts, "src", "/big.bin")
+    stalled = hosts.add("stalled", stall_writes=True)
+    async with DefaultDataManager(hosts.connectors, settings=SMALL) as manager:
+        manager.register_path(source, "/big.bin")
+        copy = asyncio.create_task(manager.transfer_data(source, "/big.bin", [stalled], "/c"))
+        await asyncio.wait_for(hosts.connectors["stalled"].write_started.wait(), 5)
+        await asyncio.sleep(0.2)
+        read_so_far = hosts.connectors["src"].bytes_read
+        assert read_so_far <= SMALL.memory_bound, "the reader did not wait for free blocks"
+        copy.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await copy
+
+
+# -- states ----------------------------------------------------------------------------------
+
+
+def test_state_manager_counts_in_constant_time() -> None:
+    states: StateManager[str, FileState] = StateManager(FileState)
+    assert states.all_in(FileState.VALID)  # vacuously
+    for name in "abc":
+        states[name] = FileState.READY
+    states["a"] = FileState.TRANSFERRING
+    assert states.count(FileState.READY) == 2 and states.count(FileState.TRANSFERRING) == 1
+    assert not states.all_in(FileState.READY)
+    assert states.all_in(FileState.READY, FileState.TRANSFERRING)
+    for name in "abc":
+        states[name] = FileState.VALID
+    assert states.all_in(FileState.VALID) and states.counts()[FileState.READY] == 0
+    assert len(states) == 3 and states["b"] is FileState.VALID
+
+
+# -- integrity and retries ------------------------------------------------------------------
+
+
+async def test_a_corrupted_block_is_caught_retried_and_never_registered_corrupt(
+    hosts: Hosts,
+) -> None:
+    source = hosts.add("src")
+    data = await put_file(hosts, "src", "/big.bin")
+    target = hosts.add("dst", corrupt_write_numbers=frozenset({3}))
+    async with DefaultDataManager(hosts.connectors, settings=SMALL) as manager:
+        manager.register_path(source, "/big.bin")
+        await manager.transfer_data(source, "/big.bin", [target], "/copy.bin")
+        assert manager.statistics.errors["ChecksumMismatchError"] == 1
+        assert manager.statistics.retries == 1
+    assert await read(hosts, "dst", "/copy.bin") == data
+    assert hosts.connectors["src"].bytes_read == 2 * len(data)  # read again for the retry
+
+
+async def test_a_small_file_is_verified_too(hosts: Hosts) -> None:
+    source = hosts.add("src")
+    data = await put_file(hosts, "src", "/small.bin", 1000)
+    target = hosts.add("dst", corrupt_write_numbers=frozenset({1}))
+    async with DefaultDataManager(hosts.connectors, settings=SMALL) as manager:
+        manager.register_path(source, "/small.bin")
+        await manager.transfer_data(source, "/small.bin", [target], "/copy.bin")
+        assert manager.statistics.errors["ChecksumMismatchError"] == 1
+    assert await read(hosts, "dst", "/copy.bin") == data
+
+
+async def test_corruption_that_persists_fails_after_the_retries(hosts: Hosts) -> None:
+    source = hosts.add("src")
+    await put_file(hosts, "src", "/big.bin")
+    good = hosts.add("good")
+    bad = hosts.add("bad", corrupt_write_numbers=frozenset(range(1, 1000)))
+    async with DefaultDataManager(hosts.connectors, settings=SMALL) as manager:
+        manager.register_path(source, "/big.bin")
+        with pytest.raises(TransferError) as caught:
+            await manager.transfer_data(source, "/big.bin", [good, bad], "/copy.bin")
+        [failure] = caught.value.failures
+        assert failure.location == bad and isinstance(failure.cause, ChecksumMismatchError)
+        assert manager.statistics.errors["ChecksumMismatchError"] == SMALL.max_retries + 1
+        assert {r.deployment for r in manager.get_data_locations("/copy.bin")} == {"good", "src"}
+    assert await listing(hosts, "bad", "/") == []
+
+
+async def test_transient_write_errors_are_retried_in_place(hosts: Hosts) -> None:
+    source = hosts.add("src")
+    data = await put_file(hosts, "src", "/big.bin")
+    target = hosts.add("dst", transient_write_numbers=frozenset({2, 3, 7}))
+    async with DefaultDataManager(hosts.connectors, settings=SMALL) as manager:
+        manager.register_path(source, "/big.bin")
+        await manager.transfer_data(source, "/big.bin", [target], "/copy.bin")
+        assert manager.statistics.errors["ConnectorError"] == 3
+    assert await read(hosts, "dst", "/copy.bin") == data
+    assert hosts.connectors["src"].bytes_read == len(data), "an in-place retry re-read the source"
+
+
+async def test_an_append_only_destination_retries_the_whole_file(hosts: Hosts) -> None:
+    source = hosts.add("src")
+    data = await put_file(hosts, "src", "/big.bin")
+    target = hosts.add("dst", SequentialWrappingConnector, transient_write_numbers=frozenset({5}))
+    async with DefaultDataManager(hosts.connectors, settings=SMALL) as manager:
+        manager.register_path(source, "/big.bin")
+        await manager.transfer_data(source, "/big.bin", [target], "/copy.bin")
+    assert await read(hosts, "dst", "/copy.bin") == data
+    assert hosts.connectors["src"].bytes_read == 2 * len(data)
+
+
+async def test_permanent_errors_are_not_retried(hosts: Hosts) -> None:
+    source = hosts.add("src")
+    await put_file(hosts, "src", "/big.bin")
+    target = hosts.add("dst", fail_write_number=2)
+    async with DefaultDataManager(hosts.connectors, settings=SMALL) as manager:
+        manager.register_path(source, "/big.bin")
+        with pytest.raises(TransferError) as caught:
+            await manager.transfer_data(source, "/big.bin", [target], "/copy.bin")
+        assert isinstance(caught.value.failures[0].cause, StorageFullError)
+        assert manager.statistics.retries == 0
+
+
+async def test_a_destination_that_disappears_fails_alone_with_every_file_listed(
+    hosts: Hosts,
+) -> None:
+    source = hosts.add("src")
+    for name in ("a", "b", "c"):
+        await put_file(hosts, "src", f"/tree/{name}", 200_000)
+    good = hosts.add("good")
+    gone = hosts.add("gone", disappear_after_writes=2)
+    settings = SMALL.model_copy(update={"max_retries": 2})
+    started = time.monotonic()
+    async with DefaultDataManager(hosts.connectors, settings=settings) as manager:
+        manager.register_path(source, "/tree")
+        with pytest.raises(TransferError, match="connection lost") as caught:
+            await manager.transfer_data(source, "/tree", [good, gone], "/copy")
+        assert [f.location for f in caught.value.failures] == [gone]
+        assert manager.get_data_locations("/copy", deployment="gone") == []
+    assert time.monotonic() - started < 10, "retries did not give up"
+    assert await listing(hosts, "good", "/copy") == ["a", "b", "c"]
+    assert await listing(hosts, "gone", "/") == []
+
+
+# -- cancellation -----------------------------------------------------------------------------
+
+
+async def test_cancellation_stops_within_a_second_and_leaves_no_temporaries(
+    hosts: Hosts,
+) -> None:
+    source = hosts.add("src")
+    await put_file(hosts, "src", "/big.bin")
+    stalled = hosts.add("stalled", stall_writes=True)
+    await asyncio.to_thread(hosts.path("stalled", "/keep").mkdir)
+    async with DefaultDataManager(hosts.connectors, settings=SMALL) as manager:
+        manager.register_path(source, "/big.bin")
+        copy = asyncio.create_task(
+            manager.transfer_data(source, "/big.bin", [stalled], "/keep/copy.bin")
+        )
+        await asyncio.wait_for(hosts.connectors["stalled"].write_started.wait(), 5)
+        started = time.monotonic()
+        copy.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await copy
+        assert time.monotonic() - started < 1
+        assert manager.get_data_locations("/keep/copy.bin", deployment="stalled") == []
+    assert await listing(hosts, "stalled", "/keep") == []
+
+
+async def test_the_shutdown_event_stops_transfers(hosts: Hosts) -> None:
+    source = hosts.add("src")
+    await put_file(hosts, "src", "/big.bin")
+    stalled = hosts.add("stalled", stall_writes=True)
+    shutdown = asyncio.Event()
+    async with DefaultDataManager(hosts.connectors, settings=SMALL, shutdown=shutdown) as dm:
+        dm.register_path(source, "/big.bin")
+        copy = asyncio.create_task(dm.transfer_data(source, "/big.bin", [stalled], "/copy.bin"))
+        await asyncio.wait_for(hosts.connectors["stalled"].write_started.wait(), 5)
+        started = time.monotonic()
+        shutdown.set()
+        with pytest.raises(TransferCancelledError):
+            await copy
+        assert time.monotonic() - started < 1
+        assert dm.get_data_locations("/copy.bin", deployment="stalled") == []
+    assert await listing(hosts, "stalled", "/") == []
+
+
+# -- progress and statistics --------------------------------------------------------------------
+
+
+async def test_progress_per_destination_and_statistics_per_location(hosts: Hosts) -> None:
+    source = hosts.add("src")
+    for name in ("a", "b"):
+        await put_file(hosts, "src", f"/tree/{name}")
+    first, second = hosts.add("one"), hosts.add("two")
+    snapshots: list[TransferProgress] = []
+    async with DefaultDataManager(
+        hosts.connectors, settings=SMALL, listeners=[snapshots.append]
+    ) as manager:
+        manager.register_path(source, "/tree")
+        await manager.transfer_data(source, "/tree", [first, second], "/copy")
+        statistics = manager.statistics
+        assert statistics.of(source).bytes_read == 2 * SIZE
+        for location in (first, second):
+            assert statistics.of(location).bytes_written == 2 * SIZE
+            assert statistics.of(location).write_rate > 0
+        assert statistics.of(source).read_rate > 0
+    assert snapshots[0].bytes_done == 0 and not snapshots[0].finished
+    last = snapshots[-1]
+    assert last.finished and (last.files_total, last.bytes_total) == (2, 2 * SIZE)
+    assert [(d.location, d.files_done, d.bytes_done) for d in last.destinations] == [
+        (first, 2, 2 * SIZE),
+        (second, 2, 2 * SIZE),
+    ]
+    assert last.files_done == 2 and last.bytes_done == 2 * SIZE and last.rate > 0
+    done = [s.bytes_done for s in snapshots]
+    assert done == sorted(done), "progress went backwards without a retry"
+
+
+async def test_progress_reports_a_failed_destination(hosts: Hosts) -> None:
+    source = hosts.add("src")
+    await put_file(hosts, "src", "/big.bin")
+    good, bad = hosts.add("good"), hosts.add("bad", fail_write_number=1)
+    snapshots: list[TransferProgress] = []
+    async with DefaultDataManager(
+        hosts.connectors, settings=SMALL, listeners=[snapshots.append]
+    ) as manager:
+        manager.register_path(source, "/big.bin")
+        with pytest.raises(TransferError):
+            await manager.transfer_data(source, "/big.bin", [good, bad], "/copy.bin")
+    last = snapshots[-1]
+    by_location = {d.location: d for d in last.destinations}
+    assert by_location[bad].files_failed == 1 and by_location[bad].bytes_done == 0
+    assert by_location[good].files_done == 1
+    assert last.files_done == 1  # the healthy destinations' view
+
+
+def test_settings_state_the_memory_bound() -> None:
+    settings = TransferSettings()
+    assert settings.memory_bound == 64 * 1024 * 1024
+    assert settings.chunk_size == 64 * 1024 * 1024
+    assert [settings.retry_wait(n) for n in (1, 2, 3)] == [0.1, 0.2, 0.4]
+    assert TransferSettings(retry_delay=5).retry_wait(10) == 10.0
