@@ -254,7 +254,10 @@ async def test_cancellation_stops_within_a_second_and_leaves_no_temporaries(
     await put_file(hosts, "src", "/big.bin")
     stalled = hosts.add("stalled", stall_writes=True)
     await asyncio.to_thread(hosts.path("stalled", "/keep").mkdir)
-    async with DefaultDataManager(hosts.connectors, settings=SMALL) as manager:
+    snapshots: list[TransferProgress] = []
+    async with DefaultDataManager(
+        hosts.connectors, settings=SMALL, listeners=[snapshots.append]
+    ) as manager:
         manager.register_path(source, "/big.bin")
         copy = asyncio.create_task(
             manager.transfer_data(source, "/big.bin", [stalled], "/keep/copy.bin")
@@ -267,6 +270,7 @@ async def test_cancellation_stops_within_a_second_and_leaves_no_temporaries(
         assert time.monotonic() - started < 1
         assert manager.get_data_locations("/keep/copy.bin", deployment="stalled") == []
     assert await listing(hosts, "stalled", "/keep") == []
+    assert snapshots[-1].finished and snapshots[-1].chunk_states[ChunkState.CANCELLED] >= 1
 
 
 async def test_the_shutdown_event_stops_transfers(hosts: Hosts) -> None:
@@ -315,6 +319,10 @@ async def test_progress_per_destination_and_statistics_per_location(hosts: Hosts
         (second, 2, 2 * SIZE),
     ]
     assert last.files_done == 2 and last.bytes_done == 2 * SIZE and last.rate > 0
+    assert last.file_states[FileState.VALID] == 4  # 2 files x 2 destinations
+    chunks_per_file = -(-SIZE // SMALL.chunk_size)
+    assert last.chunk_states[ChunkState.FINISHED] == 2 * 2 * chunks_per_file
+    assert sum(last.chunk_states.values()) == last.chunk_states[ChunkState.FINISHED]
     done = [s.bytes_done for s in snapshots]
     assert done == sorted(done), "progress went backwards without a retry"
 
@@ -335,6 +343,8 @@ async def test_progress_reports_a_failed_destination(hosts: Hosts) -> None:
     assert by_location[bad].files_failed == 1 and by_location[bad].bytes_done == 0
     assert by_location[good].files_done == 1
     assert last.files_done == 1  # the healthy destinations' view
+    assert last.file_states[FileState.FAILED] == 1 and last.file_states[FileState.VALID] == 1
+    assert last.chunk_states[ChunkState.ERRORED] == 1
 
 
 def test_settings_state_the_memory_bound() -> None:

@@ -28,7 +28,7 @@ from streamflow_data.transfer.filecopy import (
 )
 from streamflow_data.transfer.plan import TransferPlan, join, plan_transfer
 from streamflow_data.transfer.progress import ProgressTracker
-from streamflow_data.transfer.state import ChunkState, FileState
+from streamflow_data.transfer.state import ChunkState, FileState, StateManager
 from streamflow_data.transfer.stats import Statistics
 
 __all__ = ["Destination", "Endpoint", "TransferEngine"]
@@ -68,6 +68,8 @@ class TransferEngine:
         for index, destination in enumerate(destinations):
             destination.index = index
         plan = await plan_transfer(source.connector, source.location, src_path)
+        files: StateManager[tuple[str, int], FileState] = StateManager(FileState)
+        chunks: StateManager[tuple[str, int, int], ChunkState] = StateManager(ChunkState)
         progress = ProgressTracker(
             self.listeners,
             source.location,
@@ -76,6 +78,8 @@ class TransferEngine:
             dst_path,
             len(plan.files),
             plan.total_bytes,
+            files,
+            chunks,
         )
         context = RunContext(
             source=source,
@@ -86,6 +90,8 @@ class TransferEngine:
             progress=progress,
             chunk_slots=asyncio.Semaphore(self.settings.max_concurrent_chunks),
             root_is_directory=plan.root.kind is FileKind.DIRECTORY,
+            files=files,
+            chunks=chunks,
         )
         try:
             await _Run(context, src_path, destinations, dst_path, plan).execute()

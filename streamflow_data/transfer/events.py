@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from streamflow_data.model import ExecutionLocation
+from streamflow_data.transfer.state import ChunkState, FileState
 
 __all__ = ["DestinationProgress", "TransferListener", "TransferProgress"]
 
@@ -41,6 +42,10 @@ class TransferProgress:
     """Bytes per second over the last seconds, for the slowest destination."""
     finished: bool
     """True in the last snapshot of the transfer, whether it succeeded or not."""
+    file_states: Mapping[FileState, int]
+    """How many (file, destination) pairs are in each state."""
+    chunk_states: Mapping[ChunkState, int]
+    """How many (chunk, destination) pairs of large files are in each state."""
 
     @property
     def files_done(self) -> int:

@@ -22,7 +22,7 @@ import posixpath
 import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeVar
 
 from streamflow_data.config import TransferSettings
@@ -94,13 +94,9 @@ class RunContext:
     chunk_slots: asyncio.Semaphore
     """Chunks of this transfer in flight."""
     root_is_directory: bool
-    files: StateManager[tuple[str, int], FileState] = field(
-        default_factory=lambda: StateManager(FileState)
-    )
+    files: StateManager[tuple[str, int], FileState]
     """State of each (file, destination index)."""
-    chunks: StateManager[tuple[str, int, int], ChunkState] = field(
-        default_factory=lambda: StateManager(ChunkState)
-    )
+    chunks: StateManager[tuple[str, int, int], ChunkState]
     """State of each (file, chunk number, destination index)."""
 
 

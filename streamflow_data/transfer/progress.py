@@ -13,6 +13,7 @@ from streamflow_data.transfer.events import (
     TransferListener,
     TransferProgress,
 )
+from streamflow_data.transfer.state import ChunkState, FileState, StateManager
 
 __all__ = ["ProgressTracker"]
 
@@ -34,8 +35,12 @@ class ProgressTracker:
         dst_path: str,
         files_total: int,
         bytes_total: int,
+        file_states: StateManager[tuple[str, int], FileState],
+        chunk_states: StateManager[tuple[str, int, int], ChunkState],
     ) -> None:
         self._listeners = listeners
+        self._file_states = file_states
+        self._chunk_states = chunk_states
         self._source = source
         self._src_path = src_path
         self._locations = list(destinations)
@@ -104,6 +109,8 @@ class ProgressTracker:
             elapsed=now - self._started,
             current_rate=rate,
             finished=finished,
+            file_states=self._file_states.counts(),
+            chunk_states=self._chunk_states.counts(),
         )
         for listener in self._listeners:
             try:
