@@ -7,6 +7,7 @@ import enum
 import posixpath
 from dataclasses import dataclass
 
+from streamflow_data.checksum import crc32c, crc32c_base64
 from streamflow_data.errors import InvalidPathError
 
 __all__ = ["DataLocation", "DataType", "Digest", "ExecutionLocation", "normalize_path"]
@@ -46,13 +47,18 @@ class ExecutionLocation:
 
 @dataclass(frozen=True, slots=True)
 class Digest:
-    """What a file's bytes must be: their number and their CRC32 (zlib's polynomial)."""
+    """What a file's bytes must be: their number and their CRC32C."""
 
     size: int
-    crc32: int
+    crc32c: int
+
+    @classmethod
+    def of(cls, data: bytes | bytearray | memoryview) -> Digest:
+        """The digest of ``data`` (computed on the calling thread)."""
+        return cls(len(data), crc32c(data))
 
     def __str__(self) -> str:
-        return f"{self.size} bytes, crc32 {self.crc32:08x}"
+        return f"{self.size} bytes, crc32c {crc32c_base64(self.crc32c)}"
 
 
 def normalize_path(path: str) -> str:

@@ -150,7 +150,7 @@ class Writer(abc.ABC):
 
     @abc.abstractmethod
     async def digest(self) -> Digest:
-        """The size and CRC32 of the bytes written, as the storage holds them.
+        """The size and CRC32C of the bytes written, as the storage holds them.
 
         Computed by the cheapest route the storage trusts (reading the temporary file
         back, a remote command, a server-verified checksum), never from our own buffers.

@@ -16,13 +16,13 @@ import os
 import secrets
 import shutil
 import stat as stat_module
-import zlib
 from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, Self, TypeVar
 
 import pydantic
 
+from streamflow_data.checksum import crc32c
 from streamflow_data.config import parse_options
 from streamflow_data.connectors.base import (
     Capabilities,
@@ -150,11 +150,11 @@ def _discard(fd: int | None, tmp: str) -> None:
 
 
 def _fd_digest(fd: int) -> Digest:
-    """Size and CRC32 of an open file, read back from the storage."""
+    """Size and CRC32C of an open file, read back from the storage."""
     buffer = memoryview(bytearray(1 << 20))
     value, offset = 0, 0
     while count := os.preadv(fd, [buffer], offset):
-        value = zlib.crc32(buffer[:count], value)
+        value = crc32c(buffer[:count], value)
         offset += count
     return Digest(offset, value)
 

@@ -2,7 +2,7 @@
 
 The flow of a file larger than a block, for one attempt::
 
-    source reader ──blocks──► crc32 ──► queue of destination 1 ──► writer 1 ──┐
+    source reader ──blocks──► crc32c ─► queue of destination 1 ──► writer 1 ──┐
      (chunks in parallel        │   └─► queue of destination 2 ──► writer 2 ──┤
       when every destination    │                                            ▼
       takes ranged writes)      └──────── chunk checksums combined ───► commit(expected digest)
@@ -20,17 +20,16 @@ import asyncio
 import contextlib
 import posixpath
 import time
-import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from streamflow_data.checksum import crc32c, crc32c_combine
 from streamflow_data.config import TransferSettings
 from streamflow_data.connectors.base import Connector, FileStat, Reader, Writer
 from streamflow_data.errors import ChecksumMismatchError, ConnectorError, PathNotFoundError
 from streamflow_data.model import Digest, ExecutionLocation
 from streamflow_data.transfer.blocks import BlockPool, BlockState, BufferBlock
-from streamflow_data.transfer.checksum import crc32_combine
 from streamflow_data.transfer.progress import ProgressTracker
 from streamflow_data.transfer.state import ChunkState, FileState, StateManager
 from streamflow_data.transfer.stats import Statistics
@@ -104,10 +103,10 @@ def _retryable(error: Exception) -> bool:
     return isinstance(error, ConnectorError) and error.retryable
 
 
-async def _crc32(data: memoryview | bytes, value: int = 0) -> int:
+async def _crc32c(data: memoryview | bytes, value: int = 0) -> int:
     if len(data) < _INLINE_CRC:
-        return zlib.crc32(data, value)
-    return await asyncio.to_thread(zlib.crc32, data, value)
+        return crc32c(data, value)
+    return await asyncio.to_thread(crc32c, data, value)
 
 
 class _SourceError(Exception):
@@ -279,7 +278,7 @@ class FileCopy:
                 data = await source.connector.read_file(source.location, self.src)
             context.stats.read(source.location, len(data), time.monotonic() - started)
             self._check_size(len(data))
-            expected = Digest(len(data), await _crc32(data))
+            expected = Digest(len(data), await _crc32c(data))
             failures: _Failures = {}
 
             async def write(destination: Destination) -> None:
@@ -378,7 +377,7 @@ class FileCopy:
         digest_crc = chunk_crcs[0]
         for number in range(1, self.chunk_count):
             length = self._chunk_range(number)[1]
-            digest_crc = crc32_combine(digest_crc, chunk_crcs[number], length)
+            digest_crc = crc32c_combine(digest_crc, chunk_crcs[number], length)
         return Digest(self.stat.size, digest_crc)
 
     def _chunk_range(self, number: int) -> tuple[int, int]:
@@ -410,7 +409,7 @@ class FileCopy:
                         self._check_size(offset + got)
                     context.stats.read(context.source.location, got, time.monotonic() - started)
                     block.offset, block.length, block.tag = offset, got, number
-                    crc = await _crc32(block.data, crc)
+                    crc = await _crc32c(block.data, crc)
                 except BaseException:
                     context.pool.release(block)
                     raise

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import posixpath
 import time
-import zlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Self
@@ -257,7 +256,7 @@ class _MemoryWriter(Writer):
         self._buffer[offset:end] = data
 
     async def digest(self) -> Digest:
-        return Digest(len(self._buffer), zlib.crc32(self._buffer))
+        return Digest.of(self._buffer)
 
     async def _commit(self) -> None:
         node = _file(bytes(self._buffer), self._mode, self._mtime_ns)

@@ -1,0 +1,185 @@
+"""Local transfers against the tools run beside them: ``cp`` and ``cp -r``.
+
+- 1 GiB file local -> local (writable): throughput ratio against ``cp``.
+- 1 GiB file local -> 4 local destinations (four "hosts" rooted in separate directories,
+  streamed through the engine): source bytes read, and wall time against one destination.
+- Peak RSS of a process copying a 4 GiB file with the default settings.
+- 10,000 files of 4 KiB local -> local (writable): files/s ratio against ``cp -r``.
+
+Every round writes into fresh directories (this disk is slow to re-create deleted trees);
+the scratch directory is removed at the end. Each figure is the best of ``--rounds``.
+
+Run: ``python -m benchmarks.bench_transfer_local`` (``nox -s bench`` runs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import Figure, print_table
+from streamflow_data import DefaultDataManager, ExecutionLocation, TransferSettings
+from tests.wrappers import WrappingConnector
+
+GiB = 1024**3
+LOCAL = ExecutionLocation("local", "localhost", local=True)
+
+
+def make_file(path: Path, size: int) -> None:
+    chunk = os.urandom(16 * 1024 * 1024)
+    with path.open("wb") as file:
+        for _ in range(size // len(chunk)):
+            file.write(chunk)
+
+
+def make_small_files(root: Path, count: int, size: int) -> None:
+    data = os.urandom(size)
+    for index in range(count):
+        directory = root / f"d{index // 1000:02d}"
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / f"f{index:05d}").write_bytes(data)
+
+
+def run_command(*command: str) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, check=True)
+    return time.perf_counter() - started
+
+
+async def copy_writable(source: Path, target: Path) -> float:
+    async with DefaultDataManager() as manager:
+        manager.register_path(LOCAL, str(source))
+        started = time.perf_counter()
+        await manager.transfer_data(LOCAL, str(source), [LOCAL], str(target), writable=True)
+        return time.perf_counter() - started
+
+
+async def fan_out(scratch: Path, source: Path, count: int, round_: int) -> tuple[float, int]:
+    """Stream ``source`` to ``count`` rooted hosts; returns seconds and source bytes read."""
+    counted = WrappingConnector()
+    hosts = {"src": counted}
+    for index in range(count):
+        root = scratch / f"fan{round_}-{count}-{index}"
+        root.mkdir()
+        hosts[f"h{index}"] = WrappingConnector(str(root))
+    async with DefaultDataManager(hosts) as manager:
+        src = ExecutionLocation("src", "localhost", local=True)
+        manager.register_path(src, str(source))
+        targets = [ExecutionLocation(f"h{i}", "localhost", local=True) for i in range(count)]
+        started = time.perf_counter()
+        await manager.transfer_data(src, str(source), targets, "/copy.bin")
+        return time.perf_counter() - started, counted.bytes_read
+
+
+PEAK_RSS_SCRIPT = """
+import asyncio, resource, sys
+from streamflow_data import DefaultDataManager, ExecutionLocation, LocalConnector
+async def main():
+    local = ExecutionLocation("local", "localhost", local=True)
+    other = ExecutionLocation("scratch", "localhost", local=True)
+    async with DefaultDataManager({"scratch": LocalConnector()}) as manager:
+        manager.register_path(local, sys.argv[1])
+        await manager.transfer_data(local, sys.argv[1], [other], sys.argv[2])
+asyncio.run(main())
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+def peak_rss(source: Path, target: Path) -> int:
+    result = subprocess.run(
+        [sys.executable, "-c", PEAK_RSS_SCRIPT, str(source), str(target)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(result.stdout.split()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--size", type=int, default=1, help="GiB of the large file")
+    parser.add_argument("--small-files", type=int, default=10_000)
+    args = parser.parse_args()
+    size = args.size * GiB
+    scratch = Path(tempfile.mkdtemp(prefix="sfd-bench-", dir=os.environ.get("BENCH_DIR")))
+    try:
+        big = scratch / "big.bin"
+        make_file(big, size)
+        cp_times, our_times = [], []
+        for round_ in range(args.rounds):
+            cp_times.append(run_command("cp", str(big), str(scratch / f"cp{round_}.bin")))
+            our_times.append(asyncio.run(copy_writable(big, scratch / f"sfd{round_}.bin")))
+        one, four, reads = [], [], []
+        for round_ in range(args.rounds):
+            seconds, read = asyncio.run(fan_out(scratch, big, 1, round_))
+            one.append(seconds)
+            seconds, read = asyncio.run(fan_out(scratch, big, 4, round_))
+            four.append(seconds)
+            reads.append(read)
+        for path in scratch.glob("*.bin"):
+            if path != big:
+                path.unlink()
+        for path in scratch.glob("fan*"):
+            shutil.rmtree(path)
+        huge = scratch / "huge.bin"
+        make_file(huge, 4 * GiB)
+        rss = peak_rss(huge, scratch / "huge-copy.bin")
+        huge.unlink()
+        small = scratch / "small"
+        make_small_files(small, args.small_files, 4096)
+        cp_small, our_small = [], []
+        for round_ in range(args.rounds):
+            cp_small.append(run_command("cp", "-r", str(small), str(scratch / f"cpr{round_}")))
+            our_small.append(asyncio.run(copy_writable(small, scratch / f"sfdr{round_}")))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    mib_s = size / 2**20
+    files = args.small_files
+    print_table(
+        f"Local transfers ({args.size} GiB file, {files:,} files of 4 KiB; best of "
+        f"{args.rounds}; defaults: {TransferSettings().memory_bound // 2**20} MiB of blocks)",
+        [
+            Figure(
+                "1 GiB local -> local (writable), MiB/s",
+                mib_s / min(our_times),
+                "MiB/s",
+                mib_s / min(cp_times),
+                ">= 0.9x cp",
+            ),
+            Figure("1 GiB -> 1 destination, MiB/s", mib_s / min(one), "MiB/s", None),
+            Figure(
+                "1 GiB -> 4 destinations, wall time / 1 destination",
+                100 * min(four) / min(one),
+                "%",
+                None,
+                "<= 150%",
+            ),
+            Figure(
+                "1 GiB -> 4 destinations, source bytes read / file size",
+                100 * max(reads) / size,
+                "%",
+                None,
+                "= 100%",
+            ),
+            Figure("peak RSS copying 4 GiB", rss / 2**20, "MiB", None, "< 256 MiB"),
+            Figure(
+                f"{files:,} files of 4 KiB local -> local, files/s",
+                files / min(our_small),
+                "files/s",
+                files / min(cp_small),
+                ">= 0.8x cp -r",
+            ),
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()
