@@ -8,10 +8,12 @@ from streamflow_data.config import TransferSettings
 from streamflow_data.connectors.base import (
     Capabilities,
     Connector,
+    CopyItem,
     FileKind,
     FileStat,
     Reader,
     WalkEntry,
+    WriteItem,
     Writer,
 )
 from streamflow_data.connectors.local import LocalConnector, LocalOptions
@@ -56,6 +58,7 @@ __all__ = [
     "Connector",
     "ConnectorError",
     "ConnectorNotFoundError",
+    "CopyItem",
     "DataLocation",
     "DataManager",
     "DataType",
@@ -91,6 +94,7 @@ __all__ = [
     "UnknownPathError",
     "UnsupportedOperationError",
     "WalkEntry",
+    "WriteItem",
     "Writer",
     "__version__",
     "connector_class",

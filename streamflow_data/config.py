@@ -33,7 +33,9 @@ class TransferSettings(pydantic.BaseModel):
     block_count: int = pydantic.Field(default=16, ge=2, le=65536)
     """Blocks in the pool: with ``block_size``, the memory bound."""
     max_concurrent_files: int = pydantic.Field(default=8, ge=1, le=1024)
-    """Files of one transfer in flight at once."""
+    """Files (or batches of small files) of one transfer in flight at once."""
+    max_batch_files: int = pydantic.Field(default=256, ge=1, le=65536)
+    """Small files (a block or less) of a tree moved together in one bulk operation."""
     max_concurrent_chunks: int = pydantic.Field(default=4, ge=1, le=1024)
     """Chunks of one transfer in flight at once (all its files together)."""
     max_sessions_per_location: int = pydantic.Field(default=8, ge=1, le=1024)

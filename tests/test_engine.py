@@ -353,3 +353,28 @@ def test_settings_state_the_memory_bound() -> None:
     assert settings.chunk_size == 64 * 1024 * 1024
     assert [settings.retry_wait(n) for n in (1, 2, 3)] == [0.1, 0.2, 0.4]
     assert TransferSettings(retry_delay=5).retry_wait(10) == 10.0
+
+
+# -- batches of small files ----------------------------------------------------------------------
+
+
+async def test_small_files_move_in_batches_and_a_bad_one_is_retried_alone(
+    hosts: Hosts,
+) -> None:
+    source = hosts.add("src")
+    files = {f"/tree/d{i % 3}/f{i:03d}": os.urandom(i * 7) for i in range(300)}
+    for path, data in files.items():
+        target = hosts.path("src", path)
+        await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(target.write_bytes, data)
+    good, flaky = hosts.add("good"), hosts.add("flaky", corrupt_write_numbers=frozenset({10}))
+    settings = SMALL.model_copy(update={"max_batch_files": 64})
+    async with DefaultDataManager(hosts.connectors, settings=settings) as manager:
+        manager.register_path(source, "/tree")
+        await manager.transfer_data(source, "/tree", [good, flaky], "/copy")
+        assert manager.statistics.errors == {"ChecksumMismatchError": 1}
+    extra = hosts.connectors["src"].bytes_read - sum(map(len, files.values()))
+    assert extra in {len(data) for data in files.values()}, "more than the bad file was re-read"
+    for host in ("good", "flaky"):
+        for path, data in files.items():
+            assert await read(hosts, host, path.replace("/tree", "/copy")) == data

@@ -23,6 +23,7 @@ from typing import ClassVar, NamedTuple, Self
 from streamflow_data.errors import (
     ChecksumMismatchError,
     ConfigurationError,
+    ConnectorError,
     PathNotFoundError,
     UnsupportedOperationError,
 )
@@ -31,10 +32,12 @@ from streamflow_data.model import Digest, ExecutionLocation
 __all__ = [
     "Capabilities",
     "Connector",
+    "CopyItem",
     "FileKind",
     "FileStat",
     "Reader",
     "WalkEntry",
+    "WriteItem",
     "Writer",
 ]
 
@@ -68,6 +71,30 @@ class WalkEntry(NamedTuple):
     relpath: str
     """The path relative to the walk's root, POSIX separators."""
     stat: FileStat
+
+
+@dataclass(frozen=True, slots=True)
+class CopyItem:
+    """One file of a bulk server-side copy (:meth:`Connector.copy_files`)."""
+
+    src: str
+    dst: str
+    mode: int | None = None
+    mtime_ns: int | None = None
+    size: int | None = None
+    """The size the copy must have (the source's planned size)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WriteItem:
+    """One file of a bulk write (:meth:`Connector.write_files`)."""
+
+    path: str
+    data: bytes | memoryview
+    mode: int | None = None
+    mtime_ns: int | None = None
+    expected: Digest | None = None
+    """What the stored bytes must be; checked before the file is published."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,6 +335,65 @@ class Connector(abc.ABC):
         """Release connections and threads. The connector is unusable afterwards."""
 
     # -- derived operations -----------------------------------------------------------------
+    #
+    # The bulk operations move many small files in one go. Each returns one result per
+    # item, in order: None (or the bytes read) on success, the ConnectorError otherwise,
+    # so that one bad file does not fail its neighbours. Connectors override them with
+    # one round trip for the whole batch where they can (a thread hop, a tar stream).
+
+    async def copy_files(
+        self, location: ExecutionLocation, items: Sequence[CopyItem]
+    ) -> list[ConnectorError | None]:
+        """Server-side copies of many files (see :meth:`copy`)."""
+        results: list[ConnectorError | None] = []
+        for item in items:
+            try:
+                await self.copy(
+                    location,
+                    item.src,
+                    item.dst,
+                    mode=item.mode,
+                    mtime_ns=item.mtime_ns,
+                    size=item.size,
+                )
+            except ConnectorError as exc:
+                results.append(exc)
+            else:
+                results.append(None)
+        return results
+
+    async def read_files(
+        self, location: ExecutionLocation, paths: Sequence[str]
+    ) -> list[bytes | ConnectorError]:
+        """The content of many small files (see :meth:`read_file`)."""
+        results: list[bytes | ConnectorError] = []
+        for path in paths:
+            try:
+                results.append(await self.read_file(location, path))
+            except ConnectorError as exc:
+                results.append(exc)
+        return results
+
+    async def write_files(
+        self, location: ExecutionLocation, items: Sequence[WriteItem]
+    ) -> list[ConnectorError | None]:
+        """Write many small files, each atomically and verified (see :meth:`write_file`)."""
+        results: list[ConnectorError | None] = []
+        for item in items:
+            try:
+                await self.write_file(
+                    location,
+                    item.path,
+                    item.data,
+                    mode=item.mode,
+                    mtime_ns=item.mtime_ns,
+                    expected=item.expected,
+                )
+            except ConnectorError as exc:
+                results.append(exc)
+            else:
+                results.append(None)
+        return results
 
     async def exists(self, location: ExecutionLocation, path: str) -> bool:
         """Whether ``path`` exists (a dangling link exists)."""

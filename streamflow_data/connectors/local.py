@@ -27,10 +27,12 @@ from streamflow_data.config import parse_options
 from streamflow_data.connectors.base import (
     Capabilities,
     Connector,
+    CopyItem,
     FileKind,
     FileStat,
     Reader,
     WalkEntry,
+    WriteItem,
     Writer,
 )
 from streamflow_data.errors import (
@@ -264,6 +266,24 @@ def _remove(path: str) -> None:
         os.unlink(path)
 
 
+def _each(function: Callable[..., T], calls: Sequence[tuple[object, ...]]) -> list[T | OSError]:
+    """Call ``function`` with each argument tuple; an OSError becomes that call's result."""
+    results: list[T | OSError] = []
+    for arguments in calls:
+        try:
+            results.append(function(*arguments))
+        except OSError as exc:
+            results.append(exc)
+    return results
+
+
+def _translate(error: OSError, location: ExecutionLocation, path: str) -> ConnectorError:
+    kind = _ERRORS.get(error.errno or 0, ConnectorError)
+    translated = kind(location, path, error.strerror)
+    translated.__cause__ = error
+    return translated
+
+
 def _set_metadata(path: str, mode: int | None, mtime_ns: int | None) -> None:
     if mode is not None:
         os.chmod(path, mode)
@@ -306,8 +326,7 @@ class LocalConnector(Connector):
         try:
             return await loop.run_in_executor(self._executor, call)
         except OSError as exc:
-            kind = _ERRORS.get(exc.errno or 0, ConnectorError)
-            raise kind(location, path, exc.strerror) from exc
+            raise _translate(exc, location, path) from exc
 
     async def stat(
         self, location: ExecutionLocation, path: str, *, follow_symlinks: bool = False
@@ -407,6 +426,64 @@ class LocalConnector(Connector):
             raise ChecksumMismatchError(
                 location, dst, f"copied {copied} bytes where {size} were expected"
             )
+
+    async def copy_files(
+        self, location: ExecutionLocation, items: Sequence[CopyItem]
+    ) -> list[ConnectorError | None]:
+        """Many server-side copies in one thread hop."""
+        fsync = self.options.fsync
+        calls = [(i.src, i.dst, i.mode, i.mtime_ns, fsync, i.size) for i in items]
+        copied = await self._run(location, items[0].src if items else "/", _each, _copy_file, calls)
+        results: list[ConnectorError | None] = []
+        for item, outcome in zip(items, copied, strict=True):
+            if isinstance(outcome, OSError):
+                results.append(_translate(outcome, location, item.src))
+            elif outcome is not None:
+                results.append(
+                    ChecksumMismatchError(
+                        location,
+                        item.dst,
+                        f"copied {outcome} bytes where {item.size} were expected",
+                    )
+                )
+            else:
+                results.append(None)
+        return results
+
+    async def read_files(
+        self, location: ExecutionLocation, paths: Sequence[str]
+    ) -> list[bytes | ConnectorError]:
+        """Many small files read in one thread hop."""
+        contents = await self._run(
+            location, paths[0] if paths else "/", _each, _read_whole, [(p,) for p in paths]
+        )
+        return [
+            _translate(outcome, location, path) if isinstance(outcome, OSError) else outcome
+            for path, outcome in zip(paths, contents, strict=True)
+        ]
+
+    async def write_files(
+        self, location: ExecutionLocation, items: Sequence[WriteItem]
+    ) -> list[ConnectorError | None]:
+        """Many small files written, verified and published in one thread hop."""
+        fsync = self.options.fsync
+        calls = [(i.path, i.data, i.mode, i.mtime_ns, fsync, i.expected) for i in items]
+        written = await self._run(
+            location, items[0].path if items else "/", _each, _write_whole, calls
+        )
+        results: list[ConnectorError | None] = []
+        for item, outcome in zip(items, written, strict=True):
+            if isinstance(outcome, OSError):
+                results.append(_translate(outcome, location, item.path))
+            elif outcome is not None:
+                results.append(
+                    ChecksumMismatchError(
+                        location, item.path, f"expected {item.expected}, stored {outcome}"
+                    )
+                )
+            else:
+                results.append(None)
+        return results
 
     async def close(self) -> None:
         """Stop the thread pool after the calls in flight."""

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from streamflow_data.connectors.base import Connector, FileKind
+from streamflow_data.connectors.base import Connector, CopyItem, FileKind, WriteItem
 from streamflow_data.connectors.local import LocalConnector
 from streamflow_data.errors import (
     ChecksumMismatchError,
@@ -230,6 +230,32 @@ class ConnectorConformance:
                 await writer.write(start, data[start : start + 100_000])
             await writer.commit()
         assert await connector.read_file(location, harness.path("out")) == data
+
+    async def test_bulk_operations_report_each_file(self, harness: ConnectorHarness) -> None:
+        connector, location = harness.connector, harness.location
+        files = {f"f{index}": _payload(1000 + index, index) for index in range(5)}
+        items = [
+            WriteItem(harness.path(name), data, expected=Digest.of(data))
+            for name, data in files.items()
+        ]
+        bad = WriteItem(harness.path("no-dir", "x"), b"x")
+        corrupt = WriteItem(harness.path("corrupt"), b"abc", expected=Digest.of(b"abd"))
+        results = await connector.write_files(location, [*items[:2], bad, corrupt, *items[2:]])
+        assert results[:2] == [None, None] and results[4:] == [None] * 3
+        assert isinstance(results[2], PathNotFoundError)
+        assert isinstance(results[3], ChecksumMismatchError)
+        paths = [harness.path(name) for name in files]
+        contents = await connector.read_files(location, [*paths, harness.path("missing")])
+        assert contents[:5] == list(files.values())
+        assert isinstance(contents[5], PathNotFoundError)
+        if connector.capabilities.server_side_copy:
+            copies = [CopyItem(paths[0], harness.path("copy0"), size=len(files["f0"]))]
+            copies.append(CopyItem(harness.path("missing"), harness.path("copy1")))
+            outcome = await connector.copy_files(location, copies)
+            assert outcome[0] is None and isinstance(outcome[1], PathNotFoundError)
+            assert await connector.read_file(location, harness.path("copy0")) == files["f0"]
+        names = await self._names(harness, harness.root)
+        assert "corrupt" not in names and "copy1" not in names
 
     # -- directories, links, removal ---------------------------------------------------------
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 from streamflow_data.config import TransferSettings
 from streamflow_data.connectors.base import FileKind, WalkEntry
 from streamflow_data.errors import ConnectorError
+from streamflow_data.transfer.batch import BatchCopy, SmallFile, batches
 from streamflow_data.transfer.blocks import BlockPool
 from streamflow_data.transfer.events import TransferListener
 from streamflow_data.transfer.filecopy import (
@@ -163,26 +164,32 @@ class _Run:
             await connector.mkdir(location, join(self.dst_path, entry.relpath))
 
     async def _copy_files(self) -> None:
-        pending = iter(self.plan.files)
+        """Copy files several at a time: batches of small files, and large files one by one."""
+        pending = iter(self._work())
 
         async def worker() -> None:
-            for entry in pending:
+            for work in pending:
                 active = self._active()
                 if not active:
                     return
-                copy = FileCopy(
-                    self.context,
-                    entry.relpath,
-                    join(self.src_path, entry.relpath),
-                    join(self.dst_path, entry.relpath),
-                    entry.stat,
-                )
-                await copy.run(active)
+                await work.run(active)
 
         workers = min(self.context.settings.max_concurrent_files, len(self.plan.files))
         async with asyncio.TaskGroup() as group:
             for _ in range(workers):
                 group.create_task(worker())
+
+    def _work(self) -> Iterator[BatchCopy | FileCopy]:
+        settings = self.context.settings
+        small = []
+        for entry in self.plan.files:
+            source, target = join(self.src_path, entry.relpath), join(self.dst_path, entry.relpath)
+            if entry.stat.size <= settings.block_size and self.context.root_is_directory:
+                small.append(SmallFile(entry.relpath, source, target, entry.stat))
+            else:
+                yield FileCopy(self.context, entry.relpath, source, target, entry.stat)
+        for files in batches(small, settings.max_batch_files, settings.block_size):
+            yield BatchCopy(self.context, files)
 
     async def _make_links(self, destination: Destination) -> None:
         connector, location = destination.connector, destination.location

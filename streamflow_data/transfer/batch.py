@@ -1,0 +1,185 @@
+"""Moving many small files in bulk: one connector round trip per batch, not per file.
+
+The small files of a tree (each at most a block) are grouped into batches of at most
+``max_batch_files`` files and one block of data. A batch is read with one
+:meth:`~streamflow_data.Connector.read_files` and written to each destination with one
+:meth:`~streamflow_data.Connector.write_files` (or copied with one
+:meth:`~streamflow_data.Connector.copy_files` on the source's own location); connectors
+turn those into a single thread hop, or a packed stream. Every file is still verified
+before it is published. A file that fails in a batch with a retryable error is retried on
+its own, through :class:`~streamflow_data.transfer.filecopy.FileCopy`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from streamflow_data.connectors.base import CopyItem, FileStat, WriteItem
+from streamflow_data.errors import ChecksumMismatchError, ConnectorError
+from streamflow_data.model import Digest
+from streamflow_data.transfer.filecopy import Destination, FileCopy, RunContext
+from streamflow_data.transfer.state import FileState
+
+__all__ = ["BatchCopy", "SmallFile", "batches"]
+
+
+@dataclass(frozen=True, slots=True)
+class SmallFile:
+    """A file of a batch: where it comes from and goes to."""
+
+    relpath: str
+    src: str
+    dst: str
+    stat: FileStat
+
+
+def batches(
+    files: Sequence[SmallFile], max_files: int, max_bytes: int
+) -> Iterator[list[SmallFile]]:
+    """Consecutive groups of at most ``max_files`` files and ``max_bytes`` bytes."""
+    batch: list[SmallFile] = []
+    size = 0
+    for file in files:
+        if batch and (len(batch) == max_files or size + file.stat.size > max_bytes):
+            yield batch
+            batch, size = [], 0
+        batch.append(file)
+        size += file.stat.size
+    if batch:
+        yield batch
+
+
+class BatchCopy:
+    """One batch of small files, to every destination still in the transfer."""
+
+    def __init__(self, context: RunContext, files: list[SmallFile]) -> None:
+        self.context = context
+        self.files = files
+        self._retry: dict[SmallFile, list[Destination]] = {}
+
+    async def run(self, destinations: list[Destination]) -> None:
+        """Copy the batch; files that failed with a retryable error are retried alone."""
+        for file in self.files:
+            for destination in destinations:
+                self.context.files[(file.relpath, destination.index)] = FileState.TRANSFERRING
+        streamed = [d for d in destinations if not d.server_copy]
+        async with asyncio.TaskGroup() as group:
+            for destination in destinations:
+                if destination.server_copy:
+                    group.create_task(self._copy_within(destination))
+            if streamed:
+                group.create_task(self._stream(streamed))
+        for file, retried in self._retry.items():
+            retried = [destination for destination in retried if destination.error is None]
+            if retried:
+                copy = FileCopy(self.context, file.relpath, file.src, file.dst, file.stat)
+                await copy.run(retried)
+
+    # -- outcomes ----------------------------------------------------------------------------
+
+    def _done(self, file: SmallFile, destination: Destination) -> None:
+        self.context.files[(file.relpath, destination.index)] = FileState.VALID
+        self.context.progress.add_bytes(destination.index, file.stat.size)
+        self.context.progress.file_done(destination.index)
+
+    def _failed(self, file: SmallFile, destination: Destination, error: Exception) -> None:
+        context = self.context
+        context.stats.error(error)
+        mismatch = isinstance(error, ChecksumMismatchError)
+        context.files[(file.relpath, destination.index)] = (
+            FileState.INVALID if mismatch else FileState.FAILED
+        )
+        if isinstance(error, ConnectorError) and error.retryable:
+            self._retry.setdefault(file, []).append(destination)
+            return
+        context.progress.file_failed(destination.index)
+        if destination.error is None:
+            destination.error = error
+
+    def _settle(
+        self,
+        files: Sequence[SmallFile],
+        destination: Destination,
+        results: Sequence[Exception | None],
+        started: float,
+    ) -> None:
+        written = 0
+        for file, error in zip(files, results, strict=True):
+            if error is None:
+                self._done(file, destination)
+                written += file.stat.size
+            else:
+                self._failed(file, destination, error)
+        self.context.stats.wrote(destination.location, written, time.monotonic() - started)
+
+    # -- within the source's location ----------------------------------------------------------
+
+    async def _copy_within(self, destination: Destination) -> None:
+        items = [
+            CopyItem(f.src, f.dst, mode=f.stat.mode, mtime_ns=f.stat.mtime_ns, size=f.stat.size)
+            for f in self.files
+        ]
+        started = time.monotonic()
+        try:
+            async with self.context.sessions.slot(destination.location):
+                results: Sequence[Exception | None] = await destination.connector.copy_files(
+                    destination.location, items
+                )
+        except ConnectorError as exc:
+            results = [exc] * len(items)
+        self._settle(self.files, destination, results, started)
+
+    # -- streamed ---------------------------------------------------------------------------------
+
+    async def _stream(self, destinations: list[Destination]) -> None:
+        context = self.context
+        source = context.source
+        block = await context.pool.acquire()  # the batch's data fits one block
+        try:
+            started = time.monotonic()
+            try:
+                async with context.sessions.slot(source.location):
+                    contents = await source.connector.read_files(
+                        source.location, [f.src for f in self.files]
+                    )
+            except ConnectorError as exc:
+                contents = [exc] * len(self.files)
+            readable: list[tuple[SmallFile, bytes]] = []
+            for file, content in zip(self.files, contents, strict=True):
+                if isinstance(content, bytes) and len(content) != file.stat.size:
+                    content = ConnectorError(
+                        source.location, file.src, "the file changed during the transfer"
+                    )
+                if isinstance(content, Exception):
+                    for destination in destinations:
+                        self._failed(file, destination, content)
+                else:
+                    readable.append((file, content))
+            size = sum(len(data) for _, data in readable)
+            context.stats.read(source.location, size, time.monotonic() - started)
+            digests = await asyncio.to_thread(lambda: [Digest.of(data) for _, data in readable])
+            items = [
+                WriteItem(f.dst, data, mode=f.stat.mode, mtime_ns=f.stat.mtime_ns, expected=digest)
+                for (f, data), digest in zip(readable, digests, strict=True)
+            ]
+            async with asyncio.TaskGroup() as group:
+                for destination in destinations:
+                    group.create_task(self._write_to(destination, [f for f, _ in readable], items))
+        finally:
+            context.pool.release(block)
+
+    async def _write_to(
+        self, destination: Destination, files: list[SmallFile], items: list[WriteItem]
+    ) -> None:
+        started = time.monotonic()
+        try:
+            async with self.context.sessions.slot(destination.location):
+                results: Sequence[Exception | None] = await destination.connector.write_files(
+                    destination.location, items
+                )
+        except ConnectorError as exc:
+            results = [exc] * len(items)
+        self._settle(files, destination, results, started)
