@@ -82,9 +82,10 @@ class WrappingConnector(Connector):
         *,
         mode: int | None = None,
         mtime_ns: int | None = None,
+        atomic: bool = True,
     ) -> Writer:
         inner = await self.inner.open_writer(
-            location, self.root + path, mode=mode, mtime_ns=mtime_ns
+            location, self.root + path, mode=mode, mtime_ns=mtime_ns, atomic=atomic
         )
         return _FaultyWriter(self, location, inner)
 
@@ -106,6 +107,9 @@ class WrappingConnector(Connector):
         mtime_ns: int | None = None,
     ) -> None:
         await self.inner.set_metadata(location, self.root + path, mode=mode, mtime_ns=mtime_ns)
+
+    async def rename(self, location: ExecutionLocation, src: str, dst: str) -> None:
+        await self.inner.rename(location, self.root + src, self.root + dst)
 
     async def close(self) -> None:
         await self.inner.close()

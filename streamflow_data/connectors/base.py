@@ -83,6 +83,8 @@ class CopyItem:
     mtime_ns: int | None = None
     size: int | None = None
     """The size the copy must have (the source's planned size)."""
+    atomic: bool = True
+    """Publish under a temporary name; False writes in place (inside a staging tree)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,8 @@ class WriteItem:
     mtime_ns: int | None = None
     expected: Digest | None = None
     """What the stored bytes must be; checked before the file is published."""
+    atomic: bool = True
+    """Publish under a temporary name; False writes in place (inside a staging tree)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +119,9 @@ class Capabilities:
     """A :class:`Writer` accepts writes at any offset, in any order."""
     server_side_copy: bool = False
     """:meth:`Connector.copy` copies within one location without moving bytes through us."""
+    atomic_directories: bool = False
+    """:meth:`Connector.rename` moves a directory atomically, so a tree can be written
+    under a hidden name, files in place, and published whole at the end."""
 
 
 class Reader(abc.ABC):
@@ -282,12 +289,15 @@ class Connector(abc.ABC):
         *,
         mode: int | None = None,
         mtime_ns: int | None = None,
+        atomic: bool = True,
     ) -> Writer:
         """Start writing a file that appears at ``path`` on commit.
 
         ``mode`` and ``mtime_ns``, when given, are applied on commit; otherwise the file gets
         the storage's default mode and the commit time. The parent directory must exist
-        (:class:`PathNotFoundError` otherwise).
+        (:class:`PathNotFoundError` otherwise). With ``atomic=False`` the bytes go straight
+        to ``path`` (which must not exist), for files inside a staging tree that nobody
+        sees until it is renamed; an abort still removes them.
         """
 
     @abc.abstractmethod
@@ -313,6 +323,11 @@ class Connector(abc.ABC):
         """Set the mode and modification time of an existing directory or file."""
         raise UnsupportedOperationError(location, path, "setting mode and time")
 
+    async def rename(self, location: ExecutionLocation, src: str, dst: str) -> None:
+        """Move ``src`` to ``dst`` atomically; an existing non-empty directory at ``dst``
+        raises :class:`PathExistsError`."""
+        raise UnsupportedOperationError(location, src, "atomic rename")
+
     async def copy(
         self,
         location: ExecutionLocation,
@@ -322,6 +337,7 @@ class Connector(abc.ABC):
         mode: int | None = None,
         mtime_ns: int | None = None,
         size: int | None = None,
+        atomic: bool = True,
     ) -> None:
         """Copy file ``src`` to ``dst`` on the same location, server side, atomically.
 
@@ -418,8 +434,11 @@ class Connector(abc.ABC):
         mode: int | None = None,
         mtime_ns: int | None = None,
         expected: Digest | None = None,
+        atomic: bool = True,
     ) -> None:
-        """Write a whole (small) file atomically, verified against ``expected`` if given."""
-        async with await self.open_writer(location, path, mode=mode, mtime_ns=mtime_ns) as w:
+        """Write a whole (small) file, verified against ``expected`` if given."""
+        async with await self.open_writer(
+            location, path, mode=mode, mtime_ns=mtime_ns, atomic=atomic
+        ) as w:
             await w.write(0, data)
             await w.commit(expected)

@@ -109,14 +109,34 @@ def _walk_batches(root: str) -> Generator[list[WalkEntry], None, None]:
         yield batch
 
 
+def _process_umask() -> int | None:
+    """The umask, read without changing it (Linux reports it in /proc since 4.7)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return None
+
+
+_UMASK = _process_umask()
+
+
 def _temporary_name(path: str) -> str:
     directory, _, name = path.rpartition("/")
     return f"{directory}/.{name[:200]}.{secrets.token_hex(6)}.sfd-part"
 
 
-def _create(path: str) -> int:
-    # Read-write, so that the written bytes can be read back to verify them.
-    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+def _create(path: str, atomic: bool, mode: int | None) -> tuple[int, str]:
+    """Create the file to write: a hidden temporary beside ``path``, or ``path`` itself.
+
+    Opened read-write, so that the written bytes can be read back to verify them.
+    """
+    target = _temporary_name(path) if atomic else path
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    return os.open(target, flags, 0o666 if mode is None else mode & 0o777), target
 
 
 def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
@@ -127,28 +147,30 @@ def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
         offset += written
 
 
-def _publish(
-    fd: int, tmp: str, path: str, mode: int | None, mtime_ns: int | None, fsync: bool
+def _finish(
+    fd: int, target: str, path: str, mode: int | None, mtime_ns: int | None, fsync: bool
 ) -> None:
-    """Give the temporary file its final mode and time, then rename it into place."""
+    """Give the file its mode and time and close it; rename a temporary into place."""
     try:
-        if mode is not None:
+        # Creation gave the file mode & 0o777 less the umask; fix it only where it differs.
+        if mode is not None and (_UMASK is None or mode & 0o777 & ~_UMASK != mode):
             os.fchmod(fd, mode)
+        if mtime_ns is not None:
+            os.utime(fd, ns=(mtime_ns, mtime_ns))
         if fsync:
             os.fsync(fd)
     finally:
         os.close(fd)
-    if mtime_ns is not None:
-        os.utime(tmp, ns=(mtime_ns, mtime_ns))
-    os.rename(tmp, path)
+    if target != path:
+        os.rename(target, path)
 
 
-def _discard(fd: int | None, tmp: str) -> None:
+def _discard(fd: int | None, target: str) -> None:
     if fd is not None:
         with contextlib.suppress(OSError):
             os.close(fd)
     with contextlib.suppress(FileNotFoundError):
-        os.unlink(tmp)
+        os.unlink(target)
 
 
 def _fd_digest(fd: int) -> Digest:
@@ -168,25 +190,25 @@ def _write_whole(
     mtime_ns: int | None,
     fsync: bool,
     expected: Digest | None,
+    atomic: bool,
 ) -> Digest | None:
-    """Write a file under a temporary name, verify it, rename it into place.
+    """Write a file, verify it, publish it.
 
     Returns the stored digest when it does not match ``expected`` (nothing is published).
     """
-    tmp = _temporary_name(path)
-    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    fd, target = _create(path, atomic, mode)
     try:
         _pwrite_all(fd, data, 0)
         if expected is not None and (actual := _fd_digest(fd)) != expected:
-            _discard(fd, tmp)
+            _discard(fd, target)
             return actual
     except BaseException:
-        _discard(fd, tmp)
+        _discard(fd, target)
         raise
     try:
-        _publish(fd, tmp, path, mode, mtime_ns, fsync)
+        _finish(fd, target, path, mode, mtime_ns, fsync)
     except BaseException:
-        _discard(None, tmp)
+        _discard(None, target)
         raise
     return None
 
@@ -220,25 +242,30 @@ def _copy_contents(src_fd: int, dst_fd: int) -> int:
 
 
 def _copy_file(
-    src: str, dst: str, mode: int | None, mtime_ns: int | None, fsync: bool, size: int | None
+    src: str,
+    dst: str,
+    mode: int | None,
+    mtime_ns: int | None,
+    fsync: bool,
+    size: int | None,
+    atomic: bool,
 ) -> int | None:
-    """Copy ``src`` to ``dst`` atomically; returns the size copied if it is not ``size``."""
+    """Copy ``src`` to ``dst``; returns the size copied if it is not ``size``."""
     src_fd = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        tmp = _temporary_name(dst)
-        dst_fd = _create(tmp)
+        dst_fd, target = _create(dst, atomic, mode)
         try:
             copied = _copy_contents(src_fd, dst_fd)
             if size is not None and copied != size:
-                _discard(dst_fd, tmp)
+                _discard(dst_fd, target)
                 return copied
         except BaseException:
-            _discard(dst_fd, tmp)
+            _discard(dst_fd, target)
             raise
         try:
-            _publish(dst_fd, tmp, dst, mode, mtime_ns, fsync)
+            _finish(dst_fd, target, dst, mode, mtime_ns, fsync)
         except BaseException:
-            _discard(None, tmp)
+            _discard(None, target)
             raise
     finally:
         os.close(src_fd)
@@ -294,7 +321,7 @@ def _set_metadata(path: str, mode: int | None, mtime_ns: int | None) -> None:
 class LocalConnector(Connector):
     """The local file system, as one location named ``localhost`` of its deployment."""
 
-    capabilities = Capabilities(ranged_writes=True, server_side_copy=True)
+    capabilities = Capabilities(ranged_writes=True, server_side_copy=True, atomic_directories=True)
 
     def __init__(self, options: LocalOptions | None = None) -> None:
         self.options = options or LocalOptions()
@@ -358,11 +385,12 @@ class LocalConnector(Connector):
         *,
         mode: int | None = None,
         mtime_ns: int | None = None,
+        atomic: bool = True,
     ) -> Writer:
-        """Create a hidden temporary file beside ``path``, renamed into place on commit."""
-        tmp = _temporary_name(path)
-        fd = await self._run(location, path, _create, tmp)
-        return _LocalWriter(self, location, path, tmp, fd, mode, mtime_ns)
+        """Create a hidden temporary file beside ``path`` (renamed into place on commit),
+        or ``path`` itself when not ``atomic``."""
+        fd, target = await self._run(location, path, _create, path, atomic, mode)
+        return _LocalWriter(self, location, path, target, fd, mode, mtime_ns)
 
     async def read_file(self, location: ExecutionLocation, path: str) -> bytes:
         """The whole file in one thread hop."""
@@ -377,10 +405,12 @@ class LocalConnector(Connector):
         mode: int | None = None,
         mtime_ns: int | None = None,
         expected: Digest | None = None,
+        atomic: bool = True,
     ) -> None:
-        """Write, verify (read back), set mode and time, and rename, in one thread hop."""
+        """Write, verify (read back), set mode and time, and publish, in one thread hop."""
+        fsync = self.options.fsync
         actual = await self._run(
-            location, path, _write_whole, path, data, mode, mtime_ns, self.options.fsync, expected
+            location, path, _write_whole, path, data, mode, mtime_ns, fsync, expected, atomic
         )
         if actual is not None:
             raise ChecksumMismatchError(location, path, f"expected {expected}, stored {actual}")
@@ -408,6 +438,10 @@ class LocalConnector(Connector):
         """``chmod`` and ``utime`` of ``path``."""
         await self._run(location, path, _set_metadata, path, mode, mtime_ns)
 
+    async def rename(self, location: ExecutionLocation, src: str, dst: str) -> None:
+        """``rename(2)``: atomic within the file system."""
+        await self._run(location, dst, os.rename, src, dst)
+
     async def copy(
         self,
         location: ExecutionLocation,
@@ -417,10 +451,12 @@ class LocalConnector(Connector):
         mode: int | None = None,
         mtime_ns: int | None = None,
         size: int | None = None,
+        atomic: bool = True,
     ) -> None:
         """Copy in the kernel (``copy_file_range``) to a temporary name, then rename."""
+        fsync = self.options.fsync
         copied = await self._run(
-            location, src, _copy_file, src, dst, mode, mtime_ns, self.options.fsync, size
+            location, src, _copy_file, src, dst, mode, mtime_ns, fsync, size, atomic
         )
         if copied is not None:
             raise ChecksumMismatchError(
@@ -432,7 +468,7 @@ class LocalConnector(Connector):
     ) -> list[ConnectorError | None]:
         """Many server-side copies in one thread hop."""
         fsync = self.options.fsync
-        calls = [(i.src, i.dst, i.mode, i.mtime_ns, fsync, i.size) for i in items]
+        calls = [(i.src, i.dst, i.mode, i.mtime_ns, fsync, i.size, i.atomic) for i in items]
         copied = await self._run(location, items[0].src if items else "/", _each, _copy_file, calls)
         results: list[ConnectorError | None] = []
         for item, outcome in zip(items, copied, strict=True):
@@ -467,7 +503,7 @@ class LocalConnector(Connector):
     ) -> list[ConnectorError | None]:
         """Many small files written, verified and published in one thread hop."""
         fsync = self.options.fsync
-        calls = [(i.path, i.data, i.mode, i.mtime_ns, fsync, i.expected) for i in items]
+        calls = [(i.path, i.data, i.mode, i.mtime_ns, fsync, i.expected, i.atomic) for i in items]
         written = await self._run(
             location, items[0].path if items else "/", _each, _write_whole, calls
         )
@@ -519,14 +555,14 @@ class _LocalWriter(Writer):
         connector: LocalConnector,
         location: ExecutionLocation,
         path: str,
-        tmp: str,
+        target: str,
         fd: int,
         mode: int | None,
         mtime_ns: int | None,
     ) -> None:
         super().__init__(location, path)
         self._connector = connector
-        self._tmp = tmp
+        self._target = target
         self._fd = fd
         self._mode = mode
         self._mtime_ns = mtime_ns
@@ -542,9 +578,9 @@ class _LocalWriter(Writer):
         await self._connector._run(
             self.location,
             self.path,
-            _publish,
+            _finish,
             fd,
-            self._tmp,
+            self._target,
             self.path,
             self._mode,
             self._mtime_ns,
@@ -554,4 +590,4 @@ class _LocalWriter(Writer):
     async def _abort(self) -> None:
         fd = self._fd if self._fd >= 0 else None
         self._fd = -1
-        await self._connector._run(self.location, self.path, _discard, fd, self._tmp)
+        await self._connector._run(self.location, self.path, _discard, fd, self._target)

@@ -79,7 +79,7 @@ def _file(data: bytes, mode: int | None, mtime_ns: int | None) -> _Node:
 class MemoryConnector(Connector):
     """Files in a dictionary per location; nothing survives the process."""
 
-    capabilities = Capabilities(ranged_writes=True, server_side_copy=True)
+    capabilities = Capabilities(ranged_writes=True, server_side_copy=True, atomic_directories=True)
 
     def __init__(self, options: MemoryOptions | None = None) -> None:
         self.options = options or MemoryOptions()
@@ -160,8 +160,9 @@ class MemoryConnector(Connector):
         *,
         mode: int | None = None,
         mtime_ns: int | None = None,
+        atomic: bool = True,
     ) -> Writer:
-        """A buffer published at ``path`` on commit."""
+        """A buffer published at ``path`` on commit (every write here is atomic)."""
         path = posixpath.normpath(path)
         self._parent_directory(location, path)
         return _MemoryWriter(self, location, path, mode, mtime_ns)
@@ -193,6 +194,23 @@ class MemoryConnector(Connector):
         path = posixpath.normpath(path)
         self._place(location, path, _Node(FileKind.SYMLINK, 0o777, time.time_ns(), target=target))
 
+    async def rename(self, location: ExecutionLocation, src: str, dst: str) -> None:
+        """Move ``src`` and everything below it to ``dst``."""
+        src, dst = posixpath.normpath(src), posixpath.normpath(dst)
+        tree = self._tree(location)
+        node = self._node(location, src)
+        self._parent_directory(location, dst)
+        existing = tree.get(dst)
+        occupied = any(key.startswith(dst.rstrip("/") + "/") for key in tree)
+        if existing is not None and existing.kind is FileKind.DIRECTORY and occupied:
+            raise PathExistsError(location, dst, "directory not empty")
+        prefix = src.rstrip("/") + "/"
+        moved = {key: tree.pop(key) for key in [k for k in tree if k.startswith(prefix)]}
+        del tree[src]
+        tree[dst] = node
+        for key, child in moved.items():
+            tree[dst.rstrip("/") + "/" + key[len(prefix) :]] = child
+
     async def set_metadata(
         self,
         location: ExecutionLocation,
@@ -215,6 +233,7 @@ class MemoryConnector(Connector):
         mode: int | None = None,
         mtime_ns: int | None = None,
         size: int | None = None,
+        atomic: bool = True,
     ) -> None:
         """Share the bytes of ``src`` under a new name (bytes are immutable)."""
         source = self._node(location, src, follow=True)
