@@ -378,3 +378,27 @@ async def test_small_files_move_in_batches_and_a_bad_one_is_retried_alone(
     for host in ("good", "flaky"):
         for path, data in files.items():
             assert await read(hosts, host, path.replace("/tree", "/copy")) == data
+
+
+async def test_a_tree_appears_whole_at_the_end(hosts: Hosts) -> None:
+    """A new tree is written under a hidden staging name and renamed when complete."""
+    source = hosts.add("src")
+    for name in ("a", "b"):
+        await put_file(hosts, "src", f"/tree/{name}")
+    stalled = hosts.add("stalled", stall_writes=True)
+    async with DefaultDataManager(hosts.connectors, settings=SMALL) as manager:
+        manager.register_path(source, "/tree")
+        copy = asyncio.create_task(manager.transfer_data(source, "/tree", [stalled], "/copy"))
+        await asyncio.wait_for(hosts.connectors["stalled"].write_started.wait(), 5)
+        [staging] = await listing(hosts, "stalled", "/")
+        assert staging.startswith(".copy.") and staging.endswith(".sfd-part")
+        copy.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await copy
+    assert await listing(hosts, "stalled", "/") == []
+    target = hosts.add("dst")
+    async with DefaultDataManager(hosts.connectors, settings=SMALL) as manager:
+        manager.register_path(source, "/tree")
+        await manager.transfer_data(source, "/tree", [target], "/copy")
+    assert await listing(hosts, "dst", "/") == ["copy"]
+    assert await listing(hosts, "dst", "/copy") == ["a", "b"]

@@ -257,6 +257,34 @@ class ConnectorConformance:
         names = await self._names(harness, harness.root)
         assert "corrupt" not in names and "copy1" not in names
 
+    async def test_staging_trees_are_published_by_rename(self, harness: ConnectorHarness) -> None:
+        connector, location = harness.connector, harness.location
+        if not connector.capabilities.atomic_directories:
+            with pytest.raises(UnsupportedOperationError):
+                await connector.rename(location, harness.path("a"), harness.path("b"))
+            return
+        await connector.mkdir(location, harness.path("stage", "sub"))
+        await connector.write_file(location, harness.path("stage", "sub", "f"), b"f", atomic=False)
+        writer = await connector.open_writer(location, harness.path("stage", "g"), atomic=False)
+        await writer.write(0, b"partial")
+        await writer.abort()
+        async with await connector.open_writer(
+            location, harness.path("stage", "h"), atomic=False, mode=0o600
+        ) as writer:
+            await writer.write(0, b"h")
+            await writer.commit(Digest.of(b"h"))
+        await connector.rename(location, harness.path("stage"), harness.path("published"))
+        assert await self._names(harness, harness.root) == {
+            "published",
+            "published/sub",
+            "published/sub/f",
+            "published/h",
+        }
+        assert await connector.read_file(location, harness.path("published", "h")) == b"h"
+        await connector.mkdir(location, harness.path("other"))
+        with pytest.raises(PathExistsError):
+            await connector.rename(location, harness.path("other"), harness.path("published"))
+
     # -- directories, links, removal ---------------------------------------------------------
 
     async def test_mkdir_creates_parents_and_accepts_existing(

@@ -28,11 +28,10 @@ __all__ = ["BatchCopy", "SmallFile", "batches"]
 
 @dataclass(frozen=True, slots=True)
 class SmallFile:
-    """A file of a batch: where it comes from and goes to."""
+    """A file of a batch: its place in the transfer, its source path and metadata."""
 
     relpath: str
     src: str
-    dst: str
     stat: FileStat
 
 
@@ -75,7 +74,7 @@ class BatchCopy:
         for file, retried in self._retry.items():
             retried = [destination for destination in retried if destination.error is None]
             if retried:
-                copy = FileCopy(self.context, file.relpath, file.src, file.dst, file.stat)
+                copy = FileCopy(self.context, file.relpath, file.src, file.stat)
                 await copy.run(retried)
 
     # -- outcomes ----------------------------------------------------------------------------
@@ -119,7 +118,14 @@ class BatchCopy:
 
     async def _copy_within(self, destination: Destination) -> None:
         items = [
-            CopyItem(f.src, f.dst, mode=f.stat.mode, mtime_ns=f.stat.mtime_ns, size=f.stat.size)
+            CopyItem(
+                f.src,
+                destination.target(f.relpath),
+                mode=f.stat.mode,
+                mtime_ns=f.stat.mtime_ns,
+                size=f.stat.size,
+                atomic=not destination.staged,
+            )
             for f in self.files
         ]
         started = time.monotonic()
@@ -161,19 +167,30 @@ class BatchCopy:
             size = sum(len(data) for _, data in readable)
             context.stats.read(source.location, size, time.monotonic() - started)
             digests = await asyncio.to_thread(lambda: [Digest.of(data) for _, data in readable])
-            items = [
-                WriteItem(f.dst, data, mode=f.stat.mode, mtime_ns=f.stat.mtime_ns, expected=digest)
-                for (f, data), digest in zip(readable, digests, strict=True)
-            ]
             async with asyncio.TaskGroup() as group:
                 for destination in destinations:
-                    group.create_task(self._write_to(destination, [f for f, _ in readable], items))
+                    group.create_task(self._write_to(destination, readable, digests))
         finally:
             context.pool.release(block)
 
     async def _write_to(
-        self, destination: Destination, files: list[SmallFile], items: list[WriteItem]
+        self,
+        destination: Destination,
+        readable: list[tuple[SmallFile, bytes]],
+        digests: list[Digest],
     ) -> None:
+        files = [file for file, _ in readable]
+        items = [
+            WriteItem(
+                destination.target(f.relpath),
+                data,
+                mode=f.stat.mode,
+                mtime_ns=f.stat.mtime_ns,
+                expected=digest,
+                atomic=not destination.staged,
+            )
+            for (f, data), digest in zip(readable, digests, strict=True)
+        ]
         started = time.monotonic()
         try:
             async with self.context.sessions.slot(destination.location):

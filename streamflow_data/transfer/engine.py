@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import posixpath
+import secrets
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 from streamflow_data.config import TransferSettings
@@ -68,6 +70,7 @@ class TransferEngine:
         """
         for index, destination in enumerate(destinations):
             destination.index = index
+            destination.root = dst_path
         plan = await plan_transfer(source.connector, source.location, src_path)
         files: StateManager[tuple[str, int], FileState] = StateManager(FileState)
         chunks: StateManager[tuple[str, int, int], ChunkState] = StateManager(ChunkState)
@@ -127,6 +130,7 @@ class _Run:
             await self._copy_files()
             await self._each_destination(self._make_links)
             await self._each_destination(self._finish_directories)
+            await self._each_destination(self._publish)
         except BaseException:
             self._cancel_chunks()
             await self._clean_up(self.destinations)
@@ -155,13 +159,20 @@ class _Run:
     # -- steps -----------------------------------------------------------------------------
 
     async def _prepare(self, destination: Destination) -> None:
+        """Create the tree's directories: under a hidden staging name when the storage can
+        rename it into place at the end, else at the destination path itself."""
         if self.plan.root.kind is not FileKind.DIRECTORY:
             return
         connector, location = destination.connector, destination.location
-        destination.created_root = not await connector.exists(location, self.dst_path)
-        await connector.mkdir(location, self.dst_path)
+        exists = await connector.exists(location, self.dst_path)
+        if not exists and connector.capabilities.atomic_directories:
+            parent, name = posixpath.split(self.dst_path)
+            destination.root = f"{parent}/.{name}.{secrets.token_hex(6)}.sfd-part"
+            destination.staged = True
+        destination.created_root = not exists
+        await connector.mkdir(location, destination.root)
         for entry in self.plan.directories:
-            await connector.mkdir(location, join(self.dst_path, entry.relpath))
+            await connector.mkdir(location, destination.target(entry.relpath))
 
     async def _copy_files(self) -> None:
         """Copy files several at a time: batches of small files, and large files one by one."""
@@ -183,11 +194,11 @@ class _Run:
         settings = self.context.settings
         small = []
         for entry in self.plan.files:
-            source, target = join(self.src_path, entry.relpath), join(self.dst_path, entry.relpath)
+            source = join(self.src_path, entry.relpath)
             if entry.stat.size <= settings.block_size and self.context.root_is_directory:
-                small.append(SmallFile(entry.relpath, source, target, entry.stat))
+                small.append(SmallFile(entry.relpath, source, entry.stat))
             else:
-                yield FileCopy(self.context, entry.relpath, source, target, entry.stat)
+                yield FileCopy(self.context, entry.relpath, source, entry.stat)
         for files in batches(small, settings.max_batch_files, settings.block_size):
             yield BatchCopy(self.context, files)
 
@@ -195,7 +206,7 @@ class _Run:
         connector, location = destination.connector, destination.location
         for entry in self.plan.links:
             assert entry.stat.target is not None
-            await connector.symlink(location, entry.stat.target, join(self.dst_path, entry.relpath))
+            await connector.symlink(location, entry.stat.target, destination.target(entry.relpath))
 
     async def _finish_directories(self, destination: Destination) -> None:
         """Give directories their source mode and time, deepest first (after their content)."""
@@ -208,10 +219,18 @@ class _Run:
         for entry in entries:
             await destination.connector.set_metadata(
                 destination.location,
-                join(self.dst_path, entry.relpath),
+                destination.target(entry.relpath),
                 mode=entry.stat.mode if capabilities.permissions else None,
                 mtime_ns=entry.stat.mtime_ns if capabilities.mtimes else None,
             )
+
+    async def _publish(self, destination: Destination) -> None:
+        """Rename a staging directory to the destination path: the tree appears whole."""
+        if destination.staged:
+            await destination.connector.rename(
+                destination.location, destination.root, self.dst_path
+            )
+            destination.root, destination.staged = self.dst_path, False
 
     def _cancel_chunks(self) -> None:
         chunks = self.context.chunks
@@ -224,7 +243,7 @@ class _Run:
         for destination in destinations:
             if destination.created_root:
                 try:
-                    await destination.connector.remove(destination.location, self.dst_path)
+                    await destination.connector.remove(destination.location, destination.root)
                 except ConnectorError:
                     logger.warning(
                         "could not remove %s after a failed transfer",

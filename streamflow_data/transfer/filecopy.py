@@ -30,6 +30,7 @@ from streamflow_data.connectors.base import Connector, FileStat, Reader, Writer
 from streamflow_data.errors import ChecksumMismatchError, ConnectorError, PathNotFoundError
 from streamflow_data.model import Digest, ExecutionLocation
 from streamflow_data.transfer.blocks import BlockPool, BlockState, BufferBlock
+from streamflow_data.transfer.plan import join
 from streamflow_data.transfer.progress import ProgressTracker
 from streamflow_data.transfer.state import ChunkState, FileState, StateManager
 from streamflow_data.transfer.stats import Statistics
@@ -62,6 +63,15 @@ class Destination:
     """Why this destination failed, once a file failed there for good."""
     created_root: bool = False
     """The transfer created the destination directory, so a failure removes it."""
+    root: str = ""
+    """Where the transfer writes there: the destination path, or a hidden staging
+    directory renamed to it at the end (see ``Capabilities.atomic_directories``)."""
+    staged: bool = False
+    """``root`` is a staging directory: files go in place, without temporaries."""
+
+    def target(self, relpath: str) -> str:
+        """Where the file at ``relpath`` of the transfer is written here."""
+        return join(self.root, relpath)
 
 
 class SessionLimits:
@@ -124,12 +134,11 @@ _Failures = dict[Destination, Exception]
 class FileCopy:
     """One file of a transfer, to every destination still in the transfer."""
 
-    def __init__(self, context: RunContext, relpath: str, src: str, dst: str, stat: FileStat):
+    def __init__(self, context: RunContext, relpath: str, src: str, stat: FileStat):
         self.context = context
         self.settings = context.settings
         self.relpath = relpath
         self.src = src
-        self.dst = dst
         self.stat = stat
         self.chunk_count = max(1, -(-stat.size // self.settings.chunk_size))
         self._written: dict[int, int] = {}  # bytes written per destination index, this attempt
@@ -196,20 +205,18 @@ class FileCopy:
         self._written[destination.index] = self._written.get(destination.index, 0) + size
 
     async def _in_parent(
-        self,
-        destination: Destination,
-        operation: Callable[[Connector, ExecutionLocation], Awaitable[T]],
+        self, destination: Destination, operation: Callable[[Destination], Awaitable[T]]
     ) -> T:
         """Apply ``operation`` to the destination; for a file root whose parent directory
         is missing, create the parent and try again (a tree's directories exist already)."""
-        connector, location = destination.connector, destination.location
         try:
-            return await operation(connector, location)
+            return await operation(destination)
         except PathNotFoundError:
             if self.context.root_is_directory:
                 raise
-            await connector.mkdir(location, posixpath.dirname(self.dst))
-            return await operation(connector, location)
+            parent = posixpath.dirname(destination.target(self.relpath))
+            await destination.connector.mkdir(destination.location, parent)
+            return await operation(destination)
 
     # -- server-side copy ---------------------------------------------------------------------
 
@@ -217,14 +224,15 @@ class FileCopy:
         [destination] = destinations
         stat = self.stat
 
-        async def copy(connector: Connector, location: ExecutionLocation) -> None:
-            await connector.copy(
-                location,
+        async def copy(destination: Destination) -> None:
+            await destination.connector.copy(
+                destination.location,
                 self.src,
-                self.dst,
+                destination.target(self.relpath),
                 mode=stat.mode,
                 mtime_ns=stat.mtime_ns,
                 size=stat.size,
+                atomic=not destination.staged,
             )
 
         started = time.monotonic()
@@ -282,14 +290,15 @@ class FileCopy:
             failures: _Failures = {}
 
             async def write(destination: Destination) -> None:
-                async def operation(connector: Connector, location: ExecutionLocation) -> None:
-                    await connector.write_file(
-                        location,
-                        self.dst,
+                async def operation(destination: Destination) -> None:
+                    await destination.connector.write_file(
+                        destination.location,
+                        destination.target(self.relpath),
                         data,
                         mode=self.stat.mode,
                         mtime_ns=self.stat.mtime_ns,
                         expected=expected,
+                        atomic=not destination.staged,
                     )
 
                 started = time.monotonic()
@@ -312,9 +321,13 @@ class FileCopy:
         """Stream a large file through pool blocks to a writer per destination."""
         failures: _Failures = {}
 
-        async def open_writer(connector: Connector, location: ExecutionLocation) -> Writer:
-            return await connector.open_writer(
-                location, self.dst, mode=self.stat.mode, mtime_ns=self.stat.mtime_ns
+        async def open_writer(destination: Destination) -> Writer:
+            return await destination.connector.open_writer(
+                destination.location,
+                destination.target(self.relpath),
+                mode=self.stat.mode,
+                mtime_ns=self.stat.mtime_ns,
+                atomic=not destination.staged,
             )
 
         async with contextlib.AsyncExitStack() as stack:
