@@ -396,9 +396,11 @@ async def test_a_tree_appears_whole_at_the_end(hosts: Hosts) -> None:
         with pytest.raises(asyncio.CancelledError):
             await copy
     assert await listing(hosts, "stalled", "/") == []
-    target = hosts.add("dst")
-    async with DefaultDataManager(hosts.connectors, settings=SMALL) as manager:
+    again = Hosts(hosts.base.parent / "again")  # the first manager closed its connectors
+    source, target = again.add("src"), again.add("dst")
+    await asyncio.to_thread(hosts.path("src", "/tree").rename, again.path("src", "/tree"))
+    async with DefaultDataManager(again.connectors, settings=SMALL) as manager:
         manager.register_path(source, "/tree")
         await manager.transfer_data(source, "/tree", [target], "/copy")
-    assert await listing(hosts, "dst", "/") == ["copy"]
-    assert await listing(hosts, "dst", "/copy") == ["a", "b"]
+    assert await listing(again, "dst", "/") == ["copy"]
+    assert await listing(again, "dst", "/copy") == ["a", "b"]
