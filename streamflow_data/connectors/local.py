@@ -71,7 +71,7 @@ class LocalOptions(pydantic.BaseModel):
 
     model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
 
-    max_threads: int = pydantic.Field(default=8, ge=1, le=256)
+    max_threads: int = pydantic.Field(default=4, ge=1, le=256)
     """How many threads do blocking file I/O (the connector's concurrency limit)."""
     fsync: bool = False
     """Flush each file to disk before it is renamed into place (slower, crash-safe)."""
@@ -218,19 +218,20 @@ def _read_whole(path: str) -> bytes:
         return file.read()
 
 
-def _copy_contents(src_fd: int, dst_fd: int) -> int:
+def _copy_contents(src_fd: int, dst_fd: int, size: int | None) -> int:
     """Copy in the kernel when it can (reflink or copy_file_range), else through a buffer.
 
-    Returns the bytes copied.
+    ``size`` is the expected size (else the file's current one). Returns the bytes copied.
     """
-    size = os.fstat(src_fd).st_size
+    if size is None:
+        size = os.fstat(src_fd).st_size
     offset = 0
     try:
-        while offset < size:
-            copied = os.copy_file_range(src_fd, dst_fd, size - offset, offset, offset)
-            if copied == 0:
-                break
+        # One more byte than expected is asked for, to notice a file that grew.
+        while copied := os.copy_file_range(src_fd, dst_fd, size + 1 - offset, offset, offset):
             offset += copied
+            if offset > size:
+                break
         return offset
     except OSError as exc:
         if exc.errno not in _COPY_FALLBACK_ERRNOS:
@@ -255,7 +256,7 @@ def _copy_file(
     try:
         dst_fd, target = _create(dst, atomic, mode)
         try:
-            copied = _copy_contents(src_fd, dst_fd)
+            copied = _copy_contents(src_fd, dst_fd, size)
             if size is not None and copied != size:
                 _discard(dst_fd, target)
                 return copied

@@ -14,7 +14,14 @@ from typing import Generic, TypeVar
 __all__ = ["ChunkState", "FileState", "StateManager"]
 
 
-class FileState(enum.Enum):
+class _FastHash(enum.Enum):
+    """Members hash by identity (they are singletons), in C rather than Enum's Python
+    ``__hash__``: states change several times per file."""
+
+    __hash__ = object.__hash__
+
+
+class FileState(_FastHash):
     """The life of one file at one destination."""
 
     READY = "ready"
@@ -33,7 +40,7 @@ class FileState(enum.Enum):
     """Gave up: the error was permanent or the retries ran out."""
 
 
-class ChunkState(enum.Enum):
+class ChunkState(_FastHash):
     """The life of one chunk of a file at one destination."""
 
     PENDING = "pending"
