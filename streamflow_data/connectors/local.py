@@ -191,17 +191,17 @@ def _write_whole(
     fsync: bool,
     expected: Digest | None,
     atomic: bool,
-) -> Digest | None:
+) -> str | None:
     """Write a file, verify it, publish it.
 
-    Returns the stored digest when it does not match ``expected`` (nothing is published).
+    Returns why the stored bytes do not match ``expected`` (then nothing is published).
     """
     fd, target = _create(path, atomic, mode)
     try:
         _pwrite_all(fd, data, 0)
         if expected is not None and (actual := _fd_digest(fd)) != expected:
             _discard(fd, target)
-            return actual
+            return f"expected {expected}, stored {actual}"
     except BaseException:
         _discard(fd, target)
         raise
@@ -250,8 +250,8 @@ def _copy_file(
     fsync: bool,
     size: int | None,
     atomic: bool,
-) -> int | None:
-    """Copy ``src`` to ``dst``; returns the size copied if it is not ``size``."""
+) -> str | None:
+    """Copy ``src`` to ``dst``; returns why the copy is wrong (then nothing is published)."""
     src_fd = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
     try:
         dst_fd, target = _create(dst, atomic, mode)
@@ -259,7 +259,7 @@ def _copy_file(
             copied = _copy_contents(src_fd, dst_fd, size)
             if size is not None and copied != size:
                 _discard(dst_fd, target)
-                return copied
+                return f"copied {copied} bytes where {size} were expected"
         except BaseException:
             _discard(dst_fd, target)
             raise
@@ -310,6 +310,17 @@ def _translate(error: OSError, location: ExecutionLocation, path: str) -> Connec
     translated = kind(location, path, error.strerror)
     translated.__cause__ = error
     return translated
+
+
+def _outcome(
+    location: ExecutionLocation, path: str, outcome: str | OSError | None
+) -> ConnectorError | None:
+    """Our error for what a file operation returned: an OSError, a mismatch, or None."""
+    if isinstance(outcome, OSError):
+        return _translate(outcome, location, path)
+    if outcome is not None:
+        return ChecksumMismatchError(location, path, outcome)
+    return None
 
 
 def _set_metadata(path: str, mode: int | None, mtime_ns: int | None) -> None:
@@ -410,11 +421,11 @@ class LocalConnector(Connector):
     ) -> None:
         """Write, verify (read back), set mode and time, and publish, in one thread hop."""
         fsync = self.options.fsync
-        actual = await self._run(
+        outcome = await self._run(
             location, path, _write_whole, path, data, mode, mtime_ns, fsync, expected, atomic
         )
-        if actual is not None:
-            raise ChecksumMismatchError(location, path, f"expected {expected}, stored {actual}")
+        if (error := _outcome(location, path, outcome)) is not None:
+            raise error
 
     async def mkdir(self, location: ExecutionLocation, path: str) -> None:
         """``mkdir -p`` with the process umask."""
@@ -456,13 +467,11 @@ class LocalConnector(Connector):
     ) -> None:
         """Copy in the kernel (``copy_file_range``) to a temporary name, then rename."""
         fsync = self.options.fsync
-        copied = await self._run(
+        outcome = await self._run(
             location, src, _copy_file, src, dst, mode, mtime_ns, fsync, size, atomic
         )
-        if copied is not None:
-            raise ChecksumMismatchError(
-                location, dst, f"copied {copied} bytes where {size} were expected"
-            )
+        if (error := _outcome(location, dst, outcome)) is not None:
+            raise error
 
     async def copy_files(
         self, location: ExecutionLocation, items: Sequence[CopyItem]
@@ -470,33 +479,17 @@ class LocalConnector(Connector):
         """Many server-side copies in one thread hop."""
         fsync = self.options.fsync
         calls = [(i.src, i.dst, i.mode, i.mtime_ns, fsync, i.size, i.atomic) for i in items]
-        copied = await self._run(location, items[0].src if items else "/", _each, _copy_file, calls)
-        results: list[ConnectorError | None] = []
-        for item, outcome in zip(items, copied, strict=True):
-            if isinstance(outcome, OSError):
-                results.append(_translate(outcome, location, item.src))
-            elif outcome is not None:
-                results.append(
-                    ChecksumMismatchError(
-                        location,
-                        item.dst,
-                        f"copied {outcome} bytes where {item.size} were expected",
-                    )
-                )
-            else:
-                results.append(None)
-        return results
+        outcomes = await self._run(location, "(batch)", _each, _copy_file, calls)
+        return [_outcome(location, i.dst, o) for i, o in zip(items, outcomes, strict=True)]
 
     async def read_files(
         self, location: ExecutionLocation, paths: Sequence[str]
     ) -> list[bytes | ConnectorError]:
         """Many small files read in one thread hop."""
-        contents = await self._run(
-            location, paths[0] if paths else "/", _each, _read_whole, [(p,) for p in paths]
-        )
+        contents = await self._run(location, "(batch)", _each, _read_whole, [(p,) for p in paths])
         return [
-            _translate(outcome, location, path) if isinstance(outcome, OSError) else outcome
-            for path, outcome in zip(paths, contents, strict=True)
+            _translate(content, location, path) if isinstance(content, OSError) else content
+            for path, content in zip(paths, contents, strict=True)
         ]
 
     async def write_files(
@@ -505,22 +498,8 @@ class LocalConnector(Connector):
         """Many small files written, verified and published in one thread hop."""
         fsync = self.options.fsync
         calls = [(i.path, i.data, i.mode, i.mtime_ns, fsync, i.expected, i.atomic) for i in items]
-        written = await self._run(
-            location, items[0].path if items else "/", _each, _write_whole, calls
-        )
-        results: list[ConnectorError | None] = []
-        for item, outcome in zip(items, written, strict=True):
-            if isinstance(outcome, OSError):
-                results.append(_translate(outcome, location, item.path))
-            elif outcome is not None:
-                results.append(
-                    ChecksumMismatchError(
-                        location, item.path, f"expected {item.expected}, stored {outcome}"
-                    )
-                )
-            else:
-                results.append(None)
-        return results
+        outcomes = await self._run(location, "(batch)", _each, _write_whole, calls)
+        return [_outcome(location, i.path, o) for i, o in zip(items, outcomes, strict=True)]
 
     async def close(self) -> None:
         """Stop the thread pool after the calls in flight."""

@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from streamflow_data.connectors.base import CopyItem, FileStat, WriteItem
 from streamflow_data.errors import ChecksumMismatchError, ConnectorError
-from streamflow_data.model import Digest
+from streamflow_data.model import Digest, ExecutionLocation
 from streamflow_data.transfer.filecopy import Destination, FileCopy, RunContext
 from streamflow_data.transfer.state import FileState
 
 __all__ = ["BatchCopy", "SmallFile", "batches"]
+
+Item = TypeVar("Item", CopyItem, WriteItem)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,13 +101,25 @@ class BatchCopy:
         if destination.error is None:
             destination.error = error
 
-    def _settle(
+    async def _bulk(
         self,
-        files: Sequence[SmallFile],
         destination: Destination,
-        results: Sequence[Exception | None],
-        started: float,
+        files: Sequence[SmallFile],
+        operation: Callable[
+            [ExecutionLocation, Sequence[Item]], Awaitable[list[ConnectorError | None]]
+        ],
+        items: Sequence[Item],
     ) -> None:
+        """Run one bulk operation at a destination and settle each file's outcome.
+
+        An error of the whole call (a dropped connection) is every file's error.
+        """
+        started = time.monotonic()
+        try:
+            async with self.context.sessions.slot(destination.location):
+                results: Sequence[Exception | None] = await operation(destination.location, items)
+        except ConnectorError as exc:
+            results = [exc] * len(items)
         written = 0
         for file, error in zip(files, results, strict=True):
             if error is None:
@@ -128,15 +143,7 @@ class BatchCopy:
             )
             for f in self.files
         ]
-        started = time.monotonic()
-        try:
-            async with self.context.sessions.slot(destination.location):
-                results: Sequence[Exception | None] = await destination.connector.copy_files(
-                    destination.location, items
-                )
-        except ConnectorError as exc:
-            results = [exc] * len(items)
-        self._settle(self.files, destination, results, started)
+        await self._bulk(destination, self.files, destination.connector.copy_files, items)
 
     # -- streamed ---------------------------------------------------------------------------------
 
@@ -191,12 +198,4 @@ class BatchCopy:
             )
             for (f, data), digest in zip(readable, digests, strict=True)
         ]
-        started = time.monotonic()
-        try:
-            async with self.context.sessions.slot(destination.location):
-                results: Sequence[Exception | None] = await destination.connector.write_files(
-                    destination.location, items
-                )
-        except ConnectorError as exc:
-            results = [exc] * len(items)
-        self._settle(files, destination, results, started)
+        await self._bulk(destination, files, destination.connector.write_files, items)
