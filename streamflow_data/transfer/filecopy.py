@@ -353,6 +353,8 @@ class FileCopy:
         self, reader: Reader, writers: dict[Destination, Writer], failures: _Failures
     ) -> Digest:
         """Move every block from the reader to the writers; returns the file's digest."""
+        self._outstanding.clear()  # a retry starts its chunks over
+        self._read_chunks.clear()
         ranged = all(d.connector.capabilities.ranged_writes for d in writers)
         drains_per_destination = self.settings.max_concurrent_chunks if ranged else 1
         queues: dict[Destination, asyncio.Queue[BufferBlock | None]] = {
