@@ -8,7 +8,9 @@
 - Peak RSS of a process copying a 4 GiB file with the default settings.
 - 10,000 files of 4 KiB local -> local (writable): files/s ratio against ``cp -r``.
 
-Every round writes into fresh directories (this disk is slow to re-create deleted trees);
+Every round writes into fresh directories (this disk is slow to re-create deleted trees),
+and every timed run starts after a ``sync``, so that the writeback of earlier runs does not
+slow it down;
 the scratch directory is removed at the end. Each figure is the best of ``--rounds`` (the
 small-file one, the noisiest, of two more).
 
@@ -51,6 +53,7 @@ def make_small_files(root: Path, count: int, size: int) -> None:
 
 
 def run_command(*command: str) -> float:
+    os.sync()  # start from clean page-cache state: earlier copies' writeback would weigh on this one
     started = time.perf_counter()
     subprocess.run(command, check=True)
     return time.perf_counter() - started
@@ -58,6 +61,7 @@ def run_command(*command: str) -> float:
 
 def run_parallel(commands: list[list[str]]) -> float:
     """Seconds for ``commands`` run all at once."""
+    os.sync()
     started = time.perf_counter()
     processes = [subprocess.Popen(command) for command in commands]
     for process in processes:
@@ -69,6 +73,7 @@ def run_parallel(commands: list[list[str]]) -> float:
 async def copy_writable(source: Path, target: Path) -> float:
     async with DefaultDataManager() as manager:
         manager.register_path(LOCAL, str(source))
+        await asyncio.to_thread(os.sync)
         started = time.perf_counter()
         await manager.transfer_data(LOCAL, str(source), [LOCAL], str(target), writable=True)
         return time.perf_counter() - started
@@ -86,6 +91,7 @@ async def fan_out(scratch: Path, source: Path, count: int, round_: int) -> tuple
         src = ExecutionLocation("src", "localhost", local=True)
         manager.register_path(src, str(source))
         targets = [ExecutionLocation(f"h{i}", "localhost", local=True) for i in range(count)]
+        await asyncio.to_thread(os.sync)
         started = time.perf_counter()
         await manager.transfer_data(src, str(source), targets, "/copy.bin")
         return time.perf_counter() - started, counted.bytes_read
