@@ -53,7 +53,7 @@ def make_small_files(root: Path, count: int, size: int) -> None:
 
 
 def run_command(*command: str) -> float:
-    os.sync()  # start from clean page-cache state: earlier copies' writeback would weigh on this one
+    os.sync()  # start clean: the writeback of earlier copies would weigh on this one
     started = time.perf_counter()
     subprocess.run(command, check=True)
     return time.perf_counter() - started
