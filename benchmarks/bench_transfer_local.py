@@ -12,7 +12,7 @@ Every round writes into fresh directories (this disk is slow to re-create delete
 and every timed run starts after a ``sync``, so that the writeback of earlier runs does not
 slow it down;
 the scratch directory is removed at the end. Each figure is the best of ``--rounds`` (the
-small-file one, the noisiest, of two more).
+comparisons with ``cp``, the noisiest, of two more, with the order alternating).
 
 Run: ``python -m benchmarks.bench_transfer_local`` (``nox -s bench`` runs it).
 """
@@ -50,6 +50,12 @@ def make_small_files(root: Path, count: int, size: int) -> None:
         directory = root / f"d{index // 1000:02d}"
         directory.mkdir(parents=True, exist_ok=True)
         (directory / f"f{index:05d}").write_bytes(data)
+
+
+def alternate(round_: int) -> tuple[bool, bool]:
+    """Which of (ours, baseline) runs first in a round: it alternates, so that neither
+    always inherits the other's writeback."""
+    return (True, False) if round_ % 2 else (False, True)
 
 
 def run_command(*command: str) -> float:
@@ -135,14 +141,22 @@ def main() -> None:
         make_small_files(small, args.small_files, 4096)
         cp_small, our_small = [], []
         for round_ in range(args.rounds + 2):
-            cp_small.append(run_command("cp", "-r", str(small), str(scratch / f"cpr{round_}")))
-            our_small.append(asyncio.run(copy_writable(small, scratch / f"sfdr{round_}")))
+            for ours_first in alternate(round_):
+                if ours_first:
+                    our_small.append(asyncio.run(copy_writable(small, scratch / f"sfdr{round_}")))
+                else:
+                    cp_small.append(
+                        run_command("cp", "-r", str(small), str(scratch / f"cpr{round_}"))
+                    )
         big = scratch / "big.bin"
         make_file(big, size)
         cp_times, our_times = [], []
-        for round_ in range(args.rounds):
-            cp_times.append(run_command("cp", str(big), str(scratch / f"cp{round_}.bin")))
-            our_times.append(asyncio.run(copy_writable(big, scratch / f"sfd{round_}.bin")))
+        for round_ in range(args.rounds + 2):
+            for ours_first in alternate(round_):
+                if ours_first:
+                    our_times.append(asyncio.run(copy_writable(big, scratch / f"sfd{round_}.bin")))
+                else:
+                    cp_times.append(run_command("cp", str(big), str(scratch / f"cp{round_}.bin")))
         fan_figures = []
         shm = Path("/dev/shm")
         for label, where in [("disk", scratch), ("tmpfs", shm if shm.is_dir() else None)]:
