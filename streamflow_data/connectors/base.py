@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import ClassVar, NamedTuple, Self
+from typing import ClassVar, NamedTuple, Self, TypeVar
 
 from streamflow_data.errors import (
     ChecksumMismatchError,
@@ -122,6 +122,24 @@ class Capabilities:
     atomic_directories: bool = False
     """:meth:`Connector.rename` moves a directory atomically, so a tree can be written
     under a hidden name, files in place, and published whole at the end."""
+
+
+_Item = TypeVar("_Item")
+
+
+async def _each_item(
+    items: Sequence[_Item], operation: Callable[[_Item], Awaitable[None]]
+) -> list[ConnectorError | None]:
+    """Apply ``operation`` to each item in turn; its ConnectorError is that item's result."""
+    results: list[ConnectorError | None] = []
+    for item in items:
+        try:
+            await operation(item)
+        except ConnectorError as exc:
+            results.append(exc)
+        else:
+            results.append(None)
+    return results
 
 
 class Reader(abc.ABC):
@@ -361,22 +379,18 @@ class Connector(abc.ABC):
         self, location: ExecutionLocation, items: Sequence[CopyItem]
     ) -> list[ConnectorError | None]:
         """Server-side copies of many files (see :meth:`copy`)."""
-        results: list[ConnectorError | None] = []
-        for item in items:
-            try:
-                await self.copy(
-                    location,
-                    item.src,
-                    item.dst,
-                    mode=item.mode,
-                    mtime_ns=item.mtime_ns,
-                    size=item.size,
-                )
-            except ConnectorError as exc:
-                results.append(exc)
-            else:
-                results.append(None)
-        return results
+        return await _each_item(
+            items,
+            lambda i: self.copy(
+                location,
+                i.src,
+                i.dst,
+                mode=i.mode,
+                mtime_ns=i.mtime_ns,
+                size=i.size,
+                atomic=i.atomic,
+            ),
+        )
 
     async def read_files(
         self, location: ExecutionLocation, paths: Sequence[str]
@@ -394,22 +408,18 @@ class Connector(abc.ABC):
         self, location: ExecutionLocation, items: Sequence[WriteItem]
     ) -> list[ConnectorError | None]:
         """Write many small files, each atomically and verified (see :meth:`write_file`)."""
-        results: list[ConnectorError | None] = []
-        for item in items:
-            try:
-                await self.write_file(
-                    location,
-                    item.path,
-                    item.data,
-                    mode=item.mode,
-                    mtime_ns=item.mtime_ns,
-                    expected=item.expected,
-                )
-            except ConnectorError as exc:
-                results.append(exc)
-            else:
-                results.append(None)
-        return results
+        return await _each_item(
+            items,
+            lambda i: self.write_file(
+                location,
+                i.path,
+                i.data,
+                mode=i.mode,
+                mtime_ns=i.mtime_ns,
+                expected=i.expected,
+                atomic=i.atomic,
+            ),
+        )
 
     async def exists(self, location: ExecutionLocation, path: str) -> bool:
         """Whether ``path`` exists (a dangling link exists)."""
