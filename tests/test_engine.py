@@ -404,3 +404,20 @@ async def test_a_tree_appears_whole_at_the_end(hosts: Hosts) -> None:
         await manager.transfer_data(source, "/tree", [target], "/copy")
     assert await listing(again, "dst", "/") == ["copy"]
     assert await listing(again, "dst", "/copy") == ["a", "b"]
+
+
+async def test_a_file_that_grows_during_the_transfer_is_not_published(hosts: Hosts) -> None:
+    source = hosts.add("src")
+    await put_file(hosts, "src", "/big.bin")
+    target = hosts.add("dst", stall_writes=True)
+    settings = SMALL.model_copy(update={"max_retries": 0})
+    async with DefaultDataManager(hosts.connectors, settings=settings) as manager:
+        manager.register_path(source, "/big.bin")
+        copy = asyncio.create_task(manager.transfer_data(source, "/big.bin", [target], "/c.bin"))
+        await asyncio.wait_for(hosts.connectors["dst"].write_started.wait(), 5)
+        with await asyncio.to_thread(hosts.path("src", "/big.bin").open, "ab") as grown:
+            await asyncio.to_thread(grown.write, b"more")
+        hosts.connectors["dst"].release.set()
+        with pytest.raises(TransferError, match="changed during the transfer"):
+            await copy
+    assert await listing(hosts, "dst", "/") == []

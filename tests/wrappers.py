@@ -52,6 +52,8 @@ class WrappingConnector(Connector):
         self.fail_write_number = fail_write_number
         self.stall_writes = stall_writes
         self.write_started = asyncio.Event()
+        self.release = asyncio.Event()
+        """Stalled writes go on once this is set."""
 
     def locations(self, deployment: str) -> Sequence[ExecutionLocation]:
         return self.inner.locations(deployment)
@@ -153,7 +155,7 @@ class _FaultyWriter(Writer):
         owner.writes += 1
         owner.write_started.set()
         if owner.stall_writes:
-            await asyncio.sleep(3600)
+            await owner.release.wait()
         if owner.writes == owner.fail_write_number:
             raise StorageFullError(self.location, self.path, "injected fault")
         if owner.disappear_after_writes is not None and owner.writes > owner.disappear_after_writes:

@@ -389,6 +389,10 @@ class FileCopy:
         if source_error:
             error = source_error[0]
             raise error if isinstance(error, _SourceError) else _SourceError(error)
+        async with self._reading():
+            beyond = await reader.read(self.stat.size, 1)
+        if beyond:  # the file grew: what was copied is not the file any more
+            self._check_size(self.stat.size + len(beyond))
         digest_crc = chunk_crcs[0]
         for number in range(1, self.chunk_count):
             length = self._chunk_range(number)[1]
