@@ -421,3 +421,29 @@ async def test_a_file_that_grows_during_the_transfer_is_not_published(hosts: Hos
         with pytest.raises(TransferError, match="changed during the transfer"):
             await copy
     assert await listing(hosts, "dst", "/") == []
+
+
+async def test_cancelled_transfers_give_every_block_back(hosts: Hosts) -> None:
+    """The pool outlives a transfer: blocks queued when it was cancelled must return."""
+    source = hosts.add("src")
+    data = await put_file(hosts, "src", "/big.bin")
+    # An append-only destination has one writer, so read blocks wait in its queue.
+    stalled = hosts.add("stalled", SequentialWrappingConnector, stall_writes=True)
+    healthy = hosts.add("healthy")
+    settings = SMALL.model_copy(update={"block_count": 3})
+    async with DefaultDataManager(hosts.connectors, settings=settings) as manager:
+        manager.register_path(source, "/big.bin")
+        for attempt in range(3):
+            copy = asyncio.create_task(
+                manager.transfer_data(source, "/big.bin", [stalled], f"/c{attempt}")
+            )
+            await asyncio.wait_for(hosts.connectors["stalled"].write_started.wait(), 5)
+            await asyncio.sleep(0.05)  # let the reader fill the pool
+            copy.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await copy
+            assert manager.statistics.buffer_bytes_in_use == 0
+        await asyncio.wait_for(
+            manager.transfer_data(source, "/big.bin", [healthy], "/copy.bin"), 10
+        )
+    assert await read(hosts, "healthy", "/copy.bin") == data

@@ -101,6 +101,7 @@ class TransferEngine:
             await _Run(context, src_path, destinations, dst_path, plan).execute()
         finally:
             self.statistics.buffer_peak_bytes = self.pool.peak_in_use * self.pool.size
+            self.statistics.buffer_bytes_in_use = self.pool.in_use * self.pool.size
 
 
 class _Run:

@@ -379,13 +379,16 @@ class FileCopy:
                     for _ in range(drains_per_destination):
                         queue.put_nowait(None)
 
-        async with asyncio.TaskGroup() as group:
-            for destination, writer in writers.items():
-                for _ in range(drains_per_destination):
-                    group.create_task(
-                        self._drain(destination, writer, queues[destination], failures)
-                    )
-            group.create_task(produce())
+        try:
+            async with asyncio.TaskGroup() as group:
+                for destination, writer in writers.items():
+                    for _ in range(drains_per_destination):
+                        group.create_task(
+                            self._drain(destination, writer, queues[destination], failures)
+                        )
+                group.create_task(produce())
+        finally:
+            self._return_queued_blocks(queues)
         if source_error:
             error = source_error[0]
             raise error if isinstance(error, _SourceError) else _SourceError(error)
@@ -398,6 +401,19 @@ class FileCopy:
             length = self._chunk_range(number)[1]
             digest_crc = crc32c_combine(digest_crc, chunk_crcs[number], length)
         return Digest(self.stat.size, digest_crc)
+
+    def _return_queued_blocks(
+        self, queues: dict[Destination, asyncio.Queue[BufferBlock | None]]
+    ) -> None:
+        """Give back to the pool the blocks no drain took (after a cancellation): the pool
+        outlives this transfer."""
+        for queue in queues.values():
+            while not queue.empty():
+                block = queue.get_nowait()
+                if block is not None:
+                    block.holders -= 1
+                    if block.holders == 0:
+                        self.context.pool.release(block)
 
     def _chunk_range(self, number: int) -> tuple[int, int]:
         start = number * self.settings.chunk_size

@@ -51,6 +51,8 @@ class Statistics:
         """Operations tried again after a retryable error."""
         self.buffer_peak_bytes = 0
         """The most memory file data has taken at once (blocks held x block size)."""
+        self.buffer_bytes_in_use = 0
+        """Memory held by blocks when the last transfer ended: 0 unless others still run."""
         self.started = time.monotonic()
 
     def of(self, location: ExecutionLocation) -> LocationStatistics:
