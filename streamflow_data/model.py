@@ -5,12 +5,20 @@ from __future__ import annotations
 import asyncio
 import enum
 import posixpath
+import secrets
 from dataclasses import dataclass
 
 from streamflow_data.checksum import crc32c, crc32c_base64
 from streamflow_data.errors import InvalidPathError
 
-__all__ = ["DataLocation", "DataType", "Digest", "ExecutionLocation", "normalize_path"]
+__all__ = [
+    "DataLocation",
+    "DataType",
+    "Digest",
+    "ExecutionLocation",
+    "normalize_path",
+    "temporary_name",
+]
 
 
 class DataType(enum.Enum):
@@ -73,6 +81,16 @@ def normalize_path(path: str) -> str:
     if normalized.startswith("//"):
         normalized = "/" + normalized.lstrip("/")
     return normalized
+
+
+def temporary_name(path: str) -> str:
+    """A hidden, unique name beside ``path`` (``.NAME.XXXXXXXXXXXX.sfd-part``).
+
+    Files and staging trees are written under such a name and renamed to ``path`` when
+    complete; the suffix tells leftovers apart. The name part is cut to fit NAME_MAX.
+    """
+    directory, _, name = path.rpartition("/")
+    return f"{directory}/.{name[:200]}.{secrets.token_hex(6)}.sfd-part"
 
 
 class DataLocation:

@@ -13,7 +13,6 @@ import contextlib
 import errno
 import functools
 import os
-import secrets
 import shutil
 import stat as stat_module
 from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
@@ -44,7 +43,7 @@ from streamflow_data.errors import (
     PermissionDeniedError,
     StorageFullError,
 )
-from streamflow_data.model import Digest, ExecutionLocation
+from streamflow_data.model import Digest, ExecutionLocation, temporary_name
 
 __all__ = ["LocalConnector", "LocalOptions"]
 
@@ -124,17 +123,12 @@ def _process_umask() -> int | None:
 _UMASK = _process_umask()
 
 
-def _temporary_name(path: str) -> str:
-    directory, _, name = path.rpartition("/")
-    return f"{directory}/.{name[:200]}.{secrets.token_hex(6)}.sfd-part"
-
-
 def _create(path: str, atomic: bool, mode: int | None) -> tuple[int, str]:
     """Create the file to write: a hidden temporary beside ``path``, or ``path`` itself.
 
     Opened read-write, so that the written bytes can be read back to verify them.
     """
-    target = _temporary_name(path) if atomic else path
+    target = temporary_name(path) if atomic else path
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     return os.open(target, flags, 0o666 if mode is None else mode & 0o777), target
 
@@ -274,7 +268,7 @@ def _copy_file(
 
 
 def _symlink(target: str, path: str) -> None:
-    tmp = _temporary_name(path)
+    tmp = temporary_name(path)
     os.symlink(target, tmp)
     try:
         os.rename(tmp, path)

@@ -21,7 +21,7 @@ from typing import TypeVar
 from streamflow_data.connectors.base import CopyItem, FileStat, WriteItem
 from streamflow_data.errors import ChecksumMismatchError, ConnectorError
 from streamflow_data.model import Digest, ExecutionLocation
-from streamflow_data.transfer.filecopy import Destination, FileCopy, RunContext
+from streamflow_data.transfer.filecopy import Destination, FileCopy, RunContext, source_changed
 from streamflow_data.transfer.state import FileState
 
 __all__ = ["BatchCopy", "SmallFile", "batches"]
@@ -163,8 +163,8 @@ class BatchCopy:
             readable: list[tuple[SmallFile, bytes]] = []
             for file, content in zip(self.files, contents, strict=True):
                 if isinstance(content, bytes) and len(content) != file.stat.size:
-                    content = ConnectorError(
-                        source.location, file.src, "the file changed during the transfer"
+                    content = source_changed(
+                        source.location, file.src, file.stat.size, len(content)
                     )
                 if isinstance(content, Exception):
                     for destination in destinations:

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import posixpath
-import secrets
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 from streamflow_data.config import TransferSettings
 from streamflow_data.connectors.base import FileKind, WalkEntry
 from streamflow_data.errors import ConnectorError
+from streamflow_data.model import temporary_name
 from streamflow_data.transfer.batch import BatchCopy, SmallFile, batches
 from streamflow_data.transfer.blocks import BlockPool
 from streamflow_data.transfer.events import TransferListener
@@ -167,8 +166,7 @@ class _Run:
         connector, location = destination.connector, destination.location
         exists = await connector.exists(location, self.dst_path)
         if not exists and connector.capabilities.atomic_directories:
-            parent, name = posixpath.split(self.dst_path)
-            destination.root = f"{parent}/.{name}.{secrets.token_hex(6)}.sfd-part"
+            destination.root = temporary_name(self.dst_path)
             destination.staged = True
         destination.created_root = not exists
         await connector.mkdir(location, destination.root)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from streamflow_data.model import ExecutionLocation
 from streamflow_data.transfer.state import ChunkState, FileState
 
-__all__ = ["DestinationProgress", "TransferListener", "TransferProgress"]
+__all__ = ["DestinationProgress", "TransferListener", "TransferProgress", "healthy"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +22,11 @@ class DestinationProgress:
     """Files that failed there for good."""
     bytes_done: int
     """Bytes written there, counting files in flight (a retried file starts again)."""
+
+
+def healthy(destinations: Sequence[DestinationProgress]) -> list[DestinationProgress]:
+    """The destinations where no file has failed: the ones a transfer's totals follow."""
+    return [d for d in destinations if not d.files_failed]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,15 +55,12 @@ class TransferProgress:
     @property
     def files_done(self) -> int:
         """Files done at every destination still in the transfer (the slowest one's count)."""
-        return min((d.files_done for d in self._healthy()), default=0)
+        return min((d.files_done for d in healthy(self.destinations)), default=0)
 
     @property
     def bytes_done(self) -> int:
         """Bytes done at every destination still in the transfer (the slowest one's count)."""
-        return min((d.bytes_done for d in self._healthy()), default=0)
-
-    def _healthy(self) -> list[DestinationProgress]:
-        return [d for d in self.destinations if not d.files_failed]
+        return min((d.bytes_done for d in healthy(self.destinations)), default=0)
 
     @property
     def rate(self) -> float:

@@ -35,7 +35,14 @@ from streamflow_data.transfer.progress import ProgressTracker
 from streamflow_data.transfer.state import ChunkState, FileState, StateManager
 from streamflow_data.transfer.stats import Statistics
 
-__all__ = ["Destination", "Endpoint", "FileCopy", "RunContext", "SessionLimits"]
+__all__ = [
+    "Destination",
+    "Endpoint",
+    "FileCopy",
+    "RunContext",
+    "SessionLimits",
+    "source_changed",
+]
 
 _INLINE_CRC = 256 * 1024  # below this many bytes a CRC is cheaper on the loop than a thread hop
 T = TypeVar("T")
@@ -117,6 +124,17 @@ async def _crc32c(data: memoryview | bytes, value: int = 0) -> int:
     if len(data) < _INLINE_CRC:
         return crc32c(data, value)
     return await asyncio.to_thread(crc32c, data, value)
+
+
+def source_changed(
+    location: ExecutionLocation, path: str, planned: int, found: int
+) -> ConnectorError:
+    """The error for a source file whose size is no longer the planned one (retryable)."""
+    return ConnectorError(
+        location,
+        path,
+        f"the file changed during the transfer ({planned} bytes planned, {found} read)",
+    )
 
 
 class _SourceError(Exception):
@@ -266,14 +284,8 @@ class FileCopy:
 
     def _check_size(self, size: int) -> None:
         if size != self.stat.size:
-            raise _SourceError(
-                ConnectorError(
-                    self.context.source.location,
-                    self.src,
-                    f"the file changed during the transfer ({self.stat.size} bytes planned, "
-                    f"{size} read)",
-                )
-            )
+            location = self.context.source.location
+            raise _SourceError(source_changed(location, self.src, self.stat.size, size))
 
     async def _stream_small(self, destinations: list[Destination]) -> _Failures:
         """Read the whole file in one operation, write it whole to each destination."""

@@ -12,6 +12,7 @@ from streamflow_data.transfer.events import (
     DestinationProgress,
     TransferListener,
     TransferProgress,
+    healthy,
 )
 from streamflow_data.transfer.state import ChunkState, FileState, StateManager
 
@@ -93,7 +94,7 @@ class ProgressTracker:
                 strict=True,
             )
         )
-        slowest = min((d.bytes_done for d in destinations if not d.files_failed), default=0)
+        slowest = min((d.bytes_done for d in healthy(destinations)), default=0)
         self._history.append((now, slowest))
         while len(self._history) > 2 and now - self._history[0][0] > _WINDOW:
             self._history.popleft()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from dataclasses import dataclass
 
@@ -53,7 +52,6 @@ class Statistics:
         """The most memory file data has taken at once (blocks held x block size)."""
         self.buffer_bytes_in_use = 0
         """Memory held by blocks when the last transfer ended: 0 unless others still run."""
-        self.started = time.monotonic()
 
     def of(self, location: ExecutionLocation) -> LocationStatistics:
         """The totals of ``location`` (created empty on first use)."""
