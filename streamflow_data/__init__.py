@@ -11,6 +11,8 @@ from streamflow_data.connectors.base import (
     CopyItem,
     FileKind,
     FileStat,
+    LinkItem,
+    MetadataItem,
     Reader,
     WalkEntry,
     WriteItem,
@@ -19,11 +21,13 @@ from streamflow_data.connectors.base import (
 from streamflow_data.connectors.local import LocalConnector, LocalOptions
 from streamflow_data.connectors.registry import connector_class, connector_types, create_connector
 from streamflow_data.errors import (
+    AuthenticationError,
     ChecksumMismatchError,
     ConfigurationError,
     ConnectorError,
     ConnectorNotFoundError,
     InvalidPathError,
+    LocationUnreachableError,
     NotDirectoryError,
     PathExistsError,
     PathNotFoundError,
@@ -52,6 +56,7 @@ from streamflow_data.transfer.stats import LocationStatistics, Statistics
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuthenticationError",
     "Capabilities",
     "ChecksumMismatchError",
     "ConfigurationError",
@@ -70,9 +75,12 @@ __all__ = [
     "FileKind",
     "FileStat",
     "InvalidPathError",
+    "LinkItem",
     "LocalConnector",
     "LocalOptions",
     "LocationStatistics",
+    "LocationUnreachableError",
+    "MetadataItem",
     "NotDirectoryError",
     "PathExistsError",
     "PathNotFoundError",

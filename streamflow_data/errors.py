@@ -18,7 +18,11 @@ boundary: callers never see a backend exception type::
     │   ├── NotDirectoryError       a directory was expected
     │   ├── PermissionDeniedError   the storage refused access
     │   ├── StorageFullError        no space or quota left on the location
-    │   └── UnsupportedOperationError  the connector lacks the capability
+    │   ├── UnsupportedOperationError  the connector lacks the capability
+    │   ├── LocationUnreachableError   the location cannot be reached, or the
+    │   │                              connection dropped (retryable)
+    │   └── AuthenticationError     the location refused our credentials, or
+    │                                  its identity could not be verified
     ├── ConnectorNotFoundError      no installed plugin provides a connector type
     ├── TransferCancelledError      the manager's shutdown event stopped a transfer
     └── TransferError               one or more destinations of a transfer failed
@@ -32,6 +36,7 @@ mismatch), never a missing path or a full disk.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -40,11 +45,13 @@ if TYPE_CHECKING:
     from streamflow_data.model import ExecutionLocation
 
 __all__ = [
+    "AuthenticationError",
     "ChecksumMismatchError",
     "ConfigurationError",
     "ConnectorError",
     "ConnectorNotFoundError",
     "InvalidPathError",
+    "LocationUnreachableError",
     "NotDirectoryError",
     "PathExistsError",
     "PathNotFoundError",
@@ -58,6 +65,8 @@ __all__ = [
     "UnknownLocationError",
     "UnknownPathError",
     "UnsupportedOperationError",
+    "errno_codes",
+    "error_type",
 ]
 
 
@@ -187,6 +196,21 @@ class UnsupportedOperationError(ConnectorError):
     retryable = False
 
 
+class LocationUnreachableError(ConnectorError):
+    """The location could not be reached (refused, timed out), or the connection to it
+    dropped during the operation. Retryable: the host may come back."""
+
+    reason = "location unreachable"
+
+
+class AuthenticationError(ConnectorError):
+    """The location refused our credentials, or its identity (a host key) could not be
+    verified. Not retryable: the configuration must change."""
+
+    reason = "authentication failed"
+    retryable = False
+
+
 class TransferCancelledError(StreamFlowDataError):
     """A transfer stopped because the data manager's shutdown event was set."""
 
@@ -220,3 +244,31 @@ class TransferError(StreamFlowDataError):
         )
         self.source = source
         self.failures = tuple(failures)
+
+
+_ERRNO_TYPES: dict[int, type[ConnectorError]] = {
+    errno.ENOENT: PathNotFoundError,
+    errno.EEXIST: PathExistsError,
+    errno.ENOTEMPTY: PathExistsError,
+    errno.EISDIR: PathExistsError,
+    errno.ENOTDIR: NotDirectoryError,
+    errno.EACCES: PermissionDeniedError,
+    errno.EPERM: PermissionDeniedError,
+    errno.EROFS: PermissionDeniedError,
+    errno.ENOSPC: StorageFullError,
+    errno.EDQUOT: StorageFullError,
+}
+
+
+def error_type(code: int) -> type[ConnectorError]:
+    """The :class:`ConnectorError` subclass for a POSIX ``errno`` value.
+
+    Connectors of POSIX storage (local, SSH) translate failures with it, so that the same
+    condition raises the same type whatever the connector.
+    """
+    return _ERRNO_TYPES.get(code, ConnectorError)
+
+
+def errno_codes() -> Sequence[int]:
+    """The ``errno`` values :func:`error_type` gives a specific type."""
+    return tuple(_ERRNO_TYPES)

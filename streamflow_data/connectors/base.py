@@ -35,6 +35,8 @@ __all__ = [
     "CopyItem",
     "FileKind",
     "FileStat",
+    "LinkItem",
+    "MetadataItem",
     "Reader",
     "WalkEntry",
     "WriteItem",
@@ -99,6 +101,23 @@ class WriteItem:
     """What the stored bytes must be; checked before the file is published."""
     atomic: bool = True
     """Publish under a temporary name; False writes in place (inside a staging tree)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LinkItem:
+    """One symbolic link of a bulk :meth:`Connector.make_symlinks`."""
+
+    target: str
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataItem:
+    """The mode and time of one path, for a bulk :meth:`Connector.apply_metadata`."""
+
+    path: str
+    mode: int | None = None
+    mtime_ns: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -420,6 +439,24 @@ class Connector(abc.ABC):
                 atomic=i.atomic,
             ),
         )
+
+    async def make_directories(self, location: ExecutionLocation, paths: Sequence[str]) -> None:
+        """Create many directories (see :meth:`mkdir`); the first failure is raised."""
+        for path in paths:
+            await self.mkdir(location, path)
+
+    async def make_symlinks(self, location: ExecutionLocation, items: Sequence[LinkItem]) -> None:
+        """Create many links (see :meth:`symlink`); the first failure is raised."""
+        for item in items:
+            await self.symlink(location, item.target, item.path)
+
+    async def apply_metadata(
+        self, location: ExecutionLocation, items: Sequence[MetadataItem]
+    ) -> None:
+        """Set the mode and time of many paths, in order (see :meth:`set_metadata`); the
+        first failure is raised."""
+        for item in items:
+            await self.set_metadata(location, item.path, mode=item.mode, mtime_ns=item.mtime_ns)
 
     async def exists(self, location: ExecutionLocation, path: str) -> bool:
         """Whether ``path`` exists (a dangling link exists)."""

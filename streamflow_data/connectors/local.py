@@ -37,28 +37,12 @@ from streamflow_data.connectors.base import (
 from streamflow_data.errors import (
     ChecksumMismatchError,
     ConnectorError,
-    NotDirectoryError,
-    PathExistsError,
-    PathNotFoundError,
-    PermissionDeniedError,
-    StorageFullError,
+    error_type,
 )
 from streamflow_data.model import Digest, ExecutionLocation, temporary_name
 
 __all__ = ["LocalConnector", "LocalOptions"]
 
-_ERRORS: dict[int, type[ConnectorError]] = {
-    errno.ENOENT: PathNotFoundError,
-    errno.EEXIST: PathExistsError,
-    errno.ENOTEMPTY: PathExistsError,
-    errno.EISDIR: PathExistsError,
-    errno.ENOTDIR: NotDirectoryError,
-    errno.EACCES: PermissionDeniedError,
-    errno.EPERM: PermissionDeniedError,
-    errno.EROFS: PermissionDeniedError,
-    errno.ENOSPC: StorageFullError,
-    errno.EDQUOT: StorageFullError,
-}
 _WALK_BATCH = 512
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -300,7 +284,7 @@ def _each(function: Callable[..., T], calls: Sequence[tuple[object, ...]]) -> li
 
 
 def _translate(error: OSError, location: ExecutionLocation, path: str) -> ConnectorError:
-    kind = _ERRORS.get(error.errno or 0, ConnectorError)
+    kind = error_type(error.errno or 0)
     translated = kind(location, path, error.strerror)
     translated.__cause__ = error
     return translated

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 from streamflow_data.config import TransferSettings
-from streamflow_data.connectors.base import FileKind, WalkEntry
+from streamflow_data.connectors.base import FileKind, LinkItem, MetadataItem, WalkEntry
 from streamflow_data.errors import ConnectorError
 from streamflow_data.model import temporary_name
 from streamflow_data.transfer.batch import BatchCopy, SmallFile, batches
@@ -169,9 +169,8 @@ class _Run:
             destination.root = temporary_name(self.dst_path)
             destination.staged = True
         destination.created_root = not exists
-        await connector.mkdir(location, destination.root)
-        for entry in self.plan.directories:
-            await connector.mkdir(location, destination.target(entry.relpath))
+        directories = [destination.target(entry.relpath) for entry in self.plan.directories]
+        await connector.make_directories(location, [destination.root, *directories])
 
     async def _copy_files(self) -> None:
         """Copy files several at a time: batches of small files, and large files one by one."""
@@ -202,10 +201,12 @@ class _Run:
             yield BatchCopy(self.context, files)
 
     async def _make_links(self, destination: Destination) -> None:
-        connector, location = destination.connector, destination.location
+        links = []
         for entry in self.plan.links:
             assert entry.stat.target is not None
-            await connector.symlink(location, entry.stat.target, destination.target(entry.relpath))
+            links.append(LinkItem(entry.stat.target, destination.target(entry.relpath)))
+        if links:
+            await destination.connector.make_symlinks(destination.location, links)
 
     async def _finish_directories(self, destination: Destination) -> None:
         """Give directories their source mode and time, deepest first (after their content)."""
@@ -215,13 +216,15 @@ class _Run:
         if not (capabilities.permissions or capabilities.mtimes):
             return
         entries = [*self.plan.directories[::-1], WalkEntry("", self.plan.root)]
-        for entry in entries:
-            await destination.connector.set_metadata(
-                destination.location,
+        items = [
+            MetadataItem(
                 destination.target(entry.relpath),
                 mode=entry.stat.mode if capabilities.permissions else None,
                 mtime_ns=entry.stat.mtime_ns if capabilities.mtimes else None,
             )
+            for entry in entries
+        ]
+        await destination.connector.apply_metadata(destination.location, items)
 
     async def _publish(self, destination: Destination) -> None:
         """Rename a staging directory to the destination path: the tree appears whole."""

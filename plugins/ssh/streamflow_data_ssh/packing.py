@@ -1,0 +1,220 @@
+"""Many small files in one round trip: a tar stream unpacked by ``tar x`` on the host.
+
+A batch of :class:`~streamflow_data.connectors.base.WriteItem` becomes one archive (PAX,
+so modes and nanosecond mtimes survive) and one shell script run with the archive on its
+standard input. The script checks each file's directory first (a file whose directory is
+missing is excluded, never given a directory tar would invent), unpacks, compares the
+SHA-256 of the stream as it arrived with ours, and renames the files written under
+temporary names. A batch that fails as a whole removes everything it wrote.
+
+Reading is the reverse: ``tar c`` on the host, parsed here in memory. Only regular files
+with the requested names are accepted from it, as tarfile's ``data`` filter would: an
+absolute name, a ``..`` component or a link is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import posixpath
+import re
+import tarfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from streamflow_data.connectors.base import WriteItem
+from streamflow_data.errors import (
+    ChecksumMismatchError,
+    ConnectorError,
+    PathExistsError,
+    PermissionDeniedError,
+)
+from streamflow_data.model import Digest, ExecutionLocation, temporary_name
+from streamflow_data_ssh.remote import (
+    EXIT_MISMATCH,
+    EXIT_NOT_FOUND,
+    Completed,
+    command_error,
+    q,
+    relative,
+)
+
+__all__ = ["PackedWrite", "pack_writes", "read_archive", "read_command", "write_results"]
+
+EXIT_UNPACK = 69
+_SCRIPT_BUDGET = 96 * 1024
+"""Bytes of script per batch at most: the host's shell gets it as one argument, and Linux
+caps one argument at 128 KiB."""
+_LINE = re.compile(r"^(missing|failed) (\d+)$", re.MULTILINE)
+
+
+def _clean(path: str) -> bool:
+    return path.startswith("/") and posixpath.normpath(path) == path and "\n" not in path
+
+
+@dataclass(slots=True)
+class PackedWrite:
+    """One round trip's worth of a bulk write."""
+
+    indexes: list[int]
+    """Positions, in the caller's item list, of the files this batch carries."""
+    archive: bytes
+    script: str
+
+
+def pack_writes(
+    location: ExecutionLocation,
+    items: Sequence[WriteItem],
+    umask: int,
+    hash_command: str | None,
+) -> tuple[list[PackedWrite], dict[int, ConnectorError]]:
+    """Split ``items`` into archives with their scripts; items refused before any byte
+    moves (a name that leaves its directory, data that does not match ``expected``) are
+    returned with their error."""
+    refused: dict[int, ConnectorError] = {}
+    batches: list[PackedWrite] = []
+    current: list[tuple[int, WriteItem, str]] = []
+    budget = 0
+    for index, item in enumerate(items):
+        if not _clean(item.path):
+            detail = "refused: not a plain absolute path"
+            refused[index] = PermissionDeniedError(location, item.path, detail)
+            continue
+        if item.expected is not None and Digest.of(item.data) != item.expected:
+            detail = f"expected {item.expected}, given {Digest.of(item.data)}"
+            refused[index] = ChecksumMismatchError(location, item.path, detail)
+            continue
+        written = temporary_name(item.path) if item.atomic else item.path
+        cost = 3 * len(written) + 2 * len(item.path) + 160
+        if current and budget + cost > _SCRIPT_BUDGET:
+            batches.append(_pack(current, umask, hash_command))
+            current, budget = [], 0
+        current.append((index, item, written))
+        budget += cost
+    if current:
+        batches.append(_pack(current, umask, hash_command))
+    return batches, refused
+
+
+def _pack(
+    entries: list[tuple[int, WriteItem, str]], umask: int, hash_command: str | None
+) -> PackedWrite:
+    buffer = io.BytesIO()
+    now_ns = time.time_ns()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for _, item, written in entries:
+            info = tarfile.TarInfo(relative(written))
+            info.size = len(item.data)
+            info.mode = item.mode if item.mode is not None else 0o666 & ~umask
+            mtime_ns = item.mtime_ns if item.mtime_ns is not None else now_ns
+            info.mtime = mtime_ns // 1_000_000_000
+            seconds, nanoseconds = divmod(mtime_ns, 1_000_000_000)
+            info.pax_headers = {"mtime": f"{seconds}.{nanoseconds:09d}"}
+            archive.addfile(info, io.BytesIO(item.data))
+    data = buffer.getvalue()
+    script = _write_script(entries, hashlib.sha256(data).hexdigest(), hash_command)
+    return PackedWrite([index for index, _, _ in entries], data, script)
+
+
+def _write_script(
+    entries: list[tuple[int, WriteItem, str]], sha256: str, hash_command: str | None
+) -> str:
+    lines = ["cd / || exit 1", "set --"]
+    for number, (_, item, written) in enumerate(entries):
+        parent = relative(posixpath.dirname(item.path))
+        lines.append(
+            f"[ -d {q(parent)} ] || {{ echo 'missing {number}'; m{number}=1; "
+            f'set -- "$@" --exclude={q(relative(written))}; }}'
+        )
+    unpack = 'tar -x -f - -p --no-same-owner --anchored --no-wildcards "$@" >&2'
+    if hash_command is None:
+        lines.append(f'out=$({unpack}; echo "tar=$?")')
+    else:
+        # tee hands the hash tool the stream tar reads; tar's status comes out on fd 4.
+        lines.append(
+            f'out=$({{ {{ tee /dev/fd/3 | {unpack}; echo "tar=$?" >&4; }} 3>&1 '
+            f"| {hash_command} >&4; }} 4>&1)"
+        )
+    everything = " ".join(q(relative(written)) for _, _, written in entries)
+    lines.append('printf "%s\\n" "$out"')
+    lines.append(f'case "$out" in *tar=0*) ;; *) rm -f -- {everything}; exit {EXIT_UNPACK};; esac')
+    if hash_command is not None:
+        lines.append(
+            f'case "$out" in *{sha256}*) ;; *) rm -f -- {everything}; exit {EXIT_MISMATCH};; esac'
+        )
+    for number, (_, item, written) in enumerate(entries):
+        if item.atomic:
+            move = f"mv -fT -- {q(relative(written))} {q(relative(item.path))}"
+            lines.append(f'[ -n "$m{number}" ] || {move} || echo "failed {number}"')
+    return "\n".join(lines)
+
+
+def write_results(
+    location: ExecutionLocation, items: Sequence[WriteItem], batch: PackedWrite, result: Completed
+) -> dict[int, ConnectorError | None]:
+    """Each file's outcome from what the batch's script printed."""
+    outcomes: dict[int, ConnectorError | None] = {}
+    if result.status not in (0, EXIT_UNPACK, EXIT_MISMATCH):
+        for index in batch.indexes:
+            outcomes[index] = command_error(result, location, items[index].path, "tar")
+        return outcomes
+    marked = {int(number): word for word, number in _LINE.findall(result.stdout.decode())}
+    for number, index in enumerate(batch.indexes):
+        path = items[index].path
+        word = marked.get(number)
+        if word == "missing":
+            outcomes[index] = command_error(Completed(EXIT_NOT_FOUND, b"", ""), location, path)
+        elif result.status == EXIT_MISMATCH:
+            outcomes[index] = command_error(result, location, path)
+        elif result.status == EXIT_UNPACK or word == "failed":
+            outcomes[index] = _member_error(location, path, result.stderr)
+        else:
+            outcomes[index] = None
+    return outcomes
+
+
+def _member_error(location: ExecutionLocation, path: str, stderr: str) -> ConnectorError:
+    """The error tar reported for this file, else a retryable one for the whole batch."""
+    for line in stderr.splitlines():
+        if f" {relative(path)}: " in line:
+            return command_error(Completed(1, b"", line), location, path, "tar")
+    first = stderr.strip().splitlines()[:1]
+    return ConnectorError(location, path, f"its batch failed: {first[0] if first else 'tar'}")
+
+
+def read_command(paths: Sequence[str]) -> str:
+    """``tar c`` of ``paths`` (links followed, directories not descended) to stdout."""
+    names = " ".join(q(relative(path)) for path in paths)
+    return f"cd / && tar -c -f - -h --no-recursion -- {names}"
+
+
+def read_archive(
+    location: ExecutionLocation, paths: Sequence[str], result: Completed
+) -> list[bytes | ConnectorError]:
+    """Each requested file's bytes from the archive, or its error (blocking: run it in a
+    thread)."""
+    wanted = {relative(path): index for index, path in enumerate(paths)}
+    found: dict[int, bytes | ConnectorError] = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(result.stdout), mode="r:") as archive:
+            for member in archive:
+                index = wanted.get(member.name)
+                if index is None or index in found:
+                    raise tarfile.TarError(f"unexpected member {member.name!r}")
+                if member.isdir():
+                    found[index] = PathExistsError(location, paths[index], "is a directory")
+                    continue
+                if not member.isreg():
+                    raise tarfile.TarError(f"{member.name!r} is not a regular file")
+                extracted = archive.extractfile(member)
+                assert extracted is not None
+                found[index] = extracted.read()
+    except tarfile.TarError as exc:
+        if result.stdout:  # an empty archive only means every file failed
+            error = ConnectorError(location, paths[0], f"refused the packed stream: {exc}")
+            return [error] * len(paths)
+    return [
+        found[index] if index in found else _member_error(location, path, result.stderr)
+        for index, path in enumerate(paths)
+    ]

@@ -1,0 +1,233 @@
+"""Connections to one node: at most ``max_connections``, each with at most
+``max_sessions`` channels open, re-established after a drop, closed by :meth:`close`.
+
+Readers and writers keep their channels (remote ``dd`` processes) open between blocks.
+A channel they are not using is *idle*: when every slot is taken, the oldest idle channel
+is closed to make room, so long-lived files never starve the rest of the node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import asyncssh
+
+from streamflow_data.errors import ConfigurationError, ConnectorError, LocationUnreachableError
+from streamflow_data.model import ExecutionLocation
+from streamflow_data_ssh.options import NodeOptions, SSHOptions
+from streamflow_data_ssh.remote import Completed, command_error, translate
+
+__all__ = ["NodePool", "RemoteTools"]
+
+logger = logging.getLogger(__name__)
+
+_HASH_TOOLS = {
+    "openssl": "openssl dgst -sha256 -r",
+    "sha256sum": "sha256sum -b",
+    "shasum": "shasum -a 256 -b",
+}
+_PROBE = "umask; for t in openssl sha256sum shasum; do command -v $t >/dev/null && echo $t; done"
+Process = asyncssh.SSHClientProcess[bytes]
+Closer = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteTools:
+    """What the node's shell offers, probed once per node."""
+
+    umask: int
+    hash_command: str | None
+    """A command printing the SHA-256 of its input, or None when the host has none."""
+
+
+@dataclass(slots=True, eq=False)
+class _Connection:
+    connection: asyncssh.SSHClientConnection
+    channels: int = 0
+
+
+@dataclass(slots=True)
+class _Slots:
+    """Channel slots of a node, with the idle channels that may be closed for room."""
+
+    free: int
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    idle: collections.OrderedDict[object, Closer] = field(default_factory=collections.OrderedDict)
+
+
+class NodePool:
+    """The connections to one node and the commands run there."""
+
+    def __init__(self, node: NodeOptions, options: SSHOptions, location: ExecutionLocation):
+        self.node = node
+        self.options = options
+        self.location = location
+        self._connections: list[_Connection] = []
+        self._connecting = asyncio.Lock()
+        self._slots = _Slots(options.max_connections * options.max_sessions)
+        self._tools: RemoteTools | None = None
+        self._client: asyncssh.SSHClientConnectionOptions | None = None
+        self._closed = False
+
+    # -- connections -----------------------------------------------------------------------
+
+    def _client_options(self) -> asyncssh.SSHClientConnectionOptions:
+        """asyncssh's options for this node. Blocking: it reads key and known_hosts files."""
+        options, node = self.options, self.node
+        known_hosts: object = None
+        if options.check_host_keys:
+            known_hosts = options.known_hosts if options.known_hosts is not None else ()
+        return asyncssh.SSHClientConnectionOptions(
+            config=[],
+            username=node.username or options.username or (),
+            client_keys=options.client_keys if options.client_keys is not None else (),
+            known_hosts=known_hosts,
+            connect_timeout=options.connect_timeout,
+            login_timeout=options.connect_timeout,
+            encryption_algs=options.ciphers,
+            compression_algs=["zlib@openssh.com", "zlib"] if options.compression else ["none"],
+        )
+
+    async def _connect(self) -> asyncssh.SSHClientConnection:
+        """A new connection, after up to ``retries`` further attempts with back-off."""
+        if self._client is None:
+            try:
+                self._client = await asyncio.to_thread(self._client_options)
+            except (OSError, ValueError) as exc:  # unreadable keys or known_hosts
+                raise ConfigurationError(f"SSH options of {self.location}: {exc}") from exc
+        attempt = 0
+        while True:
+            try:
+                return await asyncssh.connect(
+                    self.node.hostname, self.node.port, options=self._client
+                )
+            except (asyncssh.Error, OSError, TimeoutError) as exc:
+                error = translate(exc, self.location, "")
+                if error.retryable is False or attempt >= self.options.retries:
+                    raise error from exc
+                attempt += 1
+                delay = self.options.retry_delay * 2 ** (attempt - 1)
+                logger.info(
+                    "connecting to %s failed (%s); retry in %.1fs", self.location, exc, delay
+                )
+                await asyncio.sleep(delay)
+
+    async def _pick(self) -> _Connection:
+        """The least busy live connection with room, or a new one while under the cap."""
+        async with self._connecting:
+            if self._closed:
+                raise LocationUnreachableError(self.location, "", "the connector is closed")
+            self._connections = [c for c in self._connections if not c.connection.is_closed()]
+            room = [c for c in self._connections if c.channels < self.options.max_sessions]
+            best = min(room, key=lambda c: c.channels, default=None)
+            if best is not None and (
+                best.channels == 0 or len(self._connections) >= self.options.max_connections
+            ):
+                return best
+            fresh = _Connection(await self._connect())
+            self._connections.append(fresh)
+            return fresh
+
+    async def _acquire_slot(self) -> None:
+        slots = self._slots
+        while True:
+            async with slots.changed:
+                if slots.free:
+                    slots.free -= 1
+                    return
+                if not slots.idle:
+                    await slots.changed.wait()
+                    continue
+                _, closer = slots.idle.popitem(last=False)
+            await closer()  # releases its slot; loop to take it
+
+    async def _release_slot(self) -> None:
+        async with self._slots.changed:
+            self._slots.free += 1
+            self._slots.changed.notify()
+
+    async def mark_idle(self, key: object, closer: Closer) -> None:
+        """``closer`` may be called to free the channel of ``key`` for another user."""
+        async with self._slots.changed:
+            self._slots.idle[key] = closer
+            self._slots.changed.notify()
+
+    def mark_busy(self, key: object) -> None:
+        """The channel of ``key`` is in use again (or closed): it may not be taken."""
+        self._slots.idle.pop(key, None)
+
+    @contextlib.asynccontextmanager
+    async def channel(self) -> AsyncIterator[asyncssh.SSHClientConnection]:
+        """A connection with one channel slot held for the block."""
+        await self._acquire_slot()
+        try:
+            chosen = await self._pick()
+            chosen.channels += 1
+            try:
+                yield chosen.connection
+            finally:
+                chosen.channels -= 1
+        finally:
+            await self._release_slot()
+
+    # -- commands ---------------------------------------------------------------------------
+
+    async def run(
+        self, command: str, path: str, data: bytes = b"", *, idempotent: bool = True
+    ) -> Completed:
+        """Run ``command`` with ``data`` on its standard input.
+
+        A dropped connection is retried with back-off when the command is ``idempotent``.
+        """
+        attempt = 0
+        while True:
+            try:
+                async with self.channel() as connection:
+                    result = await connection.run(
+                        f"LC_ALL=C; export LC_ALL; {command}", input=data, encoding=None
+                    )
+                stderr = result.stderr or b""
+                assert isinstance(stderr, bytes) and isinstance(result.stdout, bytes | None)
+                status = result.exit_status if result.exit_status is not None else 255
+                return Completed(status, result.stdout or b"", stderr.decode(errors="replace"))
+            except (asyncssh.Error, OSError) as exc:
+                error = translate(exc, self.location, path)
+                if not (idempotent and error.retryable and attempt < self.options.retries):
+                    raise error from exc
+                attempt += 1
+                await asyncio.sleep(self.options.retry_delay * 2 ** (attempt - 1))
+
+    async def check(self, command: str, path: str, data: bytes = b"", what: str = "") -> bytes:
+        """Run ``command`` (idempotent) and return its output; a failure raises our error."""
+        result = await self.run(command, path, data)
+        if result.status != 0:
+            raise command_error(result, self.location, path, what)
+        return result.stdout
+
+    async def tools(self) -> RemoteTools:
+        """The node's umask and hash tool, probed on first use."""
+        if self._tools is None:
+            lines = (await self.check(_PROBE, "")).decode().split()
+            try:
+                umask = int(lines[0], 8)
+            except (IndexError, ValueError):
+                raise ConnectorError(self.location, "", f"unexpected shell reply {lines}") from None
+            found = [_HASH_TOOLS[name] for name in lines[1:] if name in _HASH_TOOLS]
+            self._tools = RemoteTools(umask, found[0] if found else None)
+        return self._tools
+
+    async def close(self) -> None:
+        """Close every connection; the pool is unusable afterwards."""
+        async with self._connecting:
+            self._closed = True
+            connections, self._connections = self._connections, []
+        for connection in connections:
+            connection.connection.close()
+        for connection in connections:
+            with contextlib.suppress(Exception):
+                await connection.connection.wait_closed()

@@ -1,0 +1,117 @@
+"""Talking to the remote shell: quoting, exit codes, and our errors for its failures.
+
+Every command runs under ``/bin/sh`` on the host with ``LC_ALL=C``, so messages are the C
+library's ``strerror`` texts and map to the same error types as the local connector's
+``errno`` values. Checks the scripts make themselves exit with the codes below.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncssh
+
+from streamflow_data.errors import (
+    AuthenticationError,
+    ChecksumMismatchError,
+    ConnectorError,
+    LocationUnreachableError,
+    NotDirectoryError,
+    PathExistsError,
+    PathNotFoundError,
+    PermissionDeniedError,
+    errno_codes,
+    error_type,
+)
+from streamflow_data.model import ExecutionLocation
+
+__all__ = [
+    "EXIT_DENIED",
+    "EXIT_EXISTS",
+    "EXIT_MISMATCH",
+    "EXIT_NOT_DIRECTORY",
+    "EXIT_NOT_FOUND",
+    "Completed",
+    "command_error",
+    "path_list",
+    "q",
+    "relative",
+    "translate",
+]
+
+EXIT_NOT_FOUND = 64
+EXIT_EXISTS = 65
+EXIT_NOT_DIRECTORY = 66
+EXIT_DENIED = 67
+EXIT_MISMATCH = 68
+
+_EXIT_TYPES: dict[int, tuple[type[ConnectorError], str]] = {
+    EXIT_NOT_FOUND: (PathNotFoundError, ""),
+    EXIT_EXISTS: (PathExistsError, ""),
+    EXIT_NOT_DIRECTORY: (NotDirectoryError, ""),
+    EXIT_DENIED: (PermissionDeniedError, ""),
+    EXIT_MISMATCH: (ChecksumMismatchError, "the bytes hashed on the host differ from those sent"),
+}
+_MESSAGES = [(os.strerror(code), error_type(code)) for code in errno_codes()]
+
+
+def q(word: str) -> str:
+    """``word`` quoted for the remote shell."""
+    return shlex.quote(word)
+
+
+def relative(path: str) -> str:
+    """An absolute path as a name relative to ``/`` (for ``tar -C /``)."""
+    return path.lstrip("/") or "."
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    """What a remote command returned."""
+
+    status: int
+    stdout: bytes
+    stderr: str
+
+
+def command_error(
+    result: Completed, location: ExecutionLocation, path: str, what: str = ""
+) -> ConnectorError:
+    """Our error for a failed command: by its exit code, else by its message."""
+    detail = result.stderr.strip()[-800:] or f"{what or 'remote command'} exited {result.status}"
+    kind, fixed = _EXIT_TYPES.get(result.status, (None, ""))
+    if kind is not None:
+        return kind(location, path, fixed or None)
+    for message, message_kind in _MESSAGES:
+        if message in result.stderr:
+            return message_kind(location, path, detail)
+    if result.status == 127:
+        detail = f"a tool is missing on the host: {detail}"
+    return ConnectorError(location, path, detail)
+
+
+def translate(error: BaseException, location: ExecutionLocation, path: str) -> ConnectorError:
+    """Our error for an asyncssh or socket failure (refused key, unreachable host, a
+    dropped connection)."""
+    translated: ConnectorError
+    if isinstance(error, ConnectorError):
+        return error
+    if isinstance(error, asyncssh.PermissionDenied | asyncssh.HostKeyNotVerifiable):
+        translated = AuthenticationError(location, path, str(error) or type(error).__name__)
+    elif isinstance(
+        error, asyncssh.Error | asyncssh.ChannelOpenError | OSError | TimeoutError | EOFError
+    ):
+        detail = str(error) or type(error).__name__
+        translated = LocationUnreachableError(location, path, detail)
+    else:
+        raise TypeError(f"not a connection error: {error!r}") from error
+    translated.__cause__ = error
+    return translated
+
+
+def path_list(paths: Sequence[str]) -> bytes:
+    """Paths as a NUL-separated list (for ``xargs -0``)."""
+    return b"".join(os.fsencode(path) + b"\0" for path in paths)

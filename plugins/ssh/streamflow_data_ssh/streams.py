@@ -1,0 +1,372 @@
+"""Big files over exec channels: ranged reads and writes as long-running remote ``dd``.
+
+A *lane* is one remote ``dd`` positioned at an offset. A read or write at the offset where
+a lane stands continues it, so a file read or written in order costs one channel, and
+chunks moved in parallel each get their own lane. An idle lane may be closed by the pool
+to make room (see :mod:`streamflow_data_ssh.pool`); the next operation at its offset
+reopens it there. Blocks are written whole (one write and one drain), which is what makes
+asyncssh fast.
+
+With ``verify = "sha256"`` each writing lane's bytes are hashed on the host as they arrive
+(``tee`` into the hash tool) and compared with the hash of what we sent; the file's size is
+read back before the commit renames it into place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import posixpath
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import asyncssh
+
+from streamflow_data.checksum import crc32c, crc32c_combine
+from streamflow_data.connectors.base import Reader, Writer
+from streamflow_data.errors import ChecksumMismatchError, ConnectorError
+from streamflow_data.model import Digest, ExecutionLocation, temporary_name
+from streamflow_data_ssh.pool import NodePool
+from streamflow_data_ssh.remote import (
+    EXIT_EXISTS,
+    EXIT_NOT_FOUND,
+    Completed,
+    command_error,
+    q,
+    translate,
+)
+
+__all__ = ["SSHReader", "SSHWriter", "metadata_commands"]
+
+_BLOCK = "bs=1M status=none"
+_HASH_LINE = re.compile(rb"^([0-9a-f]{64})\b", re.MULTILINE)
+_STATUS_LINE = re.compile(rb"^dd=(\d+)$", re.MULTILINE)
+Process = asyncssh.SSHClientProcess[bytes]
+
+
+def metadata_commands(path: str, mode: int | None, mtime_ns: int | None) -> list[str]:
+    """Shell commands giving ``path`` a mode and a modification time (nanoseconds)."""
+    commands = []
+    if mode is not None:
+        commands.append(f"chmod {mode & 0o7777:o} -- {q(path)}")
+    if mtime_ns is not None:
+        seconds, nanoseconds = divmod(mtime_ns, 1_000_000_000)
+        commands.append(f"touch -h -d @{seconds}.{nanoseconds:09d} -- {q(path)}")
+    return commands
+
+
+@dataclass(eq=False)
+class _Lane:
+    """A remote process positioned at ``position``, and the operations queued on it."""
+
+    position: int
+    """Where the next operation queued on this lane starts."""
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    process: Process | None = None
+    pending: int = 0
+    stack: contextlib.AsyncExitStack | None = None
+
+
+class _Lanes:
+    """The lanes of one open file and their channel bookkeeping with the pool."""
+
+    def __init__(self, pool: NodePool, close_lane: Callable[[_Lane], Awaitable[None]]):
+        self.pool = pool
+        self.lanes: list[_Lane] = []
+        self._close_lane = close_lane
+
+    def reserve(self, offset: int, length: int) -> _Lane:
+        """The lane that will run the operation at ``offset`` (a new one if none stands
+        there), already moved past it."""
+        lane = next((lane for lane in self.lanes if lane.position == offset), None)
+        if lane is None:
+            lane = _Lane(offset)
+            self.lanes.append(lane)
+        lane.position = offset + length
+        lane.pending += 1
+        self.pool.mark_busy(lane)
+        return lane
+
+    async def done(self, lane: _Lane) -> None:
+        """The operation reserved on ``lane`` ended; an unused lane becomes idle."""
+        lane.pending -= 1
+        if lane.pending == 0 and lane.process is not None:
+            await self.pool.mark_idle(lane, lambda: self.evict(lane))
+
+    async def evict(self, lane: _Lane) -> None:
+        async with lane.lock:
+            if lane.pending == 0:
+                await self.shut(lane)
+
+    async def start(self, lane: _Lane, command: str) -> Process:
+        stack = contextlib.AsyncExitStack()
+        try:
+            connection = await stack.enter_async_context(self.pool.channel())
+            process = await connection.create_process(
+                f"LC_ALL=C; export LC_ALL; {command}", encoding=None
+            )
+        except BaseException:
+            await stack.aclose()
+            raise
+        lane.process, lane.stack = process, stack
+        return process
+
+    async def shut(self, lane: _Lane) -> None:
+        """Close the lane's process (as the owner says) and give its channel back."""
+        self.pool.mark_busy(lane)
+        if lane.process is None:
+            return
+        try:
+            await self._close_lane(lane)
+        finally:
+            lane.process = None
+            stack, lane.stack = lane.stack, None
+            if stack is not None:
+                await stack.aclose()
+
+    async def shut_all(self) -> None:
+        for lane in self.lanes:
+            async with lane.lock:
+                await self.shut(lane)
+
+
+async def _finish(process: Process) -> Completed:
+    result = await process.wait()
+    stdout = result.stdout if isinstance(result.stdout, bytes) else b""
+    stderr = result.stderr if isinstance(result.stderr, bytes) else b""
+    status = result.exit_status if result.exit_status is not None else 255
+    return Completed(status, stdout, stderr.decode(errors="replace"))
+
+
+class SSHReader(Reader):
+    """Ranged reads of one remote file."""
+
+    def __init__(self, pool: NodePool, path: str) -> None:
+        self.pool = pool
+        self.path = path
+        self._lanes = _Lanes(pool, self._stop)
+
+    async def read(self, offset: int, size: int) -> bytes:
+        buffer = bytearray(size)
+        got = await self.readinto(offset, memoryview(buffer))
+        return bytes(buffer[:got])
+
+    async def readinto(self, offset: int, buffer: memoryview) -> int:
+        lane = self._lanes.reserve(offset, len(buffer))
+        try:
+            async with lane.lock:
+                got = await self._fill(lane, offset, buffer)
+                if got < len(buffer):
+                    lane.position = offset + got
+                return got
+        finally:
+            await self._lanes.done(lane)
+
+    async def _fill(self, lane: _Lane, offset: int, buffer: memoryview) -> int:
+        location = self.pool.location
+        try:
+            process = lane.process
+            if process is None:
+                skip = f" iflag=skip_bytes skip={offset}" if offset else ""
+                process = await self._lanes.start(lane, f"dd if={q(self.path)} {_BLOCK}{skip}")
+            got = 0
+            while got < len(buffer):
+                data = await process.stdout.read(len(buffer) - got)
+                if not data:
+                    result = await _finish(process)
+                    await self._lanes.shut(lane)
+                    if result.status != 0:
+                        raise command_error(result, location, self.path, "dd")
+                    break
+                buffer[got : got + len(data)] = data
+                got += len(data)
+            return got
+        except (asyncssh.Error, OSError) as exc:
+            await self._lanes.shut(lane)
+            raise translate(exc, location, self.path) from exc
+
+    async def _stop(self, lane: _Lane) -> None:
+        assert lane.process is not None
+        lane.process.close()
+        with contextlib.suppress(asyncssh.Error, OSError):
+            await lane.process.wait_closed()
+
+    async def close(self) -> None:
+        await self._lanes.shut_all()
+
+
+@dataclass(slots=True)
+class _Run:
+    """Bytes sent through one lane's process, contiguous from ``start``."""
+
+    start: int
+    end: int
+    sha256: hashlib._Hash = field(default_factory=hashlib.sha256)
+    result: Completed | None = None
+
+
+class SSHWriter(Writer):
+    """A remote file written under a temporary name, renamed into place on commit."""
+
+    def __init__(
+        self,
+        pool: NodePool,
+        location: ExecutionLocation,
+        path: str,
+        *,
+        mode: int | None,
+        mtime_ns: int | None,
+        atomic: bool,
+        hash_command: str | None,
+    ) -> None:
+        super().__init__(location, path)
+        self.pool = pool
+        self.mode, self.mtime_ns, self.atomic = mode, mtime_ns, atomic
+        self.written = temporary_name(path) if atomic else path
+        self._hash_command = hash_command
+        self._lanes = _Lanes(pool, self._end_run)
+        self._runs: dict[_Lane, _Run] = {}
+        self._finished_runs: list[_Run] = []
+        self._pieces: dict[int, tuple[int, int]] = {}  # offset -> (length, crc32c)
+        self._error: ConnectorError | None = None
+
+    @classmethod
+    async def create(cls, pool: NodePool, writer: SSHWriter) -> SSHWriter:
+        """Create the (empty) file after checking its directory: one round trip."""
+        parent = posixpath.dirname(writer.path) or "/"
+        exists = f"[ -e {q(writer.path)} ] && exit {EXIT_EXISTS}; " if not writer.atomic else ""
+        await pool.check(
+            f"[ -d {q(parent)} ] || exit {EXIT_NOT_FOUND}; {exists}: > {q(writer.written)}",
+            writer.path,
+        )
+        return writer
+
+    async def write(self, offset: int, data: bytes | memoryview) -> None:
+        if not len(data):
+            return
+        payload = bytes(data)  # asyncssh keeps what it has not sent yet: never a pool buffer
+        lane = self._lanes.reserve(offset, len(payload))
+        try:
+            async with lane.lock:
+                await self._send(lane, offset, payload)
+        finally:
+            await self._lanes.done(lane)
+
+    async def _send(self, lane: _Lane, offset: int, payload: bytes) -> None:
+        location = self.location
+        if self._error is not None:
+            raise self._error
+        process = lane.process
+        run = self._runs.get(lane)
+        try:
+            if process is None or run is None:
+                process = await self._lanes.start(lane, self._command(offset))
+                run = self._runs[lane] = _Run(offset, offset)
+            hashed = run.sha256 if self._hash_command is not None else None
+            checksum = await asyncio.to_thread(_hash_piece, hashed, payload)
+            process.stdin.write(payload)
+            await process.stdin.drain()
+        except (asyncssh.Error, OSError) as exc:
+            error = translate(exc, location, self.path)
+            if process is not None:  # the host may say why (a full disk) before it hung up
+                with contextlib.suppress(asyncssh.Error, OSError):
+                    result = await asyncio.wait_for(_finish(process), 5)
+                    if result.stderr:
+                        error = command_error(result, location, self.path, "dd")
+            await self._lanes.shut(lane)
+            raise error from exc
+        run.end = offset + len(payload)
+        self._pieces[offset] = (len(payload), checksum)
+
+    def _command(self, offset: int) -> str:
+        seek = f" oflag=seek_bytes seek={offset}" if offset else ""
+        dd = f"dd of={q(self.written)} conv=notrunc {_BLOCK}{seek}"
+        if self._hash_command is None:
+            return f"{dd}; echo dd=$?"
+        # tee gives the hash tool what dd writes; dd's status comes out on fd 4.
+        return (
+            f"{{ {{ tee /dev/fd/3 | {dd}; echo dd=$? >&4; }} 3>&1 | {self._hash_command}; }} 4>&1"
+        )
+
+    async def _end_run(self, lane: _Lane) -> None:
+        process = lane.process
+        run = self._runs.pop(lane, None)
+        assert process is not None
+        try:
+            process.stdin.write_eof()
+            result = await _finish(process)
+        except (asyncssh.Error, OSError) as exc:
+            self._error = self._error or translate(exc, self.location, self.path)
+            return
+        if run is not None:
+            run.result = result
+            self._finished_runs.append(run)
+
+    async def _settle(self) -> tuple[int, int]:
+        """End every lane and check what each run's process reported; the size and CRC32C
+        of the bytes sent."""
+        await self._lanes.shut_all()
+        if self._error is not None:
+            raise self._error
+        for run in self._finished_runs:
+            assert run.result is not None
+            self._check_run(run, run.result)
+        return self._tiled()
+
+    async def digest(self) -> Digest:
+        size, crc = await self._settle()
+        output = await self.pool.check(f"stat -L -c %s -- {q(self.written)}", self.path)
+        stored = int(output.split()[0])
+        if stored != size:
+            raise ChecksumMismatchError(self.location, self.path, f"sent {size}, stored {stored}")
+        return Digest(size, crc)
+
+    def _check_run(self, run: _Run, result: Completed) -> None:
+        status = _STATUS_LINE.search(result.stdout)
+        if status is None or int(status.group(1)) != 0 or result.status != 0:
+            raise command_error(
+                Completed(int(status.group(1)) if status else result.status, b"", result.stderr),
+                self.location,
+                self.path,
+                "dd",
+            )
+        if self._hash_command is None:
+            return
+        remote = _HASH_LINE.search(result.stdout)
+        if remote is None or remote.group(1).decode() != run.sha256.hexdigest():
+            detail = f"bytes {run.start}-{run.end} hashed differently on the host"
+            raise ChecksumMismatchError(self.location, self.path, detail)
+
+    def _tiled(self) -> tuple[int, int]:
+        """The size and CRC32C of the bytes sent, which must cover the file without gaps."""
+        size = crc = 0
+        for offset in sorted(self._pieces):
+            length, piece = self._pieces[offset]
+            if offset != size:  # a block rewritten after a retry has the same offset
+                detail = f"the bytes written do not tile the file at offset {size}"
+                raise ChecksumMismatchError(self.location, self.path, detail)
+            crc = crc32c_combine(crc, piece, length) if size else piece
+            size += length
+        return size, crc
+
+    async def _commit(self) -> None:
+        await self._settle()
+        commands = metadata_commands(self.written, self.mode, self.mtime_ns)
+        if self.atomic:
+            commands.append(f"mv -fT -- {q(self.written)} {q(self.path)}")
+        if commands:
+            await self.pool.check(" && ".join(commands), self.path)
+
+    async def _abort(self) -> None:
+        with contextlib.suppress(ConnectorError):
+            await self._lanes.shut_all()
+            await self.pool.check(f"rm -f -- {q(self.written)}", self.path)
+
+
+def _hash_piece(sha256: hashlib._Hash | None, payload: bytes) -> int:
+    """Feed the run's hash and return the CRC32C of ``payload`` (off the event loop)."""
+    if sha256 is not None:
+        sha256.update(payload)
+    return crc32c(payload)

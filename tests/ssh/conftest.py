@@ -1,0 +1,90 @@
+"""Fixtures of the SSH connector tests: two real sshd servers for the whole session."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+from streamflow_data_ssh import SSHConnector, SSHOptions
+
+from streamflow_data import ExecutionLocation
+from tests.ssh.sshd import (
+    SSHServer,
+    client_key,
+    known_hosts,
+    login_user,
+    owned_directory,
+    start_server,
+)
+
+OptionsFactory = Callable[..., SSHOptions]
+
+
+@pytest.fixture(scope="session")
+def ssh_base() -> Iterator[Path]:
+    """A directory every user can traverse (pytest's own are private to us)."""
+    base = Path(tempfile.mkdtemp(prefix="sfd-ssh-"))
+    base.chmod(0o755)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def ssh_servers(ssh_base: Path) -> Iterator[list[SSHServer]]:
+    key = client_key(ssh_base)
+    servers = [start_server(name, ssh_base / name, key) for name in ("host-a", "host-b")]
+    known_hosts(servers, ssh_base / "known_hosts")
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def remote_dir(ssh_base: Path, request: pytest.FixtureRequest) -> Path:
+    """A fresh directory on the (local) hosts, owned by the user the tests log in as."""
+    scratch = owned_directory(Path(tempfile.mkdtemp(dir=ssh_base)) / "remote")
+    scratch.parent.chmod(0o755)
+    return scratch
+
+
+@pytest.fixture
+def ssh_options(ssh_servers: list[SSHServer]) -> OptionsFactory:
+    """Options reaching the test servers (both, unless ``servers`` says otherwise)."""
+    base = ssh_servers[0].directory.parent
+
+    def build(servers: list[SSHServer] | None = None, **overrides: object) -> SSHOptions:
+        chosen = ssh_servers if servers is None else servers
+        fields: dict[str, object] = {
+            "nodes": [
+                {"hostname": "127.0.0.1", "port": server.port, "name": server.name}
+                for server in chosen
+            ],
+            "username": login_user(),
+            "client_keys": [str(base / "client_key")],
+            "known_hosts": str(base / "known_hosts"),
+            "retry_delay": 0.05,
+        }
+        fields.update(overrides)
+        return SSHOptions.model_validate(fields)
+
+    return build
+
+
+@pytest.fixture
+async def ssh(ssh_options: OptionsFactory) -> AsyncIterator[SSHConnector]:
+    connector = SSHConnector(ssh_options())
+    yield connector
+    await connector.close()
+
+
+@pytest.fixture
+def host_a(ssh: SSHConnector) -> ExecutionLocation:
+    return ssh.locations("ssh")[0]
+
+
+@pytest.fixture
+def host_b(ssh: SSHConnector) -> ExecutionLocation:
+    return ssh.locations("ssh")[1]

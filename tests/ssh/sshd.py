@@ -1,0 +1,154 @@
+"""Real OpenSSH servers for the tests: ``/usr/sbin/sshd`` on 127.0.0.1 with its own keys.
+
+Each server gets a free port, a host key, a private configuration and an
+``authorized_keys`` with the client key; the client gets a ``known_hosts`` listing the
+servers. Servers are stopped by PID. ``bash .ci/install`` installs openssh-server.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncssh
+
+SSHD = "/usr/sbin/sshd"
+TEST_USER = "sfd-ssh-test"
+"""Logging in as root would run root's shell start-up files (on these machines a pyenv
+init costing 150 ms per command) and bypass permission checks; as root, the tests log in
+as this unprivileged user with a plain ``/bin/sh``, created when missing."""
+
+
+def login_user() -> str:
+    """The user the tests log in as: the dedicated test user as root, else ourselves."""
+    if os.geteuid() != 0:
+        return getpass.getuser()
+    if subprocess.run(["id", TEST_USER], capture_output=True, check=False).returncode:
+        # "*": no password, yet not locked (sshd refuses locked accounts); a home, or
+        # sshd complains on every command's stderr.
+        command = ["useradd", "--system", "--create-home", "--shell", "/bin/sh"]
+        subprocess.run([*command, "--password", "*", TEST_USER], check=True)
+    return TEST_USER
+
+
+def owned_directory(path: Path) -> Path:
+    """Create ``path`` (its parents must be traversable) owned by the login user."""
+    path.mkdir(mode=0o755)
+    if os.geteuid() == 0:
+        shutil.chown(path, login_user())
+    return path
+
+
+@dataclass
+class SSHServer:
+    """A running sshd."""
+
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    directory: Path
+    host_public_key: str
+
+    def stop(self) -> None:
+        """Kill it (and so every connection to it) by PID."""
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+        _kill_sessions(self.port)
+
+    def start(self) -> None:
+        """Start it again on the same port, with the same keys."""
+        self.process = _launch(self.directory)
+        _wait_listening(self.port, self.process)
+
+
+def _kill_sessions(port: int) -> None:
+    """Per-connection sshd processes outlive a SIGKILL of the listener: end them too."""
+    subprocess.run(["pkill", "-KILL", "-f", f"sshd.*{port}"], check=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _launch(directory: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [SSHD, "-D", "-f", str(directory / "sshd_config"), "-E", str(directory / "sshd.log")],
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def _wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
+    for _ in range(100):  # at most 10 s
+        if process.poll() is not None:
+            raise RuntimeError(f"sshd exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"sshd did not listen on port {port}")
+
+
+def client_key(directory: Path) -> Path:
+    """A client key pair in ``directory`` (created once)."""
+    path = directory / "client_key"
+    if not path.exists():
+        key = asyncssh.generate_private_key("ssh-ed25519")
+        key.write_private_key(str(path))
+        os.chmod(path, 0o600)
+        key.write_public_key(str(path) + ".pub")
+    return path
+
+
+def start_server(name: str, directory: Path, client: Path) -> SSHServer:
+    """Configure and start an sshd serving the current user with the ``client`` key."""
+    if not os.path.exists(SSHD):
+        raise RuntimeError(f"{SSHD} is missing: run `bash .ci/install` (openssh-server)")
+    if os.geteuid() == 0:
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+    directory.mkdir(parents=True)
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    host_key.write_private_key(str(directory / "host_key"))
+    os.chmod(directory / "host_key", 0o600)
+    shutil.copy(str(client) + ".pub", directory / "authorized_keys")
+    port = _free_port()
+    (directory / "sshd_config").write_text(
+        f"""Port {port}
+ListenAddress 127.0.0.1
+HostKey {directory / "host_key"}
+AuthorizedKeysFile {directory / "authorized_keys"}
+PidFile {directory / "sshd.pid"}
+AllowUsers {login_user()}
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+MaxSessions 32
+MaxStartups 64
+LogLevel ERROR
+"""
+    )
+    process = _launch(directory)
+    _wait_listening(port, process)
+    public = host_key.export_public_key("openssh").decode().strip()
+    return SSHServer(name, port, process, directory, public)
+
+
+def known_hosts(servers: list[SSHServer], path: Path) -> Path:
+    """A known_hosts file listing ``servers``."""
+    path.write_text(
+        "".join(f"[127.0.0.1]:{server.port} {server.host_public_key}\n" for server in servers)
+    )
+    return path

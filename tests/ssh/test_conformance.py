@@ -1,0 +1,23 @@
+"""The SSH connector passes the shared connector conformance suite, unchanged."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from streamflow_data_ssh import SSHConnector
+
+from streamflow_data.testing import ConnectorConformance, ConnectorHarness
+from tests.ssh.conftest import OptionsFactory
+
+
+class TestSSHConformance(ConnectorConformance):
+    @pytest.fixture(params=["sha256", "none"])
+    async def harness(
+        self, request: pytest.FixtureRequest, ssh_options: OptionsFactory, remote_dir: Path
+    ) -> AsyncIterator[ConnectorHarness]:
+        connector = SSHConnector(ssh_options(verify=request.param))
+        root = remote_dir
+        yield ConnectorHarness(connector, "ssh", connector.locations("ssh")[0], str(root))
+        await connector.close()
