@@ -140,7 +140,8 @@ class ConnectorError(StreamFlowDataError):
     """Whether the same operation may succeed if tried again."""
 
     def __init__(self, location: ExecutionLocation, path: str, detail: str | None = None) -> None:
-        message = f"{self.reason}: {path!r} on {describe(location)}"
+        where = f"{path!r} on {describe(location)}" if path else describe(location)
+        message = f"{self.reason}: {where}"
         if detail:
             message = f"{message}: {detail}"
         super().__init__(message)

@@ -59,19 +59,15 @@ class SSHServer:
     def stop(self) -> None:
         """Kill it (and so every connection to it) by PID."""
         if self.process.poll() is None:
+            # The per-connection processes are the listener's children: kill them first.
+            subprocess.run(["pkill", "-KILL", "-P", str(self.process.pid)], check=False)
             os.kill(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
-        _kill_sessions(self.port)
 
     def start(self) -> None:
         """Start it again on the same port, with the same keys."""
         self.process = _launch(self.directory)
         _wait_listening(self.port, self.process)
-
-
-def _kill_sessions(port: int) -> None:
-    """Per-connection sshd processes outlive a SIGKILL of the listener: end them too."""
-    subprocess.run(["pkill", "-KILL", "-f", f"sshd.*{port}"], check=False)
 
 
 def _free_port() -> int:

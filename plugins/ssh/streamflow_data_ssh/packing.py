@@ -59,6 +59,8 @@ class PackedWrite:
 
     indexes: list[int]
     """Positions, in the caller's item list, of the files this batch carries."""
+    written: list[str]
+    """The name each of those files is unpacked under (a temporary one when atomic)."""
     archive: bytes
     script: str
 
@@ -114,7 +116,8 @@ def _pack(
             archive.addfile(info, io.BytesIO(item.data))
     data = buffer.getvalue()
     script = _write_script(entries, hashlib.sha256(data).hexdigest(), hash_command)
-    return PackedWrite([index for index, _, _ in entries], data, script)
+    indexes = [index for index, _, _ in entries]
+    return PackedWrite(indexes, [written for _, _, written in entries], data, script)
 
 
 def _write_script(
@@ -168,16 +171,17 @@ def write_results(
         elif result.status == EXIT_MISMATCH:
             outcomes[index] = command_error(result, location, path)
         elif result.status == EXIT_UNPACK or word == "failed":
-            outcomes[index] = _member_error(location, path, result.stderr)
+            outcomes[index] = _member_error(location, path, batch.written[number], result.stderr)
         else:
             outcomes[index] = None
     return outcomes
 
 
-def _member_error(location: ExecutionLocation, path: str, stderr: str) -> ConnectorError:
-    """The error tar reported for this file, else a retryable one for the whole batch."""
+def _member_error(location: ExecutionLocation, path: str, name: str, stderr: str) -> ConnectorError:
+    """The error tar (or mv) reported for the file ``name``, else a retryable one for the
+    whole batch."""
     for line in stderr.splitlines():
-        if f" {relative(path)}: " in line:
+        if f" {relative(name)}: " in line or f"'{relative(name)}'" in line:
             return command_error(Completed(1, b"", line), location, path, "tar")
     first = stderr.strip().splitlines()[:1]
     return ConnectorError(location, path, f"its batch failed: {first[0] if first else 'tar'}")
@@ -215,6 +219,6 @@ def read_archive(
             error = ConnectorError(location, paths[0], f"refused the packed stream: {exc}")
             return [error] * len(paths)
     return [
-        found[index] if index in found else _member_error(location, path, result.stderr)
+        found[index] if index in found else _member_error(location, path, path, result.stderr)
         for index, path in enumerate(paths)
     ]

@@ -23,6 +23,7 @@ from streamflow_data.errors import (
     PathExistsError,
     PathNotFoundError,
     PermissionDeniedError,
+    StorageFullError,
     errno_codes,
     error_type,
 )
@@ -56,6 +57,7 @@ _EXIT_TYPES: dict[int, tuple[type[ConnectorError], str]] = {
     EXIT_MISMATCH: (ChecksumMismatchError, "the bytes hashed on the host differ from those sent"),
 }
 _MESSAGES = [(os.strerror(code), error_type(code)) for code in errno_codes()]
+_MESSAGES.append(("Wrote only", StorageFullError))  # GNU tar's short write: the disk filled
 
 
 def q(word: str) -> str:
@@ -105,6 +107,8 @@ def translate(error: BaseException, location: ExecutionLocation, path: str) -> C
         error, asyncssh.Error | asyncssh.ChannelOpenError | OSError | TimeoutError | EOFError
     ):
         detail = str(error) or type(error).__name__
+        if isinstance(error, OSError) and error.errno:
+            detail = f"{os.strerror(error.errno)} ({detail})"
         translated = LocationUnreachableError(location, path, detail)
     else:
         raise TypeError(f"not a connection error: {error!r}") from error

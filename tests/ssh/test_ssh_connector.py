@@ -1,0 +1,239 @@
+"""The SSH connector against real sshd servers: configuration, errors, the pool, safety."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+from streamflow_data_ssh import SSHConnector, SSHOptions
+from streamflow_data_ssh.packing import read_archive
+from streamflow_data_ssh.pool import NodePool, RemoteTools
+from streamflow_data_ssh.remote import Completed
+
+from streamflow_data import (
+    AuthenticationError,
+    ConfigurationError,
+    ExecutionLocation,
+    LocationUnreachableError,
+    PathNotFoundError,
+    PermissionDeniedError,
+    UnsupportedOperationError,
+    WriteItem,
+    create_connector,
+)
+from streamflow_data.errors import ConnectorError
+from tests.ssh.conftest import OptionsFactory
+from tests.ssh.sshd import SSHServer
+
+
+def test_options_name_every_mistake() -> None:
+    with pytest.raises(ConfigurationError, match=r"nodes.*max_sessions"):
+        SSHConnector.from_options({"nodes": [], "max_sessions": 0})
+    with pytest.raises(ConfigurationError, match="share the location name"):
+        SSHConnector.from_options({"nodes": ["h1:2222", {"hostname": "h1", "port": 2222}]})
+
+
+def test_nodes_are_locations_of_the_deployment() -> None:
+    connector = SSHConnector.from_options({"nodes": ["alpha", "beta:2200", {"hostname": "g"}]})
+    names = [location.name for location in connector.locations("cluster")]
+    assert names == ["alpha", "beta:2200", "g"]
+    assert all(not location.local for location in connector.locations("cluster"))
+
+
+def test_the_plugin_is_found_by_entry_point() -> None:
+    connector = create_connector("ssh", {"nodes": ["example.org"]})
+    assert isinstance(connector, SSHConnector)
+    assert connector.options.check_host_keys and connector.options.ciphers[0].startswith("aes128")
+
+
+async def test_an_unknown_host_key_is_refused(
+    ssh_options: OptionsFactory, ssh_servers: list[SSHServer], tmp_path: Path
+) -> None:
+    strangers = tmp_path / "known_hosts"
+    strangers.write_text(f"[127.0.0.1]:{ssh_servers[0].port} {ssh_servers[1].host_public_key}\n")
+    connector = SSHConnector(ssh_options(ssh_servers[:1], known_hosts=str(strangers)))
+    try:
+        with pytest.raises(AuthenticationError, match="host-a"):
+            await connector.stat(connector.locations("ssh")[0], "/")
+    finally:
+        await connector.close()
+    unchecked = SSHConnector(
+        ssh_options(ssh_servers[:1], known_hosts=str(strangers), check_host_keys=False)
+    )
+    try:
+        assert (await unchecked.stat(unchecked.locations("ssh")[0], "/")).size == 0
+    finally:
+        await unchecked.close()
+
+
+async def test_a_refused_key_is_an_authentication_error(
+    ssh_options: OptionsFactory, ssh_servers: list[SSHServer], tmp_path: Path
+) -> None:
+    import asyncssh
+
+    other = tmp_path / "other_key"
+    await asyncio.to_thread(asyncssh.generate_private_key("ssh-ed25519").write_private_key, other)
+    connector = SSHConnector(ssh_options(ssh_servers[:1], client_keys=[str(other)]))
+    try:
+        with pytest.raises(AuthenticationError, match="Permission denied"):
+            await connector.stat(connector.locations("ssh")[0], "/")
+    finally:
+        await connector.close()
+
+
+async def test_an_unreadable_key_file_is_a_configuration_error(
+    ssh_options: OptionsFactory, ssh_servers: list[SSHServer], tmp_path: Path
+) -> None:
+    connector = SSHConnector(ssh_options(ssh_servers[:1], client_keys=[str(tmp_path / "none")]))
+    try:
+        with pytest.raises(ConfigurationError, match="host-a"):
+            await connector.stat(connector.locations("ssh")[0], "/")
+    finally:
+        await connector.close()
+
+
+async def test_an_unreachable_host_is_retried_then_reported() -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    options = SSHOptions.model_validate(
+        {"nodes": [f"127.0.0.1:{port}"], "retries": 2, "retry_delay": 0.05}
+    )
+    connector = SSHConnector(options)
+    started = time.monotonic()
+    try:
+        with pytest.raises(LocationUnreachableError, match="refused") as caught:
+            await connector.stat(connector.locations("ssh")[0], "/")
+    finally:
+        await connector.close()
+    assert caught.value.retryable
+    assert time.monotonic() - started >= 0.05 + 0.1  # two back-offs: 0.05 s, then 0.1 s
+
+
+async def test_missing_paths_and_denied_writes_are_typed(
+    ssh: SSHConnector, host_a: ExecutionLocation, remote_dir: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(PathNotFoundError, match="nowhere"):
+        await ssh.read_file(host_a, str(remote_dir / "nowhere"))
+    with pytest.raises(PathNotFoundError):
+        await ssh.open_reader(host_a, str(remote_dir / "nowhere"))
+    if os.geteuid() != 0:
+        pytest.fail("the permission test needs root, to own a directory the login user cannot")
+    forbidden = tmp_path.parent / "root-only"  # root's 0755 directory: not writable by them
+    forbidden.mkdir(mode=0o755, exist_ok=True)
+    os.chmod(tmp_path.parent, 0o755)
+    os.chmod(tmp_path.parent.parent, 0o755)
+    try:
+        with pytest.raises(PermissionDeniedError):
+            await ssh.write_file(host_a, str(forbidden / "f"), b"data")
+        with pytest.raises(PermissionDeniedError):
+            await ssh.open_writer(host_a, str(forbidden / "f"))
+        with pytest.raises(PermissionDeniedError):
+            await ssh.mkdir(host_a, str(forbidden / "d"))
+    finally:
+        os.chmod(tmp_path.parent.parent, 0o700)
+
+
+async def test_directories_get_the_users_umask_never_world_writable(
+    ssh: SSHConnector, host_a: ExecutionLocation, remote_dir: Path
+) -> None:
+    await ssh.make_directories(host_a, [str(remote_dir / "a" / "b"), str(remote_dir / "c")])
+    await ssh.write_file(host_a, str(remote_dir / "a" / "f"), b"x")
+    for path in (remote_dir / "a", remote_dir / "a" / "b", remote_dir / "c"):
+        assert not (await asyncio.to_thread(os.stat, path)).st_mode & 0o002
+    assert not (await asyncio.to_thread(os.stat, remote_dir / "a" / "f")).st_mode & 0o022
+
+
+async def test_the_pool_never_exceeds_its_session_limit(
+    ssh_options: OptionsFactory, ssh_servers: list[SSHServer]
+) -> None:
+    options = ssh_options(ssh_servers[:1], max_connections=2, max_sessions=2)
+    connector = SSHConnector(options)
+    location = connector.locations("ssh")[0]
+    pool = NodePool(options.nodes[0], options, location)
+    try:
+        command = "date +%s%N; sleep 0.3; date +%s%N"
+        started = time.monotonic()
+        async with asyncio.TaskGroup() as group:
+            runs = [group.create_task(pool.check(command, "")) for _ in range(8)]
+        spans = [tuple(int(v) for v in run.result().split()) for run in runs]
+        most = max(sum(1 for s, e in spans if s <= point < e) for point, _ in spans)
+        assert most <= 4  # 2 connections x 2 sessions
+        assert time.monotonic() - started >= 0.6  # 8 commands, 4 at a time, 0.3 s each
+    finally:
+        await pool.close()
+        await connector.close()
+
+
+async def test_a_dropped_connection_is_reestablished(
+    ssh_options: OptionsFactory, ssh_servers: list[SSHServer], remote_dir: Path
+) -> None:
+    server = ssh_servers[1]
+    connector = SSHConnector(ssh_options([server], retries=6, retry_delay=0.1))
+    location = connector.locations("ssh")[0]
+    try:
+        await connector.write_file(location, str(remote_dir / "before"), b"1")
+        await asyncio.to_thread(server.stop)
+        with pytest.raises(LocationUnreachableError):
+            await connector.write_file(location, str(remote_dir / "during"), b"2")
+        await asyncio.to_thread(server.start)
+        await connector.write_file(location, str(remote_dir / "after"), b"3")
+        assert await connector.read_file(location, str(remote_dir / "after")) == b"3"
+        assert not (remote_dir / "during").exists()
+    finally:
+        await connector.close()
+
+
+async def test_a_host_without_a_hash_tool_gets_a_clear_error(
+    ssh_options: OptionsFactory, ssh_servers: list[SSHServer], remote_dir: Path
+) -> None:
+    connector = SSHConnector(ssh_options(ssh_servers[:1]))
+    location = connector.locations("ssh")[0]
+    pool = connector._pool(location)
+    pool._tools = RemoteTools(umask=0o022, hash_command=None)  # as a host without the tools
+    try:
+        with pytest.raises(UnsupportedOperationError, match="openssl, sha256sum or shasum"):
+            await connector.write_file(location, str(remote_dir / "f"), b"data")
+    finally:
+        await connector.close()
+
+
+async def test_bulk_writes_refuse_names_that_leave_their_directory(
+    ssh: SSHConnector, host_a: ExecutionLocation, remote_dir: Path
+) -> None:
+    items = [
+        WriteItem(f"{remote_dir}/../escaped", b"x"),
+        WriteItem(f"{remote_dir}/ok", b"y"),
+    ]
+    results = await ssh.write_files(host_a, items)
+    assert isinstance(results[0], PermissionDeniedError) and results[1] is None
+    assert not (remote_dir.parent / "escaped").exists()
+
+
+def _archive(*members: tarfile.TarInfo) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for member in members:
+            archive.addfile(member, io.BytesIO(b"x" * member.size))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [("../etc/passwd", tarfile.REGTYPE), ("/etc/passwd", tarfile.REGTYPE), ("a", tarfile.SYMTYPE)],
+)
+def test_packed_streams_from_a_host_are_never_trusted(name: str, kind: bytes) -> None:
+    location = ExecutionLocation("ssh", "h")
+    member = tarfile.TarInfo(name)
+    member.type = kind
+    member.size = 1 if kind == tarfile.REGTYPE else 0
+    member.linkname = "/etc/passwd"
+    results = read_archive(location, ["/a"], Completed(0, _archive(member), ""))
+    assert isinstance(results[0], ConnectorError) and "refused" in str(results[0])

@@ -1,0 +1,168 @@
+"""Transfers through the data manager between the local node and real sshd hosts."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from streamflow_data_ssh import SSHConnector
+
+from streamflow_data import (
+    DefaultDataManager,
+    ExecutionLocation,
+    LocalConnector,
+    LocationUnreachableError,
+    StorageFullError,
+    TransferError,
+    TransferProgress,
+    TransferSettings,
+)
+from tests.helpers import TREE_BYTES, make_tree, snapshot
+from tests.ssh.conftest import OptionsFactory
+from tests.ssh.sshd import SSHServer, login_user, owned_directory
+
+LOCAL = ExecutionLocation("local", "localhost", local=True)
+SMALL_CHUNKS = TransferSettings(chunk_size=1 << 20, block_size=256 << 10, block_count=16)
+
+
+@pytest.fixture
+async def manager(ssh: SSHConnector) -> AsyncIterator[DefaultDataManager]:
+    data_manager = DefaultDataManager(
+        {"local": LocalConnector(), "ssh": ssh}, settings=SMALL_CHUNKS
+    )
+    yield data_manager
+    await data_manager.close()
+
+
+async def test_a_tree_round_trips_with_links_modes_times_and_empty_directories(
+    manager: DefaultDataManager, host_a: ExecutionLocation, remote_dir: Path, tmp_path: Path
+) -> None:
+    source, back = tmp_path / "source", tmp_path / "back"
+    await asyncio.to_thread(make_tree, source)
+    manager.register_path(LOCAL, str(source))
+    await manager.transfer_data(LOCAL, str(source), [host_a], str(remote_dir / "tree"))
+    expected = await asyncio.to_thread(snapshot, source)
+    assert await asyncio.to_thread(snapshot, remote_dir / "tree") == expected
+    await manager.transfer_data(host_a, str(remote_dir / "tree"), [LOCAL], str(back))
+    assert await asyncio.to_thread(snapshot, back) == expected
+    written = manager.statistics.of(host_a).bytes_written
+    assert written == TREE_BYTES
+
+
+async def test_one_read_feeds_two_hosts(
+    manager: DefaultDataManager,
+    host_a: ExecutionLocation,
+    host_b: ExecutionLocation,
+    remote_dir: Path,
+    tmp_path: Path,
+) -> None:
+    blob = tmp_path / "blob"
+    await asyncio.to_thread(blob.write_bytes, os.urandom(5_000_003))
+    manager.register_path(LOCAL, str(blob))
+    targets = [str(remote_dir / "on-a"), str(remote_dir / "on-b")]
+    await manager.transfer_data(LOCAL, str(blob), [host_a], targets[0])
+    before = manager.statistics.of(LOCAL).bytes_read
+    await manager.transfer_data(LOCAL, str(blob), [host_a, host_b], str(remote_dir / "both"))
+    assert manager.statistics.of(LOCAL).bytes_read - before == 5_000_003
+    assert (remote_dir / "both").read_bytes() == blob.read_bytes()
+    replicas = manager.get_data_locations(str(remote_dir / "both"), deployment="ssh")
+    both = {r.location.name for r in replicas if r.path == str(remote_dir / "both")}
+    assert both == {"host-a", "host-b"}
+
+
+async def test_remote_to_remote_same_host_copies_there_other_hosts_stream(
+    manager: DefaultDataManager,
+    host_a: ExecutionLocation,
+    host_b: ExecutionLocation,
+    remote_dir: Path,
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "source"
+    await asyncio.to_thread(make_tree, source)
+    manager.register_path(LOCAL, str(source))
+    await manager.transfer_data(LOCAL, str(source), [host_a], str(remote_dir / "a"))
+    read_before = manager.statistics.of(host_a).bytes_read
+    await manager.transfer_data(host_a, str(remote_dir / "a"), [host_a], str(remote_dir / "a2"))
+    assert manager.statistics.of(host_a).bytes_read == read_before  # cp on the host
+    await manager.transfer_data(host_a, str(remote_dir / "a"), [host_b], str(remote_dir / "b"))
+    assert manager.statistics.of(host_a).bytes_read - read_before == TREE_BYTES
+    expected = await asyncio.to_thread(snapshot, source)
+    for copy in ("a2", "b"):
+        assert await asyncio.to_thread(snapshot, remote_dir / copy) == expected
+
+
+async def test_big_files_move_in_parallel_chunks_both_ways(
+    manager: DefaultDataManager, host_a: ExecutionLocation, remote_dir: Path, tmp_path: Path
+) -> None:
+    blob = tmp_path / "blob"
+    await asyncio.to_thread(blob.write_bytes, os.urandom(9 * (1 << 20) + 12345))
+    manager.register_path(LOCAL, str(blob))
+    await manager.transfer_data(LOCAL, str(blob), [host_a], str(remote_dir / "blob"))
+    await manager.transfer_data(host_a, str(remote_dir / "blob"), [LOCAL], str(tmp_path / "back"))
+    assert (tmp_path / "back").read_bytes() == blob.read_bytes()
+
+
+@pytest.fixture
+def full_disk(remote_dir: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs the login user may write to: writing more fills it."""
+    mount = owned_directory(remote_dir / "small-disk")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
+    shutil.chown(mount, login_user())
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+async def test_a_full_remote_disk_is_reported_and_leaves_nothing(
+    manager: DefaultDataManager, host_a: ExecutionLocation, full_disk: Path, tmp_path: Path
+) -> None:
+    for name, size in (("big", 3_000_000), ("small", 200_000)):
+        blob = tmp_path / name
+        await asyncio.to_thread(blob.write_bytes, os.urandom(size))
+        (full_disk / "filler").write_bytes(b"x" * 900_000) if name == "small" else None
+        manager.register_path(LOCAL, str(blob))
+        with pytest.raises(TransferError) as caught:
+            await manager.transfer_data(LOCAL, str(blob), [host_a], str(full_disk / name))
+        assert isinstance(caught.value.failures[0].cause, StorageFullError), caught.value
+        assert sorted(os.listdir(full_disk)) == (["filler"] if name == "small" else [])
+        assert not manager.get_data_locations(str(full_disk / name), deployment="ssh")
+
+
+async def test_killing_the_server_mid_transfer_fails_cleanly(
+    ssh_options: OptionsFactory, ssh_servers: list[SSHServer], remote_dir: Path, tmp_path: Path
+) -> None:
+    server = ssh_servers[1]
+    blob = tmp_path / "blob"
+    await asyncio.to_thread(blob.write_bytes, os.urandom(48 << 20))
+    connector = SSHConnector(ssh_options([server], retries=1, retry_delay=0.05))
+    host = connector.locations("ssh")[0]
+    killed = asyncio.Event()
+    killing: list[asyncio.Task[None]] = []
+
+    def kill_once_started(progress: TransferProgress) -> None:
+        if not killed.is_set() and progress.destinations[0].bytes_done > 0:
+            killed.set()
+            killing.append(asyncio.get_running_loop().create_task(asyncio.to_thread(server.stop)))
+
+    manager = DefaultDataManager(
+        {"local": LocalConnector(), "ssh": connector},
+        settings=SMALL_CHUNKS,
+        listeners=[kill_once_started],
+    )
+    try:
+        manager.register_path(LOCAL, str(blob))
+        with pytest.raises(TransferError) as caught:
+            await manager.transfer_data(LOCAL, str(blob), [host], str(remote_dir / "blob"))
+        assert killed.is_set()
+        await killing[0]
+        assert isinstance(caught.value.failures[0].cause, LocationUnreachableError)
+        assert not (remote_dir / "blob").exists()
+        assert not manager.get_data_locations(str(remote_dir / "blob"), deployment="ssh")
+    finally:
+        await manager.close()
+        if server.process.poll() is not None:
+            await asyncio.to_thread(server.start)
