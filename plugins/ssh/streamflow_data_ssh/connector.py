@@ -101,6 +101,11 @@ class SSHConnector(Connector):
             pool = self._pools[location.name] = NodePool(node, self.options, location)
         return pool
 
+    def channels_opened(self, location: ExecutionLocation) -> int:
+        """Remote commands started on ``location`` so far (each at least one round trip):
+        for diagnostics and benchmarks."""
+        return self._pool(location).channels_opened
+
     async def _hash_command(self, pool: NodePool) -> str | None:
         if self.options.verify == "none":
             return None

@@ -73,6 +73,8 @@ class NodePool:
         self._tools: RemoteTools | None = None
         self._client: asyncssh.SSHClientConnectionOptions | None = None
         self._closed = False
+        self.channels_opened = 0
+        """Channels opened so far: each is one remote command, one round trip or more."""
 
     # -- connections -----------------------------------------------------------------------
 
@@ -165,6 +167,7 @@ class NodePool:
     async def channel(self) -> AsyncIterator[asyncssh.SSHClientConnection]:
         """A connection with one channel slot held for the block."""
         await self._acquire_slot()
+        self.channels_opened += 1
         try:
             chosen = await self._pick()
             chosen.channels += 1

@@ -1,0 +1,270 @@
+"""SSH transfers against the OpenSSH tools run beside them, with the same cipher.
+
+Two sshd servers are started on 127.0.0.1 (as the SSH tests do). Figures:
+
+- 1 GiB local -> SSH, against ``ssh host 'cat > dst' < file``;
+- 1 GiB SSH -> local, against ``ssh host 'cat src' > dst``;
+- 10,000 files of 4 KiB local -> SSH into fresh directories, against
+  ``tar c | ssh host tar x``;
+- 1 GiB local -> 2 SSH hosts in one call: wall time against one host, source bytes read;
+- one 4 KiB file local -> SSH with the connection open: ms per ``transfer_data`` call and
+  remote round trips (channels opened) per call;
+- peak RSS of a process uploading 1 GiB with the default settings.
+
+Each ratio is the median of ``--rounds`` pairs, baseline and ours alternating in order.
+Run: ``python -m benchmarks.bench_ssh`` (``nox -s bench`` runs it; it needs root to
+create the login user, as the tests do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from statistics import median
+
+from streamflow_data_ssh import SSHConnector, SSHOptions
+
+from benchmarks.common import Figure, print_table
+from streamflow_data import DefaultDataManager, ExecutionLocation, LocalConnector
+from tests.ssh.sshd import (
+    SSHServer,
+    client_key,
+    known_hosts,
+    login_user,
+    owned_directory,
+    start_server,
+)
+
+GiB = 1 << 30
+LOCAL = ExecutionLocation("local", "localhost", local=True)
+CIPHER = "aes128-gcm@openssh.com"
+
+
+class Bench:
+    def __init__(self, base: Path, servers: list[SSHServer]) -> None:
+        self.base = base
+        self.servers = servers
+        self.scratch = owned_directory(base / "scratch")
+        self.count = 0
+
+    def fresh(self) -> Path:
+        self.count += 1
+        return self.scratch / f"d{self.count}"
+
+    def options(self, servers: list[SSHServer]) -> SSHOptions:
+        return SSHOptions.model_validate(
+            {
+                "nodes": [
+                    {"hostname": "127.0.0.1", "port": s.port, "name": s.name} for s in servers
+                ],
+                "username": login_user(),
+                "client_keys": [str(self.base / "client_key")],
+                "known_hosts": str(self.base / "known_hosts"),
+            }
+        )
+
+    def ssh(self, command: str, **io: object) -> float:
+        server = self.servers[0]
+        argv = [
+            "ssh", "-p", str(server.port), "-i", str(self.base / "client_key"),
+            "-o", f"UserKnownHostsFile={self.base / 'known_hosts'}", "-o", "Compression=no",
+            "-c", CIPHER, f"{login_user()}@127.0.0.1", command,
+        ]  # fmt: skip
+        started = time.perf_counter()
+        subprocess.run(argv, check=True, **io)  # type: ignore[call-overload]
+        return time.perf_counter() - started
+
+    @asynccontextmanager
+    async def manager(self, servers: list[SSHServer]) -> AsyncIterator[DefaultDataManager]:
+        connector = SSHConnector(self.options(servers))
+        async with DefaultDataManager({"local": LocalConnector(), "ssh": connector}) as manager:
+            yield manager
+
+
+async def _ours(transfer: Awaitable[None]) -> float:
+    """Seconds of one transfer, after a sync so earlier writeback does not slow it."""
+    await asyncio.to_thread(os.sync)
+    started = time.perf_counter()
+    await transfer
+    return time.perf_counter() - started
+
+
+def _upload_baseline(bench: Bench, blob: Path, dst: Path) -> float:
+    os.sync()
+    with blob.open("rb") as source:
+        return bench.ssh(f"cat > {dst}", stdin=source)
+
+
+def _download_baseline(bench: Bench, src: Path, dst: Path) -> float:
+    os.sync()
+    with dst.open("wb") as sink:
+        return bench.ssh(f"cat {src}", stdout=sink)
+
+
+def _tar_baseline(bench: Bench, source: Path, dst: Path) -> float:
+    os.sync()
+    started = time.perf_counter()
+    with subprocess.Popen(
+        ["tar", "-C", str(source), "-cf", "-", "."], stdout=subprocess.PIPE
+    ) as tar:
+        bench.ssh(f"mkdir {dst} && tar -C {dst} -xf -", stdin=tar.stdout)
+    return time.perf_counter() - started
+
+
+async def big_files(bench: Bench, rounds: int, blob: Path) -> list[Figure]:
+    ups: list[tuple[float, float]] = []
+    downs: list[tuple[float, float]] = []
+    one_host: list[float] = []
+    two_hosts: list[float] = []
+    read_twice = 0
+    async with bench.manager(bench.servers) as manager:
+        a, b = manager.locations("ssh")
+        manager.register_path(LOCAL, str(blob))
+        remote_blob = bench.fresh()
+        await manager.transfer_data(LOCAL, str(blob), [a], str(remote_blob))
+        for _ in range(rounds):
+            baseline = await asyncio.to_thread(_upload_baseline, bench, blob, bench.fresh())
+            ours = await _ours(manager.transfer_data(LOCAL, str(blob), [a], str(bench.fresh())))
+            ups.append((baseline, ours))
+            one_host.append(ours)
+            back = bench.base / f"back{len(downs)}"
+            baseline = await asyncio.to_thread(_download_baseline, bench, remote_blob, back)
+            ours = await _ours(manager.transfer_data(a, str(remote_blob), [LOCAL], f"{back}.2"))
+            downs.append((baseline, ours))
+            await asyncio.to_thread(os.remove, back)
+            await asyncio.to_thread(os.remove, f"{back}.2")
+            before = manager.statistics.of(LOCAL).bytes_read
+            both = manager.transfer_data(LOCAL, str(blob), [a, b], str(bench.fresh()))
+            two_hosts.append(await _ours(both))
+            read_twice = manager.statistics.of(LOCAL).bytes_read - before
+    mib = GiB / 2**20
+    return [
+        _ratio("1 GiB local -> SSH, MiB/s (baseline: ssh 'cat > dst')", mib, ups, ">= 0.9x"),
+        _ratio("1 GiB SSH -> local, MiB/s (baseline: ssh 'cat src')", mib, downs, ">= 0.9x"),
+        Figure("1 GiB local -> 2 hosts, seconds (baseline: 1 host)", median(two_hosts), "s",
+               median(one_host), "<= 2.2x"),
+        Figure("source MiB read for 2 hosts (baseline: file size)", read_twice / 2**20, "MiB",
+               mib, "1.00x"),
+    ]  # fmt: skip
+
+
+def _ratio(name: str, amount: float, pairs: list[tuple[float, float]], target: str) -> Figure:
+    """A rate figure: ours against the baseline's, the median ratio of the pairs."""
+    ratio = median(baseline / ours for baseline, ours in pairs)
+    baseline_rate = amount / median(baseline for baseline, _ in pairs)
+    unit = "MiB/s" if "MiB" in name else "files/s"
+    return Figure(name, baseline_rate * ratio, unit, baseline_rate, target)
+
+
+async def small_files(bench: Bench, rounds: int) -> list[Figure]:
+    source = bench.base / "small-source"
+    await asyncio.to_thread(_small_tree, source)
+    pairs = []
+    async with bench.manager(bench.servers[:1]) as manager:
+        [a] = manager.locations("ssh")
+        manager.register_path(LOCAL, str(source))
+        for _ in range(rounds):
+            baseline = await asyncio.to_thread(_tar_baseline, bench, source, bench.fresh())
+            ours = await _ours(manager.transfer_data(LOCAL, str(source), [a], str(bench.fresh())))
+            pairs.append((baseline, ours))
+    name = "10,000 x 4 KiB local -> SSH, files/s (baseline: tar c | ssh tar x)"
+    return [_ratio(name, 10_000, pairs, ">= 1.0x")]
+
+
+def _small_tree(source: Path) -> None:
+    for directory in range(100):
+        (source / f"d{directory:02}").mkdir(parents=True)
+        for index in range(100):
+            (source / f"d{directory:02}" / f"f{index:03}").write_bytes(os.urandom(4096))
+
+
+async def one_small_file(bench: Bench) -> list[Figure]:
+    small = bench.base / "one-small"
+    small.write_bytes(os.urandom(4096))
+    async with bench.manager(bench.servers[:1]) as manager:
+        [a] = manager.locations("ssh")
+        connector = manager.connector(a)
+        assert isinstance(connector, SSHConnector)
+        manager.register_path(LOCAL, str(small))
+        target = bench.fresh()
+        await manager.transfer_data(LOCAL, str(small), [a], str(target / "warm-up"))
+        calls = 50
+        channels = connector.channels_opened(a)
+        started = time.perf_counter()
+        for index in range(calls):
+            await manager.transfer_data(LOCAL, str(small), [a], str(target / f"f{index}"))
+        elapsed = time.perf_counter() - started
+        channels = connector.channels_opened(a) - channels
+    return [
+        Figure("one 4 KiB file local -> SSH, ms per call", elapsed / calls * 1000, "ms", None,
+               "< 30 ms"),
+        Figure("remote round trips per call", channels / calls, "", None, "minimum"),
+    ]  # fmt: skip
+
+
+def child_upload(base: Path, blob: Path, port: int) -> None:
+    """Upload ``blob`` once with the default settings; print peak RSS (KiB)."""
+    server = SSHServer("host-a", port, subprocess.Popen(["true"]), base / "host-a", "")
+    bench = Bench.__new__(Bench)
+    bench.base, bench.servers, bench.count = base, [server], 0
+    bench.scratch = base / "scratch"
+
+    async def run() -> None:
+        async with bench.manager([server]) as manager:
+            [a] = manager.locations("ssh")
+            manager.register_path(LOCAL, str(blob))
+            await manager.transfer_data(LOCAL, str(blob), [a], str(bench.scratch / "rss"))
+
+    asyncio.run(run())
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--child-upload", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_upload:
+        base, blob, port = args.child_upload
+        child_upload(Path(base), Path(blob), int(port))
+        return
+    base = Path(tempfile.mkdtemp(prefix="sfd-bench-ssh-"))
+    base.chmod(0o755)
+    key = client_key(base)
+    servers = [start_server(name, base / name, key) for name in ("host-a", "host-b")]
+    known_hosts(servers, base / "known_hosts")
+    try:
+        bench = Bench(base, servers)
+        blob = base / "blob"
+        with blob.open("wb") as out:
+            for _ in range(GiB // (64 << 20)):
+                out.write(os.urandom(64 << 20))
+        figures = asyncio.run(big_files(bench, args.rounds, blob))
+        figures += asyncio.run(small_files(bench, args.rounds))
+        figures += asyncio.run(one_small_file(bench))
+        child = subprocess.run(
+            [sys.executable, "-m", "benchmarks.bench_ssh", "--child-upload", str(base),
+             str(blob), str(servers[0].port)],
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        rss = int(child.stdout.split()[-1]) / 1024
+        figures.append(Figure("peak RSS uploading 1 GiB, MiB", rss, "MiB", None, "< 160 MiB"))
+        print_table(f"SSH transfers (cipher {CIPHER}; median of {args.rounds})", figures)
+    finally:
+        for server in servers:
+            server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
