@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from statistics import median
 
@@ -61,18 +61,6 @@ class Bench:
         self.count += 1
         return self.scratch / f"d{self.count}"
 
-    def options(self, servers: list[SSHServer]) -> SSHOptions:
-        return SSHOptions.model_validate(
-            {
-                "nodes": [
-                    {"hostname": "127.0.0.1", "port": s.port, "name": s.name} for s in servers
-                ],
-                "username": login_user(),
-                "client_keys": [str(self.base / "client_key")],
-                "known_hosts": str(self.base / "known_hosts"),
-            }
-        )
-
     def ssh(self, command: str, **io: object) -> float:
         server = self.servers[0]
         argv = [
@@ -84,11 +72,29 @@ class Bench:
         subprocess.run(argv, check=True, **io)  # type: ignore[call-overload]
         return time.perf_counter() - started
 
-    @asynccontextmanager
-    async def manager(self, servers: list[SSHServer]) -> AsyncIterator[DefaultDataManager]:
-        connector = SSHConnector(self.options(servers))
-        async with DefaultDataManager({"local": LocalConnector(), "ssh": connector}) as manager:
-            yield manager
+    def manager(self, servers: list[SSHServer]) -> AbstractAsyncContextManager[DefaultDataManager]:
+        return _manager(self.base, [(server.name, server.port) for server in servers])
+
+
+def _options(base: Path, nodes: list[tuple[str, int]]) -> SSHOptions:
+    """Options reaching the benchmark's servers, given as (name, port)."""
+    return SSHOptions.model_validate(
+        {
+            "nodes": [
+                {"hostname": "127.0.0.1", "port": port, "name": name} for name, port in nodes
+            ],
+            "username": login_user(),
+            "client_keys": [str(base / "client_key")],
+            "known_hosts": str(base / "known_hosts"),
+        }
+    )
+
+
+@asynccontextmanager
+async def _manager(base: Path, nodes: list[tuple[str, int]]) -> AsyncIterator[DefaultDataManager]:
+    connector = SSHConnector(_options(base, nodes))
+    async with DefaultDataManager({"local": LocalConnector(), "ssh": connector}) as manager:
+        yield manager
 
 
 async def _ours(transfer: Awaitable[None]) -> float:
@@ -214,16 +220,12 @@ async def one_small_file(bench: Bench) -> list[Figure]:
 
 def child_upload(base: Path, blob: Path, port: int) -> None:
     """Upload ``blob`` once with the default settings; print peak RSS (KiB)."""
-    server = SSHServer("host-a", port, subprocess.Popen(["true"]), base / "host-a", "")
-    bench = Bench.__new__(Bench)
-    bench.base, bench.servers, bench.count = base, [server], 0
-    bench.scratch = base / "scratch"
 
     async def run() -> None:
-        async with bench.manager([server]) as manager:
+        async with _manager(base, [("host-a", port)]) as manager:
             [a] = manager.locations("ssh")
             manager.register_path(LOCAL, str(blob))
-            await manager.transfer_data(LOCAL, str(blob), [a], str(bench.scratch / "rss"))
+            await manager.transfer_data(LOCAL, str(blob), [a], str(base / "scratch" / "rss"))
 
     asyncio.run(run())
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)

@@ -29,6 +29,7 @@ from streamflow_data.connectors.base import (
 )
 from streamflow_data.errors import (
     ConnectorError,
+    PathNotFoundError,
     UnknownLocationError,
     UnsupportedOperationError,
 )
@@ -44,10 +45,11 @@ from streamflow_data_ssh.remote import (
     EXIT_NOT_FOUND,
     Completed,
     command_error,
+    metadata_commands,
     path_list,
     q,
 )
-from streamflow_data_ssh.streams import SSHReader, SSHWriter, metadata_commands
+from streamflow_data_ssh.streams import SSHReader, SSHWriter
 
 __all__ = ["SSHConnector"]
 
@@ -77,7 +79,6 @@ class SSHConnector(Connector):
         self.options = options
         """The validated options this connector runs with."""
         self._pools: dict[str, NodePool] = {}
-        self._deployment = ""
 
     @classmethod
     def from_options(cls, options: Mapping[str, object]) -> Self:
@@ -131,7 +132,7 @@ class SSHConnector(Connector):
         )
         fields = output.split(b"\0")
         if fields[0] in (b"N", b"L"):  # a link to nothing, or a loop
-            raise command_error(_missing(), location, path)
+            raise PathNotFoundError(location, path, "a link to nothing")
         stat = _stat_of(fields[:_FIELDS]) if len(fields) > _FIELDS else None
         if stat is None:
             raise ConnectorError(location, path, "neither a file, a directory nor a link")
@@ -335,10 +336,6 @@ class SSHConnector(Connector):
         async with asyncio.TaskGroup() as group:
             for pool in pools:
                 group.create_task(pool.close())
-
-
-def _missing() -> Completed:
-    return Completed(EXIT_NOT_FOUND, b"", "")
 
 
 def _copy_results(

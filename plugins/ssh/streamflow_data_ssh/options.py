@@ -81,6 +81,10 @@ class SSHOptions(pydantic.BaseModel):
     arrive (``openssl``, ``sha256sum`` or ``shasum``) and compares with what was sent;
     ``none`` relies on the SSH channel's own integrity and the exit status of the writer."""
 
+    def retry_wait(self, attempt: int) -> float:
+        """Seconds before retry number ``attempt`` (1, 2, ...): doubling from ``retry_delay``."""
+        return float(self.retry_delay * 2 ** (attempt - 1))
+
     @pydantic.model_validator(mode="after")
     def _unique_names(self) -> SSHOptions:
         names = [node.location_name for node in self.nodes]

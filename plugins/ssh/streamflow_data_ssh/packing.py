@@ -28,16 +28,18 @@ from streamflow_data.errors import (
     ChecksumMismatchError,
     ConnectorError,
     PathExistsError,
+    PathNotFoundError,
     PermissionDeniedError,
 )
 from streamflow_data.model import Digest, ExecutionLocation, temporary_name
 from streamflow_data_ssh.remote import (
     EXIT_MISMATCH,
-    EXIT_NOT_FOUND,
     Completed,
     command_error,
+    decimal_seconds,
     q,
     relative,
+    status_pipeline,
 )
 
 __all__ = ["PackedWrite", "pack_writes", "read_archive", "read_command", "write_results"]
@@ -83,10 +85,12 @@ def pack_writes(
             detail = "refused: not a plain absolute path"
             refused[index] = PermissionDeniedError(location, item.path, detail)
             continue
-        if item.expected is not None and Digest.of(item.data) != item.expected:
-            detail = f"expected {item.expected}, given {Digest.of(item.data)}"
-            refused[index] = ChecksumMismatchError(location, item.path, detail)
-            continue
+        if item.expected is not None:
+            given = Digest.of(item.data)
+            if given != item.expected:
+                detail = f"expected {item.expected}, given {given}"
+                refused[index] = ChecksumMismatchError(location, item.path, detail)
+                continue
         written = temporary_name(item.path) if item.atomic else item.path
         cost = 3 * len(written) + 2 * len(item.path) + 160
         if current and budget + cost > _SCRIPT_BUDGET:
@@ -111,8 +115,7 @@ def _pack(
             info.mode = item.mode if item.mode is not None else 0o666 & ~umask
             mtime_ns = item.mtime_ns if item.mtime_ns is not None else now_ns
             info.mtime = mtime_ns // 1_000_000_000
-            seconds, nanoseconds = divmod(mtime_ns, 1_000_000_000)
-            info.pax_headers = {"mtime": f"{seconds}.{nanoseconds:09d}"}
+            info.pax_headers = {"mtime": decimal_seconds(mtime_ns)}
             archive.addfile(info, io.BytesIO(item.data))
     data = buffer.getvalue()
     script = _write_script(entries, hashlib.sha256(data).hexdigest(), hash_command)
@@ -131,14 +134,7 @@ def _write_script(
             f'set -- "$@" --exclude={q(relative(written))}; }}'
         )
     unpack = 'tar -x -f - -p --no-same-owner --anchored --no-wildcards "$@" >&2'
-    if hash_command is None:
-        lines.append(f'out=$({unpack}; echo "tar=$?")')
-    else:
-        # tee hands the hash tool the stream tar reads; tar's status comes out on fd 4.
-        lines.append(
-            f'out=$({{ {{ tee /dev/fd/3 | {unpack}; echo "tar=$?" >&4; }} 3>&1 '
-            f"| {hash_command} >&4; }} 4>&1)"
-        )
+    lines.append(f"out=$({status_pipeline(unpack, 'tar', hash_command)})")
     everything = " ".join(q(relative(written)) for _, _, written in entries)
     lines.append('printf "%s\\n" "$out"')
     lines.append(f'case "$out" in *tar=0*) ;; *) rm -f -- {everything}; exit {EXIT_UNPACK};; esac')
@@ -167,7 +163,7 @@ def write_results(
         path = items[index].path
         word = marked.get(number)
         if word == "missing":
-            outcomes[index] = command_error(Completed(EXIT_NOT_FOUND, b"", ""), location, path)
+            outcomes[index] = PathNotFoundError(location, path)
         elif result.status == EXIT_MISMATCH:
             outcomes[index] = command_error(result, location, path)
         elif result.status == EXIT_UNPACK or word == "failed":

@@ -20,7 +20,7 @@ import asyncssh
 from streamflow_data.errors import ConfigurationError, ConnectorError, LocationUnreachableError
 from streamflow_data.model import ExecutionLocation
 from streamflow_data_ssh.options import NodeOptions, SSHOptions
-from streamflow_data_ssh.remote import Completed, command_error, translate
+from streamflow_data_ssh.remote import Completed, command_error, completed, in_c_locale, translate
 
 __all__ = ["NodePool", "RemoteTools"]
 
@@ -110,10 +110,10 @@ class NodePool:
                 )
             except (asyncssh.Error, OSError, TimeoutError) as exc:
                 error = translate(exc, self.location, "")
-                if error.retryable is False or attempt >= self.options.retries:
+                if not error.retryable or attempt >= self.options.retries:
                     raise error from exc
                 attempt += 1
-                delay = self.options.retry_delay * 2 ** (attempt - 1)
+                delay = self.options.retry_wait(attempt)
                 logger.info(
                     "connecting to %s failed (%s); retry in %.1fs", self.location, exc, delay
                 )
@@ -191,19 +191,14 @@ class NodePool:
         while True:
             try:
                 async with self.channel() as connection:
-                    result = await connection.run(
-                        f"LC_ALL=C; export LC_ALL; {command}", input=data, encoding=None
-                    )
-                stderr = result.stderr or b""
-                assert isinstance(stderr, bytes) and isinstance(result.stdout, bytes | None)
-                status = result.exit_status if result.exit_status is not None else 255
-                return Completed(status, result.stdout or b"", stderr.decode(errors="replace"))
+                    result = await connection.run(in_c_locale(command), input=data, encoding=None)
+                return completed(result)
             except (asyncssh.Error, OSError) as exc:
                 error = translate(exc, self.location, path)
                 if not (idempotent and error.retryable and attempt < self.options.retries):
                     raise error from exc
                 attempt += 1
-                await asyncio.sleep(self.options.retry_delay * 2 ** (attempt - 1))
+                await asyncio.sleep(self.options.retry_wait(attempt))
 
     async def check(self, command: str, path: str, data: bytes = b"", what: str = "") -> bytes:
         """Run ``command`` (idempotent) and return its output; a failure raises our error."""

@@ -37,9 +37,14 @@ __all__ = [
     "EXIT_NOT_FOUND",
     "Completed",
     "command_error",
+    "completed",
+    "decimal_seconds",
+    "in_c_locale",
+    "metadata_commands",
     "path_list",
     "q",
     "relative",
+    "status_pipeline",
     "translate",
 ]
 
@@ -70,6 +75,37 @@ def relative(path: str) -> str:
     return path.lstrip("/") or "."
 
 
+def in_c_locale(command: str) -> str:
+    """``command`` run with ``LC_ALL=C``: the C library's messages, whatever the host's."""
+    return f"LC_ALL=C; export LC_ALL; {command}"
+
+
+def decimal_seconds(mtime_ns: int) -> str:
+    """Nanoseconds since the epoch as exact decimal seconds (``touch -d @``, PAX)."""
+    seconds, nanoseconds = divmod(mtime_ns, 1_000_000_000)
+    return f"{seconds}.{nanoseconds:09d}"
+
+
+def metadata_commands(path: str, mode: int | None, mtime_ns: int | None) -> list[str]:
+    """Shell commands giving ``path`` a mode and a modification time (nanoseconds)."""
+    commands = []
+    if mode is not None:
+        commands.append(f"chmod {mode & 0o7777:o} -- {q(path)}")
+    if mtime_ns is not None:
+        commands.append(f"touch -h -d @{decimal_seconds(mtime_ns)} -- {q(path)}")
+    return commands
+
+
+def status_pipeline(command: str, label: str, hash_command: str | None) -> str:
+    """Run ``command`` on standard input and print ``LABEL=STATUS``; with a hash command,
+    also print the hash of the bytes ``command`` read (``tee`` hands them over; the status
+    comes out on fd 4 so that it does not enter the hash)."""
+    if hash_command is None:
+        return f'{command}; echo "{label}=$?"'
+    reading = f'{{ tee /dev/fd/3 | {command}; echo "{label}=$?" >&4; }} 3>&1'
+    return f"{{ {reading} | {hash_command} >&4; }} 4>&1"
+
+
 @dataclass(frozen=True, slots=True)
 class Completed:
     """What a remote command returned."""
@@ -77,6 +113,14 @@ class Completed:
     status: int
     stdout: bytes
     stderr: str
+
+
+def completed(result: asyncssh.SSHCompletedProcess) -> Completed:
+    """Our record of what asyncssh returned for a command run without an encoding."""
+    stdout = result.stdout if isinstance(result.stdout, bytes) else b""
+    stderr = result.stderr if isinstance(result.stderr, bytes) else b""
+    status = result.exit_status if result.exit_status is not None else 255
+    return Completed(status, stdout, stderr.decode(errors="replace"))
 
 
 def command_error(

@@ -34,27 +34,20 @@ from streamflow_data_ssh.remote import (
     EXIT_NOT_FOUND,
     Completed,
     command_error,
+    completed,
+    in_c_locale,
+    metadata_commands,
     q,
+    status_pipeline,
     translate,
 )
 
-__all__ = ["SSHReader", "SSHWriter", "metadata_commands"]
+__all__ = ["SSHReader", "SSHWriter"]
 
 _BLOCK = "bs=1M status=none"
 _HASH_LINE = re.compile(rb"^([0-9a-f]{64})\b", re.MULTILINE)
 _STATUS_LINE = re.compile(rb"^dd=(\d+)$", re.MULTILINE)
 Process = asyncssh.SSHClientProcess[bytes]
-
-
-def metadata_commands(path: str, mode: int | None, mtime_ns: int | None) -> list[str]:
-    """Shell commands giving ``path`` a mode and a modification time (nanoseconds)."""
-    commands = []
-    if mode is not None:
-        commands.append(f"chmod {mode & 0o7777:o} -- {q(path)}")
-    if mtime_ns is not None:
-        seconds, nanoseconds = divmod(mtime_ns, 1_000_000_000)
-        commands.append(f"touch -h -d @{seconds}.{nanoseconds:09d} -- {q(path)}")
-    return commands
 
 
 @dataclass(eq=False)
@@ -104,9 +97,7 @@ class _Lanes:
         stack = contextlib.AsyncExitStack()
         try:
             connection = await stack.enter_async_context(self.pool.channel())
-            process = await connection.create_process(
-                f"LC_ALL=C; export LC_ALL; {command}", encoding=None
-            )
+            process = await connection.create_process(in_c_locale(command), encoding=None)
         except BaseException:
             await stack.aclose()
             raise
@@ -133,11 +124,7 @@ class _Lanes:
 
 
 async def _finish(process: Process) -> Completed:
-    result = await process.wait()
-    stdout = result.stdout if isinstance(result.stdout, bytes) else b""
-    stderr = result.stderr if isinstance(result.stderr, bytes) else b""
-    status = result.exit_status if result.exit_status is not None else 255
-    return Completed(status, stdout, stderr.decode(errors="replace"))
+    return completed(await process.wait())
 
 
 class SSHReader(Reader):
@@ -231,6 +218,7 @@ class SSHWriter(Writer):
         self._finished_runs: list[_Run] = []
         self._pieces: dict[int, tuple[int, int]] = {}  # offset -> (length, crc32c)
         self._error: ConnectorError | None = None
+        self._settled: tuple[int, int] | None = None
 
     @classmethod
     async def create(cls, pool: NodePool, writer: SSHWriter) -> SSHWriter:
@@ -283,12 +271,7 @@ class SSHWriter(Writer):
     def _command(self, offset: int) -> str:
         seek = f" oflag=seek_bytes seek={offset}" if offset else ""
         dd = f"dd of={q(self.written)} conv=notrunc {_BLOCK}{seek}"
-        if self._hash_command is None:
-            return f"{dd}; echo dd=$?"
-        # tee gives the hash tool what dd writes; dd's status comes out on fd 4.
-        return (
-            f"{{ {{ tee /dev/fd/3 | {dd}; echo dd=$? >&4; }} 3>&1 | {self._hash_command}; }} 4>&1"
-        )
+        return status_pipeline(dd, "dd", self._hash_command)
 
     async def _end_run(self, lane: _Lane) -> None:
         process = lane.process
@@ -306,14 +289,16 @@ class SSHWriter(Writer):
 
     async def _settle(self) -> tuple[int, int]:
         """End every lane and check what each run's process reported; the size and CRC32C
-        of the bytes sent."""
-        await self._lanes.shut_all()
-        if self._error is not None:
-            raise self._error
-        for run in self._finished_runs:
-            assert run.result is not None
-            self._check_run(run, run.result)
-        return self._tiled()
+        of the bytes sent. Done once: a verified commit settles in ``digest`` first."""
+        if self._settled is None:
+            await self._lanes.shut_all()
+            if self._error is not None:
+                raise self._error
+            for run in self._finished_runs:
+                assert run.result is not None
+                self._check_run(run, run.result)
+            self._settled = self._tiled()
+        return self._settled
 
     async def digest(self) -> Digest:
         size, crc = await self._settle()
