@@ -4,7 +4,8 @@ The public API is what this module exports; everything else is an implementation
 that may change between releases.
 """
 
-from streamflow_data.config import TransferSettings
+from streamflow_data.catalog import TransferRecord
+from streamflow_data.config import CacheSettings, CatalogSettings, TransferSettings
 from streamflow_data.connectors.base import (
     Capabilities,
     Connector,
@@ -22,6 +23,8 @@ from streamflow_data.connectors.local import LocalConnector, LocalOptions
 from streamflow_data.connectors.registry import connector_class, connector_types, create_connector
 from streamflow_data.errors import (
     AuthenticationError,
+    CacheFullError,
+    CatalogError,
     ChecksumMismatchError,
     ConfigurationError,
     ConnectorError,
@@ -37,9 +40,11 @@ from streamflow_data.errors import (
     TransferCancelledError,
     TransferError,
     TransferFailure,
+    TransferLockedError,
     UnknownDeploymentError,
     UnknownLocationError,
     UnknownPathError,
+    UnknownTransferError,
     UnsupportedOperationError,
 )
 from streamflow_data.manager import DataManager, DefaultDataManager
@@ -51,13 +56,18 @@ from streamflow_data.transfer.events import (
     TransferListener,
     TransferProgress,
 )
-from streamflow_data.transfer.stats import LocationStatistics, Statistics
+from streamflow_data.transfer.stats import CacheStatistics, LocationStatistics, Statistics
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AuthenticationError",
+    "CacheFullError",
+    "CacheSettings",
+    "CacheStatistics",
     "Capabilities",
+    "CatalogError",
+    "CatalogSettings",
     "ChecksumMismatchError",
     "ConfigurationError",
     "Connector",
@@ -95,11 +105,14 @@ __all__ = [
     "TransferError",
     "TransferFailure",
     "TransferListener",
+    "TransferLockedError",
     "TransferProgress",
+    "TransferRecord",
     "TransferSettings",
     "UnknownDeploymentError",
     "UnknownLocationError",
     "UnknownPathError",
+    "UnknownTransferError",
     "UnsupportedOperationError",
     "WalkEntry",
     "WriteItem",

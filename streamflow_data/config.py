@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import pydantic
 
 from streamflow_data.errors import ConfigurationError
 
-__all__ = ["TransferSettings", "parse_options"]
+__all__ = ["CacheSettings", "CatalogSettings", "TransferSettings", "parse_options"]
 
 _Model = TypeVar("_Model", bound=pydantic.BaseModel)
 
@@ -53,6 +53,40 @@ class TransferSettings(pydantic.BaseModel):
     def retry_wait(self, attempt: int) -> float:
         """Seconds to wait before retry number ``attempt`` (1, 2, ...)."""
         return float(min(self.retry_delay * 2 ** (attempt - 1), 10.0))
+
+
+class CatalogSettings(pydantic.BaseModel):
+    """Where the data manager keeps what must survive a restart, and how processes that
+    share the file take turns writing a destination."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+    path: str = ":memory:"
+    """The SQLite file (created if missing); ``:memory:`` keeps nothing after close."""
+    busy_timeout: float = pydantic.Field(default=10.0, gt=0.0, le=3600.0)
+    """Seconds to wait for another process's write to the file before failing."""
+    lock_policy: Literal["wait", "fail"] = "wait"
+    """When another process is writing a destination path: wait for it, or fail at once
+    with :class:`~streamflow_data.errors.TransferLockedError`."""
+    lock_timeout: float = pydantic.Field(default=3600.0, ge=0.0)
+    """Seconds to wait for a destination lock (``wait`` policy) before failing."""
+    stale_lock_after: float = pydantic.Field(default=30.0, ge=1.0, le=86400.0)
+    """A lock whose holder stopped refreshing it this many seconds ago (a process that
+    died) is taken over. Holders refresh their locks every third of this."""
+
+
+class CacheSettings(pydantic.BaseModel):
+    """The budget of replicas the manager fetches to the local node."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+    budget: int = pydantic.Field(ge=0)
+    """Bytes of fetched replicas kept on the local node at most."""
+    when_full: Literal["wait", "fail"] = "wait"
+    """When a copy does not fit and nothing can be evicted (all pinned or in use): wait
+    for space, or fail at once with :class:`~streamflow_data.errors.CacheFullError`."""
+    wait_timeout: float = pydantic.Field(default=300.0, ge=0.0)
+    """Seconds a copy waits for space (``wait``) before failing."""
 
 
 def parse_options(model: type[_Model], options: Mapping[str, object], what: str) -> _Model:

@@ -11,6 +11,7 @@ boundary: callers never see a backend exception type::
     ├── UnknownPathError            no valid replica of a path where asked (also LookupError)
     ├── UnknownDeploymentError      no connector serves a deployment       (also LookupError)
     ├── UnknownLocationError        a deployment has no such location      (also LookupError)
+    ├── UnknownTransferError        the journal has no transfer of that id (also LookupError)
     ├── ConnectorError              a storage operation failed (retryable)
     │   ├── ChecksumMismatchError   written bytes differ from the source (retryable)
     │   ├── PathNotFoundError       the path does not exist on the location
@@ -24,6 +25,10 @@ boundary: callers never see a backend exception type::
     │   └── AuthenticationError     the location refused our credentials, or
     │                                  its identity could not be verified
     ├── ConnectorNotFoundError      no installed plugin provides a connector type
+    ├── CatalogError                the catalog file is unusable: corrupt, locked,
+    │                                  newer than this version, unwritable
+    ├── TransferLockedError         another process is writing the destination path
+    ├── CacheFullError              the local cache budget is taken by pinned replicas
     ├── TransferCancelledError      the manager's shutdown event stopped a transfer
     └── TransferError               one or more destinations of a transfer failed
 
@@ -46,6 +51,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AuthenticationError",
+    "CacheFullError",
+    "CatalogError",
     "ChecksumMismatchError",
     "ConfigurationError",
     "ConnectorError",
@@ -61,9 +68,11 @@ __all__ = [
     "TransferCancelledError",
     "TransferError",
     "TransferFailure",
+    "TransferLockedError",
     "UnknownDeploymentError",
     "UnknownLocationError",
     "UnknownPathError",
+    "UnknownTransferError",
     "UnsupportedOperationError",
     "errno_codes",
     "error_type",
@@ -115,6 +124,14 @@ class UnknownLocationError(StreamFlowDataError, LookupError):
             f"deployment {location.deployment!r} has no location {location.name!r}{hint}"
         )
         self.location = location
+
+
+class UnknownTransferError(StreamFlowDataError, LookupError):
+    """The catalog's journal holds no transfer with that identifier."""
+
+    def __init__(self, transfer: int) -> None:
+        super().__init__(f"the journal has no transfer {transfer}")
+        self.transfer = transfer
 
 
 class ConnectorNotFoundError(StreamFlowDataError, LookupError):
@@ -210,6 +227,32 @@ class AuthenticationError(ConnectorError):
 
     reason = "authentication failed"
     retryable = False
+
+
+class CatalogError(StreamFlowDataError):
+    """The catalog database cannot be used: it is not a SQLite file or is corrupt, another
+    process holds it locked longer than the configured wait, it was written by a newer
+    version, or it cannot be written. ``path`` names the file."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        super().__init__(f"catalog {path!r}: {detail}")
+        self.path = path
+
+
+class TransferLockedError(StreamFlowDataError):
+    """Another data manager sharing the catalog is writing the destination path (or a path
+    inside it, or a directory containing it), and the lock policy says not to wait."""
+
+    def __init__(self, location: ExecutionLocation, path: str, holder: str) -> None:
+        super().__init__(f"{describe(location)}:{path} is being written by {holder}")
+        self.location = location
+        self.path = path
+        self.holder = holder
+
+
+class CacheFullError(StreamFlowDataError):
+    """A copy to the local node does not fit in the cache budget, and the replicas that
+    would have to be evicted are pinned or in use."""
 
 
 class TransferCancelledError(StreamFlowDataError):

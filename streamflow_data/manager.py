@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import contextlib
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Self
 
-from streamflow_data.config import TransferSettings
+from streamflow_data.cache import CacheKey, ReplicaCache, Reservation
+from streamflow_data.catalog import Catalog, TransferRecord
+from streamflow_data.catalog.replicas import ReplicaLog
+from streamflow_data.config import CacheSettings, CatalogSettings, TransferSettings
 from streamflow_data.connectors.base import Connector
 from streamflow_data.connectors.local import LocalConnector
+from streamflow_data.contract import DataManager
 from streamflow_data.errors import (
     InvalidPathError,
     PathNotFoundError,
@@ -29,78 +31,13 @@ from streamflow_data.model import DataLocation, DataType, ExecutionLocation, nor
 from streamflow_data.policy import DefaultSourcePolicy, SourcePolicy
 from streamflow_data.transfer.engine import Destination, Endpoint, TransferEngine
 from streamflow_data.transfer.events import TransferListener
+from streamflow_data.transfer.journal import RunJournal
 from streamflow_data.transfer.stats import Statistics
 
 __all__ = ["DataManager", "DefaultDataManager"]
 
 LOCAL_DEPLOYMENT = "local"
 """The deployment name under which the local connector is always available."""
-
-
-class DataManager(abc.ABC):
-    """Knows where every replica of every path lives, and moves data between locations.
-
-    The contract a workflow manager programs against (StreamFlow's ``DataManager``). Use it
-    as an async context manager, or call :meth:`close` when done.
-    """
-
-    @abc.abstractmethod
-    def register_path(
-        self,
-        location: ExecutionLocation,
-        path: str,
-        relpath: str | None = None,
-        data_type: DataType = DataType.PRIMARY,
-    ) -> DataLocation:
-        """Record that ``path`` on ``location`` holds data (its parents are recorded too)."""
-
-    @abc.abstractmethod
-    def register_relation(self, src_location: DataLocation, dst_location: DataLocation) -> None:
-        """Record that two replicas hold the same data."""
-
-    @abc.abstractmethod
-    def invalidate_location(self, location: ExecutionLocation, path: str) -> None:
-        """Record that ``path`` and everything below it on ``location`` is gone."""
-
-    @abc.abstractmethod
-    def get_data_locations(
-        self,
-        path: str,
-        deployment: str | None = None,
-        location_name: str | None = None,
-        data_type: DataType | None = None,
-    ) -> list[DataLocation]:
-        """Every valid replica of the data at ``path``, narrowed by the filters."""
-
-    @abc.abstractmethod
-    async def get_source_location(self, path: str, dst_deployment: str) -> DataLocation | None:
-        """The replica a transfer of ``path`` to ``dst_deployment`` should read, or None."""
-
-    @abc.abstractmethod
-    async def transfer_data(
-        self,
-        src_location: ExecutionLocation,
-        src_path: str,
-        dst_locations: Sequence[ExecutionLocation],
-        dst_path: str,
-        writable: bool = False,
-    ) -> None:
-        """Copy ``src_path`` on ``src_location`` to ``dst_path`` on every destination."""
-
-    @abc.abstractmethod
-    async def close(self) -> None:
-        """Release connections, threads and other resources."""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
 
 # A destination is identified by (deployment, location name, path).
@@ -137,6 +74,8 @@ class _Job:
     """Same location, not writable: a symbolic link to the source suffices."""
     replica: DataLocation | None = None
     error: Exception | None = None
+    reservation: Reservation | None = None
+    """Room in the local replica cache, for a copy fetched to the local node."""
 
 
 def _key(location: ExecutionLocation, path: str) -> _Key:
@@ -160,6 +99,13 @@ class DefaultDataManager(DataManager):
     ``settings`` tune the transfer engine and bound its memory; ``listeners`` receive the
     progress of every transfer; setting the ``shutdown`` event stops every transfer in
     flight, cleanly, with :class:`TransferCancelledError`.
+
+    With a ``catalog`` (a SQLite file path, or :class:`CatalogSettings`), the replica
+    graph and the journal of every transfer survive a restart, an interrupted transfer
+    resumes where it stopped, and managers sharing the file never write the same
+    destination at once. It is opened by :meth:`open` (or ``async with``), which must come
+    before any registration. With a ``cache`` budget, replicas fetched to the local node
+    are kept within it, least recently used ones evicted first.
     """
 
     def __init__(
@@ -170,7 +116,15 @@ class DefaultDataManager(DataManager):
         settings: TransferSettings | None = None,
         listeners: Sequence[TransferListener] = (),
         shutdown: asyncio.Event | None = None,
+        catalog: CatalogSettings | str | None = None,
+        cache: CacheSettings | None = None,
     ) -> None:
+        if isinstance(catalog, str):
+            catalog = CatalogSettings(path=catalog)
+        self._catalog_settings = catalog
+        self._catalog: Catalog | None = None
+        self._log: ReplicaLog | None = None
+        """Records changes of the graph in the catalog, once it is open."""
         self._connectors: dict[str, Connector] = dict(connectors or {})
         self._connectors.setdefault(LOCAL_DEPLOYMENT, LocalConnector())
         self._location_names: dict[str, frozenset[str]] = {}
@@ -179,9 +133,53 @@ class DefaultDataManager(DataManager):
         self.mapper = RemotePathMapper()
         """The replica graph."""
         self._engine = TransferEngine(settings or TransferSettings(), listeners)
+        self._cache = (
+            None
+            if cache is None
+            else ReplicaCache(cache, self._evict, self._engine.statistics.cache)
+        )
         self._in_flight: dict[_Key, _InFlight] = {}
         self._shutdown = shutdown
         self._closed = False
+
+    async def open(self) -> Self:
+        """Open the catalog and rebuild the replica graph saved in it (once; without a
+        catalog there is nothing to do). Raises :class:`CatalogError` if it is unusable."""
+        if self._catalog_settings is not None and self._catalog is None:
+            catalog = await Catalog.open(self._catalog_settings)
+            try:
+                await catalog.load(self.mapper)
+            except BaseException:
+                await catalog.close()
+                raise
+            self._catalog, self._log = catalog, catalog.replicas
+        return self
+
+    async def __aenter__(self) -> Self:
+        return await self.open()
+
+    @property
+    def catalog(self) -> Catalog | None:
+        """The open catalog, if one is configured."""
+        return self._catalog
+
+    async def flush(self) -> None:
+        """Write every change made so far to the catalog (a no-op without one)."""
+        if self._catalog is not None:
+            await self._catalog.flush()
+
+    async def transfers(self, transfer: int | None = None) -> list[TransferRecord]:
+        """The transfers in the catalog's journal, newest first (or just ``transfer``)."""
+        return await self._require_catalog().transfers(transfer)
+
+    async def dump_state(self, transfer: int) -> str:
+        """The per-file states of a journaled transfer, as CSV text."""
+        return await self._require_catalog().dump_state(transfer)
+
+    def _require_catalog(self) -> Catalog:
+        if self._catalog is None:
+            raise StreamFlowDataError("this data manager has no open catalog")
+        return self._catalog
 
     @property
     def settings(self) -> TransferSettings:
@@ -234,15 +232,44 @@ class DefaultDataManager(DataManager):
 
         Parent directories are registered too; registering again changes nothing.
         """
-        return self.mapper.register(location, path, relpath, data_type)
+        log = self._recorder()
+        replica = self.mapper.register(location, path, relpath, data_type)
+        if log is not None:
+            log.registered(location, replica.path, replica.relpath, data_type)
+        return replica
 
     def register_relation(self, src_location: DataLocation, dst_location: DataLocation) -> None:
         """Record that two registered replicas hold the same data (symmetric, transitive)."""
+        log = self._recorder()
         self.mapper.register_relation(src_location, dst_location)
+        if log is not None:
+            log.related(src_location, dst_location)
 
     def invalidate_location(self, location: ExecutionLocation, path: str) -> None:
         """Invalidate ``path`` and its subtree on ``location``; unknown paths are ignored."""
-        self.mapper.invalidate(location, path)
+        self._invalidate(location, path)
+
+    def _recorder(self) -> ReplicaLog | None:
+        """The catalog's replica log, if any; raises while a configured catalog is not
+        open, so that no change is made that the catalog would miss."""
+        if self._log is None and self._catalog_settings is not None:
+            raise StreamFlowDataError(
+                "the data manager's catalog is not open yet: use 'async with' or "
+                "'await manager.open()' before registering or transferring"
+            )
+        return self._log
+
+    def _invalidate(self, location: ExecutionLocation, path: str) -> None:
+        """Invalidate in the graph, the catalog and the cache."""
+        log = self._recorder()
+        invalidated = self.mapper.invalidate(location, path)
+        if not invalidated:
+            return
+        if log is not None:
+            log.invalidated(location, invalidated[0].path)
+        if self._cache is not None:
+            for replica in invalidated:
+                self._cache.forget(_key(replica.location, replica.path))
 
     def get_data_locations(
         self,
@@ -265,6 +292,8 @@ class DefaultDataManager(DataManager):
             choice = self.policy.select(candidates, dst_deployment)
             if choice is None:
                 return None
+            if self._cache is not None:
+                self._cache.touch(_key(choice.location, choice.path))
             if not any(choice is candidate for candidate in candidates):
                 raise StreamFlowDataError(
                     f"source policy {self.policy!r} chose {choice!r}, which is not a candidate"
@@ -309,7 +338,16 @@ class DefaultDataManager(DataManager):
             raise UnknownPathError(src_path, src_location)
         request = _Request(src_location.deployment, src_location.name, src_path, writable)
         jobs = await self._claim(jobs, request)
+        locked = [(job.location, dst_path) for job in jobs]
+        try:
+            if self._catalog is not None:
+                await self._catalog.locks.acquire(locked)
+        except BaseException:
+            self._unclaim(jobs)
+            raise
         completed = False
+        source_key = _key(src_location, src_path)
+        pinned = self._cache is not None and self._cache.pin(source_key)
         try:
             self._register_pending(jobs, source, dst_path, writable)
             try:
@@ -321,7 +359,13 @@ class DefaultDataManager(DataManager):
                     job.error = job.error or exc
             completed = True
         finally:
-            self._settle(jobs, dst_path, completed)
+            self._settle(jobs, source, dst_path, writable, completed)
+            if pinned:
+                assert self._cache is not None
+                self._cache.touch(source_key)
+                self._cache.unpin(source_key)
+            if self._catalog is not None:
+                await asyncio.shield(self._catalog.locks.release(locked))
         failures = [TransferFailure(dst_path, job.location, job.error) for job in jobs if job.error]
         if failures:
             raise TransferError(src_path, failures)
@@ -354,6 +398,8 @@ class DefaultDataManager(DataManager):
             jobs.setdefault(job.key, job)
         if in_place and writable:
             self.mapper.detach(source)  # it will be modified in place: no longer a copy
+            if self._log is not None:
+                self._log.detached(source)
         return list(jobs.values())
 
     async def _claim(self, jobs: list[_Job], request: _Request) -> list[_Job]:
@@ -375,12 +421,17 @@ class DefaultDataManager(DataManager):
             self._in_flight[job.key] = _InFlight(request, loop.create_future())
         return jobs
 
+    def _unclaim(self, jobs: list[_Job]) -> None:
+        """Give up destinations claimed but never started."""
+        for job in jobs:
+            self._in_flight.pop(job.key).done.set_result(False)
+
     def _register_pending(
         self, jobs: list[_Job], source: DataLocation, dst_path: str, writable: bool
     ) -> None:
         """Register every destination as a replica not yet available."""
         for job in jobs:
-            self.mapper.invalidate(job.location, dst_path)
+            self._invalidate(job.location, dst_path)
             data_type = DataType.SYMBOLIC_LINK if job.link else DataType.PRIMARY
             job.replica = self.mapper.register(
                 job.location, dst_path, data_type=data_type, available=False
@@ -406,16 +457,22 @@ class DefaultDataManager(DataManager):
                 job.connector,
                 job.location,
                 server_copy=job.same_location and job.connector.capabilities.server_side_copy,
+                admit=self._admission(job, dst_path),
             )
             for job in copies
         ]
+        journal: RunJournal | None = None
+        if self._catalog is not None:
+            journal = await self._catalog.journal(
+                source.location, replica.path, [d.location for d in destinations], dst_path
+            )
         try:
             await self._unless_shut_down(
-                self._engine.run(source, replica.path, destinations, dst_path)
+                self._engine.run(source, replica.path, destinations, dst_path, journal)
             )
         except PathNotFoundError as exc:
             if exc.location == source.location and exc.path == replica.path:
-                self.mapper.invalidate(source.location, replica.path)
+                self._invalidate(source.location, replica.path)
             raise
         for job, destination in zip(copies, destinations, strict=True):
             job.error = destination.error
@@ -439,11 +496,50 @@ class DefaultDataManager(DataManager):
             raise TransferCancelledError("the data manager is shutting down")
         task.result()
 
-    def _settle(self, jobs: list[_Job], dst_path: str, completed: bool) -> None:
+    def _admission(self, job: _Job, dst_path: str) -> Callable[[int], Awaitable[None]] | None:
+        """How a copy fetched to the local node reserves room in the cache, if budgeted."""
+        cache = self._cache
+        if cache is None or not job.location.local or job.same_location:
+            return None
+
+        async def admit(size: int) -> None:
+            job.reservation = await cache.reserve(job.key, size)
+
+        return admit
+
+    async def _evict(self, key: CacheKey) -> None:
+        """Delete a cached replica from the local node and invalidate it."""
+        deployment, name, path = key
+        location = next(loc for loc in self.locations(deployment) if loc.name == name)
+        self._invalidate(location, path)
+        await self._connectors[deployment].remove(location, path)
+
+    def pin(self, replica: DataLocation) -> bool:
+        """Keep a replica fetched to the local node from eviction until :meth:`unpin`.
+
+        Returns False when the replica is not in the local cache (then it is never
+        evicted anyway). Pins nest.
+        """
+        return self._cache is not None and self._cache.pin(_key(replica.location, replica.path))
+
+    def unpin(self, replica: DataLocation) -> None:
+        """Undo one :meth:`pin`."""
+        if self._cache is not None:
+            self._cache.unpin(_key(replica.location, replica.path))
+
+    def _settle(
+        self,
+        jobs: list[_Job],
+        source: DataLocation,
+        dst_path: str,
+        writable: bool,
+        completed: bool,
+    ) -> None:
         """Publish each destination's outcome: available replica, or invalidated.
 
         ``completed`` is False when the transfer was interrupted (cancelled, or an
-        unexpected error): then no destination counts as written.
+        unexpected error): then no destination counts as written. Only a replica complete
+        and verified reaches the catalog.
         """
         for job in jobs:
             succeeded = (
@@ -452,10 +548,20 @@ class DefaultDataManager(DataManager):
             if succeeded:
                 assert job.replica is not None
                 job.replica._set_available()
+                if self._log is not None:
+                    self._log.registered(
+                        job.location, dst_path, job.replica.relpath, job.replica.data_type
+                    )
+                    if not writable:
+                        self._log.related(source, job.replica)
+                if self._cache is not None and job.reservation is not None:
+                    self._cache.admit(job.reservation)
             else:
                 self.mapper.invalidate(job.location, dst_path)
                 if job.replica is not None:
                     job.replica._set_available()
+                if self._cache is not None and job.reservation is not None:
+                    self._cache.cancel(job.reservation)
             flight = self._in_flight.pop(job.key)
             flight.done.set_result(succeeded)
 
@@ -474,6 +580,10 @@ class DefaultDataManager(DataManager):
         self._closed = True
         if self._in_flight:
             await asyncio.wait([asyncio.shield(f.done) for f in self._in_flight.values()])
-        for connector in self._connectors.values():
-            with contextlib.suppress(Exception):
-                await connector.close()
+        try:
+            if self._catalog is not None:
+                await self._catalog.close()
+        finally:
+            for connector in self._connectors.values():
+                with contextlib.suppress(Exception):
+                    await connector.close()

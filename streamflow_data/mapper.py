@@ -16,7 +16,7 @@ Invariants the code below keeps:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from streamflow_data.errors import UnknownPathError
 from streamflow_data.model import DataLocation, DataType, ExecutionLocation, normalize_path
@@ -123,6 +123,27 @@ class RemotePathMapper:
         for replica_set in related:
             unique.update(dict.fromkeys(replica_set))
         return list(unique)
+
+    def replicas(self) -> Iterator[DataLocation]:
+        """Every valid replica, parent directories included, in no particular order."""
+        for entry in self._by_path.values():
+            if isinstance(entry, list):
+                yield from entry
+            else:
+                yield entry
+
+    def replica_sets(self) -> Iterator[list[DataLocation]]:
+        """Each group of replicas related to one another (two members at least)."""
+        seen: set[int] = set()
+        for replica_set in self._sets.values():
+            if id(replica_set) not in seen:
+                seen.add(id(replica_set))
+                yield list(replica_set)
+
+    def link_targets(self) -> Iterator[tuple[DataLocation, DataLocation]]:
+        """(target, link) for every SYMBOLIC_LINK replica that points at a PRIMARY one."""
+        for link, target in self._link_target.items():
+            yield target, link
 
     # -- registration --------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import posixpath
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ __all__ = [
     "DataType",
     "Digest",
     "ExecutionLocation",
+    "is_temporary_of",
     "normalize_path",
     "temporary_name",
 ]
@@ -91,6 +93,17 @@ def temporary_name(path: str) -> str:
     """
     directory, _, name = path.rpartition("/")
     return f"{directory}/.{name[:200]}.{secrets.token_hex(6)}.sfd-part"
+
+
+def is_temporary_of(candidate: str, path: str) -> bool:
+    """Whether ``candidate`` is a name :func:`temporary_name` could give for ``path``.
+
+    Resume tokens read back from a catalog file are checked with it before a connector
+    opens them, so that a tampered file cannot point a write elsewhere.
+    """
+    directory, _, name = path.rpartition("/")
+    pattern = re.escape(f"{directory}/.{name[:200]}.") + r"[0-9a-f]{12}\.sfd-part"
+    return re.fullmatch(pattern, candidate) is not None
 
 
 class DataLocation:

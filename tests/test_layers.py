@@ -17,7 +17,9 @@ LAYERS = [
     {"connectors"},
     {"mapper"},
     {"policy"},
+    {"contract"},
     {"transfer"},
+    {"catalog", "cache"},
     {"manager"},
     {"cli", "testing", "__init__"},
 ]

@@ -235,6 +235,32 @@ class Writer(abc.ABC):
     async def _abort(self) -> None:
         """Discard the written bytes."""
 
+    @property
+    def resume_token(self) -> str | None:
+        """What :meth:`Connector.resume_writer` needs to continue this file after a crash.
+
+        None (the default) when the storage cannot keep a partly written file: a transfer
+        interrupted there starts that file from zero.
+        """
+        return None
+
+    async def suspend(self) -> None:
+        """Stop writing but keep the bytes written so far for a later
+        :meth:`Connector.resume_writer`; nothing appears at :attr:`path`.
+
+        Writers without a :attr:`resume_token` discard the bytes, as :meth:`abort` does.
+        """
+        if self.resume_token is None:
+            await self.abort()
+            return
+        if not self._finished:
+            self._finished = True
+            await self._suspend()
+
+    async def _suspend(self) -> None:
+        """Release what the writer holds, keeping the partial file; required with a token."""
+        raise NotImplementedError
+
     async def commit(self, expected: Digest | None = None) -> None:
         """Make the file appear at its path, complete, with the requested mode and time.
 
@@ -336,6 +362,26 @@ class Connector(abc.ABC):
         to ``path`` (which must not exist), for files inside a staging tree that nobody
         sees until it is renamed; an abort still removes them.
         """
+
+    async def resume_writer(
+        self,
+        location: ExecutionLocation,
+        path: str,
+        token: str,
+        *,
+        mode: int | None = None,
+        mtime_ns: int | None = None,
+        atomic: bool = True,
+    ) -> Writer:
+        """Continue a file an earlier writer for ``path`` left behind (its
+        :attr:`Writer.resume_token`), keeping the bytes it wrote.
+
+        Raises :class:`PathNotFoundError` when the partial file is gone and
+        :class:`UnsupportedOperationError` when the connector cannot resume; the engine
+        then starts the file from zero. A token that does not belong to ``path`` is refused
+        with :class:`InvalidPathError`: tokens come from a database file.
+        """
+        raise UnsupportedOperationError(location, path, "resuming a partial file")
 
     @abc.abstractmethod
     async def mkdir(self, location: ExecutionLocation, path: str) -> None:

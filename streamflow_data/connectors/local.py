@@ -37,9 +37,10 @@ from streamflow_data.connectors.base import (
 from streamflow_data.errors import (
     ChecksumMismatchError,
     ConnectorError,
+    InvalidPathError,
     error_type,
 )
-from streamflow_data.model import Digest, ExecutionLocation, temporary_name
+from streamflow_data.model import Digest, ExecutionLocation, is_temporary_of, temporary_name
 
 __all__ = ["LocalConnector", "LocalOptions"]
 
@@ -115,6 +116,15 @@ def _create(path: str, atomic: bool, mode: int | None) -> tuple[int, str]:
     target = temporary_name(path) if atomic else path
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     return os.open(target, flags, 0o666 if mode is None else mode & 0o777), target
+
+
+def _reopen(target: str) -> int:
+    """Open an existing partial file for more writes; it must be a regular file."""
+    fd = os.open(target, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+    if not stat_module.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise FileNotFoundError(errno.ENOENT, "not a regular file", target)
+    return fd
 
 
 def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
@@ -382,6 +392,23 @@ class LocalConnector(Connector):
         fd, target = await self._run(location, path, _create, path, atomic, mode)
         return _LocalWriter(self, location, path, target, fd, mode, mtime_ns)
 
+    async def resume_writer(
+        self,
+        location: ExecutionLocation,
+        path: str,
+        token: str,
+        *,
+        mode: int | None = None,
+        mtime_ns: int | None = None,
+        atomic: bool = True,
+    ) -> Writer:
+        """Reopen the partial file ``token`` (a temporary of ``path``, or ``path`` itself
+        inside a staging tree) without truncating it."""
+        if not (is_temporary_of(token, path) if atomic else token == path):
+            raise InvalidPathError(f"{token!r} is not a partial file of {path!r}")
+        fd = await self._run(location, path, _reopen, token)
+        return _LocalWriter(self, location, path, token, fd, mode, mtime_ns)
+
     async def read_file(self, location: ExecutionLocation, path: str) -> bytes:
         """The whole file in one thread hop."""
         return await self._run(location, path, _read_whole, path)
@@ -549,3 +576,11 @@ class _LocalWriter(Writer):
         fd = self._fd if self._fd >= 0 else None
         self._fd = -1
         await self._connector._run(self.location, self.path, _discard, fd, self._target)
+
+    @property
+    def resume_token(self) -> str:
+        return self._target
+
+    async def _suspend(self) -> None:
+        fd, self._fd = self._fd, -1
+        await self._connector._run(self.location, self.path, os.close, fd)

@@ -21,7 +21,8 @@ from typing import TypeVar
 from streamflow_data.connectors.base import CopyItem, FileStat, WriteItem
 from streamflow_data.errors import ChecksumMismatchError, ConnectorError
 from streamflow_data.model import Digest, ExecutionLocation
-from streamflow_data.transfer.filecopy import Destination, FileCopy, RunContext, source_changed
+from streamflow_data.transfer.context import Destination, RunContext, source_changed
+from streamflow_data.transfer.filecopy import FileCopy
 from streamflow_data.transfer.state import FileState
 
 __all__ = ["BatchCopy", "SmallFile", "batches"]

@@ -15,19 +15,15 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 from streamflow_data.config import TransferSettings
-from streamflow_data.connectors.base import FileKind, LinkItem, MetadataItem, WalkEntry
-from streamflow_data.errors import ConnectorError
-from streamflow_data.model import temporary_name
+from streamflow_data.connectors.base import FileKind, FileStat, LinkItem, MetadataItem, WalkEntry
+from streamflow_data.errors import ConnectorError, PathNotFoundError, StreamFlowDataError
+from streamflow_data.model import is_temporary_of, temporary_name
 from streamflow_data.transfer.batch import BatchCopy, SmallFile, batches
 from streamflow_data.transfer.blocks import BlockPool
+from streamflow_data.transfer.context import Destination, Endpoint, RunContext, SessionLimits
 from streamflow_data.transfer.events import TransferListener
-from streamflow_data.transfer.filecopy import (
-    Destination,
-    Endpoint,
-    FileCopy,
-    RunContext,
-    SessionLimits,
-)
+from streamflow_data.transfer.filecopy import FileCopy
+from streamflow_data.transfer.journal import NullJournal, RunJournal
 from streamflow_data.transfer.plan import TransferPlan, join, plan_transfer
 from streamflow_data.transfer.progress import ProgressTracker
 from streamflow_data.transfer.state import ChunkState, FileState, StateManager
@@ -60,18 +56,25 @@ class TransferEngine:
         src_path: str,
         destinations: Sequence[Destination],
         dst_path: str,
+        journal: RunJournal | None = None,
     ) -> None:
         """Copy ``src_path`` to ``dst_path`` on every destination.
 
         Errors of a destination are recorded in its ``error`` and leave nothing of the
         transfer at its ``dst_path``. Errors that concern the source path itself (it is
-        missing, unreadable) are raised, before anything is written.
+        missing, unreadable) are raised, before anything is written. With a ``journal``,
+        what an earlier run of the same transfer finished is checked and skipped, and
+        partly written files continue where they stopped.
         """
+        journal = journal or NullJournal()
         for index, destination in enumerate(destinations):
             destination.index = index
             destination.root = dst_path
         plan = await plan_transfer(source.connector, source.location, src_path)
-        files: StateManager[tuple[str, int], FileState] = StateManager(FileState)
+        settings = self.settings
+        prior = await journal.start(plan.files, settings.chunk_size, settings.block_size)
+        on_change = journal.file_state if journal.resumable else None
+        files: StateManager[tuple[str, int], FileState] = StateManager(FileState, on_change)
         chunks: StateManager[tuple[str, int, int], ChunkState] = StateManager(ChunkState)
         progress = ProgressTracker(
             self.listeners,
@@ -84,6 +87,7 @@ class TransferEngine:
             files,
             chunks,
         )
+        progress.transfer_id = journal.transfer_id
         context = RunContext(
             source=source,
             settings=self.settings,
@@ -95,10 +99,18 @@ class TransferEngine:
             root_is_directory=plan.root.kind is FileKind.DIRECTORY,
             files=files,
             chunks=chunks,
+            journal=journal,
+            prior=prior,
         )
+        outcome = "cancelled"
         try:
             await _Run(context, src_path, destinations, dst_path, plan).execute()
+            outcome = "failed" if any(d.error for d in destinations) else "done"
+        except Exception:
+            outcome = "failed"
+            raise
         finally:
+            await asyncio.shield(journal.finish(outcome))
             self.statistics.buffer_peak_bytes = self.pool.peak_in_use * self.pool.size
             self.statistics.buffer_bytes_in_use = self.pool.in_use * self.pool.size
 
@@ -119,6 +131,8 @@ class _Run:
         self.destinations = destinations
         self.dst_path = dst_path
         self.plan = plan
+        self.skipped: set[tuple[str, int]] = set()
+        """(relpath, destination index) of files an earlier run left valid."""
         for entry in plan.files:
             for destination in destinations:
                 context.files[(entry.relpath, destination.index)] = FileState.READY
@@ -127,13 +141,16 @@ class _Run:
         self.context.progress.start()
         try:
             await self._each_destination(self._prepare)
+            await self._each_destination(self._check_prior)
             await self._copy_files()
             await self._each_destination(self._make_links)
             await self._each_destination(self._finish_directories)
             await self._each_destination(self._publish)
-        except BaseException:
+        except BaseException as exc:
             self._cancel_chunks()
-            await self._clean_up(self.destinations)
+            keep = isinstance(exc, asyncio.CancelledError) and self.context.journal.resumable
+            # A cancelled run keeps its staging trees for the next run to resume.
+            await self._clean_up([d for d in self.destinations if not (keep and d.staged)])
             raise
         else:
             await self._clean_up([d for d in self.destinations if d.error is not None])
@@ -159,46 +176,104 @@ class _Run:
     # -- steps -----------------------------------------------------------------------------
 
     async def _prepare(self, destination: Destination) -> None:
-        """Create the tree's directories: under a hidden staging name when the storage can
-        rename it into place at the end, else at the destination path itself."""
+        """Admit the transfer's size, then create the tree's directories: under a hidden
+        staging name when the storage can rename it into place at the end, else at the
+        destination path itself."""
+        if destination.admit is not None:
+            await destination.admit(self.plan.total_bytes)
         if self.plan.root.kind is not FileKind.DIRECTORY:
             return
         connector, location = destination.connector, destination.location
         exists = await connector.exists(location, self.dst_path)
         if not exists and connector.capabilities.atomic_directories:
-            destination.root = temporary_name(self.dst_path)
+            earlier = self.context.prior.roots.get(destination.index)
+            if not (
+                earlier is not None
+                and is_temporary_of(earlier, self.dst_path)
+                and await connector.exists(location, earlier)
+            ):
+                earlier = None
+            destination.root = earlier or temporary_name(self.dst_path)
             destination.staged = True
         destination.created_root = not exists
+        self.context.journal.root(destination.index, destination.root, destination.staged)
         directories = [destination.target(entry.relpath) for entry in self.plan.directories]
         await connector.make_directories(location, [destination.root, *directories])
+
+    async def _check_prior(self, destination: Destination) -> None:
+        """Skip the files an earlier run made valid here, if they are still there, intact
+        by size and time; discard partial files whose source changed since."""
+        prior, index = self.context.prior, destination.index
+        connector, location = destination.connector, destination.location
+        for relpath, stale_index, token in prior.stale:
+            if stale_index == index:
+                await _discard(destination, relpath, token)
+        valid = [
+            relpath
+            for (relpath, at), copy in prior.files.items()
+            if at == index and copy.state is FileState.VALID
+        ]
+        if not valid:
+            return
+        found: dict[str, FileStat] = {}
+        try:
+            if self.plan.root.kind is FileKind.DIRECTORY:
+                async for entry in connector.walk(location, destination.root):
+                    found[entry.relpath] = entry.stat
+            else:
+                found[""] = await connector.stat(location, self.dst_path)
+        except PathNotFoundError:
+            return
+        planned = {entry.relpath: entry.stat for entry in self.plan.files}
+        check_time = connector.capabilities.mtimes
+        for relpath in valid:
+            there, source = found.get(relpath), planned[relpath]
+            if (
+                there is not None
+                and there.kind is FileKind.FILE
+                and there.size == source.size
+                and (not check_time or there.mtime_ns == source.mtime_ns)
+            ):
+                self.skipped.add((relpath, index))
+                self.context.files[(relpath, index)] = FileState.VALID
+                self.context.progress.skip(index, 1, source.size)
 
     async def _copy_files(self) -> None:
         """Copy files several at a time: batches of small files, and large files one by one."""
         pending = iter(self._work())
 
         async def worker() -> None:
-            for work in pending:
-                active = self._active()
-                if not active:
+            for work, needed in pending:
+                active = [d for d in self._active() if d.index in needed]
+                if active:
+                    await work.run(active)
+                elif not self._active():
                     return
-                await work.run(active)
 
         workers = min(self.context.settings.max_concurrent_files, len(self.plan.files))
         async with asyncio.TaskGroup() as group:
             for _ in range(workers):
                 group.create_task(worker())
 
-    def _work(self) -> Iterator[BatchCopy | FileCopy]:
+    def _work(self) -> Iterator[tuple[BatchCopy | FileCopy, frozenset[int]]]:
+        """Each file or batch of small files, with the destinations that need it."""
         settings = self.context.settings
-        small = []
+        everywhere = frozenset(d.index for d in self.destinations)
+        small: dict[frozenset[int], list[SmallFile]] = {}
         for entry in self.plan.files:
+            needed = everywhere
+            if self.skipped:
+                needed = frozenset(i for i in everywhere if (entry.relpath, i) not in self.skipped)
+                if not needed:
+                    continue
             source = join(self.src_path, entry.relpath)
             if entry.stat.size <= settings.block_size and self.context.root_is_directory:
-                small.append(SmallFile(entry.relpath, source, entry.stat))
+                small.setdefault(needed, []).append(SmallFile(entry.relpath, source, entry.stat))
             else:
-                yield FileCopy(self.context, entry.relpath, source, entry.stat)
-        for files in batches(small, settings.max_batch_files, settings.block_size):
-            yield BatchCopy(self.context, files)
+                yield FileCopy(self.context, entry.relpath, source, entry.stat), needed
+        for needed, group in small.items():
+            for files in batches(group, settings.max_batch_files, settings.block_size):
+                yield BatchCopy(self.context, files), needed
 
     async def _make_links(self, destination: Destination) -> None:
         links = []
@@ -233,6 +308,7 @@ class _Run:
                 destination.location, destination.root, self.dst_path
             )
             destination.root, destination.staged = self.dst_path, False
+            self.context.journal.root(destination.index, self.dst_path, False)
 
     def _cancel_chunks(self) -> None:
         chunks = self.context.chunks
@@ -252,3 +328,15 @@ class _Run:
                         f"{destination.location}:{self.dst_path}",
                         exc_info=True,
                     )
+
+
+async def _discard(destination: Destination, relpath: str, token: str) -> None:
+    """Remove the partial file an earlier run left for a source file that changed since."""
+    connector, location = destination.connector, destination.location
+    try:
+        writer = await connector.resume_writer(
+            location, destination.target(relpath), token, atomic=not destination.staged
+        )
+    except StreamFlowDataError:
+        return  # already gone, or never resumable
+    await writer.abort()

@@ -22,6 +22,11 @@ class DestinationProgress:
     """Files that failed there for good."""
     bytes_done: int
     """Bytes written there, counting files in flight (a retried file starts again)."""
+    files_skipped: int = 0
+    """Files of ``files_done`` found already valid there by an earlier run of the transfer."""
+    bytes_skipped: int = 0
+    """Bytes of ``bytes_done`` that an earlier run had written (skipped files, resumed
+    chunks): they were not moved again."""
 
 
 def healthy(destinations: Sequence[DestinationProgress]) -> list[DestinationProgress]:
@@ -51,6 +56,21 @@ class TransferProgress:
     """How many (file, destination) pairs are in each state."""
     chunk_states: Mapping[ChunkState, int]
     """How many (chunk, destination) pairs of large files are in each state."""
+    transfer_id: int | None = None
+    """The transfer's identifier in the catalog's journal (None without a catalog)."""
+
+    @property
+    def nothing_to_do(self) -> bool:
+        """Every file was already valid at every destination: nothing was moved."""
+        return all(
+            d.files_skipped == self.files_total and d.bytes_skipped == self.bytes_total
+            for d in self.destinations
+        )
+
+    @property
+    def bytes_moved(self) -> int:
+        """Bytes actually written during this run, at the destination that wrote least."""
+        return min((d.bytes_done - d.bytes_skipped for d in healthy(self.destinations)), default=0)
 
     @property
     def files_done(self) -> int:

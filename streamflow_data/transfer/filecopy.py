@@ -21,99 +21,27 @@ import contextlib
 import posixpath
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
 from streamflow_data.checksum import crc32c, crc32c_combine
-from streamflow_data.config import TransferSettings
-from streamflow_data.connectors.base import Connector, FileStat, Reader, Writer
-from streamflow_data.errors import ChecksumMismatchError, ConnectorError, PathNotFoundError
-from streamflow_data.model import Digest, ExecutionLocation
-from streamflow_data.transfer.blocks import BlockPool, BlockState, BufferBlock
-from streamflow_data.transfer.plan import join
-from streamflow_data.transfer.progress import ProgressTracker
-from streamflow_data.transfer.state import ChunkState, FileState, StateManager
-from streamflow_data.transfer.stats import Statistics
+from streamflow_data.connectors.base import FileStat, Reader, Writer
+from streamflow_data.errors import (
+    ChecksumMismatchError,
+    ConnectorError,
+    PathNotFoundError,
+    StreamFlowDataError,
+)
+from streamflow_data.model import Digest
+from streamflow_data.transfer.blocks import BlockState, BufferBlock
+from streamflow_data.transfer.context import Destination, RunContext, source_changed
+from streamflow_data.transfer.journal import PriorCopy
+from streamflow_data.transfer.resume import FileResume
+from streamflow_data.transfer.state import ChunkState, FileState
 
-__all__ = [
-    "Destination",
-    "Endpoint",
-    "FileCopy",
-    "RunContext",
-    "SessionLimits",
-    "source_changed",
-]
+__all__ = ["FileCopy"]
 
 _INLINE_CRC = 256 * 1024  # below this many bytes a CRC is cheaper on the loop than a thread hop
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """A connector and one of its locations."""
-
-    connector: Connector
-    location: ExecutionLocation
-
-
-@dataclass(slots=True, eq=False)
-class Destination:
-    """One destination of a transfer and how it fared."""
-
-    connector: Connector
-    location: ExecutionLocation
-    index: int = 0
-    """Its position among the transfer's destinations."""
-    server_copy: bool = False
-    """Copy file by file within the location instead of streaming through us."""
-    error: Exception | None = None
-    """Why this destination failed, once a file failed there for good."""
-    created_root: bool = False
-    """The transfer created the destination directory, so a failure removes it."""
-    root: str = ""
-    """Where the transfer writes there: the destination path, or a hidden staging
-    directory renamed to it at the end (see ``Capabilities.atomic_directories``)."""
-    staged: bool = False
-    """``root`` is a staging directory: files go in place, without temporaries."""
-
-    def target(self, relpath: str) -> str:
-        """Where the file at ``relpath`` of the transfer is written here."""
-        return join(self.root, relpath)
-
-
-class SessionLimits:
-    """At most ``limit`` reads or writes in flight per location, across transfers."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._slots: dict[tuple[str, str], asyncio.Semaphore] = {}
-
-    def slot(self, location: ExecutionLocation) -> asyncio.Semaphore:
-        """The semaphore of ``location``; hold it around each operation."""
-        key = (location.deployment, location.name)
-        found = self._slots.get(key)
-        if found is None:
-            found = self._slots[key] = asyncio.Semaphore(self._limit)
-        return found
-
-
-@dataclass(slots=True)
-class RunContext:
-    """What the files of one transfer share."""
-
-    source: Endpoint
-    settings: TransferSettings
-    pool: BlockPool
-    sessions: SessionLimits
-    stats: Statistics
-    progress: ProgressTracker
-    chunk_slots: asyncio.Semaphore
-    """Chunks of this transfer in flight."""
-    root_is_directory: bool
-    files: StateManager[tuple[str, int], FileState]
-    """State of each (file, destination index)."""
-    chunks: StateManager[tuple[str, int, int], ChunkState]
-    """State of each (file, chunk number, destination index)."""
 
 
 def _retryable(error: Exception) -> bool:
@@ -124,17 +52,6 @@ async def _crc32c(data: memoryview | bytes, value: int = 0) -> int:
     if len(data) < _INLINE_CRC:
         return crc32c(data, value)
     return await asyncio.to_thread(crc32c, data, value)
-
-
-def source_changed(
-    location: ExecutionLocation, path: str, planned: int, found: int
-) -> ConnectorError:
-    """The error for a source file whose size is no longer the planned one (retryable)."""
-    return ConnectorError(
-        location,
-        path,
-        f"the file changed during the transfer ({planned} bytes planned, {found} read)",
-    )
 
 
 class _SourceError(Exception):
@@ -162,12 +79,23 @@ class FileCopy:
         self._written: dict[int, int] = {}  # bytes written per destination index, this attempt
         self._outstanding: dict[tuple[int, int], int] = {}  # blocks of (chunk, destination)
         self._read_chunks: set[int] = set()  # chunks whose blocks have all been queued
+        self._resume = FileResume(context.journal, relpath, self.settings.chunk_size)
+        self._priors: dict[int, PriorCopy] = {}  # partial files of an earlier run to continue
+        self._resumed: dict[int, int] = {}  # bytes a destination held from an earlier run
 
     async def run(self, destinations: list[Destination]) -> None:
         """Copy to ``destinations``; a destination where the file fails for good gets its
         ``error`` set."""
         for destination in destinations:
             self.context.files[(self.relpath, destination.index)] = FileState.PENDING
+            prior = self.context.prior.files.get((self.relpath, destination.index))
+            if (
+                prior is not None
+                and prior.token is not None
+                and not destination.server_copy
+                and destination.connector.capabilities.ranged_writes
+            ):
+                self._priors[destination.index] = prior
         copies = [d for d in destinations if d.server_copy]
         streamed = [d for d in destinations if not d.server_copy]
         async with asyncio.TaskGroup() as group:
@@ -201,6 +129,8 @@ class FileCopy:
                     continue
                 stats.error(error)
                 progress.add_bytes(destination.index, -written)  # a retry starts over
+                progress.skip(destination.index, 0, -self._resumed.pop(destination.index, 0))
+                self._resume.forget(destination.index)
                 mismatch = isinstance(error, ChecksumMismatchError)
                 files[key] = FileState.INVALID if mismatch else FileState.FAILED
                 if _retryable(error) and tries < self.settings.max_retries:
@@ -333,15 +263,6 @@ class FileCopy:
         """Stream a large file through pool blocks to a writer per destination."""
         failures: _Failures = {}
 
-        async def open_writer(destination: Destination) -> Writer:
-            return await destination.connector.open_writer(
-                destination.location,
-                destination.target(self.relpath),
-                mode=self.stat.mode,
-                mtime_ns=self.stat.mtime_ns,
-                atomic=not destination.staged,
-            )
-
         async with contextlib.AsyncExitStack() as stack:
             async with self._reading():
                 source = self.context.source
@@ -350,16 +271,66 @@ class FileCopy:
             writers: dict[Destination, Writer] = {}
             for destination in destinations:
                 try:
-                    writer = await self._in_parent(destination, open_writer)
+                    writer = await self._open_writer(destination)
                 except Exception as exc:
                     failures[destination] = exc
                     continue
-                stack.push_async_callback(writer.abort)
+                stack.push_async_callback(self._release, writer)
                 writers[destination] = writer
             if writers:
+                await self.context.journal.flush()  # resume tokens before any byte
                 digest = await self._pump(reader, writers, failures)
                 await self._commit(writers, failures, digest)
         return failures
+
+    async def _open_writer(self, destination: Destination) -> Writer:
+        """Continue the partial file of an earlier run if there is one, else start anew."""
+        connector, location = destination.connector, destination.location
+        target = destination.target(self.relpath)
+        prior = self._priors.pop(destination.index, None)  # a retry starts over
+        if prior is not None and prior.token is not None:
+            try:
+                writer = await connector.resume_writer(
+                    location,
+                    target,
+                    prior.token,
+                    mode=self.stat.mode,
+                    mtime_ns=self.stat.mtime_ns,
+                    atomic=not destination.staged,
+                )
+            except StreamFlowDataError:
+                pass  # gone or unusable: the file starts from zero
+            else:
+                resumed = self._resume.adopt(destination.index, prior)
+                self._resumed[destination.index] = resumed
+                self._written[destination.index] = resumed
+                self.context.progress.skip(destination.index, 0, resumed)
+                self._resume.track(destination.index)
+                return writer
+
+        async def open_writer(destination: Destination) -> Writer:
+            return await connector.open_writer(
+                location,
+                target,
+                mode=self.stat.mode,
+                mtime_ns=self.stat.mtime_ns,
+                atomic=not destination.staged,
+            )
+
+        writer = await self._in_parent(destination, open_writer)
+        if writer.resume_token is not None and self.context.journal.resumable:
+            self.context.journal.token(self.relpath, destination.index, writer.resume_token)
+            self._resume.track(destination.index)
+        return writer
+
+    async def _release(self, writer: Writer) -> None:
+        """Discard an uncommitted writer; when cancelled with a journal, keep its bytes
+        for the next run instead."""
+        task = asyncio.current_task()
+        if task is not None and task.cancelling() and self.context.journal.resumable:
+            await writer.suspend()
+        else:
+            await writer.abort()
 
     async def _pump(
         self, reader: Reader, writers: dict[Destination, Writer], failures: _Failures
@@ -367,6 +338,7 @@ class FileCopy:
         """Move every block from the reader to the writers; returns the file's digest."""
         self._outstanding.clear()  # a retry starts its chunks over
         self._read_chunks.clear()
+        self._resume.begin_attempt()
         ranged = all(d.connector.capabilities.ranged_writes for d in writers)
         drains_per_destination = self.settings.max_concurrent_chunks if ranged else 1
         queues: dict[Destination, asyncio.Queue[BufferBlock | None]] = {
@@ -440,11 +412,18 @@ class FileCopy:
     ) -> None:
         context = self.context
         start, length = self._chunk_range(number)
+        resume = self._resume
+        skip, crc = resume.read_from(number, [d.index for d in queues])
+        if skip == length:  # every destination holds the whole chunk already
+            for destination in queues:
+                context.chunks[(self.relpath, number, destination.index)] = ChunkState.FINISHED
+            chunk_crcs[number] = crc
+            self._read_chunks.add(number)
+            return
         async with context.chunk_slots:
             for destination in queues:
                 context.chunks[(self.relpath, number, destination.index)] = ChunkState.RUNNING
-            crc = 0
-            offset = start
+            offset = start + skip
             while offset < start + length:
                 block = await context.pool.acquire()
                 try:
@@ -460,15 +439,26 @@ class FileCopy:
                 except BaseException:
                     context.pool.release(block)
                     raise
+                resume.read(offset + got, crc)
+                wanted = [
+                    (destination, queue)
+                    for destination, queue in queues.items()
+                    if resume.done(destination.index, number) <= offset - start
+                ]
                 block.state = BlockState.PENDING
-                block.holders = len(queues)
-                for destination, queue in queues.items():
+                block.holders = len(wanted)
+                for destination, queue in wanted:
                     outstanding = (number, destination.index)
                     self._outstanding[outstanding] = self._outstanding.get(outstanding, 0) + 1
                     queue.put_nowait(block)
                 offset += got
             chunk_crcs[number] = crc
             self._read_chunks.add(number)
+            for destination in queues:  # those that needed none of the blocks read
+                if not self._outstanding.get((number, destination.index)):
+                    key = (self.relpath, number, destination.index)
+                    if context.chunks[key] is ChunkState.RUNNING:
+                        context.chunks[key] = ChunkState.FINISHED
 
     async def _drain(
         self,
@@ -484,6 +474,9 @@ class FileCopy:
             try:
                 if destination not in failures:
                     await self._write_block(destination, writer, block)
+                    self._resume.written(
+                        destination.index, block.tag, block.offset, block.offset + block.length
+                    )
                     outstanding = (block.tag, destination.index)
                     self._outstanding[outstanding] -= 1
                     if not self._outstanding[outstanding] and block.tag in self._read_chunks:

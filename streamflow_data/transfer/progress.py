@@ -51,6 +51,9 @@ class ProgressTracker:
         self._files_done = [0] * len(destinations)
         self._files_failed = [0] * len(destinations)
         self._bytes_done = [0] * len(destinations)
+        self._files_skipped = [0] * len(destinations)
+        self._bytes_skipped = [0] * len(destinations)
+        self.transfer_id: int | None = None
         self._started = time.monotonic()
         self._last_sent = float("-inf")
         self._history: collections.deque[tuple[float, int]] = collections.deque()
@@ -64,6 +67,13 @@ class ProgressTracker:
         """A file is verified and published at a destination."""
         self._files_done[destination] += 1
         self._send(finished=False, force=False)
+
+    def skip(self, destination: int, files: int, size: int) -> None:
+        """An earlier run had already written ``files`` files and ``size`` bytes there."""
+        self._files_skipped[destination] += files
+        self._bytes_skipped[destination] += size
+        self._files_done[destination] += files
+        self._bytes_done[destination] += size
 
     def file_failed(self, destination: int) -> None:
         """A file failed for good at a destination."""
@@ -85,12 +95,14 @@ class ProgressTracker:
             return
         self._last_sent = now
         destinations = tuple(
-            DestinationProgress(location, files, failed, size)
-            for location, files, failed, size in zip(
+            DestinationProgress(location, *counts)
+            for location, *counts in zip(
                 self._locations,
                 self._files_done,
                 self._files_failed,
                 self._bytes_done,
+                self._files_skipped,
+                self._bytes_skipped,
                 strict=True,
             )
         )
@@ -112,6 +124,7 @@ class ProgressTracker:
             finished=finished,
             file_states=self._file_states.counts(),
             chunk_states=self._chunk_states.counts(),
+            transfer_id=self.transfer_id,
         )
         for listener in self._listeners:
             try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from typing import Generic, TypeVar
 
 __all__ = ["ChunkState", "FileState", "StateManager"]
@@ -55,11 +55,15 @@ S = TypeVar("S", bound=enum.Enum)
 
 
 class StateManager(Generic[K, S]):
-    """The state of each of a set of objects, with per-state counts kept up to date."""
+    """The state of each of a set of objects, with per-state counts kept up to date.
 
-    def __init__(self, states: type[S]) -> None:
+    ``on_change`` is told of every change of state (the transfer journal records them).
+    """
+
+    def __init__(self, states: type[S], on_change: Callable[[K, S], None] | None = None) -> None:
         self._states: dict[K, S] = {}
         self._counts: Counter[S] = Counter(dict.fromkeys(states, 0))
+        self._on_change = on_change
 
     def __setitem__(self, key: K, state: S) -> None:
         previous = self._states.get(key)
@@ -67,6 +71,8 @@ class StateManager(Generic[K, S]):
             self._counts[previous] -= 1
         self._states[key] = state
         self._counts[state] += 1
+        if self._on_change is not None and state is not previous:
+            self._on_change(key, state)
 
     def __getitem__(self, key: K) -> S:
         return self._states[key]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from streamflow_data.model import ExecutionLocation
 
-__all__ = ["LocationStatistics", "Statistics"]
+__all__ = ["CacheStatistics", "LocationStatistics", "Statistics"]
 
 
 @dataclass(slots=True)
@@ -34,6 +34,24 @@ class LocationStatistics:
         return self.bytes_written / self.write_seconds if self.write_seconds else 0.0
 
 
+@dataclass(slots=True)
+class CacheStatistics:
+    """How the local replica cache is doing (all zero without a cache budget)."""
+
+    hits: int = 0
+    """Uses of a cached replica: as a transfer source or the chosen source of a path."""
+    misses: int = 0
+    """Copies fetched into the cache."""
+    evictions: int = 0
+    """Replicas deleted to make room."""
+    bytes_evicted: int = 0
+    """Bytes those replicas held."""
+    bytes_used: int = 0
+    """Bytes the cache holds or has reserved for copies in flight, now."""
+    budget: int = 0
+    """The configured budget, in bytes."""
+
+
 class Statistics:
     """Per-location totals and rates, and every error seen, counted by type.
 
@@ -52,6 +70,8 @@ class Statistics:
         """The most memory file data has taken at once (blocks held x block size)."""
         self.buffer_bytes_in_use = 0
         """Memory held by blocks when the last transfer ended: 0 unless others still run."""
+        self.cache = CacheStatistics()
+        """The local replica cache's hits, misses, evictions and bytes."""
 
     def of(self, location: ExecutionLocation) -> LocationStatistics:
         """The totals of ``location`` (created empty on first use)."""

@@ -1,0 +1,240 @@
+"""The catalog's SQLite file: opening and migrating it, batched background writes, errors.
+
+Everything the catalog stores goes through one :class:`Database`. Synchronous callers
+(the replica graph's registration methods, the transfer engine's journal) only
+:meth:`Database.enqueue` rows; a background task writes what has queued up in one
+transaction at a time, so a burst of a million registrations costs a few large
+``executemany`` calls on aiosqlite's thread, never a blocking call on the event loop.
+Any ``sqlite3`` error is translated into :class:`~streamflow_data.errors.CatalogError`
+here, at the boundary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any, cast
+
+import aiosqlite
+
+from streamflow_data.errors import CatalogError
+
+__all__ = ["SCHEMA_VERSION", "Database", "Row"]
+
+Row = tuple[Any, ...]
+
+_MIGRATIONS: dict[int, Sequence[str]] = {
+    1: (
+        """CREATE TABLE locations (
+            key TEXT PRIMARY KEY, deployment TEXT NOT NULL, name TEXT NOT NULL,
+            local INTEGER NOT NULL, hostname TEXT)""",
+        """CREATE TABLE replica_log (
+            seq INTEGER PRIMARY KEY, op INTEGER NOT NULL, location TEXT NOT NULL,
+            path TEXT NOT NULL, relpath TEXT, data_type INTEGER,
+            other_location TEXT, other_path TEXT)""",
+    ),
+    2: (
+        """CREATE TABLE transfers (
+            id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, source TEXT NOT NULL,
+            src_path TEXT NOT NULL, destinations TEXT NOT NULL, dst_path TEXT NOT NULL,
+            state TEXT NOT NULL, chunk_size INTEGER, block_size INTEGER,
+            files INTEGER, bytes INTEGER, started REAL NOT NULL, updated REAL NOT NULL)""",
+        """CREATE TABLE transfer_roots (
+            transfer INTEGER NOT NULL, destination INTEGER NOT NULL, root TEXT NOT NULL,
+            staged INTEGER NOT NULL, PRIMARY KEY (transfer, destination))""",
+        """CREATE TABLE transfer_files (
+            transfer INTEGER NOT NULL, relpath TEXT NOT NULL, size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL, PRIMARY KEY (transfer, relpath)) WITHOUT ROWID""",
+        """CREATE TABLE file_states (
+            transfer INTEGER NOT NULL, relpath TEXT NOT NULL, destination INTEGER NOT NULL,
+            state TEXT NOT NULL, token TEXT,
+            PRIMARY KEY (transfer, relpath, destination)) WITHOUT ROWID""",
+        """CREATE TABLE chunk_marks (
+            transfer INTEGER NOT NULL, relpath TEXT NOT NULL, destination INTEGER NOT NULL,
+            chunk INTEGER NOT NULL, done INTEGER NOT NULL, crc INTEGER NOT NULL,
+            PRIMARY KEY (transfer, relpath, destination, chunk)) WITHOUT ROWID""",
+        """CREATE TABLE locks (
+            location TEXT NOT NULL, path TEXT NOT NULL, owner TEXT NOT NULL,
+            holder TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
+            heartbeat REAL NOT NULL, PRIMARY KEY (location, path))""",
+    ),
+}
+SCHEMA_VERSION = max(_MIGRATIONS)
+"""The schema this version of streamflow-data writes; older files are upgraded to it."""
+
+
+def _translate(path: str, error: sqlite3.Error, busy_timeout: float) -> CatalogError:
+    text = str(error)
+    if "locked" in text or "busy" in text:
+        detail = f"locked by another process for more than {busy_timeout:g} s ({text})"
+    elif isinstance(error, sqlite3.DatabaseError) and (
+        "not a database" in text or "malformed" in text or "corrupt" in text
+    ):
+        detail = f"not a SQLite database, or damaged ({text})"
+    elif "readonly" in text or "unable to open" in text:
+        detail = f"cannot be opened for writing ({text})"
+    else:
+        detail = f"database error ({text})"
+    return CatalogError(path, detail)
+
+
+class Database:
+    """One open catalog file, migrated to :data:`SCHEMA_VERSION`."""
+
+    def __init__(self, path: str, connection: aiosqlite.Connection, busy_timeout: float):
+        self.path = path
+        self._connection = connection
+        self._busy_timeout = busy_timeout
+        self._pending: dict[str, list[Row]] = {}
+        self._queued = 0  # rows ever enqueued
+        self._written = 0  # rows ever written
+        self._changed = asyncio.Condition()
+        self._wake = asyncio.Event()
+        self._error: CatalogError | None = None
+        self._one_transaction = asyncio.Lock()
+        self._writer = asyncio.create_task(self._write_forever(), name=f"catalog {path}")
+
+    @classmethod
+    async def open(cls, path: str, busy_timeout: float) -> Database:
+        """Open (creating or upgrading) the catalog at ``path`` (``:memory:`` allowed)."""
+        try:
+            connection = await aiosqlite.connect(path, timeout=busy_timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise _translate(path, exc, busy_timeout) from exc
+        try:
+            await cls._prepare(connection, path)
+        except sqlite3.Error as exc:
+            await connection.close()
+            raise _translate(path, exc, busy_timeout) from exc
+        except BaseException:
+            await connection.close()
+            raise
+        return cls(path, connection, busy_timeout)
+
+    @staticmethod
+    async def _prepare(connection: aiosqlite.Connection, path: str) -> None:
+        if path != ":memory:":
+            await connection.execute("PRAGMA journal_mode=WAL")
+        await connection.execute("PRAGMA synchronous=NORMAL")
+        await connection.execute("BEGIN IMMEDIATE")
+        try:
+            tables = {
+                row[0]
+                async for row in await connection.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'"
+                )
+            }
+            version = 0
+            if "schema_version" in tables:
+                async with connection.execute("SELECT version FROM schema_version") as cursor:
+                    row = await cursor.fetchone()
+                    version = 0 if row is None else int(row[0])
+            elif tables:
+                raise CatalogError(path, "not a streamflow-data catalog (no schema_version table)")
+            else:
+                await connection.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+                await connection.execute("INSERT INTO schema_version VALUES (0)")
+            if version > SCHEMA_VERSION:
+                raise CatalogError(
+                    path,
+                    f"written by a newer streamflow-data (schema {version}; this version "
+                    f"reads schema {SCHEMA_VERSION} and older)",
+                )
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[step]:
+                    await connection.execute(statement)
+                await connection.execute("UPDATE schema_version SET version = ?", (step,))
+            await connection.execute("COMMIT")
+        except BaseException:
+            await connection.execute("ROLLBACK")
+            raise
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def enqueue(self, statement: str, row: Row) -> None:
+        """Queue one row for ``statement``; rows of one statement keep their order."""
+        if self._error is not None:
+            raise self._error
+        rows = self._pending.get(statement)
+        if rows is None:
+            self._pending[statement] = [row]
+        else:
+            rows.append(row)
+        self._queued += 1
+        self._wake.set()
+
+    async def _write_forever(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch, self._pending = self._pending, {}
+                count = sum(len(rows) for rows in batch.values())
+                try:
+                    await self._transaction(batch.items())
+                except CatalogError as exc:
+                    self._error = exc
+                self._written += count
+                async with self._changed:
+                    self._changed.notify_all()
+
+    async def _transaction(self, batch: Iterable[tuple[str, Sequence[Row]]]) -> None:
+        async with self.transaction() as connection:
+            for statement, rows in batch:
+                await connection.executemany(statement, rows)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction (taken at once, so two processes never deadlock)."""
+        connection = self._connection
+        async with self._one_transaction:
+            try:
+                await connection.execute("BEGIN IMMEDIATE")
+                try:
+                    yield connection
+                except BaseException:
+                    await connection.execute("ROLLBACK")
+                    raise
+                await connection.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise _translate(self.path, exc, self._busy_timeout) from exc
+
+    async def flush(self) -> None:
+        """Wait until every row queued so far is written; raise the writer's error if any."""
+        target = self._queued
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._written >= target or self._writer.done())
+        if self._error is not None:
+            raise self._error
+
+    # -- reads --------------------------------------------------------------------------------
+
+    async def fetch(
+        self, query: str, parameters: Row = (), size: int = 50_000
+    ) -> AsyncIterator[list[Row]]:
+        """The rows of ``query``, in lists of up to ``size``."""
+        try:
+            async with self._connection.execute(query, parameters) as cursor:
+                while rows := await cursor.fetchmany(size):
+                    yield cast("list[Row]", rows)  # plain tuples: no row factory is set
+        except sqlite3.Error as exc:
+            raise _translate(self.path, exc, self._busy_timeout) from exc
+
+    async def fetch_all(self, query: str, parameters: Row = ()) -> list[Row]:
+        """Every row of ``query``."""
+        found: list[Row] = []
+        async for rows in self.fetch(query, parameters):
+            found.extend(rows)
+        return found
+
+    async def close(self) -> None:
+        """Write what is queued, then close the file."""
+        try:
+            await self.flush()
+        finally:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+            await self._connection.close()

@@ -1,0 +1,302 @@
+"""The transfer journal in the catalog: what each transfer planned, wrote and left behind.
+
+A transfer is identified by its arguments (source location and path, destination
+locations, destination path): running the same transfer again finds the earlier run's
+rows and resumes from them. Rows are written through the catalog's batched writer, except
+the resume tokens of partial files, which the engine flushes before writing any byte of
+them, so that a crash never leaves a partial file the journal does not know.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from streamflow_data.catalog.database import Database
+from streamflow_data.catalog.replicas import location_key
+from streamflow_data.connectors.base import WalkEntry
+from streamflow_data.errors import UnknownTransferError
+from streamflow_data.model import ExecutionLocation
+from streamflow_data.transfer.journal import ChunkMark, PriorCopy, PriorRun, RunJournal
+from streamflow_data.transfer.state import FileState
+
+__all__ = ["SqliteJournal", "TransferRecord", "dump_state", "transfer_records"]
+
+_STATE = (
+    "INSERT INTO file_states (transfer, relpath, destination, state, token) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
+    "state = coalesce(excluded.state, state), "
+    "token = CASE WHEN excluded.state = 'valid' THEN NULL ELSE coalesce(excluded.token, token) END"
+)
+_CHUNK = (
+    "INSERT INTO chunk_marks (transfer, relpath, destination, chunk, done, crc) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET done = excluded.done, crc = excluded.crc"
+)
+_ROOT = (
+    "INSERT INTO transfer_roots (transfer, destination, root, staged) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT DO UPDATE SET root = excluded.root, staged = excluded.staged"
+)
+_STATES = {state.value: state for state in FileState}
+
+
+@dataclass(frozen=True, slots=True)
+class TransferRecord:
+    """One transfer as the journal knows it."""
+
+    id: int
+    source: str
+    """``deployment/name:path`` of the source."""
+    destinations: tuple[str, ...]
+    """``deployment/name`` of each destination location."""
+    dst_path: str
+    state: str
+    """``running``, ``done``, ``failed`` or ``cancelled`` (``running`` after a crash too)."""
+    files: int
+    bytes: int
+    started: float
+    """Seconds since the epoch."""
+    updated: float
+
+
+def _label(location: ExecutionLocation) -> str:
+    return f"{location.deployment}/{location.name}"
+
+
+class SqliteJournal(RunJournal):
+    """The journal of one run of a transfer, backed by the catalog."""
+
+    def __init__(
+        self, database: Database, transfer_id: int, order: list[int], earlier: _Earlier | None
+    ) -> None:
+        self._database = database
+        self.transfer_id = transfer_id
+        self._order = order  # engine destination index -> stored destination number
+        self._index = {stored: index for index, stored in enumerate(order)}
+        self._earlier = earlier
+
+    @classmethod
+    async def begin(
+        cls,
+        database: Database,
+        source: ExecutionLocation,
+        src_path: str,
+        destinations: Sequence[ExecutionLocation],
+        dst_path: str,
+    ) -> SqliteJournal:
+        """Find or create the journal entry of this transfer and load an earlier run."""
+        stored = sorted({location_key(d) for d in destinations})
+        order = [stored.index(location_key(d)) for d in destinations]
+        labels = [_label(d) for d in sorted(destinations, key=location_key)]
+        key = json.dumps([location_key(source), src_path, stored, dst_path])
+        found = await database.fetch_all(
+            "SELECT id, chunk_size, block_size FROM transfers WHERE key = ?", (key,)
+        )
+        now = time.time()
+        if found:
+            transfer_id, chunk_size, block_size = found[0]
+            earlier = await _Earlier.load(database, transfer_id, chunk_size, block_size)
+            async with database.transaction() as connection:
+                await connection.execute(
+                    "UPDATE transfers SET state = 'running', updated = ? WHERE id = ?",
+                    (now, transfer_id),
+                )
+            return cls(database, transfer_id, order, earlier)
+        async with database.transaction() as connection:
+            cursor = await connection.execute(
+                "INSERT INTO transfers (key, source, src_path, destinations, dst_path, state, "
+                "started, updated) VALUES (?, ?, ?, ?, ?, 'running', ?, ?)",
+                (key, _label(source), src_path, json.dumps(labels), dst_path, now, now),
+            )
+            transfer_id = cursor.lastrowid
+        assert transfer_id is not None
+        return cls(database, transfer_id, order, None)
+
+    async def start(self, files: Sequence[WalkEntry], chunk_size: int, block_size: int) -> PriorRun:
+        prior = PriorRun()
+        earlier = self._earlier
+        planned = {entry.relpath: entry.stat for entry in files}
+        if earlier is not None:
+            same_geometry = (earlier.chunk_size, earlier.block_size) == (chunk_size, block_size)
+            for (relpath, stored), copy in earlier.copies.items():
+                index = self._index.get(stored)
+                if index is None:
+                    continue
+                stat = planned.get(relpath)
+                unchanged = stat is not None and earlier.sources.get(relpath) == (
+                    stat.size,
+                    stat.mtime_ns,
+                )
+                if not unchanged:
+                    if copy.token is not None:
+                        prior.stale.append((relpath, index, copy.token))
+                    continue
+                if not same_geometry:
+                    copy.chunks.clear()
+                prior.files[(relpath, index)] = copy
+            prior.roots = {
+                self._index[stored]: root
+                for stored, root in earlier.roots.items()
+                if stored in self._index
+            }
+        total = sum(entry.stat.size for entry in files)
+        async with self._database.transaction() as connection:
+            transfer = self.transfer_id
+            await connection.execute(
+                "UPDATE transfers SET chunk_size = ?, block_size = ?, files = ?, bytes = ? "
+                "WHERE id = ?",
+                (chunk_size, block_size, len(files), total, transfer),
+            )
+            await connection.execute("DELETE FROM transfer_files WHERE transfer = ?", (transfer,))
+            await connection.executemany(
+                "INSERT INTO transfer_files (transfer, relpath, size, mtime_ns) "
+                "VALUES (?, ?, ?, ?)",
+                ((transfer, e.relpath, e.stat.size, e.stat.mtime_ns) for e in files),
+            )
+            for relpath, index, _token in prior.stale:
+                await connection.execute(
+                    "DELETE FROM chunk_marks WHERE transfer = ? AND relpath = ? "
+                    "AND destination = ?",
+                    (transfer, relpath, self._order[index]),
+                )
+        self._earlier = None
+        return prior
+
+    def root(self, index: int, root: str, staged: bool) -> None:
+        self._database.enqueue(_ROOT, (self.transfer_id, self._order[index], root, int(staged)))
+
+    def file_state(self, key: tuple[str, int], state: FileState) -> None:
+        relpath, index = key
+        row = (self.transfer_id, relpath, self._order[index], state.value, None)
+        self._database.enqueue(_STATE, row)
+
+    def token(self, relpath: str, index: int, token: str | None) -> None:
+        row = (self.transfer_id, relpath, self._order[index], FileState.TRANSFERRING.value, token)
+        self._database.enqueue(_STATE, row)
+
+    def chunk(self, relpath: str, index: int, number: int, mark: ChunkMark) -> None:
+        row = (self.transfer_id, relpath, self._order[index], number, mark.done, mark.crc)
+        self._database.enqueue(_CHUNK, row)
+
+    async def flush(self) -> None:
+        await self._database.flush()
+
+    async def finish(self, outcome: str) -> None:
+        await self._database.flush()
+        async with self._database.transaction() as connection:
+            await connection.execute(
+                "UPDATE transfers SET state = ?, updated = ? WHERE id = ?",
+                (outcome, time.time(), self.transfer_id),
+            )
+            await connection.execute(
+                "DELETE FROM chunk_marks WHERE transfer = ?1 AND (relpath, destination) IN "
+                "(SELECT relpath, destination FROM file_states WHERE transfer = ?1 "
+                "AND state = 'valid')",
+                (self.transfer_id,),
+            )
+
+
+@dataclass(slots=True)
+class _Earlier:
+    """The rows an earlier run of a transfer left."""
+
+    chunk_size: int | None
+    block_size: int | None
+    sources: dict[str, tuple[int, int]]
+    roots: dict[int, str]
+    copies: dict[tuple[str, int], PriorCopy]
+
+    @classmethod
+    async def load(
+        cls, database: Database, transfer: int, chunk_size: int | None, block_size: int | None
+    ) -> _Earlier:
+        sources = {
+            relpath: (size, mtime_ns)
+            for relpath, size, mtime_ns in await database.fetch_all(
+                "SELECT relpath, size, mtime_ns FROM transfer_files WHERE transfer = ?",
+                (transfer,),
+            )
+        }
+        roots = {
+            destination: root
+            for destination, root, staged in await database.fetch_all(
+                "SELECT destination, root, staged FROM transfer_roots WHERE transfer = ?",
+                (transfer,),
+            )
+            if staged
+        }
+        copies = {
+            (relpath, destination): PriorCopy(_STATES[state], token)
+            for relpath, destination, state, token in await database.fetch_all(
+                "SELECT relpath, destination, state, token FROM file_states WHERE transfer = ?",
+                (transfer,),
+            )
+        }
+        for relpath, destination, chunk, done, crc in await database.fetch_all(
+            "SELECT relpath, destination, chunk, done, crc FROM chunk_marks WHERE transfer = ?",
+            (transfer,),
+        ):
+            copy = copies.get((relpath, destination))
+            if copy is not None:
+                copy.chunks[chunk] = ChunkMark(done, crc)
+        return cls(chunk_size, block_size, sources, roots, copies)
+
+
+async def transfer_records(database: Database, transfer: int | None = None) -> list[TransferRecord]:
+    """Every journaled transfer, newest first, or the one with id ``transfer``."""
+    query = (
+        "SELECT id, source, src_path, destinations, dst_path, state, coalesce(files, 0), "
+        "coalesce(bytes, 0), started, updated FROM transfers"
+    )
+    parameters: tuple[int, ...] = ()
+    if transfer is not None:
+        query += " WHERE id = ?"
+        parameters = (transfer,)
+    rows = await database.fetch_all(query + " ORDER BY id DESC", parameters)
+    return [
+        TransferRecord(
+            id=row[0],
+            source=f"{row[1]}:{row[2]}",
+            destinations=tuple(json.loads(row[3])),
+            dst_path=row[4],
+            state=row[5],
+            files=row[6],
+            bytes=row[7],
+            started=row[8],
+            updated=row[9],
+        )
+        for row in rows
+    ]
+
+
+async def dump_state(database: Database, transfer: int) -> str:
+    """The per-file states of a transfer as CSV: one row per (file, destination).
+
+    Columns: ``relpath``, ``destination``, ``state``, ``size``, ``bytes_written`` (the
+    size once valid, else what chunk marks record) and ``partial_file`` (the resume token
+    of a partly written file).
+    """
+    await database.flush()
+    records = await transfer_records(database, transfer)
+    if not records:
+        raise UnknownTransferError(transfer)
+    record = records[0]
+    rows = await database.fetch_all(
+        "SELECT s.relpath, s.destination, s.state, coalesce(f.size, 0), s.token, "
+        "(SELECT coalesce(sum(done), 0) FROM chunk_marks c WHERE c.transfer = s.transfer "
+        "AND c.relpath = s.relpath AND c.destination = s.destination) "
+        "FROM file_states s LEFT JOIN transfer_files f "
+        "ON f.transfer = s.transfer AND f.relpath = s.relpath "
+        "WHERE s.transfer = ? ORDER BY s.relpath, s.destination",
+        (transfer,),
+    )
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["relpath", "destination", "state", "size", "bytes_written", "partial_file"])
+    for relpath, destination, state, size, token, written in rows:
+        done = size if state == "valid" else written
+        writer.writerow([relpath, record.destinations[destination], state, size, done, token or ""])
+    return out.getvalue()

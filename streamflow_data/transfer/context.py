@@ -1,0 +1,106 @@
+"""What the files of one transfer share: its endpoints, settings, pool, limits and records."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from streamflow_data.config import TransferSettings
+from streamflow_data.connectors.base import Connector
+from streamflow_data.errors import ConnectorError
+from streamflow_data.model import ExecutionLocation
+from streamflow_data.transfer.blocks import BlockPool
+from streamflow_data.transfer.journal import PriorRun, RunJournal
+from streamflow_data.transfer.plan import join
+from streamflow_data.transfer.progress import ProgressTracker
+from streamflow_data.transfer.state import ChunkState, FileState, StateManager
+from streamflow_data.transfer.stats import Statistics
+
+__all__ = ["Destination", "Endpoint", "RunContext", "SessionLimits", "source_changed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A connector and one of its locations."""
+
+    connector: Connector
+    location: ExecutionLocation
+
+
+@dataclass(slots=True, eq=False)
+class Destination:
+    """One destination of a transfer and how it fared."""
+
+    connector: Connector
+    location: ExecutionLocation
+    index: int = 0
+    """Its position among the transfer's destinations."""
+    server_copy: bool = False
+    """Copy file by file within the location instead of streaming through us."""
+    error: Exception | None = None
+    """Why this destination failed, once a file failed there for good."""
+    created_root: bool = False
+    """The transfer created the destination directory, so a failure removes it."""
+    root: str = ""
+    """Where the transfer writes there: the destination path, or a hidden staging
+    directory renamed to it at the end (see ``Capabilities.atomic_directories``)."""
+    staged: bool = False
+    """``root`` is a staging directory: files go in place, without temporaries."""
+    admit: Callable[[int], Awaitable[None]] | None = None
+    """Called with the transfer's total bytes before anything is written there; it may
+    wait for room or raise (the local replica cache's budget)."""
+
+    def target(self, relpath: str) -> str:
+        """Where the file at ``relpath`` of the transfer is written here."""
+        return join(self.root, relpath)
+
+
+class SessionLimits:
+    """At most ``limit`` reads or writes in flight per location, across transfers."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._slots: dict[tuple[str, str], asyncio.Semaphore] = {}
+
+    def slot(self, location: ExecutionLocation) -> asyncio.Semaphore:
+        """The semaphore of ``location``; hold it around each operation."""
+        key = (location.deployment, location.name)
+        found = self._slots.get(key)
+        if found is None:
+            found = self._slots[key] = asyncio.Semaphore(self._limit)
+        return found
+
+
+@dataclass(slots=True)
+class RunContext:
+    """What the files of one transfer share."""
+
+    source: Endpoint
+    settings: TransferSettings
+    pool: BlockPool
+    sessions: SessionLimits
+    stats: Statistics
+    progress: ProgressTracker
+    chunk_slots: asyncio.Semaphore
+    """Chunks of this transfer in flight."""
+    root_is_directory: bool
+    files: StateManager[tuple[str, int], FileState]
+    """State of each (file, destination index)."""
+    chunks: StateManager[tuple[str, int, int], ChunkState]
+    """State of each (file, chunk number, destination index)."""
+    journal: RunJournal
+    """Where the transfer's progress is recorded for a later resume."""
+    prior: PriorRun
+    """What an earlier run of the same transfer left behind."""
+
+
+def source_changed(
+    location: ExecutionLocation, path: str, planned: int, found: int
+) -> ConnectorError:
+    """The error for a source file whose size is no longer the planned one (retryable)."""
+    return ConnectorError(
+        location,
+        path,
+        f"the file changed during the transfer ({planned} bytes planned, {found} read)",
+    )

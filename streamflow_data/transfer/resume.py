@@ -1,0 +1,89 @@
+"""Where each destination of one large file stands, chunk by chunk, for resuming.
+
+A chunk's blocks are read in order, each with the running CRC32C of the chunk so far,
+but the writers of a destination may finish them out of order. :class:`FileResume` keeps,
+per (chunk, destination), the end of the contiguous prefix already written and records it
+with its CRC in the journal as it grows. A later run that finds such a mark reads the
+chunk from there, starting the CRC from the recorded value, so the file's checksum is
+still complete and the commit still verifies every byte.
+"""
+
+from __future__ import annotations
+
+from streamflow_data.transfer.journal import ChunkMark, PriorCopy, RunJournal
+
+__all__ = ["FileResume"]
+
+
+class FileResume:
+    """The resume bookkeeping of one file of a transfer."""
+
+    def __init__(self, journal: RunJournal, relpath: str, chunk_size: int) -> None:
+        self._journal = journal
+        self._relpath = relpath
+        self._chunk_size = chunk_size
+        self._marks: dict[int, dict[int, ChunkMark]] = {}
+        """Destination index to the chunk marks it starts from in this attempt."""
+        self._tracked: set[int] = set()
+        """Destinations whose progress is journaled (their writer can be resumed)."""
+        self._frontier: dict[tuple[int, int], int] = {}
+        self._completed: dict[tuple[int, int], dict[int, int]] = {}
+        self._crc_at: dict[int, int] = {}
+
+    def adopt(self, index: int, prior: PriorCopy) -> int:
+        """Start destination ``index`` from the chunks of an earlier run; returns the
+        bytes it already holds."""
+        self._marks[index] = dict(prior.chunks)
+        return sum(mark.done for mark in prior.chunks.values())
+
+    def forget(self, index: int) -> None:
+        """Destination ``index`` starts over (its writer was discarded)."""
+        self._marks.pop(index, None)
+        self._tracked.discard(index)
+
+    def track(self, index: int) -> None:
+        """Journal how far destination ``index`` gets."""
+        if self._journal.resumable:
+            self._tracked.add(index)
+
+    def begin_attempt(self) -> None:
+        """Forget the block positions of an earlier attempt."""
+        self._frontier.clear()
+        self._completed.clear()
+        self._crc_at.clear()
+
+    def done(self, index: int, number: int) -> int:
+        """Bytes of chunk ``number`` destination ``index`` already holds."""
+        mark = self._marks.get(index, {}).get(number)
+        return 0 if mark is None else mark.done
+
+    def read_from(self, number: int, indices: list[int]) -> tuple[int, int]:
+        """Where reading chunk ``number`` must start for ``indices`` (bytes into the
+        chunk) and the CRC32C of the chunk's bytes before that point."""
+        start = min((self.done(index, number) for index in indices), default=0)
+        if start == 0:
+            return 0, 0
+        index = next(i for i in indices if self.done(i, number) == start)
+        return start, self._marks[index][number].crc
+
+    def read(self, end: int, crc: int) -> None:
+        """The chunk's bytes up to file offset ``end`` have CRC32C ``crc``."""
+        if self._tracked:
+            self._crc_at[end] = crc
+
+    def written(self, index: int, number: int, offset: int, end: int) -> None:
+        """Destination ``index`` holds bytes ``offset`` to ``end`` of chunk ``number``."""
+        if index not in self._tracked:
+            return
+        key = (number, index)
+        chunk_start = number * self._chunk_size
+        frontier = self._frontier.get(key, chunk_start + self.done(index, number))
+        completed = self._completed.setdefault(key, {})
+        completed[offset] = end
+        advanced = frontier
+        while advanced in completed:
+            advanced = completed.pop(advanced)
+        self._frontier[key] = advanced
+        if advanced != frontier:
+            mark = ChunkMark(advanced - chunk_start, self._crc_at[advanced])
+            self._journal.chunk(self._relpath, index, number, mark)

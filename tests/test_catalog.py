@@ -1,0 +1,242 @@
+"""The catalog file: the replica graph survives a restart; schema, damage and lock errors."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from streamflow_data import (
+    CatalogError,
+    CatalogSettings,
+    DataType,
+    DefaultDataManager,
+    ExecutionLocation,
+    StreamFlowDataError,
+)
+from streamflow_data.catalog import SCHEMA_VERSION, Catalog
+from streamflow_data.catalog.database import _MIGRATIONS
+from tests.helpers import Hosts
+
+A = ExecutionLocation("cluster", "node-a", hostname="a.example")
+B = ExecutionLocation("cluster", "node-b")
+S3 = ExecutionLocation("bucket", "data")
+
+
+def _view(manager: DefaultDataManager, paths: list[str]) -> dict[str, list[str]]:
+    """What queries answer for ``paths``: replicas with their types, sorted."""
+    return {
+        path: sorted(
+            f"{r.location}|{r.location.local}|{r.location.hostname}|{r.path}|{r.relpath}|"
+            f"{r.data_type.name}"
+            for r in manager.get_data_locations(path)
+        )
+        for path in paths
+    }
+
+
+def _build(manager: DefaultDataManager) -> list[str]:
+    """A graph with every kind of change; returns the paths to compare."""
+    paths = []
+    for index in range(50):
+        path = f"/data/run/{index % 5}/file{index}"
+        paths.append(path)
+        on_a = manager.register_path(A, path, relpath=f"file{index}")
+        on_b = manager.register_path(B, f"/scratch/{index}")
+        manager.register_relation(on_a, on_b)
+        if index % 7 == 0:
+            link = manager.register_path(A, f"/links/{index}", data_type=DataType.SYMBOLIC_LINK)
+            manager.register_relation(on_a, link)
+            paths.append(f"/links/{index}")
+        paths.append(f"/scratch/{index}")
+    manager.register_path(S3, "/bucket/object")
+    manager.invalidate_location(A, "/data/run/3")  # a subtree, and the links into it
+    manager.invalidate_location(B, "/scratch/4")
+    manager.register_path(A, "/data/run/3/file3")  # registered again after invalidation
+    return [*paths, "/data", "/data/run", "/bucket/object", "/data/run/3"]
+
+
+async def test_replicas_relations_links_and_invalidations_survive_a_restart(
+    tmp_path: Path,
+) -> None:
+    catalog = str(tmp_path / "catalog.sqlite")
+    async with DefaultDataManager(catalog=catalog) as first:
+        paths = _build(first)
+        before = _view(first, paths)
+        sources = {p: await first.get_source_location(p, "cluster") for p in paths}
+    async with DefaultDataManager(catalog=catalog) as second:
+        assert _view(second, paths) == before
+        for path, source in sources.items():
+            again = await second.get_source_location(path, "cluster")
+            assert (again is None) == (source is None)
+            if source is not None and again is not None:
+                assert (again.location, again.path) == (source.location, source.path)
+        # links into the invalidated subtree were invalidated in the replay too
+        assert second.get_data_locations("/links/3") == []
+        assert len(second.mapper) == len(first.mapper)
+
+
+async def test_a_grown_log_is_compacted_and_replays_the_same(tmp_path: Path) -> None:
+    catalog = str(tmp_path / "catalog.sqlite")
+    async with DefaultDataManager(catalog=catalog) as first:
+        for round_number in range(4):
+            for index in range(600):
+                first.register_path(A, f"/churn/{index}")
+            if round_number < 3:
+                first.invalidate_location(A, "/churn")
+        paths = _build(first)
+        before = _view(first, paths)
+    rows_before = _count(catalog, "replica_log")
+    async with DefaultDataManager(catalog=catalog) as second:
+        assert _view(second, paths) == before
+    rows_after = _count(catalog, "replica_log")
+    assert rows_after < rows_before / 2
+    async with DefaultDataManager(catalog=catalog) as third:
+        assert _view(third, paths) == before
+        assert len(third.get_data_locations("/churn/599")) == 1
+
+
+def _count(catalog: str, table: str) -> int:
+    with sqlite3.connect(catalog) as connection:
+        return int(connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+async def test_registering_before_the_catalog_is_open_is_refused(tmp_path: Path) -> None:
+    manager = DefaultDataManager(catalog=str(tmp_path / "c.sqlite"))
+    with pytest.raises(StreamFlowDataError, match="not open yet"):
+        manager.register_path(A, "/x")
+    assert manager.get_data_locations("/x") == []  # refused before any change
+    await manager.open()
+    manager.register_path(A, "/x")
+    await manager.close()
+
+
+async def test_memory_catalog_works_and_keeps_nothing() -> None:
+    async with DefaultDataManager(catalog=":memory:") as manager:
+        manager.register_path(A, "/x")
+        await manager.flush()
+        assert len(manager.get_data_locations("/x")) == 1
+    async with DefaultDataManager(catalog=":memory:") as manager:
+        assert manager.get_data_locations("/x") == []
+
+
+async def test_an_older_schema_is_upgraded_keeping_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as connection:  # what version 1 wrote
+        connection.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        connection.execute("INSERT INTO schema_version VALUES (1)")
+        for statement in _MIGRATIONS[1]:
+            connection.execute(statement)
+        connection.execute(
+            "INSERT INTO locations VALUES ('cluster\x1fnode-b', 'cluster', 'node-b', 0, NULL)"
+        )
+        connection.execute(
+            "INSERT INTO replica_log (op, location, path, relpath, data_type) "
+            "VALUES (1, 'cluster\x1fnode-b', '/kept', NULL, 1)"
+        )
+    async with DefaultDataManager(catalog=str(path)) as manager:
+        assert [r.path for r in manager.get_data_locations("/kept")] == ["/kept"]
+        assert await manager.transfers() == []  # the journal tables exist now
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("SELECT version FROM schema_version").fetchone() == (
+            SCHEMA_VERSION,
+        )
+
+
+async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.sqlite"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        connection.execute("INSERT INTO schema_version VALUES (99)")
+    with pytest.raises(CatalogError, match=r"newer streamflow-data \(schema 99"):
+        await DefaultDataManager(catalog=str(path)).open()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"this is not sqlite at all" * 200, "not a SQLite database, or damaged"),
+        (None, "not a streamflow-data catalog"),
+    ],
+    ids=["garbage", "foreign-sqlite"],
+)
+async def test_files_that_are_not_catalogs_are_refused(
+    tmp_path: Path, content: bytes | None, message: str
+) -> None:
+    path = tmp_path / "bad.sqlite"
+    if content is None:
+        with sqlite3.connect(path) as connection:
+            connection.execute("CREATE TABLE something (x)")
+    else:
+        path.write_bytes(content)
+    with pytest.raises(CatalogError, match=message) as caught:
+        await DefaultDataManager(catalog=str(path)).open()
+    assert str(path) in str(caught.value)
+
+
+async def test_a_damaged_catalog_page_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "damaged.sqlite"
+    async with DefaultDataManager(catalog=str(path)) as manager:
+        for index in range(3000):
+            manager.register_path(A, f"/many/{index:05d}/with/a/long/path/name")
+    data = bytearray(path.read_bytes())
+    for offset in range(8192, len(data), 4096):  # every page after the first two
+        data[offset + 8 : offset + 200] = os.urandom(192)
+    path.write_bytes(bytes(data))
+    with pytest.raises(CatalogError, match="damaged"):
+        await DefaultDataManager(catalog=str(path)).open()
+
+
+async def test_a_catalog_locked_by_another_process_is_reported(tmp_path: Path) -> None:
+    path = str(tmp_path / "locked.sqlite")
+    await (await Catalog.open(CatalogSettings(path=path))).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        settings = CatalogSettings(path=path, busy_timeout=0.2)
+        with pytest.raises(CatalogError, match=r"locked by another process for more than 0\.2 s"):
+            await DefaultDataManager(catalog=settings).open()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+async def test_a_replica_reaches_the_catalog_only_once_complete(tmp_path: Path) -> None:
+    hosts = Hosts(tmp_path / "hosts")
+    source = hosts.add("source")
+    destination = hosts.add("dest", stall_writes=True)
+    hosts.path("source", "/data").write_bytes(os.urandom(9_000_000))
+    catalog = str(tmp_path / "catalog.sqlite")
+    async with DefaultDataManager(dict(hosts.connectors), catalog=catalog) as manager:
+        manager.register_path(source, "/data")
+        task = asyncio.create_task(manager.transfer_data(source, "/data", [destination], "/copy"))
+        await hosts.connectors["dest"].write_started.wait()
+        await manager.flush()
+        assert await _persisted(catalog, "/copy") == []
+        hosts.connectors["dest"].release.set()
+        await task
+        await manager.flush()
+        # the copy, and through its relation the source it was read from
+        assert await _persisted(catalog, "/copy") == [destination, source]
+
+
+async def test_a_failed_copy_never_reaches_the_catalog(tmp_path: Path) -> None:
+    hosts = Hosts(tmp_path / "hosts")
+    source = hosts.add("source")
+    destination = hosts.add("dest", fail_write_number=2)
+    hosts.path("source", "/data").write_bytes(os.urandom(9_000_000))
+    catalog = str(tmp_path / "catalog.sqlite")
+    async with DefaultDataManager(dict(hosts.connectors), catalog=catalog) as manager:
+        manager.register_path(source, "/data")
+        with pytest.raises(StreamFlowDataError):
+            await manager.transfer_data(source, "/data", [destination], "/copy")
+    assert await _persisted(catalog, "/copy") == []
+
+
+async def _persisted(catalog: str, path: str) -> list[ExecutionLocation]:
+    """The locations of ``path`` a manager opening the catalog now would see."""
+    async with DefaultDataManager(catalog=catalog) as reader:
+        return [replica.location for replica in reader.get_data_locations(path)]
