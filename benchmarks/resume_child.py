@@ -107,13 +107,12 @@ def kill_halfway_and_rerun(
     """Copy ``src`` to ``dst``, ``kill -9`` the copy once ``fraction`` of it is written,
     measure what is missing, then copy again and report what the rerun moved."""
     size = os.path.getsize(src)
-    child = _run(catalog, src, dst, delay)
-    assert child.stdout is not None
-    for line in child.stdout:  # bounded: the child ends after the copy
-        if line.startswith("progress ") and int(line.split()[1]) >= size * fraction:
-            break
-    child.send_signal(signal.SIGKILL)
-    child.wait()
+    with _run(catalog, src, dst, delay) as child:
+        assert child.stdout is not None
+        for line in child.stdout:  # bounded: the child ends after the copy
+            if line.startswith("progress ") and int(line.split()[1]) >= size * fraction:
+                break
+        child.send_signal(signal.SIGKILL)
     with sqlite3.connect(catalog) as connection:
         tokens = [row[0] for row in connection.execute("SELECT token FROM file_states")]
     partial = next((token for token in tokens if token), None)

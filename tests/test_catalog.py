@@ -134,8 +134,7 @@ async def test_an_older_schema_is_upgraded_keeping_its_data(tmp_path: Path) -> N
             "INSERT INTO locations VALUES ('cluster\x1fnode-b', 'cluster', 'node-b', 0, NULL)"
         )
         connection.execute(
-            "INSERT INTO replica_log (op, location, path, relpath, data_type) "
-            "VALUES (1, 'cluster\x1fnode-b', '/kept', NULL, 1)"
+            "INSERT INTO replica_log (op, location, path) VALUES (1, 'cluster\x1fnode-b', '/kept')"
         )
     async with DefaultDataManager(catalog=str(path)) as manager:
         assert [r.path for r in manager.get_data_locations("/kept")] == ["/kept"]

@@ -13,6 +13,17 @@ import pytest
 SCRIPT = shutil.which("streamflow-data", path=os.path.dirname(sys.executable))
 
 
+@pytest.fixture(autouse=True)
+def state_directory(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Keep the default catalog of every command out of the user's home."""
+    state = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    monkeypatch.delenv("STREAMFLOW_DATA_CATALOG", raising=False)
+    return state
+
+
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     assert SCRIPT is not None, "the console script is not installed"
     return subprocess.run(
@@ -85,3 +96,44 @@ def test_a_failed_copy_exits_1_and_leaves_nothing(tmp_path: Path) -> None:
 def test_version() -> None:
     result = run("--version")
     assert result.returncode == 0 and result.stdout.startswith("streamflow-data ")
+
+
+def test_a_second_copy_says_nothing_to_do_and_the_journal_shows_it(
+    tmp_path: Path, state_directory: Path
+) -> None:
+    (tmp_path / "src").mkdir()
+    for name in ["a", "b", "c"]:
+        (tmp_path / "src" / name).write_text(name * 100)
+    first = run("cp", str(tmp_path / "src"), f"{tmp_path / 'dst'}/")
+    assert first.returncode == 0, first.stderr
+    assert (state_directory / "streamflow-data" / "catalog.sqlite").exists()
+    again = run("cp", str(tmp_path / "src"), f"{tmp_path / 'dst'}/")
+    assert again.returncode == 0, again.stderr
+    assert "nothing to do, all 3 file(s) already copied and unchanged (transfer 1)" in again.stdout
+    status = run("status")
+    assert status.returncode == 0, status.stderr
+    [line] = status.stdout.splitlines()
+    assert line.split()[:3] == ["1", "done", "3"]
+    assert (
+        f"local/localhost:{tmp_path / 'src'} -> local/localhost:{tmp_path / 'dst' / 'src'}" in line
+    )
+    dump = run("dump-state", "1", "-o", str(tmp_path / "state.csv"))
+    assert dump.returncode == 0, dump.stderr
+    lines = (tmp_path / "state.csv").read_text().splitlines()
+    assert lines[0] == "relpath,destination,state,size,bytes_written,partial_file"
+    assert sorted(lines[1:]) == [f"{n},local/localhost,valid,100,100," for n in "abc"]
+    missing = run("dump-state", "7")
+    assert missing.returncode == 2 and "no transfer 7" in missing.stderr
+
+
+def test_an_explicit_catalog_and_a_bad_one(tmp_path: Path) -> None:
+    (tmp_path / "a").write_text("a")
+    catalog = tmp_path / "my.sqlite"
+    result = run("--catalog", str(catalog), "cp", str(tmp_path / "a"), str(tmp_path / "b"))
+    assert result.returncode == 0, result.stderr
+    assert catalog.exists()
+    (tmp_path / "bad.sqlite").write_bytes(b"garbage" * 1000)
+    bad = run("--catalog", str(tmp_path / "bad.sqlite"), "status")
+    assert bad.returncode == 2
+    assert "not a SQLite database, or damaged" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -32,8 +32,7 @@ _MIGRATIONS: dict[int, Sequence[str]] = {
             local INTEGER NOT NULL, hostname TEXT)""",
         """CREATE TABLE replica_log (
             seq INTEGER PRIMARY KEY, op INTEGER NOT NULL, location TEXT NOT NULL,
-            path TEXT NOT NULL, relpath TEXT, data_type INTEGER,
-            other_location TEXT, other_path TEXT)""",
+            path TEXT NOT NULL, relpath TEXT, other_location TEXT, other_path TEXT)""",
     ),
     2: (
         """CREATE TABLE transfers (
@@ -87,9 +86,9 @@ class Database:
         self.path = path
         self._connection = connection
         self._busy_timeout = busy_timeout
-        self._pending: dict[str, list[Row]] = {}
-        self._queued = 0  # rows ever enqueued
-        self._written = 0  # rows ever written
+        self._pending: list[tuple[str, list[Row]]] = []  # runs of rows of one statement
+        self._taken = 0  # batches the writer has taken
+        self._written = 0  # batches the writer has written
         self._changed = asyncio.Condition()
         self._wake = asyncio.Event()
         self._error: CatalogError | None = None
@@ -154,15 +153,17 @@ class Database:
     # -- writes ------------------------------------------------------------------------------
 
     def enqueue(self, statement: str, row: Row) -> None:
-        """Queue one row for ``statement``; rows of one statement keep their order."""
+        """Queue one row for ``statement``; rows are written in the order queued.
+
+        Consecutive rows of one statement go to the database in one ``executemany``.
+        """
+        pending = self._pending
+        if pending and pending[-1][0] is statement:
+            pending[-1][1].append(row)
+            return
         if self._error is not None:
             raise self._error
-        rows = self._pending.get(statement)
-        if rows is None:
-            self._pending[statement] = [row]
-        else:
-            rows.append(row)
-        self._queued += 1
+        pending.append((statement, [row]))
         self._wake.set()
 
     async def _write_forever(self) -> None:
@@ -170,13 +171,13 @@ class Database:
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
-                batch, self._pending = self._pending, {}
-                count = sum(len(rows) for rows in batch.values())
+                batch, self._pending = self._pending, []
+                self._taken += 1
                 try:
-                    await self._transaction(batch.items())
+                    await self._transaction(batch)
                 except CatalogError as exc:
                     self._error = exc
-                self._written += count
+                self._written += 1
                 async with self._changed:
                     self._changed.notify_all()
 
@@ -203,7 +204,7 @@ class Database:
 
     async def flush(self) -> None:
         """Wait until every row queued so far is written; raise the writer's error if any."""
-        target = self._queued
+        target = self._taken + (1 if self._pending else 0)
         async with self._changed:
             await self._changed.wait_for(lambda: self._written >= target or self._writer.done())
         if self._error is not None:
@@ -217,8 +218,17 @@ class Database:
         """The rows of ``query``, in lists of up to ``size``."""
         try:
             async with self._connection.execute(query, parameters) as cursor:
-                while rows := await cursor.fetchmany(size):
-                    yield cast("list[Row]", rows)  # plain tuples: no row factory is set
+                # Fetch the next rows on aiosqlite's thread while the caller uses these.
+                ahead = asyncio.ensure_future(cursor.fetchmany(size))
+                try:
+                    while rows := await ahead:
+                        ahead = asyncio.ensure_future(cursor.fetchmany(size))
+                        yield cast("list[Row]", rows)  # plain tuples: no row factory is set
+                finally:
+                    if not ahead.done():
+                        ahead.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, sqlite3.Error):
+                        await ahead
         except sqlite3.Error as exc:
             raise _translate(self.path, exc, self._busy_timeout) from exc
 

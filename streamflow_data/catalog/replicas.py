@@ -7,11 +7,13 @@ the original, so the graph comes back exactly as it was (relations, link targets
 subtree invalidations included). When the log has grown to more than twice what the
 graph holds, it is rewritten as a snapshot of the graph. Rows another process appended
 since the replay are kept, after the snapshot.
+
+A registration, the bulk of the log, is a row of three values (operation, location,
+path), the data type folded into the operation code: the fewer the columns, the faster
+SQLite takes a million of them.
 """
 
 from __future__ import annotations
-
-import enum
 
 from streamflow_data.catalog.database import Database, Row
 from streamflow_data.mapper import RemotePathMapper
@@ -19,24 +21,22 @@ from streamflow_data.model import DataLocation, DataType, ExecutionLocation
 
 __all__ = ["ReplicaLog", "location_key"]
 
+# Operation codes of the log.
+_PRIMARY = 1
+_LINK = 2
+_RELATE = 3
+_INVALIDATE = 4
+_DETACH = 5
 
-class _Op(enum.IntEnum):
-    REGISTER = 1
-    RELATE = 2
-    INVALIDATE = 3
-    DETACH = 4
-
-
-_TYPES = {DataType.PRIMARY: 1, DataType.SYMBOLIC_LINK: 2}
-_TYPE_OF = {code: data_type for data_type, code in _TYPES.items()}
-
-_APPEND = (
-    "INSERT INTO replica_log (op, location, path, relpath, data_type, other_location, "
-    "other_path) VALUES (?, ?, ?, ?, ?, ?, ?)"
+_SHORT = "INSERT INTO replica_log (op, location, path) VALUES (?, ?, ?)"
+_WITH_RELPATH = "INSERT INTO replica_log (op, location, path, relpath) VALUES (?, ?, ?, ?)"
+_RELATION = (
+    "INSERT INTO replica_log (op, location, path, other_location, other_path) "
+    "VALUES (?, ?, ?, ?, ?)"
 )
-_APPEND_AT = (
-    "INSERT INTO replica_log (seq, op, location, path, relpath, data_type, other_location, "
-    "other_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_AT = (
+    "INSERT INTO replica_log (seq, op, location, path, relpath, other_location, other_path) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _LOCATION = (
     "INSERT OR IGNORE INTO locations (key, deployment, name, local, hostname) "
@@ -54,16 +54,20 @@ class ReplicaLog:
 
     def __init__(self, database: Database) -> None:
         self._database = database
-        self._keys: dict[ExecutionLocation, str] = {}
+        # id(location) -> (location, key): hashing a frozen dataclass costs more than
+        # the rest of a registration; holding the location keeps its id unique.
+        self._keys: dict[int, tuple[ExecutionLocation, str]] = {}
 
     def _key(self, location: ExecutionLocation) -> str:
-        key = self._keys.get(location)
-        if key is None:
-            key = self._keys[location] = location_key(location)
-            self._database.enqueue(
-                _LOCATION,
-                (key, location.deployment, location.name, int(location.local), location.hostname),
-            )
+        found = self._keys.get(id(location))
+        if found is not None:
+            return found[1]
+        key = location_key(location)
+        self._keys[id(location)] = (location, key)
+        self._database.enqueue(
+            _LOCATION,
+            (key, location.deployment, location.name, int(location.local), location.hostname),
+        )
         return key
 
     # -- recording ----------------------------------------------------------------------------
@@ -72,110 +76,86 @@ class ReplicaLog:
         self, location: ExecutionLocation, path: str, relpath: str, data_type: DataType
     ) -> None:
         """``path`` was registered on ``location`` (INVALID: see :meth:`invalidated`)."""
-        if data_type is DataType.INVALID:
+        if data_type is DataType.PRIMARY:
+            op = _PRIMARY
+        elif data_type is DataType.SYMBOLIC_LINK:
+            op = _LINK
+        else:
             self.invalidated(location, path)
             return
-        relpath_or_none = None if relpath == path else relpath
-        self._database.enqueue(
-            _APPEND,
-            (
-                _Op.REGISTER,
-                self._key(location),
-                path,
-                relpath_or_none,
-                _TYPES[data_type],
-                None,
-                None,
-            ),
-        )
+        if relpath == path:
+            self._database.enqueue(_SHORT, (op, self._key(location), path))
+        else:
+            self._database.enqueue(_WITH_RELPATH, (op, self._key(location), path, relpath))
 
     def related(self, first: DataLocation, second: DataLocation) -> None:
         """Two replicas were related."""
-        self._database.enqueue(
-            _APPEND,
-            (
-                _Op.RELATE,
-                self._key(first.location),
-                first.path,
-                None,
-                None,
-                self._key(second.location),
-                second.path,
-            ),
-        )
+        self._database.enqueue(_RELATION, self._relation(first, second))
+
+    def _relation(self, first: DataLocation, second: DataLocation) -> Row:
+        key, other = self._key(first.location), self._key(second.location)
+        return (_RELATE, key, first.path, other, second.path)
 
     def invalidated(self, location: ExecutionLocation, path: str) -> None:
         """``path`` and its subtree on ``location`` were invalidated."""
-        self._database.enqueue(
-            _APPEND, (_Op.INVALIDATE, self._key(location), path, None, None, None, None)
-        )
+        self._database.enqueue(_SHORT, (_INVALIDATE, self._key(location), path))
 
     def detached(self, replica: DataLocation) -> None:
         """A replica left its replica set."""
-        self._database.enqueue(
-            _APPEND,
-            (_Op.DETACH, self._key(replica.location), replica.path, None, None, None, None),
-        )
+        self._database.enqueue(_SHORT, (_DETACH, self._key(replica.location), replica.path))
 
     # -- replay --------------------------------------------------------------------------------
 
     async def load(self, mapper: RemotePathMapper) -> None:
         """Replay the log into ``mapper``, then compact the log if it has grown large."""
+        database = self._database
         locations: dict[str, ExecutionLocation] = {}
-        for key, deployment, name, local, hostname in await self._database.fetch_all(
+        for key, deployment, name, local, hostname in await database.fetch_all(
             "SELECT key, deployment, name, local, hostname FROM locations"
         ):
-            locations[key] = ExecutionLocation(deployment, name, bool(local), hostname)
-        self._keys = {location: key for key, location in locations.items()}
-        replayed, last = 0, 0
+            location = locations[key] = ExecutionLocation(deployment, name, bool(local), hostname)
+            self._keys[id(location)] = (location, key)
+        [(last,)] = await database.fetch_all("SELECT coalesce(max(seq), 0) FROM replica_log")
+        replayed = 0
         register, find = mapper.register, mapper.find
-        async for rows in self._database.fetch(
-            "SELECT seq, op, location, path, relpath, data_type, other_location, other_path "
-            "FROM replica_log ORDER BY seq"
+        primary, link = DataType.PRIMARY, DataType.SYMBOLIC_LINK
+        async for rows in database.fetch(
+            "SELECT op, location, path, relpath, other_location, other_path "
+            "FROM replica_log WHERE seq <= ? ORDER BY seq",
+            (last,),
         ):
-            for _seq, op, key, path, relpath, data_type, other_key, other_path in rows:
-                location = locations[key]
-                if op == _Op.REGISTER:
-                    register(location, path, relpath, _TYPE_OF[data_type])
-                elif op == _Op.INVALIDATE:
-                    mapper.invalidate(location, path)
-                elif op == _Op.RELATE:
-                    first = find(location, path)
+            for op, key, path, relpath, other_key, other_path in rows:
+                if op == _PRIMARY:
+                    register(locations[key], path, relpath, primary)
+                elif op == _LINK:
+                    register(locations[key], path, relpath, link)
+                elif op == _INVALIDATE:
+                    mapper.invalidate(locations[key], path)
+                elif op == _RELATE:
+                    first = find(locations[key], path)
                     second = find(locations[other_key], other_path)
                     if first is not None and second is not None:
                         mapper.register_relation(first, second)
-                elif op == _Op.DETACH and (replica := find(location, path)) is not None:
+                elif op == _DETACH and (replica := find(locations[key], path)) is not None:
                     mapper.detach(replica)
             replayed += len(rows)
-            last = rows[-1][0]
-        snapshot = self._snapshot(mapper)
-        if replayed > 2 * len(snapshot) + 1000:
-            await self._compact(snapshot, last)
+        if replayed > 2 * len(mapper) + 1000:
+            await self._compact(self._snapshot(mapper), last)
 
     def _snapshot(self, mapper: RemotePathMapper) -> list[Row]:
         """Log rows that rebuild ``mapper`` as it is: parents before children, then the
         links' targets, then the replica sets."""
         rows: list[Row] = []
         for replica in sorted(mapper.replicas(), key=lambda r: r.path):
+            op = _PRIMARY if replica.data_type is DataType.PRIMARY else _LINK
             relpath = None if replica.relpath == replica.path else replica.relpath
-            code = _TYPES[replica.data_type]
-            key = self._key(replica.location)
-            rows.append((_Op.REGISTER, key, replica.path, relpath, code, None, None))
+            rows.append((op, self._key(replica.location), replica.path, relpath, None, None))
         pairs = list(mapper.link_targets())
         for replica_set in mapper.replica_sets():
             pairs.extend((replica_set[0], member) for member in replica_set[1:])
         for first, second in pairs:
-            rows.append(
-                (
-                    _Op.RELATE,
-                    self._key(first.location),
-                    first.path,
-                    None,
-                    None,
-                    self._key(second.location),
-                    second.path,
-                )
-            )
+            _, key, path, other, other_path = self._relation(first, second)
+            rows.append((_RELATE, key, path, None, other, other_path))
         return rows
 
     async def _compact(self, snapshot: list[Row], last: int) -> None:
@@ -185,5 +165,5 @@ class ReplicaLog:
         async with self._database.transaction() as connection:
             await connection.execute("DELETE FROM replica_log WHERE seq <= ?", (last,))
             await connection.executemany(
-                _APPEND_AT, ((first + index, *row) for index, row in enumerate(snapshot))
+                _AT, ((first + index, *row) for index, row in enumerate(snapshot))
             )

@@ -208,6 +208,41 @@ class ConnectorConformance:
         await writer.abort()
         assert await self._names(harness, harness.root) == set()
 
+    async def test_a_suspended_writer_resumes_from_its_token(
+        self, harness: ConnectorHarness
+    ) -> None:
+        connector, location = harness.connector, harness.location
+        target = harness.path("out")
+        first, rest = _payload(150_000), _payload(50_000, seed=3)
+        writer = await connector.open_writer(location, target, mtime_ns=MTIME_NS)
+        await writer.write(0, first)
+        token = writer.resume_token
+        await writer.suspend()
+        assert not await connector.exists(location, target)
+        if token is None:  # not resumable: suspending discarded the bytes
+            assert await self._names(harness, harness.root) == set()
+            return
+        resumed = await connector.resume_writer(location, target, token, mtime_ns=MTIME_NS)
+        async with resumed:
+            await resumed.write(len(first), rest)
+            await resumed.commit(Digest.of(first + rest))
+        assert await connector.read_file(location, target) == first + rest
+        assert await self._names(harness, harness.root) == {"out"}
+
+    async def test_a_discarded_partial_file_cannot_be_resumed(
+        self, harness: ConnectorHarness
+    ) -> None:
+        connector, location = harness.connector, harness.location
+        target = harness.path("out")
+        writer = await connector.open_writer(location, target)
+        await writer.write(0, b"partial")
+        token = writer.resume_token
+        await writer.abort()
+        if token is None:
+            pytest.skip(f"{type(connector).__name__} writers cannot be resumed")
+        with pytest.raises((PathNotFoundError, UnsupportedOperationError)):
+            await connector.resume_writer(location, target, token)
+
     async def test_commit_replaces_an_existing_file(self, harness: ConnectorHarness) -> None:
         connector, location = harness.connector, harness.location
         await connector.write_file(location, harness.path("f"), b"old content")

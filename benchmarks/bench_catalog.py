@@ -1,0 +1,107 @@
+"""The catalog file: registration rate with it, reopening it, and what a resume moves.
+
+* Registering 1,000,000 paths (10 locations, 1,000 directories) with a catalog file,
+  until every row is written (``flush``), against the same registrations with no
+  catalog, run in the same process. Both register in slices of 10,000 with an ``await``
+  between slices, as a workflow manager does between steps; the better of ``--rounds``
+  rounds each.
+* Reopening that catalog: seconds until a new manager answers queries (the log replayed).
+* Resume: a 256 MiB copy is killed (``kill -9``) halfway and run again; the figure is
+  the bytes the rerun moved over the bytes missing at the destination after the kill.
+
+Run: ``python -m benchmarks.bench_catalog [--paths N] [--rounds N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+
+from benchmarks.bench_replica_graph import Workload
+from benchmarks.common import Figure, print_table
+from benchmarks.resume_child import kill_halfway_and_rerun
+from streamflow_data import DefaultDataManager
+
+SLICE = 10_000
+
+
+async def _register(manager: DefaultDataManager, work: Workload) -> None:
+    register_path = manager.register_path
+    pairs = list(zip(work.locations, work.paths, strict=True))
+    for start in range(0, len(pairs), SLICE):
+        for location, path in pairs[start : start + SLICE]:
+            register_path(location, path)
+        await asyncio.sleep(0)
+    await manager.flush()
+
+
+async def _timed(work: Callable[[], Awaitable[object]]) -> float:
+    start = time.perf_counter()
+    await work()
+    return time.perf_counter() - start
+
+
+async def _memory_round(work: Workload) -> float:
+    async with DefaultDataManager() as manager:
+        return len(work.paths) / await _timed(lambda: _register(manager, work))
+
+
+async def _catalog_round(work: Workload, path: str) -> tuple[float, float, int]:
+    """Registrations/s with the catalog, seconds to reopen it, replicas reopened."""
+    async with DefaultDataManager(catalog=path) as manager:
+        rate = len(work.paths) / await _timed(lambda: _register(manager, work))
+        replicas = len(manager.mapper)
+    reopened = DefaultDataManager(catalog=path)
+    seconds = await _timed(reopened.open)
+    assert len(reopened.mapper) == replicas, "the reopened graph differs"
+    await reopened.close()
+    return rate, seconds, replicas
+
+
+def _resume(directory: str) -> float:
+    src = os.path.join(directory, "resume-src.bin")
+    with open(src, "wb") as file:
+        file.write(os.urandom(256 * 1024 * 1024))
+    result = kill_halfway_and_rerun(
+        os.path.join(directory, "resume.sqlite"), src, os.path.join(directory, "resume.bin"), 0.05
+    )
+    return result.moved / result.missing
+
+
+def run(count: int, rounds: int) -> list[Figure]:
+    work = Workload(count, 1)
+    memory, catalog, reopen = [], [], []
+    with tempfile.TemporaryDirectory(prefix="sfd-bench-catalog-") as directory:
+        for number in range(rounds):
+            memory.append(asyncio.run(_memory_round(work)))
+            path = os.path.join(directory, f"catalog-{number}.sqlite")
+            rate, seconds, replicas = asyncio.run(_catalog_round(work, path))
+            catalog.append(rate)
+            reopen.append(seconds)
+        resume_ratio = _resume(directory)
+    return [
+        Figure("registrations with the catalog file", max(catalog), "/s", max(memory), ">= 0.5x"),
+        Figure(f"reopen ({replicas:,} replicas)", min(reopen) * 1000, "ms", None, "< 10,000 ms"),
+        Figure(
+            "resume: bytes moved / bytes missing (x1000)", resume_ratio * 1000, "", None, "<= 1,100"
+        ),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--paths", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=2)
+    args, _ = parser.parse_known_args()
+    print_table(
+        f"Catalog: {args.paths:,} paths (best of {args.rounds}); resume of 256 MiB",
+        run(args.paths, args.rounds),
+    )
+
+
+if __name__ == "__main__":
+    main()
