@@ -237,3 +237,28 @@ def test_packed_streams_from_a_host_are_never_trusted(name: str, kind: bytes) ->
     member.linkname = "/etc/passwd"
     results = read_archive(location, ["/a"], Completed(0, _archive(member), ""))
     assert isinstance(results[0], ConnectorError) and "refused" in str(results[0])
+
+
+async def test_stat_and_walk_answers_are_kept_until_a_write_or_their_ttl(
+    ssh_options: OptionsFactory, remote_dir: Path
+) -> None:
+    connector = SSHConnector(ssh_options(metadata_ttl=1.0))
+    host = connector.locations("ssh")[0]
+    try:
+        path = str(remote_dir / "f")
+        await connector.write_file(host, path, b"one")
+        opened = connector.channels_opened(host)
+        assert (await connector.stat(host, path)).size == 3
+        assert [e.relpath async for e in connector.walk(host, str(remote_dir))] == ["f"]
+        assert connector.channels_opened(host) == opened + 2
+        assert (await connector.stat(host, path)).size == 3  # kept: no round trip
+        assert [e.relpath async for e in connector.walk(host, str(remote_dir))] == ["f"]
+        assert connector.channels_opened(host) == opened + 2
+        await connector.write_file(host, str(remote_dir / "g"), b"three")  # through us
+        assert [e.relpath async for e in connector.walk(host, str(remote_dir))] == ["f", "g"]
+        await asyncio.to_thread((remote_dir / "f").write_bytes, b"changed by someone else")
+        assert (await connector.stat(host, path)).size == 3  # not seen yet
+        await asyncio.sleep(1.1)
+        assert (await connector.stat(host, path)).size == 23  # expired
+    finally:
+        await connector.close()

@@ -27,6 +27,7 @@ from streamflow_data.connectors.base import (
     WriteItem,
     Writer,
 )
+from streamflow_data.connectors.metadata import MetadataCache
 from streamflow_data.errors import (
     ConnectorError,
     PathNotFoundError,
@@ -79,6 +80,7 @@ class SSHConnector(Connector):
         self.options = options
         """The validated options this connector runs with."""
         self._pools: dict[str, NodePool] = {}
+        self._metadata = MetadataCache(options.metadata_ttl)
 
     @classmethod
     def from_options(cls, options: Mapping[str, object]) -> Self:
@@ -125,6 +127,9 @@ class SSHConnector(Connector):
     async def stat(
         self, location: ExecutionLocation, path: str, *, follow_symlinks: bool = False
     ) -> FileStat:
+        kept = self._metadata.stat(location, path, follow_symlinks)
+        if kept is not None:
+            return kept
         fmt = _FORMAT.replace("%y", "%Y") if follow_symlinks else _FORMAT
         find = "find -L" if follow_symlinks else "find"
         output = await self._pool(location).check(
@@ -136,9 +141,18 @@ class SSHConnector(Connector):
         stat = _stat_of(fields[:_FIELDS]) if len(fields) > _FIELDS else None
         if stat is None:
             raise ConnectorError(location, path, "neither a file, a directory nor a link")
+        self._metadata.keep_stat(location, path, follow_symlinks, stat)
         return stat
 
     async def walk(self, location: ExecutionLocation, path: str) -> AsyncIterator[WalkEntry]:
+        kept = self._metadata.walk(location, path)
+        if kept is None:
+            kept = await self._walk(location, path)
+            self._metadata.keep_walk(location, path, kept)
+        for entry in kept:
+            yield entry
+
+    async def _walk(self, location: ExecutionLocation, path: str) -> tuple[WalkEntry, ...]:
         check = (
             f"[ -d {q(path)} ] || {{ [ -e {q(path)} ] && exit {EXIT_NOT_DIRECTORY}; "
             f"exit {EXIT_NOT_FOUND}; }}"
@@ -147,11 +161,13 @@ class SSHConnector(Connector):
             f"{check}; find {q(path)} -mindepth 1 -printf '{_FORMAT}'", path
         )
         fields = output.split(b"\0")
+        entries = []
         for start in range(0, len(fields) - _FIELDS + 1, _FIELDS):
             record = fields[start : start + _FIELDS]
             stat = _stat_of(record)
             if stat is not None:
-                yield WalkEntry(record[4].decode(errors="surrogateescape"), stat)
+                entries.append(WalkEntry(record[4].decode(errors="surrogateescape"), stat))
+        return tuple(entries)
 
     # -- files ------------------------------------------------------------------------------
 
@@ -183,6 +199,7 @@ class SSHConnector(Connector):
             mtime_ns=mtime_ns,
             atomic=atomic,
             hash_command=await self._hash_command(pool),
+            published=lambda: self._metadata.changed(location, [path]),
         )
         return await SSHWriter.create(pool, writer)
 
@@ -197,9 +214,12 @@ class SSHConnector(Connector):
             pack_writes, location, items, tools.umask, hash_command
         )
         results: dict[int, ConnectorError | None] = dict(outcomes)
-        for batch in batches:
-            result = await pool.run(batch.script, items[batch.indexes[0]].path, batch.archive)
-            results.update(write_results(location, items, batch, result))
+        try:
+            for batch in batches:
+                result = await pool.run(batch.script, items[batch.indexes[0]].path, batch.archive)
+                results.update(write_results(location, items, batch, result))
+        finally:
+            self._metadata.changed(location, [item.path for item in items])
         return [results[index] for index in range(len(items))]
 
     async def write_file(
@@ -237,17 +257,23 @@ class SSHConnector(Connector):
     # -- directories, links, metadata -------------------------------------------------------
 
     async def mkdir(self, location: ExecutionLocation, path: str) -> None:
-        await self._pool(location).check(f"mkdir -p -- {q(path)}", path, what="mkdir")
+        await self.make_directories(location, [path])
 
     async def make_directories(self, location: ExecutionLocation, paths: Sequence[str]) -> None:
         """One ``mkdir -p`` for all of ``paths`` (the list goes on standard input)."""
         if paths:
-            await self._pool(location).check(
-                "xargs -0 mkdir -p --", paths[0], path_list(paths), "mkdir"
-            )
+            try:
+                await self._pool(location).check(
+                    "xargs -0 mkdir -p --", paths[0], path_list(paths), "mkdir"
+                )
+            finally:
+                self._metadata.changed(location, paths)
 
     async def remove(self, location: ExecutionLocation, path: str) -> None:
-        await self._pool(location).check(f"rm -rf -- {q(path)}", path, what="rm")
+        try:
+            await self._pool(location).check(f"rm -rf -- {q(path)}", path, what="rm")
+        finally:
+            self._metadata.changed_tree(location)
 
     async def symlink(self, location: ExecutionLocation, target: str, path: str) -> None:
         await self.make_symlinks(location, [LinkItem(target, path)])
@@ -262,7 +288,10 @@ class SSHConnector(Connector):
                 f"{q(item.path)}"
             )
         if commands:
-            await self._pool(location).check(" && ".join(commands), items[0].path, what="ln")
+            try:
+                await self._pool(location).check(" && ".join(commands), items[0].path, what="ln")
+            finally:
+                self._metadata.changed(location, [item.path for item in items])
 
     async def set_metadata(
         self,
@@ -280,10 +309,16 @@ class SSHConnector(Connector):
         """One script for all of ``items``."""
         commands = [c for i in items for c in metadata_commands(i.path, i.mode, i.mtime_ns)]
         if commands:
-            await self._pool(location).check(" && ".join(commands), items[0].path)
+            try:
+                await self._pool(location).check(" && ".join(commands), items[0].path)
+            finally:
+                self._metadata.changed(location, [item.path for item in items])
 
     async def rename(self, location: ExecutionLocation, src: str, dst: str) -> None:
-        await self._pool(location).check(f"mv -T -- {q(src)} {q(dst)}", src, what="mv")
+        try:
+            await self._pool(location).check(f"mv -T -- {q(src)} {q(dst)}", src, what="mv")
+        finally:
+            self._metadata.changed_tree(location)
 
     # -- copies on the host -----------------------------------------------------------------
 
@@ -328,7 +363,10 @@ class SSHConnector(Connector):
             )
         if not lines:
             return []
-        output = await self._pool(location).check("\n".join(lines), items[0].src)
+        try:
+            output = await self._pool(location).check("\n".join(lines), items[0].src)
+        finally:
+            self._metadata.changed(location, [item.dst for item in items])
         return _copy_results(location, items, output.decode(errors="replace"))
 
     async def close(self) -> None:

@@ -80,6 +80,9 @@ class SSHOptions(pydantic.BaseModel):
     """How written bytes are checked on the host: ``sha256`` hashes them there as they
     arrive (``openssl``, ``sha256sum`` or ``shasum``) and compares with what was sent;
     ``none`` relies on the SSH channel's own integrity and the exit status of the writer."""
+    metadata_ttl: float = pydantic.Field(2.0, ge=0)
+    """Seconds ``stat`` and ``walk`` answers are kept (0: not kept). The connector forgets
+    them itself when it changes a path; changes made by others show after this long."""
 
     def retry_wait(self, attempt: int) -> float:
         """Seconds before retry number ``attempt`` (1, 2, ...): doubling from ``retry_delay``."""

@@ -207,9 +207,12 @@ class SSHWriter(Writer):
         mtime_ns: int | None,
         atomic: bool,
         hash_command: str | None,
+        published: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(location, path)
         self.pool = pool
+        self._published = published
+        """Told when the file appears at its path (the connector forgets its metadata)."""
         self.mode, self.mtime_ns, self.atomic = mode, mtime_ns, atomic
         self.written = temporary_name(path) if atomic else path
         self._hash_command = hash_command
@@ -341,8 +344,12 @@ class SSHWriter(Writer):
         commands = metadata_commands(self.written, self.mode, self.mtime_ns)
         if self.atomic:
             commands.append(f"mv -fT -- {q(self.written)} {q(self.path)}")
-        if commands:
-            await self.pool.check(" && ".join(commands), self.path)
+        try:
+            if commands:
+                await self.pool.check(" && ".join(commands), self.path)
+        finally:
+            if self._published is not None:
+                self._published()
 
     async def _abort(self) -> None:
         with contextlib.suppress(ConnectorError):

@@ -1,0 +1,99 @@
+"""Recent ``stat`` and ``walk`` results of a remote connector, kept for a few seconds.
+
+Each of those costs a remote round trip, and a transfer asks the same questions several
+times (planning, existence checks, resuming). A connector keeps the answers in
+``cachetools`` TTL caches and drops them itself whenever it changes the storage: a
+written, copied, linked or re-timed path loses its own entries, its parent's and every
+walk of a directory above it; a removed or renamed tree clears the location. Changes made
+by others on the storage are seen once the entries expire (``ttl`` seconds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cachetools
+
+from streamflow_data.connectors.base import FileStat, WalkEntry
+from streamflow_data.model import ExecutionLocation
+
+__all__ = ["MetadataCache"]
+
+_Key = tuple[str, str, str]
+
+
+def _key(location: ExecutionLocation, path: str) -> _Key:
+    return (location.deployment, location.name, path)
+
+
+def _ancestors(path: str) -> list[str]:
+    """``path`` and the directories above it, deepest first."""
+    found = [path]
+    while path not in ("/", ""):
+        path = path.rpartition("/")[0] or "/"
+        found.append(path)
+    return found
+
+
+class MetadataCache:
+    """``stat`` and ``walk`` answers for ``ttl`` seconds (``ttl`` 0 keeps nothing).
+
+    Walks of more than ``max_walk_entries`` entries are not kept: a huge tree is better
+    listed again than held in memory.
+    """
+
+    def __init__(self, ttl: float, maxsize: int = 65_536, max_walk_entries: int = 100_000):
+        self.enabled = ttl > 0
+        self._stats: cachetools.TTLCache[tuple[_Key, bool], FileStat] = cachetools.TTLCache(
+            maxsize, max(ttl, 1e-9)
+        )
+        self._walks: cachetools.TTLCache[_Key, tuple[WalkEntry, ...]] = cachetools.TTLCache(
+            256, max(ttl, 1e-9)
+        )
+        self._max_walk_entries = max_walk_entries
+
+    def stat(self, location: ExecutionLocation, path: str, follow: bool) -> FileStat | None:
+        """A kept ``stat`` answer, or None."""
+        return self._stats.get((_key(location, path), follow)) if self.enabled else None
+
+    def keep_stat(
+        self, location: ExecutionLocation, path: str, follow: bool, stat: FileStat
+    ) -> None:
+        """Remember a ``stat`` answer."""
+        if self.enabled:
+            self._stats[(_key(location, path), follow)] = stat
+
+    def walk(self, location: ExecutionLocation, path: str) -> tuple[WalkEntry, ...] | None:
+        """A kept ``walk`` listing, or None."""
+        return self._walks.get(_key(location, path)) if self.enabled else None
+
+    def keep_walk(
+        self, location: ExecutionLocation, path: str, entries: Sequence[WalkEntry]
+    ) -> None:
+        """Remember a complete ``walk`` listing (unless too long)."""
+        if self.enabled and len(entries) <= self._max_walk_entries:
+            self._walks[_key(location, path)] = tuple(entries)
+
+    def changed(self, location: ExecutionLocation, paths: Sequence[str]) -> None:
+        """``paths`` were written, created, linked or given new metadata."""
+        if not self.enabled:
+            return
+        for path in paths:
+            parent = path.rpartition("/")[0] or "/"
+            for changed in (path, parent):  # the parent's times change with its entries
+                key = _key(location, changed)
+                self._stats.pop((key, False), None)
+                self._stats.pop((key, True), None)
+            self._walks.pop(_key(location, path), None)
+            for above in _ancestors(parent):  # every walk above lists the path
+                self._walks.pop(_key(location, above), None)
+
+    def changed_tree(self, location: ExecutionLocation) -> None:
+        """A tree of ``location`` was removed or moved: forget the whole location."""
+        if not self.enabled:
+            return
+        place = (location.deployment, location.name)
+        for stat_key in [k for k in self._stats if k[0][:2] == place]:
+            self._stats.pop(stat_key, None)
+        for walk_key in [k for k in self._walks if k[:2] == place]:
+            self._walks.pop(walk_key, None)
