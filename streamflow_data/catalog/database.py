@@ -177,6 +177,8 @@ class Database:
                     await self._transaction(batch)
                 except CatalogError as exc:
                     self._error = exc
+                except Exception as exc:  # a row sqlite cannot bind: report, never hang
+                    self._error = CatalogError(self.path, f"could not write ({exc!r})")
                 self._written += 1
                 async with self._changed:
                     self._changed.notify_all()
