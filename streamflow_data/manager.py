@@ -232,10 +232,13 @@ class DefaultDataManager(DataManager):
 
         Parent directories are registered too; registering again changes nothing.
         """
-        log = self._recorder()
+        log = self._log
+        if log is None:
+            if self._catalog_settings is not None:
+                self._recorder()  # raises: not open
+            return self.mapper.register(location, path, relpath, data_type)
         replica = self.mapper.register(location, path, relpath, data_type)
-        if log is not None:
-            log.registered(location, replica.path, replica.relpath, data_type)
+        log.registered(replica)
         return replica
 
     def register_relation(self, src_location: DataLocation, dst_location: DataLocation) -> None:
@@ -549,15 +552,13 @@ class DefaultDataManager(DataManager):
                 assert job.replica is not None
                 job.replica._set_available()
                 if self._log is not None:
-                    self._log.registered(
-                        job.location, dst_path, job.replica.relpath, job.replica.data_type
-                    )
+                    self._log.registered(job.replica)
                     if not writable:
                         self._log.related(source, job.replica)
                 if self._cache is not None and job.reservation is not None:
                     self._cache.admit(job.reservation)
             else:
-                self.mapper.invalidate(job.location, dst_path)
+                self._invalidate(job.location, dst_path)  # and what was registered below
                 if job.replica is not None:
                     job.replica._set_available()
                 if self._cache is not None and job.reservation is not None:

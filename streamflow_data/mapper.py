@@ -285,9 +285,11 @@ class RemotePathMapper:
         if root is None:
             return []
         if root.path != "/":
-            self._children[(location.deployment, location.name, _parent(root.path))].remove(
-                root.path
-            )
+            # The parent's list is gone when the parent itself is being invalidated: a
+            # link inside the subtree can be reached through its target first.
+            siblings = self._children.get((location.deployment, location.name, _parent(root.path)))
+            if siblings is not None:
+                siblings.remove(root.path)
         invalidated: list[DataLocation] = []
         pending = [root]
         while pending:

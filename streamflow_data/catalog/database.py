@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, cast
 
 import aiosqlite
@@ -32,7 +32,8 @@ _MIGRATIONS: dict[int, Sequence[str]] = {
             local INTEGER NOT NULL, hostname TEXT)""",
         """CREATE TABLE replica_log (
             seq INTEGER PRIMARY KEY, op INTEGER NOT NULL, location TEXT NOT NULL,
-            path TEXT NOT NULL, relpath TEXT, other_location TEXT, other_path TEXT)""",
+            path TEXT NOT NULL, relpath TEXT, other_location TEXT, other_path TEXT,
+            names TEXT)""",
     ),
     2: (
         """CREATE TABLE transfers (
@@ -92,6 +93,7 @@ class Database:
         self._changed = asyncio.Condition()
         self._wake = asyncio.Event()
         self._error: CatalogError | None = None
+        self._converters: dict[str, Callable[[list[Any]], Iterable[Row]]] = {}
         self._one_transaction = asyncio.Lock()
         self._writer = asyncio.create_task(self._write_forever(), name=f"catalog {path}")
 
@@ -152,7 +154,13 @@ class Database:
 
     # -- writes ------------------------------------------------------------------------------
 
-    def enqueue(self, statement: str, row: Row) -> None:
+    def convert(self, statement: str, converter: Callable[[list[Any]], Iterable[Row]]) -> None:
+        """Queued items of ``statement`` are turned into rows by ``converter`` only when
+        written, a run at a time (lazily, on aiosqlite's thread): queuing costs one append.
+        ``converter`` must only read state that is set before an item is queued."""
+        self._converters[statement] = converter
+
+    def enqueue(self, statement: str, row: Any) -> None:
         """Queue one row for ``statement``; rows are written in the order queued.
 
         Consecutive rows of one statement go to the database in one ``executemany``.
@@ -183,10 +191,13 @@ class Database:
                 async with self._changed:
                     self._changed.notify_all()
 
-    async def _transaction(self, batch: Iterable[tuple[str, Sequence[Row]]]) -> None:
+    async def _transaction(self, batch: Iterable[tuple[str, list[Any]]]) -> None:
         async with self.transaction() as connection:
             for statement, rows in batch:
-                await connection.executemany(statement, rows)
+                converter = self._converters.get(statement)
+                await connection.executemany(
+                    statement, rows if converter is None else converter(rows)
+                )
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:

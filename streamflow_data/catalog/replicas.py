@@ -2,18 +2,23 @@
 
 Each registration, relation, invalidation and detachment is appended to ``replica_log``
 as it happens; opening the catalog replays the log into a fresh
-:class:`~streamflow_data.mapper.RemotePathMapper`, through the same methods that built
-the original, so the graph comes back exactly as it was (relations, link targets and
-subtree invalidations included). When the log has grown to more than twice what the
-graph holds, it is rewritten as a snapshot of the graph. Rows another process appended
-since the replay are kept, after the snapshot.
+:class:`~streamflow_data.mapper.RemotePathMapper`, through the same methods and in the
+same order as the original, so the graph comes back exactly as it was: relations, link
+targets, subtree invalidations, and the order of replicas that queries return. When the
+log has grown to more than twice what the graph holds, it is rewritten as a snapshot of
+the graph. Rows another process appended since the replay are kept, after the snapshot.
 
-A registration, the bulk of the log, is a row of three values (operation, location,
-path), the data type folded into the operation code: the fewer the columns, the faster
-SQLite takes a million of them.
+Plain registrations (PRIMARY, no relpath), the bulk of the log, are queued as the replica
+objects themselves (one append) and written as *runs*: one row per run of consecutive
+plain registrations, holding their paths (``names``, NUL-separated), the locations of the
+run (``relpath``, separated by U+001E) and which location each path is on
+(``other_location``, one byte each). SQLite then takes a row per thousands of
+registrations instead of one each.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 from streamflow_data.catalog.database import Database, Row
 from streamflow_data.mapper import RemotePathMapper
@@ -27,21 +32,60 @@ _LINK = 2
 _RELATE = 3
 _INVALIDATE = 4
 _DETACH = 5
+_RUN = 6  # a run of plain registrations, see the module docstring
 
 _SHORT = "INSERT INTO replica_log (op, location, path) VALUES (?, ?, ?)"
-_WITH_RELPATH = "INSERT INTO replica_log (op, location, path, relpath) VALUES (?, ?, ?, ?)"
+_REPLICA = (
+    "INSERT INTO replica_log (op, location, path, relpath, other_location, names) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
 _RELATION = (
     "INSERT INTO replica_log (op, location, path, other_location, other_path) "
     "VALUES (?, ?, ?, ?, ?)"
 )
 _AT = (
-    "INSERT INTO replica_log (seq, op, location, path, relpath, other_location, other_path) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO replica_log (seq, op, location, path, relpath, other_location, names, "
+    "other_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _LOCATION = (
     "INSERT OR IGNORE INTO locations (key, deployment, name, local, hostname) "
     "VALUES (?, ?, ?, ?, ?)"
 )
+_RUN_LOCATIONS = 255  # a run's location numbers are single bytes
+_RUN_PATHS = 10_000  # rows stay small enough to read back a few at a time
+
+
+class _Run:
+    """Consecutive plain registrations, in order, becoming one row."""
+
+    def __init__(self, keys: dict[int, tuple[ExecutionLocation, str]]) -> None:
+        self._keys = keys
+        self.paths: list[str] = []
+        self._numbers: dict[int, int] = {}  # id(location) -> its number in the run
+        self._on = bytearray()
+
+    def add(self, location: ExecutionLocation, path: str) -> bool:
+        """Add a registration; False (and nothing added) when the run is full."""
+        if len(self.paths) == _RUN_PATHS:
+            return False
+        number = self._numbers.get(id(location))
+        if number is None:
+            if len(self._numbers) == _RUN_LOCATIONS:
+                return False
+            number = self._numbers[id(location)] = len(self._numbers)
+        self.paths.append(path)
+        self._on.append(number)
+        return True
+
+    def rows(self) -> Iterator[Row]:
+        """The run's row (none for an empty run), in :data:`_REPLICA` order."""
+        if not self.paths:
+            return
+        keys = [self._keys[location][1] for location in self._numbers]
+        if len(self.paths) == 1:
+            yield (_PRIMARY, keys[0], self.paths[0], None, None, None)
+            return
+        yield (_RUN, keys[0], "", "\x1e".join(keys), bytes(self._on), "\0".join(self.paths))
 
 
 def location_key(location: ExecutionLocation) -> str:
@@ -54,6 +98,8 @@ class ReplicaLog:
 
     def __init__(self, database: Database) -> None:
         self._database = database
+        self._enqueue = database.enqueue
+        database.convert(_REPLICA, self._replica_rows)
         # id(location) -> (location, key): hashing a frozen dataclass costs more than
         # the rest of a registration; holding the location keeps its id unique.
         self._keys: dict[int, tuple[ExecutionLocation, str]] = {}
@@ -72,21 +118,38 @@ class ReplicaLog:
 
     # -- recording ----------------------------------------------------------------------------
 
-    def registered(
-        self, location: ExecutionLocation, path: str, relpath: str, data_type: DataType
-    ) -> None:
-        """``path`` was registered on ``location`` (INVALID: see :meth:`invalidated`)."""
-        if data_type is DataType.PRIMARY:
-            op = _PRIMARY
-        elif data_type is DataType.SYMBOLIC_LINK:
-            op = _LINK
-        else:
-            self.invalidated(location, path)
+    def registered(self, replica: DataLocation) -> None:
+        """``replica`` was registered (an INVALID one: see :meth:`invalidated`)."""
+        data_type = replica.data_type
+        if data_type is DataType.INVALID:
+            self.invalidated(replica.location, replica.path)
             return
-        if relpath == path:
-            self._database.enqueue(_SHORT, (op, self._key(location), path))
-        else:
-            self._database.enqueue(_WITH_RELPATH, (op, self._key(location), path, relpath))
+        if id(replica.location) not in self._keys:
+            self._key(replica.location)
+        if data_type is DataType.PRIMARY and replica.relpath is replica.path:
+            self._enqueue(_REPLICA, replica)  # plain: the row is made when written
+            return
+        op = _PRIMARY if data_type is DataType.PRIMARY else _LINK
+        key = self._keys[id(replica.location)][1]
+        self._enqueue(_REPLICA, (op, key, replica.path, replica.relpath, None, None))
+
+    def _replica_rows(self, items: list[DataLocation | Row]) -> Iterator[Row]:
+        # A queued replica is a plain PRIMARY registration, whatever happened to the
+        # object since (its invalidation follows it in the log); other registrations
+        # were queued as rows and end the run before them.
+        run = _Run(self._keys)
+        for item in items:
+            if type(item) is tuple:
+                yield from run.rows()
+                run = _Run(self._keys)
+                yield item
+                continue
+            replica: DataLocation = item  # type: ignore[assignment]
+            if not run.add(replica.location, replica.path):
+                yield from run.rows()
+                run = _Run(self._keys)
+                run.add(replica.location, replica.path)
+        yield from run.rows()
 
     def related(self, first: DataLocation, second: DataLocation) -> None:
         """Two replicas were related."""
@@ -120,12 +183,17 @@ class ReplicaLog:
         register, find = mapper.register, mapper.find
         primary, link = DataType.PRIMARY, DataType.SYMBOLIC_LINK
         async for rows in database.fetch(
-            "SELECT op, location, path, relpath, other_location, other_path "
+            "SELECT op, location, path, relpath, other_location, other_path, names "
             "FROM replica_log WHERE seq <= ? ORDER BY seq",
             (last,),
         ):
-            for op, key, path, relpath, other_key, other_path in rows:
-                if op == _PRIMARY:
+            for op, key, path, relpath, other_key, other_path, names in rows:
+                if op == _RUN:
+                    on = [locations[run_key] for run_key in relpath.split("\x1e")]
+                    for number, run_path in zip(other_key, names.split("\0"), strict=True):
+                        register(on[number], run_path, None, primary)
+                    replayed += len(other_key)
+                elif op == _PRIMARY:
                     register(locations[key], path, relpath, primary)
                 elif op == _LINK:
                     register(locations[key], path, relpath, link)
@@ -139,23 +207,31 @@ class ReplicaLog:
                 elif op == _DETACH and (replica := find(locations[key], path)) is not None:
                     mapper.detach(replica)
             replayed += len(rows)
-        if replayed > 2 * len(mapper) + 1000:
+        if replayed > 2 * len(mapper) + 1000:  # registrations and changes, against replicas
             await self._compact(self._snapshot(mapper), last)
 
     def _snapshot(self, mapper: RemotePathMapper) -> list[Row]:
-        """Log rows that rebuild ``mapper`` as it is: parents before children, then the
-        links' targets, then the replica sets."""
-        rows: list[Row] = []
-        for replica in sorted(mapper.replicas(), key=lambda r: r.path):
-            op = _PRIMARY if replica.data_type is DataType.PRIMARY else _LINK
-            relpath = None if replica.relpath == replica.path else replica.relpath
-            rows.append((op, self._key(replica.location), replica.path, relpath, None, None))
-        pairs = list(mapper.link_targets())
+        """Log rows that rebuild ``mapper`` as it is: every replica, parents before
+        children and in query order at each path; then each replica set, in order; then
+        the links' targets (a relation within one set only notes the link)."""
+        for replica in mapper.replicas():
+            self._key(replica.location)
+        registrations: list[DataLocation | Row] = []
+        for replica in sorted(mapper.replicas(), key=lambda r: r.path):  # stable
+            if replica.data_type is DataType.PRIMARY and replica.relpath is replica.path:
+                registrations.append(replica)
+            else:
+                op = _PRIMARY if replica.data_type is DataType.PRIMARY else _LINK
+                key = self._keys[id(replica.location)][1]
+                registrations.append((op, key, replica.path, replica.relpath, None, None))
+        rows = [(*row, None) for row in self._replica_rows(registrations)]
+        pairs: list[tuple[DataLocation, DataLocation]] = []
         for replica_set in mapper.replica_sets():
             pairs.extend((replica_set[0], member) for member in replica_set[1:])
+        pairs.extend(mapper.link_targets())
         for first, second in pairs:
             _, key, path, other, other_path = self._relation(first, second)
-            rows.append((_RELATE, key, path, None, other, other_path))
+            rows.append((_RELATE, key, path, None, other, None, other_path))
         return rows
 
     async def _compact(self, snapshot: list[Row], last: int) -> None:
