@@ -11,14 +11,14 @@ nox.options.default_venv_backend = "venv"
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the test suite."""
-    session.install("-e", ".[test]", "-e", "plugins/ssh")
+    session.install("-e", ".[test]", "-e", "plugins/ssh", "-e", "plugins/s3")
     session.run("python", "-m", "pytest", *session.posargs)
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff (lint and format) and mypy --strict."""
-    session.install("-e", ".[lint,test]", "-e", "plugins/ssh", "nox")
+    session.install("-e", ".[lint,test]", "-e", "plugins/ssh", "-e", "plugins/s3", "nox")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
@@ -34,5 +34,5 @@ def docs(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Run every benchmark and write benchmarks/RESULTS.md."""
-    session.install("-e", ".", "-e", "plugins/ssh")
+    session.install("-e", ".[test]", "-e", "plugins/ssh", "-e", "plugins/s3")
     session.run("python", "-m", "benchmarks.run_all", *session.posargs)

@@ -276,12 +276,40 @@ class _Run:
                 yield BatchCopy(self.context, files), needed
 
     async def _make_links(self, destination: Destination) -> None:
+        if not self.plan.links:
+            return
+        if not destination.connector.capabilities.symlinks:
+            await self._copy_link_targets(destination)
+            return
         links = []
         for entry in self.plan.links:
             assert entry.stat.target is not None
             links.append(LinkItem(entry.stat.target, destination.target(entry.relpath)))
-        if links:
-            await destination.connector.make_symlinks(destination.location, links)
+        await destination.connector.make_symlinks(destination.location, links)
+
+    async def _copy_link_targets(self, destination: Destination) -> None:
+        """Storage without links (object stores) gets the file each link points to.
+
+        Links to directories and links to nothing have no file to store: they are skipped,
+        with a warning.
+        """
+        source = self.context.source
+        for entry in self.plan.links:
+            path = join(self.src_path, entry.relpath)
+            try:
+                stat = await source.connector.stat(source.location, path, follow_symlinks=True)
+            except PathNotFoundError:
+                stat = None
+            if stat is None or stat.kind is not FileKind.FILE:
+                logger.warning(
+                    "%s:%s is a link to %s: %s stores no links, so it is skipped",
+                    source.location,
+                    path,
+                    "nothing" if stat is None else "a directory",
+                    destination.location,
+                )
+                continue
+            await FileCopy(self.context, entry.relpath, path, stat).run([destination])
 
     async def _finish_directories(self, destination: Destination) -> None:
         """Give directories their source mode and time, deepest first (after their content)."""

@@ -1,0 +1,174 @@
+"""Objects read by ranged GETs and written by single PUTs or parallel multipart uploads.
+
+A writer takes the engine's blocks in order. Up to ``part_size`` bytes it keeps them and
+publishes them with one PUT on commit; beyond, it starts a multipart upload and sends each
+full part in the background, up to the bucket's request limit at once, so memory stays
+within ``max_concurrency x part_size`` per bucket whatever the object size. Every request
+carries the body's CRC32C (``x-amz-checksum-crc32c``, which S3 checks) and its MD5
+(``Content-MD5``), and the ETag S3 answers is compared with that MD5: the bytes stored are
+the bytes sent. Nothing is visible at the key before the commit; an abort (an error, a
+cancellation) aborts the multipart upload, so no parts are left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from streamflow_data.checksum import crc32c, crc32c_base64
+from streamflow_data.connectors.base import Reader, Writer
+from streamflow_data.errors import ChecksumMismatchError, ConnectorError
+from streamflow_data.model import Digest, ExecutionLocation
+
+if TYPE_CHECKING:
+    from streamflow_data_s3.connector import S3Connector
+
+__all__ = ["S3Reader", "S3Writer", "body_headers"]
+
+_INLINE = 256 * 1024  # smaller bodies are hashed on the loop; larger ones in a thread
+
+
+def _hashes(body: bytes | memoryview) -> tuple[str, str, str]:
+    """(Content-MD5, its hex form as S3 writes ETags, CRC32C base64) of ``body``."""
+    md5 = hashlib.md5(body, usedforsecurity=False)
+    return base64.b64encode(md5.digest()).decode(), md5.hexdigest(), crc32c_base64(crc32c(body))
+
+
+async def body_headers(body: bytes | memoryview) -> tuple[dict[str, str], str]:
+    """Request parameters that make S3 check ``body``, and the ETag it must answer."""
+    if len(body) < _INLINE:
+        content_md5, etag, crc = _hashes(body)
+    else:
+        content_md5, etag, crc = await asyncio.to_thread(_hashes, body)
+    return {"ContentMD5": content_md5, "ChecksumCRC32C": crc}, etag
+
+
+def check_etag(location: ExecutionLocation, path: str, answer: dict[str, Any], etag: str) -> None:
+    """Raise if the ETag S3 answered is not the MD5 of what was sent."""
+    got = str(answer.get("ETag", "")).strip('"')
+    if got and got != etag:
+        raise ChecksumMismatchError(location, path, f"S3 stored ETag {got}, sent MD5 {etag}")
+
+
+class S3Reader(Reader):
+    """Ranged GETs of one object."""
+
+    def __init__(self, connector: S3Connector, location: ExecutionLocation, path: str):
+        self._connector = connector
+        self._location = location
+        self._path = path
+
+    async def read(self, offset: int, size: int) -> bytes:
+        if size <= 0:
+            return b""
+        return await self._connector.get_range(self._location, self._path, offset, size)
+
+    async def close(self) -> None:
+        pass
+
+
+class S3Writer(Writer):
+    """An object being written: see the module docstring."""
+
+    def __init__(
+        self,
+        connector: S3Connector,
+        location: ExecutionLocation,
+        path: str,
+        metadata: dict[str, str],
+    ) -> None:
+        super().__init__(location, path)
+        self._connector = connector
+        self._metadata = metadata
+        self._part_size = connector.options.part_size
+        self._buffer = bytearray()
+        self._size = 0
+        self._crc = 0
+        self._upload_id: str | None = None
+        self._parts: dict[int, dict[str, Any]] = {}
+        self._sending: set[asyncio.Task[None]] = set()
+        self._next_part = 1
+
+    async def write(self, offset: int, data: bytes | memoryview) -> None:
+        if offset != self._size:
+            raise ConnectorError(
+                self.location,
+                self.path,
+                f"S3 writes must follow each other ({offset} != {self._size})",
+            )
+        self._crc = (
+            crc32c(data, self._crc)
+            if len(data) < _INLINE
+            else await asyncio.to_thread(crc32c, data, self._crc)
+        )
+        self._size += len(data)
+        self._buffer += data
+        while len(self._buffer) >= self._part_size:
+            part = bytes(self._buffer[: self._part_size])
+            del self._buffer[: self._part_size]
+            await self._send(part)
+
+    async def _send(self, part: bytes) -> None:
+        """Start uploading a part in the background, once a request slot is free."""
+        self._raise_failures()
+        if self._upload_id is None:
+            self._upload_id = await self._connector.start_upload(
+                self.location, self.path, self._metadata
+            )
+        number, self._next_part = self._next_part, self._next_part + 1
+        release = await self._connector.request_slot(self.location)
+        task = asyncio.create_task(self._upload(number, part, release))
+        self._sending.add(task)
+
+    async def _upload(self, number: int, part: bytes, release: Callable[[], None]) -> None:
+        try:
+            assert self._upload_id is not None
+            self._parts[number] = await self._connector.upload_part(
+                self.location, self.path, self._upload_id, number, part
+            )
+        finally:
+            release()
+
+    def _raise_failures(self) -> None:
+        for task in [t for t in self._sending if t.done()]:
+            self._sending.discard(task)
+            if task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+
+    async def _drain(self) -> None:
+        """Wait for every part sent; the first failure is raised."""
+        if self._sending:
+            await asyncio.wait(self._sending)
+        self._raise_failures()
+
+    async def digest(self) -> Digest:
+        """The size and CRC32C of the bytes given, each request of which S3 confirmed by
+        checksum and ETag (the last part's on commit)."""
+        await self._drain()
+        return Digest(self._size, self._crc)
+
+    async def _commit(self) -> None:
+        connector = self._connector
+        if self._upload_id is None:
+            await connector.put(self.location, self.path, bytes(self._buffer), self._metadata)
+            return
+        if self._buffer or not self._parts:
+            await self._send(bytes(self._buffer))
+            self._buffer.clear()
+        await self._drain()
+        parts = [self._parts[number] for number in sorted(self._parts)]
+        await connector.complete_upload(self.location, self.path, self._upload_id, parts)
+
+    async def _abort(self) -> None:
+        for task in self._sending:
+            task.cancel()
+        if self._sending:
+            await asyncio.wait(self._sending)
+        self._sending.clear()
+        if self._upload_id is not None:
+            with contextlib.suppress(ConnectorError):
+                await self._connector.abort_upload(self.location, self.path, self._upload_id)

@@ -1,0 +1,196 @@
+"""The S3 connector against moto's server over HTTP: trees, multipart, copies, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from pathlib import Path
+
+import boto3
+import pytest
+from streamflow_data_s3 import S3Connector, S3Options
+
+from streamflow_data import (
+    ConfigurationError,
+    DefaultDataManager,
+    ExecutionLocation,
+    LocationUnreachableError,
+    PathNotFoundError,
+    TransferSettings,
+    create_connector,
+)
+from tests.conftest import LOCAL
+from tests.helpers import MTIME, make_tree, snapshot
+from tests.s3.conftest import OptionsFactory
+
+MiB = 1024 * 1024
+
+
+def _uploads(endpoint: str, bucket: str) -> list[str]:
+    """The keys of the multipart uploads in progress in ``bucket``."""
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    return [upload["Key"] for upload in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
+
+
+def test_options_are_checked_and_the_plugin_is_found() -> None:
+    with pytest.raises(ConfigurationError, match=r"buckets.*part_size"):
+        S3Connector.from_options({"buckets": [], "part_size": 1024})
+    with pytest.raises(ConfigurationError, match="go together"):
+        S3Connector.from_options({"buckets": ["b"], "access_key_id": "only-the-id"})
+    connector = create_connector("s3", {"buckets": ["one", "two"]})
+    assert isinstance(connector, S3Connector)
+    assert [location.name for location in connector.locations("store")] == ["one", "two"]
+    assert "hunter2" not in repr(
+        S3Options.model_validate(
+            {"buckets": ["b"], "access_key_id": "a", "secret_access_key": "hunter2"}
+        )
+    )
+
+
+async def test_a_tree_round_trips_with_modes_and_times(
+    s3: S3Connector, bucket_location: ExecutionLocation, tmp_path: Path
+) -> None:
+    source, back = tmp_path / "source", tmp_path / "back"
+    await asyncio.to_thread(make_tree, source)
+    async with DefaultDataManager({"s3": s3}) as manager:
+        manager.register_path(LOCAL, str(source))
+        await manager.transfer_data(LOCAL, str(source), [bucket_location], "/trees/one")
+        await manager.transfer_data(bucket_location, "/trees/one", [LOCAL], str(back))
+    original, copied = snapshot(source), snapshot(back)
+    # S3 stores no links: the link to a file comes back as that file; the dangling one is
+    # skipped; everything else, modes and times included, is the same.
+    assert copied.pop("rel-link") == ("file", 0o644, original["small.txt"][2], b"hello")
+    for link in ("rel-link", "sub/dangling"):
+        original.pop(link)
+    assert copied == original
+    assert copied["sub/script.sh"][1:3] == (0o750, MTIME)
+
+
+async def test_large_files_go_in_parallel_parts_and_come_back_in_ranges(
+    s3_options: OptionsFactory, tmp_path: Path, s3_endpoint: str, bucket: str
+) -> None:
+    data = os.urandom(23 * MiB + 7)
+    (tmp_path / "big").write_bytes(data)
+    connector = S3Connector(s3_options(max_concurrency=3))
+    location = connector.locations("s3")[0]
+    settings = TransferSettings(chunk_size=8 * MiB, block_size=1 * MiB)
+    async with DefaultDataManager({"s3": connector}, settings=settings) as manager:
+        manager.register_path(LOCAL, str(tmp_path / "big"))
+        await manager.transfer_data(LOCAL, str(tmp_path / "big"), [location], "/big")
+        head = await connector._call(location, "/big", "head_object", Key="big")
+        assert head["ContentLength"] == len(data)
+        assert "-5" in head["ETag"]  # a multipart object of five 5 MiB parts
+        await manager.transfer_data(location, "/big", [LOCAL], str(tmp_path / "back"))
+        written = manager.statistics.of(LOCAL).bytes_written
+    assert (tmp_path / "back").read_bytes() == data
+    assert written == len(data)
+    assert _uploads(s3_endpoint, bucket) == []
+
+
+async def test_a_failed_upload_leaves_no_parts_behind(
+    s3: S3Connector, bucket_location: ExecutionLocation, s3_endpoint: str, bucket: str
+) -> None:
+    writer = await s3.open_writer(bucket_location, "/partial")
+    await writer.write(0, os.urandom(11 * MiB))
+    await asyncio.sleep(0.2)
+    assert _uploads(s3_endpoint, bucket) == ["partial"]
+    await writer.abort()
+    assert _uploads(s3_endpoint, bucket) == []
+    assert not await s3.exists(bucket_location, "/partial")
+
+
+async def test_an_upload_cancelled_halfway_is_aborted(
+    s3_options: OptionsFactory, tmp_path: Path, s3_endpoint: str, bucket: str
+) -> None:
+    (tmp_path / "big").write_bytes(os.urandom(40 * MiB))
+    connector = S3Connector(s3_options(max_concurrency=1))
+    location = connector.locations("s3")[0]
+    async with DefaultDataManager({"s3": connector}) as manager:
+        manager.register_path(LOCAL, str(tmp_path / "big"))
+        task = asyncio.create_task(
+            manager.transfer_data(LOCAL, str(tmp_path / "big"), [location], "/big")
+        )
+        for _ in range(400):  # bounded: 20 s
+            if _uploads(s3_endpoint, bucket):
+                break
+            await asyncio.sleep(0.05)
+        assert _uploads(s3_endpoint, bucket) == ["big"]
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert _uploads(s3_endpoint, bucket) == []
+    assert manager.get_data_locations("/big") == []
+
+
+async def test_copies_within_the_bucket_move_no_bytes_through_us(
+    s3: S3Connector, bucket_location: ExecutionLocation
+) -> None:
+    await s3.mkdir(bucket_location, "/data")
+    await s3.write_file(bucket_location, "/data/a", b"a" * 1000, mode=0o600)
+    await s3.write_file(bucket_location, "/data/b", b"b" * 3_000_000)
+    async with DefaultDataManager({"s3": s3}) as manager:
+        manager.register_path(bucket_location, "/data")
+        await manager.transfer_data(
+            bucket_location, "/data", [bucket_location], "/copy", writable=True
+        )
+        totals = manager.statistics.of(bucket_location)
+        assert totals.bytes_read == 0
+    assert await s3.read_file(bucket_location, "/copy/b") == b"b" * 3_000_000
+    assert (await s3.stat(bucket_location, "/copy/a")).mode == 0o600
+
+
+async def test_missing_buckets_keys_and_endpoints_are_typed(
+    s3_options: OptionsFactory, s3: S3Connector, bucket_location: ExecutionLocation
+) -> None:
+    with pytest.raises(PathNotFoundError, match="missing-key"):
+        await s3.read_file(bucket_location, "/missing-key")
+    nowhere = S3Connector(s3_options(buckets=["no-such-bucket-here"]))
+    try:
+        with pytest.raises(PathNotFoundError, match="no such bucket 'no-such-bucket-here'"):
+            await nowhere.stat(nowhere.locations("s3")[0], "/x")
+    finally:
+        await nowhere.close()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dead = S3Connector(s3_options(endpoint_url=f"http://127.0.0.1:{port}", retries=0))
+    try:
+        with pytest.raises(LocationUnreachableError):
+            await dead.stat(dead.locations("s3")[0], "/x")
+    finally:
+        await dead.close()
+
+
+async def test_many_small_objects_are_put_concurrently(
+    s3: S3Connector, bucket_location: ExecutionLocation, tmp_path: Path
+) -> None:
+    tree = tmp_path / "many"
+    tree.mkdir()
+    for index in range(60):
+        (tree / f"f{index:02d}").write_bytes(os.urandom(4096))
+    in_flight = 0
+    most = 0
+    put = s3.put
+
+    async def counting(*args: object, **kwargs: object) -> None:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        try:
+            await put(*args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            in_flight -= 1
+
+    s3.put = counting  # type: ignore[method-assign]
+    async with DefaultDataManager({"s3": s3}) as manager:
+        manager.register_path(LOCAL, str(tree))
+        await manager.transfer_data(LOCAL, str(tree), [bucket_location], "/many")
+    assert most > 1
+    assert len([e async for e in s3.walk(bucket_location, "/many")]) == 60
