@@ -74,13 +74,19 @@ class MetadataCache:
         if self.enabled and len(entries) <= self._max_walk_entries:
             self._walks[_key(location, path)] = tuple(entries)
 
-    def changed(self, location: ExecutionLocation, paths: Sequence[str]) -> None:
-        """``paths`` were written, created, linked or given new metadata."""
+    def changed(
+        self, location: ExecutionLocation, paths: Sequence[str], *, parents: bool = True
+    ) -> None:
+        """``paths`` were written, created, linked or given new metadata.
+
+        ``parents`` says whether that changes their directories' own metadata (it does
+        on POSIX storage, where a directory's time follows its entries; not on S3).
+        """
         if not self.enabled:
             return
         for path in paths:
             parent = path.rpartition("/")[0] or "/"
-            for changed in (path, parent):  # the parent's times change with its entries
+            for changed in (path, parent) if parents else (path,):
                 key = _key(location, changed)
                 self._stats.pop((key, False), None)
                 self._stats.pop((key, True), None)

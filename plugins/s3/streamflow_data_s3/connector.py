@@ -256,25 +256,18 @@ class S3Connector(Connector):
             raise PathExistsError(location, path, "a directory, not a file")
         return S3Reader(self, location, path)
 
-    async def get_range(
-        self, location: ExecutionLocation, path: str, offset: int, size: int
-    ) -> bytes:
-        """Up to ``size`` bytes of the object from ``offset`` (fewer at its end)."""
+    async def open_range(self, location: ExecutionLocation, path: str, offset: int) -> Any:
+        """The streaming body of the object from ``offset`` to its end (None past it)."""
         try:
             answer = await self._call(
-                location,
-                path,
-                "get_object",
-                Key=_key(path),
-                Range=f"bytes={offset}-{offset + size - 1}",
+                location, path, "get_object", Key=_key(path), Range=f"bytes={offset}-"
             )
         except ConnectorError as exc:
             cause = exc.__cause__
             if isinstance(cause, ClientError) and error_code(cause) == "InvalidRange":
-                return b""  # at or past the end
+                return None
             raise
-        async with answer["Body"] as body:
-            return bytes(await body.read())
+        return answer["Body"]
 
     async def read_file(self, location: ExecutionLocation, path: str) -> bytes:
         answer = await self._call(location, path, "get_object", Key=_key(path))
@@ -335,7 +328,7 @@ class S3Connector(Connector):
             )
             check_etag(location, path, answer, etag)
         finally:
-            self._metadata.changed(location, [path])
+            self._metadata.changed(location, [path], parents=False)
 
     async def start_upload(
         self, location: ExecutionLocation, path: str, metadata: dict[str, str]
@@ -352,7 +345,12 @@ class S3Connector(Connector):
         return str(answer["UploadId"])
 
     async def upload_part(
-        self, location: ExecutionLocation, path: str, upload_id: str, number: int, body: bytes
+        self,
+        location: ExecutionLocation,
+        path: str,
+        upload_id: str,
+        number: int,
+        body: bytes,
     ) -> dict[str, Any]:
         """Send one part (the caller holds a request slot); returns its completion entry."""
         headers, etag = await body_headers(body)
@@ -386,7 +384,7 @@ class S3Connector(Connector):
                 MultipartUpload={"Parts": parts},
             )
         finally:
-            self._metadata.changed(location, [path])
+            self._metadata.changed(location, [path], parents=False)
 
     async def abort_upload(self, location: ExecutionLocation, path: str, upload_id: str) -> None:
         await self._call(
@@ -416,11 +414,19 @@ class S3Connector(Connector):
         await self._parent_exists(location, path)
         await self.put(location, path, body, _metadata(mode, mtime_ns))
 
+    async def _check_parents(self, location: ExecutionLocation, paths: Sequence[str]) -> None:
+        """Look up each distinct directory of ``paths`` once, so that the many files of a
+        batch find it known instead of each asking at the same time."""
+        for parent in dict.fromkeys(path.rstrip("/").rpartition("/")[0] for path in paths):
+            with contextlib.suppress(ConnectorError):  # each file reports its own failure
+                await self._parent_exists(location, parent + "/-")
+
     async def write_files(
         self, location: ExecutionLocation, items: Sequence[WriteItem]
     ) -> list[ConnectorError | None]:
         """Every file put at once (within the bucket's request limit)."""
         results: list[ConnectorError | None] = [None] * len(items)
+        await self._check_parents(location, [item.path for item in items])
 
         async def write(index: int, item: WriteItem) -> None:
             try:
@@ -458,7 +464,8 @@ class S3Connector(Connector):
                 raise PathExistsError(location, current, "a file, not a directory")
             if found is None:
                 await self.put(location, current + "/", b"", {})
-                self._metadata.changed(location, [current])
+                directory = FileStat(FileKind.DIRECTORY, 0, _DIRECTORY_MODE, 0)
+                self._metadata.keep_stat(location, current, False, directory)
 
     async def remove(self, location: ExecutionLocation, path: str) -> None:
         """Delete the object and every key below ``path``."""
@@ -510,7 +517,7 @@ class S3Connector(Connector):
                 MetadataDirective="REPLACE",
             )
         finally:
-            self._metadata.changed(location, [path])
+            self._metadata.changed(location, [path], parents=False)
 
     async def apply_metadata(
         self, location: ExecutionLocation, items: Sequence[MetadataItem]
@@ -556,7 +563,7 @@ class S3Connector(Connector):
             else:
                 await self._copy_parts(location, dst, source, length, metadata)
         finally:
-            self._metadata.changed(location, [dst])
+            self._metadata.changed(location, [dst], parents=False)
 
     async def _copy_parts(
         self,

@@ -55,20 +55,53 @@ def check_etag(location: ExecutionLocation, path: str, answer: dict[str, Any], e
 
 
 class S3Reader(Reader):
-    """Ranged GETs of one object."""
+    """Reads of one object through streaming ranged GETs.
+
+    A read at an offset where an earlier read stopped continues that GET's stream, so a
+    chunk read block after block costs one request, not one per block; other offsets open
+    a GET from there to the end of the object.
+    """
 
     def __init__(self, connector: S3Connector, location: ExecutionLocation, path: str):
         self._connector = connector
         self._location = location
         self._path = path
+        self._streams: dict[int, Any] = {}  # next offset -> the open body reaching it
 
     async def read(self, offset: int, size: int) -> bytes:
-        if size <= 0:
-            return b""
-        return await self._connector.get_range(self._location, self._path, offset, size)
+        buffer = bytearray(size)
+        got = await self.readinto(offset, memoryview(buffer))
+        return bytes(buffer[:got])
+
+    async def readinto(self, offset: int, buffer: memoryview) -> int:
+        if not len(buffer):
+            return 0
+        body = self._streams.pop(offset, None)
+        if body is None:
+            body = await self._connector.open_range(self._location, self._path, offset)
+            if body is None:
+                return 0  # at or past the end
+        filled = 0
+        try:
+            while filled < len(buffer):
+                data = await body.read(len(buffer) - filled)
+                if not data:
+                    break
+                buffer[filled : filled + len(data)] = data
+                filled += len(data)
+        except BaseException:
+            body.close()
+            raise
+        if filled == len(buffer):
+            self._streams[offset + filled] = body
+        else:
+            body.close()
+        return filled
 
     async def close(self) -> None:
-        pass
+        for body in self._streams.values():
+            body.close()
+        self._streams.clear()
 
 
 class S3Writer(Writer):
@@ -85,7 +118,8 @@ class S3Writer(Writer):
         self._connector = connector
         self._metadata = metadata
         self._part_size = connector.options.part_size
-        self._buffer = bytearray()
+        self._pending: list[bytes] = []  # bytes given, not yet sent
+        self._pending_size = 0
         self._size = 0
         self._crc = 0
         self._upload_id: str | None = None
@@ -106,11 +140,18 @@ class S3Writer(Writer):
             else await asyncio.to_thread(crc32c, data, self._crc)
         )
         self._size += len(data)
-        self._buffer += data
-        while len(self._buffer) >= self._part_size:
-            part = bytes(self._buffer[: self._part_size])
-            del self._buffer[: self._part_size]
-            await self._send(part)
+        self._pending.append(bytes(data))
+        self._pending_size += len(data)
+        if self._pending_size >= self._part_size:
+            joined = b"".join(self._pending)
+            whole = len(joined) - len(joined) % self._part_size
+            rest = joined[whole:]
+            self._pending, self._pending_size = ([rest] if rest else []), len(rest)
+            if whole == len(joined) == self._part_size:
+                await self._send(joined)  # the usual case: blocks add up to a part
+                return
+            for start in range(0, whole, self._part_size):
+                await self._send(joined[start : start + self._part_size])
 
     async def _send(self, part: bytes) -> None:
         """Start uploading a part in the background, once a request slot is free."""
@@ -153,12 +194,13 @@ class S3Writer(Writer):
 
     async def _commit(self) -> None:
         connector = self._connector
+        rest = b"".join(self._pending)
+        self._pending, self._pending_size = [], 0
         if self._upload_id is None:
-            await connector.put(self.location, self.path, bytes(self._buffer), self._metadata)
+            await connector.put(self.location, self.path, rest, self._metadata)
             return
-        if self._buffer or not self._parts:
-            await self._send(bytes(self._buffer))
-            self._buffer.clear()
+        if rest or not self._parts:
+            await self._send(rest)
         await self._drain()
         parts = [self._parts[number] for number in sorted(self._parts)]
         await connector.complete_upload(self.location, self.path, self._upload_id, parts)
