@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -12,11 +16,13 @@ import pytest
 from streamflow_data_s3 import S3Connector, S3Options
 
 from streamflow_data import (
+    AuthenticationError,
     ConfigurationError,
     DefaultDataManager,
     ExecutionLocation,
     LocationUnreachableError,
     PathNotFoundError,
+    PermissionDeniedError,
     TransferSettings,
     create_connector,
 )
@@ -194,3 +200,68 @@ async def test_many_small_objects_are_put_concurrently(
         await manager.transfer_data(LOCAL, str(tree), [bucket_location], "/many")
     assert most > 1
     assert len([e async for e in s3.walk(bucket_location, "/many")]) == 60
+
+
+@pytest.fixture(scope="module")
+def guarded_endpoint() -> Iterator[tuple[str, dict[str, str]]]:
+    """A moto server that checks credentials and permissions (its own process: the
+    setting is global), with a bucket and a user who may do nothing."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # The first three requests (the set-up below) are let through; later ones are checked.
+    environment = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="3")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=environment,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):  # bounded: 20 s
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.1):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        admin = {"aws_access_key_id": "admin", "aws_secret_access_key": "admin"}
+        iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1", **admin)
+        iam.create_user(UserName="nobody")
+        key = iam.create_access_key(UserName="nobody")["AccessKey"]
+        boto3.client("s3", endpoint_url=url, region_name="us-east-1", **admin).create_bucket(
+            Bucket="guarded"
+        )
+        yield url, {"id": key["AccessKeyId"], "secret": key["SecretAccessKey"]}
+    finally:
+        server.terminate()
+        server.wait()
+
+
+@pytest.mark.parametrize(
+    ("secret", "error", "message"),
+    [
+        ("right", PermissionDeniedError, "Access Denied"),
+        ("wrong", AuthenticationError, "SignatureDoesNotMatch"),
+    ],
+)
+async def test_denied_access_and_bad_credentials_are_typed(
+    guarded_endpoint: tuple[str, dict[str, str]],
+    secret: str,
+    error: type[Exception],
+    message: str,
+) -> None:
+    url, key = guarded_endpoint
+    options = {
+        "buckets": ["guarded"],
+        "endpoint_url": url,
+        "access_key_id": key["id"],
+        "secret_access_key": key["secret"] if secret == "right" else "wrong",
+        "retries": 0,
+    }
+    connector = S3Connector.from_options(options)
+    try:
+        with pytest.raises(error, match=message):
+            await connector.read_file(connector.locations("s3")[0], "/anything")
+    finally:
+        await connector.close()
