@@ -10,7 +10,7 @@ by others on the storage are seen once the entries expire (``ttl`` seconds).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import cachetools
 
@@ -62,6 +62,33 @@ class MetadataCache:
         """Remember a ``stat`` answer."""
         if self.enabled:
             self._stats[(_key(location, path), follow)] = stat
+
+    async def stated(
+        self,
+        location: ExecutionLocation,
+        path: str,
+        follow: bool,
+        ask: Callable[[], Awaitable[FileStat]],
+    ) -> FileStat:
+        """The kept ``stat`` answer, or ``ask()``'s, then kept."""
+        kept = self.stat(location, path, follow)
+        if kept is None:
+            kept = await ask()
+            self.keep_stat(location, path, follow, kept)
+        return kept
+
+    async def walked(
+        self,
+        location: ExecutionLocation,
+        path: str,
+        ask: Callable[[], Awaitable[Sequence[WalkEntry]]],
+    ) -> Sequence[WalkEntry]:
+        """The kept ``walk`` listing, or ``ask()``'s, then kept."""
+        kept = self.walk(location, path)
+        if kept is None:
+            kept = tuple(await ask())
+            self.keep_walk(location, path, kept)
+        return kept
 
     def walk(self, location: ExecutionLocation, path: str) -> tuple[WalkEntry, ...] | None:
         """A kept ``walk`` listing, or None."""

@@ -90,7 +90,7 @@ async def test_large_files_go_in_parallel_parts_and_come_back_in_ranges(
     async with DefaultDataManager({"s3": connector}, settings=settings) as manager:
         manager.register_path(LOCAL, str(tmp_path / "big"))
         await manager.transfer_data(LOCAL, str(tmp_path / "big"), [location], "/big")
-        head = await connector._call(location, "/big", "head_object", Key="big")
+        head = await connector.request(location, "/big", "head_object", Key="big")
         assert head["ContentLength"] == len(data)
         assert "-5" in head["ETag"]  # a multipart object of five 5 MiB parts
         await manager.transfer_data(location, "/big", [LOCAL], str(tmp_path / "back"))
@@ -265,3 +265,18 @@ async def test_denied_access_and_bad_credentials_are_typed(
             await connector.read_file(connector.locations("s3")[0], "/anything")
     finally:
         await connector.close()
+
+
+async def test_objects_beyond_the_copy_limit_are_copied_in_parts(
+    s3: S3Connector, bucket_location: ExecutionLocation, s3_endpoint: str, bucket: str
+) -> None:
+    data = os.urandom(12 * MiB + 3)
+    await s3.write_file(bucket_location, "/huge", data, mode=0o640)
+    s3.copy_limit, s3.copy_part_size = 6 * MiB, 5 * MiB  # as if it were above 5 GiB
+    await s3.copy(bucket_location, "/huge", "/huge-copy", mtime_ns=MTIME, size=len(data))
+    assert await s3.read_file(bucket_location, "/huge-copy") == data
+    head = await s3.request(bucket_location, "/huge-copy", "head_object", Key="huge-copy")
+    assert head["ETag"].endswith('-3"')  # three copied parts
+    info = await s3.stat(bucket_location, "/huge-copy")
+    assert (info.mode, info.mtime_ns) == (0o640, MTIME)
+    assert _uploads(s3_endpoint, bucket) == []

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import Any, Self
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, Self, TypeVar
 
 from aiobotocore.config import AioConfig
 from botocore.exceptions import ClientError
@@ -43,13 +43,12 @@ from streamflow_data.errors import (
 from streamflow_data.model import Digest, ExecutionLocation
 from streamflow_data_s3.client import prepared_session
 from streamflow_data_s3.failures import error_code, translate
+from streamflow_data_s3.large_copies import copy_in_parts
 from streamflow_data_s3.options import S3Options
 from streamflow_data_s3.streams import S3Reader, S3Writer, body_headers, check_etag
 
 __all__ = ["S3Connector"]
 
-_COPY_LIMIT = 5 * 1024**3  # CopyObject's limit; larger objects are copied part by part
-_COPY_PART = 512 * 1024**2
 _DEFAULT_MODE, _DIRECTORY_MODE = 0o644, 0o755
 
 
@@ -92,6 +91,10 @@ class S3Connector(Connector):
         self._opening = asyncio.Lock()
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._metadata = MetadataCache(options.metadata_ttl)
+        self.copy_limit = 5 * 1024**3
+        """Objects up to this size are copied with one CopyObject (its limit on AWS)."""
+        self.copy_part_size = 512 * 1024**2
+        """Larger ones with UploadPartCopy, in parts of this size."""
 
     @classmethod
     def from_options(cls, options: Mapping[str, object]) -> Self:
@@ -150,7 +153,7 @@ class S3Connector(Connector):
         await slot.acquire()
         return slot.release
 
-    async def _call(
+    async def request(
         self, location: ExecutionLocation, path: str, operation: str, **arguments: Any
     ) -> Any:
         """One request on the bucket, within its concurrency limit, errors translated."""
@@ -174,7 +177,7 @@ class S3Connector(Connector):
     async def _head(self, location: ExecutionLocation, key: str, path: str) -> Any | None:
         """The object's HEAD answer, or None when there is no such key."""
         try:
-            return await self._call(location, path, "head_object", Key=key)
+            return await self.request(location, path, "head_object", Key=key)
         except PathNotFoundError:
             return None
 
@@ -183,34 +186,31 @@ class S3Connector(Connector):
     async def stat(
         self, location: ExecutionLocation, path: str, *, follow_symlinks: bool = False
     ) -> FileStat:
-        kept = self._metadata.stat(location, path, False)
-        if kept is not None:
-            return kept
+        """S3 has no links: ``follow_symlinks`` changes nothing."""
+        return await self._metadata.stated(
+            location, path, False, lambda: self._stat(location, path)
+        )
+
+    async def _stat(self, location: ExecutionLocation, path: str) -> FileStat:
+        """The object at the key, else the directory marker, else any key below."""
         key = _key(path)
         if not key:
-            stat = FileStat(FileKind.DIRECTORY, 0, _DIRECTORY_MODE, 0)
-        elif (head := await self._head(location, key, path)) is not None:
-            stat = _stat(
+            return FileStat(FileKind.DIRECTORY, 0, _DIRECTORY_MODE, 0)
+        if (head := await self._head(location, key, path)) is not None:
+            return _stat(
                 FileKind.FILE, head["ContentLength"], head["Metadata"], head["LastModified"]
             )
-        elif (marker := await self._head(location, key + "/", path)) is not None:
-            stat = _stat(FileKind.DIRECTORY, 0, marker["Metadata"], marker["LastModified"])
-        else:
-            listed = await self._call(
-                location, path, "list_objects_v2", Prefix=key + "/", MaxKeys=1
-            )
-            if not listed.get("KeyCount"):
-                raise PathNotFoundError(location, path)
-            stat = FileStat(FileKind.DIRECTORY, 0, _DIRECTORY_MODE, 0)
-        self._metadata.keep_stat(location, path, False, stat)
-        return stat
+        if (marker := await self._head(location, key + "/", path)) is not None:
+            return _stat(FileKind.DIRECTORY, 0, marker["Metadata"], marker["LastModified"])
+        listed = await self.request(location, path, "list_objects_v2", Prefix=key + "/", MaxKeys=1)
+        if not listed.get("KeyCount"):
+            raise PathNotFoundError(location, path)
+        return FileStat(FileKind.DIRECTORY, 0, _DIRECTORY_MODE, 0)
 
     async def walk(self, location: ExecutionLocation, path: str) -> AsyncIterator[WalkEntry]:
-        kept = self._metadata.walk(location, path)
-        if kept is None:
-            kept = await self._walk(location, path)
-            self._metadata.keep_walk(location, path, kept)
-        for entry in kept:
+        for entry in await self._metadata.walked(
+            location, path, lambda: self._walk(location, path)
+        ):
             yield entry
 
     async def _walk(self, location: ExecutionLocation, path: str) -> tuple[WalkEntry, ...]:
@@ -259,7 +259,7 @@ class S3Connector(Connector):
     async def open_range(self, location: ExecutionLocation, path: str, offset: int) -> Any:
         """The streaming body of the object from ``offset`` to its end (None past it)."""
         try:
-            answer = await self._call(
+            answer = await self.request(
                 location, path, "get_object", Key=_key(path), Range=f"bytes={offset}-"
             )
         except ConnectorError as exc:
@@ -270,7 +270,7 @@ class S3Connector(Connector):
         return answer["Body"]
 
     async def read_file(self, location: ExecutionLocation, path: str) -> bytes:
-        answer = await self._call(location, path, "get_object", Key=_key(path))
+        answer = await self.request(location, path, "get_object", Key=_key(path))
         async with answer["Body"] as body:
             return bytes(await body.read())
 
@@ -278,18 +278,7 @@ class S3Connector(Connector):
         self, location: ExecutionLocation, paths: Sequence[str]
     ) -> list[bytes | ConnectorError]:
         """Every file read at once (within the bucket's request limit)."""
-        results: list[bytes | ConnectorError] = [b""] * len(paths)
-
-        async def read(index: int, path: str) -> None:
-            try:
-                results[index] = await self.read_file(location, path)
-            except ConnectorError as exc:
-                results[index] = exc
-
-        async with asyncio.TaskGroup() as group:
-            for index, path in enumerate(paths):
-                group.create_task(read(index, path))
-        return results
+        return await _at_once(paths, lambda path: self.read_file(location, path))
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -317,7 +306,7 @@ class S3Connector(Connector):
         """One PUT, checked by CRC32C and MD5, of a whole object."""
         headers, etag = await body_headers(body)
         try:
-            answer = await self._call(
+            answer = await self.request(
                 location,
                 path,
                 "put_object",
@@ -334,7 +323,7 @@ class S3Connector(Connector):
         self, location: ExecutionLocation, path: str, metadata: dict[str, str]
     ) -> str:
         """Start a multipart upload; returns its id."""
-        answer = await self._call(
+        answer = await self.request(
             location,
             path,
             "create_multipart_upload",
@@ -375,7 +364,7 @@ class S3Connector(Connector):
         self, location: ExecutionLocation, path: str, upload_id: str, parts: list[dict[str, Any]]
     ) -> None:
         try:
-            await self._call(
+            await self.request(
                 location,
                 path,
                 "complete_multipart_upload",
@@ -387,7 +376,7 @@ class S3Connector(Connector):
             self._metadata.changed(location, [path], parents=False)
 
     async def abort_upload(self, location: ExecutionLocation, path: str, upload_id: str) -> None:
-        await self._call(
+        await self.request(
             location, path, "abort_multipart_upload", Key=_key(path), UploadId=upload_id
         )
 
@@ -425,26 +414,18 @@ class S3Connector(Connector):
         self, location: ExecutionLocation, items: Sequence[WriteItem]
     ) -> list[ConnectorError | None]:
         """Every file put at once (within the bucket's request limit)."""
-        results: list[ConnectorError | None] = [None] * len(items)
         await self._check_parents(location, [item.path for item in items])
-
-        async def write(index: int, item: WriteItem) -> None:
-            try:
-                await self.write_file(
-                    location,
-                    item.path,
-                    item.data,
-                    mode=item.mode,
-                    mtime_ns=item.mtime_ns,
-                    expected=item.expected,
-                )
-            except ConnectorError as exc:
-                results[index] = exc
-
-        async with asyncio.TaskGroup() as group:
-            for index, item in enumerate(items):
-                group.create_task(write(index, item))
-        return results
+        return await _at_once(
+            items,
+            lambda item: self.write_file(
+                location,
+                item.path,
+                item.data,
+                mode=item.mode,
+                mtime_ns=item.mtime_ns,
+                expected=item.expected,
+            ),
+        )
 
     # -- directories and metadata ------------------------------------------------------------
 
@@ -478,7 +459,7 @@ class S3Connector(Connector):
                 keys.extend(item["Key"] for item in page.get("Contents", ()))
             for start in range(0, len(keys), 1000):
                 batch = [{"Key": name} for name in keys[start : start + 1000]]
-                await self._call(
+                await self.request(
                     location, path, "delete_objects", Delete={"Objects": batch, "Quiet": True}
                 )
         except ConnectorError:
@@ -507,7 +488,7 @@ class S3Connector(Connector):
                 await self.put(location, "/" + key, b"", {})
         merged = _metadata(stat.mode, stat.mtime_ns) | _metadata(mode, mtime_ns)
         try:
-            await self._call(
+            await self.request(
                 location,
                 path,
                 "copy_object",
@@ -550,8 +531,8 @@ class S3Connector(Connector):
         metadata = dict(head["Metadata"]) | _metadata(mode, mtime_ns)
         source = {"Bucket": location.name, "Key": _key(src)}
         try:
-            if length <= _COPY_LIMIT:
-                await self._call(
+            if length <= self.copy_limit:
+                await self.request(
                     location,
                     dst,
                     "copy_object",
@@ -561,70 +542,49 @@ class S3Connector(Connector):
                     MetadataDirective="REPLACE",
                 )
             else:
-                await self._copy_parts(location, dst, source, length, metadata)
+                await copy_in_parts(self, location, dst, source, length, metadata)
         finally:
             self._metadata.changed(location, [dst], parents=False)
-
-    async def _copy_parts(
-        self,
-        location: ExecutionLocation,
-        dst: str,
-        source: dict[str, str],
-        length: int,
-        metadata: dict[str, str],
-    ) -> None:
-        upload_id = await self.start_upload(location, dst, metadata)
-        parts: dict[int, dict[str, Any]] = {}
-
-        async def part(number: int, start: int) -> None:
-            end = min(start + _COPY_PART, length) - 1
-            answer = await self._call(
-                location,
-                dst,
-                "upload_part_copy",
-                Key=_key(dst),
-                UploadId=upload_id,
-                PartNumber=number,
-                CopySource=source,
-                CopySourceRange=f"bytes={start}-{end}",
-            )
-            parts[number] = {"PartNumber": number, "ETag": answer["CopyPartResult"]["ETag"]}
-
-        try:
-            async with asyncio.TaskGroup() as group:
-                for number, start in enumerate(range(0, length, _COPY_PART), start=1):
-                    group.create_task(part(number, start))
-            ordered = [parts[number] for number in sorted(parts)]
-            await self.complete_upload(location, dst, upload_id, ordered)
-        except BaseException:
-            with contextlib.suppress(ConnectorError):
-                await self.abort_upload(location, dst, upload_id)
-            raise
 
     async def copy_files(
         self, location: ExecutionLocation, items: Sequence[CopyItem]
     ) -> list[ConnectorError | None]:
         """Every copy at once (within the bucket's request limit)."""
-        results: list[ConnectorError | None] = [None] * len(items)
-
-        async def copy(index: int, item: CopyItem) -> None:
-            try:
-                await self.copy(
-                    location,
-                    item.src,
-                    item.dst,
-                    mode=item.mode,
-                    mtime_ns=item.mtime_ns,
-                    size=item.size,
-                )
-            except ConnectorError as exc:
-                results[index] = exc
-
-        async with asyncio.TaskGroup() as group:
-            for index, item in enumerate(items):
-                group.create_task(copy(index, item))
-        return results
+        return await _at_once(
+            items,
+            lambda item: self.copy(
+                location,
+                item.src,
+                item.dst,
+                mode=item.mode,
+                mtime_ns=item.mtime_ns,
+                size=item.size,
+            ),
+        )
 
     async def close(self) -> None:
         await self._stack.aclose()
         self._client = None
+
+
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
+
+
+async def _at_once(
+    items: Sequence[_Item], operation: Callable[[_Item], Awaitable[_Result]]
+) -> list[_Result | ConnectorError]:
+    """``operation`` on every item concurrently (the bucket's request limit applies);
+    each item's result, or its ConnectorError, in order."""
+    results: dict[int, _Result | ConnectorError] = {}
+
+    async def run(index: int, item: _Item) -> None:
+        try:
+            results[index] = await operation(item)
+        except ConnectorError as exc:
+            results[index] = exc
+
+    async with asyncio.TaskGroup() as group:
+        for index, item in enumerate(items):
+            group.create_task(run(index, item))
+    return [results[index] for index in range(len(items))]

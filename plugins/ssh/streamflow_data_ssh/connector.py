@@ -127,9 +127,13 @@ class SSHConnector(Connector):
     async def stat(
         self, location: ExecutionLocation, path: str, *, follow_symlinks: bool = False
     ) -> FileStat:
-        kept = self._metadata.stat(location, path, follow_symlinks)
-        if kept is not None:
-            return kept
+        return await self._metadata.stated(
+            location, path, follow_symlinks, lambda: self._stat(location, path, follow_symlinks)
+        )
+
+    async def _stat(
+        self, location: ExecutionLocation, path: str, follow_symlinks: bool
+    ) -> FileStat:
         fmt = _FORMAT.replace("%y", "%Y") if follow_symlinks else _FORMAT
         find = "find -L" if follow_symlinks else "find"
         output = await self._pool(location).check(
@@ -141,15 +145,12 @@ class SSHConnector(Connector):
         stat = _stat_of(fields[:_FIELDS]) if len(fields) > _FIELDS else None
         if stat is None:
             raise ConnectorError(location, path, "neither a file, a directory nor a link")
-        self._metadata.keep_stat(location, path, follow_symlinks, stat)
         return stat
 
     async def walk(self, location: ExecutionLocation, path: str) -> AsyncIterator[WalkEntry]:
-        kept = self._metadata.walk(location, path)
-        if kept is None:
-            kept = await self._walk(location, path)
-            self._metadata.keep_walk(location, path, kept)
-        for entry in kept:
+        for entry in await self._metadata.walked(
+            location, path, lambda: self._walk(location, path)
+        ):
             yield entry
 
     async def _walk(self, location: ExecutionLocation, path: str) -> tuple[WalkEntry, ...]:
