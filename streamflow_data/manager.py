@@ -1,4 +1,4 @@
-"""The DataManager contract and its default implementation."""
+"""The default data manager: the replica graph, the catalog, the cache, and transfers."""
 
 from __future__ import annotations
 
@@ -362,13 +362,15 @@ class DefaultDataManager(DataManager):
                     job.error = job.error or exc
             completed = True
         finally:
-            self._settle(jobs, source, dst_path, writable, completed)
-            if pinned:
-                assert self._cache is not None
-                self._cache.touch(source_key)
-                self._cache.unpin(source_key)
-            if self._catalog is not None:
-                await asyncio.shield(self._catalog.locks.release(locked))
+            try:
+                self._settle(jobs, source, dst_path, writable, completed)
+            finally:  # even if the catalog refused the outcome: release what was taken
+                if pinned:
+                    assert self._cache is not None
+                    self._cache.touch(source_key)
+                    self._cache.unpin(source_key)
+                if self._catalog is not None:
+                    await asyncio.shield(self._catalog.locks.release(locked))
         failures = [TransferFailure(dst_path, job.location, job.error) for job in jobs if job.error]
         if failures:
             raise TransferError(src_path, failures)
@@ -518,11 +520,8 @@ class DefaultDataManager(DataManager):
         await self._connectors[deployment].remove(location, path)
 
     def pin(self, replica: DataLocation) -> bool:
-        """Keep a replica fetched to the local node from eviction until :meth:`unpin`.
-
-        Returns False when the replica is not in the local cache (then it is never
-        evicted anyway). Pins nest.
-        """
+        """Keep a replica fetched to the local node from eviction until :meth:`unpin`
+        (pins nest); False when it is not in the local cache, which never evicts it."""
         return self._cache is not None and self._cache.pin(_key(replica.location, replica.path))
 
     def unpin(self, replica: DataLocation) -> None:
@@ -544,27 +543,36 @@ class DefaultDataManager(DataManager):
         unexpected error): then no destination counts as written. Only a replica complete
         and verified reaches the catalog.
         """
+        failure: StreamFlowDataError | None = None
         for job in jobs:
             succeeded = (
                 completed and job.error is None and job.replica is not None and job.replica.valid
             )
-            if succeeded:
-                assert job.replica is not None
-                job.replica._set_available()
-                if self._log is not None:
-                    self._log.registered(job.replica)
-                    if not writable:
-                        self._log.related(source, job.replica)
-                if self._cache is not None and job.reservation is not None:
-                    self._cache.admit(job.reservation)
-            else:
-                self._invalidate(job.location, dst_path)  # and what was registered below
+            try:
+                if succeeded:
+                    self._publish(job, source, writable)
+                else:
+                    self._invalidate(job.location, dst_path)  # and what was registered below
+            except StreamFlowDataError as exc:  # the catalog failed: settle the others first
+                failure = failure or exc
+            finally:
                 if job.replica is not None:
                     job.replica._set_available()
                 if self._cache is not None and job.reservation is not None:
-                    self._cache.cancel(job.reservation)
-            flight = self._in_flight.pop(job.key)
-            flight.done.set_result(succeeded)
+                    if succeeded:
+                        self._cache.admit(job.reservation)
+                    else:
+                        self._cache.cancel(job.reservation)
+                self._in_flight.pop(job.key).done.set_result(succeeded)
+        if failure is not None:
+            raise failure
+
+    def _publish(self, job: _Job, source: DataLocation, writable: bool) -> None:
+        """Record a complete, verified copy in the catalog."""
+        if self._log is not None and job.replica is not None:
+            self._log.registered(job.replica)
+            if not writable:
+                self._log.related(source, job.replica)
 
     def _check_open(self) -> None:
         if self._closed:

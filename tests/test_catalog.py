@@ -283,3 +283,39 @@ async def test_random_changes_replay_to_the_same_graph(tmp_path: Path, seed: int
         assert [(s.location, s.path) if s else None for s in again] == [
             (s.location, s.path) if s else None for s in sources
         ]
+
+
+async def test_a_catalog_failure_at_the_end_of_a_copy_releases_everything(
+    tmp_path: Path,
+) -> None:
+    """If the catalog refuses the outcome, the error is raised, and nothing stays claimed:
+    waiting transfers, locks and the replica's waiters are all released."""
+    (tmp_path / "src").write_text("data")
+    catalog = CatalogSettings(path=str(tmp_path / "catalog.sqlite"), lock_policy="fail")
+    async with DefaultDataManager(catalog=catalog) as manager:
+        local = manager.locations()[0]
+        manager.register_path(local, str(tmp_path / "src"))
+        log = manager.catalog.replicas if manager.catalog else None
+        assert log is not None
+
+        def refuse(*args: object) -> None:
+            raise CatalogError(catalog.path, "injected: cannot write")
+
+        log.registered = refuse  # type: ignore[method-assign,assignment]
+        with pytest.raises(CatalogError, match="injected"):
+            await manager.transfer_data(
+                local, str(tmp_path / "src"), [local], str(tmp_path / "a"), writable=True
+            )
+        del log.registered
+        async with DefaultDataManager(catalog=catalog) as other:  # the lock is free again
+            here = other.locations()[0]
+            other.register_path(here, str(tmp_path / "src"))
+            await other.transfer_data(
+                here, str(tmp_path / "src"), [here], str(tmp_path / "a"), writable=True
+            )
+        await asyncio.wait_for(  # and this manager's own claim on it too
+            manager.transfer_data(
+                local, str(tmp_path / "src"), [local], str(tmp_path / "a"), writable=True
+            ),
+            timeout=10,
+        )
