@@ -6,6 +6,7 @@ that may change between releases.
 
 from streamflow_data.catalog import TransferRecord
 from streamflow_data.config import CacheSettings, CatalogSettings, TransferSettings
+from streamflow_data.configfile import Configuration, DeploymentConfig, load_configuration
 from streamflow_data.connectors.base import (
     Capabilities,
     Connector,
@@ -21,6 +22,7 @@ from streamflow_data.connectors.base import (
 )
 from streamflow_data.connectors.local import LocalConnector, LocalOptions
 from streamflow_data.connectors.registry import connector_class, connector_types, create_connector
+from streamflow_data.delivery import Delivery, DeliveryFile, ManifestEntry, read_manifest
 from streamflow_data.errors import (
     AuthenticationError,
     CacheFullError,
@@ -69,6 +71,7 @@ __all__ = [
     "CatalogError",
     "CatalogSettings",
     "ChecksumMismatchError",
+    "Configuration",
     "ConfigurationError",
     "Connector",
     "ConnectorError",
@@ -79,6 +82,9 @@ __all__ = [
     "DataType",
     "DefaultDataManager",
     "DefaultSourcePolicy",
+    "Delivery",
+    "DeliveryFile",
+    "DeploymentConfig",
     "DestinationProgress",
     "Digest",
     "ExecutionLocation",
@@ -90,6 +96,7 @@ __all__ = [
     "LocalOptions",
     "LocationStatistics",
     "LocationUnreachableError",
+    "ManifestEntry",
     "MetadataItem",
     "NotDirectoryError",
     "PathExistsError",
@@ -121,4 +128,6 @@ __all__ = [
     "connector_class",
     "connector_types",
     "create_connector",
+    "load_configuration",
+    "read_manifest",
 ]

@@ -591,7 +591,7 @@ class DefaultDataManager(DataManager):
             await asyncio.wait([asyncio.shield(f.done) for f in self._in_flight.values()])
         try:
             if self._catalog is not None:
-                await self._catalog.close()
+                await self._catalog.close(self.statistics)
         finally:
             for connector in self._connectors.values():
                 with contextlib.suppress(Exception):

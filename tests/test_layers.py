@@ -21,6 +21,7 @@ LAYERS = [
     {"transfer"},
     {"catalog", "cache"},
     {"manager"},
+    {"configfile", "delivery"},
     {"cli", "testing", "__init__"},
 ]
 

@@ -1,9 +1,10 @@
 """The catalog: what a data manager knows, kept in one SQLite file across restarts.
 
 It holds the replica graph (:mod:`.replicas`), the journal of every transfer
-(:mod:`.journal`) and the destination locks that managers sharing the file take
-(:mod:`.locks`), all written through one batched background writer
-(:mod:`.database`).
+(:mod:`.journal`), the destination locks that managers sharing the file take
+(:mod:`.locks`), the states of validated deliveries (:mod:`.deliveries`) and the
+statistics of every run (:mod:`.totals`), all written through one batched background
+writer (:mod:`.database`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from streamflow_data.catalog.database import SCHEMA_VERSION, Database
+from streamflow_data.catalog.deliveries import DeliveryRows, StoredFile
 from streamflow_data.catalog.journal import (
     SqliteJournal,
     TransferRecord,
@@ -19,11 +21,13 @@ from streamflow_data.catalog.journal import (
 )
 from streamflow_data.catalog.locks import TransferLocks
 from streamflow_data.catalog.replicas import ReplicaLog
+from streamflow_data.catalog.totals import add_statistics, load_statistics
 from streamflow_data.config import CatalogSettings
 from streamflow_data.mapper import RemotePathMapper
 from streamflow_data.model import ExecutionLocation
+from streamflow_data.transfer.stats import Statistics
 
-__all__ = ["SCHEMA_VERSION", "Catalog", "TransferRecord"]
+__all__ = ["SCHEMA_VERSION", "Catalog", "DeliveryRows", "StoredFile", "TransferRecord"]
 
 
 class Catalog:
@@ -75,13 +79,24 @@ class Catalog:
         """The per-file states of a transfer as CSV (see :func:`.journal.dump_state`)."""
         return await dump_state(self._database, transfer)
 
+    async def delivery(self, manifest: str, source: str, destination: str) -> DeliveryRows:
+        """The stored states of delivering ``manifest`` from ``source`` to ``destination``."""
+        return await DeliveryRows.begin(self._database, manifest, source, destination)
+
+    async def statistics(self) -> Statistics:
+        """The statistics of every manager that closed with this catalog, added up."""
+        await self._database.flush()
+        return await load_statistics(self._database)
+
     async def flush(self) -> None:
         """Write every change queued so far."""
         await self._database.flush()
 
-    async def close(self) -> None:
-        """Release locks, write what is queued, close the file."""
+    async def close(self, statistics: Statistics | None = None) -> None:
+        """Add ``statistics`` to the totals, release locks, write what is queued, close."""
         try:
+            if statistics is not None:
+                await add_statistics(self._database, statistics)
             await self.locks.close()
         finally:
             await self._database.close()

@@ -60,6 +60,22 @@ _MIGRATIONS: dict[int, Sequence[str]] = {
             holder TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
             heartbeat REAL NOT NULL, PRIMARY KEY (location, path))""",
     ),
+    3: (
+        """CREATE TABLE location_totals (
+            deployment TEXT NOT NULL, name TEXT NOT NULL, bytes_read INTEGER NOT NULL,
+            bytes_written INTEGER NOT NULL, read_seconds REAL NOT NULL,
+            write_seconds REAL NOT NULL, PRIMARY KEY (deployment, name))""",
+        "CREATE TABLE counters (name TEXT PRIMARY KEY, value REAL NOT NULL)",
+        """CREATE TABLE deliveries (
+            id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, manifest TEXT NOT NULL,
+            source TEXT NOT NULL, destination TEXT NOT NULL, started REAL NOT NULL,
+            updated REAL NOT NULL)""",
+        """CREATE TABLE delivery_files (
+            delivery INTEGER NOT NULL, relpath TEXT NOT NULL, size INTEGER NOT NULL,
+            algorithm TEXT NOT NULL, checksum TEXT NOT NULL, state TEXT NOT NULL,
+            retries INTEGER NOT NULL, message TEXT,
+            PRIMARY KEY (delivery, relpath)) WITHOUT ROWID""",
+    ),
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
 """The schema this version of streamflow-data writes; older files are upgraded to it."""

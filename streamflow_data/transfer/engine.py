@@ -102,6 +102,16 @@ class TransferEngine:
             journal=journal,
             prior=prior,
         )
+        targets = ", ".join(str(d.location) for d in destinations)
+        logger.info(
+            "transfer %s:%s -> %s:%s: %d file(s), %d bytes",
+            source.location,
+            src_path,
+            targets,
+            dst_path,
+            len(plan.files),
+            plan.total_bytes,
+        )
         outcome = "cancelled"
         try:
             await _Run(context, src_path, destinations, dst_path, plan).execute()
@@ -111,6 +121,9 @@ class TransferEngine:
             raise
         finally:
             await asyncio.shield(journal.finish(outcome))
+            logger.info(
+                "transfer %s:%s -> %s:%s: %s", source.location, src_path, targets, dst_path, outcome
+            )
             self.statistics.buffer_peak_bytes = self.pool.peak_in_use * self.pool.size
             self.statistics.buffer_bytes_in_use = self.pool.in_use * self.pool.size
 

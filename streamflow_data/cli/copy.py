@@ -1,0 +1,276 @@
+"""``streamflow-data cp``: one source, read once, to every destination."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import posixpath
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from streamflow_data.cli.render import ProgressDisplay, human
+from streamflow_data.cli.session import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+    USAGE_ERRORS,
+    Session,
+)
+from streamflow_data.cli.targets import Target, parse_target
+from streamflow_data.connectors.base import FileKind
+from streamflow_data.errors import (
+    NotDirectoryError,
+    PathNotFoundError,
+    StreamFlowDataError,
+    TransferCancelledError,
+    TransferError,
+)
+from streamflow_data.manager import DefaultDataManager
+from streamflow_data.model import ExecutionLocation
+from streamflow_data.transfer.events import TransferListener, TransferProgress
+from streamflow_data.transfer.plan import plan_transfer
+
+__all__ = ["add_commands"]
+
+
+def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Register ``cp``."""
+    cp = commands.add_parser(
+        "cp",
+        parents=[common],
+        help="copy a file or directory tree to one or more destinations",
+        description=(
+            "Copy SRC to every DST, reading SRC once. A DST that is an existing directory, "
+            "or ends with '/', receives SRC under its own name, as with cp. Modes, "
+            "modification times and symbolic links inside trees are kept where the "
+            "destination can hold them. An interrupted copy resumes when run again; one "
+            "already done says 'nothing to do'."
+        ),
+    )
+    cp.add_argument("src", metavar="SRC", help="the source: DEPLOYMENT[/LOCATION]:PATH or a path")
+    cp.add_argument("dst", metavar="DST", nargs="+", help="a destination, written like SRC")
+    cp.add_argument(
+        "-n", "--dry-run", action="store_true", help="print what would be copied, copy nothing"
+    )
+    cp.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
+    cp.set_defaults(handler=copy_command)
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """How one destination ended."""
+
+    target: str
+    location: ExecutionLocation
+    path: str
+    error: BaseException | None = None
+    progress: TransferProgress | None = None
+
+    @property
+    def status(self) -> str:
+        if isinstance(self.error, TransferCancelledError):
+            return "interrupted"
+        if self.error is not None:
+            return "failed"
+        if self.progress is None:
+            return "unchanged"  # the destination is the source itself
+        return "nothing to do" if self.progress.nothing_to_do else "copied"
+
+    def summary(self) -> dict[str, object]:
+        progress = self.progress
+        done = None if progress is None else _destination_progress(progress, self.location)
+        return {
+            "destination": self.target,
+            "status": self.status,
+            "files": 0 if done is None else done.files_done,
+            "files_total": 0 if progress is None else progress.files_total,
+            "bytes": 0 if done is None else done.bytes_done,
+            "bytes_moved": 0 if done is None else done.bytes_done - done.bytes_skipped,
+            "bytes_total": 0 if progress is None else progress.bytes_total,
+            "seconds": 0.0 if progress is None else round(progress.elapsed, 3),
+            "transfer": None if progress is None else progress.transfer_id,
+            "error": None if self.error is None else str(self.error),
+        }
+
+
+def _destination_progress(progress: TransferProgress, location: ExecutionLocation) -> Any:
+    return next((d for d in progress.destinations if d.location == location), None)
+
+
+async def _destination_path(manager: DefaultDataManager, target: Target, src: Target) -> str:
+    """Where SRC lands for DST: inside DST when it is a directory (or ends with '/')."""
+    name = posixpath.basename(src.path)
+    if target.trailing_slash:
+        return posixpath.join(target.path, name)
+    location = target.location(manager)
+    try:
+        found = await manager.connector(location).stat(location, target.path, follow_symlinks=True)
+    except (PathNotFoundError, NotDirectoryError):  # the copy itself will say what is wrong
+        return target.path
+    return posixpath.join(target.path, name) if found.kind is FileKind.DIRECTORY else target.path
+
+
+async def copy_command(session: Session, args: argparse.Namespace) -> int:
+    """Run ``cp``."""
+    src = parse_target(args.src)
+    targets = [parse_target(text) for text in args.dst]
+    finished: dict[str, TransferProgress] = {}
+
+    def remember(progress: TransferProgress) -> None:
+        if progress.finished:
+            finished[progress.dst_path] = progress
+
+    display: ProgressDisplay | None = None
+    if session.progress and not args.dry_run:
+        live = session.stderr.isatty()
+        display = ProgressDisplay(session.stderr, live=live, interval=0.1 if live else 10.0)
+    listeners: list[TransferListener] = [remember] if display is None else [remember, display]
+    manager = session.configuration.create_manager(listeners=listeners, shutdown=session.shutdown)
+    started = time.monotonic()
+    async with manager:
+        src_location = src.location(manager)
+        connector = manager.connector(src_location)
+        try:
+            await connector.stat(src_location, src.path, follow_symlinks=True)
+        except PathNotFoundError:
+            session.error(f"cp: source {args.src!r} does not exist")
+            return EXIT_USAGE
+        groups: dict[str, list[tuple[str, ExecutionLocation]]] = {}
+        for text, target in zip(args.dst, targets, strict=True):
+            path = await _destination_path(manager, target, src)
+            location = target.location(manager)
+            group = groups.setdefault(path, [])
+            if all(location != known for _, known in group):
+                group.append((text, location))
+        if args.dry_run:
+            plan = await plan_transfer(connector, src_location, src.path)
+            return _print_plan(session, str(src), plan.files, plan.total_bytes, groups)
+        manager.register_path(src_location, src.path)
+        outcomes = [
+            _Outcome(text, location, path)
+            for path, group in groups.items()
+            for text, location in group
+        ]
+        async with asyncio.TaskGroup() as tasks:
+            for path in groups:
+                tasks.create_task(_transfer(manager, src_location, src.path, path, outcomes))
+    if display is not None:
+        display.close()
+    for outcome in outcomes:
+        outcome.progress = outcome.progress or finished.get(outcome.path)
+    return _report(session, str(src), outcomes, time.monotonic() - started)
+
+
+async def _transfer(
+    manager: DefaultDataManager,
+    src_location: ExecutionLocation,
+    src_path: str,
+    dst_path: str,
+    outcomes: list[_Outcome],
+) -> None:
+    """One ``transfer_data`` call for every destination of ``dst_path``."""
+    mine = [outcome for outcome in outcomes if outcome.path == dst_path]
+    try:
+        await manager.transfer_data(
+            src_location, src_path, [o.location for o in mine], dst_path, writable=True
+        )
+    except TransferError as exc:
+        for failure in exc.failures:
+            for outcome in mine:
+                if outcome.location == failure.location and outcome.error is None:
+                    outcome.error = failure.cause
+    except StreamFlowDataError as exc:  # the whole call failed: every destination with it
+        for outcome in mine:
+            outcome.error = exc
+
+
+def _print_plan(
+    session: Session,
+    src: str,
+    files: list[Any],
+    total: int,
+    groups: dict[str, list[tuple[str, ExecutionLocation]]],
+) -> int:
+    destinations = [
+        {"destination": text, "location": str(location), "path": path}
+        for path, group in groups.items()
+        for text, location in group
+    ]
+    if session.json:
+        session.emit(
+            {
+                "dry_run": True,
+                "source": src,
+                "files": len(files),
+                "bytes": total,
+                "destinations": destinations,
+                "reads": len(groups),
+            }
+        )
+        return EXIT_OK
+    print(f"would copy {src}: {len(files)} file(s), {human(total)}", file=session.stdout)
+    for destination in destinations:
+        print(f"  -> {destination['location']}:{destination['path']}", file=session.stdout)
+    print(f"source read {len(groups)} time(s) (once per destination path)", file=session.stdout)
+    return EXIT_OK
+
+
+def _report(session: Session, src: str, outcomes: list[_Outcome], elapsed: float) -> int:
+    failed = [o for o in outcomes if o.status == "failed"]
+    if session.json:
+        session.emit(
+            {
+                "source": src,
+                "seconds": round(elapsed, 3),
+                "interrupted": session.interrupted,
+                "destinations": [o.summary() for o in outcomes],
+            }
+        )
+    for outcome in outcomes:
+        _tell(session, src, outcome)
+    if session.interrupted:
+        done = sum(o.status in ("copied", "nothing to do", "unchanged") for o in outcomes)
+        session.error(
+            f"interrupted: {done} of {len(outcomes)} destination(s) finished; run the same "
+            "command again to resume the others"
+        )
+        return EXIT_INTERRUPTED
+    if not failed:
+        return EXIT_OK
+    if any(o.status == "failed" and isinstance(o.error, USAGE_ERRORS) for o in outcomes):
+        return EXIT_USAGE
+    return EXIT_FAILED if len(failed) == len(outcomes) else EXIT_PARTIAL
+
+
+def _tell(session: Session, src: str, outcome: _Outcome) -> None:
+    where = outcome.target
+    progress = outcome.progress
+    status = outcome.status
+    if status == "failed":
+        session.error(f"{src} -> {where}: {outcome.error}")
+        return
+    if status == "interrupted":
+        done = None if progress is None else _destination_progress(progress, outcome.location)
+        files = 0 if done is None else done.files_done
+        total = "?" if progress is None else progress.files_total
+        session.error(f"{src} -> {where}: interrupted after {files} of {total} file(s)")
+        return
+    if progress is None:
+        session.say(f"{src} -> {where}: nothing to copy, the destination is the source")
+    elif progress.nothing_to_do:
+        session.say(
+            f"{src} -> {where}: nothing to do, all {progress.files_total} file(s) already "
+            f"copied and unchanged (transfer {progress.transfer_id})"
+        )
+    else:
+        done = _destination_progress(progress, outcome.location)
+        skipped = 0 if done is None else done.bytes_skipped
+        resumed = f", {human(skipped)} already there" if skipped else ""
+        session.say(
+            f"copied {src} -> {where}: {progress.files_done} file(s), "
+            f"{human(progress.bytes_done)} in {progress.elapsed:.2f} s "
+            f"({human(progress.rate)}/s{resumed})"
+        )

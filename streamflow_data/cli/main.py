@@ -1,0 +1,181 @@
+"""The ``streamflow-data`` command line: arguments, configuration, logging, exit status.
+
+Exit status: 0 success; 1 failure (nothing of the work succeeded, or a location failed);
+2 usage error (bad arguments or configuration, unknown location, missing source, an
+unusable catalog); 3 partial failure (some destinations or files failed, others
+succeeded); 130 interrupted (Ctrl-C: the work in flight is stopped cleanly, kept for a
+resume, and what was finished is reported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+
+from streamflow_data import __version__
+from streamflow_data.cli import copy, deliver, queries, reports
+from streamflow_data.cli.session import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    USAGE_ERRORS,
+    Command,
+    Session,
+)
+from streamflow_data.configfile import Configuration, load_configuration
+from streamflow_data.errors import StreamFlowDataError
+
+__all__ = ["build_parser", "command_parsers", "main"]
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        document = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            document["exception"] = self.formatException(record.exc_info)
+        return json.dumps(document)
+
+
+def _configure_logging(verbosity: int, quiet: bool, log_format: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("streamflow-data: %(levelname)s: %(message)s"))
+    level = (
+        logging.ERROR
+        if quiet
+        else [logging.WARNING, logging.INFO, logging.DEBUG][min(verbosity, 2)]
+    )
+    package = logging.getLogger("streamflow_data")
+    package.addHandler(handler)
+    package.setLevel(level)
+    package.propagate = False
+
+
+def _common_options() -> argparse.ArgumentParser:
+    """Options every command takes, before or after the command name."""
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    common.add_argument(
+        "--config",
+        metavar="FILE",
+        help="the TOML configuration (default: $STREAMFLOW_DATA_CONFIG, else "
+        "./streamflow-data.toml if present, else the local node and a catalog under the "
+        "user's state directory)",
+    )
+    common.add_argument(
+        "--catalog",
+        metavar="PATH",
+        help="the catalog file, instead of the configuration's; ':memory:' keeps nothing",
+    )
+    common.add_argument("-v", "--verbose", action="count", help="log more (-vv: debugging details)")
+    common.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    common.add_argument(
+        "--log-format", choices=["text", "json"], help="log lines as text (default) or JSON"
+    )
+    common.add_argument("--json", action="store_true", help="print a JSON result on stdout")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command."""
+    return command_parsers()[0]
+
+
+def command_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The main parser and each command's own (the CLI reference documents them all)."""
+    common = _common_options()
+    parser = argparse.ArgumentParser(
+        prog="streamflow-data",
+        description="Track data replicas and move data between execution locations.",
+        epilog="Locations are written DEPLOYMENT[/LOCATION]:PATH; a plain path is local. "
+        "Exit status: 0 success, 1 failure, 2 usage error, 3 partial failure, "
+        "130 interrupted.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (copy, deliver, queries, reports):
+        module.add_commands(commands, common)
+    return parser, dict(commands.choices)
+
+
+def _configuration(args: argparse.Namespace) -> Configuration:
+    configuration = load_configuration(getattr(args, "config", None))
+    catalog_path = getattr(args, "catalog", None)
+    if catalog_path:
+        catalog = configuration.catalog.model_copy(update={"path": catalog_path})
+        configuration = Configuration(
+            configuration.source,
+            catalog,
+            configuration.transfer,
+            configuration.cache,
+            configuration.deployments,
+        )
+    path = configuration.catalog.path
+    if path != ":memory:":
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    return configuration
+
+
+async def _run(command: Command, session: Session, args: argparse.Namespace) -> int:
+    loop = asyncio.get_running_loop()
+
+    def interrupt() -> None:
+        # Stop cleanly at the first Ctrl-C; a second one stops at once.
+        session.shutdown.set()
+        loop.remove_signal_handler(signal.SIGINT)
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
+        loop.add_signal_handler(signal.SIGINT, interrupt)
+    try:
+        return await command(session, args)
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGINT)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    quiet = getattr(args, "quiet", False)
+    _configure_logging(getattr(args, "verbose", 0), quiet, getattr(args, "log_format", "text"))
+    command: Command = args.handler
+    stderr = sys.stderr
+    try:
+        configuration = _configuration(args)
+        session = Session(
+            configuration,
+            sys.stdout,
+            stderr,
+            json=getattr(args, "json", False),
+            quiet=quiet,
+            progress=not (quiet or getattr(args, "no_progress", False)),
+        )
+        return asyncio.run(_run(command, session, args))
+    except USAGE_ERRORS as exc:
+        print(f"streamflow-data: {exc}", file=stderr)
+        return EXIT_USAGE
+    except StreamFlowDataError as exc:
+        print(f"streamflow-data: {exc}", file=stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("streamflow-data: interrupted", file=stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_FAILED

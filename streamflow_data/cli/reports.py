@@ -1,0 +1,137 @@
+"""What the catalog remembers: ``status``, ``dump-state`` and ``stats``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from dataclasses import asdict
+from typing import Any
+
+from streamflow_data.cli.render import human, table
+from streamflow_data.cli.session import EXIT_OK, Session
+from streamflow_data.errors import UnknownTransferError
+
+__all__ = ["add_commands"]
+
+
+def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Register ``status``, ``dump-state`` and ``stats``."""
+    status = commands.add_parser(
+        "status",
+        parents=[common],
+        help="list the transfers of the journal, newest first, or show one",
+    )
+    status.add_argument("transfer", metavar="TRANSFER", type=int, nargs="?")
+    status.set_defaults(handler=status_command)
+    dump = commands.add_parser(
+        "dump-state",
+        parents=[common],
+        help="write the per-file states of a transfer as CSV",
+        description="Columns: relpath,destination,state,size,bytes_written,partial_file.",
+    )
+    dump.add_argument("transfer", metavar="TRANSFER", type=int)
+    dump.add_argument("-o", "--output", metavar="FILE", help="write to FILE, not stdout")
+    dump.set_defaults(handler=dump_state_command)
+    stats = commands.add_parser(
+        "stats",
+        parents=[common],
+        help="bytes moved and rates per location, cache use and errors, over every run",
+    )
+    stats.set_defaults(handler=stats_command)
+
+
+async def status_command(session: Session, args: argparse.Namespace) -> int:
+    """Run ``status``."""
+    async with session.configuration.create_manager() as manager:
+        records = await manager.transfers(args.transfer)
+    if args.transfer is not None and not records:
+        raise UnknownTransferError(args.transfer)
+    if session.json:
+        session.emit([asdict(record) for record in records])
+        return EXIT_OK
+    rows = [
+        [
+            record.id,
+            record.state,
+            record.files,
+            human(record.bytes),
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.updated)),
+            f"{record.source} -> {', '.join(record.destinations)}:{record.dst_path}",
+        ]
+        for record in records
+    ]
+    if rows:
+        session.stdout.write(table(["ID", "STATE", "FILES", "BYTES", "UPDATED", "TRANSFER"], rows))
+    else:
+        session.say("the journal holds no transfer yet")
+    return EXIT_OK
+
+
+async def dump_state_command(session: Session, args: argparse.Namespace) -> int:
+    """Run ``dump-state``."""
+    async with session.configuration.create_manager() as manager:
+        text = await manager.dump_state(args.transfer)
+    if args.output is None:
+        session.stdout.write(text)
+    else:
+        await asyncio.to_thread(_write_text, args.output, text)
+    return EXIT_OK
+
+
+def _write_text(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as file:
+        file.write(text)
+
+
+async def stats_command(session: Session, args: argparse.Namespace) -> int:
+    """Run ``stats``."""
+    async with session.configuration.create_manager() as manager:
+        catalog = manager.catalog
+        assert catalog is not None  # the command line always configures one
+        totals = await catalog.statistics()
+    budget = session.configuration.cache.budget if session.configuration.cache else None
+    locations = {
+        str(location): {
+            "bytes_read": stats.bytes_read,
+            "bytes_written": stats.bytes_written,
+            "read_rate": stats.read_rate,
+            "write_rate": stats.write_rate,
+        }
+        for location, stats in totals.locations.items()
+    }
+    cache = asdict(totals.cache) | {"budget": budget}
+    cache.pop("bytes_used")
+    if session.json:
+        session.emit(
+            {
+                "locations": locations,
+                "errors": dict(totals.errors),
+                "retries": totals.retries,
+                "cache": cache,
+            }
+        )
+        return EXIT_OK
+    rows = [
+        [
+            name,
+            human(row["bytes_read"]),
+            f"{human(row['read_rate'])}/s",
+            human(row["bytes_written"]),
+            f"{human(row['write_rate'])}/s",
+        ]
+        for name, row in locations.items()
+    ]
+    out = session.stdout
+    if rows:
+        out.write(table(["LOCATION", "READ", "READ RATE", "WRITTEN", "WRITE RATE"], rows))
+    else:
+        out.write("no transfer recorded yet\n")
+    out.write(
+        f"cache: {cache['hits']} hit(s), {cache['misses']} miss(es), {cache['evictions']} "
+        f"eviction(s) ({human(cache['bytes_evicted'])}); budget "
+        f"{'none' if budget is None else human(budget)}\n"
+    )
+    errors = ", ".join(f"{name} {count}" for name, count in totals.errors.most_common())
+    out.write(f"errors: {errors or 'none'}; retries: {totals.retries}\n")
+    return EXIT_OK

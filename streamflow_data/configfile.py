@@ -1,0 +1,223 @@
+"""The configuration file: one TOML document describing a data manager.
+
+It is found, in order, at the path given (``--config``), at ``$STREAMFLOW_DATA_CONFIG``,
+or as ``streamflow-data.toml`` in the working directory; without any, the embedded default
+applies: the local connector and a catalog under the user's state directory.
+
+.. code-block:: toml
+
+    [catalog]                 # CatalogSettings
+    path = "/var/lib/workflow/catalog.sqlite"
+
+    [cache]                   # CacheSettings (no cache budget when absent)
+    budget = 10_000_000_000
+
+    [transfer]                # TransferSettings
+    block_size = 8388608
+
+    [deployments.hpc]         # a deployment: "type" names the connector,
+    type = "ssh"              # every other key is one of its options
+    nodes = [{ hostname = "login.example.org", username = "me" }]
+
+A string value ``"${NAME}"`` is replaced by the environment variable ``NAME``, so secrets
+need not be written in the file. Every mistake is reported as a
+:class:`~streamflow_data.errors.ConfigurationError` naming the file, the key and what was
+expected there.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pydantic
+
+from streamflow_data.config import CacheSettings, CatalogSettings, TransferSettings
+from streamflow_data.connectors.base import Connector
+from streamflow_data.connectors.registry import connector_class
+from streamflow_data.errors import ConfigurationError, ConnectorNotFoundError
+from streamflow_data.manager import LOCAL_DEPLOYMENT, DefaultDataManager
+from streamflow_data.transfer.events import TransferListener
+
+__all__ = [
+    "CONFIG_ENVIRONMENT",
+    "CONFIG_FILE_NAME",
+    "Configuration",
+    "DeploymentConfig",
+    "default_catalog",
+    "find_configuration",
+    "load_configuration",
+]
+
+CONFIG_FILE_NAME = "streamflow-data.toml"
+"""The file looked for in the working directory."""
+CONFIG_ENVIRONMENT = "STREAMFLOW_DATA_CONFIG"
+"""The environment variable naming the configuration file."""
+
+_ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_DEPLOYMENT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def default_catalog() -> str:
+    """``$STREAMFLOW_DATA_CATALOG``, else ``streamflow-data/catalog.sqlite`` under
+    ``$XDG_STATE_HOME`` (``~/.local/state`` when unset)."""
+    configured = os.environ.get("STREAMFLOW_DATA_CATALOG")
+    if configured:
+        return configured
+    state = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    return os.path.join(state, "streamflow-data", "catalog.sqlite")
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentConfig:
+    """One ``[deployments.NAME]`` table: a connector type and its validated options."""
+
+    name: str
+    kind: str
+    """The connector type (the table's ``type`` key)."""
+    options: Mapping[str, Any]
+    connector: type[Connector]
+    """The connector class registered as ``kind``."""
+
+
+class _File(pydantic.BaseModel):
+    """The top-level tables of the file (deployments are validated by their connectors)."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    catalog: CatalogSettings | None = None
+    cache: CacheSettings | None = None
+    transfer: TransferSettings = TransferSettings()
+    deployments: dict[str, dict[str, Any]] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Configuration:
+    """A validated configuration: what :meth:`create_manager` builds a data manager from."""
+
+    source: str | None
+    """The file it was read from; None for the embedded default."""
+    catalog: CatalogSettings
+    transfer: TransferSettings = field(default_factory=TransferSettings)
+    cache: CacheSettings | None = None
+    deployments: Mapping[str, DeploymentConfig] = field(default_factory=dict)
+
+    def create_manager(
+        self, *, listeners: Sequence[TransferListener] = (), **kwargs: Any
+    ) -> DefaultDataManager:
+        """A data manager with this configuration's connectors, catalog, cache and tuning
+        (not yet opened: use ``async with``). Keyword arguments go to
+        :class:`DefaultDataManager` (``shutdown``, ``policy``)."""
+        connectors = {
+            name: deployment.connector.from_options(deployment.options)
+            for name, deployment in self.deployments.items()
+        }
+        return DefaultDataManager(
+            connectors,
+            settings=self.transfer,
+            listeners=listeners,
+            catalog=self.catalog,
+            cache=self.cache,
+            **kwargs,
+        )
+
+
+def find_configuration(path: str | None = None) -> str | None:
+    """The configuration file to use: ``path``, ``$STREAMFLOW_DATA_CONFIG``, or
+    ``streamflow-data.toml`` in the working directory if it exists; None for the default."""
+    if path:
+        return path
+    configured = os.environ.get(CONFIG_ENVIRONMENT)
+    if configured:
+        return configured
+    return CONFIG_FILE_NAME if os.path.isfile(CONFIG_FILE_NAME) else None
+
+
+def load_configuration(path: str | None = None) -> Configuration:
+    """Read and validate the configuration (see :func:`find_configuration`).
+
+    Reads the file with blocking calls: call it at start-up or in a thread. Raises
+    :class:`ConfigurationError` for a missing or unreadable file, invalid TOML, an unknown
+    key, a value of the wrong type, an unset environment variable, an unknown connector
+    type or invalid connector options; the message names the file and the key.
+    """
+    source = find_configuration(path)
+    if source is None:
+        return Configuration(None, CatalogSettings(path=default_catalog()))
+    try:
+        with open(source, "rb") as file:
+            document = tomllib.load(file)
+    except FileNotFoundError:
+        raise ConfigurationError(f"{source}: configuration file not found") from None
+    except OSError as exc:
+        raise ConfigurationError(f"{source}: cannot read ({exc.strerror})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"{source}: not valid TOML: {exc}") from exc
+    return _validate(source, _substitute(source, document, ()))
+
+
+def _substitute(source: str, value: Any, key: tuple[str, ...]) -> Any:
+    """``value`` with every ``"${NAME}"`` string replaced by that environment variable."""
+    if isinstance(value, dict):
+        return {name: _substitute(source, item, (*key, name)) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_substitute(source, item, (*key, str(i))) for i, item in enumerate(value)]
+    if isinstance(value, str) and (reference := _ENV_REFERENCE.match(value)):
+        found = os.environ.get(reference.group(1))
+        if found is None:
+            raise ConfigurationError(
+                f"{source}: {'.'.join(key)}: environment variable {reference.group(1)} is not set"
+            )
+        return found
+    return value
+
+
+def _validate(source: str, document: dict[str, Any]) -> Configuration:
+    try:
+        parsed = _File.model_validate(document)
+    except pydantic.ValidationError as exc:
+        raise ConfigurationError(f"{source}: {_problems(exc)}") from exc
+    deployments = {
+        name: _deployment(source, name, table) for name, table in parsed.deployments.items()
+    }
+    catalog = parsed.catalog or CatalogSettings(path=default_catalog())
+    if catalog.path != ":memory:":
+        # A relative catalog path is relative to the configuration file, not the caller.
+        base = os.path.dirname(os.path.abspath(source))
+        expanded = os.path.join(base, os.path.expanduser(catalog.path))
+        catalog = catalog.model_copy(update={"path": os.path.normpath(expanded)})
+    return Configuration(source, catalog, parsed.transfer, parsed.cache, deployments)
+
+
+def _deployment(source: str, name: str, table: Mapping[str, Any]) -> DeploymentConfig:
+    where = f"{source}: deployments.{name}"
+    if not _DEPLOYMENT_NAME.match(name):
+        raise ConfigurationError(
+            f"{where}: a deployment name may hold letters, digits, '_', '.' and '-' only"
+        )
+    options = dict(table)
+    kind = options.pop("type", None)
+    if not isinstance(kind, str):
+        raise ConfigurationError(f"{where}.type: expected the connector type, a string")
+    if name == LOCAL_DEPLOYMENT and kind != "local":
+        raise ConfigurationError(f"{where}.type: the 'local' deployment is the local node")
+    try:
+        cls = connector_class(kind)
+        cls.from_options(options)  # validates the options; connectors connect lazily
+    except ConnectorNotFoundError as exc:
+        raise ConfigurationError(f"{where}.type: {exc}") from exc
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{where}: {exc}") from exc
+    return DeploymentConfig(name, kind, options, cls)
+
+
+def _problems(error: pydantic.ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(part) for part in problem['loc']) or '(top level)'}: {problem['msg']}"
+        + ("" if problem["type"] == "missing" else f" (got {problem['input']!r})")
+        for problem in error.errors()
+    )

@@ -1,0 +1,84 @@
+"""The replica-graph commands and the reports, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.cli.console import run
+
+
+def test_register_locate_source_invalidate(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "x").write_text("x")
+    data = str(tmp_path / "data")
+    registered = run("register", f"local:{data}")
+    assert registered.returncode == 0, registered.stderr
+    assert f"registered {data} (primary)" in registered.stdout
+    # A replica on a deployment this configuration has no connector for, named in full.
+    remote = run("register", "hpc/login:/scratch/data", "--same-as", f"local:{data}")
+    assert remote.returncode == 0, remote.stderr
+
+    located = run("locate", data)
+    assert located.returncode == 0, located.stderr
+    header, *rows = located.stdout.splitlines()
+    assert header.split() == ["LOCATION", "PATH", "TYPE", "AVAILABLE"]
+    assert sorted(row.split()[:3] for row in rows) == [
+        ["hpc/login", "/scratch/data", "primary"],
+        ["local/localhost", data, "primary"],
+    ]
+    on_hpc = json.loads(run("locate", "--json", "--deployment", "hpc", data).stdout)
+    assert [r["location"] for r in on_hpc["replicas"]] == ["hpc/login"]
+    assert on_hpc["replicas"][0]["available"] is True
+
+    # The destination deployment's own replica first, else the local node.
+    assert run("source", "/scratch/data", "--to", "hpc").stdout.strip() == "hpc/login:/scratch/data"
+    assert run("source", data, "--to", "cloud").stdout.strip() == f"local/localhost:{data}"
+
+    invalidated = run("invalidate", f"local:{data}")
+    assert invalidated.returncode == 0, invalidated.stderr
+    assert "invalidated 1 replica(s)" in invalidated.stdout
+    remaining = json.loads(run("locate", "--json", "/scratch/data").stdout)
+    assert [r["location"] for r in remaining["replicas"]] == ["hpc/login"]
+    assert run("source", data, "--to", "cloud").returncode == 1
+
+
+def test_register_refuses_a_missing_path_and_an_unknown_relation(tmp_path: Path) -> None:
+    missing = run("register", f"local:{tmp_path}/nothing")
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    (tmp_path / "x").write_text("x")
+    unknown = run("register", f"local:{tmp_path}/x", "--same-as", "hpc/a:/never/registered")
+    assert unknown.returncode == 2 and "/never/registered" in unknown.stderr
+    nothing = run("locate", f"{tmp_path}/x")
+    assert nothing.returncode == 1 and "no valid replica" in nothing.stdout
+
+
+def test_a_deployment_with_several_locations_needs_one_named(tmp_path: Path) -> None:
+    config = tmp_path / "streamflow-data.toml"
+    config.write_text(
+        '[deployments.cluster]\ntype = "ssh"\n'
+        'nodes = ["node1.invalid", "node2.invalid"]\ncheck_host_keys = false\n'
+    )
+    result = run("register", "cluster:/data", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "write cluster/LOCATION:PATH with one of node1.invalid, node2.invalid" in result.stderr
+
+
+def test_stats_add_up_every_run(tmp_path: Path) -> None:
+    (tmp_path / "a").write_bytes(b"a" * 5000)
+    for name in ("b", "c"):
+        assert run("cp", "a", name, cwd=tmp_path).returncode == 0
+    stats = json.loads(run("stats", "--json").stdout)
+    assert stats["locations"]["local/localhost"]["bytes_written"] == 10_000
+    assert stats["errors"] == {} and stats["retries"] == 0
+    assert stats["cache"]["budget"] is None
+    text = run("stats").stdout
+    assert "local/localhost" in text and "9.8 KiB" in text and "errors: none" in text
+
+
+def test_status_json(tmp_path: Path) -> None:
+    (tmp_path / "a").write_text("a")
+    assert run("cp", "a", "b", cwd=tmp_path).returncode == 0
+    [record] = json.loads(run("status", "--json").stdout)
+    assert (record["id"], record["state"], record["files"]) == (1, "done", 1)
+    assert run("status", "9").returncode == 2

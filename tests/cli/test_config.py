@@ -1,0 +1,100 @@
+"""The configuration file: found, validated, and every mistake named by file and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streamflow_data import ConfigurationError, LocalConnector
+from streamflow_data.configfile import load_configuration
+from tests.cli.console import run
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[transfer\n", "not valid TOML"),
+        ("[transfer]\nblock_sise = 1\n", "transfer.block_sise: Extra inputs are not permitted"),
+        (
+            "[transfer]\nblock_size = 'big'\n",
+            "transfer.block_size: Input should be a valid integer",
+        ),
+        ("[cache]\nwhen_full = 'never'\n", "cache.budget: Field required; cache.when_full"),
+        ("[catalog]\nlock_policy = 'x'\n", "catalog.lock_policy: Input should be 'wait' or 'fail'"),
+        ("surprise = 1\n", "surprise: Extra inputs are not permitted"),
+        ("[deployments.d]\ntype = 'nosuch'\n", "deployments.d.type: no connector plugin"),
+        ("[deployments.d]\nnodes = []\n", "deployments.d.type: expected the connector type"),
+        ("[deployments.d]\ntype = 'ssh'\nnodes = []\n", "deployments.d: invalid options"),
+        ("[deployments.local]\ntype = 'ssh'\n", "deployments.local.type"),
+        ("[deployments.'a:b']\ntype = 'local'\n", "a deployment name may hold"),
+        ("[deployments.d]\ntype = 'ssh'\nusername = '${SFD_NOT_SET}'\n", "SFD_NOT_SET is not set"),
+    ],
+)
+def test_every_mistake_names_the_file_and_the_key(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "streamflow-data.toml").write_text(text)
+    with pytest.raises(ConfigurationError) as caught:
+        load_configuration(str(tmp_path / "streamflow-data.toml"))
+    assert str(caught.value).startswith(f"{tmp_path / 'streamflow-data.toml'}: ")
+    assert message in str(caught.value)
+
+
+def test_the_command_line_reports_configuration_errors_as_usage_errors(tmp_path: Path) -> None:
+    (tmp_path / "streamflow-data.toml").write_text("[transfer]\nblock_count = 1\n")
+    found = run("status", cwd=tmp_path)  # found in the working directory
+    assert found.returncode == 2
+    assert "streamflow-data.toml: transfer.block_count: Input should be greater" in found.stderr
+    missing = run("--config", str(tmp_path / "nope.toml"), "status")
+    assert missing.returncode == 2 and "nope.toml: configuration file not found" in missing.stderr
+    by_environment = run("status", env={"STREAMFLOW_DATA_CONFIG": str(tmp_path / "e.toml")})
+    assert by_environment.returncode == 2 and "e.toml: configuration file not found" in (
+        by_environment.stderr
+    )
+
+
+def test_a_valid_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SFD_USER", "alice")
+    config = tmp_path / "conf" / "my.toml"
+    config.parent.mkdir()
+    config.write_text(
+        """
+[catalog]
+path = "state/catalog.sqlite"
+lock_policy = "fail"
+
+[cache]
+budget = 1000
+
+[transfer]
+block_size = 65536
+
+[deployments.hpc]
+type = "ssh"
+nodes = ["login.invalid"]
+username = "${SFD_USER}"
+check_host_keys = false
+"""
+    )
+    loaded = load_configuration(str(config))
+    assert loaded.source == str(config)
+    # A relative catalog path is relative to the file, not to the working directory.
+    assert loaded.catalog.path == str(config.parent / "state" / "catalog.sqlite")
+    assert loaded.catalog.lock_policy == "fail"
+    assert loaded.cache is not None and loaded.cache.budget == 1000
+    assert loaded.transfer.block_size == 65536
+    assert loaded.deployments["hpc"].options["username"] == "alice"
+    manager = loaded.create_manager()
+    assert [loc.name for loc in manager.locations("hpc")] == ["login.invalid"]
+    assert isinstance(manager.connector(manager.locations()[0]), LocalConnector)
+    assert manager.settings.block_size == 65536
+
+
+def test_without_a_file_the_embedded_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    loaded = load_configuration()
+    assert loaded.source is None and dict(loaded.deployments) == {}
+    assert loaded.catalog.path == str(tmp_path / "state" / "streamflow-data" / "catalog.sqlite")
+    assert loaded.cache is None

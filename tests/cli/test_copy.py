@@ -1,0 +1,241 @@
+"""``streamflow-data cp``: outputs, exit statuses, progress, JSON, dry runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.cli.console import SCRIPT, run, run_on_terminal
+
+
+def test_copies_a_file_and_reports_it(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("hello")
+    result = run("cp", str(tmp_path / "a.txt"), str(tmp_path / "b.txt"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "b.txt").read_text() == "hello"
+    assert f"copied {tmp_path / 'a.txt'} -> {tmp_path / 'b.txt'}: 1 file(s), 5.0 B" in result.stdout
+
+
+def test_copies_a_tree_to_several_destinations(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    (source / "sub").mkdir(parents=True)
+    (source / "sub" / "f").write_bytes(b"x" * 2048)
+    os.symlink("sub/f", source / "link")
+    (tmp_path / "existing").mkdir()
+    result = run("cp", "src", "one", "existing", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for copy in (tmp_path / "one", tmp_path / "existing" / "src"):
+        assert (copy / "sub" / "f").read_bytes() == b"x" * 2048
+        assert os.readlink(copy / "link") == "sub/f"
+    assert result.stdout.count("copied") == 2 and "2.0 KiB" in result.stdout
+
+
+def test_quiet_prints_nothing(tmp_path: Path) -> None:
+    (tmp_path / "a").write_text("a")
+    result = run("cp", "-q", str(tmp_path / "a"), str(tmp_path / "b"))
+    assert (result.returncode, result.stdout) == (0, "")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["cp", "/definitely/not/here", "/tmp/x"], "does not exist"),
+        (["cp", "only-one-argument"], "required: DST"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_usage_errors_exit_2(args: list[str], message: str) -> None:
+    result = run(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_a_copy_into_itself_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "x").write_text("x")
+    result = run("cp", str(tmp_path / "dir"), str(tmp_path / "dir" / "inside"))
+    assert result.returncode == 2
+    assert "inside" in result.stderr
+    assert sorted(os.listdir(tmp_path / "dir")) == ["x"]
+
+
+def test_a_failed_copy_exits_1_and_leaves_nothing(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("new")
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "keep").write_text("kept")
+    result = run("cp", str(tmp_path / "file"), str(tmp_path / "taken") + "/keep/")
+    assert result.returncode == 1
+    assert "taken/keep/file" in result.stderr
+    assert sorted(os.listdir(tmp_path / "taken")) == ["keep"]
+    assert (tmp_path / "taken" / "keep").read_text() == "kept"
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert result.returncode == 0 and result.stdout.startswith("streamflow-data ")
+
+
+def test_a_second_copy_says_nothing_to_do_and_the_journal_shows_it(
+    tmp_path: Path, state_directory: Path
+) -> None:
+    (tmp_path / "src").mkdir()
+    for name in ["a", "b", "c"]:
+        (tmp_path / "src" / name).write_text(name * 100)
+    first = run("cp", str(tmp_path / "src"), f"{tmp_path / 'dst'}/")
+    assert first.returncode == 0, first.stderr
+    assert (state_directory / "streamflow-data" / "catalog.sqlite").exists()
+    again = run("cp", str(tmp_path / "src"), f"{tmp_path / 'dst'}/")
+    assert again.returncode == 0, again.stderr
+    assert "nothing to do, all 3 file(s) already copied and unchanged (transfer 1)" in again.stdout
+    status = run("status")
+    assert status.returncode == 0, status.stderr
+    header, line = status.stdout.splitlines()
+    assert header.split()[:3] == ["ID", "STATE", "FILES"]
+    assert line.split()[:3] == ["1", "done", "3"]
+    assert (
+        f"local/localhost:{tmp_path / 'src'} -> local/localhost:{tmp_path / 'dst' / 'src'}" in line
+    )
+    dump = run("dump-state", "1", "-o", str(tmp_path / "state.csv"))
+    assert dump.returncode == 0, dump.stderr
+    lines = (tmp_path / "state.csv").read_text().splitlines()
+    assert lines[0] == "relpath,destination,state,size,bytes_written,partial_file"
+    assert sorted(lines[1:]) == [f"{n},local/localhost,valid,100,100," for n in "abc"]
+    missing = run("dump-state", "7")
+    assert missing.returncode == 2 and "no transfer 7" in missing.stderr
+
+
+def test_an_explicit_catalog_and_a_bad_one(tmp_path: Path) -> None:
+    (tmp_path / "a").write_text("a")
+    catalog = tmp_path / "my.sqlite"
+    result = run("--catalog", str(catalog), "cp", str(tmp_path / "a"), str(tmp_path / "b"))
+    assert result.returncode == 0, result.stderr
+    assert catalog.exists()
+    (tmp_path / "bad.sqlite").write_bytes(b"garbage" * 1000)
+    bad = run("--catalog", str(tmp_path / "bad.sqlite"), "status")
+    assert bad.returncode == 2
+    assert "not a SQLite database, or damaged" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def _tree(root: Path, files: int = 3, size: int = 1000) -> Path:
+    root.mkdir()
+    for index in range(files):
+        (root / f"f{index}").write_bytes(bytes([index % 256]) * size)
+    return root
+
+
+def test_json_summary_then_nothing_to_do(tmp_path: Path) -> None:
+    _tree(tmp_path / "src")
+    first = run("cp", "--json", "src", "a/", "b/", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    summary = json.loads(first.stdout)
+    assert [d["destination"] for d in summary["destinations"]] == ["a/", "b/"]
+    assert {d["status"] for d in summary["destinations"]} == {"copied"}
+    assert all(d["files"] == 3 and d["bytes_moved"] == 3000 for d in summary["destinations"])
+    again = json.loads(run("cp", "--json", "src", "a/", cwd=tmp_path).stdout)
+    [destination] = again["destinations"]
+    assert (destination["status"], destination["bytes_moved"]) == ("nothing to do", 0)
+
+
+def test_destinations_sharing_a_path_read_the_source_once(tmp_path: Path) -> None:
+    _tree(tmp_path / "src")
+    result = run("cp", "--json", "src", "local:" + str(tmp_path / "x"), "x", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    # The same location and path written twice: one destination, copied once.
+    assert len(json.loads(result.stdout)["destinations"]) == 1
+
+
+def test_dry_run_prints_the_plan_and_copies_nothing(tmp_path: Path) -> None:
+    _tree(tmp_path / "src", files=4, size=2048)
+    (tmp_path / "into").mkdir()
+    result = run("cp", "--dry-run", "src", "one", "into/", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "would copy" in result.stdout and "4 file(s), 8.0 KiB" in result.stdout
+    assert f"-> local/localhost:{tmp_path / 'into' / 'src'}" in result.stdout
+    assert not (tmp_path / "one").exists() and os.listdir(tmp_path / "into") == []
+    plan = json.loads(run("cp", "-n", "--json", "src", "one", cwd=tmp_path).stdout)
+    assert (plan["dry_run"], plan["files"], plan["bytes"]) == (True, 4, 8192)
+
+
+def test_some_destinations_failing_is_a_partial_failure(tmp_path: Path) -> None:
+    _tree(tmp_path / "src")
+    (tmp_path / "plain-file").write_text("not a directory")
+    result = run("cp", "src", "good", "plain-file/below/dst", cwd=tmp_path)
+    assert result.returncode == 3, result.stderr
+    assert sorted(os.listdir(tmp_path / "good")) == ["f0", "f1", "f2"]
+    assert "plain-file/below/dst" in result.stderr
+    every = run("cp", "src", "plain-file/below/dst", cwd=tmp_path)
+    assert every.returncode == 1
+
+
+def test_unknown_deployment_and_location_are_usage_errors(tmp_path: Path) -> None:
+    (tmp_path / "a").write_text("a")
+    unknown = run("cp", str(tmp_path / "a"), "hpc:/tmp/x")
+    assert unknown.returncode == 2 and "hpc" in unknown.stderr
+    location = run("cp", str(tmp_path / "a"), "local/elsewhere:/tmp/x")
+    assert location.returncode == 2 and "elsewhere" in location.stderr
+    relative = run("cp", str(tmp_path / "a"), "local:relative/path")
+    assert relative.returncode == 2 and "must be absolute" in relative.stderr
+
+
+def test_progress_lines_when_not_a_terminal(tmp_path: Path) -> None:
+    _tree(tmp_path / "src")
+    result = run("cp", "src", "dst", cwd=tmp_path)
+    assert result.returncode == 0
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith(f"local/localhost:{tmp_path}/dst") and "0/3 files" in lines[0]
+    assert "100%" in lines[-1] and "3/3 files" in lines[-1] and lines[-1].endswith("done")
+    assert "\x1b[" not in result.stderr
+    quiet = run("cp", "--no-progress", "src", "other", cwd=tmp_path)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
+    _tree(tmp_path / "src", files=5, size=100_000)
+    status, shown = run_on_terminal("cp", "src", "dst", cwd=tmp_path)
+    assert status == 0, shown
+    assert "\x1b[2K" in shown  # lines redrawn in place
+    assert "[########################] 100%" in shown and "5/5 files" in shown
+    assert "copied" in shown
+    status, shown = run_on_terminal("cp", "--no-progress", "src", "again", cwd=tmp_path)
+    assert status == 0 and "\x1b[2K" not in shown and "copied" in shown
+
+
+def test_verbose_json_logs(tmp_path: Path) -> None:
+    (tmp_path / "a").write_text("a")
+    result = run("cp", "-v", "--log-format", "json", "--no-progress", "a", "b", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stderr.splitlines()]
+    assert {record["level"] for record in records} == {"info"}
+    assert any(record["message"].endswith(": done") for record in records)
+    assert all(record["logger"].startswith("streamflow_data") for record in records)
+
+
+def test_ctrl_c_stops_cleanly_and_the_copy_resumes(tmp_path: Path) -> None:
+    source = _tree(tmp_path / "src", files=600, size=200_000)
+    assert SCRIPT is not None
+    process = subprocess.Popen(
+        [SCRIPT, "cp", "src", "dst"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    first = process.stderr.readline()  # the first progress line: the copy has started
+    assert "0/600 files" in first
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "interrupted" in err and "run the same command again" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "dst").exists()  # a tree appears whole, or not at all
+    again = run("cp", "src", "dst", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    for path in source.iterdir():
+        assert (tmp_path / "dst" / path.name).read_bytes() == path.read_bytes()
