@@ -22,7 +22,7 @@ from streamflow_data.cli.session import (
 from streamflow_data.cli.targets import Target, parse_target
 from streamflow_data.connectors.base import FileKind
 from streamflow_data.errors import (
-    NotDirectoryError,
+    ConnectorError,
     PathNotFoundError,
     StreamFlowDataError,
     TransferCancelledError,
@@ -108,7 +108,7 @@ async def _destination_path(manager: DefaultDataManager, target: Target, src: Ta
     location = target.location(manager)
     try:
         found = await manager.connector(location).stat(location, target.path, follow_symlinks=True)
-    except (PathNotFoundError, NotDirectoryError):  # the copy itself will say what is wrong
+    except ConnectorError:  # missing, or unreachable: the copy itself says what is wrong
         return target.path
     return posixpath.join(target.path, name) if found.kind is FileKind.DIRECTORY else target.path
 

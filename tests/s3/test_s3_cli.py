@@ -1,0 +1,45 @@
+"""The command line against moto's S3 server, configured by a TOML file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.cli.console import run
+from tests.helpers import snapshot
+
+
+def test_cp_up_and_down_and_a_validated_delivery(
+    tmp_path: Path, s3_endpoint: str, bucket: str
+) -> None:
+    (tmp_path / "streamflow-data.toml").write_text(
+        f"""
+[deployments.store]
+type = "s3"
+buckets = ["{bucket}"]
+endpoint_url = "{s3_endpoint}"
+access_key_id = "testing"
+secret_access_key = "${{SFD_TEST_SECRET}}"
+"""
+    )
+    env = {"SFD_TEST_SECRET": "testing", "XDG_STATE_HOME": str(tmp_path / "state")}
+    (tmp_path / "src" / "sub").mkdir(parents=True)
+    (tmp_path / "src" / "sub" / "big").write_bytes(bytes(range(256)) * 40_000)
+    (tmp_path / "src" / "small").write_bytes(b"small")
+    up = run("cp", "--json", "src", "store:/run-1/", cwd=tmp_path, env=env)
+    assert up.returncode == 0, up.stderr
+    [destination] = json.loads(up.stdout)["destinations"]
+    assert destination["status"] == "copied"
+    down = run("cp", f"store/{bucket}:/run-1/src", "back", cwd=tmp_path, env=env)
+    assert down.returncode == 0, down.stderr
+    assert snapshot(tmp_path / "back") == snapshot(tmp_path / "src")  # modes and times too
+
+    (tmp_path / "manifest.csv").write_text(
+        "path,size,algorithm,checksum\n"
+        f"blob,{len(b'delivered' * 1000)},sha256,"
+        "0000000000000000000000000000000000000000000000000000000000000000\n"
+    )
+    (tmp_path / "blob").write_bytes(b"delivered" * 1000)
+    bad = run("deliver", "--json", "--manifest", "manifest.csv", "store:/d", cwd=tmp_path, env=env)
+    assert bad.returncode == 1, bad.stderr
+    assert json.loads(bad.stdout)["files"][0]["state"] == "invalid"
