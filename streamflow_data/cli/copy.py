@@ -30,7 +30,11 @@ from streamflow_data.errors import (
 )
 from streamflow_data.manager import DefaultDataManager
 from streamflow_data.model import ExecutionLocation
-from streamflow_data.transfer.events import TransferListener, TransferProgress
+from streamflow_data.transfer.events import (
+    DestinationProgress,
+    TransferListener,
+    TransferProgress,
+)
 from streamflow_data.transfer.plan import plan_transfer
 
 __all__ = ["add_commands"]
@@ -96,7 +100,9 @@ class _Outcome:
         }
 
 
-def _destination_progress(progress: TransferProgress, location: ExecutionLocation) -> Any:
+def _destination_progress(
+    progress: TransferProgress, location: ExecutionLocation
+) -> DestinationProgress | None:
     return next((d for d in progress.destinations if d.location == location), None)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -119,13 +120,7 @@ def _configuration(args: argparse.Namespace) -> Configuration:
     catalog_path = getattr(args, "catalog", None)
     if catalog_path:
         catalog = configuration.catalog.model_copy(update={"path": catalog_path})
-        configuration = Configuration(
-            configuration.source,
-            catalog,
-            configuration.transfer,
-            configuration.cache,
-            configuration.deployments,
-        )
+        configuration = dataclasses.replace(configuration, catalog=catalog)
     path = configuration.catalog.path
     if path != ":memory:":
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

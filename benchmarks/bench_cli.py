@@ -1,0 +1,83 @@
+"""What the command line costs on top of the copy itself.
+
+One 4 KiB file copied by ``streamflow-data cp`` (the default catalog file, no progress),
+against ``cp`` copying the same file, both as fresh processes; the difference is the
+start-up the CLI adds: the interpreter, the imports, the catalog opened and closed. Two
+floors measured beside them put that figure in proportion on a noisy machine: the bare
+interpreter, and the interpreter importing the dependencies the CLI cannot do without
+(asyncio, aiosqlite, crc32c, and pydantic validating one model). The package is
+byte-compiled first, as a wheel install leaves it. Medians of ``--rounds`` runs.
+
+Run: ``python -m benchmarks.bench_cli [--rounds N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import Figure, print_table
+
+PACKAGE = Path(__file__).parent.parent / "streamflow_data"
+_FLOOR = (
+    "import asyncio, aiosqlite, crc32c, pydantic\n"
+    "class Settings(pydantic.BaseModel):\n    size: int = 1\n"
+    "Settings(size=2)"
+)
+"""The dependencies the CLI cannot do without, imported and used once (pydantic imports
+its machinery on first use)."""
+
+
+def _median_seconds(command: list[str], rounds: int, env: dict[str, str]) -> float:
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=9)
+    rounds = parser.parse_args().rounds
+    compileall.compile_dir(str(PACKAGE), quiet=1)
+    script = shutil.which("streamflow-data", path=os.path.dirname(sys.executable))
+    assert script is not None, "the console script is not installed"
+    with tempfile.TemporaryDirectory(prefix="sfd-bench-cli-") as scratch:
+        env = {**os.environ, "XDG_STATE_HOME": f"{scratch}/state"}
+        env.pop("STREAMFLOW_DATA_CONFIG", None)
+        env.pop("STREAMFLOW_DATA_CATALOG", None)
+        source = Path(scratch) / "one.bin"
+        source.write_bytes(os.urandom(4096))
+        cp = _median_seconds(["cp", str(source), f"{scratch}/by-cp"], rounds, env)
+        cli = _median_seconds(
+            [script, "cp", "--no-progress", "-q", str(source), f"{scratch}/by-cli"], rounds, env
+        )
+        bare = _median_seconds([sys.executable, "-c", "pass"], rounds, env)
+        floor = _median_seconds([sys.executable, "-c", _FLOOR], rounds, env)
+    added = cli - cp
+    print_table(
+        f"Command-line start-up: one 4 KiB file (median of {rounds})",
+        [
+            Figure("streamflow-data cp, one file, ms", cli * 1000, "ms", cp * 1000),
+            Figure(
+                "start-up added to the copy (CLI - cp), ms", added * 1000, "ms", 300.0, "< 300 ms"
+            ),
+            Figure("python -c pass, ms", bare * 1000, "ms"),
+            Figure("python using asyncio, aiosqlite, crc32c, pydantic, ms", floor * 1000, "ms"),
+            Figure("added beyond that floor, ms", (cli - floor) * 1000, "ms"),
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()
