@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import itertools
 import textwrap
 from typing import Any
 
@@ -28,7 +29,7 @@ def _attribute_docs(model: type[Any]) -> dict[str, str]:
         except (OSError, TypeError):
             continue
         body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
-        for statement, following in zip(body, body[1:], strict=False):
+        for statement, following in itertools.pairwise(body):
             if (
                 isinstance(statement, ast.AnnAssign)
                 and isinstance(statement.target, ast.Name)
@@ -57,7 +58,6 @@ class SettingsReference(SphinxDirective):
     """``.. settings-reference:: module.Model`` renders every field of the model."""
 
     required_arguments = 1
-    option_spec = {"table": lambda text: text}
 
     def run(self) -> list[nodes.Node]:
         module_name, _, name = self.arguments[0].rpartition(".")
