@@ -16,7 +16,6 @@ same manifest to the same destination again moves only what is not yet valid.
 from __future__ import annotations
 
 import asyncio
-import base64
 import csv
 import hashlib
 import io
@@ -29,7 +28,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from streamflow_data.catalog import DeliveryRows, StoredFile
-from streamflow_data.checksum import crc32c
+from streamflow_data.checksum import crc32c, crc32c_base64
 from streamflow_data.errors import (
     ConfigurationError,
     ConnectorError,
@@ -40,6 +39,7 @@ from streamflow_data.errors import (
 )
 from streamflow_data.manager import DefaultDataManager
 from streamflow_data.model import ExecutionLocation
+from streamflow_data.transfer.plan import join
 
 __all__ = [
     "ALGORITHMS",
@@ -146,7 +146,7 @@ class _Crc:
         self.value = self._function(data, self.value)
 
     def text(self) -> str:
-        return base64.b64encode(self.value.to_bytes(4, "big")).decode("ascii")
+        return crc32c_base64(self.value)  # the 4-byte base64 rendering serves both CRCs
 
 
 def _checksum_of(algorithm: str) -> tuple[_Hasher, Callable[[], str]]:
@@ -237,8 +237,9 @@ class Delivery:
         at once; stops early (files back to ``ready``) if the manager shuts down."""
         catalog = self._manager.catalog
         if catalog is not None:
+            (src, src_root), (dst, dst_root) = self.source, self.destination
             self._rows = await catalog.delivery(
-                self.manifest, _label(*self.source), _label(*self.destination)
+                self.manifest, f"{src}:{src_root}", f"{dst}:{dst_root}"
             )
             self.id = self._rows.id
         await self._recall()
@@ -276,7 +277,7 @@ class Delivery:
                 continue
             try:
                 found = await connector.stat(
-                    location, _join(root, file.entry.relpath), follow_symlinks=True
+                    location, join(root, file.entry.relpath), follow_symlinks=True
                 )
             except PathNotFoundError:
                 continue
@@ -293,8 +294,8 @@ class Delivery:
     async def _deliver(self, file: DeliveryFile) -> None:
         src_location, src_root = self.source
         dst_location, dst_root = self.destination
-        src_path = _join(src_root, file.entry.relpath)
-        dst_path = _join(dst_root, file.entry.relpath)
+        src_path = join(src_root, file.entry.relpath)
+        dst_path = join(dst_root, file.entry.relpath)
         manager = self._manager
         attempts = 0
         while True:
@@ -350,11 +351,3 @@ class Delivery:
         if found != entry.checksum:
             return f"{entry.algorithm} {found}, the manifest says {entry.checksum}"
         return None
-
-
-def _join(root: str, relpath: str) -> str:
-    return f"{root.rstrip('/')}/{relpath}"
-
-
-def _label(location: ExecutionLocation, path: str) -> str:
-    return f"{location.deployment}/{location.name}:{path}"

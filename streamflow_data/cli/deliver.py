@@ -15,6 +15,7 @@ from streamflow_data.cli.session import (
     EXIT_OK,
     EXIT_PARTIAL,
     Session,
+    write_text,
 )
 from streamflow_data.cli.targets import parse_target
 from streamflow_data.delivery import Delivery, DeliveryFile, read_manifest
@@ -100,17 +101,12 @@ async def deliver_command(session: Session, args: argparse.Namespace) -> int:
         finally:
             status.close()
     csv_path = args.csv or f"delivery-{delivery.id if delivery.id is not None else 'states'}.csv"
-    await asyncio.to_thread(_write, csv_path, delivery.csv())
+    await asyncio.to_thread(write_text, csv_path, delivery.csv())
     return _report(session, delivery, csv_path)
 
 
 def _absolute(path: str) -> str:
     return path if path.startswith("/") else f"{os.getcwd()}/{path}"
-
-
-def _write(path: str, text: str) -> None:
-    with open(path, "w", encoding="utf-8") as file:
-        file.write(text)
 
 
 def _report(session: Session, delivery: Delivery, csv_path: str) -> int:

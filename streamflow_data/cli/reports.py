@@ -9,7 +9,7 @@ from dataclasses import asdict
 from typing import Any
 
 from streamflow_data.cli.render import human, table
-from streamflow_data.cli.session import EXIT_OK, Session
+from streamflow_data.cli.session import EXIT_OK, Session, write_text
 from streamflow_data.errors import UnknownTransferError
 
 __all__ = ["add_commands"]
@@ -75,13 +75,8 @@ async def dump_state_command(session: Session, args: argparse.Namespace) -> int:
     if args.output is None:
         session.stdout.write(text)
     else:
-        await asyncio.to_thread(_write_text, args.output, text)
+        await asyncio.to_thread(write_text, args.output, text)
     return EXIT_OK
-
-
-def _write_text(path: str, text: str) -> None:
-    with open(path, "w", encoding="utf-8") as file:
-        file.write(text)
 
 
 async def stats_command(session: Session, args: argparse.Namespace) -> int:

@@ -30,6 +30,7 @@ __all__ = [
     "USAGE_ERRORS",
     "Command",
     "Session",
+    "write_text",
 ]
 
 EXIT_OK = 0
@@ -85,3 +86,9 @@ class Session:
 
 
 Command = Callable[[Session, argparse.Namespace], Awaitable[int]]
+
+
+def write_text(path: str, text: str) -> None:
+    """Write a report file (blocking: call it in a thread)."""
+    with open(path, "w", encoding="utf-8") as file:
+        file.write(text)
