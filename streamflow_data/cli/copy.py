@@ -106,12 +106,13 @@ def _destination_progress(
     return next((d for d in progress.destinations if d.location == location), None)
 
 
-async def _destination_path(manager: DefaultDataManager, target: Target, src: Target) -> str:
+async def _destination_path(
+    manager: DefaultDataManager, target: Target, location: ExecutionLocation, src: Target
+) -> str:
     """Where SRC lands for DST: inside DST when it is a directory (or ends with '/')."""
     name = posixpath.basename(src.path)
     if target.trailing_slash:
         return posixpath.join(target.path, name)
-    location = target.location(manager)
     try:
         found = await manager.connector(location).stat(location, target.path, follow_symlinks=True)
     except ConnectorError:  # missing, or unreachable: the copy itself says what is wrong
@@ -146,8 +147,8 @@ async def copy_command(session: Session, args: argparse.Namespace) -> int:
             return EXIT_USAGE
         groups: dict[str, list[tuple[str, ExecutionLocation]]] = {}
         for text, target in zip(args.dst, targets, strict=True):
-            path = await _destination_path(manager, target, src)
             location = target.location(manager)
+            path = await _destination_path(manager, target, location, src)
             group = groups.setdefault(path, [])
             if all(location != known for _, known in group):
                 group.append((text, location))

@@ -59,15 +59,16 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
 class _StatusLine:
     """One line redrawn on a terminal as files change state."""
 
-    def __init__(self, session: Session, delivery: list[Delivery]) -> None:
+    def __init__(self, session: Session) -> None:
         self._session = session
-        self._delivery = delivery
         self._live = session.progress and session.stderr.isatty()
+        self.delivery: Delivery | None = None
+        """The delivery shown, once it exists."""
 
     def __call__(self, _file: DeliveryFile) -> None:
-        if not self._live or not self._delivery:
+        if not self._live or self.delivery is None:
             return
-        counts = self._delivery[0].counts
+        counts = self.delivery.counts
         shown = ", ".join(f"{counts[state]} {state}" for state in _STATES if counts[state])
         self._session.stderr.write(f"\r\x1b[2Kdelivering: {shown}")
         self._session.stderr.flush()
@@ -83,8 +84,7 @@ async def deliver_command(session: Session, args: argparse.Namespace) -> int:
     entries = await asyncio.to_thread(read_manifest, args.manifest)
     source = parse_target(args.source or posixpath.dirname(_absolute(args.manifest)))
     destination = parse_target(args.dst)
-    holder: list[Delivery] = []
-    status = _StatusLine(session, holder)
+    status = _StatusLine(session)
     async with session.configuration.create_manager(shutdown=session.shutdown) as manager:
         delivery = Delivery(
             manager,
@@ -95,7 +95,7 @@ async def deliver_command(session: Session, args: argparse.Namespace) -> int:
             max_retries=args.max_retries,
             on_change=status,
         )
-        holder.append(delivery)
+        status.delivery = delivery
         try:
             await delivery.run()
         finally:
