@@ -29,12 +29,9 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-import pydantic
 
 from streamflow_data.config import CacheSettings, CatalogSettings, TransferSettings
 from streamflow_data.connectors.base import Connector
@@ -42,6 +39,7 @@ from streamflow_data.connectors.registry import connector_class
 from streamflow_data.errors import ConfigurationError, ConnectorNotFoundError
 from streamflow_data.manager import LOCAL_DEPLOYMENT, DefaultDataManager
 from streamflow_data.transfer.events import TransferListener
+from streamflow_data.validation import Problem, Settings, check, describe, mapping_problems
 
 __all__ = [
     "CONFIG_ENVIRONMENT",
@@ -84,15 +82,12 @@ class DeploymentConfig:
     """The connector class registered as ``kind``."""
 
 
-class _File(pydantic.BaseModel):
-    """The top-level tables of the file (deployments are validated by their connectors)."""
-
-    model_config = pydantic.ConfigDict(extra="forbid")
-
-    catalog: CatalogSettings | None = None
-    cache: CacheSettings | None = None
-    transfer: TransferSettings = TransferSettings()
-    deployments: dict[str, dict[str, Any]] = {}
+_TABLES: dict[str, type[Settings]] = {
+    "catalog": CatalogSettings,
+    "cache": CacheSettings,
+    "transfer": TransferSettings,
+}
+"""The top-level tables beside ``deployments``, and the settings each holds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +143,8 @@ def load_configuration(path: str | None = None) -> Configuration:
     source = find_configuration(path)
     if source is None:
         return Configuration(None, CatalogSettings(path=default_catalog()))
+    import tomllib  # only when there is a file: the default start-up does without it
+
     try:
         with open(source, "rb") as file:
             document = tomllib.load(file)
@@ -177,20 +174,37 @@ def _substitute(source: str, value: Any, key: tuple[str, ...]) -> Any:
 
 
 def _validate(source: str, document: dict[str, Any]) -> Configuration:
-    try:
-        parsed = _File.model_validate(document)
-    except pydantic.ValidationError as exc:
-        raise ConfigurationError(f"{source}: {_problems(exc)}") from exc
-    deployments = {
-        name: _deployment(source, name, table) for name, table in parsed.deployments.items()
-    }
-    catalog = parsed.catalog or CatalogSettings(path=default_catalog())
+    problems = [
+        Problem((key,), "Extra inputs are not permitted", value)
+        for key, value in document.items()
+        if key not in _TABLES and key != "deployments"
+    ]
+    tables: dict[str, Any] = {}
+    for key, cls in _TABLES.items():
+        if key in document:
+            tables[key], wrong = check(cls, document[key], (key,))
+            problems += wrong
+    deployments = document.get("deployments", {})
+    problems += mapping_problems(deployments, ("deployments",)) or [
+        problem
+        for name, table in deployments.items()
+        for problem in mapping_problems(table, ("deployments", name))
+    ]
+    if problems:
+        raise ConfigurationError(f"{source}: {describe(problems)}")
+    catalog = tables.get("catalog") or CatalogSettings(path=default_catalog())
     if catalog.path != ":memory:":
         # A relative catalog path is relative to the configuration file, not the caller.
         base = os.path.dirname(os.path.abspath(source))
         expanded = os.path.join(base, os.path.expanduser(catalog.path))
-        catalog = catalog.model_copy(update={"path": os.path.normpath(expanded)})
-    return Configuration(source, catalog, parsed.transfer, parsed.cache, deployments)
+        catalog = catalog.replace(path=os.path.normpath(expanded))
+    return Configuration(
+        source,
+        catalog,
+        tables.get("transfer") or TransferSettings(),
+        tables.get("cache"),
+        {name: _deployment(source, name, table) for name, table in deployments.items()},
+    )
 
 
 def _deployment(source: str, name: str, table: Mapping[str, Any]) -> DeploymentConfig:
@@ -213,11 +227,3 @@ def _deployment(source: str, name: str, table: Mapping[str, Any]) -> DeploymentC
     except ConfigurationError as exc:
         raise ConfigurationError(f"{where}: {exc}") from exc
     return DeploymentConfig(name, kind, options, cls)
-
-
-def _problems(error: pydantic.ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(part) for part in problem['loc']) or '(top level)'}: {problem['msg']}"
-        + ("" if problem["type"] == "missing" else f" (got {problem['input']!r})")
-        for problem in error.errors()
-    )

@@ -25,7 +25,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 from streamflow_data.catalog import DeliveryRows, StoredFile
 from streamflow_data.checksum import crc32c, crc32c_base64
@@ -40,6 +40,7 @@ from streamflow_data.errors import (
 from streamflow_data.manager import DefaultDataManager
 from streamflow_data.model import ExecutionLocation
 from streamflow_data.transfer.plan import join
+from streamflow_data.transfer.readback import Hasher, read_back
 
 __all__ = [
     "ALGORITHMS",
@@ -131,10 +132,6 @@ def _entry(where: str, row: dict[str, str]) -> ManifestEntry:
     )
 
 
-class _Hasher(Protocol):
-    def update(self, data: bytes) -> None: ...
-
-
 class _Crc:
     """CRC32 or CRC32C, running, rendered as S3 renders them."""
 
@@ -149,7 +146,7 @@ class _Crc:
         return crc32c_base64(self.value)  # the 4-byte base64 rendering serves both CRCs
 
 
-def _checksum_of(algorithm: str) -> tuple[_Hasher, Callable[[], str]]:
+def _checksum_of(algorithm: str) -> tuple[Hasher, Callable[[], str]]:
     if algorithm == "sha256":
         sha = hashlib.sha256()
         return sha, sha.hexdigest
@@ -339,12 +336,8 @@ class Delivery:
     ) -> str | None:
         """Read the delivered file back; what is wrong with it, or None."""
         hasher, result = _checksum_of(entry.algorithm)
-        block = self._manager.settings.block_size
-        size = 0
-        async with await self._manager.connector(location).open_reader(location, path) as reader:
-            while data := await reader.read(size, block):
-                size += len(data)
-                await asyncio.to_thread(hasher.update, bytes(data))
+        connector, block = self._manager.connector(location), self._manager.settings.block_size
+        size = await read_back(connector, location, path, hasher, block)
         if size != entry.size:
             return f"size {size} bytes, the manifest says {entry.size}"
         found = result()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import os
 import posixpath
 import re
-import secrets
 from dataclasses import dataclass
 
 from streamflow_data.checksum import crc32c, crc32c_base64
@@ -92,7 +92,7 @@ def temporary_name(path: str) -> str:
     complete; the suffix tells leftovers apart. The name part is cut to fit NAME_MAX.
     """
     directory, _, name = path.rpartition("/")
-    return f"{directory}/.{name[:200]}.{secrets.token_hex(6)}.sfd-part"
+    return f"{directory}/.{name[:200]}.{os.urandom(6).hex()}.sfd-part"
 
 
 def is_temporary_of(candidate: str, path: str) -> bool:

@@ -1,11 +1,15 @@
-"""CRC32C helpers: the standard check value, S3's encoding, combining pieces."""
+"""CRC32C helpers: the standard check value, S3's encoding, combining pieces, and the
+start-up table agreeing with the ``crc32c`` package."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streamflow_data import Digest
+from streamflow_data import Digest, checksum
 from streamflow_data.checksum import crc32c, crc32c_base64, crc32c_combine
 
 
@@ -24,3 +28,28 @@ def test_combining_pieces_equals_the_checksum_of_the_whole(
     combined = crc32c_combine(crc32c(first), crc32c(second), len(second))
     combined = crc32c_combine(combined, crc32c(third), len(third))
     assert combined == crc32c(first + second + third)
+
+
+@given(st.binary(max_size=5000), st.integers(min_value=0, max_value=0xFFFFFFFF))
+def test_the_start_up_table_agrees_with_the_crc32c_package(data: bytes, value: int) -> None:
+    import crc32c as package
+
+    assert checksum._table_crc32c(data, value) == package.crc32c(data, value)
+    assert checksum._table_crc32c(memoryview(data), value) == package.crc32c(data, value)
+
+
+def test_the_package_takes_over_past_the_table_budget() -> None:
+    """A fresh process checksums its first bytes by table, then loads the package."""
+    script = (
+        "import sys\n"
+        "from streamflow_data.checksum import TABLE_BUDGET, crc32c\n"
+        "small = crc32c(b'123456789')\n"
+        "loaded_early = 'crc32c' in sys.modules\n"
+        "large = crc32c(bytes(TABLE_BUDGET))\n"
+        "print(small, loaded_early, 'crc32c' in sys.modules, large)\n"
+    )
+    found = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert found.returncode == 0, found.stderr
+    small, loaded_early, loaded_late, large = found.stdout.split()
+    assert (int(small), loaded_early, loaded_late) == (0xE3069283, "False", "True")
+    assert int(large) == checksum._table_crc32c(bytes(checksum.TABLE_BUDGET), 0)

@@ -73,7 +73,7 @@ async def test_chunks_of_one_file_are_read_in_parallel_for_ranged_destinations(
     source = hosts.add("src")
     data = await put_file(hosts, "src", "/big.bin", 4_000_000)
     target = hosts.add("dst")
-    settings = SMALL.model_copy(update={"block_count": 16, "max_concurrent_chunks": 4})
+    settings = SMALL.replace(block_count=16, max_concurrent_chunks=4)
     async with DefaultDataManager(hosts.connectors, settings=settings) as manager:
         manager.register_path(source, "/big.bin")
         await manager.transfer_data(source, "/big.bin", [target], "/copy.bin")
@@ -231,7 +231,7 @@ async def test_a_destination_that_disappears_fails_alone_with_every_file_listed(
         await put_file(hosts, "src", f"/tree/{name}", 200_000)
     good = hosts.add("good")
     gone = hosts.add("gone", disappear_after_writes=2)
-    settings = SMALL.model_copy(update={"max_retries": 2})
+    settings = SMALL.replace(max_retries=2)
     started = time.monotonic()
     async with DefaultDataManager(hosts.connectors, settings=settings) as manager:
         manager.register_path(source, "/tree")
@@ -368,7 +368,7 @@ async def test_small_files_move_in_batches_and_a_bad_one_is_retried_alone(
         await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
         await asyncio.to_thread(target.write_bytes, data)
     good, flaky = hosts.add("good"), hosts.add("flaky", corrupt_write_numbers=frozenset({10}))
-    settings = SMALL.model_copy(update={"max_batch_files": 64})
+    settings = SMALL.replace(max_batch_files=64)
     async with DefaultDataManager(hosts.connectors, settings=settings) as manager:
         manager.register_path(source, "/tree")
         await manager.transfer_data(source, "/tree", [good, flaky], "/copy")
@@ -410,7 +410,7 @@ async def test_a_file_that_grows_during_the_transfer_is_not_published(hosts: Hos
     source = hosts.add("src")
     await put_file(hosts, "src", "/big.bin")
     target = hosts.add("dst", stall_writes=True)
-    settings = SMALL.model_copy(update={"max_retries": 0})
+    settings = SMALL.replace(max_retries=0)
     async with DefaultDataManager(hosts.connectors, settings=settings) as manager:
         manager.register_path(source, "/big.bin")
         copy = asyncio.create_task(manager.transfer_data(source, "/big.bin", [target], "/c.bin"))
@@ -430,7 +430,7 @@ async def test_cancelled_transfers_give_every_block_back(hosts: Hosts) -> None:
     # An append-only destination has one writer, so read blocks wait in its queue.
     stalled = hosts.add("stalled", SequentialWrappingConnector, stall_writes=True)
     healthy = hosts.add("healthy")
-    settings = SMALL.model_copy(update={"block_count": 3})
+    settings = SMALL.replace(block_count=3)
     async with DefaultDataManager(hosts.connectors, settings=settings) as manager:
         manager.register_path(source, "/big.bin")
         for attempt in range(3):

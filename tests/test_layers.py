@@ -13,7 +13,7 @@ PACKAGE = Path(streamflow_data.__file__).parent
 
 # Lowest first: a module may import only from its own layer and those before it.
 LAYERS = [
-    {"model", "errors", "config", "checksum"},
+    {"model", "errors", "validation", "config", "checksum"},
     {"connectors"},
     {"mapper"},
     {"policy"},

@@ -37,8 +37,11 @@ class WrappingConnector(Connector):
         corrupt_write_numbers: frozenset[int] = frozenset(),
         disappear_after_writes: int | None = None,
         stall_writes: bool = False,
+        unverified_commits: bool = False,
     ) -> None:
         self.inner = LocalConnector()
+        self.unverified_commits = unverified_commits
+        """Commits ignore the expected digest: a storage whose own check is broken."""
         self.root = root.rstrip("/")
         self.transient_write_numbers = transient_write_numbers
         self.corrupt_write_numbers = corrupt_write_numbers
@@ -171,6 +174,9 @@ class _FaultyWriter(Writer):
 
     async def digest(self) -> Digest:
         return await self.inner.digest()
+
+    async def commit(self, expected: Digest | None = None) -> None:
+        await super().commit(None if self.owner.unverified_commits else expected)
 
     async def _commit(self) -> None:
         await self.inner.commit()

@@ -1,16 +1,17 @@
-"""Reference pages generated from the code: settings from the pydantic models, commands
+"""Reference pages generated from the code: settings from their classes, commands
 from the argument parser. What the docs say is then what the code accepts."""
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib
 import inspect
 import itertools
 import textwrap
+import typing
 from typing import Any
 
-import pydantic
 from docutils import nodes
 from docutils.statemachine import StringList
 from pydantic_core import PydanticUndefined
@@ -22,7 +23,7 @@ def _attribute_docs(model: type[Any]) -> dict[str, str]:
     """The docstrings written under each field of ``model`` and its bases."""
     found: dict[str, str] = {}
     for cls in reversed(model.__mro__):
-        if not (isinstance(cls, type) and issubclass(cls, pydantic.BaseModel)):
+        if cls is object:
             continue
         try:
             tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
@@ -47,11 +48,35 @@ def _type_name(annotation: Any) -> str:
 
 
 def _default(field: Any) -> str:
-    if field.default is not PydanticUndefined:
+    if field.default not in (PydanticUndefined, dataclasses.MISSING):
         return f"``{field.default!r}``"
-    if field.default_factory is not None:
+    if field.default_factory not in (None, dataclasses.MISSING):
         return f"``{field.default_factory()!r}``"
     return "required"
+
+
+def _fields(model: type[Any]) -> list[tuple[str, Any, Any, dict[str, Any]]]:
+    """Name, type, field and bounds of each field of a settings dataclass or a pydantic
+    model."""
+    if dataclasses.is_dataclass(model):
+        hints = typing.get_type_hints(model)
+        return [
+            (field.name, hints[field.name], field, dict(field.metadata["bounds"]))
+            for field in dataclasses.fields(model)
+        ]
+    return [
+        (name, field.annotation, field, _model_bounds(field))
+        for name, field in model.model_fields.items()
+    ]
+
+
+def _model_bounds(field: Any) -> dict[str, Any]:
+    return {
+        key: getattr(item, key)
+        for item in field.metadata
+        for key in ("ge", "gt", "le", "lt", "min_length")
+        if getattr(item, key, None) is not None
+    }
 
 
 class SettingsReference(SphinxDirective):
@@ -64,21 +89,18 @@ class SettingsReference(SphinxDirective):
         model = getattr(importlib.import_module(module_name), name)
         docs = _attribute_docs(model)
         lines: list[str] = []
-        for field_name, field in model.model_fields.items():
-            constraints = ", ".join(
-                f"{key} {getattr(item, key)}"
-                for item in field.metadata
-                for key in ("ge", "gt", "le", "lt", "min_length")
-                if getattr(item, key, None) is not None
-            )
+        for field_name, annotation, field, bounds in _fields(model):
+            constraints = ", ".join(f"{key} {bound}" for key, bound in bounds.items())
             lines += [
                 f"``{field_name}``",
-                f"   *{_type_name(field.annotation)}*, default {_default(field)}"
+                f"   *{_type_name(annotation)}*, default {_default(field)}"
                 + (f" ({constraints})" if constraints else ""),
                 "",
                 *(
                     f"   {line}"
-                    for line in (docs.get(field_name) or field.description or "").splitlines()
+                    for line in (
+                        docs.get(field_name) or getattr(field, "description", None) or ""
+                    ).splitlines()
                 ),
                 "",
             ]

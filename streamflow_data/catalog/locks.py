@@ -20,7 +20,6 @@ import logging
 import os
 import socket
 import time
-import uuid
 from collections.abc import Sequence
 
 from streamflow_data.catalog.database import Database
@@ -48,7 +47,7 @@ class TransferLocks:
     def __init__(self, database: Database, settings: CatalogSettings) -> None:
         self._database = database
         self._settings = settings
-        self.owner = uuid.uuid4().hex
+        self.owner = os.urandom(16).hex()
         """This manager's identity in the locks table."""
         self._host, self._pid = socket.gethostname(), os.getpid()
         self.holder = f"process {self._pid} on {self._host}"

@@ -119,7 +119,7 @@ def _configuration(args: argparse.Namespace) -> Configuration:
     configuration = load_configuration(getattr(args, "config", None))
     catalog_path = getattr(args, "catalog", None)
     if catalog_path:
-        catalog = configuration.catalog.model_copy(update={"path": catalog_path})
+        catalog = configuration.catalog.replace(path=catalog_path)
         configuration = dataclasses.replace(configuration, catalog=catalog)
     path = configuration.catalog.path
     if path != ":memory:":

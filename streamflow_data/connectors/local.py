@@ -17,12 +17,10 @@ import shutil
 import stat as stat_module
 from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import ParamSpec, Self, TypeVar
-
-import pydantic
+from dataclasses import dataclass
+from typing import ClassVar, ParamSpec, Self, TypeVar
 
 from streamflow_data.checksum import crc32c
-from streamflow_data.config import parse_options
 from streamflow_data.connectors.base import (
     Capabilities,
     Connector,
@@ -41,6 +39,7 @@ from streamflow_data.errors import (
     error_type,
 )
 from streamflow_data.model import Digest, ExecutionLocation, is_temporary_of, temporary_name
+from streamflow_data.validation import Settings, parse_options, setting
 
 __all__ = ["LocalConnector", "LocalOptions"]
 
@@ -50,14 +49,15 @@ T = TypeVar("T")
 _COPY_FALLBACK_ERRNOS = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP}
 
 
-class LocalOptions(pydantic.BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class LocalOptions(Settings):
     """Options of the local connector."""
 
-    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+    kind: ClassVar[str] = "local connector options"
 
-    max_threads: int = pydantic.Field(default=4, ge=1, le=256)
+    max_threads: int = setting(4, ge=1, le=256)
     """How many threads do blocking file I/O (the connector's concurrency limit)."""
-    fsync: bool = False
+    fsync: bool = setting(False)
     """Flush each file to disk before it is renamed into place (slower, crash-safe)."""
 
 

@@ -174,7 +174,9 @@ class BatchCopy:
                     readable.append((file, content))
             size = sum(len(data) for _, data in readable)
             context.stats.read(source.location, size, time.monotonic() - started)
-            digests = await asyncio.to_thread(lambda: [Digest.of(data) for _, data in readable])
+            digests: list[Digest | None] = [None] * len(readable)
+            if context.settings.verify_writes:
+                digests[:] = await asyncio.to_thread(lambda: [Digest.of(d) for _, d in readable])
             async with asyncio.TaskGroup() as group:
                 for destination in destinations:
                     group.create_task(self._write_to(destination, readable, digests))
@@ -185,7 +187,7 @@ class BatchCopy:
         self,
         destination: Destination,
         readable: list[tuple[SmallFile, bytes]],
-        digests: list[Digest],
+        digests: list[Digest | None],
     ) -> None:
         files = [file for file, _ in readable]
         items = [

@@ -28,6 +28,7 @@ from streamflow_data.transfer.plan import TransferPlan, join, plan_transfer
 from streamflow_data.transfer.progress import ProgressTracker
 from streamflow_data.transfer.state import ChunkState, FileState, StateManager
 from streamflow_data.transfer.stats import Statistics
+from streamflow_data.transfer.verify import Sha256Verification
 
 __all__ = ["Destination", "Endpoint", "TransferEngine"]
 
@@ -156,6 +157,8 @@ class _Run:
             await self._each_destination(self._prepare)
             await self._each_destination(self._check_prior)
             await self._copy_files()
+            if self.context.settings.checksum == "sha256":
+                await self._verify_sha256()
             await self._each_destination(self._make_links)
             await self._each_destination(self._finish_directories)
             await self._each_destination(self._publish)
@@ -287,6 +290,24 @@ class _Run:
         for needed, group in small.items():
             for files in batches(group, settings.max_batch_files, settings.block_size):
                 yield BatchCopy(self.context, files), needed
+
+    def _copied(self, destination: Destination) -> list[WalkEntry]:
+        """The files this run wrote to ``destination`` (not those an earlier run left)."""
+        return [e for e in self.plan.files if (e.relpath, destination.index) not in self.skipped]
+
+    async def _verify_sha256(self) -> None:
+        """Read every copied file back, at the source and at each destination, and
+        compare their SHA-256 (see :mod:`streamflow_data.transfer.verify`)."""
+        verification = Sha256Verification(self.context, self.src_path)
+        needed = {e.relpath: e for d in self._active() for e in self._copied(d)}
+        try:
+            await verification.hash_sources(needed.values())
+        except Exception as exc:  # the source cannot be read back: no copy is verified
+            self.context.stats.error(exc)
+            for destination in self._active():
+                destination.error = exc
+            return
+        await self._each_destination(lambda d: verification.check(d, self._copied(d)))
 
     async def _make_links(self, destination: Destination) -> None:
         if not self.plan.links:

@@ -23,7 +23,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
-from streamflow_data.checksum import crc32c, crc32c_combine
+from streamflow_data.checksum import crc32c_async, crc32c_combine
 from streamflow_data.connectors.base import FileStat, Reader, Writer
 from streamflow_data.errors import (
     ChecksumMismatchError,
@@ -40,18 +40,11 @@ from streamflow_data.transfer.state import ChunkState, FileState
 
 __all__ = ["FileCopy"]
 
-_INLINE_CRC = 256 * 1024  # below this many bytes a CRC is cheaper on the loop than a thread hop
 T = TypeVar("T")
 
 
 def _retryable(error: Exception) -> bool:
     return isinstance(error, ConnectorError) and error.retryable
-
-
-async def _crc32c(data: memoryview | bytes, value: int = 0) -> int:
-    if len(data) < _INLINE_CRC:
-        return crc32c(data, value)
-    return await asyncio.to_thread(crc32c, data, value)
 
 
 class _SourceError(Exception):
@@ -228,7 +221,8 @@ class FileCopy:
                 data = await source.connector.read_file(source.location, self.src)
             context.stats.read(source.location, len(data), time.monotonic() - started)
             self._check_size(len(data))
-            expected = Digest(len(data), await _crc32c(data))
+            verify = self.settings.verify_writes
+            expected = Digest(len(data), await crc32c_async(data)) if verify else None
             failures: _Failures = {}
 
             async def write(destination: Destination) -> None:
@@ -334,8 +328,9 @@ class FileCopy:
 
     async def _pump(
         self, reader: Reader, writers: dict[Destination, Writer], failures: _Failures
-    ) -> Digest:
-        """Move every block from the reader to the writers; returns the file's digest."""
+    ) -> Digest | None:
+        """Move every block from the reader to the writers; returns the file's digest
+        (None when writes are not verified)."""
         self._outstanding.clear()  # a retry starts its chunks over
         self._read_chunks.clear()
         self._resume.begin_attempt()
@@ -380,6 +375,8 @@ class FileCopy:
             beyond = await reader.read(self.stat.size, 1)
         if beyond:  # the file grew: what was copied is not the file any more
             self._check_size(self.stat.size + len(beyond))
+        if not self.settings.verify_writes:
+            return None
         digest_crc = chunk_crcs[0]
         for number in range(1, self.chunk_count):
             length = self._chunk_range(number)[1]
@@ -435,7 +432,8 @@ class FileCopy:
                         self._check_size(offset + got)
                     context.stats.read(context.source.location, got, time.monotonic() - started)
                     block.offset, block.length, block.tag = offset, got, number
-                    crc = await _crc32c(block.data, crc)
+                    if self.settings.verify_writes:
+                        crc = await crc32c_async(block.data, crc)
                 except BaseException:
                     context.pool.release(block)
                     raise
@@ -515,7 +513,7 @@ class FileCopy:
             return
 
     async def _commit(
-        self, writers: dict[Destination, Writer], failures: _Failures, digest: Digest
+        self, writers: dict[Destination, Writer], failures: _Failures, digest: Digest | None
     ) -> None:
         """Verify and publish every destination written without error."""
 

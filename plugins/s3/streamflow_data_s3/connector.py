@@ -19,7 +19,7 @@ from typing import Any, Self
 from aiobotocore.config import AioConfig
 from botocore.exceptions import ClientError
 
-from streamflow_data.config import parse_options
+from streamflow_data.checksum import crc32c_async
 from streamflow_data.connectors.base import (
     Capabilities,
     Connector,
@@ -40,6 +40,7 @@ from streamflow_data.errors import (
     PathNotFoundError,
 )
 from streamflow_data.model import Digest, ExecutionLocation
+from streamflow_data.validation import parse_options
 from streamflow_data_s3.client import prepared_session
 from streamflow_data_s3.failures import error_code, translate
 from streamflow_data_s3.large_copies import copy_in_parts
@@ -395,7 +396,10 @@ class S3Connector(Connector):
             )
             return
         body = bytes(data)
-        if expected is not None and (actual := Digest.of(body)) != expected:
+        if (
+            expected is not None
+            and (actual := Digest(len(body), await crc32c_async(body))) != expected
+        ):
             raise ChecksumMismatchError(location, path, f"expected {expected}, given {actual}")
         await self._parent_exists(location, path)
         await self.put(location, path, body, _metadata(mode, mtime_ns))

@@ -19,7 +19,7 @@ import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from streamflow_data.checksum import crc32c, crc32c_base64
+from streamflow_data.checksum import crc32c, crc32c_async, crc32c_base64, inline
 from streamflow_data.connectors.base import Reader, Writer
 from streamflow_data.errors import ChecksumMismatchError, ConnectorError
 from streamflow_data.model import Digest, ExecutionLocation
@@ -28,8 +28,6 @@ if TYPE_CHECKING:
     from streamflow_data_s3.connector import S3Connector
 
 __all__ = ["S3Reader", "S3Writer", "body_headers"]
-
-_INLINE = 256 * 1024  # smaller bodies are hashed on the loop; larger ones in a thread
 
 
 def _hashes(body: bytes | memoryview) -> tuple[str, str, str]:
@@ -40,7 +38,7 @@ def _hashes(body: bytes | memoryview) -> tuple[str, str, str]:
 
 async def body_headers(body: bytes | memoryview) -> tuple[dict[str, str], str]:
     """Request parameters that make S3 check ``body``, and the ETag it must answer."""
-    if len(body) < _INLINE:
+    if inline(len(body)):  # small: MD5 and CRC cost less than a thread hop
         content_md5, etag, crc = _hashes(body)
     else:
         content_md5, etag, crc = await asyncio.to_thread(_hashes, body)
@@ -134,11 +132,7 @@ class S3Writer(Writer):
                 self.path,
                 f"S3 writes must follow each other ({offset} != {self._size})",
             )
-        self._crc = (
-            crc32c(data, self._crc)
-            if len(data) < _INLINE
-            else await asyncio.to_thread(crc32c, data, self._crc)
-        )
+        self._crc = await crc32c_async(data, self._crc)
         self._size += len(data)
         self._pending.append(bytes(data))
         self._pending_size += len(data)

@@ -13,7 +13,6 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Self
 
-from streamflow_data.config import parse_options
 from streamflow_data.connectors.base import (
     Capabilities,
     Connector,
@@ -35,6 +34,7 @@ from streamflow_data.errors import (
     UnsupportedOperationError,
 )
 from streamflow_data.model import Digest, ExecutionLocation, temporary_name
+from streamflow_data.validation import parse_options
 from streamflow_data_ssh.options import SSHOptions
 from streamflow_data_ssh.packing import pack_writes, read_archive, read_command, write_results
 from streamflow_data_ssh.pool import NodePool

@@ -1,0 +1,32 @@
+"""What a one-file copy loads: the start-up budget of the command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HEAVY = ("pydantic", "crc32c", "importlib.metadata", "tomllib")
+"""Modules a copy with the embedded default configuration must not import (each costs
+tens of milliseconds of start-up; see docs/performance.md)."""
+
+SCRIPT = """
+import sys
+from streamflow_data.cli.main import main
+status = main(["cp", "--no-progress", "-q", sys.argv[1], sys.argv[2]])
+print(status, *sorted(name for name in sys.argv[3:] if name in sys.modules))
+"""
+
+
+def test_a_small_copy_with_the_defaults_imports_nothing_heavy(tmp_path: Path) -> None:
+    source = tmp_path / "one.txt"
+    source.write_bytes(b"x" * 4096)
+    found = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(source), str(tmp_path / "copy.txt"), *HEAVY],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.split() == ["0"], f"imported at start-up: {found.stdout.split()[1:]}"
+    assert (tmp_path / "copy.txt").read_bytes() == source.read_bytes()
