@@ -29,6 +29,7 @@ from typing import Literal
 
 from streamflow_data.catalog import DeliveryRows, StoredFile
 from streamflow_data.checksum import crc32c, crc32c_base64
+from streamflow_data.connectors.base import FileKind
 from streamflow_data.errors import (
     ConfigurationError,
     ConnectorError,
@@ -256,29 +257,35 @@ class Delivery:
             await catalog.flush()
 
     async def _recall(self) -> None:
-        """Take over what earlier runs proved: files valid then and still there."""
+        """Take over what earlier runs proved: files valid then and still there, by size
+        (one listing of the destination, not a request per file)."""
         earlier = {} if self._rows is None else self._rows.earlier
-        location, root = self.destination
-        connector = self._manager.connector(location)
+        candidates = []
         for file in self.files:
             stored = earlier.get(file.entry.relpath)
             if stored is None:
                 continue
             file.retries = stored.retries
+            entry = file.entry
             same = (stored.size, stored.algorithm, stored.checksum) == (
-                file.entry.size,
-                file.entry.algorithm,
-                file.entry.checksum,
+                entry.size,
+                entry.algorithm,
+                entry.checksum,
             )
-            if stored.state != "valid" or not same:
-                continue
-            try:
-                found = await connector.stat(
-                    location, join(root, file.entry.relpath), follow_symlinks=True
-                )
-            except PathNotFoundError:
-                continue
-            if found.size == file.entry.size:
+            if stored.state == "valid" and same:
+                candidates.append(file)
+        if not candidates:
+            return
+        location, root = self.destination
+        sizes: dict[str, int] = {}
+        try:
+            async for found in self._manager.connector(location).walk(location, root):
+                if found.stat.kind is FileKind.FILE:
+                    sizes[found.relpath] = found.stat.size
+        except PathNotFoundError:
+            return
+        for file in candidates:
+            if sizes.get(file.entry.relpath) == file.entry.size:
                 file.state, file.skipped, file.message = "valid", True, None
 
     def _set(self, file: DeliveryFile, state: DeliveryState, message: str | None = None) -> None:

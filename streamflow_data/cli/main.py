@@ -51,8 +51,13 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(document)
 
 
+_HANDLER_NAME = "streamflow-data-cli"
+
+
 def _configure_logging(verbosity: int, quiet: bool, log_format: str) -> None:
+    """Log to stderr: this run's handler replaces an earlier run's (in-process callers)."""
     handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(_HANDLER_NAME)
     if log_format == "json":
         handler.setFormatter(_JsonFormatter())
     else:
@@ -63,6 +68,8 @@ def _configure_logging(verbosity: int, quiet: bool, log_format: str) -> None:
         else [logging.WARNING, logging.INFO, logging.DEBUG][min(verbosity, 2)]
     )
     package = logging.getLogger("streamflow_data")
+    for earlier in [h for h in package.handlers if h.get_name() == _HANDLER_NAME]:
+        package.removeHandler(earlier)
     package.addHandler(handler)
     package.setLevel(level)
     package.propagate = False

@@ -28,7 +28,6 @@ from streamflow_data.transfer.plan import TransferPlan, join, plan_transfer
 from streamflow_data.transfer.progress import ProgressTracker
 from streamflow_data.transfer.state import ChunkState, FileState, StateManager
 from streamflow_data.transfer.stats import Statistics
-from streamflow_data.transfer.verify import Sha256Verification
 
 __all__ = ["Destination", "Endpoint", "TransferEngine"]
 
@@ -298,6 +297,8 @@ class _Run:
     async def _verify_sha256(self) -> None:
         """Read every copied file back, at the source and at each destination, and
         compare their SHA-256 (see :mod:`streamflow_data.transfer.verify`)."""
+        from streamflow_data.transfer.verify import Sha256Verification  # only when asked for
+
         verification = Sha256Verification(self.context, self.src_path)
         needed = {e.relpath: e for d in self._active() for e in self._copied(d)}
         try:

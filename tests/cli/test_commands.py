@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
+from streamflow_data.cli.main import main
 from tests.cli.console import run
 
 
@@ -82,3 +84,17 @@ def test_status_json(tmp_path: Path) -> None:
     [record] = json.loads(run("status", "--json").stdout)
     assert (record["id"], record["state"], record["files"]) == (1, "done", 1)
     assert run("status", "9").returncode == 2
+
+
+def test_running_main_twice_in_one_process_keeps_one_log_handler(tmp_path: Path) -> None:
+    package = logging.getLogger("streamflow_data")
+    saved = (list(package.handlers), package.level, package.propagate)
+    try:
+        for _ in range(2):
+            assert main(["status", "--catalog", str(tmp_path / "c.sqlite"), "-q"]) == 0
+        ours = [h for h in package.handlers if h not in saved[0]]
+        assert len(ours) == 1
+    finally:
+        package.handlers[:] = saved[0]
+        package.setLevel(saved[1])
+        package.propagate = saved[2]

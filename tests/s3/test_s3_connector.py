@@ -280,3 +280,18 @@ async def test_objects_beyond_the_copy_limit_are_copied_in_parts(
     info = await s3.stat(bucket_location, "/huge-copy")
     assert (info.mode, info.mtime_ns) == (0o640, MTIME)
     assert _uploads(s3_endpoint, bucket) == []
+
+
+async def test_sha256_verification_reads_the_objects_back(
+    s3: S3Connector, bucket_location: ExecutionLocation, tmp_path: Path
+) -> None:
+    data = os.urandom(3 * MiB + 11)
+    (tmp_path / "file").write_bytes(data)
+    settings = TransferSettings(chunk_size=1 * MiB, block_size=1 * MiB, checksum="sha256")
+    async with DefaultDataManager({"s3": s3}, settings=settings) as manager:
+        manager.register_path(LOCAL, str(tmp_path / "file"))
+        await manager.transfer_data(LOCAL, str(tmp_path / "file"), [bucket_location], "/sha/f")
+        assert manager.statistics.of(bucket_location).bytes_read == len(data)
+        await manager.transfer_data(bucket_location, "/sha/f", [LOCAL], str(tmp_path / "back"))
+        assert not manager.statistics.errors
+    assert (tmp_path / "back").read_bytes() == data

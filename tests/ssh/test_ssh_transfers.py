@@ -166,3 +166,19 @@ async def test_killing_the_server_mid_transfer_fails_cleanly(
         await manager.close()
         if server.process.poll() is not None:
             await asyncio.to_thread(server.start)
+
+
+async def test_sha256_verification_reads_the_copies_back_over_ssh(
+    ssh: SSHConnector, host_a: ExecutionLocation, remote_dir: Path, tmp_path: Path
+) -> None:
+    source, back = tmp_path / "source", tmp_path / "back"
+    await asyncio.to_thread(make_tree, source)
+    settings = SMALL_CHUNKS.replace(checksum="sha256")
+    connectors = {"local": LocalConnector(), "ssh": ssh}
+    async with DefaultDataManager(connectors, settings=settings) as manager:
+        manager.register_path(LOCAL, str(source))
+        await manager.transfer_data(LOCAL, str(source), [host_a], str(remote_dir / "tree"))
+        assert manager.statistics.of(host_a).bytes_read == TREE_BYTES  # every file hashed there
+        await manager.transfer_data(host_a, str(remote_dir / "tree"), [LOCAL], str(back))
+        assert not manager.statistics.errors
+    assert await asyncio.to_thread(snapshot, back) == await asyncio.to_thread(snapshot, source)
