@@ -16,6 +16,7 @@ same manifest to the same destination again moves only what is not yet valid.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import hashlib
 import io
@@ -53,6 +54,8 @@ __all__ = [
 ]
 
 DeliveryState = Literal["ready", "pending", "transferring", "done", "valid", "invalid", "failed"]
+_LIST_ABOVE = 64
+"""Above this many files to check, a rerun lists the destination rather than stat each."""
 ALGORITHMS = ("crc32", "crc32c", "sha256")
 """The checksum algorithms a manifest may use."""
 
@@ -276,17 +279,38 @@ class Delivery:
                 candidates.append(file)
         if not candidates:
             return
-        location, root = self.destination
-        sizes: dict[str, int] = {}
-        try:
-            async for found in self._manager.connector(location).walk(location, root):
-                if found.stat.kind is FileKind.FILE:
-                    sizes[found.relpath] = found.stat.size
-        except PathNotFoundError:
-            return
+        sizes = await self._sizes([file.entry.relpath for file in candidates])
         for file in candidates:
             if sizes.get(file.entry.relpath) == file.entry.size:
                 file.state, file.skipped, file.message = "valid", True, None
+
+    async def _sizes(self, relpaths: list[str]) -> dict[str, int]:
+        """The sizes of those of ``relpaths`` that are files at the destination: by one
+        listing of it when they are many, else by a stat each, several at a time (the
+        destination may hold much besides this delivery)."""
+        location, root = self.destination
+        connector = self._manager.connector(location)
+        sizes: dict[str, int] = {}
+        if len(relpaths) > _LIST_ABOVE:
+            with contextlib.suppress(PathNotFoundError):
+                async for found in connector.walk(location, root):
+                    if found.stat.kind is FileKind.FILE:
+                        sizes[found.relpath] = found.stat.size
+            return sizes
+        limit = asyncio.Semaphore(self._manager.settings.max_concurrent_files)
+
+        async def stat(relpath: str) -> None:
+            async with limit:
+                with contextlib.suppress(PathNotFoundError):
+                    found = await connector.stat(
+                        location, join(root, relpath), follow_symlinks=True
+                    )
+                    sizes[relpath] = found.size
+
+        async with asyncio.TaskGroup() as group:
+            for relpath in relpaths:
+                group.create_task(stat(relpath))
+        return sizes
 
     def _set(self, file: DeliveryFile, state: DeliveryState, message: str | None = None) -> None:
         file.state, file.message = state, message

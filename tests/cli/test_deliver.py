@@ -112,3 +112,26 @@ def test_every_file_invalid_exits_1_and_a_bad_manifest_exits_2(tmp_path: Path) -
         bad.write_text(text)
         result = run("deliver", "--manifest", str(bad), "out", cwd=tmp_path)
         assert result.returncode == 2 and message in result.stderr, (text, result.stderr)
+
+
+def test_a_rerun_of_a_large_manifest_lists_the_destination_once(tmp_path: Path) -> None:
+    """Past 64 files a rerun checks the earlier-valid ones by one listing; a file gone
+    since, or changed in size, is delivered again, the others are not moved."""
+    (tmp_path / "src").mkdir()
+    files = {f"part-{number:03}": bytes([number]) * (number + 1) for number in range(80)}
+    manifest = _manifest(tmp_path / "src", files)
+    first = run("deliver", "--manifest", str(manifest), "out", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    (tmp_path / "out" / "part-007").unlink()
+    (tmp_path / "out" / "part-042").write_bytes(b"short")
+    inodes = {name: (tmp_path / "out" / name).stat().st_ino for name in files if name != "part-007"}
+    again = run("deliver", "--manifest", str(manifest), "out", "--json", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["states"] == {"valid": 80}
+    # A delivered file is renamed into place: a new inode; one left alone keeps its own.
+    kept = {
+        name for name, inode in inodes.items() if (tmp_path / "out" / name).stat().st_ino == inode
+    }
+    assert sorted(set(files) - kept) == ["part-007", "part-042"]
+    for name, data in files.items():
+        assert (tmp_path / "out" / name).read_bytes() == data
