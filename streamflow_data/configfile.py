@@ -39,7 +39,13 @@ from streamflow_data.connectors.registry import connector_class
 from streamflow_data.errors import ConfigurationError, ConnectorNotFoundError
 from streamflow_data.manager import LOCAL_DEPLOYMENT, DefaultDataManager
 from streamflow_data.transfer.events import TransferListener
-from streamflow_data.validation import Problem, Settings, check, describe, mapping_problems
+from streamflow_data.validation import (
+    Settings,
+    check,
+    describe,
+    mapping_problems,
+    unknown_keys,
+)
 
 __all__ = [
     "CONFIG_ENVIRONMENT",
@@ -174,11 +180,7 @@ def _substitute(source: str, value: Any, key: tuple[str, ...]) -> Any:
 
 
 def _validate(source: str, document: dict[str, Any]) -> Configuration:
-    problems = [
-        Problem((key,), "Extra inputs are not permitted", value)
-        for key, value in document.items()
-        if key not in _TABLES and key != "deployments"
-    ]
+    problems = unknown_keys(document, {*_TABLES, "deployments"}, ())
     tables: dict[str, Any] = {}
     for key, cls in _TABLES.items():
         if key in document:

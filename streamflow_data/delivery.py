@@ -30,7 +30,7 @@ from typing import Literal
 
 from streamflow_data.catalog import DeliveryRows, StoredFile
 from streamflow_data.checksum import crc32c, crc32c_base64
-from streamflow_data.connectors.base import FileKind
+from streamflow_data.connectors.base import FileKind, each_item
 from streamflow_data.errors import (
     ConfigurationError,
     ConnectorError,
@@ -297,19 +297,17 @@ class Delivery:
                     if found.stat.kind is FileKind.FILE:
                         sizes[found.relpath] = found.stat.size
             return sizes
-        limit = asyncio.Semaphore(self._manager.settings.max_concurrent_files)
 
-        async def stat(relpath: str) -> None:
-            async with limit:
-                with contextlib.suppress(PathNotFoundError):
-                    found = await connector.stat(
-                        location, join(root, relpath), follow_symlinks=True
-                    )
-                    sizes[relpath] = found.size
+        async def size(relpath: str) -> int:
+            stat = await connector.stat(location, join(root, relpath), follow_symlinks=True)
+            return stat.size
 
-        async with asyncio.TaskGroup() as group:
-            for relpath in relpaths:
-                group.create_task(stat(relpath))
+        limit = self._manager.settings.max_concurrent_files
+        for relpath, known in zip(relpaths, await each_item(relpaths, size, limit), strict=True):
+            if isinstance(known, int):
+                sizes[relpath] = known
+            elif not isinstance(known, PathNotFoundError):
+                raise known
         return sizes
 
     def _set(self, file: DeliveryFile, state: DeliveryState, message: str | None = None) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 from streamflow_data.errors import ConfigurationError
@@ -33,6 +33,7 @@ __all__ = [
     "mapping_problems",
     "parse_options",
     "setting",
+    "unknown_keys",
 ]
 
 _Options = TypeVar("_Options")
@@ -119,11 +120,7 @@ def check(
     if not (isinstance(cls, type) and issubclass(cls, Settings)):
         return _check_model(cls, options, key)
     names = {field.name: field for field in dataclasses.fields(cls)}
-    problems = [
-        Problem((*key, name), "Extra inputs are not permitted", value)
-        for name, value in options.items()
-        if name not in names
-    ]
+    problems = unknown_keys(options, names, key)
     problems += [
         Problem((*key, name), "Field required")
         for name, field in names.items()
@@ -132,6 +129,17 @@ def check(
     validated, wrong = _check_fields(cls, {k: v for k, v in options.items() if k in names})
     problems += [dataclasses.replace(problem, key=(*key, *problem.key)) for problem in wrong]
     return (None, problems) if problems else (cls(**validated), [])
+
+
+def unknown_keys(
+    options: Mapping[str, object], known: Collection[str], key: tuple[str | int, ...]
+) -> list[Problem]:
+    """A problem for each key of ``options`` (found under ``key``) not among ``known``."""
+    return [
+        Problem((*key, name), "Extra inputs are not permitted", value)
+        for name, value in options.items()
+        if name not in known
+    ]
 
 
 def mapping_problems(value: object, key: tuple[str | int, ...]) -> list[Problem]:

@@ -42,6 +42,7 @@ __all__ = [
     "WalkEntry",
     "WriteItem",
     "Writer",
+    "each_item",
 ]
 
 
@@ -148,7 +149,7 @@ _Item = TypeVar("_Item")
 _Result = TypeVar("_Result")
 
 
-async def _each_item(
+async def each_item(
     items: Sequence[_Item],
     operation: Callable[[_Item], Awaitable[_Result]],
     concurrency: int,
@@ -462,7 +463,7 @@ class Connector(abc.ABC):
         self, location: ExecutionLocation, items: Sequence[CopyItem]
     ) -> list[ConnectorError | None]:
         """Server-side copies of many files (see :meth:`copy`)."""
-        return await _each_item(
+        return await each_item(
             items,
             lambda i: self.copy(
                 location,
@@ -480,7 +481,7 @@ class Connector(abc.ABC):
         self, location: ExecutionLocation, paths: Sequence[str]
     ) -> list[bytes | ConnectorError]:
         """The content of many small files (see :meth:`read_file`)."""
-        return await _each_item(
+        return await each_item(
             paths, lambda path: self.read_file(location, path), self.bulk_concurrency
         )
 
@@ -488,7 +489,7 @@ class Connector(abc.ABC):
         self, location: ExecutionLocation, items: Sequence[WriteItem]
     ) -> list[ConnectorError | None]:
         """Write many small files, each atomically and verified (see :meth:`write_file`)."""
-        return await _each_item(
+        return await each_item(
             items,
             lambda i: self.write_file(
                 location,

@@ -300,7 +300,8 @@ class _Run:
         from streamflow_data.transfer.verify import Sha256Verification  # only when asked for
 
         verification = Sha256Verification(self.context, self.src_path)
-        needed = {e.relpath: e for d in self._active() for e in self._copied(d)}
+        copied = {destination.index: self._copied(destination) for destination in self._active()}
+        needed = {entry.relpath: entry for files in copied.values() for entry in files}
         try:
             await verification.hash_sources(needed.values())
         except Exception as exc:  # the source cannot be read back: no copy is verified
@@ -308,7 +309,7 @@ class _Run:
             for destination in self._active():
                 destination.error = exc
             return
-        await self._each_destination(lambda d: verification.check(d, self._copied(d)))
+        await self._each_destination(lambda d: verification.check(d, copied[d.index]))
 
     async def _make_links(self, destination: Destination) -> None:
         if not self.plan.links:
