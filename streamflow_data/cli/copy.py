@@ -17,6 +17,7 @@ from streamflow_data.cli.session import (
     EXIT_PARTIAL,
     EXIT_USAGE,
     USAGE_ERRORS,
+    CommandParser,
     Session,
 )
 from streamflow_data.cli.targets import Target, parse_target
@@ -37,11 +38,10 @@ from streamflow_data.transfer.events import (
 )
 from streamflow_data.transfer.plan import plan_transfer
 
-__all__ = ["add_commands"]
+__all__ = ["COMMANDS"]
 
 
-def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
-    """Register ``cp``."""
+def _add_cp(commands: Any, common: argparse.ArgumentParser) -> None:
     cp = commands.add_parser(
         "cp",
         parents=[common],
@@ -61,6 +61,9 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     cp.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
     cp.set_defaults(handler=copy_command)
+
+
+COMMANDS: dict[str, CommandParser] = {"cp": _add_cp}
 
 
 @dataclass(slots=True)

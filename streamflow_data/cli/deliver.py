@@ -14,19 +14,19 @@ from streamflow_data.cli.session import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_PARTIAL,
+    CommandParser,
     Session,
     write_text,
 )
 from streamflow_data.cli.targets import parse_target
 from streamflow_data.delivery import Delivery, DeliveryFile, read_manifest
 
-__all__ = ["add_commands"]
+__all__ = ["COMMANDS"]
 
 _STATES = ("valid", "invalid", "failed", "done", "transferring", "pending", "ready")
 
 
-def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
-    """Register ``deliver``."""
+def _add_deliver(commands: Any, common: argparse.ArgumentParser) -> None:
     deliver = commands.add_parser(
         "deliver",
         parents=[common],
@@ -54,6 +54,9 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         "--max-retries", type=int, default=2, metavar="N", help="retries of a failed transfer"
     )
     deliver.set_defaults(handler=deliver_command)
+
+
+COMMANDS: dict[str, CommandParser] = {"deliver": _add_deliver}
 
 
 class _StatusLine:

@@ -8,18 +8,17 @@ import os
 from typing import Any
 
 from streamflow_data.cli.render import table
-from streamflow_data.cli.session import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Session
+from streamflow_data.cli.session import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandParser, Session
 from streamflow_data.cli.targets import parse_target
 from streamflow_data.errors import PathNotFoundError, UnknownDeploymentError, UnknownPathError
 from streamflow_data.model import DataLocation, DataType, normalize_path
 
-__all__ = ["add_commands"]
+__all__ = ["COMMANDS"]
 
 _TYPES = {"primary": DataType.PRIMARY, "symbolic_link": DataType.SYMBOLIC_LINK}
 
 
-def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
-    """Register ``locate``, ``source``, ``register`` and ``invalidate``."""
+def _add_locate(commands: Any, common: argparse.ArgumentParser) -> None:
     locate = commands.add_parser(
         "locate",
         parents=[common],
@@ -33,6 +32,8 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     locate.add_argument("--type", choices=sorted(_TYPES), help="only replicas of this type")
     locate.set_defaults(handler=locate_command)
 
+
+def _add_source(commands: Any, common: argparse.ArgumentParser) -> None:
     source = commands.add_parser(
         "source",
         parents=[common],
@@ -42,6 +43,8 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     source.add_argument("--to", metavar="DEPLOYMENT", required=True, dest="deployment")
     source.set_defaults(handler=source_command)
 
+
+def _add_register(commands: Any, common: argparse.ArgumentParser) -> None:
     register = commands.add_parser(
         "register",
         parents=[common],
@@ -58,6 +61,8 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     register.set_defaults(handler=register_command)
 
+
+def _add_invalidate(commands: Any, common: argparse.ArgumentParser) -> None:
     invalidate = commands.add_parser(
         "invalidate",
         parents=[common],
@@ -65,6 +70,14 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     invalidate.add_argument("target", metavar="DEPLOYMENT[/LOCATION]:PATH")
     invalidate.set_defaults(handler=invalidate_command)
+
+
+COMMANDS: dict[str, CommandParser] = {
+    "locate": _add_locate,
+    "source": _add_source,
+    "register": _add_register,
+    "invalidate": _add_invalidate,
+}
 
 
 def _graph_path(text: str) -> str:

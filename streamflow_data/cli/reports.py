@@ -9,14 +9,13 @@ from dataclasses import asdict
 from typing import Any
 
 from streamflow_data.cli.render import human, table
-from streamflow_data.cli.session import EXIT_OK, Session, write_text
+from streamflow_data.cli.session import EXIT_OK, CommandParser, Session, write_text
 from streamflow_data.errors import UnknownTransferError
 
-__all__ = ["add_commands"]
+__all__ = ["COMMANDS"]
 
 
-def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
-    """Register ``status``, ``dump-state`` and ``stats``."""
+def _add_status(commands: Any, common: argparse.ArgumentParser) -> None:
     status = commands.add_parser(
         "status",
         parents=[common],
@@ -24,6 +23,9 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     status.add_argument("transfer", metavar="TRANSFER", type=int, nargs="?")
     status.set_defaults(handler=status_command)
+
+
+def _add_dump_state(commands: Any, common: argparse.ArgumentParser) -> None:
     dump = commands.add_parser(
         "dump-state",
         parents=[common],
@@ -33,12 +35,22 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     dump.add_argument("transfer", metavar="TRANSFER", type=int)
     dump.add_argument("-o", "--output", metavar="FILE", help="write to FILE, not stdout")
     dump.set_defaults(handler=dump_state_command)
+
+
+def _add_stats(commands: Any, common: argparse.ArgumentParser) -> None:
     stats = commands.add_parser(
         "stats",
         parents=[common],
         help="bytes moved and rates per location, cache use and errors, over every run",
     )
     stats.set_defaults(handler=stats_command)
+
+
+COMMANDS: dict[str, CommandParser] = {
+    "status": _add_status,
+    "dump-state": _add_dump_state,
+    "stats": _add_stats,
+}
 
 
 async def status_command(session: Session, args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 from streamflow_data.configfile import Configuration
 from streamflow_data.errors import (
@@ -29,6 +29,7 @@ __all__ = [
     "EXIT_USAGE",
     "USAGE_ERRORS",
     "Command",
+    "CommandParser",
     "Session",
     "write_text",
 ]
@@ -86,6 +87,11 @@ class Session:
 
 
 Command = Callable[[Session, argparse.Namespace], Awaitable[int]]
+"""What runs a command: its handler, set on its parser."""
+
+CommandParser = Callable[[Any, argparse.ArgumentParser], None]
+"""Adds one command's parser to the subcommands (argparse's action, untyped), with the
+options every command takes as its parent."""
 
 
 def write_text(path: str, text: str) -> None:

@@ -6,8 +6,12 @@ import json
 import logging
 from pathlib import Path
 
-from streamflow_data.cli.main import main
+import pytest
+
+from streamflow_data.cli.main import build_parser, command_parsers, main
 from tests.cli.console import run
+
+ALL_COMMANDS = list(command_parsers()[1])
 
 
 def test_register_locate_source_invalidate(tmp_path: Path) -> None:
@@ -98,3 +102,34 @@ def test_running_main_twice_in_one_process_keeps_one_log_handler(tmp_path: Path)
         package.handlers[:] = saved[0]
         package.setLevel(saved[1])
         package.propagate = saved[2]
+
+
+@pytest.mark.parametrize(
+    ("argv", "built"),
+    [
+        (["cp", "a", "b"], ["cp"]),
+        (["-q", "--config", "stats", "locate", "/x"], ["locate"]),  # a value, not a command
+        (["--conf", "cp", "status"], ["status"]),  # an abbreviated option takes its value too
+        (["--config=cp", "-v", "dump-state", "1"], ["dump-state"]),
+        (["--help", "cp"], ALL_COMMANDS),  # the main help lists every command
+        (["cpx", "a"], ALL_COMMANDS),  # argparse's error lists the choices
+        ([], ALL_COMMANDS),
+    ],
+)
+def test_only_the_named_commands_parser_is_built(argv: list[str], built: list[str]) -> None:
+    listed = build_parser(argv).format_help().splitlines()
+    assert [
+        name for name in ALL_COMMANDS if any(line.split()[:1] == [name] for line in listed)
+    ] == built
+
+
+def test_a_command_parsed_alone_reads_its_arguments_as_with_every_parser() -> None:
+    argv = ["--config", "deliver", "-q", "cp", "--no-progress", "src", "dst1", "dst2"]
+    alone, every = build_parser(argv).parse_args(argv), build_parser().parse_args(argv)
+    assert vars(alone) == vars(every)
+    assert (alone.config, alone.src, alone.dst, alone.quiet) == (
+        "deliver",
+        "src",
+        ["dst1", "dst2"],
+        True,
+    )

@@ -30,3 +30,18 @@ def test_a_small_copy_with_the_defaults_imports_nothing_heavy(tmp_path: Path) ->
     assert found.returncode == 0, found.stderr
     assert found.stdout.split() == ["0"], f"imported at start-up: {found.stdout.split()[1:]}"
     assert (tmp_path / "copy.txt").read_bytes() == source.read_bytes()
+
+
+def test_importing_the_package_leaves_the_collector_as_it_found_it() -> None:
+    # The collector is paused while the package loads (docs/performance.md), then restored.
+    script = (
+        "import gc, sys\n"
+        "sys.argv[1] == 'off' and gc.disable()\n"
+        "import streamflow_data\n"
+        "print(gc.isenabled())\n"
+    )
+    for state, expected in (("on", "True"), ("off", "False")):
+        found = subprocess.run(
+            [sys.executable, "-c", script, state], capture_output=True, text=True, check=True
+        )
+        assert found.stdout.strip() == expected
