@@ -82,12 +82,7 @@ class FileCopy:
         for destination in destinations:
             self.context.files[(self.relpath, destination.index)] = FileState.PENDING
             prior = self.context.prior.files.get((self.relpath, destination.index))
-            if (
-                prior is not None
-                and prior.token is not None
-                and not destination.server_copy
-                and destination.connector.capabilities.ranged_writes
-            ):
+            if prior is not None and prior.token is not None and not destination.server_copy:
                 self._priors[destination.index] = prior
         copies = [d for d in destinations if d.server_copy]
         streamed = [d for d in destinations if not d.server_copy]

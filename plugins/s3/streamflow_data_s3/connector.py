@@ -35,11 +35,12 @@ from streamflow_data.connectors.metadata import MetadataCache
 from streamflow_data.errors import (
     ChecksumMismatchError,
     ConnectorError,
+    InvalidPathError,
     NotDirectoryError,
     PathExistsError,
     PathNotFoundError,
 )
-from streamflow_data.model import Digest, ExecutionLocation
+from streamflow_data.model import Digest, ExecutionLocation, is_temporary_of
 from streamflow_data.validation import parse_options
 from streamflow_data_s3.client import prepared_session
 from streamflow_data_s3.failures import error_code, translate
@@ -298,6 +299,22 @@ class S3Connector(Connector):
         await self._parent_exists(location, path)
         return S3Writer(self, location, path, _metadata(mode, mtime_ns))
 
+    async def resume_writer(
+        self,
+        location: ExecutionLocation,
+        path: str,
+        token: str,
+        *,
+        mode: int | None = None,
+        mtime_ns: int | None = None,
+        atomic: bool = True,
+    ) -> Writer:
+        """Continue a suspended upload from the parts S3 holds (ListParts) and the bytes
+        its marker kept (:mod:`streamflow_data_s3.partial`)."""
+        if not is_temporary_of(token, path):
+            raise InvalidPathError(f"{token!r} is not the marker of an upload of {path!r}")
+        return await S3Writer.resume(self, location, path, _metadata(mode, mtime_ns), token)
+
     async def put(
         self, location: ExecutionLocation, path: str, body: bytes, metadata: dict[str, str]
     ) -> None:
@@ -370,6 +387,35 @@ class S3Connector(Connector):
                 UploadId=upload_id,
                 MultipartUpload={"Parts": parts},
             )
+        finally:
+            self._metadata.changed(location, [path], parents=False)
+
+    async def list_parts(
+        self, location: ExecutionLocation, path: str, upload_id: str
+    ) -> dict[int, tuple[str, int]]:
+        """The parts S3 holds of an upload: number to (ETag, size)."""
+        parts: dict[int, tuple[str, int]] = {}
+        marker = 0
+        for _ in range(11):  # 10,000 parts at most, 1,000 a page
+            answer = await self.request(
+                location,
+                path,
+                "list_parts",
+                Key=_key(path),
+                UploadId=upload_id,
+                PartNumberMarker=marker,
+            )
+            for part in answer.get("Parts", ()):
+                parts[int(part["PartNumber"])] = (str(part["ETag"]), int(part["Size"]))
+            if not answer.get("IsTruncated"):
+                break
+            marker = int(answer["NextPartNumberMarker"])
+        return parts
+
+    async def delete(self, location: ExecutionLocation, path: str) -> None:
+        """Delete the one object at ``path`` (:meth:`remove` also looks below it)."""
+        try:
+            await self.request(location, path, "delete_object", Key=_key(path))
         finally:
             self._metadata.changed(location, [path], parents=False)
 

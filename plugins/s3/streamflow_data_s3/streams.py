@@ -7,7 +7,9 @@ within ``max_concurrency x part_size`` per bucket whatever the object size. Ever
 carries the body's CRC32C (``x-amz-checksum-crc32c``, which S3 checks) and its MD5
 (``Content-MD5``), and the ETag S3 answers is compared with that MD5: the bytes stored are
 the bytes sent. Nothing is visible at the key before the commit; an abort (an error, a
-cancellation) aborts the multipart upload, so no parts are left behind.
+cancellation) aborts the multipart upload, so no parts are left behind. A suspended
+writer (a transfer stopped to be resumed) keeps its upload instead, recorded in a hidden
+marker object that a later run continues from (:mod:`streamflow_data_s3.partial`).
 """
 
 from __future__ import annotations
@@ -19,10 +21,17 @@ import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from streamflow_data.checksum import crc32c, crc32c_async, crc32c_base64, inline
+from streamflow_data.checksum import (
+    crc32c,
+    crc32c_async,
+    crc32c_base64,
+    crc32c_combine,
+    inline,
+)
 from streamflow_data.connectors.base import Reader, Writer
-from streamflow_data.errors import ChecksumMismatchError, ConnectorError
-from streamflow_data.model import Digest, ExecutionLocation
+from streamflow_data.errors import ChecksumMismatchError, ConnectorError, PathNotFoundError
+from streamflow_data.model import Digest, ExecutionLocation, temporary_name
+from streamflow_data_s3.partial import Marker, parts_crc
 
 if TYPE_CHECKING:
     from streamflow_data_s3.connector import S3Connector
@@ -111,11 +120,14 @@ class S3Writer(Writer):
         location: ExecutionLocation,
         path: str,
         metadata: dict[str, str],
+        token: str | None = None,
     ) -> None:
         super().__init__(location, path)
         self._connector = connector
         self._metadata = metadata
         self._part_size = connector.options.part_size
+        self._token = temporary_name(path) if token is None else token
+        self._marked = token is not None  # a marker object exists at the token's key
         self._pending: list[bytes] = []  # bytes given, not yet sent
         self._pending_size = 0
         self._size = 0
@@ -125,39 +137,103 @@ class S3Writer(Writer):
         self._sending: set[asyncio.Task[None]] = set()
         self._next_part = 1
 
+    @classmethod
+    async def resume(
+        cls,
+        connector: S3Connector,
+        location: ExecutionLocation,
+        path: str,
+        metadata: dict[str, str],
+        token: str,
+    ) -> S3Writer:
+        """Continue the upload a suspended writer left at ``token`` (see
+        :mod:`streamflow_data_s3.partial`); anything else found there is discarded and
+        :class:`PathNotFoundError` raised, so that the file starts from zero."""
+        writer = cls(connector, location, path, metadata, token)
+        found = Marker.decode(await connector.read_file(location, token))
+        if found is not None:
+            writer._upload_id = found.upload_id
+        if found is None or found.state != "suspended" or found.part_size != writer._part_size:
+            await writer.abort()
+            raise PathNotFoundError(location, path, "the earlier upload was not suspended")
+        if found.upload_id is not None:
+            try:
+                listed = await connector.list_parts(location, path, found.upload_id)
+            except PathNotFoundError:
+                listed = {}  # the upload is gone (aborted, or expired by a lifecycle rule)
+            for number, (etag, _crc) in enumerate(found.parts, start=1):
+                if listed.get(number) != (etag, writer._part_size):
+                    await writer.abort()
+                    raise PathNotFoundError(location, path, f"part {number} is not on S3")
+        writer._parts = {
+            number: {"PartNumber": number, "ETag": etag, "ChecksumCRC32C": crc}
+            for number, (etag, crc) in enumerate(found.parts, start=1)
+        }
+        writer._next_part = len(found.parts) + 1
+        sent = len(found.parts) * writer._part_size
+        tail_crc = await crc32c_async(found.tail)
+        writer._crc = crc32c_combine(writer._sent_crc(), tail_crc, len(found.tail))
+        writer._pending = [found.tail] if found.tail else []
+        writer._pending_size = len(found.tail)
+        writer._size = sent + len(found.tail)
+        await writer._mark("live")
+        return writer
+
+    @property
+    def resume_token(self) -> str:
+        """The hidden key of the upload's marker."""
+        return self._token
+
     async def write(self, offset: int, data: bytes | memoryview) -> None:
         if offset != self._size:
+            await self._rewind(offset)
+        self._crc = await crc32c_async(data, self._crc)
+        self._size += len(data)
+        self._pending.append(bytes(data))
+        self._pending_size += len(data)
+        while self._pending_size >= self._part_size:
+            release = await self._ready()
+            # From here to the part's task, nothing waits: a cancellation leaves the bytes
+            # either pending or in a part being sent, never lost in between.
+            joined = b"".join(self._pending)
+            part, rest = joined[: self._part_size], joined[self._part_size :]
+            self._pending, self._pending_size = ([rest] if rest else []), len(rest)
+            self._start(part, release)
+
+    async def _rewind(self, offset: int) -> None:
+        """Drop the buffered bytes from ``offset`` on: a resumed writer may hold a little
+        more than the engine recorded (a write cut short by the interruption)."""
+        sent = (self._next_part - 1) * self._part_size
+        if not sent <= offset <= self._size:
             raise ConnectorError(
                 self.location,
                 self.path,
                 f"S3 writes must follow each other ({offset} != {self._size})",
             )
-        self._crc = await crc32c_async(data, self._crc)
-        self._size += len(data)
-        self._pending.append(bytes(data))
-        self._pending_size += len(data)
-        if self._pending_size >= self._part_size:
-            joined = b"".join(self._pending)
-            whole = len(joined) - len(joined) % self._part_size
-            rest = joined[whole:]
-            self._pending, self._pending_size = ([rest] if rest else []), len(rest)
-            if whole == len(joined) == self._part_size:
-                await self._send(joined)  # the usual case: blocks add up to a part
-                return
-            for start in range(0, whole, self._part_size):
-                await self._send(joined[start : start + self._part_size])
+        await self._drain()  # the CRC32C of every part sent is known
+        kept = b"".join(self._pending)[: offset - sent]
+        self._pending, self._pending_size = ([kept] if kept else []), len(kept)
+        self._crc = crc32c_combine(self._sent_crc(), await crc32c_async(kept), len(kept))
+        self._size = offset
 
-    async def _send(self, part: bytes) -> None:
-        """Start uploading a part in the background, once a request slot is free."""
+    def _sent_crc(self) -> int:
+        crcs = [self._parts[number]["ChecksumCRC32C"] for number in sorted(self._parts)]
+        return parts_crc(crcs, self._part_size)
+
+    async def _ready(self) -> Callable[[], None]:
+        """Start the multipart upload if need be, then wait for a request slot."""
         self._raise_failures()
         if self._upload_id is None:
             self._upload_id = await self._connector.start_upload(
                 self.location, self.path, self._metadata
             )
+            await self._mark("live")
+        return await self._connector.request_slot(self.location)
+
+    def _start(self, part: bytes, release: Callable[[], None]) -> None:
+        """Upload the next part in the background, in the request slot given."""
         number, self._next_part = self._next_part, self._next_part + 1
-        release = await self._connector.request_slot(self.location)
-        task = asyncio.create_task(self._upload(number, part, release))
-        self._sending.add(task)
+        self._sending.add(asyncio.create_task(self._upload(number, part, release)))
 
     async def _upload(self, number: int, part: bytes, release: Callable[[], None]) -> None:
         try:
@@ -180,6 +256,28 @@ class S3Writer(Writer):
             await asyncio.wait(self._sending)
         self._raise_failures()
 
+    async def _mark(self, state: str) -> None:
+        """Write the marker (see :mod:`streamflow_data_s3.partial`)."""
+        parts = tuple(
+            (self._parts[n]["ETag"], self._parts[n]["ChecksumCRC32C"]) for n in sorted(self._parts)
+        )
+        suspended = state == "suspended"
+        marker = Marker(
+            state,
+            self._upload_id,
+            self._part_size,
+            parts if suspended else (),
+            b"".join(self._pending) if suspended else b"",
+        )
+        self._marked = True
+        await self._connector.put(self.location, self._token, marker.encode(), {})
+
+    async def _unmark(self) -> None:
+        if self._marked:
+            self._marked = False
+            with contextlib.suppress(ConnectorError):
+                await self._connector.delete(self.location, self._token)
+
     async def digest(self) -> Digest:
         """The size and CRC32C of the bytes given, each request of which S3 confirmed by
         checksum and ETag (the last part's on commit)."""
@@ -192,12 +290,13 @@ class S3Writer(Writer):
         self._pending, self._pending_size = [], 0
         if self._upload_id is None:
             await connector.put(self.location, self.path, rest, self._metadata)
-            return
-        if rest or not self._parts:
-            await self._send(rest)
-        await self._drain()
-        parts = [self._parts[number] for number in sorted(self._parts)]
-        await connector.complete_upload(self.location, self.path, self._upload_id, parts)
+        else:
+            if rest or not self._parts:
+                self._start(rest, await self._ready())
+            await self._drain()
+            parts = [self._parts[number] for number in sorted(self._parts)]
+            await connector.complete_upload(self.location, self.path, self._upload_id, parts)
+        await self._unmark()
 
     async def _abort(self) -> None:
         for task in self._sending:
@@ -208,3 +307,13 @@ class S3Writer(Writer):
         if self._upload_id is not None:
             with contextlib.suppress(ConnectorError):
                 await self._connector.abort_upload(self.location, self.path, self._upload_id)
+        await self._unmark()
+
+    async def _suspend(self) -> None:
+        """Wait for the parts in flight, then record them and the bytes not sent yet in
+        the marker; if that cannot be done, discard the upload instead."""
+        try:
+            await self._drain()
+            await self._mark("suspended")
+        except (ConnectorError, OSError):
+            await self._abort()

@@ -1,0 +1,192 @@
+"""Suspended multipart uploads continue from the parts S3 holds (ListParts), against moto."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from streamflow_data_s3 import S3Connector
+
+from streamflow_data import (
+    ConnectorError,
+    DefaultDataManager,
+    Digest,
+    ExecutionLocation,
+    PathNotFoundError,
+    TransferProgress,
+    TransferSettings,
+)
+from tests.conftest import LOCAL
+from tests.s3.conftest import OptionsFactory
+
+MiB = 1024 * 1024
+
+
+def _client(endpoint: str) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def _uploads(endpoint: str, bucket: str) -> list[str]:
+    listed = _client(endpoint).list_multipart_uploads(Bucket=bucket)
+    return [upload["Key"] for upload in listed.get("Uploads", [])]
+
+
+def _keys(endpoint: str, bucket: str) -> list[str]:
+    listed = _client(endpoint).list_objects_v2(Bucket=bucket)
+    return [item["Key"] for item in listed.get("Contents", [])]
+
+
+def _count_parts(connector: S3Connector, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The numbers of the parts ``connector`` uploads from now on."""
+    sent: list[int] = []
+    upload_part = connector.upload_part
+
+    async def counting(
+        location: ExecutionLocation, path: str, upload_id: str, number: int, body: bytes
+    ) -> dict[str, Any]:
+        sent.append(number)
+        return await upload_part(location, path, upload_id, number, body)
+
+    monkeypatch.setattr(connector, "upload_part", counting)
+    return sent
+
+
+async def _suspended(s3: S3Connector, location: ExecutionLocation, data: bytes, given: int) -> str:
+    """Write the first ``given`` bytes of ``data`` block by block, suspend; the token."""
+    writer = await s3.open_writer(location, "/big", mtime_ns=1_600_000_000 * 10**9)
+    for offset in range(0, given, MiB):
+        await writer.write(offset, data[offset : min(offset + MiB, given)])
+    token = writer.resume_token
+    assert token is not None
+    await writer.suspend()
+    return token
+
+
+async def test_a_suspended_upload_continues_from_the_parts_s3_holds(
+    s3: S3Connector,
+    bucket_location: ExecutionLocation,
+    s3_endpoint: str,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = os.urandom(14 * MiB + 5)
+    token = await _suspended(s3, bucket_location, data, 12 * MiB)  # 2 parts and 2 MiB
+    assert _uploads(s3_endpoint, bucket) == ["big"]
+    assert _keys(s3_endpoint, bucket) == [token.lstrip("/")]  # the hidden marker only
+    sent = _count_parts(s3, monkeypatch)
+    writer = await s3.resume_writer(bucket_location, "/big", token, mtime_ns=1_600_000_000 * 10**9)
+    async with writer:
+        await writer.write(12 * MiB, data[12 * MiB :])
+        await writer.commit(Digest.of(data))
+    assert sent == [3]  # parts 1 and 2 were reused, not sent again
+    assert await s3.read_file(bucket_location, "/big") == data
+    assert (await s3.stat(bucket_location, "/big")).mtime_ns == 1_600_000_000 * 10**9
+    assert _uploads(s3_endpoint, bucket) == []
+    assert _keys(s3_endpoint, bucket) == ["big"]
+
+
+async def test_an_upload_stopped_without_suspending_is_discarded_when_resumed(
+    s3: S3Connector, bucket_location: ExecutionLocation, s3_endpoint: str, bucket: str
+) -> None:
+    data = os.urandom(12 * MiB)
+    writer = await s3.open_writer(bucket_location, "/big")
+    await writer.write(0, data)
+    await writer.digest()  # the parts are on S3; then the process "dies": no suspend
+    token = writer.resume_token
+    assert token is not None and _uploads(s3_endpoint, bucket) == ["big"]
+    with pytest.raises(PathNotFoundError, match="not suspended"):
+        await s3.resume_writer(bucket_location, "/big", token)
+    assert _uploads(s3_endpoint, bucket) == []  # nothing orphaned
+    assert _keys(s3_endpoint, bucket) == []
+
+
+async def test_a_resume_whose_parts_are_gone_starts_from_zero(
+    s3: S3Connector, bucket_location: ExecutionLocation, s3_endpoint: str, bucket: str
+) -> None:
+    data = os.urandom(11 * MiB)
+    token = await _suspended(s3, bucket_location, data, len(data))
+    client = _client(s3_endpoint)
+    upload = client.list_multipart_uploads(Bucket=bucket)["Uploads"][0]
+    client.abort_multipart_upload(Bucket=bucket, Key="big", UploadId=upload["UploadId"])
+    with pytest.raises(PathNotFoundError, match="part 1 is not on S3"):
+        await s3.resume_writer(bucket_location, "/big", token)
+    assert _keys(s3_endpoint, bucket) == []
+    with pytest.raises(PathNotFoundError):  # the marker went with it
+        await s3.resume_writer(bucket_location, "/big", token)
+
+
+async def test_a_resumed_writer_rewinds_to_where_the_engine_recorded(
+    s3: S3Connector, bucket_location: ExecutionLocation
+) -> None:
+    data = os.urandom(14 * MiB)
+    token = await _suspended(s3, bucket_location, data, 13 * MiB)  # 2 parts and 3 MiB
+    writer = await s3.resume_writer(bucket_location, "/big", token)
+    async with writer:
+        with pytest.raises(ConnectorError, match="follow each other"):
+            await writer.write(9 * MiB, data[9 * MiB :])  # inside a part already sent
+        await writer.write(11 * MiB, data[11 * MiB :])  # within the bytes kept: fine
+        await writer.commit(Digest.of(data))
+    assert await s3.read_file(bucket_location, "/big") == data
+
+
+async def test_a_stopped_transfer_to_s3_resumes_from_the_uploaded_parts(
+    s3_options: OptionsFactory, tmp_path: Path, s3_endpoint: str, bucket: str
+) -> None:
+    data = os.urandom(40 * MiB)
+    (tmp_path / "big").write_bytes(data)
+    catalog = str(tmp_path / "catalog.sqlite")
+    settings = TransferSettings(chunk_size=8 * MiB, block_size=1 * MiB)
+    connector = S3Connector(s3_options(max_concurrency=1))
+    location = connector.locations("s3")[0]
+    shutdown = asyncio.Event()
+    first = DefaultDataManager(
+        {"s3": connector}, catalog=catalog, settings=settings, shutdown=shutdown
+    )
+    async with first:
+        first.register_path(LOCAL, str(tmp_path / "big"))
+        task = asyncio.create_task(
+            first.transfer_data(LOCAL, str(tmp_path / "big"), [location], "/big")
+        )
+        for _ in range(400):  # bounded: 20 s
+            if len(_parts(s3_endpoint, bucket)) >= 2:
+                break
+            await asyncio.sleep(0.05)
+        shutdown.set()
+        with pytest.raises(Exception):  # noqa: B017,PT011 - stopped: the engine says how
+            await task
+    assert _uploads(s3_endpoint, bucket) == ["big"]  # kept for the next run
+    finished: list[TransferProgress] = []
+    second = DefaultDataManager(
+        {"s3": S3Connector(s3_options())},
+        catalog=catalog,
+        settings=settings,
+        listeners=[lambda p: p.finished and finished.append(p)],
+    )
+    async with second:
+        second.register_path(LOCAL, str(tmp_path / "big"))
+        await second.transfer_data(LOCAL, str(tmp_path / "big"), [location], "/big")
+    skipped = finished[-1].destinations[0].bytes_skipped
+    assert skipped >= 10 * MiB  # at least the two parts seen on S3 were not sent again
+    assert finished[-1].bytes_moved + skipped == len(data)
+    assert _client(s3_endpoint).get_object(Bucket=bucket, Key="big")["Body"].read() == data
+    assert _uploads(s3_endpoint, bucket) == []
+    assert _keys(s3_endpoint, bucket) == ["big"]
+
+
+def _parts(endpoint: str, bucket: str) -> list[int]:
+    client = _client(endpoint)
+    numbers: list[int] = []
+    for upload in client.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
+        listed = client.list_parts(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+        numbers.extend(part["PartNumber"] for part in listed.get("Parts", []))
+    return numbers
