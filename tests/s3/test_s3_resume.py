@@ -166,11 +166,16 @@ async def test_a_stopped_transfer_to_s3_resumes_from_the_uploaded_parts(
             await task
     assert _uploads(s3_endpoint, bucket) == ["big"]  # kept for the next run
     finished: list[TransferProgress] = []
+
+    def remember(progress: TransferProgress) -> None:
+        if progress.finished:
+            finished.append(progress)
+
     second = DefaultDataManager(
         {"s3": S3Connector(s3_options())},
         catalog=catalog,
         settings=settings,
-        listeners=[lambda p: p.finished and finished.append(p)],
+        listeners=[remember],
     )
     async with second:
         second.register_path(LOCAL, str(tmp_path / "big"))
