@@ -6,6 +6,7 @@ import logging
 import secrets
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -34,18 +35,28 @@ def s3_endpoint() -> Iterator[str]:
     server.stop()
 
 
-@pytest.fixture
-def bucket(s3_endpoint: str) -> str:
-    """A fresh, empty bucket."""
-    name = f"sfd-{secrets.token_hex(6)}"
-    s3 = boto3.client(
+def boto_client(endpoint: str) -> Any:
+    """A boto3 client of the test endpoint, to look at the bucket from outside."""
+    return boto3.client(
         "s3",
-        endpoint_url=s3_endpoint,
+        endpoint_url=endpoint,
         region_name="us-east-1",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
-    s3.create_bucket(Bucket=name)
+
+
+def multipart_uploads(endpoint: str, bucket: str) -> list[str]:
+    """The keys of the multipart uploads in progress in ``bucket``."""
+    listed = boto_client(endpoint).list_multipart_uploads(Bucket=bucket)
+    return [upload["Key"] for upload in listed.get("Uploads", [])]
+
+
+@pytest.fixture
+def bucket(s3_endpoint: str) -> str:
+    """A fresh, empty bucket."""
+    name = f"sfd-{secrets.token_hex(6)}"
+    boto_client(s3_endpoint).create_bucket(Bucket=name)
     return name
 
 

@@ -28,21 +28,9 @@ from streamflow_data import (
 )
 from tests.conftest import LOCAL
 from tests.helpers import MTIME, make_tree, snapshot
-from tests.s3.conftest import OptionsFactory
+from tests.s3.conftest import OptionsFactory, multipart_uploads
 
 MiB = 1024 * 1024
-
-
-def _uploads(endpoint: str, bucket: str) -> list[str]:
-    """The keys of the multipart uploads in progress in ``bucket``."""
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    return [upload["Key"] for upload in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
 
 
 def test_options_are_checked_and_the_plugin_is_found() -> None:
@@ -97,7 +85,7 @@ async def test_large_files_go_in_parallel_parts_and_come_back_in_ranges(
         written = manager.statistics.of(LOCAL).bytes_written
     assert (tmp_path / "back").read_bytes() == data
     assert written == len(data)
-    assert _uploads(s3_endpoint, bucket) == []
+    assert multipart_uploads(s3_endpoint, bucket) == []
 
 
 async def test_a_failed_upload_leaves_no_parts_behind(
@@ -106,9 +94,9 @@ async def test_a_failed_upload_leaves_no_parts_behind(
     writer = await s3.open_writer(bucket_location, "/partial")
     await writer.write(0, os.urandom(11 * MiB))
     await asyncio.sleep(0.2)
-    assert _uploads(s3_endpoint, bucket) == ["partial"]
+    assert multipart_uploads(s3_endpoint, bucket) == ["partial"]
     await writer.abort()
-    assert _uploads(s3_endpoint, bucket) == []
+    assert multipart_uploads(s3_endpoint, bucket) == []
     assert not await s3.exists(bucket_location, "/partial")
 
 
@@ -124,14 +112,14 @@ async def test_an_upload_cancelled_halfway_is_aborted(
             manager.transfer_data(LOCAL, str(tmp_path / "big"), [location], "/big")
         )
         for _ in range(400):  # bounded: 20 s
-            if _uploads(s3_endpoint, bucket):
+            if multipart_uploads(s3_endpoint, bucket):
                 break
             await asyncio.sleep(0.05)
-        assert _uploads(s3_endpoint, bucket) == ["big"]
+        assert multipart_uploads(s3_endpoint, bucket) == ["big"]
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-    assert _uploads(s3_endpoint, bucket) == []
+    assert multipart_uploads(s3_endpoint, bucket) == []
     assert manager.get_data_locations("/big") == []
 
 
@@ -279,7 +267,7 @@ async def test_objects_beyond_the_copy_limit_are_copied_in_parts(
     assert head["ETag"].endswith('-3"')  # three copied parts
     info = await s3.stat(bucket_location, "/huge-copy")
     assert (info.mode, info.mtime_ns) == (0o640, MTIME)
-    assert _uploads(s3_endpoint, bucket) == []
+    assert multipart_uploads(s3_endpoint, bucket) == []
 
 
 async def test_sha256_verification_reads_the_objects_back(

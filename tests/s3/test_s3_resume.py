@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from streamflow_data_s3 import S3Connector
 
@@ -21,28 +20,13 @@ from streamflow_data import (
     TransferSettings,
 )
 from tests.conftest import LOCAL
-from tests.s3.conftest import OptionsFactory
+from tests.s3.conftest import OptionsFactory, boto_client, multipart_uploads
 
 MiB = 1024 * 1024
 
 
-def _client(endpoint: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
-def _uploads(endpoint: str, bucket: str) -> list[str]:
-    listed = _client(endpoint).list_multipart_uploads(Bucket=bucket)
-    return [upload["Key"] for upload in listed.get("Uploads", [])]
-
-
 def _keys(endpoint: str, bucket: str) -> list[str]:
-    listed = _client(endpoint).list_objects_v2(Bucket=bucket)
+    listed = boto_client(endpoint).list_objects_v2(Bucket=bucket)
     return [item["Key"] for item in listed.get("Contents", [])]
 
 
@@ -81,7 +65,7 @@ async def test_a_suspended_upload_continues_from_the_parts_s3_holds(
 ) -> None:
     data = os.urandom(14 * MiB + 5)
     token = await _suspended(s3, bucket_location, data, 12 * MiB)  # 2 parts and 2 MiB
-    assert _uploads(s3_endpoint, bucket) == ["big"]
+    assert multipart_uploads(s3_endpoint, bucket) == ["big"]
     assert _keys(s3_endpoint, bucket) == [token.lstrip("/")]  # the hidden marker only
     sent = _count_parts(s3, monkeypatch)
     writer = await s3.resume_writer(bucket_location, "/big", token, mtime_ns=1_600_000_000 * 10**9)
@@ -91,7 +75,7 @@ async def test_a_suspended_upload_continues_from_the_parts_s3_holds(
     assert sent == [3]  # parts 1 and 2 were reused, not sent again
     assert await s3.read_file(bucket_location, "/big") == data
     assert (await s3.stat(bucket_location, "/big")).mtime_ns == 1_600_000_000 * 10**9
-    assert _uploads(s3_endpoint, bucket) == []
+    assert multipart_uploads(s3_endpoint, bucket) == []
     assert _keys(s3_endpoint, bucket) == ["big"]
 
 
@@ -103,10 +87,10 @@ async def test_an_upload_stopped_without_suspending_is_discarded_when_resumed(
     await writer.write(0, data)
     await writer.digest()  # the parts are on S3; then the process "dies": no suspend
     token = writer.resume_token
-    assert token is not None and _uploads(s3_endpoint, bucket) == ["big"]
+    assert token is not None and multipart_uploads(s3_endpoint, bucket) == ["big"]
     with pytest.raises(PathNotFoundError, match="not suspended"):
         await s3.resume_writer(bucket_location, "/big", token)
-    assert _uploads(s3_endpoint, bucket) == []  # nothing orphaned
+    assert multipart_uploads(s3_endpoint, bucket) == []  # nothing orphaned
     assert _keys(s3_endpoint, bucket) == []
 
 
@@ -115,7 +99,7 @@ async def test_a_resume_whose_parts_are_gone_starts_from_zero(
 ) -> None:
     data = os.urandom(11 * MiB)
     token = await _suspended(s3, bucket_location, data, len(data))
-    client = _client(s3_endpoint)
+    client = boto_client(s3_endpoint)
     upload = client.list_multipart_uploads(Bucket=bucket)["Uploads"][0]
     client.abort_multipart_upload(Bucket=bucket, Key="big", UploadId=upload["UploadId"])
     with pytest.raises(PathNotFoundError, match="part 1 is not on S3"):
@@ -164,7 +148,7 @@ async def test_a_stopped_transfer_to_s3_resumes_from_the_uploaded_parts(
         shutdown.set()
         with pytest.raises(Exception):  # noqa: B017,PT011 - stopped: the engine says how
             await task
-    assert _uploads(s3_endpoint, bucket) == ["big"]  # kept for the next run
+    assert multipart_uploads(s3_endpoint, bucket) == ["big"]  # kept for the next run
     finished: list[TransferProgress] = []
 
     def remember(progress: TransferProgress) -> None:
@@ -183,13 +167,13 @@ async def test_a_stopped_transfer_to_s3_resumes_from_the_uploaded_parts(
     skipped = finished[-1].destinations[0].bytes_skipped
     assert skipped >= 10 * MiB  # at least the two parts seen on S3 were not sent again
     assert finished[-1].bytes_moved + skipped == len(data)
-    assert _client(s3_endpoint).get_object(Bucket=bucket, Key="big")["Body"].read() == data
-    assert _uploads(s3_endpoint, bucket) == []
+    assert boto_client(s3_endpoint).get_object(Bucket=bucket, Key="big")["Body"].read() == data
+    assert multipart_uploads(s3_endpoint, bucket) == []
     assert _keys(s3_endpoint, bucket) == ["big"]
 
 
 def _parts(endpoint: str, bucket: str) -> list[int]:
-    client = _client(endpoint)
+    client = boto_client(endpoint)
     numbers: list[int] = []
     for upload in client.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
         listed = client.list_parts(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
