@@ -399,6 +399,11 @@ class Connector(abc.ABC):
         :class:`UnsupportedOperationError` when the connector cannot resume; the engine
         then starts the file from zero. A token that does not belong to ``path`` is refused
         with :class:`InvalidPathError`: tokens come from a database file.
+
+        Without :attr:`Capabilities.ranged_writes`, the first write of the resumed writer
+        is at the end of what the journal recorded, which may be a little before the end
+        of what the writer kept (a write cut short by the interruption): the writer drops
+        the bytes from there on, or raises :class:`ConnectorError` if it cannot.
         """
         raise UnsupportedOperationError(location, path, "resuming a partial file")
 

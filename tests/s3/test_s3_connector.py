@@ -283,3 +283,16 @@ async def test_sha256_verification_reads_the_objects_back(
         await manager.transfer_data(bucket_location, "/sha/f", [LOCAL], str(tmp_path / "back"))
         assert not manager.statistics.errors
     assert (tmp_path / "back").read_bytes() == data
+
+
+async def test_a_commit_with_parts_still_in_flight_adds_no_empty_part(
+    s3: S3Connector, bucket_location: ExecutionLocation
+) -> None:
+    data = os.urandom(10 * MiB)  # exactly two parts, both still being sent at the commit
+    writer = await s3.open_writer(bucket_location, "/even")
+    async with writer:
+        await writer.write(0, data)
+        await writer.commit()
+    head = await s3.request(bucket_location, "/even", "head_object", Key="even")
+    assert head["ETag"].endswith('-2"')
+    assert await s3.read_file(bucket_location, "/even") == data

@@ -24,7 +24,7 @@ from typing import Any
 
 from streamflow_data.checksum import crc32c_combine
 
-__all__ = ["Marker", "part_crc", "parts_crc"]
+__all__ = ["Marker", "parts_crc"]
 
 _VERSION = 1
 
@@ -73,7 +73,7 @@ class Marker:
             return None
 
 
-def part_crc(encoded: str) -> int:
+def _part_crc(encoded: str) -> int:
     """A part's CRC32C from its base64 form."""
     return int.from_bytes(base64.b64decode(encoded), "big")
 
@@ -82,5 +82,5 @@ def parts_crc(crcs: list[str], part_size: int) -> int:
     """The CRC32C of consecutive full parts, from each part's base64 CRC32C."""
     total = 0
     for encoded in crcs:
-        total = crc32c_combine(total, part_crc(encoded), part_size)
+        total = crc32c_combine(total, _part_crc(encoded), part_size)
     return total

@@ -291,7 +291,7 @@ class S3Writer(Writer):
         if self._upload_id is None:
             await connector.put(self.location, self.path, rest, self._metadata)
         else:
-            if rest or not self._parts:
+            if rest or self._next_part == 1:  # S3 completes no upload without a part
                 self._start(rest, await self._ready())
             await self._drain()
             parts = [self._parts[number] for number in sorted(self._parts)]
