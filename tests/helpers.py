@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 from pathlib import Path
 
-from streamflow_data import ExecutionLocation
+import aiosqlite
+
+from benchmarks.resume_child import SlowSourceConnector
+from streamflow_data import (
+    DefaultDataManager,
+    ExecutionLocation,
+    TransferProgress,
+    TransferSettings,
+)
 from tests.wrappers import WrappingConnector
+
+MiB = 1024 * 1024
 
 MTIME = 1_500_000_000_123_456_789
 TREE_BYTES = 3_000_000 + 5 + 100 + 10
@@ -65,3 +76,63 @@ class Hosts:
 
     def path(self, name: str, path: str) -> Path:
         return self.base / name / path.lstrip("/")
+
+
+def leftovers(directory: Path) -> list[str]:
+    """Temporary files and staging trees in ``directory``."""
+    return [name for name in os.listdir(directory) if name.endswith(".sfd-part")]
+
+
+async def wait_for_progress(catalog: str) -> None:
+    """Until the journal of the running copy records some written chunk bytes."""
+    for _ in range(500):  # bounded: 10 s
+        await asyncio.sleep(0.02)
+        if not await asyncio.to_thread(os.path.exists, catalog):
+            continue
+        async with aiosqlite.connect(catalog) as connection:
+            try:
+                async with connection.execute("SELECT sum(done) FROM chunk_marks") as cursor:
+                    row = await cursor.fetchone()
+            except Exception:
+                continue
+        if row is not None and row[0] and row[0] >= 4 * MiB:
+            return
+    raise AssertionError("the copy never made progress")
+
+
+class LastSnapshot:
+    """A listener keeping the last snapshot of the transfers it hears, and their count."""
+
+    def __init__(self) -> None:
+        self.last: TransferProgress | None = None
+        self.count = 0
+
+    def __call__(self, progress: TransferProgress) -> None:
+        if progress.finished:
+            self.last = progress
+            self.count += 1
+
+
+async def copy_slowly(
+    catalog: str,
+    src: Path,
+    targets: list[Path],
+    *,
+    delay: float = 0.0,
+    settings: TransferSettings | None = None,
+) -> TransferProgress:
+    """Copy ``src`` (read with ``delay`` seconds per read) to each local target, writable,
+    with a catalog; the transfer's last snapshot."""
+    finished = LastSnapshot()
+    connectors = {"source": SlowSourceConnector(delay)}
+    async with DefaultDataManager(
+        connectors, catalog=catalog, listeners=[finished], settings=settings
+    ) as manager:
+        source = manager.locations("source")[0]
+        local = manager.locations()[0]
+        manager.register_path(source, str(src))
+        await manager.transfer_to(
+            source, str(src), [(local, str(target)) for target in targets], writable=True
+        )
+    assert finished.last is not None
+    return finished.last

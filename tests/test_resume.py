@@ -10,17 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.resume_child import SlowSourceConnector, kill_halfway_and_rerun
+from benchmarks.resume_child import kill_halfway_and_rerun
 from streamflow_data import (
     DefaultDataManager,
     InvalidPathError,
     LocalConnector,
-    TransferProgress,
     TransferSettings,
     UnknownTransferError,
 )
 from tests.conftest import LOCAL
-from tests.helpers import make_tree, snapshot
+from tests.helpers import copy_slowly, leftovers, make_tree, snapshot, wait_for_progress
 
 MiB = 1024 * 1024
 
@@ -35,45 +34,16 @@ def test_a_copy_killed_halfway_moves_only_what_is_missing_when_rerun(tmp_path: P
     assert result.moved + result.skipped == 256 * MiB
     assert result.missing <= result.moved <= 1.1 * result.missing, result
     assert dst.read_bytes() == src.read_bytes()
-    assert _leftovers(tmp_path) == []
-
-
-class _Finished:
-    def __init__(self) -> None:
-        self.last: TransferProgress | None = None
-
-    def __call__(self, progress: TransferProgress) -> None:
-        if progress.finished:
-            self.last = progress
-
-
-async def _copy(
-    catalog: str,
-    src: Path,
-    dst: Path,
-    *,
-    delay: float = 0.0,
-    settings: TransferSettings | None = None,
-) -> TransferProgress:
-    finished = _Finished()
-    connectors = {"source": SlowSourceConnector(delay)}
-    async with DefaultDataManager(
-        connectors, catalog=catalog, listeners=[finished], settings=settings
-    ) as manager:
-        source = manager.locations("source")[0]
-        manager.register_path(source, str(src))
-        await manager.transfer_data(source, str(src), [LOCAL], str(dst), writable=True)
-    assert finished.last is not None
-    return finished.last
+    assert leftovers(tmp_path) == []
 
 
 async def test_a_finished_transfer_rerun_moves_nothing_and_says_so(tmp_path: Path) -> None:
     src = tmp_path / "tree"
     make_tree(src)
     catalog = str(tmp_path / "catalog.sqlite")
-    first = await _copy(catalog, src, tmp_path / "copy")
+    first = await copy_slowly(catalog, src, [tmp_path / "copy"])
     assert not first.nothing_to_do and first.bytes_moved == first.bytes_total
-    again = await _copy(catalog, src, tmp_path / "copy")
+    again = await copy_slowly(catalog, src, [tmp_path / "copy"])
     assert again.nothing_to_do
     assert again.bytes_moved == 0 and again.files_done == again.files_total
     assert snapshot(tmp_path / "copy") == snapshot(src)
@@ -83,9 +53,9 @@ async def test_a_changed_source_file_starts_over_and_the_rest_is_skipped(tmp_pat
     src = tmp_path / "tree"
     make_tree(src)
     catalog = str(tmp_path / "catalog.sqlite")
-    await _copy(catalog, src, tmp_path / "copy")
+    await copy_slowly(catalog, src, [tmp_path / "copy"])
     (src / "small.txt").write_text("HELLO")  # same size, new time
-    again = await _copy(catalog, src, tmp_path / "copy")
+    again = await copy_slowly(catalog, src, [tmp_path / "copy"])
     assert not again.nothing_to_do
     assert again.bytes_moved == 5
     assert again.destinations[0].files_skipped == again.files_total - 1
@@ -96,9 +66,9 @@ async def test_a_destination_file_changed_since_is_copied_again(tmp_path: Path) 
     src = tmp_path / "tree"
     make_tree(src)
     catalog = str(tmp_path / "catalog.sqlite")
-    await _copy(catalog, src, tmp_path / "copy")
+    await copy_slowly(catalog, src, [tmp_path / "copy"])
     (tmp_path / "copy" / "sub" / "big.bin").write_bytes(b"truncated")
-    again = await _copy(catalog, src, tmp_path / "copy")
+    again = await copy_slowly(catalog, src, [tmp_path / "copy"])
     assert again.bytes_moved == 3_000_000
     assert snapshot(tmp_path / "copy") == snapshot(src)
 
@@ -112,50 +82,26 @@ async def test_a_cancelled_tree_copy_resumes_from_its_partial_files(tmp_path: Pa
     catalog = str(tmp_path / "catalog.sqlite")
     settings = TransferSettings(chunk_size=8 * MiB, block_size=1 * MiB)
     task = asyncio.create_task(
-        _copy(catalog, src, tmp_path / "copy", delay=0.02, settings=settings)
+        copy_slowly(catalog, src, [tmp_path / "copy"], delay=0.02, settings=settings)
     )
-    await _wait_for_progress(catalog)
+    await wait_for_progress(catalog)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert not (tmp_path / "copy").exists()  # nothing at the destination path
-    assert len(_leftovers(tmp_path)) == 1  # the staging tree, kept for the rerun
-    again = await _copy(catalog, src, tmp_path / "copy", settings=settings)
+    assert len(leftovers(tmp_path)) == 1  # the staging tree, kept for the rerun
+    again = await copy_slowly(catalog, src, [tmp_path / "copy"], settings=settings)
     assert again.destinations[0].bytes_skipped > 0
     assert again.bytes_moved + again.destinations[0].bytes_skipped == again.bytes_total
     assert snapshot(tmp_path / "copy") == snapshot(src)
-    assert _leftovers(tmp_path) == []
-
-
-def _leftovers(directory: Path) -> list[str]:
-    """Temporary files and staging trees in ``directory``."""
-    return [name for name in os.listdir(directory) if name.endswith(".sfd-part")]
-
-
-async def _wait_for_progress(catalog: str) -> None:
-    """Until the journal of the running copy records some written chunk bytes."""
-    import aiosqlite
-
-    for _ in range(500):  # bounded: 10 s
-        await asyncio.sleep(0.02)
-        if not await asyncio.to_thread(os.path.exists, catalog):
-            continue
-        async with aiosqlite.connect(catalog) as connection:
-            try:
-                async with connection.execute("SELECT sum(done) FROM chunk_marks") as cursor:
-                    row = await cursor.fetchone()
-            except Exception:
-                continue
-        if row is not None and row[0] and row[0] >= 4 * MiB:
-            return
-    raise AssertionError("the copy never made progress")
+    assert leftovers(tmp_path) == []
 
 
 async def test_dump_state_lists_every_file_and_destination_as_csv(tmp_path: Path) -> None:
     src = tmp_path / "tree"
     make_tree(src)
     catalog = str(tmp_path / "catalog.sqlite")
-    done = await _copy(catalog, src, tmp_path / "copy")
+    done = await copy_slowly(catalog, src, [tmp_path / "copy"])
     async with DefaultDataManager(catalog=catalog) as manager:
         [record] = await manager.transfers()
         assert record.id == done.transfer_id and record.state == "done"
@@ -174,7 +120,8 @@ async def test_dump_state_lists_every_file_and_destination_as_csv(tmp_path: Path
     assert {row["state"] for row in rows} == {"valid"}
     big = next(row for row in rows if row["relpath"] == "sub/big.bin")
     assert big["size"] == big["bytes_written"] == "3000000"
-    assert big["destination"] == "local/localhost" and big["partial_file"] == ""
+    assert big["destination"] == f"local/localhost:{tmp_path / 'copy'}"
+    assert big["partial_file"] == ""
 
 
 async def test_a_resume_token_must_name_a_partial_file_of_its_path(tmp_path: Path) -> None:

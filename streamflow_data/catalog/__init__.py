@@ -64,11 +64,11 @@ class Catalog:
         self,
         source: ExecutionLocation,
         src_path: str,
-        destinations: Sequence[ExecutionLocation],
-        dst_path: str,
+        destinations: Sequence[tuple[ExecutionLocation, str]],
     ) -> SqliteJournal:
-        """The journal of a transfer with these arguments, with its earlier run if any."""
-        return await SqliteJournal.begin(self._database, source, src_path, destinations, dst_path)
+        """The journal of a transfer with these arguments (``destinations`` are
+        (location, path) pairs), with its earlier run if any."""
+        return await SqliteJournal.begin(self._database, source, src_path, destinations)
 
     async def transfers(self, transfer: int | None = None) -> list[TransferRecord]:
         """Journaled transfers, newest first (only ``transfer`` when given)."""

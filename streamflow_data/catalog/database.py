@@ -76,6 +76,12 @@ _MIGRATIONS: dict[int, Sequence[str]] = {
             retries INTEGER NOT NULL, message TEXT,
             PRIMARY KEY (delivery, relpath)) WITHOUT ROWID""",
     ),
+    # Each destination of a transfer has its own path (a JSON list, in the order of
+    # ``destinations``); ``dst_path`` keeps the first, NULL ``dst_paths`` means all share it.
+    4: (
+        "ALTER TABLE transfers ADD COLUMN dst_paths TEXT",
+        "CREATE INDEX transfers_by_source ON transfers (source, src_path)",
+    ),
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
 """The schema this version of streamflow-data writes; older files are upgraded to it."""

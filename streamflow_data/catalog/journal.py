@@ -1,7 +1,7 @@
 """The transfer journal in the catalog: what each transfer planned, wrote and left behind.
 
-A transfer is identified by its arguments (source location and path, destination
-locations, destination path): running the same transfer again finds the earlier run's
+A transfer is identified by its arguments (source location and path, and each
+destination's location and path): running the same transfer again finds the earlier run's
 rows and resumes from them. Rows are written through the catalog's batched writer, except
 the resume tokens of partial files, which the engine flushes before writing any byte of
 them, so that a crash never leaves a partial file the journal does not know.
@@ -52,7 +52,8 @@ class TransferRecord:
     """``deployment/name:path`` of the source."""
     destinations: tuple[str, ...]
     """``deployment/name`` of each destination location."""
-    dst_path: str
+    dst_paths: tuple[str, ...]
+    """The path at each destination, in the order of ``destinations``."""
     state: str
     """``running``, ``done``, ``failed`` or ``cancelled`` (``running`` after a crash too)."""
     files: int
@@ -60,6 +61,11 @@ class TransferRecord:
     started: float
     """Seconds since the epoch."""
     updated: float
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """``deployment/name:path`` of each destination."""
+        return tuple(f"{d}:{p}" for d, p in zip(self.destinations, self.dst_paths, strict=True))
 
 
 def _label(location: ExecutionLocation) -> str:
@@ -70,7 +76,7 @@ class SqliteJournal(RunJournal):
     """The journal of one run of a transfer, backed by the catalog."""
 
     def __init__(
-        self, database: Database, transfer_id: int, order: list[int], earlier: _Earlier | None
+        self, database: Database, transfer_id: int, order: list[int], earlier: list[_Earlier]
     ) -> None:
         self._database = database
         self.transfer_id = transfer_id
@@ -84,42 +90,58 @@ class SqliteJournal(RunJournal):
         database: Database,
         source: ExecutionLocation,
         src_path: str,
-        destinations: Sequence[ExecutionLocation],
-        dst_path: str,
+        destinations: Sequence[tuple[ExecutionLocation, str]],
     ) -> SqliteJournal:
-        """Find or create the journal entry of this transfer and load an earlier run."""
-        stored = sorted({location_key(d) for d in destinations})
-        order = [stored.index(location_key(d)) for d in destinations]
-        labels = [_label(d) for d in sorted(destinations, key=location_key)]
-        key = json.dumps([location_key(source), src_path, stored, dst_path])
-        found = await database.fetch_all(
-            "SELECT id, chunk_size, block_size FROM transfers WHERE key = ?", (key,)
-        )
+        """Find or create the journal entry of this transfer and load an earlier run.
+
+        ``destinations`` are (location, path) pairs; their order does not matter. Each
+        destination resumes from the transfer of the same source that wrote it last,
+        whichever destinations that one had (a rerun with fewer or other destinations).
+        """
+        pairs = [(location_key(location), path) for location, path in destinations]
+        stored = sorted(set(pairs))
+        order = [stored.index(pair) for pair in pairs]
+        by_key = {location_key(location): location for location, _ in destinations}
+        labels = [_label(by_key[key]) for key, _ in stored]
+        paths = [path for _, path in stored]
+        if len(set(paths)) == 1:  # the form every earlier version wrote: their runs resume
+            key = json.dumps([location_key(source), src_path, [k for k, _ in stored], paths[0]])
+        else:
+            key = json.dumps([location_key(source), src_path, [list(pair) for pair in stored]])
+        found = await database.fetch_all("SELECT id FROM transfers WHERE key = ?", (key,))
+        earlier = await _Earlier.latest(database, source, src_path, stored)
         now = time.time()
-        if found:
-            transfer_id, chunk_size, block_size = found[0]
-            earlier = await _Earlier.load(database, transfer_id, chunk_size, block_size)
-            async with database.transaction() as connection:
+        async with database.transaction() as connection:
+            if found:
+                [(transfer_id,)] = found
                 await connection.execute(
                     "UPDATE transfers SET state = 'running', updated = ? WHERE id = ?",
                     (now, transfer_id),
                 )
-            return cls(database, transfer_id, order, earlier)
-        async with database.transaction() as connection:
-            cursor = await connection.execute(
-                "INSERT INTO transfers (key, source, src_path, destinations, dst_path, state, "
-                "started, updated) VALUES (?, ?, ?, ?, ?, 'running', ?, ?)",
-                (key, _label(source), src_path, json.dumps(labels), dst_path, now, now),
-            )
-            transfer_id = cursor.lastrowid
+            else:
+                cursor = await connection.execute(
+                    "INSERT INTO transfers (key, source, src_path, destinations, dst_path, "
+                    "dst_paths, state, started, updated) "
+                    "VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+                    (
+                        key,
+                        _label(source),
+                        src_path,
+                        json.dumps(labels),
+                        paths[0],
+                        json.dumps(paths),
+                        now,
+                        now,
+                    ),
+                )
+                transfer_id = cursor.lastrowid
         assert transfer_id is not None
-        return cls(database, transfer_id, order, None)
+        return cls(database, transfer_id, order, earlier)
 
     async def start(self, files: Sequence[WalkEntry], chunk_size: int, block_size: int) -> PriorRun:
         prior = PriorRun()
-        earlier = self._earlier
         planned = {entry.relpath: entry.stat for entry in files}
-        if earlier is not None:
+        for earlier in self._earlier:
             same_geometry = (earlier.chunk_size, earlier.block_size) == (chunk_size, block_size)
             for (relpath, stored), copy in earlier.copies.items():
                 index = self._index.get(stored)
@@ -137,11 +159,9 @@ class SqliteJournal(RunJournal):
                 if not same_geometry:
                     copy.chunks.clear()
                 prior.files[(relpath, index)] = copy
-            prior.roots = {
-                self._index[stored]: root
-                for stored, root in earlier.roots.items()
-                if stored in self._index
-            }
+            for stored, root in earlier.roots.items():
+                if stored in self._index:
+                    prior.roots[self._index[stored]] = root
         total = sum(entry.stat.size for entry in files)
         async with self._database.transaction() as connection:
             transfer = self.transfer_id
@@ -162,7 +182,7 @@ class SqliteJournal(RunJournal):
                     "AND destination = ?",
                     (transfer, relpath, self._order[index]),
                 )
-        self._earlier = None
+        self._earlier = []
         return prior
 
     def root(self, index: int, root: str, staged: bool) -> None:
@@ -199,9 +219,18 @@ class SqliteJournal(RunJournal):
             )
 
 
+def _stored_destinations(key: str) -> list[tuple[str, str]]:
+    """The (location key, path) of each destination of a transfer, by stored number."""
+    parts = json.loads(key)
+    if len(parts) == 4:  # [source, src_path, location keys, the path they all share]
+        return [(location, parts[3]) for location in parts[2]]
+    return [(location, path) for location, path in parts[2]]
+
+
 @dataclass(slots=True)
 class _Earlier:
-    """The rows an earlier run of a transfer left."""
+    """The rows an earlier run of a transfer left, numbered as this transfer numbers its
+    destinations."""
 
     chunk_size: int | None
     block_size: int | None
@@ -210,9 +239,49 @@ class _Earlier:
     copies: dict[tuple[str, int], PriorCopy]
 
     @classmethod
+    async def latest(
+        cls,
+        database: Database,
+        source: ExecutionLocation,
+        src_path: str,
+        stored: list[tuple[str, str]],
+    ) -> list[_Earlier]:
+        """For each destination, the rows of the transfer of the same source that wrote it
+        last; one :class:`_Earlier` per transfer found."""
+        wanted = {destination: number for number, destination in enumerate(stored)}
+        found: dict[int, tuple[int | None, int | None, dict[int, int]]] = {}
+        rows = await database.fetch_all(
+            "SELECT id, key, chunk_size, block_size FROM transfers "
+            "WHERE source = ? AND src_path = ? ORDER BY updated DESC, id DESC",
+            (_label(source), src_path),
+        )
+        for transfer, key, chunk_size, block_size in rows:
+            if json.loads(key)[0] != location_key(source):
+                continue  # a label shared by two locations (a '/' inside a name)
+            for theirs, destination in enumerate(_stored_destinations(key)):
+                ours = wanted.pop(destination, None)
+                if ours is not None:
+                    found.setdefault(transfer, (chunk_size, block_size, {}))[2][theirs] = ours
+            if not wanted:
+                break
+        return [
+            await cls.load(database, transfer, chunk_size, block_size, renumber)
+            for transfer, (chunk_size, block_size, renumber) in found.items()
+        ]
+
+    @classmethod
     async def load(
-        cls, database: Database, transfer: int, chunk_size: int | None, block_size: int | None
+        cls,
+        database: Database,
+        transfer: int,
+        chunk_size: int | None,
+        block_size: int | None,
+        renumber: dict[int, int],
     ) -> _Earlier:
+        """The rows of ``transfer`` for the destinations in ``renumber``, under the
+        numbers it gives them."""
+        number = renumber.get
+
         sources = {
             relpath: (size, mtime_ns)
             for relpath, size, mtime_ns in await database.fetch_all(
@@ -220,26 +289,28 @@ class _Earlier:
                 (transfer,),
             )
         }
-        roots = {
-            destination: root
-            for destination, root, staged in await database.fetch_all(
-                "SELECT destination, root, staged FROM transfer_roots WHERE transfer = ?",
-                (transfer,),
-            )
-            if staged
-        }
-        copies = {
-            (relpath, destination): PriorCopy(_STATES[state], token)
-            for relpath, destination, state, token in await database.fetch_all(
-                "SELECT relpath, destination, state, token FROM file_states WHERE transfer = ?",
-                (transfer,),
-            )
-        }
+        roots: dict[int, str] = {}
+        for destination, root, staged in await database.fetch_all(
+            "SELECT destination, root, staged FROM transfer_roots WHERE transfer = ?",
+            (transfer,),
+        ):
+            ours = number(destination)
+            if staged and ours is not None:
+                roots[ours] = root
+        copies: dict[tuple[str, int], PriorCopy] = {}
+        for relpath, destination, state, token in await database.fetch_all(
+            "SELECT relpath, destination, state, token FROM file_states WHERE transfer = ?",
+            (transfer,),
+        ):
+            ours = number(destination)
+            if ours is not None:
+                copies[(relpath, ours)] = PriorCopy(_STATES[state], token)
         for relpath, destination, chunk, done, crc in await database.fetch_all(
             "SELECT relpath, destination, chunk, done, crc FROM chunk_marks WHERE transfer = ?",
             (transfer,),
         ):
-            copy = copies.get((relpath, destination))
+            ours = number(destination)
+            copy = None if ours is None else copies.get((relpath, ours))
             if copy is not None:
                 copy.chunks[chunk] = ChunkMark(done, crc)
         return cls(chunk_size, block_size, sources, roots, copies)
@@ -248,36 +319,41 @@ class _Earlier:
 async def transfer_records(database: Database, transfer: int | None = None) -> list[TransferRecord]:
     """Every journaled transfer, newest first, or the one with id ``transfer``."""
     query = (
-        "SELECT id, source, src_path, destinations, dst_path, state, coalesce(files, 0), "
-        "coalesce(bytes, 0), started, updated FROM transfers"
+        "SELECT id, source, src_path, destinations, dst_path, dst_paths, state, "
+        "coalesce(files, 0), coalesce(bytes, 0), started, updated FROM transfers"
     )
     parameters: tuple[int, ...] = ()
     if transfer is not None:
         query += " WHERE id = ?"
         parameters = (transfer,)
     rows = await database.fetch_all(query + " ORDER BY id DESC", parameters)
-    return [
-        TransferRecord(
-            id=row[0],
-            source=f"{row[1]}:{row[2]}",
-            destinations=tuple(json.loads(row[3])),
-            dst_path=row[4],
-            state=row[5],
-            files=row[6],
-            bytes=row[7],
-            started=row[8],
-            updated=row[9],
+    records = []
+    for row in rows:
+        destinations = tuple(json.loads(row[3]))
+        # Transfers journaled before schema 4 had one path for every destination.
+        paths = tuple(json.loads(row[5])) if row[5] else (row[4],) * len(destinations)
+        records.append(
+            TransferRecord(
+                id=row[0],
+                source=f"{row[1]}:{row[2]}",
+                destinations=destinations,
+                dst_paths=paths,
+                state=row[6],
+                files=row[7],
+                bytes=row[8],
+                started=row[9],
+                updated=row[10],
+            )
         )
-        for row in rows
-    ]
+    return records
 
 
 async def dump_state(database: Database, transfer: int) -> str:
     """The per-file states of a transfer as CSV: one row per (file, destination).
 
-    Columns: ``relpath``, ``destination``, ``state``, ``size``, ``bytes_written`` (the
-    size once valid, else what chunk marks record) and ``partial_file`` (the resume token
-    of a partly written file).
+    Columns: ``relpath``, ``destination`` (``deployment/name:path``), ``state``,
+    ``size``, ``bytes_written`` (the size once valid, else what chunk marks record) and
+    ``partial_file`` (the resume token of a partly written file).
     """
     await database.flush()
     records = await transfer_records(database, transfer)
@@ -298,5 +374,5 @@ async def dump_state(database: Database, transfer: int) -> str:
     writer.writerow(["relpath", "destination", "state", "size", "bytes_written", "partial_file"])
     for relpath, destination, state, size, token, written in rows:
         done = size if state == "valid" else written
-        writer.writerow([relpath, record.destinations[destination], state, size, done, token or ""])
+        writer.writerow([relpath, record.targets[destination], state, size, done, token or ""])
     return out.getvalue()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import posixpath
 import time
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from streamflow_data.errors import (
     TransferError,
 )
 from streamflow_data.manager import DefaultDataManager
-from streamflow_data.model import ExecutionLocation
+from streamflow_data.model import ExecutionLocation, normalize_path
 from streamflow_data.transfer.events import (
     DestinationProgress,
     TransferListener,
@@ -75,6 +74,22 @@ class _Outcome:
     path: str
     error: BaseException | None = None
     progress: TransferProgress | None = None
+    """The last snapshot of the copy."""
+    done: DestinationProgress | None = None
+    """This destination's part of it; None when the destination is the source itself."""
+
+    def settle(self, progress: TransferProgress | None) -> None:
+        """Take this destination's figures from the copy's last snapshot."""
+        self.progress = progress
+        if progress is not None:
+            self.done = next(
+                (
+                    d
+                    for d in progress.destinations
+                    if (d.location, d.path) == (self.location, self.path)
+                ),
+                None,
+            )
 
     @property
     def status(self) -> str:
@@ -82,13 +97,14 @@ class _Outcome:
             return "interrupted"
         if self.error is not None:
             return "failed"
-        if self.progress is None:
+        if self.progress is None or self.done is None:
             return "unchanged"  # the destination is the source itself
-        return "nothing to do" if self.progress.nothing_to_do else "copied"
+        nothing = (self.progress.files_total, self.progress.bytes_total)
+        skipped = (self.done.files_skipped, self.done.bytes_skipped)
+        return "nothing to do" if skipped == nothing else "copied"
 
     def summary(self) -> dict[str, object]:
-        progress = self.progress
-        done = None if progress is None else _destination_progress(progress, self.location)
+        progress, done = self.progress, self.done
         return {
             "destination": self.target,
             "status": self.status,
@@ -101,12 +117,6 @@ class _Outcome:
             "transfer": None if progress is None else progress.transfer_id,
             "error": None if self.error is None else str(self.error),
         }
-
-
-def _destination_progress(
-    progress: TransferProgress, location: ExecutionLocation
-) -> DestinationProgress | None:
-    return next((d for d in progress.destinations if d.location == location), None)
 
 
 async def _destination_path(
@@ -127,11 +137,11 @@ async def copy_command(session: Session, args: argparse.Namespace) -> int:
     """Run ``cp``."""
     src = parse_target(args.src)
     targets = [parse_target(text) for text in args.dst]
-    finished: dict[str, TransferProgress] = {}
+    finished: list[TransferProgress] = []
 
     def remember(progress: TransferProgress) -> None:
         if progress.finished:
-            finished[progress.dst_path] = progress
+            finished.append(progress)
 
     display: ProgressDisplay | None = None
     if session.progress and not args.dry_run:
@@ -148,29 +158,21 @@ async def copy_command(session: Session, args: argparse.Namespace) -> int:
         except PathNotFoundError:
             session.error(f"cp: source {args.src!r} does not exist")
             return EXIT_USAGE
-        groups: dict[str, list[tuple[str, ExecutionLocation]]] = {}
+        outcomes: list[_Outcome] = []
         for text, target in zip(args.dst, targets, strict=True):
             location = target.location(manager)
-            path = await _destination_path(manager, target, location, src)
-            group = groups.setdefault(path, [])
-            if all(location != known for _, known in group):
-                group.append((text, location))
+            path = normalize_path(await _destination_path(manager, target, location, src))
+            if all((location, path) != (o.location, o.path) for o in outcomes):
+                outcomes.append(_Outcome(text, location, path))
         if args.dry_run:
             plan = await plan_transfer(connector, src_location, src.path)
-            return _print_plan(session, str(src), plan.files, plan.total_bytes, groups)
+            return _print_plan(session, str(src), plan.files, plan.total_bytes, outcomes)
         manager.register_path(src_location, src.path)
-        outcomes = [
-            _Outcome(text, location, path)
-            for path, group in groups.items()
-            for text, location in group
-        ]
-        async with asyncio.TaskGroup() as tasks:
-            for path in groups:
-                tasks.create_task(_transfer(manager, src_location, src.path, path, outcomes))
+        await _transfer(manager, src_location, src.path, outcomes)
     if display is not None:
         display.close()
     for outcome in outcomes:
-        outcome.progress = outcome.progress or finished.get(outcome.path)
+        outcome.settle(finished[-1] if finished else None)
     return _report(session, str(src), outcomes, time.monotonic() - started)
 
 
@@ -178,36 +180,28 @@ async def _transfer(
     manager: DefaultDataManager,
     src_location: ExecutionLocation,
     src_path: str,
-    dst_path: str,
     outcomes: list[_Outcome],
 ) -> None:
-    """One ``transfer_data`` call for every destination of ``dst_path``."""
-    mine = [outcome for outcome in outcomes if outcome.path == dst_path]
+    """One transfer to every destination: the source is read once."""
     try:
-        await manager.transfer_data(
-            src_location, src_path, [o.location for o in mine], dst_path, writable=True
+        await manager.transfer_to(
+            src_location, src_path, [(o.location, o.path) for o in outcomes], writable=True
         )
     except TransferError as exc:
         for failure in exc.failures:
-            for outcome in mine:
-                if outcome.location == failure.location and outcome.error is None:
-                    outcome.error = failure.cause
+            for outcome in outcomes:
+                if (outcome.location, outcome.path) == (failure.location, failure.path):
+                    outcome.error = outcome.error or failure.cause
     except StreamFlowDataError as exc:  # the whole call failed: every destination with it
-        for outcome in mine:
+        for outcome in outcomes:
             outcome.error = exc
 
 
 def _print_plan(
-    session: Session,
-    src: str,
-    files: list[Any],
-    total: int,
-    groups: dict[str, list[tuple[str, ExecutionLocation]]],
+    session: Session, src: str, files: list[Any], total: int, outcomes: list[_Outcome]
 ) -> int:
     destinations = [
-        {"destination": text, "location": str(location), "path": path}
-        for path, group in groups.items()
-        for text, location in group
+        {"destination": o.target, "location": str(o.location), "path": o.path} for o in outcomes
     ]
     if session.json:
         session.emit(
@@ -217,14 +211,13 @@ def _print_plan(
                 "files": len(files),
                 "bytes": total,
                 "destinations": destinations,
-                "reads": len(groups),
             }
         )
         return EXIT_OK
     print(f"would copy {src}: {len(files)} file(s), {human(total)}", file=session.stdout)
     for destination in destinations:
         print(f"  -> {destination['location']}:{destination['path']}", file=session.stdout)
-    print(f"source read {len(groups)} time(s) (once per destination path)", file=session.stdout)
+    print("the source would be read once for every destination", file=session.stdout)
     return EXIT_OK
 
 
@@ -257,30 +250,28 @@ def _report(session: Session, src: str, outcomes: list[_Outcome], elapsed: float
 
 def _tell(session: Session, src: str, outcome: _Outcome) -> None:
     where = outcome.target
-    progress = outcome.progress
+    progress, done = outcome.progress, outcome.done
     status = outcome.status
     if status == "failed":
         session.error(f"{src} -> {where}: {outcome.error}")
         return
     if status == "interrupted":
-        done = None if progress is None else _destination_progress(progress, outcome.location)
         files = 0 if done is None else done.files_done
         total = "?" if progress is None else progress.files_total
         session.error(f"{src} -> {where}: interrupted after {files} of {total} file(s)")
         return
-    if progress is None:
+    if progress is None or done is None:
         session.say(f"{src} -> {where}: nothing to copy, the destination is the source")
-    elif progress.nothing_to_do:
+    elif status == "nothing to do":
         session.say(
             f"{src} -> {where}: nothing to do, all {progress.files_total} file(s) already "
             f"copied and unchanged (transfer {progress.transfer_id})"
         )
     else:
-        done = _destination_progress(progress, outcome.location)
-        skipped = 0 if done is None else done.bytes_skipped
+        skipped = done.bytes_skipped
         resumed = f", {human(skipped)} already there" if skipped else ""
+        rate = (done.bytes_done - skipped) / progress.elapsed if progress.elapsed > 0 else 0.0
         session.say(
-            f"copied {src} -> {where}: {progress.files_done} file(s), "
-            f"{human(progress.bytes_done)} in {progress.elapsed:.2f} s "
-            f"({human(progress.rate)}/s{resumed})"
+            f"copied {src} -> {where}: {done.files_done} file(s), "
+            f"{human(done.bytes_done)} in {progress.elapsed:.2f} s ({human(rate)}/s{resumed})"
         )

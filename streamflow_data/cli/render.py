@@ -57,12 +57,16 @@ class ProgressDisplay:
         self._stream = stream
         self._live = live
         self._interval = interval
-        self._latest: dict[tuple[str, str, str], TransferProgress] = {}
+        self._latest: dict[tuple[str, str, tuple[str, ...]], TransferProgress] = {}
         self._drawn_lines = 0
         self._last_draw = 0.0
 
     def __call__(self, progress: TransferProgress) -> None:
-        key = (str(progress.source), progress.src_path, progress.dst_path)
+        key = (
+            str(progress.source),
+            progress.src_path,
+            tuple(f"{d.location}:{d.path}" for d in progress.destinations),
+        )
         first = key not in self._latest
         self._latest[key] = progress
         now = time.monotonic()
@@ -109,7 +113,7 @@ class ProgressDisplay:
             left = f"ETA {duration((total - done) / rate)}"
         else:
             left = "ETA -:--"
-        label = f"{destination.location}:{progress.dst_path}"
+        label = f"{destination.location}:{destination.path}"
         if self._live and len(label) > 32:  # fixed columns on a terminal; logs keep it all
             label = "…" + label[-31:]
         filled = int(fraction * _BAR)

@@ -69,7 +69,7 @@ async def status_command(session: Session, args: argparse.Namespace) -> int:
             record.files,
             human(record.bytes),
             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.updated)),
-            f"{record.source} -> {', '.join(record.destinations)}:{record.dst_path}",
+            f"{record.source} -> {', '.join(record.targets)}",
         ]
         for record in records
     ]

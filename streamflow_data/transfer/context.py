@@ -34,6 +34,8 @@ class Destination:
 
     connector: Connector
     location: ExecutionLocation
+    path: str
+    """Where the transfer's source lands there (each destination has its own)."""
     index: int = 0
     """Its position among the transfer's destinations."""
     server_copy: bool = False
@@ -43,8 +45,8 @@ class Destination:
     created_root: bool = False
     """The transfer created the destination directory, so a failure removes it."""
     root: str = ""
-    """Where the transfer writes there: the destination path, or a hidden staging
-    directory renamed to it at the end (see ``Capabilities.atomic_directories``)."""
+    """Where the transfer writes there: ``path``, or a hidden staging directory
+    renamed to it at the end (see ``Capabilities.atomic_directories``)."""
     staged: bool = False
     """``root`` is a staging directory: files go in place, without temporaries."""
     admit: Callable[[int], Awaitable[None]] | None = None

@@ -55,13 +55,13 @@ class TransferEngine:
         source: Endpoint,
         src_path: str,
         destinations: Sequence[Destination],
-        dst_path: str,
         journal: RunJournal | None = None,
     ) -> None:
-        """Copy ``src_path`` to ``dst_path`` on every destination.
+        """Copy ``src_path`` to every destination, each at its own ``path``, reading the
+        source once for all of them.
 
         Errors of a destination are recorded in its ``error`` and leave nothing of the
-        transfer at its ``dst_path``. Errors that concern the source path itself (it is
+        transfer at its ``path``. Errors that concern the source path itself (it is
         missing, unreadable) are raised, before anything is written. With a ``journal``,
         what an earlier run of the same transfer finished is checked and skipped, and
         partly written files continue where they stopped.
@@ -69,7 +69,7 @@ class TransferEngine:
         journal = journal or NullJournal()
         for index, destination in enumerate(destinations):
             destination.index = index
-            destination.root = dst_path
+            destination.root = destination.path
         plan = await plan_transfer(source.connector, source.location, src_path)
         settings = self.settings
         prior = await journal.start(plan.files, settings.chunk_size, settings.block_size)
@@ -80,8 +80,7 @@ class TransferEngine:
             self.listeners,
             source.location,
             src_path,
-            [d.location for d in destinations],
-            dst_path,
+            [(d.location, d.path) for d in destinations],
             len(plan.files),
             plan.total_bytes,
             files,
@@ -102,28 +101,25 @@ class TransferEngine:
             journal=journal,
             prior=prior,
         )
-        targets = ", ".join(str(d.location) for d in destinations)
+        targets = ", ".join(f"{d.location}:{d.path}" for d in destinations)
         logger.info(
-            "transfer %s:%s -> %s:%s: %d file(s), %d bytes",
+            "transfer %s:%s -> %s: %d file(s), %d bytes",
             source.location,
             src_path,
             targets,
-            dst_path,
             len(plan.files),
             plan.total_bytes,
         )
         outcome = "cancelled"
         try:
-            await _Run(context, src_path, destinations, dst_path, plan).execute()
+            await _Run(context, src_path, destinations, plan).execute()
             outcome = "failed" if any(d.error for d in destinations) else "done"
         except Exception:
             outcome = "failed"
             raise
         finally:
             await asyncio.shield(journal.finish(outcome))
-            logger.info(
-                "transfer %s:%s -> %s:%s: %s", source.location, src_path, targets, dst_path, outcome
-            )
+            logger.info("transfer %s:%s -> %s: %s", source.location, src_path, targets, outcome)
             self.statistics.buffer_peak_bytes = self.pool.peak_in_use * self.pool.size
             self.statistics.buffer_bytes_in_use = self.pool.in_use * self.pool.size
 
@@ -136,13 +132,11 @@ class _Run:
         context: RunContext,
         src_path: str,
         destinations: Sequence[Destination],
-        dst_path: str,
         plan: TransferPlan,
     ) -> None:
         self.context = context
         self.src_path = src_path
         self.destinations = destinations
-        self.dst_path = dst_path
         self.plan = plan
         self.skipped: set[tuple[str, int]] = set()
         """(relpath, destination index) of files an earlier run left valid."""
@@ -199,16 +193,16 @@ class _Run:
         if self.plan.root.kind is not FileKind.DIRECTORY:
             return
         connector, location = destination.connector, destination.location
-        exists = await connector.exists(location, self.dst_path)
+        exists = await connector.exists(location, destination.path)
         if not exists and connector.capabilities.atomic_directories:
             earlier = self.context.prior.roots.get(destination.index)
             if not (
                 earlier is not None
-                and is_temporary_of(earlier, self.dst_path)
+                and is_temporary_of(earlier, destination.path)
                 and await connector.exists(location, earlier)
             ):
                 earlier = None
-            destination.root = earlier or temporary_name(self.dst_path)
+            destination.root = earlier or temporary_name(destination.path)
             destination.staged = True
         destination.created_root = not exists
         self.context.journal.root(destination.index, destination.root, destination.staged)
@@ -236,7 +230,7 @@ class _Run:
                 async for entry in connector.walk(location, destination.root):
                     found[entry.relpath] = entry.stat
             else:
-                found[""] = await connector.stat(location, self.dst_path)
+                found[""] = await connector.stat(location, destination.path)
         except PathNotFoundError:
             return
         planned = {entry.relpath: entry.stat for entry in self.plan.files}
@@ -369,10 +363,10 @@ class _Run:
         """Rename a staging directory to the destination path: the tree appears whole."""
         if destination.staged:
             await destination.connector.rename(
-                destination.location, destination.root, self.dst_path
+                destination.location, destination.root, destination.path
             )
-            destination.root, destination.staged = self.dst_path, False
-            self.context.journal.root(destination.index, self.dst_path, False)
+            destination.root, destination.staged = destination.path, False
+            self.context.journal.root(destination.index, destination.path, False)
 
     def _cancel_chunks(self) -> None:
         chunks = self.context.chunks
@@ -389,7 +383,7 @@ class _Run:
                 except ConnectorError:
                     logger.warning(
                         "could not remove %s after a failed transfer",
-                        f"{destination.location}:{self.dst_path}",
+                        f"{destination.location}:{destination.path}",
                         exc_info=True,
                     )
 

@@ -16,6 +16,8 @@ class DestinationProgress:
     """How far one destination of a transfer has got."""
 
     location: ExecutionLocation
+    path: str
+    """Where the source lands there."""
     files_done: int
     """Files written, verified and published there."""
     files_failed: int
@@ -42,8 +44,8 @@ class TransferProgress:
     """Where the data is read from."""
     src_path: str
     destinations: tuple[DestinationProgress, ...]
-    """Every destination written by the engine (links and no-op destinations excluded)."""
-    dst_path: str
+    """Every destination written by the engine (links and no-op destinations excluded),
+    each with its own path."""
     files_total: int
     bytes_total: int
     elapsed: float

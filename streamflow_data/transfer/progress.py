@@ -32,8 +32,7 @@ class ProgressTracker:
         listeners: Sequence[TransferListener],
         source: ExecutionLocation,
         src_path: str,
-        destinations: Sequence[ExecutionLocation],
-        dst_path: str,
+        destinations: Sequence[tuple[ExecutionLocation, str]],
         files_total: int,
         bytes_total: int,
         file_states: StateManager[tuple[str, int], FileState],
@@ -44,8 +43,7 @@ class ProgressTracker:
         self._chunk_states = chunk_states
         self._source = source
         self._src_path = src_path
-        self._locations = list(destinations)
-        self._dst_path = dst_path
+        self._destinations = list(destinations)
         self._files_total = files_total
         self._bytes_total = bytes_total
         self._files_done = [0] * len(destinations)
@@ -95,9 +93,9 @@ class ProgressTracker:
             return
         self._last_sent = now
         destinations = tuple(
-            DestinationProgress(location, *counts)
-            for location, *counts in zip(
-                self._locations,
+            DestinationProgress(location, path, *counts)
+            for (location, path), *counts in zip(
+                self._destinations,
                 self._files_done,
                 self._files_failed,
                 self._bytes_done,
@@ -116,7 +114,6 @@ class ProgressTracker:
             source=self._source,
             src_path=self._src_path,
             destinations=destinations,
-            dst_path=self._dst_path,
             files_total=self._files_total,
             bytes_total=self._bytes_total,
             elapsed=now - self._started,

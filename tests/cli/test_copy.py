@@ -104,7 +104,8 @@ def test_a_second_copy_says_nothing_to_do_and_the_journal_shows_it(
     assert dump.returncode == 0, dump.stderr
     lines = (tmp_path / "state.csv").read_text().splitlines()
     assert lines[0] == "relpath,destination,state,size,bytes_written,partial_file"
-    assert sorted(lines[1:]) == [f"{n},local/localhost,valid,100,100," for n in "abc"]
+    target = f"local/localhost:{tmp_path / 'dst' / 'src'}"
+    assert sorted(lines[1:]) == [f"{n},{target},valid,100,100," for n in "abc"]
     missing = run("dump-state", "7")
     assert missing.returncode == 2 and "no transfer 7" in missing.stderr
 
@@ -137,6 +138,8 @@ def test_json_summary_then_nothing_to_do(tmp_path: Path) -> None:
     assert [d["destination"] for d in summary["destinations"]] == ["a/", "b/"]
     assert {d["status"] for d in summary["destinations"]} == {"copied"}
     assert all(d["files"] == 3 and d["bytes_moved"] == 3000 for d in summary["destinations"])
+    # a/src and b/src: two paths, one transfer, the source read once.
+    assert [d["transfer"] for d in summary["destinations"]] == [1, 1]
     again = json.loads(run("cp", "--json", "src", "a/", cwd=tmp_path).stdout)
     [destination] = again["destinations"]
     assert (destination["status"], destination["bytes_moved"]) == ("nothing to do", 0)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Self
 
-from streamflow_data.cache import CacheKey, ReplicaCache, Reservation
+from streamflow_data.cache import CacheKey, ReplicaCache
 from streamflow_data.catalog import Catalog, TransferRecord
 from streamflow_data.catalog.replicas import ReplicaLog
 from streamflow_data.config import CacheSettings, CatalogSettings, TransferSettings
@@ -26,6 +25,7 @@ from streamflow_data.errors import (
     UnknownLocationError,
     UnknownPathError,
 )
+from streamflow_data.manager.claims import Claims, Job, Key, Request, key, nested
 from streamflow_data.mapper import RemotePathMapper
 from streamflow_data.model import DataLocation, DataType, ExecutionLocation, normalize_path
 from streamflow_data.policy import DefaultSourcePolicy, SourcePolicy
@@ -34,58 +34,10 @@ from streamflow_data.transfer.events import TransferListener
 from streamflow_data.transfer.journal import RunJournal
 from streamflow_data.transfer.stats import Statistics
 
-__all__ = ["DataManager", "DefaultDataManager"]
+__all__ = ["LOCAL_DEPLOYMENT", "DefaultDataManager"]
 
 LOCAL_DEPLOYMENT = "local"
 """The deployment name under which the local connector is always available."""
-
-
-# A destination is identified by (deployment, location name, path).
-_Key = tuple[str, str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class _Request:
-    """What a destination is being written from: identical requests share one copy."""
-
-    deployment: str
-    name: str
-    path: str
-    writable: bool
-
-
-@dataclass(slots=True)
-class _InFlight:
-    request: _Request
-    done: asyncio.Future[bool]
-    """Resolves to whether the copy to this destination succeeded."""
-
-
-@dataclass(slots=True, eq=False)
-class _Job:
-    """One destination of a ``transfer_data`` call."""
-
-    location: ExecutionLocation
-    connector: Connector
-    key: _Key
-    same_location: bool
-    """The destination is the source's location."""
-    link: bool
-    """Same location, not writable: a symbolic link to the source suffices."""
-    replica: DataLocation | None = None
-    error: Exception | None = None
-    reservation: Reservation | None = None
-    """Room in the local replica cache, for a copy fetched to the local node."""
-
-
-def _key(location: ExecutionLocation, path: str) -> _Key:
-    return (location.deployment, location.name, path)
-
-
-def _nested(first: str, second: str) -> bool:
-    """Whether one path lies inside the other (or they are equal)."""
-    shorter, longer = sorted((first, second), key=len)
-    return longer == shorter or longer.startswith(shorter.rstrip("/") + "/")
 
 
 class DefaultDataManager(DataManager):
@@ -138,7 +90,7 @@ class DefaultDataManager(DataManager):
             if cache is None
             else ReplicaCache(cache, self._evict, self._engine.statistics.cache)
         )
-        self._in_flight: dict[_Key, _InFlight] = {}
+        self._claims = Claims()
         self._shutdown = shutdown
         self._closed = False
 
@@ -272,7 +224,7 @@ class DefaultDataManager(DataManager):
             log.invalidated(location, invalidated[0].path)
         if self._cache is not None:
             for replica in invalidated:
-                self._cache.forget(_key(replica.location, replica.path))
+                self._cache.forget(key(replica.location, replica.path))
 
     def get_data_locations(
         self,
@@ -296,7 +248,7 @@ class DefaultDataManager(DataManager):
             if choice is None:
                 return None
             if self._cache is not None:
-                self._cache.touch(_key(choice.location, choice.path))
+                self._cache.touch(key(choice.location, choice.path))
             if not any(choice is candidate for candidate in candidates):
                 raise StreamFlowDataError(
                     f"source policy {self.policy!r} chose {choice!r}, which is not a candidate"
@@ -326,35 +278,51 @@ class DefaultDataManager(DataManager):
         Raises :class:`TransferError` listing every destination that failed; those hold no
         replica and nothing of the transfer at ``dst_path``; the others are registered.
         """
+        targets = [(location, dst_path) for location in dst_locations]
+        await self.transfer_to(src_location, src_path, targets, writable)
+
+    async def transfer_to(
+        self,
+        src_location: ExecutionLocation,
+        src_path: str,
+        targets: Sequence[tuple[ExecutionLocation, str]],
+        writable: bool = False,
+    ) -> None:
+        """Copy ``src_path`` on ``src_location`` to each ``(location, path)`` target,
+        reading the source once for all of them.
+
+        :meth:`transfer_data` with a path of its own for each destination: the same rules,
+        replicas and errors. Two targets on one location must not lie one inside the other
+        (:class:`InvalidPathError`, before anything is written).
+        """
         self._check_open()
         src_path = normalize_path(src_path)
-        dst_path = normalize_path(dst_path)
         source = self.mapper.find(src_location, src_path)
         if source is None:
             raise UnknownPathError(src_path, src_location)
         src_connector = self.connector(src_location)
-        jobs = self._plan_jobs(source, dst_locations, dst_path, writable)
+        jobs = self._plan_jobs(source, targets, writable)
         if not jobs:
             return
         await source.wait_available()
         if not source.valid:
             raise UnknownPathError(src_path, src_location)
-        request = _Request(src_location.deployment, src_location.name, src_path, writable)
-        jobs = await self._claim(jobs, request)
-        locked = [(job.location, dst_path) for job in jobs]
+        request = Request(src_location.deployment, src_location.name, src_path, writable)
+        jobs = await self._claims.claim(jobs, request)
+        locked = [(job.location, job.path) for job in jobs]
         try:
             if self._catalog is not None:
                 await self._catalog.locks.acquire(locked)
         except BaseException:
-            self._unclaim(jobs)
+            self._claims.release(jobs, succeeded=False)
             raise
         completed = False
-        source_key = _key(src_location, src_path)
+        source_key = key(src_location, src_path)
         pinned = self._cache is not None and self._cache.pin(source_key)
         try:
-            self._register_pending(jobs, source, dst_path, writable)
+            self._register_pending(jobs, source, writable)
             try:
-                await self._copy(Endpoint(src_connector, src_location), source, jobs, dst_path)
+                await self._copy(Endpoint(src_connector, src_location), source, jobs)
             except TransferCancelledError:
                 raise
             except StreamFlowDataError as exc:  # the source failed: so did every destination
@@ -363,7 +331,7 @@ class DefaultDataManager(DataManager):
             completed = True
         finally:
             try:
-                self._settle(jobs, source, dst_path, writable, completed)
+                self._settle(jobs, source, writable, completed)
             finally:  # even if the catalog refused the outcome: release what was taken
                 if pinned:
                     assert self._cache is not None
@@ -371,35 +339,34 @@ class DefaultDataManager(DataManager):
                     self._cache.unpin(source_key)
                 if self._catalog is not None:
                     await asyncio.shield(self._catalog.locks.release(locked))
-        failures = [TransferFailure(dst_path, job.location, job.error) for job in jobs if job.error]
+        failures = [TransferFailure(job.path, job.location, job.error) for job in jobs if job.error]
         if failures:
             raise TransferError(src_path, failures)
 
     def _plan_jobs(
         self,
         source: DataLocation,
-        dst_locations: Sequence[ExecutionLocation],
-        dst_path: str,
+        targets: Sequence[tuple[ExecutionLocation, str]],
         writable: bool,
-    ) -> list[_Job]:
-        """Validate every destination, then decide what each needs; no I/O yet."""
-        jobs: dict[_Key, _Job] = {}
+    ) -> list[Job]:
+        """Validate every target, then decide what each needs; no I/O yet."""
+        jobs: dict[Key, Job] = {}
         in_place = False
-        for location in dst_locations:
+        for location, path in targets:
+            path = normalize_path(path)
             connector = self.connector(location)
-            same = (location.deployment, location.name) == (
-                source.location.deployment,
-                source.location.name,
-            )
-            if same and dst_path == source.path:
+            same = _same_location(location, source.location)
+            if same and path == source.path:
                 in_place = True
                 continue
-            if same and _nested(dst_path, source.path):
-                raise InvalidPathError(
-                    f"cannot copy {source.path!r} into {dst_path!r} on {location}: "
-                    "one path is inside the other"
-                )
-            job = _Job(location, connector, _key(location, dst_path), same, same and not writable)
+            others = [job.path for job in jobs.values() if _same_location(location, job.location)]
+            for other in [source.path, *others] if same else others:
+                if other != path and nested(other, path):
+                    raise InvalidPathError(
+                        f"cannot copy {source.path!r} to {path!r} on {location}: it is inside "
+                        f"{other!r}, or holds it, on the same location"
+                    )
+            job = Job(location, path, connector, same, same and not writable)
             jobs.setdefault(job.key, job)
         if in_place and writable:
             self.mapper.detach(source)  # it will be modified in place: no longer a copy
@@ -407,53 +374,25 @@ class DefaultDataManager(DataManager):
                 self._log.detached(source)
         return list(jobs.values())
 
-    async def _claim(self, jobs: list[_Job], request: _Request) -> list[_Job]:
-        """Become the writer of every destination, after any transfer writing one of them.
-
-        Destinations an identical request has just written successfully are dropped. All
-        are claimed at once, with no wait in between, so two calls never deadlock.
-        """
-        while True:
-            busy = next((job for job in jobs if job.key in self._in_flight), None)
-            if busy is None:
-                break
-            flight = self._in_flight[busy.key]
-            succeeded = await asyncio.shield(flight.done)
-            if succeeded and flight.request == request:
-                jobs = [job for job in jobs if job is not busy]
-        loop = asyncio.get_running_loop()
-        for job in jobs:
-            self._in_flight[job.key] = _InFlight(request, loop.create_future())
-        return jobs
-
-    def _unclaim(self, jobs: list[_Job]) -> None:
-        """Give up destinations claimed but never started."""
-        for job in jobs:
-            self._in_flight.pop(job.key).done.set_result(False)
-
-    def _register_pending(
-        self, jobs: list[_Job], source: DataLocation, dst_path: str, writable: bool
-    ) -> None:
+    def _register_pending(self, jobs: list[Job], source: DataLocation, writable: bool) -> None:
         """Register every destination as a replica not yet available."""
         for job in jobs:
-            self._invalidate(job.location, dst_path)
+            self._invalidate(job.location, job.path)
             data_type = DataType.SYMBOLIC_LINK if job.link else DataType.PRIMARY
             job.replica = self.mapper.register(
-                job.location, dst_path, data_type=data_type, available=False
+                job.location, job.path, data_type=data_type, available=False
             )
             if not writable:
                 self.mapper.register_relation(source, job.replica)
 
-    async def _copy(
-        self, source: Endpoint, replica: DataLocation, jobs: list[_Job], dst_path: str
-    ) -> None:
+    async def _copy(self, source: Endpoint, replica: DataLocation, jobs: list[Job]) -> None:
         for job in jobs:
             if job.link:
                 try:
-                    await job.connector.symlink(job.location, replica.path, dst_path)
+                    await job.connector.symlink(job.location, replica.path, job.path)
                 except PathNotFoundError:
-                    await job.connector.mkdir(job.location, dst_path.rpartition("/")[0] or "/")
-                    await job.connector.symlink(job.location, replica.path, dst_path)
+                    await job.connector.mkdir(job.location, job.path.rpartition("/")[0] or "/")
+                    await job.connector.symlink(job.location, replica.path, job.path)
         copies = [job for job in jobs if not job.link]
         if not copies:
             return
@@ -461,19 +400,20 @@ class DefaultDataManager(DataManager):
             Destination(
                 job.connector,
                 job.location,
+                job.path,
                 server_copy=job.same_location and job.connector.capabilities.server_side_copy,
-                admit=self._admission(job, dst_path),
+                admit=self._admission(job),
             )
             for job in copies
         ]
         journal: RunJournal | None = None
         if self._catalog is not None:
             journal = await self._catalog.journal(
-                source.location, replica.path, [d.location for d in destinations], dst_path
+                source.location, replica.path, [(d.location, d.path) for d in destinations]
             )
         try:
             await self._unless_shut_down(
-                self._engine.run(source, replica.path, destinations, dst_path, journal)
+                self._engine.run(source, replica.path, destinations, journal)
             )
         except PathNotFoundError as exc:
             if exc.location == source.location and exc.path == replica.path:
@@ -501,7 +441,7 @@ class DefaultDataManager(DataManager):
             raise TransferCancelledError("the data manager is shutting down")
         task.result()
 
-    def _admission(self, job: _Job, dst_path: str) -> Callable[[int], Awaitable[None]] | None:
+    def _admission(self, job: Job) -> Callable[[int], Awaitable[None]] | None:
         """How a copy fetched to the local node reserves room in the cache, if budgeted."""
         cache = self._cache
         if cache is None or not job.location.local or job.same_location:
@@ -522,18 +462,17 @@ class DefaultDataManager(DataManager):
     def pin(self, replica: DataLocation) -> bool:
         """Keep a replica fetched to the local node from eviction until :meth:`unpin`
         (pins nest); False when it is not in the local cache, which never evicts it."""
-        return self._cache is not None and self._cache.pin(_key(replica.location, replica.path))
+        return self._cache is not None and self._cache.pin(key(replica.location, replica.path))
 
     def unpin(self, replica: DataLocation) -> None:
         """Undo one :meth:`pin`."""
         if self._cache is not None:
-            self._cache.unpin(_key(replica.location, replica.path))
+            self._cache.unpin(key(replica.location, replica.path))
 
     def _settle(
         self,
-        jobs: list[_Job],
+        jobs: list[Job],
         source: DataLocation,
-        dst_path: str,
         writable: bool,
         completed: bool,
     ) -> None:
@@ -552,7 +491,7 @@ class DefaultDataManager(DataManager):
                 if succeeded:
                     self._publish(job, source, writable)
                 else:
-                    self._invalidate(job.location, dst_path)  # and what was registered below
+                    self._invalidate(job.location, job.path)  # and what was registered below
             except StreamFlowDataError as exc:  # the catalog failed: settle the others first
                 failure = failure or exc
             finally:
@@ -563,11 +502,11 @@ class DefaultDataManager(DataManager):
                         self._cache.admit(job.reservation)
                     else:
                         self._cache.cancel(job.reservation)
-                self._in_flight.pop(job.key).done.set_result(succeeded)
+                self._claims.release([job], succeeded)
         if failure is not None:
             raise failure
 
-    def _publish(self, job: _Job, source: DataLocation, writable: bool) -> None:
+    def _publish(self, job: Job, source: DataLocation, writable: bool) -> None:
         """Record a complete, verified copy in the catalog."""
         if self._log is not None and job.replica is not None:
             self._log.registered(job.replica)
@@ -587,8 +526,7 @@ class DefaultDataManager(DataManager):
         if self._closed:
             return
         self._closed = True
-        if self._in_flight:
-            await asyncio.wait([asyncio.shield(f.done) for f in self._in_flight.values()])
+        await self._claims.wait_all()
         try:
             if self._catalog is not None:
                 await self._catalog.close(self.statistics)
@@ -596,3 +534,7 @@ class DefaultDataManager(DataManager):
             for connector in self._connectors.values():
                 with contextlib.suppress(Exception):
                     await connector.close()
+
+
+def _same_location(first: ExecutionLocation, second: ExecutionLocation) -> bool:
+    return (first.deployment, first.name) == (second.deployment, second.name)

@@ -1,0 +1,106 @@
+"""The destinations of transfers in flight: who writes each one, and how it fared.
+
+Each destination of a transfer is a :class:`Job`. Before writing, a transfer claims its
+jobs' destinations; a second transfer writing one of them waits for the first, and drops
+the destinations an identical request has just written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from streamflow_data.cache import Reservation
+from streamflow_data.connectors.base import Connector
+from streamflow_data.model import DataLocation, ExecutionLocation
+
+__all__ = ["Claims", "Job", "Key", "Request", "key", "nested"]
+
+Key = tuple[str, str, str]
+"""A destination: (deployment, location name, path)."""
+
+
+def key(location: ExecutionLocation, path: str) -> Key:
+    """The key of ``path`` on ``location``."""
+    return (location.deployment, location.name, path)
+
+
+def nested(first: str, second: str) -> bool:
+    """Whether one path lies inside the other (or they are equal)."""
+    shorter, longer = sorted((first, second), key=len)
+    return longer == shorter or longer.startswith(shorter.rstrip("/") + "/")
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What a destination is being written from: identical requests share one copy."""
+
+    deployment: str
+    name: str
+    path: str
+    writable: bool
+
+
+@dataclass(slots=True, eq=False)
+class Job:
+    """One destination of a transfer."""
+
+    location: ExecutionLocation
+    path: str
+    connector: Connector
+    same_location: bool
+    """The destination is the source's location."""
+    link: bool
+    """Same location, not writable: a symbolic link to the source suffices."""
+    replica: DataLocation | None = None
+    error: Exception | None = None
+    reservation: Reservation | None = None
+    """Room in the local replica cache, for a copy fetched to the local node."""
+
+    @property
+    def key(self) -> Key:
+        return key(self.location, self.path)
+
+
+@dataclass(slots=True)
+class _InFlight:
+    request: Request
+    done: asyncio.Future[bool]
+    """Resolves to whether the copy to this destination succeeded."""
+
+
+class Claims:
+    """Which transfer is writing each destination right now."""
+
+    def __init__(self) -> None:
+        self._in_flight: dict[Key, _InFlight] = {}
+
+    async def claim(self, jobs: list[Job], request: Request) -> list[Job]:
+        """Become the writer of every destination, after any transfer writing one of them.
+
+        Destinations an identical request has just written successfully are dropped. All
+        are claimed at once, with no wait in between, so two calls never deadlock.
+        """
+        while True:
+            busy = next((job for job in jobs if job.key in self._in_flight), None)
+            if busy is None:
+                break
+            flight = self._in_flight[busy.key]
+            succeeded = await asyncio.shield(flight.done)
+            if succeeded and flight.request == request:
+                jobs = [job for job in jobs if job is not busy]
+        loop = asyncio.get_running_loop()
+        for job in jobs:
+            self._in_flight[job.key] = _InFlight(request, loop.create_future())
+        return jobs
+
+    def release(self, jobs: Iterable[Job], succeeded: bool) -> None:
+        """Let waiting transfers write these destinations."""
+        for job in jobs:
+            self._in_flight.pop(job.key).done.set_result(succeeded)
+
+    async def wait_all(self) -> None:
+        """Wait until no destination is claimed (the claims in flight now are released)."""
+        if self._in_flight:
+            await asyncio.wait([asyncio.shield(f.done) for f in self._in_flight.values()])
