@@ -318,8 +318,8 @@ class S3Connector(Connector):
     async def put(
         self, location: ExecutionLocation, path: str, body: bytes, metadata: dict[str, str]
     ) -> None:
-        """One PUT, checked by CRC32C and MD5, of a whole object."""
-        headers, etag = await body_headers(body)
+        """One PUT of a whole object, checked by its CRC32C (and MD5: ``content_md5``)."""
+        headers, etag = await body_headers(body, self.options.content_md5)
         try:
             answer = await self.request(
                 location,
@@ -357,7 +357,7 @@ class S3Connector(Connector):
         body: bytes,
     ) -> dict[str, Any]:
         """Send one part (the caller holds a request slot); returns its completion entry."""
-        headers, etag = await body_headers(body)
+        headers, etag = await body_headers(body, self.options.content_md5)
         answer = await self._unlimited(
             location,
             path,

@@ -36,6 +36,9 @@ class S3Options(pydantic.BaseModel):
     """Bytes per part of a multipart upload; files up to this size take one PUT."""
     max_concurrency: int = pydantic.Field(default=10, ge=1, le=256)
     """Requests in flight at once per bucket (parts, small objects, ranged reads)."""
+    content_md5: bool = False
+    """Also send each request's MD5 and compare the ETag answered with it: for servers
+    that ignore ``x-amz-checksum-crc32c`` (S3 itself checks it), at an MD5 per byte."""
     retries: int = pydantic.Field(default=3, ge=0, le=20)
     """Further attempts of a failed request (botocore's standard retry mode)."""
     connect_timeout: float = pydantic.Field(default=10.0, gt=0)

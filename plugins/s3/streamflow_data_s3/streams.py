@@ -4,12 +4,14 @@ A writer takes the engine's blocks in order. Up to ``part_size`` bytes it keeps 
 publishes them with one PUT on commit; beyond, it starts a multipart upload and sends each
 full part in the background, up to the bucket's request limit at once, so memory stays
 within ``max_concurrency x part_size`` per bucket whatever the object size. Every request
-carries the body's CRC32C (``x-amz-checksum-crc32c``, which S3 checks) and its MD5
-(``Content-MD5``), and the ETag S3 answers is compared with that MD5: the bytes stored are
-the bytes sent. Nothing is visible at the key before the commit; an abort (an error, a
-cancellation) aborts the multipart upload, so no parts are left behind. A suspended
-writer (a transfer stopped to be resumed) keeps its upload instead, recorded in a hidden
-marker object that a later run continues from (:mod:`streamflow_data_s3.partial`).
+carries the body's CRC32C (``x-amz-checksum-crc32c``), which S3 checks: the bytes stored
+are the bytes sent. With the ``content_md5`` option, for servers that ignore that header,
+each also carries its MD5 (``Content-MD5``) and the ETag S3 answers is compared with it.
+Parts are gathered in reused buffers (:mod:`streamflow_data_s3.parts`). Nothing is
+visible at the key before the commit; an abort (an error, a cancellation) aborts the
+multipart upload, so no parts are left behind. A suspended writer (a transfer stopped to
+be resumed) keeps its upload instead, recorded in a hidden marker object that a later run
+continues from (:mod:`streamflow_data_s3.partial`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from streamflow_data.connectors.base import Reader, Writer
 from streamflow_data.errors import ChecksumMismatchError, ConnectorError, PathNotFoundError
 from streamflow_data.model import Digest, ExecutionLocation, temporary_name
 from streamflow_data_s3.partial import Marker, parts_crc
+from streamflow_data_s3.parts import PartBuffer
 
 if TYPE_CHECKING:
     from streamflow_data_s3.connector import S3Connector
@@ -39,25 +42,29 @@ if TYPE_CHECKING:
 __all__ = ["S3Reader", "S3Writer", "body_headers"]
 
 
-def _hashes(body: bytes | memoryview) -> tuple[str, str, str]:
-    """(Content-MD5, its hex form as S3 writes ETags, CRC32C base64) of ``body``."""
-    md5 = hashlib.md5(body, usedforsecurity=False)
-    return base64.b64encode(md5.digest()).decode(), md5.hexdigest(), crc32c_base64(crc32c(body))
+def _hashes(body: bytes, md5: bool) -> tuple[dict[str, str], str | None]:
+    headers = {"ChecksumCRC32C": crc32c_base64(crc32c(body))}
+    if not md5:
+        return headers, None
+    digest = hashlib.md5(body, usedforsecurity=False)
+    headers["ContentMD5"] = base64.b64encode(digest.digest()).decode()
+    return headers, digest.hexdigest()
 
 
-async def body_headers(body: bytes | memoryview) -> tuple[dict[str, str], str]:
-    """Request parameters that make S3 check ``body``, and the ETag it must answer."""
-    if inline(len(body)):  # small: MD5 and CRC cost less than a thread hop
-        content_md5, etag, crc = _hashes(body)
-    else:
-        content_md5, etag, crc = await asyncio.to_thread(_hashes, body)
-    return {"ContentMD5": content_md5, "ChecksumCRC32C": crc}, etag
+async def body_headers(body: bytes, md5: bool) -> tuple[dict[str, str], str | None]:
+    """Request parameters that make S3 check ``body``: its CRC32C, and its MD5 when
+    ``md5``; then also the ETag S3 must answer."""
+    if inline(len(body)):  # small: hashing costs less than a thread hop
+        return _hashes(body, md5)
+    return await asyncio.to_thread(_hashes, body, md5)
 
 
-def check_etag(location: ExecutionLocation, path: str, answer: dict[str, Any], etag: str) -> None:
-    """Raise if the ETag S3 answered is not the MD5 of what was sent."""
+def check_etag(
+    location: ExecutionLocation, path: str, answer: dict[str, Any], etag: str | None
+) -> None:
+    """Raise if the ETag S3 answered is not the MD5 ``etag`` of what was sent."""
     got = str(answer.get("ETag", "")).strip('"')
-    if got and got != etag:
+    if etag is not None and got and got != etag:
         raise ChecksumMismatchError(location, path, f"S3 stored ETag {got}, sent MD5 {etag}")
 
 
@@ -128,8 +135,7 @@ class S3Writer(Writer):
         self._part_size = connector.options.part_size
         self._token = temporary_name(path) if token is None else token
         self._marked = token is not None  # a marker object exists at the token's key
-        self._pending: list[bytes] = []  # bytes given, not yet sent
-        self._pending_size = 0
+        self._pending = PartBuffer(self._part_size)  # bytes given, not yet sent
         self._size = 0
         self._crc = 0
         self._upload_id: str | None = None
@@ -173,8 +179,7 @@ class S3Writer(Writer):
         sent = len(found.parts) * writer._part_size
         tail_crc = await crc32c_async(found.tail)
         writer._crc = crc32c_combine(writer._sent_crc(), tail_crc, len(found.tail))
-        writer._pending = [found.tail] if found.tail else []
-        writer._pending_size = len(found.tail)
+        writer._pending.add(found.tail)
         writer._size = sent + len(found.tail)
         await writer._mark("live")
         return writer
@@ -189,16 +194,12 @@ class S3Writer(Writer):
             await self._rewind(offset)
         self._crc = await crc32c_async(data, self._crc)
         self._size += len(data)
-        self._pending.append(bytes(data))
-        self._pending_size += len(data)
-        while self._pending_size >= self._part_size:
+        self._pending.add(data)
+        while self._pending.full:
             release = await self._ready()
             # From here to the part's task, nothing waits: a cancellation leaves the bytes
             # either pending or in a part being sent, never lost in between.
-            joined = b"".join(self._pending)
-            part, rest = joined[: self._part_size], joined[self._part_size :]
-            self._pending, self._pending_size = ([rest] if rest else []), len(rest)
-            self._start(part, release)
+            self._start(self._pending.take_part(), release)
 
     async def _rewind(self, offset: int) -> None:
         """Drop the buffered bytes from ``offset`` on: a resumed writer may hold a little
@@ -211,8 +212,7 @@ class S3Writer(Writer):
                 f"S3 writes must follow each other ({offset} != {self._size})",
             )
         await self._drain()  # the CRC32C of every part sent is known
-        kept = b"".join(self._pending)[: offset - sent]
-        self._pending, self._pending_size = ([kept] if kept else []), len(kept)
+        kept = self._pending.keep(offset - sent)
         self._crc = crc32c_combine(self._sent_crc(), await crc32c_async(kept), len(kept))
         self._size = offset
 
@@ -267,7 +267,7 @@ class S3Writer(Writer):
             self._upload_id,
             self._part_size,
             parts if suspended else (),
-            b"".join(self._pending) if suspended else b"",
+            self._pending.held() if suspended else b"",
         )
         self._marked = True
         await self._connector.put(self.location, self._token, marker.encode(), {})
@@ -280,14 +280,13 @@ class S3Writer(Writer):
 
     async def digest(self) -> Digest:
         """The size and CRC32C of the bytes given, each request of which S3 confirmed by
-        checksum and ETag (the last part's on commit)."""
+        its checksum (the last part's on commit)."""
         await self._drain()
         return Digest(self._size, self._crc)
 
     async def _commit(self) -> None:
         connector = self._connector
-        rest = b"".join(self._pending)
-        self._pending, self._pending_size = [], 0
+        rest = self._pending.take_all()
         if self._upload_id is None:
             await connector.put(self.location, self.path, rest, self._metadata)
         else:

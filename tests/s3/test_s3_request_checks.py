@@ -1,0 +1,159 @@
+"""What each upload request carries for the server to check, seen on the wire.
+
+The connector talks to moto through a small HTTP relay on 127.0.0.1 that records every
+request's headers and can alter the ETag a part's answer carries, as a server storing
+other bytes than those sent would answer.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import aiohttp
+import pytest
+from aiohttp import web
+from streamflow_data_s3 import S3Connector
+from streamflow_data_s3.parts import PartBuffer
+
+from streamflow_data import ChecksumMismatchError, ConnectorError
+from streamflow_data.checksum import crc32c, crc32c_base64
+from tests.s3.conftest import OptionsFactory, multipart_uploads
+
+MiB = 1024 * 1024
+_HOP = {"content-length", "transfer-encoding", "connection", "keep-alive", "host"}
+
+
+@dataclass
+class Relay:
+    """An HTTP relay to the S3 endpoint that records request headers."""
+
+    url: str = ""
+    seen: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    """(method and query, headers) of each request relayed."""
+    bad_part_etags: bool = False
+    """Answer every UploadPart with another ETag than the server's."""
+
+    def parts(self) -> list[dict[str, str]]:
+        """The headers of each UploadPart, by part number."""
+        numbered = {
+            int(line.split("partNumber=")[1].split("&")[0]): headers
+            for line, headers in self.seen
+            if "partNumber=" in line
+        }
+        return [numbered[number] for number in sorted(numbered)]
+
+
+@pytest.fixture
+async def relay(s3_endpoint: str) -> AsyncIterator[Relay]:
+    found = Relay()
+    session = aiohttp.ClientSession(auto_decompress=False)
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
+        found.seen.append((f"{request.method} {request.path_qs}", dict(request.headers)))
+        body = await request.read()
+        async with session.request(
+            request.method, s3_endpoint + request.path_qs, headers=headers, data=io.BytesIO(body)
+        ) as answer:
+            content = await answer.read()
+            replied = {k: v for k, v in answer.headers.items() if k.lower() not in _HOP}
+        if found.bad_part_etags and "partNumber=" in request.path_qs:
+            for name in [name for name in replied if name.lower() == "etag"]:
+                replied[name] = '"00000000000000000000000000000000"'
+        return web.Response(status=answer.status, body=content, headers=replied)
+
+    application = web.Application(client_max_size=64 * MiB)
+    application.router.add_route("*", "/{tail:.*}", forward)
+    runner = web.AppRunner(application)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    found.url = f"http://127.0.0.1:{port}"
+    yield found
+    await runner.cleanup()
+    await session.close()
+
+
+async def _upload(connector: S3Connector, data: bytes) -> None:
+    location = connector.locations("s3")[0]
+    writer = await connector.open_writer(location, "/object", mtime_ns=0)
+    try:
+        for offset in range(0, len(data), MiB):
+            await writer.write(offset, data[offset : offset + MiB])
+        await writer.commit()
+    except BaseException:
+        await writer.abort()
+        raise
+
+
+async def test_each_part_carries_its_crc32c_and_no_md5_by_default(
+    relay: Relay, s3_options: OptionsFactory
+) -> None:
+    data = os.urandom(12 * MiB)  # parts of 5, 5 and 2 MiB
+    connector = S3Connector(s3_options(endpoint_url=relay.url))
+    try:
+        await _upload(connector, data)
+    finally:
+        await connector.close()
+    parts = relay.parts()
+    expected = [data[start : start + 5 * MiB] for start in range(0, len(data), 5 * MiB)]
+    assert [p.get("x-amz-checksum-crc32c") for p in parts] == [
+        crc32c_base64(crc32c(part)) for part in expected
+    ]
+    assert all("Content-MD5" not in p for p in parts)
+
+
+async def test_with_content_md5_each_part_carries_its_md5_and_a_wrong_etag_is_refused(
+    relay: Relay, s3_options: OptionsFactory, s3_endpoint: str, bucket: str
+) -> None:
+    data = os.urandom(7 * MiB)
+    connector = S3Connector(s3_options(endpoint_url=relay.url, content_md5=True))
+    try:
+        await _upload(connector, data)
+        md5s = [p.get("Content-MD5") for p in relay.parts()]
+        assert md5s == [
+            base64.b64encode(hashlib.md5(part).digest()).decode()
+            for part in (data[: 5 * MiB], data[5 * MiB :])
+        ]
+        relay.bad_part_etags = True
+        with pytest.raises(ChecksumMismatchError, match="ETag"):
+            await _upload(connector, data)
+    finally:
+        await connector.close()
+    assert multipart_uploads(s3_endpoint, bucket) == []  # the refused upload was aborted
+
+
+async def test_without_content_md5_a_wrong_etag_fails_the_completion(
+    relay: Relay, s3_options: OptionsFactory, s3_endpoint: str, bucket: str
+) -> None:
+    """The ETags answered are what the completion names: S3 refuses parts it does not
+    hold, and the upload is aborted."""
+    connector = S3Connector(s3_options(endpoint_url=relay.url))
+    relay.bad_part_etags = True
+    try:
+        with pytest.raises(ConnectorError, match="InvalidPart"):
+            await _upload(connector, os.urandom(6 * MiB))
+    finally:
+        await connector.close()
+    assert multipart_uploads(s3_endpoint, bucket) == []
+
+
+def test_a_part_buffer_hands_over_whole_parts_and_keeps_the_rest() -> None:
+    buffer = PartBuffer(10)
+    buffer.add(b"abcdef")
+    assert not buffer.full and buffer.size == 6
+    buffer.add(memoryview(b"ghijklmnopqrstuvwxyz"))  # crosses two part boundaries
+    assert buffer.full and buffer.size == 26
+    assert buffer.take_part() == b"abcdefghij"
+    assert buffer.full and buffer.size == 16
+    assert buffer.take_part() == b"klmnopqrst"
+    assert not buffer.full and buffer.held() == b"uvwxyz"
+    assert buffer.keep(2) == b"uv" and buffer.size == 2
+    buffer.add(b"12")
+    assert buffer.take_all() == b"uv12" and buffer.size == 0 and buffer.held() == b""
