@@ -75,21 +75,20 @@ class _Outcome:
     error: BaseException | None = None
     progress: TransferProgress | None = None
     """The last snapshot of the copy."""
-    done: DestinationProgress | None = None
-    """This destination's part of it; None when the destination is the source itself."""
 
-    def settle(self, progress: TransferProgress | None) -> None:
-        """Take this destination's figures from the copy's last snapshot."""
-        self.progress = progress
-        if progress is not None:
-            self.done = next(
-                (
-                    d
-                    for d in progress.destinations
-                    if (d.location, d.path) == (self.location, self.path)
-                ),
-                None,
-            )
+    @property
+    def done(self) -> DestinationProgress | None:
+        """This destination's part of the copy; None when it is the source itself."""
+        if self.progress is None:
+            return None
+        return next(
+            (
+                d
+                for d in self.progress.destinations
+                if (d.location, d.path) == (self.location, self.path)
+            ),
+            None,
+        )
 
     @property
     def status(self) -> str:
@@ -97,10 +96,11 @@ class _Outcome:
             return "interrupted"
         if self.error is not None:
             return "failed"
-        if self.progress is None or self.done is None:
+        done = self.done
+        if self.progress is None or done is None:
             return "unchanged"  # the destination is the source itself
         nothing = (self.progress.files_total, self.progress.bytes_total)
-        skipped = (self.done.files_skipped, self.done.bytes_skipped)
+        skipped = (done.files_skipped, done.bytes_skipped)
         return "nothing to do" if skipped == nothing else "copied"
 
     def summary(self) -> dict[str, object]:
@@ -172,7 +172,7 @@ async def copy_command(session: Session, args: argparse.Namespace) -> int:
     if display is not None:
         display.close()
     for outcome in outcomes:
-        outcome.settle(finished[-1] if finished else None)
+        outcome.progress = finished[-1] if finished else None
     return _report(session, str(src), outcomes, time.monotonic() - started)
 
 

@@ -20,8 +20,11 @@ class PartBuffer:
         self._data = bytearray()
         self._filled = 0
         self._beyond: list[bytes] = []
-        self.size = 0
+
+    @property
+    def size(self) -> int:
         """Bytes held."""
+        return self._filled + sum(map(len, self._beyond))
 
     @property
     def full(self) -> bool:
@@ -31,7 +34,6 @@ class PartBuffer:
     def add(self, data: bytes | bytearray | memoryview) -> None:
         """Copy ``data`` in (the caller may reuse its own buffer afterwards)."""
         view = memoryview(data).cast("B")
-        self.size += len(view)
         if self._beyond:
             self._beyond.append(bytes(view))
             return
@@ -48,7 +50,7 @@ class PartBuffer:
         assert self.full
         part = bytes(self._data)
         beyond, self._beyond = self._beyond, []
-        self._filled, self.size = 0, 0
+        self._filled = 0
         for data in beyond:
             self.add(data)
         return part
@@ -60,12 +62,12 @@ class PartBuffer:
     def take_all(self) -> bytes:
         """Every byte held, which the buffer then forgets, memory included."""
         taken = self.held()
-        self._data, self._filled, self._beyond, self.size = bytearray(), 0, [], 0
+        self._data, self._filled, self._beyond = bytearray(), 0, []
         return taken
 
     def keep(self, size: int) -> bytes:
         """Forget every byte held after the first ``size``; returns those kept."""
         kept = self.held()[:size]
-        self._filled, self._beyond, self.size = 0, [], 0
+        self._filled, self._beyond = 0, []
         self.add(kept)
         return kept
