@@ -110,28 +110,32 @@ def _square(matrix: list[int]) -> list[int]:
     return [_times(matrix, column) for column in matrix]
 
 
+_zero_operators: list[list[int]] = []
+"""Entry ``k``: the operator advancing a CRC over ``2**k`` zero bytes, built when needed."""
+
+
+def _zero_operator(power: int) -> list[int]:
+    if not _zero_operators:
+        one_bit = [_POLYNOMIAL] + [1 << bit for bit in range(31)]
+        _zero_operators.append(_square(_square(_square(one_bit))))  # eight zero bits
+    while len(_zero_operators) <= power:
+        _zero_operators.append(_square(_zero_operators[-1]))
+    return _zero_operators[power]
+
+
 def crc32c_combine(first: int, second: int, second_length: int) -> int:
     """The CRC32C of A followed by B, from CRC(A), CRC(B) and the length of B.
 
     zlib's method for any reflected CRC-32: advance CRC(A) over ``second_length`` zero
-    bytes with squared operator matrices (O(log length) 32x32 products), then add CRC(B).
+    bytes, one 32x32 operator product per bit set in the length (the operators for
+    powers of two are built once per process), then add CRC(B).
     """
     if second_length <= 0:
         return first
-    odd = [_POLYNOMIAL] + [1 << bit for bit in range(31)]  # the operator for one zero bit
-    even = _square(odd)  # two zero bits
-    odd = _square(even)  # four zero bits
-    while True:
-        even = _square(odd)  # one zero byte at the first pass, then doubling
+    power = 0
+    while second_length:
         if second_length & 1:
-            first = _times(even, first)
+            first = _times(_zero_operator(power), first)
         second_length >>= 1
-        if not second_length:
-            break
-        odd = _square(even)
-        if second_length & 1:
-            first = _times(odd, first)
-        second_length >>= 1
-        if not second_length:
-            break
+        power += 1
     return first ^ second

@@ -111,15 +111,24 @@ class MetadataCache:
         """
         if not self.enabled:
             return
+        stats: set[str] = set()
+        walks: set[str] = set()
         for path in paths:
             parent = path.rpartition("/")[0] or "/"
-            for changed in (path, parent) if parents else (path,):
-                key = _key(location, changed)
-                self._stats.pop((key, False), None)
-                self._stats.pop((key, True), None)
-            self._walks.pop(_key(location, path), None)
-            for above in _ancestors(parent):  # every walk above lists the path
-                self._walks.pop(_key(location, above), None)
+            stats.add(path)
+            walks.add(path)
+            if parents:
+                stats.add(parent)
+            if parent not in walks:  # every walk above lists the path
+                walks.update(_ancestors(parent))
+        for changed in stats:
+            key = _key(location, changed)
+            for follow in (False, True):
+                if (key, follow) in self._stats:
+                    del self._stats[(key, follow)]
+        for changed in walks:
+            if _key(location, changed) in self._walks:
+                del self._walks[_key(location, changed)]
 
     def changed_tree(self, location: ExecutionLocation) -> None:
         """A tree of ``location`` was removed or moved: forget the whole location."""

@@ -13,11 +13,12 @@ from tests.ssh.conftest import OptionsFactory
 
 
 class TestSSHConformance(ConnectorConformance):
-    @pytest.fixture(params=["sha256", "none"])
+    @pytest.fixture(params=[("sha256", "openssh"), ("none", "asyncssh")], ids="-".join)
     async def harness(
         self, request: pytest.FixtureRequest, ssh_options: OptionsFactory, remote_dir: Path
     ) -> AsyncIterator[ConnectorHarness]:
-        connector = SSHConnector(ssh_options(verify=request.param))
+        verify, streams = request.param
+        connector = SSHConnector(ssh_options(verify=verify, streams=streams))
         root = remote_dir
         yield ConnectorHarness(connector, "ssh", connector.locations("ssh")[0], str(root))
         await connector.close()

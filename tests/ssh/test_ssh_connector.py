@@ -194,7 +194,7 @@ async def test_a_dropped_connection_is_reestablished(
 async def test_a_host_without_a_hash_tool_gets_a_clear_error(
     ssh_options: OptionsFactory, ssh_servers: list[SSHServer], remote_dir: Path
 ) -> None:
-    connector = SSHConnector(ssh_options(ssh_servers[:1]))
+    connector = SSHConnector(ssh_options(ssh_servers[:1], verify="sha256"))
     location = connector.locations("ssh")[0]
     pool = connector._pool(location)
     pool._tools = RemoteTools(umask=0o022, hash_command=None)  # as a host without the tools

@@ -6,5 +6,6 @@ options are :class:`SSHOptions`.
 
 from streamflow_data_ssh.connector import SSHConnector
 from streamflow_data_ssh.options import NodeOptions, SSHOptions
+from streamflow_data_ssh.pool import StreamCounts
 
-__all__ = ["NodeOptions", "SSHConnector", "SSHOptions"]
+__all__ = ["NodeOptions", "SSHConnector", "SSHOptions", "StreamCounts"]

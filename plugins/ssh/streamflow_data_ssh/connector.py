@@ -1,4 +1,5 @@
-"""The SSH connector: every node of a deployment is a location reached with asyncssh.
+"""The SSH connector: every node of a deployment is a location reached with asyncssh
+(and, for the bytes of big files, OpenSSH's ``ssh``: see :mod:`~streamflow_data_ssh.openssh`).
 
 The host needs a POSIX shell with GNU coreutils, find and tar (any Linux distribution),
 and for verified writes one of ``openssl``, ``sha256sum`` or ``shasum``. Metadata
@@ -10,6 +11,7 @@ operations are one remote command each; big files move through
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Self
 
@@ -37,7 +39,7 @@ from streamflow_data.model import Digest, ExecutionLocation, temporary_name
 from streamflow_data.validation import parse_options
 from streamflow_data_ssh.options import SSHOptions
 from streamflow_data_ssh.packing import pack_writes, read_archive, read_command, write_results
-from streamflow_data_ssh.pool import NodePool
+from streamflow_data_ssh.pool import NodePool, StreamCounts
 from streamflow_data_ssh.remote import (
     EXIT_DENIED,
     EXIT_EXISTS,
@@ -108,6 +110,11 @@ class SSHConnector(Connector):
         """Remote commands started on ``location`` so far (each at least one round trip):
         for diagnostics and benchmarks."""
         return self._pool(location).channels_opened
+
+    def streams_opened(self, location: ExecutionLocation) -> StreamCounts:
+        """The byte streams of big files carried to and from ``location`` so far, by SSH
+        client (see :attr:`SSHOptions.streams`): for diagnostics and benchmarks."""
+        return dataclasses.replace(self._pool(location).streams)
 
     async def _hash_command(self, pool: NodePool) -> str | None:
         if self.options.verify == "none":

@@ -4,6 +4,11 @@
 Readers and writers keep their channels (remote ``dd`` processes) open between blocks.
 A channel they are not using is *idle*: when every slot is taken, the oldest idle channel
 is closed to make room, so long-lived files never starve the rest of the node.
+
+Those long streams run on the node's OpenSSH master when there is one with room
+(:mod:`~streamflow_data_ssh.openssh`, option ``streams``), else on an asyncssh channel.
+With ``streams = "auto"``, a master that fails to start while asyncssh then connects is
+given up for the pool's lifetime, with a warning: ``ssh`` cannot use these settings.
 """
 
 from __future__ import annotations
@@ -19,10 +24,12 @@ import asyncssh
 
 from streamflow_data.errors import ConfigurationError, ConnectorError, LocationUnreachableError
 from streamflow_data.model import ExecutionLocation
+from streamflow_data_ssh.channels import AsyncsshStream, Stream
+from streamflow_data_ssh.openssh import OpenSSHMaster, find_ssh
 from streamflow_data_ssh.options import NodeOptions, SSHOptions
 from streamflow_data_ssh.remote import Completed, command_error, completed, in_c_locale, translate
 
-__all__ = ["NodePool", "RemoteTools"]
+__all__ = ["NodePool", "RemoteTools", "StreamCounts"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +39,9 @@ _HASH_TOOLS = {
     "shasum": "shasum -a 256 -b",
 }
 _PROBE = "umask; for t in openssl sha256sum shasum; do command -v $t >/dev/null && echo $t; done"
+_STREAMED_INPUT = 256 * 1024
+"""A command given at least this much input runs as a stream (on the OpenSSH master when
+there is one): a batch of small files is bytes first, round trips second."""
 Process = asyncssh.SSHClientProcess[bytes]
 Closer = Callable[[], Awaitable[None]]
 
@@ -43,6 +53,16 @@ class RemoteTools:
     umask: int
     hash_command: str | None
     """A command printing the SHA-256 of its input, or None when the host has none."""
+
+
+@dataclass(slots=True)
+class StreamCounts:
+    """The streams a node has carried so far, by client (for diagnostics and tests)."""
+
+    openssh: int = 0
+    asyncssh: int = 0
+    peak_openssh: int = 0
+    """The most streams open on the OpenSSH master at once."""
 
 
 @dataclass(slots=True, eq=False)
@@ -72,6 +92,9 @@ class NodePool:
         self._slots = _Slots(options.max_connections * options.max_sessions)
         self._tools: RemoteTools | None = None
         self._client: asyncssh.SSHClientConnectionOptions | None = None
+        self._master: OpenSSHMaster | None = None
+        self._master_wanted = options.streams != "asyncssh"
+        self.streams = StreamCounts()
         self._closed = False
         self.channels_opened = 0
         """Channels opened so far: each is one remote command, one round trip or more."""
@@ -178,6 +201,77 @@ class NodePool:
         finally:
             await self._release_slot()
 
+    @contextlib.asynccontextmanager
+    async def stream(self, command: str) -> AsyncIterator[Stream]:
+        """``command`` running on the node for the block, on the OpenSSH master when it has
+        room, else on an asyncssh channel; one channel slot held either way."""
+        await self._acquire_slot()
+        self.channels_opened += 1
+        try:
+            on_master = await self._on_master(in_c_locale(command))
+            if on_master is not None:
+                master, opened = on_master
+                try:
+                    yield opened
+                finally:
+                    master.sessions -= 1
+                return
+            chosen = await self._pick()
+            chosen.channels += 1
+            try:
+                process = await chosen.connection.create_process(
+                    in_c_locale(command), encoding=None
+                )
+                self.streams.asyncssh += 1
+                yield AsyncsshStream(process)
+            finally:
+                chosen.channels -= 1
+        finally:
+            await self._release_slot()
+
+    async def _on_master(self, command: str) -> tuple[OpenSSHMaster, Stream] | None:
+        """``command`` in a session of the master, or None for asyncssh: streams do not use
+        the master, or it is full (its own session is one of ``max_sessions``)."""
+        master = await self._openssh()
+        if master is None or master.sessions + 1 >= self.options.max_sessions:
+            return None
+        master.sessions += 1  # taken before the wait, so that others see it
+        try:
+            opened = await master.open(command)
+        except ConnectorError as exc:
+            master.sessions -= 1
+            if self.options.streams == "openssh":
+                raise
+            await self._pick()  # raises when asyncssh cannot reach the node either
+            logger.warning("%s: streams use asyncssh, ssh failed: %s", self.location, exc)
+            await self._drop_master()
+            return None
+        except BaseException:
+            master.sessions -= 1
+            raise
+        self.streams.openssh += 1
+        self.streams.peak_openssh = max(self.streams.peak_openssh, master.sessions)
+        return master, opened
+
+    async def _openssh(self) -> OpenSSHMaster | None:
+        """The node's OpenSSH master (not yet started), or None when streams use asyncssh."""
+        if self._master is None and self._master_wanted:
+            program = await asyncio.to_thread(find_ssh)
+            if self._master is not None:  # another stream made it meanwhile
+                return self._master
+            if program is None:
+                if self.options.streams == "openssh":
+                    raise ConfigurationError("streams = 'openssh' needs the ssh program on PATH")
+                self._master_wanted = False
+            else:
+                self._master = OpenSSHMaster(program, self.node, self.options, self.location)
+        return self._master
+
+    async def _drop_master(self) -> None:
+        master, self._master, self._master_wanted = self._master, None, False
+        if master is not None:
+            await master.close()
+
     # -- commands ---------------------------------------------------------------------------
 
     async def run(
@@ -190,6 +284,10 @@ class NodePool:
         attempt = 0
         while True:
             try:
+                if len(data) >= _STREAMED_INPUT:
+                    async with self.stream(command) as stream:
+                        await stream.send(data)
+                        return await stream.finish()
                 async with self.channel() as connection:
                     result = await connection.run(in_c_locale(command), input=data, encoding=None)
                 return completed(result)
@@ -224,6 +322,7 @@ class NodePool:
         async with self._connecting:
             self._closed = True
             connections, self._connections = self._connections, []
+        await self._drop_master()
         for connection in connections:
             connection.connection.close()
         for connection in connections:

@@ -1,11 +1,11 @@
-"""Big files over exec channels: ranged reads and writes as long-running remote ``dd``.
+"""Big files as byte streams: ranged reads and writes as long-running remote ``dd``.
 
 A *lane* is one remote ``dd`` positioned at an offset. A read or write at the offset where
-a lane stands continues it, so a file read or written in order costs one channel, and
+a lane stands continues it, so a file read or written in order costs one stream, and
 chunks moved in parallel each get their own lane. An idle lane may be closed by the pool
 to make room (see :mod:`streamflow_data_ssh.pool`); the next operation at its offset
-reopens it there. Blocks are written whole (one write and one drain), which is what makes
-asyncssh fast.
+reopens it there. Each lane's process is a :class:`~streamflow_data_ssh.channels.Stream`,
+on the OpenSSH master or an asyncssh channel, as the pool decides; blocks go to it whole.
 
 With ``verify = "sha256"`` each writing lane's bytes are hashed on the host as they arrive
 (``tee`` into the hash tool) and compared with the hash of what we sent; the file's size is
@@ -28,14 +28,13 @@ from streamflow_data.checksum import crc32c, crc32c_combine
 from streamflow_data.connectors.base import Reader, Writer
 from streamflow_data.errors import ChecksumMismatchError, ConnectorError
 from streamflow_data.model import Digest, ExecutionLocation, temporary_name
+from streamflow_data_ssh.channels import Stream
 from streamflow_data_ssh.pool import NodePool
 from streamflow_data_ssh.remote import (
     EXIT_EXISTS,
     EXIT_NOT_FOUND,
     Completed,
     command_error,
-    completed,
-    in_c_locale,
     metadata_commands,
     q,
     status_pipeline,
@@ -47,7 +46,6 @@ __all__ = ["SSHReader", "SSHWriter"]
 _BLOCK = "bs=1M status=none"
 _HASH_LINE = re.compile(rb"^([0-9a-f]{64})\b", re.MULTILINE)
 _STATUS_LINE = re.compile(rb"^dd=(\d+)$", re.MULTILINE)
-Process = asyncssh.SSHClientProcess[bytes]
 
 
 @dataclass(eq=False)
@@ -57,7 +55,7 @@ class _Lane:
     position: int
     """Where the next operation queued on this lane starts."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    process: Process | None = None
+    process: Stream | None = None
     pending: int = 0
     stack: contextlib.AsyncExitStack | None = None
 
@@ -93,11 +91,10 @@ class _Lanes:
             if lane.pending == 0:
                 await self.shut(lane)
 
-    async def start(self, lane: _Lane, command: str) -> Process:
+    async def start(self, lane: _Lane, command: str) -> Stream:
         stack = contextlib.AsyncExitStack()
         try:
-            connection = await stack.enter_async_context(self.pool.channel())
-            process = await connection.create_process(in_c_locale(command), encoding=None)
+            process = await stack.enter_async_context(self.pool.stream(command))
         except BaseException:
             await stack.aclose()
             raise
@@ -121,10 +118,6 @@ class _Lanes:
         for lane in self.lanes:
             async with lane.lock:
                 await self.shut(lane)
-
-
-async def _finish(process: Process) -> Completed:
-    return completed(await process.wait())
 
 
 class SSHReader(Reader):
@@ -160,15 +153,14 @@ class SSHReader(Reader):
                 process = await self._lanes.start(lane, f"dd if={q(self.path)} {_BLOCK}{skip}")
             got = 0
             while got < len(buffer):
-                data = await process.stdout.read(len(buffer) - got)
-                if not data:
-                    result = await _finish(process)
+                count = await process.receive_into(buffer[got:])
+                if not count:
+                    result = await process.finish()
                     await self._lanes.shut(lane)
                     if result.status != 0:
                         raise command_error(result, location, self.path, "dd")
                     break
-                buffer[got : got + len(data)] = data
-                got += len(data)
+                got += count
             return got
         except (asyncssh.Error, OSError) as exc:
             await self._lanes.shut(lane)
@@ -176,9 +168,7 @@ class SSHReader(Reader):
 
     async def _stop(self, lane: _Lane) -> None:
         assert lane.process is not None
-        lane.process.close()
-        with contextlib.suppress(asyncssh.Error, OSError):
-            await lane.process.wait_closed()
+        await lane.process.stop()
 
     async def close(self) -> None:
         await self._lanes.shut_all()
@@ -237,7 +227,7 @@ class SSHWriter(Writer):
     async def write(self, offset: int, data: bytes | memoryview) -> None:
         if not len(data):
             return
-        payload = bytes(data)  # asyncssh keeps what it has not sent yet: never a pool buffer
+        payload = memoryview(data)
         lane = self._lanes.reserve(offset, len(payload))
         try:
             async with lane.lock:
@@ -245,7 +235,7 @@ class SSHWriter(Writer):
         finally:
             await self._lanes.done(lane)
 
-    async def _send(self, lane: _Lane, offset: int, payload: bytes) -> None:
+    async def _send(self, lane: _Lane, offset: int, payload: memoryview) -> None:
         location = self.location
         if self._error is not None:
             raise self._error
@@ -257,13 +247,12 @@ class SSHWriter(Writer):
                 run = self._runs[lane] = _Run(offset, offset)
             hashed = run.sha256 if self._hash_command is not None else None
             checksum = await asyncio.to_thread(_hash_piece, hashed, payload)
-            process.stdin.write(payload)
-            await process.stdin.drain()
+            await process.send(payload)
         except (asyncssh.Error, OSError) as exc:
             error = translate(exc, location, self.path)
             if process is not None:  # the host may say why (a full disk) before it hung up
                 with contextlib.suppress(asyncssh.Error, OSError):
-                    result = await asyncio.wait_for(_finish(process), 5)
+                    result = await asyncio.wait_for(process.finish(), 5)
                     if result.stderr:
                         error = command_error(result, location, self.path, "dd")
             await self._lanes.shut(lane)
@@ -281,8 +270,7 @@ class SSHWriter(Writer):
         run = self._runs.pop(lane, None)
         assert process is not None
         try:
-            process.stdin.write_eof()
-            result = await _finish(process)
+            result = await process.finish()
         except (asyncssh.Error, OSError) as exc:
             self._error = self._error or translate(exc, self.location, self.path)
             return
@@ -357,7 +345,7 @@ class SSHWriter(Writer):
             await self.pool.check(f"rm -f -- {q(self.written)}", self.path)
 
 
-def _hash_piece(sha256: hashlib._Hash | None, payload: bytes) -> int:
+def _hash_piece(sha256: hashlib._Hash | None, payload: memoryview) -> int:
     """Feed the run's hash and return the CRC32C of ``payload`` (off the event loop)."""
     if sha256 is not None:
         sha256.update(payload)

@@ -1,0 +1,146 @@
+"""One remote process carrying a long byte stream, whichever SSH client runs it.
+
+A lane of :mod:`~streamflow_data_ssh.streams` (a remote ``dd``) needs four things of its
+process: send bytes to it, receive bytes from it, end it and hear how it ended, or stop it.
+:class:`Stream` is that contract; :class:`AsyncsshStream` runs it on an asyncssh channel
+and :class:`OpenSSHStream` on a session of the OpenSSH client
+(:mod:`~streamflow_data_ssh.openssh`). Failures of either come out as ``OSError`` or
+``asyncssh.Error``, which :func:`~streamflow_data_ssh.remote.translate` turns into ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from typing import Literal, Protocol
+
+import asyncssh
+
+from streamflow_data_ssh.remote import Completed, completed
+
+__all__ = ["SSH_FAILED", "AsyncsshStream", "OpenSSHStream", "Stream"]
+
+SSH_FAILED = 255
+"""The exit status the ``ssh`` program reports for its own failures (a lost connection)."""
+
+
+class Stream(Protocol):
+    """A remote process with its standard input and output as byte streams."""
+
+    async def send(self, data: bytes | memoryview) -> None:
+        """Write ``data`` to the process, waiting while the transport is full; ``data``
+        may be reused once this returns."""
+
+    async def receive_into(self, buffer: memoryview) -> int:
+        """Read the process's output into ``buffer``: the count, 0 at its end."""
+
+    async def finish(self) -> Completed:
+        """End the process's input and wait for it: its status and remaining output."""
+
+    async def stop(self) -> None:
+        """End the process without waiting for its output."""
+
+
+class AsyncsshStream:
+    """A :class:`Stream` on an asyncssh channel."""
+
+    def __init__(self, process: asyncssh.SSHClientProcess[bytes]) -> None:
+        self._process = process
+
+    async def send(self, data: bytes | memoryview) -> None:
+        self._process.stdin.write(bytes(data))  # asyncssh keeps what it has not sent yet
+        await self._process.stdin.drain()
+
+    async def receive_into(self, buffer: memoryview) -> int:
+        data = await self._process.stdout.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    async def finish(self) -> Completed:
+        with contextlib.suppress(asyncssh.Error, OSError):  # the host may have ended it
+            self._process.stdin.write_eof()
+        return completed(await self._process.wait())
+
+    async def stop(self) -> None:
+        self._process.close()
+        with contextlib.suppress(asyncssh.Error, OSError):
+            await self._process.wait_closed()
+
+
+class OpenSSHStream:
+    """A :class:`Stream` on a local ``ssh`` process (a session of the node's master).
+
+    Its input and output are non-blocking pipes of our own, written from and read into
+    the caller's buffers when the loop says they are ready: no copy on the way, and
+    :meth:`stop` can close them (the master holds their other ends: ssh hands them over).
+    """
+
+    def __init__(self, process: asyncio.subprocess.Process, input: int, output: int) -> None:
+        self._process = process
+        self._input: int | None = input
+        self._output: int | None = output
+
+    async def send(self, data: bytes | memoryview) -> None:
+        view = memoryview(data).cast("B")
+        while view:
+            if self._input is None:
+                raise BrokenPipeError("the stream's input is closed")
+            try:
+                view = view[os.write(self._input, view) :]
+            except BlockingIOError:
+                await _ready(self._input, writing=True)
+
+    async def receive_into(self, buffer: memoryview) -> int:
+        while True:
+            if self._output is None:
+                raise BrokenPipeError("the stream's output is closed")
+            try:
+                return os.readv(self._output, [buffer])
+            except BlockingIOError:
+                await _ready(self._output, writing=False)
+
+    async def finish(self) -> Completed:
+        self._close("_input")
+        try:
+            rest = bytearray()
+            chunk = memoryview(bytearray(64 * 1024))
+            while count := await self.receive_into(chunk):
+                rest += chunk[:count]
+            _, stderr = await self._process.communicate()
+        finally:
+            self._close("_output")
+        status = self._process.returncode
+        message = stderr.decode(errors="replace")
+        if status == SSH_FAILED:
+            raise ConnectionAbortedError(f"ssh: {message.strip() or 'the connection failed'}")
+        return Completed(status if status is not None else SSH_FAILED, bytes(rest), message)
+
+    async def stop(self) -> None:
+        """Close our ends first: the master's next write to the output fails, and it ends
+        the session; it would otherwise wait for the output to be read."""
+        self._close("_output")
+        self._close("_input")
+        if self._process.returncode is None:
+            self._process.kill()
+        await self._process.wait()
+
+    def _close(self, end: Literal["_input", "_output"]) -> None:
+        fd = getattr(self, end)
+        if fd is not None:
+            setattr(self, end, None)
+            os.close(fd)
+
+
+async def _ready(fd: int, *, writing: bool) -> None:
+    """Wait until the loop says ``fd`` can be written (or read) without blocking."""
+    loop = asyncio.get_running_loop()
+    ready = loop.create_future()
+    watch, unwatch = (
+        (loop.add_writer, loop.remove_writer) if writing else (loop.add_reader, loop.remove_reader)
+    )
+    watch(fd, ready.set_result, None)
+    try:
+        await ready
+    finally:
+        unwatch(fd)

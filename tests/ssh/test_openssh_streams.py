@@ -1,0 +1,210 @@
+"""Byte streams through the OpenSSH client's master connection, and the fall-back to asyncssh."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from streamflow_data_ssh import SSHConnector
+
+from streamflow_data import (
+    ConfigurationError,
+    DefaultDataManager,
+    ExecutionLocation,
+    LocalConnector,
+    LocationUnreachableError,
+    TransferError,
+    TransferSettings,
+)
+from tests.ssh.conftest import OptionsFactory
+from tests.ssh.sshd import SSHServer
+
+LOCAL = ExecutionLocation("local", "localhost", local=True)
+SMALL_CHUNKS = TransferSettings(chunk_size=1 << 20, block_size=256 << 10, block_count=16)
+
+
+def masters(port: int) -> list[int]:
+    """PIDs of OpenSSH master processes connected to ``port``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                argv = cmdline.read().split(b"\0")
+        except OSError:
+            continue
+        if b"ControlMaster=yes" in argv and str(port).encode() in argv:
+            found.append(int(entry))
+    return found
+
+
+@pytest.fixture
+def fake_ssh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An ``ssh`` first on PATH that fails as OpenSSH does when it cannot connect."""
+    directory = tmp_path / "bin"
+    directory.mkdir()
+    program = directory / "ssh"
+    program.write_text("#!/bin/sh\necho 'ssh: cannot connect: broken client' >&2\nexit 255\n")
+    program.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{directory}:{os.environ['PATH']}")
+    return program
+
+
+async def _manager(connector: SSHConnector) -> DefaultDataManager:
+    return DefaultDataManager({"local": LocalConnector(), "ssh": connector}, settings=SMALL_CHUNKS)
+
+
+async def _round_trip(
+    manager: DefaultDataManager, host: ExecutionLocation, remote_dir: Path, tmp_path: Path
+) -> None:
+    blob = tmp_path / "blob"
+    await asyncio.to_thread(blob.write_bytes, os.urandom(5 * (1 << 20) + 321))
+    manager.register_path(LOCAL, str(blob))
+    await manager.transfer_data(LOCAL, str(blob), [host], str(remote_dir / "blob"))
+    back = tmp_path / "back"
+    await manager.transfer_data(host, str(remote_dir / "blob"), [LOCAL], str(back))
+    assert await asyncio.to_thread(back.read_bytes) == await asyncio.to_thread(blob.read_bytes)
+
+
+@pytest.fixture
+async def openssh(
+    ssh_options: OptionsFactory, ssh_servers: list[SSHServer]
+) -> AsyncIterator[SSHConnector]:
+    connector = SSHConnector(ssh_options(ssh_servers[:1], streams="openssh", max_sessions=3))
+    yield connector
+    await connector.close()
+
+
+async def test_big_files_stream_through_one_master_within_the_session_limit(
+    openssh: SSHConnector, ssh_servers: list[SSHServer], remote_dir: Path, tmp_path: Path
+) -> None:
+    [host] = openssh.locations("ssh")
+    manager = await _manager(openssh)
+    await _round_trip(manager, host, remote_dir, tmp_path)
+    counts = openssh.streams_opened(host)
+    assert counts.openssh >= 2 and counts.asyncssh > 0  # parallel chunks overflow to asyncssh
+    assert counts.peak_openssh == 2  # max_sessions 3, one of them the master's own
+    assert len(await asyncio.to_thread(masters, ssh_servers[0].port)) == 1
+    await manager.close()
+    assert await asyncio.to_thread(masters, ssh_servers[0].port) == []
+
+
+async def test_a_killed_master_is_started_again(
+    openssh: SSHConnector, ssh_servers: list[SSHServer], remote_dir: Path, tmp_path: Path
+) -> None:
+    [host] = openssh.locations("ssh")
+    await openssh.write_file(host, str(remote_dir / "warm"), os.urandom(300_000))  # streamed
+    [first] = await asyncio.to_thread(masters, ssh_servers[0].port)
+    os.kill(first, 9)
+    manager = await _manager(openssh)
+    try:
+        await _round_trip(manager, host, remote_dir, tmp_path)
+        assert (await asyncio.to_thread(masters, ssh_servers[0].port)) not in ([], [first])
+    finally:
+        await manager.close()
+
+
+async def test_auto_falls_back_to_asyncssh_when_ssh_cannot_connect(
+    fake_ssh: Path,
+    ssh_options: OptionsFactory,
+    ssh_servers: list[SSHServer],
+    remote_dir: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    connector = SSHConnector(ssh_options(ssh_servers[:1]))
+    [host] = connector.locations("ssh")
+    manager = await _manager(connector)
+    try:
+        await _round_trip(manager, host, remote_dir, tmp_path)
+        counts = connector.streams_opened(host)
+        assert counts.openssh == 0 and counts.asyncssh >= 2
+        assert "streams use asyncssh, ssh failed" in caplog.text
+        assert "broken client" in caplog.text
+    finally:
+        await manager.close()
+
+
+async def test_openssh_streams_report_why_ssh_failed(
+    fake_ssh: Path,
+    ssh_options: OptionsFactory,
+    ssh_servers: list[SSHServer],
+    remote_dir: Path,
+    tmp_path: Path,
+) -> None:
+    connector = SSHConnector(ssh_options(ssh_servers[:1], streams="openssh", retries=0))
+    [host] = connector.locations("ssh")
+    manager = await _manager(connector)
+    blob = tmp_path / "blob"
+    await asyncio.to_thread(blob.write_bytes, os.urandom(2 << 20))
+    manager.register_path(LOCAL, str(blob))
+    try:
+        with pytest.raises(TransferError) as caught:
+            await manager.transfer_data(LOCAL, str(blob), [host], str(remote_dir / "never"))
+        cause = caught.value.failures[0].cause
+        assert isinstance(cause, LocationUnreachableError)
+        assert "broken client" in str(cause)
+        assert not (remote_dir / "never").exists()
+    finally:
+        await manager.close()
+
+
+async def test_openssh_streams_need_the_ssh_program(
+    ssh_options: OptionsFactory,
+    ssh_servers: list[SSHServer],
+    remote_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    connector = SSHConnector(ssh_options(ssh_servers[:1], streams="openssh"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    [host] = connector.locations("ssh")
+    try:
+        with pytest.raises(ConfigurationError, match="needs the ssh program"):
+            await connector.write_file(host, str(remote_dir / "f"), os.urandom(300_000))
+    finally:
+        await connector.close()
+
+
+_ABANDON = """
+import asyncio, json, os, sys
+from streamflow_data_ssh import SSHConnector, SSHOptions
+
+async def main():
+    options = SSHOptions.model_validate(json.loads(sys.argv[1]))
+    connector = SSHConnector(options)
+    [host] = connector.locations("ssh")
+    await connector.write_file(host, sys.argv[2], os.urandom(300_000))
+    print("written", flush=True)
+    os._exit(0)  # no close(): the master is left behind
+
+asyncio.run(main())
+"""
+
+
+async def test_a_master_left_by_a_dead_process_exits(
+    ssh_options: OptionsFactory, ssh_servers: list[SSHServer], remote_dir: Path
+) -> None:
+    port = ssh_servers[0].port
+    options = ssh_options(ssh_servers[:1], streams="openssh").model_dump_json()
+    child = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", _ABANDON, options, str(remote_dir / "f")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert child.stdout.strip() == "written", child.stderr
+    for _ in range(100):  # at most 10 s
+        if not await asyncio.to_thread(masters, port):
+            break
+        await asyncio.sleep(0.1)
+    assert await asyncio.to_thread(masters, port) == []
+    assert json.loads(options)["streams"] == "openssh"
