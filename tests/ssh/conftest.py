@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from streamflow_data_ssh import SSHConnector, SSHOptions
 
-from streamflow_data import ExecutionLocation
+from streamflow_data import ExecutionLocation, TransferSettings
 from tests.ssh.sshd import (
     SSHServer,
     client_key,
@@ -21,6 +21,9 @@ from tests.ssh.sshd import (
 )
 
 OptionsFactory = Callable[..., SSHOptions]
+LOCAL = ExecutionLocation("local", "localhost", local=True)
+SMALL_CHUNKS = TransferSettings(chunk_size=1 << 20, block_size=256 << 10, block_count=16)
+"""Chunks of 1 MiB: a few MiB make several chunks, in parallel lanes."""
 
 
 @pytest.fixture(scope="session")

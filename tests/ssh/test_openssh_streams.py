@@ -20,13 +20,9 @@ from streamflow_data import (
     LocalConnector,
     LocationUnreachableError,
     TransferError,
-    TransferSettings,
 )
-from tests.ssh.conftest import OptionsFactory
+from tests.ssh.conftest import LOCAL, SMALL_CHUNKS, OptionsFactory
 from tests.ssh.sshd import SSHServer
-
-LOCAL = ExecutionLocation("local", "localhost", local=True)
-SMALL_CHUNKS = TransferSettings(chunk_size=1 << 20, block_size=256 << 10, block_count=16)
 
 
 def masters(port: int) -> list[int]:

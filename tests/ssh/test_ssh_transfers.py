@@ -20,14 +20,10 @@ from streamflow_data import (
     StorageFullError,
     TransferError,
     TransferProgress,
-    TransferSettings,
 )
 from tests.helpers import TREE_BYTES, make_tree, snapshot
-from tests.ssh.conftest import OptionsFactory
+from tests.ssh.conftest import LOCAL, SMALL_CHUNKS, OptionsFactory
 from tests.ssh.sshd import SSHServer, login_user, owned_directory
-
-LOCAL = ExecutionLocation("local", "localhost", local=True)
-SMALL_CHUNKS = TransferSettings(chunk_size=1 << 20, block_size=256 << 10, block_count=16)
 
 
 @pytest.fixture
