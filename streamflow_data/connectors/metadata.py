@@ -127,8 +127,9 @@ class MetadataCache:
                 if (key, follow) in self._stats:
                     del self._stats[(key, follow)]
         for changed in walks:
-            if _key(location, changed) in self._walks:
-                del self._walks[_key(location, changed)]
+            walk_key = _key(location, changed)
+            if walk_key in self._walks:
+                del self._walks[walk_key]
 
     def changed_tree(self, location: ExecutionLocation) -> None:
         """A tree of ``location`` was removed or moved: forget the whole location."""

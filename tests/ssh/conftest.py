@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -10,7 +12,7 @@ from pathlib import Path
 import pytest
 from streamflow_data_ssh import SSHConnector, SSHOptions
 
-from streamflow_data import ExecutionLocation, TransferSettings
+from streamflow_data import DefaultDataManager, ExecutionLocation, TransferSettings
 from tests.ssh.sshd import (
     SSHServer,
     client_key,
@@ -24,6 +26,23 @@ OptionsFactory = Callable[..., SSHOptions]
 LOCAL = ExecutionLocation("local", "localhost", local=True)
 SMALL_CHUNKS = TransferSettings(chunk_size=1 << 20, block_size=256 << 10, block_count=16)
 """Chunks of 1 MiB: a few MiB make several chunks, in parallel lanes."""
+
+
+async def round_trip(
+    manager: DefaultDataManager,
+    host: ExecutionLocation,
+    remote_dir: Path,
+    tmp_path: Path,
+    size: int,
+) -> None:
+    """Copy ``size`` random bytes to ``host`` and back; the copy back must be identical."""
+    blob = tmp_path / "blob"
+    await asyncio.to_thread(blob.write_bytes, os.urandom(size))
+    manager.register_path(LOCAL, str(blob))
+    await manager.transfer_data(LOCAL, str(blob), [host], str(remote_dir / "blob"))
+    back = tmp_path / "back"
+    await manager.transfer_data(host, str(remote_dir / "blob"), [LOCAL], str(back))
+    assert await asyncio.to_thread(back.read_bytes) == await asyncio.to_thread(blob.read_bytes)
 
 
 @pytest.fixture(scope="session")

@@ -16,13 +16,15 @@ from streamflow_data_ssh import SSHConnector
 from streamflow_data import (
     ConfigurationError,
     DefaultDataManager,
-    ExecutionLocation,
     LocalConnector,
     LocationUnreachableError,
     TransferError,
 )
-from tests.ssh.conftest import LOCAL, SMALL_CHUNKS, OptionsFactory
+from tests.ssh.conftest import LOCAL, SMALL_CHUNKS, OptionsFactory, round_trip
 from tests.ssh.sshd import SSHServer
+
+_SIZE = 5 * (1 << 20) + 321
+"""Five chunks and a bit: parallel lanes, more than the master has room for."""
 
 
 def masters(port: int) -> list[int]:
@@ -57,18 +59,6 @@ async def _manager(connector: SSHConnector) -> DefaultDataManager:
     return DefaultDataManager({"local": LocalConnector(), "ssh": connector}, settings=SMALL_CHUNKS)
 
 
-async def _round_trip(
-    manager: DefaultDataManager, host: ExecutionLocation, remote_dir: Path, tmp_path: Path
-) -> None:
-    blob = tmp_path / "blob"
-    await asyncio.to_thread(blob.write_bytes, os.urandom(5 * (1 << 20) + 321))
-    manager.register_path(LOCAL, str(blob))
-    await manager.transfer_data(LOCAL, str(blob), [host], str(remote_dir / "blob"))
-    back = tmp_path / "back"
-    await manager.transfer_data(host, str(remote_dir / "blob"), [LOCAL], str(back))
-    assert await asyncio.to_thread(back.read_bytes) == await asyncio.to_thread(blob.read_bytes)
-
-
 @pytest.fixture
 async def openssh(
     ssh_options: OptionsFactory, ssh_servers: list[SSHServer]
@@ -83,7 +73,7 @@ async def test_big_files_stream_through_one_master_within_the_session_limit(
 ) -> None:
     [host] = openssh.locations("ssh")
     manager = await _manager(openssh)
-    await _round_trip(manager, host, remote_dir, tmp_path)
+    await round_trip(manager, host, remote_dir, tmp_path, _SIZE)
     counts = openssh.streams_opened(host)
     assert counts.openssh >= 2 and counts.asyncssh > 0  # parallel chunks overflow to asyncssh
     assert counts.peak_openssh == 2  # max_sessions 3, one of them the master's own
@@ -101,7 +91,7 @@ async def test_a_killed_master_is_started_again(
     os.kill(first, 9)
     manager = await _manager(openssh)
     try:
-        await _round_trip(manager, host, remote_dir, tmp_path)
+        await round_trip(manager, host, remote_dir, tmp_path, _SIZE)
         assert (await asyncio.to_thread(masters, ssh_servers[0].port)) not in ([], [first])
     finally:
         await manager.close()
@@ -119,7 +109,7 @@ async def test_auto_falls_back_to_asyncssh_when_ssh_cannot_connect(
     [host] = connector.locations("ssh")
     manager = await _manager(connector)
     try:
-        await _round_trip(manager, host, remote_dir, tmp_path)
+        await round_trip(manager, host, remote_dir, tmp_path, _SIZE)
         counts = connector.streams_opened(host)
         assert counts.openssh == 0 and counts.asyncssh >= 2
         assert "streams use asyncssh, ssh failed" in caplog.text

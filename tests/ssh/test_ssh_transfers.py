@@ -22,7 +22,7 @@ from streamflow_data import (
     TransferProgress,
 )
 from tests.helpers import TREE_BYTES, make_tree, snapshot
-from tests.ssh.conftest import LOCAL, SMALL_CHUNKS, OptionsFactory
+from tests.ssh.conftest import LOCAL, SMALL_CHUNKS, OptionsFactory, round_trip
 from tests.ssh.sshd import SSHServer, login_user, owned_directory
 
 
@@ -95,12 +95,7 @@ async def test_remote_to_remote_same_host_copies_there_other_hosts_stream(
 async def test_big_files_move_in_parallel_chunks_both_ways(
     manager: DefaultDataManager, host_a: ExecutionLocation, remote_dir: Path, tmp_path: Path
 ) -> None:
-    blob = tmp_path / "blob"
-    await asyncio.to_thread(blob.write_bytes, os.urandom(9 * (1 << 20) + 12345))
-    manager.register_path(LOCAL, str(blob))
-    await manager.transfer_data(LOCAL, str(blob), [host_a], str(remote_dir / "blob"))
-    await manager.transfer_data(host_a, str(remote_dir / "blob"), [LOCAL], str(tmp_path / "back"))
-    assert (tmp_path / "back").read_bytes() == blob.read_bytes()
+    await round_trip(manager, host_a, remote_dir, tmp_path, 9 * (1 << 20) + 12345)
 
 
 @pytest.fixture
@@ -128,13 +123,18 @@ async def test_a_full_remote_disk_is_reported_and_leaves_nothing(
         assert not manager.get_data_locations(str(full_disk / name), deployment="ssh")
 
 
+@pytest.mark.parametrize("streams", ["openssh", "asyncssh"])
 async def test_killing_the_server_mid_transfer_fails_cleanly(
-    ssh_options: OptionsFactory, ssh_servers: list[SSHServer], remote_dir: Path, tmp_path: Path
+    ssh_options: OptionsFactory,
+    ssh_servers: list[SSHServer],
+    remote_dir: Path,
+    tmp_path: Path,
+    streams: str,
 ) -> None:
     server = ssh_servers[1]
     blob = tmp_path / "blob"
     await asyncio.to_thread(blob.write_bytes, os.urandom(48 << 20))
-    connector = SSHConnector(ssh_options([server], retries=1, retry_delay=0.05))
+    connector = SSHConnector(ssh_options([server], retries=1, retry_delay=0.05, streams=streams))
     host = connector.locations("ssh")[0]
     killed = asyncio.Event()
     killing: list[asyncio.Task[None]] = []

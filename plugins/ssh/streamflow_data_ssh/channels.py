@@ -58,8 +58,7 @@ class AsyncsshStream:
         return len(data)
 
     async def finish(self) -> Completed:
-        with contextlib.suppress(asyncssh.Error, OSError):  # the host may have ended it
-            self._process.stdin.write_eof()
+        self._process.stdin.write_eof()  # nothing to do on a channel the host closed
         return completed(await self._process.wait())
 
     async def stop(self) -> None:

@@ -53,7 +53,8 @@ class OpenSSHMaster:
     ) -> None:
         self.location = location
         self.sessions = 0
-        """Streams open on the master now (at most ``max_sessions``, as sshd allows)."""
+        """Streams open on the master now: with its own session, at most ``max_sessions``
+        (the pool keeps to that, as sshd's ``MaxSessions`` requires)."""
         self._program = program
         self._node = node
         self._options = options

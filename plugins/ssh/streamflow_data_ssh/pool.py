@@ -187,27 +187,36 @@ class NodePool:
         self._slots.idle.pop(key, None)
 
     @contextlib.asynccontextmanager
-    async def channel(self) -> AsyncIterator[asyncssh.SSHClientConnection]:
-        """A connection with one channel slot held for the block."""
+    async def _slot(self) -> AsyncIterator[None]:
+        """One channel slot of the node, held for the block."""
         await self._acquire_slot()
         self.channels_opened += 1
         try:
-            chosen = await self._pick()
-            chosen.channels += 1
-            try:
-                yield chosen.connection
-            finally:
-                chosen.channels -= 1
+            yield
         finally:
             await self._release_slot()
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncssh.SSHClientConnection]:
+        """The asyncssh connection that carries one more channel for the block."""
+        chosen = await self._pick()
+        chosen.channels += 1
+        try:
+            yield chosen.connection
+        finally:
+            chosen.channels -= 1
+
+    @contextlib.asynccontextmanager
+    async def channel(self) -> AsyncIterator[asyncssh.SSHClientConnection]:
+        """A connection with one channel slot held for the block."""
+        async with self._slot(), self._connection() as connection:
+            yield connection
 
     @contextlib.asynccontextmanager
     async def stream(self, command: str) -> AsyncIterator[Stream]:
         """``command`` running on the node for the block, on the OpenSSH master when it has
         room, else on an asyncssh channel; one channel slot held either way."""
-        await self._acquire_slot()
-        self.channels_opened += 1
-        try:
+        async with self._slot():
             on_master = await self._on_master(in_c_locale(command))
             if on_master is not None:
                 master, opened = on_master
@@ -216,18 +225,10 @@ class NodePool:
                 finally:
                     master.sessions -= 1
                 return
-            chosen = await self._pick()
-            chosen.channels += 1
-            try:
-                process = await chosen.connection.create_process(
-                    in_c_locale(command), encoding=None
-                )
+            async with self._connection() as connection:
+                process = await connection.create_process(in_c_locale(command), encoding=None)
                 self.streams.asyncssh += 1
                 yield AsyncsshStream(process)
-            finally:
-                chosen.channels -= 1
-        finally:
-            await self._release_slot()
 
     async def _on_master(self, command: str) -> tuple[OpenSSHMaster, Stream] | None:
         """``command`` in a session of the master, or None for asyncssh: streams do not use
