@@ -201,8 +201,19 @@ def _write_whole(
 
 
 def _read_whole(path: str) -> bytes:
-    with open(path, "rb") as file:
-        return file.read()
+    """A file's bytes, read without a buffered file object (that doubled the cost of each
+    small file of a batch)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = os.read(fd, 64 * 1024)
+        if not data or not (more := os.read(fd, 1 << 20)):
+            return data
+        parts = [data, more]
+        while chunk := os.read(fd, 1 << 20):
+            parts.append(chunk)
+        return b"".join(parts)
+    finally:
+        os.close(fd)
 
 
 def _copy_contents(src_fd: int, dst_fd: int, size: int | None) -> int:

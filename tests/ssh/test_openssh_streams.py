@@ -82,6 +82,24 @@ async def test_big_files_stream_through_one_master_within_the_session_limit(
     assert await asyncio.to_thread(masters, ssh_servers[0].port) == []
 
 
+async def test_idle_streams_on_the_master_make_room_before_asyncssh_is_used(
+    openssh: SSHConnector, remote_dir: Path
+) -> None:
+    """A write where no stream stands needs a new one; with the master full of idle
+    streams, one of them is closed for it instead of the bytes going through asyncssh."""
+    [host] = openssh.locations("ssh")
+    mib = 1 << 20
+    data = os.urandom(4 * mib)
+    path = remote_dir / "tiled"
+    async with await openssh.open_writer(host, str(path)) as writer:
+        for start in (1, 3, 0, 2):  # the first two fill the master; each later one evicts
+            await writer.write(start * mib, data[start * mib : (start + 1) * mib])
+        await writer.commit()
+    counts = openssh.streams_opened(host)
+    assert (counts.openssh, counts.asyncssh, counts.peak_openssh) == (4, 0, 2)
+    assert await asyncio.to_thread(path.read_bytes) == data
+
+
 async def test_a_killed_master_is_started_again(
     openssh: SSHConnector, ssh_servers: list[SSHServer], remote_dir: Path, tmp_path: Path
 ) -> None:

@@ -20,6 +20,7 @@ from streamflow_data import (
     ConfigurationError,
     ExecutionLocation,
     LocationUnreachableError,
+    MetadataItem,
     PathNotFoundError,
     PermissionDeniedError,
     UnsupportedOperationError,
@@ -149,6 +150,23 @@ async def test_directories_get_the_users_umask_never_world_writable(
     for path in (remote_dir / "a", remote_dir / "a" / "b", remote_dir / "c"):
         assert not (await asyncio.to_thread(os.stat, path)).st_mode & 0o002
     assert not (await asyncio.to_thread(os.stat, remote_dir / "a" / "f")).st_mode & 0o022
+
+
+async def test_metadata_of_more_directories_than_one_command_line_holds(
+    ssh: SSHConnector, host_a: ExecutionLocation, remote_dir: Path
+) -> None:
+    """2,000 long names make a script over the 128 KiB a host takes in one argument."""
+    names = [str(remote_dir / f"{index:04d}-{'n' * 80}") for index in range(2000)]
+    await ssh.make_directories(host_a, names)
+    items = [
+        MetadataItem(name, mode=0o750 if index % 3 else 0o700, mtime_ns=index * 1_000_000_007)
+        for index, name in enumerate(names)
+    ]
+    await ssh.apply_metadata(host_a, items)
+    stats = await asyncio.to_thread(lambda: [os.stat(name) for name in names])
+    assert [(s.st_mode & 0o7777, s.st_mtime_ns) for s in stats] == [
+        (item.mode, item.mtime_ns) for item in items
+    ]
 
 
 async def test_the_pool_never_exceeds_its_session_limit(

@@ -13,14 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Sequence
 from typing import Literal, Protocol
 
 import asyncssh
 
-from streamflow_data_ssh.remote import Completed, completed
+from streamflow_data_ssh.remote import Buffer, Completed, completed
 
 __all__ = ["SSH_FAILED", "AsyncsshStream", "OpenSSHStream", "Stream"]
 
+_IOV_MAX = os.sysconf("SC_IOV_MAX")
 SSH_FAILED = 255
 """The exit status the ``ssh`` program reports for its own failures (a lost connection)."""
 
@@ -28,9 +30,12 @@ SSH_FAILED = 255
 class Stream(Protocol):
     """A remote process with its standard input and output as byte streams."""
 
-    async def send(self, data: bytes | memoryview) -> None:
+    async def send(self, data: Buffer) -> None:
         """Write ``data`` to the process, waiting while the transport is full; ``data``
         may be reused once this returns."""
+
+    async def send_pieces(self, pieces: Sequence[Buffer]) -> None:
+        """:meth:`send` each of ``pieces`` in turn, in as few writes as the client allows."""
 
     async def receive_into(self, buffer: memoryview) -> int:
         """Read the process's output into ``buffer``: the count, 0 at its end."""
@@ -48,8 +53,12 @@ class AsyncsshStream:
     def __init__(self, process: asyncssh.SSHClientProcess[bytes]) -> None:
         self._process = process
 
-    async def send(self, data: bytes | memoryview) -> None:
-        self._process.stdin.write(bytes(data))  # asyncssh keeps what it has not sent yet
+    async def send(self, data: Buffer) -> None:
+        await self.send_pieces([data])
+
+    async def send_pieces(self, pieces: Sequence[Buffer]) -> None:
+        for piece in pieces:  # asyncssh keeps what it has not sent yet: no views of ours
+            self._process.stdin.write(bytes(piece))
         await self._process.stdin.drain()
 
     async def receive_into(self, buffer: memoryview) -> int:
@@ -80,15 +89,25 @@ class OpenSSHStream:
         self._input: int | None = input
         self._output: int | None = output
 
-    async def send(self, data: bytes | memoryview) -> None:
-        view = memoryview(data).cast("B")
-        while view:
+    async def send(self, data: Buffer) -> None:
+        await self.send_pieces([data])
+
+    async def send_pieces(self, pieces: Sequence[Buffer]) -> None:
+        views = [view for piece in pieces if (view := memoryview(piece).cast("B"))]
+        start = 0
+        while start < len(views):
             if self._input is None:
                 raise BrokenPipeError("the stream's input is closed")
             try:
-                view = view[os.write(self._input, view) :]
+                written = os.writev(self._input, views[start : start + _IOV_MAX])
             except BlockingIOError:
                 await _ready(self._input, writing=True)
+                continue
+            while written and written >= len(views[start]):
+                written -= len(views[start])
+                start += 1
+            if written:
+                views[start] = views[start][written:]
 
     async def receive_into(self, buffer: memoryview) -> int:
         while True:

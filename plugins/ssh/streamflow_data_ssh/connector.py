@@ -49,6 +49,7 @@ from streamflow_data_ssh.remote import (
     Completed,
     command_error,
     metadata_commands,
+    metadata_script,
     path_list,
     q,
 )
@@ -315,10 +316,13 @@ class SSHConnector(Connector):
         self, location: ExecutionLocation, items: Sequence[MetadataItem]
     ) -> None:
         """One script for all of ``items``."""
-        commands = [c for i in items for c in metadata_commands(i.path, i.mode, i.mtime_ns)]
-        if commands:
+        wanted = [
+            (i.path, i.mode, i.mtime_ns) for i in items if (i.mode, i.mtime_ns) != (None, None)
+        ]
+        if wanted:
+            script = metadata_script(wanted).encode("utf-8", "surrogateescape")
             try:
-                await self._pool(location).check(" && ".join(commands), items[0].path)
+                await self._pool(location).check("sh -s", items[0].path, script)
             finally:
                 self._metadata.changed(location, [item.path for item in items])
 

@@ -32,11 +32,12 @@ from streamflow_data.errors import (
     PermissionDeniedError,
 )
 from streamflow_data.model import Digest, ExecutionLocation, temporary_name
+from streamflow_data_ssh import tarformat
 from streamflow_data_ssh.remote import (
     EXIT_MISMATCH,
+    Buffer,
     Completed,
     command_error,
-    decimal_seconds,
     q,
     relative,
     status_pipeline,
@@ -63,7 +64,8 @@ class PackedWrite:
     """Positions, in the caller's item list, of the files this batch carries."""
     written: list[str]
     """The name each of those files is unpacked under (a temporary one when atomic)."""
-    archive: bytes
+    archive: list[Buffer]
+    """The archive's pieces, the files' data among them (see :mod:`.tarformat`)."""
     script: str
 
 
@@ -106,19 +108,24 @@ def pack_writes(
 def _pack(
     entries: list[tuple[int, WriteItem, str]], umask: int, hash_command: str | None
 ) -> PackedWrite:
-    buffer = io.BytesIO()
     now_ns = time.time_ns()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
-        for _, item, written in entries:
-            info = tarfile.TarInfo(relative(written))
-            info.size = len(item.data)
-            info.mode = item.mode if item.mode is not None else 0o666 & ~umask
-            mtime_ns = item.mtime_ns if item.mtime_ns is not None else now_ns
-            info.mtime = mtime_ns // 1_000_000_000
-            info.pax_headers = {"mtime": decimal_seconds(mtime_ns)}
-            archive.addfile(info, io.BytesIO(item.data))
-    data = buffer.getvalue()
-    script = _write_script(entries, hashlib.sha256(data).hexdigest(), hash_command)
+    default_mode = 0o666 & ~umask
+    data = tarformat.archive(
+        tarformat.member(
+            relative(written),
+            item.mode if item.mode is not None else default_mode,
+            item.data,
+            item.mtime_ns if item.mtime_ns is not None else now_ns,
+        )
+        for _, item, written in entries
+    )
+    sha256 = ""
+    if hash_command is not None:
+        digest = hashlib.sha256()
+        for piece in data:
+            digest.update(piece)
+        sha256 = digest.hexdigest()
+    script = _write_script(entries, sha256, hash_command)
     indexes = [index for index, _, _ in entries]
     return PackedWrite(indexes, [written for _, _, written in entries], data, script)
 

@@ -17,7 +17,7 @@ import asyncio
 import collections
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import asyncssh
@@ -27,7 +27,14 @@ from streamflow_data.model import ExecutionLocation
 from streamflow_data_ssh.channels import AsyncsshStream, Stream
 from streamflow_data_ssh.openssh import OpenSSHMaster, find_ssh
 from streamflow_data_ssh.options import NodeOptions, SSHOptions
-from streamflow_data_ssh.remote import Completed, command_error, completed, in_c_locale, translate
+from streamflow_data_ssh.remote import (
+    Buffer,
+    Completed,
+    command_error,
+    completed,
+    in_c_locale,
+    translate,
+)
 
 __all__ = ["NodePool", "RemoteTools", "StreamCounts"]
 
@@ -77,7 +84,7 @@ class _Slots:
 
     free: int
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
-    idle: collections.OrderedDict[object, Closer] = field(default_factory=collections.OrderedDict)
+    idle: collections.OrderedDict[Stream, Closer] = field(default_factory=collections.OrderedDict)
 
 
 class NodePool:
@@ -94,6 +101,7 @@ class NodePool:
         self._client: asyncssh.SSHClientConnectionOptions | None = None
         self._master: OpenSSHMaster | None = None
         self._master_wanted = options.streams != "asyncssh"
+        self._on_master_now: set[Stream] = set()
         self.streams = StreamCounts()
         self._closed = False
         self.channels_opened = 0
@@ -176,15 +184,15 @@ class NodePool:
             self._slots.free += 1
             self._slots.changed.notify()
 
-    async def mark_idle(self, key: object, closer: Closer) -> None:
-        """``closer`` may be called to free the channel of ``key`` for another user."""
+    async def mark_idle(self, stream: Stream, closer: Closer) -> None:
+        """``closer`` may be called to close ``stream`` and free its channel for another user."""
         async with self._slots.changed:
-            self._slots.idle[key] = closer
+            self._slots.idle[stream] = closer
             self._slots.changed.notify()
 
-    def mark_busy(self, key: object) -> None:
-        """The channel of ``key`` is in use again (or closed): it may not be taken."""
-        self._slots.idle.pop(key, None)
+    def mark_busy(self, stream: Stream) -> None:
+        """``stream`` is in use again (or closed): it may not be taken."""
+        self._slots.idle.pop(stream, None)
 
     @contextlib.asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:
@@ -220,9 +228,11 @@ class NodePool:
             on_master = await self._on_master(in_c_locale(command))
             if on_master is not None:
                 master, opened = on_master
+                self._on_master_now.add(opened)
                 try:
                     yield opened
                 finally:
+                    self._on_master_now.discard(opened)
                     master.sessions -= 1
                 return
             async with self._connection() as connection:
@@ -234,7 +244,7 @@ class NodePool:
         """``command`` in a session of the master, or None for asyncssh: streams do not use
         the master, or it is full (its own session is one of ``max_sessions``)."""
         master = await self._openssh()
-        if master is None or master.sessions + 1 >= self.options.max_sessions:
+        if master is None or not await self._room_on_master(master):
             return None
         master.sessions += 1  # taken before the wait, so that others see it
         try:
@@ -253,6 +263,16 @@ class NodePool:
         self.streams.openssh += 1
         self.streams.peak_openssh = max(self.streams.peak_openssh, master.sessions)
         return master, opened
+
+    async def _room_on_master(self, master: OpenSSHMaster) -> bool:
+        """Whether the master can take one more session, after closing its idle streams
+        if need be: a stream moved to asyncssh would cost this process the encryption."""
+        while master.sessions + 1 >= self.options.max_sessions:
+            idle = next((s for s in self._slots.idle if s in self._on_master_now), None)
+            if idle is None:
+                return False
+            await self._slots.idle.pop(idle)()
+        return True
 
     async def _openssh(self) -> OpenSSHMaster | None:
         """The node's OpenSSH master (not yet started), or None when streams use asyncssh."""
@@ -276,21 +296,28 @@ class NodePool:
     # -- commands ---------------------------------------------------------------------------
 
     async def run(
-        self, command: str, path: str, data: bytes = b"", *, idempotent: bool = True
+        self,
+        command: str,
+        path: str,
+        data: Buffer | Sequence[Buffer] = b"",
+        *,
+        idempotent: bool = True,
     ) -> Completed:
-        """Run ``command`` with ``data`` on its standard input.
+        """Run ``command`` with ``data`` (or its pieces, in turn) on its standard input.
 
         A dropped connection is retried with back-off when the command is ``idempotent``.
         """
+        pieces = [data] if isinstance(data, bytes | memoryview) else data
         attempt = 0
         while True:
             try:
-                if len(data) >= _STREAMED_INPUT:
+                if sum(len(piece) for piece in pieces) >= _STREAMED_INPUT:
                     async with self.stream(command) as stream:
-                        await stream.send(data)
+                        await stream.send_pieces(pieces)
                         return await stream.finish()
                 async with self.channel() as connection:
-                    result = await connection.run(in_c_locale(command), input=data, encoding=None)
+                    joined = b"".join(pieces)
+                    result = await connection.run(in_c_locale(command), input=joined, encoding=None)
                 return completed(result)
             except (asyncssh.Error, OSError) as exc:
                 error = translate(exc, self.location, path)

@@ -7,6 +7,7 @@ library's ``strerror`` texts and map to the same error types as the local connec
 
 from __future__ import annotations
 
+import itertools
 import os
 import shlex
 from collections.abc import Sequence
@@ -35,18 +36,23 @@ __all__ = [
     "EXIT_MISMATCH",
     "EXIT_NOT_DIRECTORY",
     "EXIT_NOT_FOUND",
+    "Buffer",
     "Completed",
     "command_error",
     "completed",
     "decimal_seconds",
     "in_c_locale",
     "metadata_commands",
+    "metadata_script",
     "path_list",
     "q",
     "relative",
     "status_pipeline",
     "translate",
 ]
+
+Buffer = bytes | memoryview
+"""Bytes sent to a remote process, given without a copy."""
 
 EXIT_NOT_FOUND = 64
 EXIT_EXISTS = 65
@@ -82,8 +88,8 @@ def in_c_locale(command: str) -> str:
 
 def decimal_seconds(mtime_ns: int) -> str:
     """Nanoseconds since the epoch as exact decimal seconds (``touch -d @``, PAX)."""
-    seconds, nanoseconds = divmod(mtime_ns, 1_000_000_000)
-    return f"{seconds}.{nanoseconds:09d}"
+    seconds, nanoseconds = divmod(abs(mtime_ns), 1_000_000_000)
+    return f"{'-' if mtime_ns < 0 else ''}{seconds}.{nanoseconds:09d}"
 
 
 def metadata_commands(path: str, mode: int | None, mtime_ns: int | None) -> list[str]:
@@ -94,6 +100,35 @@ def metadata_commands(path: str, mode: int | None, mtime_ns: int | None) -> list
     if mtime_ns is not None:
         commands.append(f"touch -h -d @{decimal_seconds(mtime_ns)} -- {q(path)}")
     return commands
+
+
+def metadata_script(items: Sequence[tuple[str, int | None, int | None]]) -> str:
+    """A script (for ``sh -s``: it may exceed the 128 KiB of one command line) giving each
+    (path, mode, mtime_ns) its time and mode, with a process per distinct time and per run
+    of equal modes rather than two per path.
+
+    Times are set first, while every directory can still be searched; modes follow in the
+    order given (deepest first), so a parent loses its permissions after its children.
+    """
+    times: dict[int, list[str]] = {}
+    for path, _, mtime_ns in items:
+        if mtime_ns is not None:
+            times.setdefault(mtime_ns, []).append(path)
+    lines = ["set -e"]
+    for mtime_ns, paths in times.items():
+        lines += _chunked(f"touch -h -d @{decimal_seconds(mtime_ns)} --", paths)
+    modes = [(path, mode) for path, mode, _ in items if mode is not None]
+    for mode, run in itertools.groupby(modes, key=lambda item: item[1]):
+        lines += _chunked(f"chmod {mode & 0o7777:o} --", [path for path, _ in run])
+    return "\n".join(lines) + "\n"
+
+
+def _chunked(command: str, paths: Sequence[str], size: int = 256) -> list[str]:
+    """``command`` on ``paths``, as lines of at most ``size`` paths each."""
+    return [
+        f"{command} {' '.join(q(path) for path in paths[start : start + size])}"
+        for start in range(0, len(paths), size)
+    ]
 
 
 def status_pipeline(command: str, label: str, hash_command: str | None) -> str:

@@ -77,14 +77,15 @@ class _Lanes:
             self.lanes.append(lane)
         lane.position = offset + length
         lane.pending += 1
-        self.pool.mark_busy(lane)
+        if lane.process is not None:
+            self.pool.mark_busy(lane.process)
         return lane
 
     async def done(self, lane: _Lane) -> None:
         """The operation reserved on ``lane`` ended; an unused lane becomes idle."""
         lane.pending -= 1
         if lane.pending == 0 and lane.process is not None:
-            await self.pool.mark_idle(lane, lambda: self.evict(lane))
+            await self.pool.mark_idle(lane.process, lambda: self.evict(lane))
 
     async def evict(self, lane: _Lane) -> None:
         async with lane.lock:
@@ -103,9 +104,9 @@ class _Lanes:
 
     async def shut(self, lane: _Lane) -> None:
         """Close the lane's process (as the owner says) and give its channel back."""
-        self.pool.mark_busy(lane)
         if lane.process is None:
             return
+        self.pool.mark_busy(lane.process)
         try:
             await self._close_lane(lane)
         finally:

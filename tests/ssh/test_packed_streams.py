@@ -1,0 +1,116 @@
+"""The pieces of a packed stream, without an SSH server: the tar members we encode, and
+their gathered writes into a process's pipe."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import random
+import subprocess
+import tarfile
+from pathlib import Path
+
+from streamflow_data_ssh import tarformat
+from streamflow_data_ssh.channels import OpenSSHStream
+from streamflow_data_ssh.remote import metadata_script
+
+_MTIME_NS = 1_700_000_000_123_456_789
+_FILES = [
+    ("a/b", 0o640, b"", _MTIME_NS),
+    ("a/" + "long-name-" * 15, 0o600, os.urandom(511), _MTIME_NS + 1),
+    ("a/é-ñ", 0o755, os.urandom(512), -1_500_000_000),  # before 1970: a negative PAX time
+    ("z", 0o644, os.urandom(5000), 0),
+]
+
+
+def _archive() -> bytes:
+    pieces = tarformat.archive(tarformat.member(*file) for file in _FILES)
+    return b"".join(pieces)
+
+
+def test_members_read_back_with_pythons_tarfile() -> None:
+    data = _archive()
+    assert len(data) % tarformat.RECORD == 0
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        members = archive.getmembers()
+        assert [m.name for m in members] == [name for name, *_ in _FILES]
+        for member, (_, mode, content, mtime_ns) in zip(members, _FILES, strict=True):
+            assert member.isreg() and member.mode == mode and member.size == len(content)
+            assert member.pax_headers["mtime"] == _exact(mtime_ns)
+            extracted = archive.extractfile(member)
+            assert extracted is not None and extracted.read() == content
+
+
+def _exact(mtime_ns: int) -> str:
+    seconds, nanoseconds = divmod(abs(mtime_ns), 1_000_000_000)
+    return f"{'-' if mtime_ns < 0 else ''}{seconds}.{nanoseconds:09d}"
+
+
+def test_gnu_tar_restores_names_modes_and_nanosecond_times(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    subprocess.run(
+        ["tar", "-x", "-f", "-", "-p", "--no-same-owner", "-C", str(tmp_path)],
+        input=_archive(),
+        check=True,
+        capture_output=True,
+    )
+    for name, mode, content, mtime_ns in _FILES:
+        stat = (tmp_path / name).stat()
+        assert (tmp_path / name).read_bytes() == content
+        assert (stat.st_mode & 0o7777, stat.st_mtime_ns) == (mode, mtime_ns)
+
+
+async def test_pieces_reach_the_process_whole_across_full_pipes_and_many_writes() -> None:
+    """More pieces than one gathered write takes and more bytes than the pipe holds: the
+    partial writes resume at the right byte."""
+    chooser = random.Random(7)
+    pieces: list[bytes | memoryview] = []
+    for _ in range(3000):
+        piece = os.urandom(chooser.choice([0, 1, 511, 512, 4096]))
+        pieces.append(memoryview(piece)[1:] if chooser.random() < 0.3 else piece)
+    output, into = os.pipe()
+    source, input = os.pipe()
+    for pipe in (output, input):
+        os.set_blocking(pipe, False)
+    process = await asyncio.create_subprocess_exec(
+        "cat", stdin=source, stdout=into, stderr=subprocess.PIPE
+    )
+    os.close(into)
+    os.close(source)
+    stream = OpenSSHStream(process, input, output)
+    received = bytearray()
+
+    async def drain() -> None:
+        buffer = memoryview(bytearray(1 << 16))
+        while count := await stream.receive_into(buffer):
+            received.extend(buffer[:count])
+            if len(received) == expected:
+                return
+
+    expected = sum(len(piece) for piece in pieces)
+    async with asyncio.TaskGroup() as group:
+        reader = group.create_task(drain())
+        await stream.send_pieces(pieces)
+        await reader
+    result = await stream.finish()
+    assert result.status == 0
+    assert bytes(received) == b"".join(pieces)
+
+
+def test_metadata_script_sets_times_first_and_modes_deepest_first_in_runs() -> None:
+    items = [("/t/a/b", 0o500, 10), ("/t/a", 0o500, 10), ("/t", 0o700, 20), ("/u", None, 10)]
+    lines = metadata_script(items).splitlines()
+    assert lines == [
+        "set -e",
+        "touch -h -d @0.000000010 -- /t/a/b /t/a /u",
+        "touch -h -d @0.000000020 -- /t",
+        "chmod 500 -- /t/a/b /t/a",
+        "chmod 700 -- /t",
+    ]
+
+
+def test_metadata_script_lines_hold_at_most_256_paths() -> None:
+    items = [(f"/d{index}", 0o755, None) for index in range(600)]
+    lines = metadata_script(items).splitlines()[1:]
+    assert [len(line.split()) - 3 for line in lines] == [256, 256, 88]
