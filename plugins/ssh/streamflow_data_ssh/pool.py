@@ -24,7 +24,7 @@ import asyncssh
 
 from streamflow_data.errors import ConfigurationError, ConnectorError, LocationUnreachableError
 from streamflow_data.model import ExecutionLocation
-from streamflow_data_ssh.channels import AsyncsshStream, Stream
+from streamflow_data_ssh.channels import AsyncsshStream, OpenSSHStream, Stream
 from streamflow_data_ssh.openssh import OpenSSHMaster, find_ssh
 from streamflow_data_ssh.options import NodeOptions, SSHOptions
 from streamflow_data_ssh.remote import (
@@ -101,7 +101,6 @@ class NodePool:
         self._client: asyncssh.SSHClientConnectionOptions | None = None
         self._master: OpenSSHMaster | None = None
         self._master_wanted = options.streams != "asyncssh"
-        self._on_master_now: set[Stream] = set()
         self.streams = StreamCounts()
         self._closed = False
         self.channels_opened = 0
@@ -228,11 +227,9 @@ class NodePool:
             on_master = await self._on_master(in_c_locale(command))
             if on_master is not None:
                 master, opened = on_master
-                self._on_master_now.add(opened)
                 try:
                     yield opened
                 finally:
-                    self._on_master_now.discard(opened)
                     master.sessions -= 1
                 return
             async with self._connection() as connection:
@@ -268,7 +265,7 @@ class NodePool:
         """Whether the master can take one more session, after closing its idle streams
         if need be: a stream moved to asyncssh would cost this process the encryption."""
         while master.sessions + 1 >= self.options.max_sessions:
-            idle = next((s for s in self._slots.idle if s in self._on_master_now), None)
+            idle = next((s for s in self._slots.idle if isinstance(s, OpenSSHStream)), None)
             if idle is None:
                 return False
             await self._slots.idle.pop(idle)()

@@ -96,9 +96,9 @@ def metadata_commands(path: str, mode: int | None, mtime_ns: int | None) -> list
     """Shell commands giving ``path`` a mode and a modification time (nanoseconds)."""
     commands = []
     if mode is not None:
-        commands.append(f"chmod {mode & 0o7777:o} -- {q(path)}")
+        commands.append(_chmod(mode, [path]))
     if mtime_ns is not None:
-        commands.append(f"touch -h -d @{decimal_seconds(mtime_ns)} -- {q(path)}")
+        commands.append(_touch(mtime_ns, [path]))
     return commands
 
 
@@ -116,19 +116,24 @@ def metadata_script(items: Sequence[tuple[str, int | None, int | None]]) -> str:
             times.setdefault(mtime_ns, []).append(path)
     lines = ["set -e"]
     for mtime_ns, paths in times.items():
-        lines += _chunked(f"touch -h -d @{decimal_seconds(mtime_ns)} --", paths)
+        lines += [_touch(mtime_ns, chunk) for chunk in _chunks(paths)]
     modes = [(path, mode) for path, mode, _ in items if mode is not None]
     for mode, run in itertools.groupby(modes, key=lambda item: item[1]):
-        lines += _chunked(f"chmod {mode & 0o7777:o} --", [path for path, _ in run])
+        lines += [_chmod(mode, chunk) for chunk in _chunks([path for path, _ in run])]
     return "\n".join(lines) + "\n"
 
 
-def _chunked(command: str, paths: Sequence[str], size: int = 256) -> list[str]:
-    """``command`` on ``paths``, as lines of at most ``size`` paths each."""
-    return [
-        f"{command} {' '.join(q(path) for path in paths[start : start + size])}"
-        for start in range(0, len(paths), size)
-    ]
+def _chmod(mode: int, paths: Sequence[str]) -> str:
+    return f"chmod {mode & 0o7777:o} -- {' '.join(q(path) for path in paths)}"
+
+
+def _touch(mtime_ns: int, paths: Sequence[str]) -> str:
+    return f"touch -h -d @{decimal_seconds(mtime_ns)} -- {' '.join(q(path) for path in paths)}"
+
+
+def _chunks(paths: Sequence[str], size: int = 256) -> list[Sequence[str]]:
+    """``paths`` in runs of at most ``size``: one command line each."""
+    return [paths[start : start + size] for start in range(0, len(paths), size)]
 
 
 def status_pipeline(command: str, label: str, hash_command: str | None) -> str:

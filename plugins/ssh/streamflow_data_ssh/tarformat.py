@@ -91,7 +91,7 @@ def member(name: str, mode: int, data: Buffer, mtime_ns: int) -> tuple[Buffer, .
 def archive(members: Iterable[Sequence[Buffer]]) -> list[Buffer]:
     """The members' pieces, then the two zero blocks that end an archive, padded to a
     record."""
-    pieces = [piece for parts in members for piece in parts if len(piece)]
+    pieces = [piece for parts in members for piece in parts]
     size = sum(len(piece) for piece in pieces) + 2 * BLOCK
     pieces.append(_ZEROS[: 2 * BLOCK + -size % RECORD])
     return pieces
