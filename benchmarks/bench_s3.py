@@ -8,6 +8,13 @@ ours). Figures, each the median of ``--rounds`` rounds with baseline and ours al
 * 2,000 objects of 16 KiB: a tree uploaded by ``transfer_data`` against a sequential
   boto3 ``put_object`` loop, in objects per second; ten boto3 threads are timed too, to
   show what the endpoint itself can take.
+* The endpoint's CPU time per object, read from its process, for the loop and for ours;
+  the loop's wall time per object over ours is the most any client can gain over the loop
+  on this endpoint (when the endpoint does nothing but serve its requests).
+
+One boto3 client and one data manager serve every round, as a long-lived program would
+hold them; each makes one request before the first round, so that neither times its
+set-up (the manager would otherwise build its client within the first transfer).
 
 Run: ``python -m benchmarks.bench_s3 [--rounds N]``.
 """
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -32,8 +40,8 @@ from typing import Any
 import boto3
 from streamflow_data_s3 import S3Connector, S3Options
 
-from benchmarks.common import Figure, print_table
-from streamflow_data import DefaultDataManager
+from benchmarks.common import Figure, print_table, timed
+from streamflow_data import DefaultDataManager, ExecutionLocation, PathNotFoundError
 
 MiB = 1024 * 1024
 BIG = 256 * MiB
@@ -63,72 +71,86 @@ def _start_moto() -> tuple[subprocess.Popen[bytes], str]:
     return server, f"http://127.0.0.1:{port}"
 
 
-def _timed(work: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    work()
-    return time.perf_counter() - start
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used so far (Linux)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Bench:
-    def __init__(self, endpoint: str, directory: Path) -> None:
+    def __init__(self, endpoint: str, server: int, directory: Path) -> None:
         self.endpoint = endpoint
+        self.server = server
         self.directory = directory
         self.boto = boto3.client(
             "s3", endpoint_url=endpoint, region_name="us-east-1", **CREDENTIALS
         )
         self.boto.create_bucket(Bucket="bench")
+        with contextlib.suppress(self.boto.exceptions.ClientError):
+            self.boto.head_object(Bucket="bench", Key="warm-up")
         self.big = directory / "big.bin"
         self.big.write_bytes(os.urandom(BIG))
         self.small = directory / "small"
         self.small.mkdir()
         for index in range(SMALL_COUNT):
             (self.small / f"f{index:04d}").write_bytes(os.urandom(SMALL_SIZE))
+        self.runner = asyncio.Runner()
+        self.manager, self.s3 = self.runner.run(self._open())
 
-    def _ours(self, work: Callable[[DefaultDataManager, Any], Any]) -> float:
+    async def _open(self) -> tuple[DefaultDataManager, ExecutionLocation]:
+        options = S3Options.model_validate(
+            {
+                "buckets": ["bench"],
+                "endpoint_url": self.endpoint,
+                "access_key_id": "bench",
+                "secret_access_key": "bench",
+            }
+        )
+        connector = S3Connector(options)
+        manager = DefaultDataManager({"s3": connector})
+        location = manager.locations("s3")[0]
+        with contextlib.suppress(PathNotFoundError):
+            await connector.stat(location, "/warm-up")
+        return manager, location
+
+    def close(self) -> None:
+        self.runner.run(self.manager.close())
+        self.runner.close()
+
+    def _ours(self, work: Callable[[], Any]) -> float:
         async def run() -> float:
-            options = S3Options.model_validate(
-                {
-                    "buckets": ["bench"],
-                    "endpoint_url": self.endpoint,
-                    "access_key_id": "bench",
-                    "secret_access_key": "bench",
-                }
-            )
-            async with DefaultDataManager({"s3": S3Connector(options)}) as manager:
-                location = manager.locations("s3")[0]
-                start = time.perf_counter()
-                await work(manager, location)
-                return time.perf_counter() - start
+            start = time.perf_counter()
+            await work()
+            return time.perf_counter() - start
 
-        return asyncio.run(run())
+        return self.runner.run(run())
+
+    def _upload(self, path: Path, target: str) -> Callable[[], Any]:
+        local = self.manager.locations()[0]
+        self.manager.register_path(local, str(path))
+        return lambda: self.manager.transfer_data(local, str(path), [self.s3], target)
 
     def upload(self, number: int) -> tuple[float, float]:
-        boto = _timed(lambda: self.boto.upload_file(str(self.big), "bench", f"boto-{number}"))
-
-        async def ours(manager: DefaultDataManager, location: Any) -> None:
-            local = manager.locations()[0]
-            manager.register_path(local, str(self.big))
-            await manager.transfer_data(local, str(self.big), [location], f"/ours-{number}")
-
-        return boto, self._ours(ours)
+        boto = timed(lambda: self.boto.upload_file(str(self.big), "bench", f"boto-{number}"))
+        return boto, self._ours(self._upload(self.big, f"/ours-{number}"))
 
     def download(self, number: int) -> tuple[float, float]:
         target = self.directory / f"down-{number}"
-        boto = _timed(lambda: self.boto.download_file("bench", f"boto-{number}", str(target)))
+        boto = timed(lambda: self.boto.download_file("bench", f"boto-{number}", str(target)))
         target.unlink()
-
-        async def ours(manager: DefaultDataManager, location: Any) -> None:
-            manager.register_path(location, f"/ours-{number}")
-            await manager.transfer_data(
-                location, f"/ours-{number}", manager.locations(), str(target)
+        self.manager.register_path(self.s3, f"/ours-{number}")
+        seconds = self._ours(
+            lambda: self.manager.transfer_data(
+                self.s3, f"/ours-{number}", self.manager.locations(), str(target)
             )
-
-        seconds = self._ours(ours)
+        )
         target.unlink()
         return boto, seconds
 
-    def small_objects(self, number: int) -> tuple[float, float, float]:
-        """Objects/s of a sequential boto3 loop, of ten boto3 threads, and ours."""
+    def small_objects(self, number: int) -> dict[str, float]:
+        """Objects/s of a sequential boto3 loop, of ten boto3 threads and of ours, and the
+        endpoint's CPU seconds per object for the loop and for ours."""
         files = sorted(self.small.iterdir())
 
         def put(path: Path, prefix: str) -> None:
@@ -143,33 +165,45 @@ class Bench:
             with ThreadPoolExecutor(10) as pool:
                 list(pool.map(lambda path: put(path, f"boto-threads-{number}"), files))
 
-        boto = _timed(loop)
-        threaded = _timed(threads)
-
-        async def ours(manager: DefaultDataManager, location: Any) -> None:
-            local = manager.locations()[0]
-            manager.register_path(local, str(self.small))
-            await manager.transfer_data(local, str(self.small), [location], f"/small-{number}")
-
-        return SMALL_COUNT / boto, SMALL_COUNT / threaded, SMALL_COUNT / self._ours(ours)
+        before = _cpu_seconds(self.server)
+        boto = timed(loop)
+        boto_cpu = _cpu_seconds(self.server) - before
+        threaded = timed(threads)
+        before = _cpu_seconds(self.server)
+        ours = self._ours(self._upload(self.small, f"/small-{number}"))
+        ours_cpu = _cpu_seconds(self.server) - before
+        return {
+            "loop": SMALL_COUNT / boto,
+            "threads": SMALL_COUNT / threaded,
+            "ours": SMALL_COUNT / ours,
+            "loop endpoint cpu": boto_cpu / SMALL_COUNT,
+            "ours endpoint cpu": ours_cpu / SMALL_COUNT,
+        }
 
 
 def run(rounds: int) -> list[Figure]:
     server, endpoint = _start_moto()
     directory = Path(tempfile.mkdtemp(prefix="sfd-bench-s3-"))
     try:
-        bench = Bench(endpoint, directory)
+        bench = Bench(endpoint, server.pid, directory)
         up, down, small = [], [], []
-        for number in range(rounds):
-            up.append(bench.upload(number))
-            down.append(bench.download(number))
-            small.append(bench.small_objects(number))
+        try:
+            for number in range(rounds):
+                up.append(bench.upload(number))
+                down.append(bench.download(number))
+                small.append(bench.small_objects(number))
+        finally:
+            bench.close()
     finally:
         server.terminate()
         server.wait()
         shutil.rmtree(directory, ignore_errors=True)
     median = statistics.median
     rate = BIG / MiB
+
+    def of_small(name: str) -> float:
+        return median(figures[name] for figures in small)
+
     return [
         Figure(
             "256 MiB upload",
@@ -187,16 +221,30 @@ def run(rounds: int) -> list[Figure]:
         ),
         Figure(
             "2,000 x 16 KiB objects",
-            median(o for _, _, o in small),
+            of_small("ours"),
             "objects/s",
-            median(b for b, _, _ in small),
+            of_small("loop"),
             ">= 2x a put_object loop",
         ),
         Figure(
             "same, boto3 with 10 threads (what the endpoint can take)",
-            median(t for _, t, _ in small),
+            of_small("threads"),
             "objects/s",
-            median(b for b, _, _ in small),
+            of_small("loop"),
+            "-",
+        ),
+        Figure(
+            "endpoint CPU per object: ours (baseline: the loop's)",
+            of_small("ours endpoint cpu") * 1e6,
+            "µs",
+            of_small("loop endpoint cpu") * 1e6,
+            "-",
+        ),
+        Figure(
+            "ceiling for any client: 1 / endpoint CPU per object of ours",
+            1 / of_small("ours endpoint cpu"),
+            "objects/s",
+            of_small("loop"),
             "-",
         ),
     ]

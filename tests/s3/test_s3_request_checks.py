@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from streamflow_data_s3 import S3Connector
-from streamflow_data_s3.parts import PartBuffer
+from streamflow_data_s3.parts import PartBody, PartBuffer
 
 from streamflow_data import ChecksumMismatchError, ConnectorError
 from streamflow_data.checksum import crc32c, crc32c_base64
@@ -37,6 +37,10 @@ class Relay:
     """(method and query, headers) of each request relayed."""
     bad_part_etags: bool = False
     """Answer every UploadPart with another ETag than the server's."""
+    fail_once: set[int] = field(default_factory=set)
+    """Part numbers answered once with an error (500) instead of being relayed."""
+    part_bodies: list[tuple[int, bytes]] = field(default_factory=list)
+    """(part number, body) of each UploadPart received, retries included."""
 
     def parts(self) -> list[dict[str, str]]:
         """The headers of each UploadPart, by part number."""
@@ -57,6 +61,13 @@ async def relay(s3_endpoint: str) -> AsyncIterator[Relay]:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
         found.seen.append((f"{request.method} {request.path_qs}", dict(request.headers)))
         body = await request.read()
+        if "partNumber=" in request.path_qs:
+            number = int(request.query["partNumber"])
+            found.part_bodies.append((number, body))
+            if number in found.fail_once:
+                found.fail_once.discard(number)
+                error = b"<Error><Code>InternalError</Code><Message>relay</Message></Error>"
+                return web.Response(status=500, body=error, content_type="application/xml")
         async with session.request(
             request.method, s3_endpoint + request.path_qs, headers=headers, data=io.BytesIO(body)
         ) as answer:
@@ -109,6 +120,29 @@ async def test_each_part_carries_its_crc32c_and_no_md5_by_default(
     assert all("Content-MD5" not in p for p in parts)
 
 
+async def test_a_part_retried_after_a_server_error_sends_the_same_signed_bytes(
+    relay: Relay, s3_options: OptionsFactory, s3_endpoint: str, bucket: str
+) -> None:
+    """A part's body is read twice per attempt (hashed for the signature, then sent) and
+    again when botocore retries it: each time the whole part, signed with its SHA-256."""
+    data = os.urandom(12 * MiB)
+    relay.fail_once = {2}
+    connector = S3Connector(s3_options(endpoint_url=relay.url))
+    try:
+        await _upload(connector, data)
+        location = connector.locations("s3")[0]
+        assert await connector.read_file(location, "/object") == data
+    finally:
+        await connector.close()
+    expected = {n: data[(n - 1) * 5 * MiB : n * 5 * MiB] for n in (1, 2, 3)}
+    assert sorted(n for n, _ in relay.part_bodies) == [1, 2, 2, 3]
+    assert all(body == expected[n] for n, body in relay.part_bodies)
+    assert [p["X-Amz-Content-SHA256"] for p in relay.parts()] == [
+        hashlib.sha256(expected[n]).hexdigest() for n in (1, 2, 3)
+    ]
+    assert multipart_uploads(s3_endpoint, bucket) == []
+
+
 async def test_with_content_md5_each_part_carries_its_md5_and_a_wrong_etag_is_refused(
     relay: Relay, s3_options: OptionsFactory, s3_endpoint: str, bucket: str
 ) -> None:
@@ -157,3 +191,38 @@ def test_a_part_buffer_hands_over_whole_parts_and_keeps_the_rest() -> None:
     assert buffer.keep(2) == b"uv" and buffer.size == 2
     buffer.add(b"12")
     assert buffer.take_all() == b"uv12" and buffer.size == 0 and buffer.held() == b""
+
+
+def test_a_part_buffer_hands_over_its_memory_and_gathers_in_parts_given_back() -> None:
+    buffer = PartBuffer(4)
+    buffer.add(b"abcd")
+    first = buffer.take_part()  # the next part is already being gathered elsewhere
+    assert first == b"abcd" and isinstance(first, bytearray)
+    buffer.recycle(first, in_flight=1)
+    buffer.add(b"efgh")
+    second = buffer.take_part()
+    buffer.recycle(second, in_flight=0)  # nothing else in flight: not kept
+    buffer.add(b"ijkl")
+    third = buffer.take_part()
+    assert third is first and third == b"ijkl"  # the same memory, refilled
+    buffer.add(b"mnop")
+    fourth = buffer.take_part()
+    assert fourth is not first and fourth is not second
+
+
+async def test_a_part_body_reads_seeks_and_iterates_over_views_of_the_part() -> None:
+    data = bytes(range(256)) * 10
+    body = PartBody(bytearray(data))
+    body.chunk_size = 1000
+    assert len(body) == len(data) and body.tell() == 0
+    assert bytes(body.read(300)) == data[:300] and body.tell() == 300
+    assert bytes(body.read()) == data[300:] and bytes(body.read(5)) == b""
+    assert body.seek(-10, os.SEEK_END) == len(data) - 10
+    assert body.seek(20, os.SEEK_CUR) == len(data)  # clamped to the end
+    body.seek(0)
+    chunks = [chunk async for chunk in body]
+    assert [len(chunk) for chunk in chunks] == [1000, 1000, 560]
+    assert all(isinstance(chunk, memoryview) for chunk in chunks)
+    assert b"".join(chunks) == data
+    body.seek(0)
+    assert b"".join([chunk async for chunk in body]) == data  # again, as a retry reads it

@@ -46,6 +46,7 @@ from streamflow_data_s3.client import prepared_session
 from streamflow_data_s3.failures import error_code, translate
 from streamflow_data_s3.large_copies import copy_in_parts
 from streamflow_data_s3.options import S3Options
+from streamflow_data_s3.parts import PartBody
 from streamflow_data_s3.streams import S3Reader, S3Writer, body_headers, check_etag
 
 __all__ = ["S3Connector"]
@@ -354,7 +355,7 @@ class S3Connector(Connector):
         path: str,
         upload_id: str,
         number: int,
-        body: bytes,
+        body: bytes | bytearray,
     ) -> dict[str, Any]:
         """Send one part (the caller holds a request slot); returns its completion entry."""
         headers, etag = await body_headers(body, self.options.content_md5)
@@ -365,7 +366,7 @@ class S3Connector(Connector):
             Key=_key(path),
             UploadId=upload_id,
             PartNumber=number,
-            Body=body,
+            Body=PartBody(body),
             **headers,
         )
         check_etag(location, path, answer, etag)

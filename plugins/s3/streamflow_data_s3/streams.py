@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["S3Reader", "S3Writer", "body_headers"]
 
 
-def _hashes(body: bytes, md5: bool) -> tuple[dict[str, str], str | None]:
+def _hashes(body: bytes | bytearray, md5: bool) -> tuple[dict[str, str], str | None]:
     headers = {"ChecksumCRC32C": crc32c_base64(crc32c(body))}
     if not md5:
         return headers, None
@@ -51,7 +51,7 @@ def _hashes(body: bytes, md5: bool) -> tuple[dict[str, str], str | None]:
     return headers, digest.hexdigest()
 
 
-async def body_headers(body: bytes, md5: bool) -> tuple[dict[str, str], str | None]:
+async def body_headers(body: bytes | bytearray, md5: bool) -> tuple[dict[str, str], str | None]:
     """Request parameters that make S3 check ``body``: its CRC32C, and its MD5 when
     ``md5``; then also the ETag S3 must answer."""
     if inline(len(body)):  # small: hashing costs less than a thread hop
@@ -230,12 +230,14 @@ class S3Writer(Writer):
             await self._mark("live")
         return await self._connector.request_slot(self.location)
 
-    def _start(self, part: bytes, release: Callable[[], None]) -> None:
+    def _start(self, part: bytes | bytearray, release: Callable[[], None]) -> None:
         """Upload the next part in the background, in the request slot given."""
         number, self._next_part = self._next_part, self._next_part + 1
         self._sending.add(asyncio.create_task(self._upload(number, part, release)))
 
-    async def _upload(self, number: int, part: bytes, release: Callable[[], None]) -> None:
+    async def _upload(
+        self, number: int, part: bytes | bytearray, release: Callable[[], None]
+    ) -> None:
         try:
             assert self._upload_id is not None
             self._parts[number] = await self._connector.upload_part(
@@ -243,6 +245,8 @@ class S3Writer(Writer):
             )
         finally:
             release()
+        if isinstance(part, bytearray):  # answered: nothing reads it any more
+            self._pending.recycle(part, len(self._sending))
 
     def _raise_failures(self) -> None:
         for task in [t for t in self._sending if t.done()]:
