@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 from collections.abc import Callable
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "crc32c_async",
     "crc32c_base64",
     "crc32c_combine",
+    "crc32c_of_file",
     "inline",
 ]
 
@@ -88,6 +90,21 @@ async def crc32c_async(data: _Data, value: int = 0) -> int:
     if inline(len(data)):
         return crc32c(data, value)
     return await asyncio.to_thread(crc32c, data, value)
+
+
+def crc32c_of_file(fd: int, offset: int = 0, size: int | None = None) -> tuple[int, int]:
+    """The number of bytes read and their CRC32C: ``size`` bytes of the open file ``fd``
+    from ``offset`` (to its end when None), read 1 MiB at a time. Blocking: a thread's."""
+    buffer = memoryview(bytearray(1 << 20))
+    value = done = 0
+    while size is None or done < size:
+        wanted = buffer if size is None else buffer[: min(len(buffer), size - done)]
+        count = os.preadv(fd, [wanted], offset + done)
+        if not count:
+            break
+        value = crc32c(wanted[:count], value)
+        done += count
+    return done, value
 
 
 def crc32c_base64(value: int) -> str:

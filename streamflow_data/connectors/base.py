@@ -234,6 +234,27 @@ class Writer(abc.ABC):
         Without :attr:`Capabilities.ranged_writes`, offsets must follow each other.
         """
 
+    reads_local_files = False
+    """Whether :meth:`write_local` reads files of this machine itself. The engine then
+    hands the writer ranges of a local source file instead of its bytes, which need not
+    pass through this process (the SSH writer has ``ssh`` read them)."""
+
+    async def write_local(
+        self,
+        offset: int,
+        path: str,
+        size: int,
+        crc: Awaitable[int],
+        progress: Callable[[int], None],
+    ) -> None:
+        """Write ``size`` bytes of the local file ``path``, read from ``offset``, at
+        ``offset``: a ranged write whose bytes the writer reads itself. ``crc`` gives
+        their CRC32C as the engine reads them meanwhile, which the writer's :meth:`digest`
+        then counts for them; ``progress`` is told each further number of bytes written,
+        now and then, all ``size`` of them by a successful return. Called only when
+        :attr:`reads_local_files`."""
+        raise NotImplementedError
+
     @abc.abstractmethod
     async def digest(self) -> Digest:
         """The size and CRC32C of the bytes written, as the storage holds them.

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import ClassVar, ParamSpec, Self, TypeVar
 
-from streamflow_data.checksum import crc32c
+from streamflow_data.checksum import crc32c_of_file
 from streamflow_data.connectors.base import (
     Capabilities,
     Connector,
@@ -162,12 +162,7 @@ def _discard(fd: int | None, target: str) -> None:
 
 def _fd_digest(fd: int) -> Digest:
     """Size and CRC32C of an open file, read back from the storage."""
-    buffer = memoryview(bytearray(1 << 20))
-    value, offset = 0, 0
-    while count := os.preadv(fd, [buffer], offset):
-        value = crc32c(buffer[:count], value)
-        offset += count
-    return Digest(offset, value)
+    return Digest(*crc32c_of_file(fd))
 
 
 def _write_whole(

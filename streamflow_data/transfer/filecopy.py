@@ -11,7 +11,8 @@ A block goes back to the pool when the last destination has written it, so memor
 within the pool whatever the file size, and a full pool makes the reader wait. A
 destination that fails is retried alone (the source is read again for it) when the error
 is retryable and it has retries left; a failed block write is first retried in place when
-the destination takes ranged writes.
+the destination takes ranged writes. A local file whose one destination reads local files
+itself goes to it as file ranges instead (:mod:`~streamflow_data.transfer.localranges`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import TypeVar
 
 from streamflow_data.checksum import crc32c_async, crc32c_combine
 from streamflow_data.connectors.base import FileStat, Reader, Writer
+from streamflow_data.connectors.local import LocalConnector
 from streamflow_data.errors import (
     ChecksumMismatchError,
     ConnectorError,
@@ -35,6 +37,7 @@ from streamflow_data.model import Digest
 from streamflow_data.transfer.blocks import BlockState, BufferBlock
 from streamflow_data.transfer.context import Destination, RunContext, source_changed
 from streamflow_data.transfer.journal import PriorCopy
+from streamflow_data.transfer.localranges import LocalRanges
 from streamflow_data.transfer.resume import FileResume
 from streamflow_data.transfer.state import ChunkState, FileState
 
@@ -331,13 +334,16 @@ class FileCopy:
         self._resume.begin_attempt()
         ranged = all(d.connector.capabilities.ranged_writes for d in writers)
         drains_per_destination = self.settings.max_concurrent_chunks if ranged else 1
+        direct = self._local_ranges(writers, ranged)
         queues: dict[Destination, asyncio.Queue[BufferBlock | None]] = {
-            destination: asyncio.Queue() for destination in writers
+            destination: asyncio.Queue() for destination in writers if destination not in direct
         }
         chunk_crcs = [0] * self.chunk_count
         source_error: list[Exception] = []
 
         async def produce() -> None:
+            if not queues:
+                return  # the destination reads the file itself (see LocalRanges)
             try:
                 if ranged and self.chunk_count > 1:
                     async with asyncio.TaskGroup() as group:
@@ -355,12 +361,21 @@ class FileCopy:
 
         try:
             async with asyncio.TaskGroup() as group:
-                for destination, writer in writers.items():
+                for destination, queue in queues.items():
+                    writer = writers[destination]
                     for _ in range(drains_per_destination):
-                        group.create_task(
-                            self._drain(destination, writer, queues[destination], failures)
-                        )
+                        group.create_task(self._drain(destination, writer, queue, failures))
                 group.create_task(produce())
+                for destination, writer in direct.items():
+                    ranges = LocalRanges(
+                        self.context,
+                        self.relpath,
+                        self.src,
+                        [self._chunk_range(number) for number in range(self.chunk_count)],
+                        chunk_crcs,
+                        self._wrote,
+                    )
+                    group.create_task(ranges.copy(destination, writer, failures))
         finally:
             self._return_queued_blocks(queues)
         if source_error:
@@ -377,6 +392,23 @@ class FileCopy:
             length = self._chunk_range(number)[1]
             digest_crc = crc32c_combine(digest_crc, chunk_crcs[number], length)
         return Digest(self.stat.size, digest_crc)
+
+    def _local_ranges(
+        self, writers: dict[Destination, Writer], ranged: bool
+    ) -> dict[Destination, Writer]:
+        """The destination to hand file ranges rather than blocks (see
+        :mod:`~streamflow_data.transfer.localranges`), if any: the only one, ranged, whose
+        writer reads local files and keeps no resume marks, from a local source file."""
+        if (
+            len(writers) != 1
+            or not ranged
+            or not isinstance(self.context.source.connector, LocalConnector)
+        ):
+            return {}
+        [(destination, writer)] = writers.items()
+        if writer.reads_local_files and writer.resume_token is None:
+            return {destination: writer}
+        return {}
 
     def _return_queued_blocks(
         self, queues: dict[Destination, asyncio.Queue[BufferBlock | None]]

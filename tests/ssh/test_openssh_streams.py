@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -16,10 +17,12 @@ from streamflow_data_ssh import SSHConnector
 from streamflow_data import (
     ConfigurationError,
     DefaultDataManager,
+    ExecutionLocation,
     LocalConnector,
     LocationUnreachableError,
     TransferError,
 )
+from streamflow_data.transfer import localranges
 from tests.ssh.conftest import LOCAL, SMALL_CHUNKS, OptionsFactory, round_trip
 from tests.ssh.sshd import SSHServer
 
@@ -98,6 +101,91 @@ async def test_idle_streams_on_the_master_make_room_before_asyncssh_is_used(
     counts = openssh.streams_opened(host)
     assert (counts.openssh, counts.asyncssh, counts.peak_openssh) == (4, 0, 2)
     assert await asyncio.to_thread(path.read_bytes) == data
+
+
+async def _upload(
+    manager: DefaultDataManager, host: ExecutionLocation, tmp_path: Path, dst: Path
+) -> bytes:
+    blob = tmp_path / "blob"
+    data = os.urandom(_SIZE)
+    await asyncio.to_thread(blob.write_bytes, data)
+    manager.register_path(LOCAL, str(blob))
+    await manager.transfer_data(LOCAL, str(blob), [host], str(dst))
+    return data
+
+
+async def test_a_local_file_goes_to_the_master_a_session_per_range_of_chunks(
+    ssh_options: OptionsFactory,
+    ssh_servers: list[SSHServer],
+    remote_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(localranges, "RANGE_SIZE", 2 << 20)  # 2 chunks of 1 MiB
+    connector = SSHConnector(ssh_options(ssh_servers[:1], streams="openssh", max_sessions=10))
+    [host] = connector.locations("ssh")
+    manager = await _manager(connector)
+    try:
+        data = await _upload(manager, host, tmp_path, remote_dir / "up")
+        counts = connector.streams_opened(host)
+        assert (counts.openssh, counts.asyncssh) == (3, 0)  # 6 chunks, 2 per range
+        assert await asyncio.to_thread((remote_dir / "up").read_bytes) == data
+        assert manager.statistics.of(LOCAL).bytes_read == _SIZE  # once, for the checksum
+    finally:
+        await manager.close()
+
+
+async def test_ranges_a_full_master_cannot_take_read_the_file_here(
+    openssh: SSHConnector, remote_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four ranges at once, room for two sessions: the others read the file here and
+    send it through asyncssh."""
+    monkeypatch.setattr(localranges, "RANGE_SIZE", 1 << 20)
+    [host] = openssh.locations("ssh")
+    manager = await _manager(openssh)
+    data = await _upload(manager, host, tmp_path, remote_dir / "up")
+    counts = openssh.streams_opened(host)
+    assert counts.openssh >= 2 and counts.asyncssh > 0
+    assert await asyncio.to_thread((remote_dir / "up").read_bytes) == data
+
+
+def _sessions(port: int) -> list[int]:
+    """PIDs of ``ssh`` processes running a session on the master of ``port``."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError), open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+            argv = cmdline.read().split(b"\0")
+            if b"ControlMaster=no" in argv and str(port).encode() in argv:
+                found.append(int(entry))
+    return found
+
+
+async def test_a_cancelled_upload_stops_the_sessions_reading_the_file(
+    ssh_options: OptionsFactory, ssh_servers: list[SSHServer], remote_dir: Path, tmp_path: Path
+) -> None:
+    server = ssh_servers[0]
+    connector = SSHConnector(ssh_options([server], streams="openssh", max_sessions=10))
+    [host] = connector.locations("ssh")
+    blob = tmp_path / "blob"
+    await asyncio.to_thread(blob.write_bytes, os.urandom(64 << 20))
+    manager = await _manager(connector)
+    try:
+        manager.register_path(LOCAL, str(blob))
+        copy = asyncio.create_task(
+            manager.transfer_data(LOCAL, str(blob), [host], str(remote_dir / "up"))
+        )
+        for _ in range(500):  # bounded: 5 s
+            if await asyncio.to_thread(_sessions, server.port):
+                break
+            await asyncio.sleep(0.01)
+        assert await asyncio.to_thread(_sessions, server.port)
+        copy.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await copy
+        assert await asyncio.to_thread(_sessions, server.port) == []
+        assert await asyncio.to_thread(os.listdir, remote_dir) == []
+    finally:
+        await manager.close()
 
 
 async def test_a_killed_master_is_started_again(

@@ -1,7 +1,8 @@
 """One remote process carrying a long byte stream, whichever SSH client runs it.
 
 A lane of :mod:`~streamflow_data_ssh.streams` (a remote ``dd``) needs four things of its
-process: send bytes to it, receive bytes from it, end it and hear how it ended, or stop it.
+process: send bytes to it (or a range of a local file), receive bytes from it, end it and
+hear how it ended, or stop it.
 :class:`Stream` is that contract; :class:`AsyncsshStream` runs it on an asyncssh channel
 and :class:`OpenSSHStream` on a session of the OpenSSH client
 (:mod:`~streamflow_data_ssh.openssh`). Failures of either come out as ``OSError`` or
@@ -23,6 +24,8 @@ from streamflow_data_ssh.remote import Buffer, Completed, completed
 __all__ = ["SSH_FAILED", "AsyncsshStream", "OpenSSHStream", "Stream"]
 
 _IOV_MAX = os.sysconf("SC_IOV_MAX")
+_FILE_BLOCK = 1 << 20
+"""Bytes of a local file read at once to be sent."""
 SSH_FAILED = 255
 """The exit status the ``ssh`` program reports for its own failures (a lost connection)."""
 
@@ -36,6 +39,10 @@ class Stream(Protocol):
 
     async def send_pieces(self, pieces: Sequence[Buffer]) -> None:
         """:meth:`send` each of ``pieces`` in turn, in as few writes as the client allows."""
+
+    async def feed(self, fd: int, size: int) -> None:
+        """Give the process the next ``size`` bytes of the open local file ``fd`` (from
+        its offset, which moves past them) as input; :class:`EOFError` if it ends before."""
 
     async def receive_into(self, buffer: memoryview) -> int:
         """Read the process's output into ``buffer``: the count, 0 at its end."""
@@ -61,6 +68,10 @@ class AsyncsshStream:
             self._process.stdin.write(bytes(piece))
         await self._process.stdin.drain()
 
+    async def feed(self, fd: int, size: int) -> None:
+        """Read here and sent: asyncssh encrypts in this process anyway."""
+        await _send_file(self, fd, size)
+
     async def receive_into(self, buffer: memoryview) -> int:
         data = await self._process.stdout.read(len(buffer))
         buffer[: len(data)] = data
@@ -84,7 +95,7 @@ class OpenSSHStream:
     :meth:`stop` can close them (the master holds their other ends: ssh hands them over).
     """
 
-    def __init__(self, process: asyncio.subprocess.Process, input: int, output: int) -> None:
+    def __init__(self, process: asyncio.subprocess.Process, input: int | None, output: int) -> None:
         self._process = process
         self._input: int | None = input
         self._output: int | None = output
@@ -108,6 +119,12 @@ class OpenSSHStream:
                 start += 1
             if written:
                 views[start] = views[start][written:]
+
+    async def feed(self, fd: int, size: int) -> None:
+        """Nothing to do for a session opened on the file (the master reads it); otherwise
+        read here and sent."""
+        if self._input is not None:
+            await _send_file(self, fd, size)
 
     async def receive_into(self, buffer: memoryview) -> int:
         while True:
@@ -162,3 +179,15 @@ async def _ready(fd: int, *, writing: bool) -> None:
         await ready
     finally:
         unwatch(fd)
+
+
+async def _send_file(stream: Stream, fd: int, size: int) -> None:
+    """Send the next ``size`` bytes of the file ``fd``, read a block at a time in a worker
+    thread."""
+    left = size
+    while left:
+        data = await asyncio.to_thread(os.read, fd, min(_FILE_BLOCK, left))
+        if not data:
+            raise EOFError(f"the file ends {left} bytes early")
+        await stream.send(data)
+        left -= len(data)

@@ -130,19 +130,25 @@ class OpenSSHMaster:
             return AuthenticationError(self.location, "", detail)
         return LocationUnreachableError(self.location, "", detail)
 
-    async def open(self, command: str) -> OpenSSHStream:
-        """Run ``command`` on the node in a new session of the master (started if needed)."""
+    async def open(self, command: str, stdin: int | None = None) -> OpenSSHStream:
+        """Run ``command`` on the node in a new session of the master (started if needed).
+
+        Its input is a pipe of ours, or the open local file ``stdin``, which the master
+        then reads itself (ssh hands it the descriptor): none of its bytes pass through
+        this process.
+        """
         async with self._starting:
             if self._master is None or self._master.returncode is not None:
                 await self._start()
         # The pipes are ours, not asyncio's: sized before ssh starts, used without a copy,
         # and closed by us to stop a stream (see OpenSSHStream).
         output, into = os.pipe()
-        source, input = os.pipe()
+        source, input = os.pipe() if stdin is None else (stdin, None)
         try:
             for pipe in (output, input):
-                _widen(pipe)
-                os.set_blocking(pipe, False)
+                if pipe is not None:
+                    _widen(pipe)
+                    os.set_blocking(pipe, False)
             process = await asyncio.create_subprocess_exec(
                 *self._argv("-o", "ControlMaster=no", command=command),
                 stdin=source,
@@ -151,11 +157,13 @@ class OpenSSHMaster:
             )
         except BaseException:
             os.close(output)
-            os.close(input)
+            if input is not None:
+                os.close(input)
             raise
         finally:
             os.close(into)
-            os.close(source)
+            if stdin is None:
+                os.close(source)
         return OpenSSHStream(process, input, output)
 
     async def close(self) -> None:

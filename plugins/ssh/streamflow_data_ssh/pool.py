@@ -219,12 +219,19 @@ class NodePool:
         async with self._slot(), self._connection() as connection:
             yield connection
 
+    @property
+    def uses_openssh(self) -> bool:
+        """Whether streams go to the OpenSSH master (when it has room)."""
+        return self._master_wanted
+
     @contextlib.asynccontextmanager
-    async def stream(self, command: str) -> AsyncIterator[Stream]:
+    async def stream(self, command: str, stdin: int | None = None) -> AsyncIterator[Stream]:
         """``command`` running on the node for the block, on the OpenSSH master when it has
-        room, else on an asyncssh channel; one channel slot held either way."""
+        room, else on an asyncssh channel; one channel slot held either way. With
+        ``stdin``, an open local file, a session of the master reads its input from it
+        itself (see :meth:`~streamflow_data_ssh.channels.Stream.feed`)."""
         async with self._slot():
-            on_master = await self._on_master(in_c_locale(command))
+            on_master = await self._on_master(in_c_locale(command), stdin)
             if on_master is not None:
                 master, opened = on_master
                 try:
@@ -237,7 +244,9 @@ class NodePool:
                 self.streams.asyncssh += 1
                 yield AsyncsshStream(process)
 
-    async def _on_master(self, command: str) -> tuple[OpenSSHMaster, Stream] | None:
+    async def _on_master(
+        self, command: str, stdin: int | None
+    ) -> tuple[OpenSSHMaster, Stream] | None:
         """``command`` in a session of the master, or None for asyncssh: streams do not use
         the master, or it is full (its own session is one of ``max_sessions``)."""
         master = await self._openssh()
@@ -245,7 +254,7 @@ class NodePool:
             return None
         master.sessions += 1  # taken before the wait, so that others see it
         try:
-            opened = await master.open(command)
+            opened = await master.open(command, stdin)
         except ConnectorError as exc:
             master.sessions -= 1
             if self.options.streams == "openssh":

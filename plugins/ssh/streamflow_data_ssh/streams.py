@@ -17,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import posixpath
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import asyncssh
@@ -237,7 +238,6 @@ class SSHWriter(Writer):
             await self._lanes.done(lane)
 
     async def _send(self, lane: _Lane, offset: int, payload: memoryview) -> None:
-        location = self.location
         if self._error is not None:
             raise self._error
         process = lane.process
@@ -250,21 +250,75 @@ class SSHWriter(Writer):
             checksum = await asyncio.to_thread(_hash_piece, hashed, payload)
             await process.send(payload)
         except (asyncssh.Error, OSError) as exc:
-            error = translate(exc, location, self.path)
-            if process is not None:  # the host may say why (a full disk) before it hung up
-                with contextlib.suppress(asyncssh.Error, OSError):
-                    result = await asyncio.wait_for(process.finish(), 5)
-                    if result.stderr:
-                        error = command_error(result, location, self.path, "dd")
+            error = await self._failure(process, exc)
             await self._lanes.shut(lane)
             raise error from exc
         run.end = offset + len(payload)
         self._pieces[offset] = (len(payload), checksum)
 
-    def _command(self, offset: int) -> str:
+    async def _failure(self, process: Stream | None, exc: Exception) -> ConnectorError:
+        """The error for a failed write: what the host says (a full disk), if it says
+        something before hanging up, else the transport's failure."""
+        error = translate(exc, self.location, self.path)
+        if process is not None:
+            with contextlib.suppress(asyncssh.Error, OSError):
+                result = await asyncio.wait_for(process.finish(), 5)
+                if result.stderr:
+                    error = command_error(result, self.location, self.path, "dd")
+        return error
+
+    def _command(self, offset: int, size: int | None = None) -> str:
         seek = f" oflag=seek_bytes seek={offset}" if offset else ""
-        dd = f"dd of={q(self.written)} conv=notrunc {_BLOCK}{seek}"
+        count = "" if size is None else f" iflag=fullblock,count_bytes count={size}"
+        dd = f"dd of={q(self.written)} conv=notrunc {_BLOCK}{seek}{count}"
         return status_pipeline(dd, "dd", self._hash_command)
+
+    @property
+    def reads_local_files(self) -> bool:  # type: ignore[override]  # a flag, computed here
+        """On the OpenSSH master, a local file goes to ``ssh`` without passing through
+        this process (:meth:`write_local`); not with ``verify = "sha256"``, which hashes
+        the bytes sent here."""
+        return self._hash_command is None and self.pool.uses_openssh
+
+    async def write_local(
+        self,
+        offset: int,
+        path: str,
+        size: int,
+        crc: Awaitable[int],
+        progress: Callable[[int], None],
+    ) -> None:
+        """One session of its own: ``dd`` writes the range, which the OpenSSH master reads
+        from the file itself (asyncssh gets it from here when the master is full). How far
+        the file's offset, which the master moves, has gone is the progress."""
+        if self._error is not None:
+            raise self._error
+        fd = await asyncio.to_thread(os.open, path, os.O_RDONLY)
+        reported = _Reported(fd, offset, size, progress)
+        try:
+            os.lseek(fd, offset, os.SEEK_SET)
+            async with self.pool.stream(self._command(offset, size), stdin=fd) as process:
+                try:
+                    async with reported.polling():
+                        await process.feed(fd, size)
+                        result = await process.finish()
+                except EOFError as exc:
+                    await process.stop()
+                    raise self._ended(path, exc) from exc
+                except (asyncssh.Error, OSError) as exc:
+                    raise await self._failure(process, exc) from exc
+                except BaseException:
+                    await process.stop()
+                    raise
+        finally:
+            os.close(fd)
+        self._check_run(_Run(offset, offset + size), result)
+        self._pieces[offset] = (size, await crc)
+        reported.up_to(size)
+
+    def _ended(self, path: str, exc: EOFError) -> ConnectorError:
+        detail = f"the local file {path!r} changed during the transfer: {exc}"
+        return ConnectorError(self.location, self.path, detail)
 
     async def _end_run(self, lane: _Lane) -> None:
         process = lane.process
@@ -344,6 +398,41 @@ class SSHWriter(Writer):
         with contextlib.suppress(ConnectorError):
             await self._lanes.shut_all()
             await self.pool.check(f"rm -f -- {q(self.written)}", self.path)
+
+
+@dataclass(slots=True)
+class _Reported:
+    """Progress of a range of a local file read by another process, from the offset of
+    the file (which that process shares and moves)."""
+
+    fd: int
+    start: int
+    size: int
+    progress: Callable[[int], None]
+    """Told each further number of bytes done."""
+    done: int = 0
+
+    def up_to(self, done: int) -> None:
+        if done > self.done:
+            self.progress(done - self.done)
+            self.done = done
+
+    @contextlib.asynccontextmanager
+    async def polling(self) -> AsyncIterator[None]:
+        """Report every tenth of a second while the block runs."""
+
+        async def poll() -> None:
+            while True:
+                await asyncio.sleep(0.1)
+                position = os.lseek(self.fd, 0, os.SEEK_CUR)
+                self.up_to(min(max(position - self.start, 0), self.size))
+
+        task = asyncio.create_task(poll())
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.wait([task])
 
 
 def _hash_piece(sha256: hashlib._Hash | None, payload: memoryview) -> int:
