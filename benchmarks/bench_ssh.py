@@ -12,6 +12,8 @@ Two sshd servers are started on 127.0.0.1 (as the SSH tests do). Figures:
 - peak RSS of a process uploading 1 GiB with the default settings.
 
 Each ratio is the median of ``--rounds`` pairs, baseline and ours alternating in order.
+Each round deletes the big files it wrote: when they piled up, later rounds wrote slower
+(the host's parallel ``dd`` waited on the file system's locks).
 Run: ``python -m benchmarks.bench_ssh`` (``nox -s bench`` runs it; it needs root to
 create the login user, as the tests do).
 """
@@ -105,6 +107,12 @@ async def _ours(transfer: Awaitable[None]) -> float:
     return time.perf_counter() - started
 
 
+def _remove(*paths: Path) -> None:
+    """Delete what a round wrote: gigabytes left behind slowed later rounds' writes."""
+    for path in paths:
+        path.unlink()
+
+
 def _upload_baseline(bench: Bench, blob: Path, dst: Path) -> float:
     os.sync()
     with blob.open("rb") as source:
@@ -139,10 +147,12 @@ async def big_files(bench: Bench, rounds: int, blob: Path) -> list[Figure]:
         remote_blob = bench.fresh()
         await manager.transfer_data(LOCAL, str(blob), [a], str(remote_blob))
         for _ in range(rounds):
-            baseline = await asyncio.to_thread(_upload_baseline, bench, blob, bench.fresh())
-            ours = await _ours(manager.transfer_data(LOCAL, str(blob), [a], str(bench.fresh())))
+            theirs, mine = bench.fresh(), bench.fresh()
+            baseline = await asyncio.to_thread(_upload_baseline, bench, blob, theirs)
+            ours = await _ours(manager.transfer_data(LOCAL, str(blob), [a], str(mine)))
             ups.append((baseline, ours))
             one_host.append(ours)
+            await asyncio.to_thread(_remove, theirs, mine)
             back = bench.base / f"back{len(downs)}"
             baseline = await asyncio.to_thread(_download_baseline, bench, remote_blob, back)
             ours = await _ours(manager.transfer_data(a, str(remote_blob), [LOCAL], f"{back}.2"))
@@ -150,9 +160,11 @@ async def big_files(bench: Bench, rounds: int, blob: Path) -> list[Figure]:
             await asyncio.to_thread(os.remove, back)
             await asyncio.to_thread(os.remove, f"{back}.2")
             before = manager.statistics.of(LOCAL).bytes_read
-            both = manager.transfer_data(LOCAL, str(blob), [a, b], str(bench.fresh()))
-            two_hosts.append(await _ours(both))
+            both = bench.fresh()
+            two = manager.transfer_data(LOCAL, str(blob), [a, b], str(both))
+            two_hosts.append(await _ours(two))
             read_twice = manager.statistics.of(LOCAL).bytes_read - before
+            await asyncio.to_thread(_remove, both)
     mib = GiB / 2**20
     return [
         _ratio("1 GiB local -> SSH, MiB/s (baseline: ssh 'cat > dst')", mib, ups, ">= 0.9x"),

@@ -310,6 +310,8 @@ class SSHWriter(Writer):
                 except BaseException:
                     await process.stop()
                     raise
+        except (asyncssh.Error, OSError) as exc:  # the session did not open
+            raise translate(exc, self.location, self.path) from exc
         finally:
             os.close(fd)
         self._check_run(_Run(offset, offset + size), result)
