@@ -21,7 +21,7 @@ from streamflow_data import (
 from streamflow_data.transfer.blocks import BlockPool, BlockState
 from streamflow_data.transfer.state import ChunkState, FileState, StateManager
 from tests.helpers import Hosts
-from tests.wrappers import SequentialWrappingConnector
+from tests.wrappers import OneStreamWrappingConnector, SequentialWrappingConnector
 
 KiB = 1024
 # Small sizes, so that a 1 MB file has several chunks of several blocks.
@@ -78,6 +78,20 @@ async def test_chunks_of_one_file_are_read_in_parallel_for_ranged_destinations(
         manager.register_path(source, "/big.bin")
         await manager.transfer_data(source, "/big.bin", [target], "/copy.bin")
     assert hosts.connectors["src"].most_reads_in_flight > 1
+    assert await read(hosts, "dst", "/copy.bin") == data
+
+
+async def test_chunks_move_one_at_a_time_where_the_connector_says_one_stream_fills_its_link(
+    hosts: Hosts,
+) -> None:
+    source = hosts.add("src", OneStreamWrappingConnector)
+    data = await put_file(hosts, "src", "/big.bin", 4_000_000)
+    target = hosts.add("dst")
+    settings = SMALL.replace(block_count=16, max_concurrent_chunks=4)
+    async with DefaultDataManager(hosts.connectors, settings=settings) as manager:
+        manager.register_path(source, "/big.bin")
+        await manager.transfer_data(source, "/big.bin", [target], "/copy.bin")
+    assert hosts.connectors["src"].most_reads_in_flight == 1
     assert await read(hosts, "dst", "/copy.bin") == data
 
 

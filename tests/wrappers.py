@@ -189,3 +189,10 @@ class SequentialWrappingConnector(WrappingConnector):
     """The same, for a storage that can only append: no ranged writes, no server copy."""
 
     capabilities = Capabilities(ranged_writes=False, server_side_copy=False)
+
+
+class OneStreamWrappingConnector(WrappingConnector):
+    """A storage that says one stream per file fills its link (see ``chunk_streams``)."""
+
+    def chunk_streams(self, location: ExecutionLocation) -> int | None:
+        return 1

@@ -349,6 +349,13 @@ class Connector(abc.ABC):
     :meth:`write_files`) in flight at once. Storage that serves many requests in parallel
     (an object store) raises it; the derived operations then need no override."""
 
+    def chunk_streams(self, location: ExecutionLocation) -> int | None:
+        """How many chunks of one file are worth reading from ``location`` at once; None
+        (the default) leaves it to the engine's ``max_concurrent_chunks``. Where one
+        stream fills the link, parallel ones only contend for its ends (the SSH connector
+        answers from the link's round trip time)."""
+        return None
+
     @classmethod
     def from_options(cls, options: Mapping[str, object]) -> Self:
         """Build a connector from configuration options (a TOML table, say).

@@ -333,7 +333,8 @@ class FileCopy:
         self._read_chunks.clear()
         self._resume.begin_attempt()
         ranged = all(d.connector.capabilities.ranged_writes for d in writers)
-        drains_per_destination = self.settings.max_concurrent_chunks if ranged else 1
+        parallel = self._chunk_streams() if ranged else 1
+        drains_per_destination = parallel
         direct = self._local_ranges(writers, ranged)
         queues: dict[Destination, asyncio.Queue[BufferBlock | None]] = {
             destination: asyncio.Queue() for destination in writers if destination not in direct
@@ -345,10 +346,16 @@ class FileCopy:
             if not queues:
                 return  # the destination reads the file itself (see LocalRanges)
             try:
-                if ranged and self.chunk_count > 1:
+                if parallel > 1 and self.chunk_count > 1:
+                    limit = asyncio.Semaphore(parallel)
+
+                    async def read(number: int) -> None:
+                        async with limit:
+                            await self._read_chunk(reader, number, queues, chunk_crcs)
+
                     async with asyncio.TaskGroup() as group:
                         for number in range(self.chunk_count):
-                            group.create_task(self._read_chunk(reader, number, queues, chunk_crcs))
+                            group.create_task(read(number))
                 else:
                     for number in range(self.chunk_count):
                         await self._read_chunk(reader, number, queues, chunk_crcs)
@@ -375,7 +382,7 @@ class FileCopy:
                         chunk_crcs,
                         self._wrote,
                     )
-                    group.create_task(ranges.copy(destination, writer, failures))
+                    group.create_task(ranges.copy(destination, writer, parallel, failures))
         finally:
             self._return_queued_blocks(queues)
         if source_error:
@@ -392,6 +399,14 @@ class FileCopy:
             length = self._chunk_range(number)[1]
             digest_crc = crc32c_combine(digest_crc, chunk_crcs[number], length)
         return Digest(self.stat.size, digest_crc)
+
+    def _chunk_streams(self) -> int:
+        """Chunks of this file moved at once: ``max_concurrent_chunks``, or fewer when the
+        source's connector says more would not help."""
+        source = self.context.source
+        hint = source.connector.chunk_streams(source.location)
+        limit = self.settings.max_concurrent_chunks
+        return limit if hint is None else min(limit, hint)
 
     def _local_ranges(
         self, writers: dict[Destination, Writer], ranged: bool

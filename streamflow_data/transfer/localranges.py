@@ -3,14 +3,15 @@
 When the source file is on this machine and its one destination's writer reads local
 files (:attr:`~streamflow_data.connectors.base.Writer.reads_local_files`: the SSH writer,
 whose ``ssh`` process reads them), the file goes to that writer as ranges of consecutive
-chunks, up to ``max_concurrent_chunks`` ranges at once. Its bytes never pass through this
+chunks, as many ranges at once as the file's chunks may be. Its bytes never pass through this
 process, which would otherwise read, copy and write every one of them again. A range is
 read here once meanwhile, for the CRC32C the writer reports and the commit verifies. A
 transfer to several destinations keeps the blocks, so that the file is read once for all.
 
 A range spans up to :data:`RANGE_SIZE` bytes: the SSH writer spends a session (a process
 at each end) per range, which measured 30% slower at 64 MiB than at 256 MiB per session
-for a 1 GiB upload; the writer reports progress within a range.
+for a 1 GiB upload. When the ranges would go one at a time (the connectors want one
+stream per file), the whole file is one range. The writer reports progress within a range.
 """
 
 from __future__ import annotations
@@ -47,20 +48,27 @@ class LocalRanges:
     wrote: Callable[[Destination, int, float], None]
     """Told of bytes written: their destination, number, and when their writing began."""
 
-    def ranges(self) -> list[range]:
-        """The chunk numbers of each range."""
-        per_range = max(1, RANGE_SIZE // max(length for _, length in self.chunks))
+    def ranges(self, parallel: int) -> list[range]:
+        """The chunk numbers of each range: the whole file when its ranges would go one
+        at a time anyway (no session to start between them)."""
         count = len(self.chunks)
+        if parallel == 1:
+            return [range(count)]
+        per_range = max(1, RANGE_SIZE // max(length for _, length in self.chunks))
         return [range(first, min(first + per_range, count)) for first in range(0, count, per_range)]
 
     async def copy(
-        self, destination: Destination, writer: Writer, failures: dict[Destination, Exception]
+        self,
+        destination: Destination,
+        writer: Writer,
+        parallel: int,
+        failures: dict[Destination, Exception],
     ) -> None:
-        """Write every range; the first failure is recorded in ``failures``, and the ranges
-        not started yet are skipped."""
-        limit = asyncio.Semaphore(self.context.settings.max_concurrent_chunks)
+        """Write every range, ``parallel`` at once; the first failure is recorded in
+        ``failures``, and the ranges not started yet are skipped."""
+        limit = asyncio.Semaphore(parallel)
         async with asyncio.TaskGroup() as group:
-            for numbers in self.ranges():
+            for numbers in self.ranges(parallel):
                 group.create_task(self._range(destination, writer, numbers, limit, failures))
 
     async def _range(

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from streamflow_data_ssh import SSHConnector
+from streamflow_data_ssh import SSHConnector, pool
 
 from streamflow_data import (
     ConfigurationError,
@@ -58,6 +58,13 @@ def fake_ssh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return program
 
 
+@pytest.fixture
+def long_link(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks in parallel, as over a link whose round trip needs several streams (on
+    loopback one stream is enough, and chunks go one at a time)."""
+    monkeypatch.setattr(pool, "_ROUND_TRIP_PER_STREAM", 1e-9)
+
+
 async def _manager(connector: SSHConnector) -> DefaultDataManager:
     return DefaultDataManager({"local": LocalConnector(), "ssh": connector}, settings=SMALL_CHUNKS)
 
@@ -71,6 +78,7 @@ async def openssh(
     await connector.close()
 
 
+@pytest.mark.usefixtures("long_link")
 async def test_big_files_stream_through_one_master_within_the_session_limit(
     openssh: SSHConnector, ssh_servers: list[SSHServer], remote_dir: Path, tmp_path: Path
 ) -> None:
@@ -135,6 +143,7 @@ async def test_a_local_file_goes_to_the_master_a_session_per_range_of_chunks(
         await manager.close()
 
 
+@pytest.mark.usefixtures("long_link")
 async def test_ranges_a_full_master_cannot_take_read_the_file_here(
     openssh: SSHConnector, remote_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -147,6 +156,24 @@ async def test_ranges_a_full_master_cannot_take_read_the_file_here(
     counts = openssh.streams_opened(host)
     assert counts.openssh >= 2 and counts.asyncssh > 0
     assert await asyncio.to_thread((remote_dir / "up").read_bytes) == data
+
+
+async def test_one_stream_per_file_on_a_link_with_a_short_round_trip(
+    openssh: SSHConnector, remote_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On loopback a chunk's stream fills the link: the chunks of a file take turns, in
+    one lane that moves on from chunk to chunk."""
+    [host] = openssh.locations("ssh")
+    assert openssh.chunk_streams(host) is None  # not connected yet
+    manager = await _manager(openssh)
+    data = await _upload(manager, host, tmp_path, remote_dir / "up")
+    assert openssh.chunk_streams(host) == 1  # the kernel's round trip: under 2 ms
+    back = tmp_path / "back"
+    manager.register_path(host, str(remote_dir / "up"))
+    await manager.transfer_data(host, str(remote_dir / "up"), [LOCAL], str(back))
+    assert await asyncio.to_thread(back.read_bytes) == data
+    counts = openssh.streams_opened(host)
+    assert (counts.openssh, counts.asyncssh) == (2, 0)  # one range up, one lane down
 
 
 def _sessions(port: int) -> list[int]:

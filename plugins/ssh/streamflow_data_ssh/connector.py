@@ -107,6 +107,10 @@ class SSHConnector(Connector):
             pool = self._pools[location.name] = NodePool(node, self.options, location)
         return pool
 
+    def chunk_streams(self, location: ExecutionLocation) -> int | None:
+        """One stream per 2 ms of the node's round trip, measured when it first connects."""
+        return self._pool(location).chunk_streams()
+
     def channels_opened(self, location: ExecutionLocation) -> int:
         """Remote commands started on ``location`` so far (each at least one round trip):
         for diagnostics and benchmarks."""

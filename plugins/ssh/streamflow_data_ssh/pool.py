@@ -17,6 +17,9 @@ import asyncio
 import collections
 import contextlib
 import logging
+import math
+import socket
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -49,6 +52,9 @@ _PROBE = "umask; for t in openssl sha256sum shasum; do command -v $t >/dev/null 
 _STREAMED_INPUT = 256 * 1024
 """A command given at least this much input runs as a stream (on the OpenSSH master when
 there is one): a batch of small files is bytes first, round trips second."""
+_ROUND_TRIP_PER_STREAM = 0.002
+_TCP_RTT_OFFSET = 68
+"""Where ``tcpi_rtt`` (microseconds) sits in Linux's ``struct tcp_info``."""
 Process = asyncssh.SSHClientProcess[bytes]
 Closer = Callable[[], Awaitable[None]]
 
@@ -105,6 +111,9 @@ class NodePool:
         self._closed = False
         self.channels_opened = 0
         """Channels opened so far: each is one remote command, one round trip or more."""
+        self.round_trip: float | None = None
+        """Seconds a packet takes to the node and back, as the kernel estimated it for the
+        first connection (None before it, or where the kernel does not say)."""
 
     # -- connections -----------------------------------------------------------------------
 
@@ -135,7 +144,7 @@ class NodePool:
         attempt = 0
         while True:
             try:
-                return await asyncssh.connect(
+                connection = await asyncssh.connect(
                     self.node.hostname, self.node.port, options=self._client
                 )
             except (asyncssh.Error, OSError, TimeoutError) as exc:
@@ -148,6 +157,21 @@ class NodePool:
                     "connecting to %s failed (%s); retry in %.1fs", self.location, exc, delay
                 )
                 await asyncio.sleep(delay)
+            else:
+                if self.round_trip is None:
+                    self.round_trip = tcp_round_trip(connection.get_extra_info("socket"))
+                return connection
+
+    def chunk_streams(self) -> int | None:
+        """Streams worth reading one file with at once: one per 2 ms of round trip, as a
+        stream moves at most its 2 MiB window per round trip (1 GiB/s at 2 ms, more than
+        one ``ssh`` encrypts); on a faster link parallel streams only contend for the
+        master's core and the local file's lock (a 1 GiB download on loopback: 0.73x to
+        0.81x of ``ssh cat`` with 4 lanes, 0.85x to 1.0x with one). None before the first
+        connection."""
+        if self.round_trip is None:
+            return None
+        return max(1, math.ceil(self.round_trip / _ROUND_TRIP_PER_STREAM))
 
     async def _pick(self) -> _Connection:
         """The least busy live connection with room, or a new one while under the cap."""
@@ -362,3 +386,18 @@ class NodePool:
         for connection in connections:
             with contextlib.suppress(Exception):
                 await connection.connection.wait_closed()
+
+
+def tcp_round_trip(sock: socket.socket | None) -> float | None:
+    """The kernel's smoothed round-trip time of a TCP socket in seconds (Linux
+    ``TCP_INFO``), or None where it is not available."""
+    if sock is None or not hasattr(socket, "TCP_INFO"):
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+    except OSError:
+        return None
+    if len(info) < _TCP_RTT_OFFSET + 4:
+        return None
+    microseconds: int = struct.unpack_from("=I", info, _TCP_RTT_OFFSET)[0]
+    return microseconds / 1e6
