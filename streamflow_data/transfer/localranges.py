@@ -97,11 +97,13 @@ class LocalRanges:
                 async with self.context.sessions.slot(destination.location):
                     await writer.write_local(start, self.path, size, crc, progress)
                 await crc  # the writer may not have needed it (a failure it did not raise)
-            except Exception as exc:
+            except BaseException as exc:
                 crc.cancel()
                 await asyncio.wait([crc])
-                failures.setdefault(destination, exc)
                 self._mark(destination, numbers, ChunkState.ERRORED)
+                if not isinstance(exc, Exception):  # cancelled: the thread is done first
+                    raise
+                failures.setdefault(destination, exc)
                 return
             self._mark(destination, numbers, ChunkState.FINISHED)
 
