@@ -21,7 +21,11 @@ from streamflow_data import (
 from streamflow_data.transfer.blocks import BlockPool, BlockState
 from streamflow_data.transfer.state import ChunkState, FileState, StateManager
 from tests.helpers import Hosts
-from tests.wrappers import OneStreamWrappingConnector, SequentialWrappingConnector
+from tests.wrappers import (
+    OneStreamWrappingConnector,
+    SequentialWrappingConnector,
+    WrappingConnector,
+)
 
 KiB = 1024
 # Small sizes, so that a 1 MB file has several chunks of several blocks.
@@ -67,31 +71,21 @@ async def test_the_source_is_read_once_whatever_the_destinations(hosts: Hosts, c
         assert await read(hosts, f"d{index}", "/copy.bin") == data
 
 
-async def test_chunks_of_one_file_are_read_in_parallel_for_ranged_destinations(
-    hosts: Hosts,
+@pytest.mark.parametrize("one_stream", [False, True])
+async def test_chunks_of_one_file_are_read_in_parallel_unless_the_source_wants_one_stream(
+    hosts: Hosts, one_stream: bool
 ) -> None:
-    source = hosts.add("src")
+    """Chunks go in parallel for ranged destinations, one at a time from a source whose
+    connector says one stream fills its link (``chunk_streams``)."""
+    source = hosts.add("src", OneStreamWrappingConnector if one_stream else WrappingConnector)
     data = await put_file(hosts, "src", "/big.bin", 4_000_000)
     target = hosts.add("dst")
     settings = SMALL.replace(block_count=16, max_concurrent_chunks=4)
     async with DefaultDataManager(hosts.connectors, settings=settings) as manager:
         manager.register_path(source, "/big.bin")
         await manager.transfer_data(source, "/big.bin", [target], "/copy.bin")
-    assert hosts.connectors["src"].most_reads_in_flight > 1
-    assert await read(hosts, "dst", "/copy.bin") == data
-
-
-async def test_chunks_move_one_at_a_time_where_the_connector_says_one_stream_fills_its_link(
-    hosts: Hosts,
-) -> None:
-    source = hosts.add("src", OneStreamWrappingConnector)
-    data = await put_file(hosts, "src", "/big.bin", 4_000_000)
-    target = hosts.add("dst")
-    settings = SMALL.replace(block_count=16, max_concurrent_chunks=4)
-    async with DefaultDataManager(hosts.connectors, settings=settings) as manager:
-        manager.register_path(source, "/big.bin")
-        await manager.transfer_data(source, "/big.bin", [target], "/copy.bin")
-    assert hosts.connectors["src"].most_reads_in_flight == 1
+    most = hosts.connectors["src"].most_reads_in_flight
+    assert most == 1 if one_stream else most > 1
     assert await read(hosts, "dst", "/copy.bin") == data
 
 
