@@ -246,7 +246,8 @@ class S3Writer(Writer):
         finally:
             release()
         if isinstance(part, bytearray):  # answered: nothing reads it any more
-            self._pending.recycle(part, len(self._sending))
+            sending = sum(not task.done() for task in self._sending)  # this one included
+            self._pending.recycle(part, sending)
 
     def _raise_failures(self) -> None:
         for task in [t for t in self._sending if t.done()]:
