@@ -32,8 +32,10 @@ class TransferSettings(Settings):
     """Blocks in the pool: with ``block_size``, the memory bound."""
     max_concurrent_files: int = setting(8, ge=1, le=1024)
     """Files (or batches of small files) of one transfer in flight at once."""
-    max_batch_files: int = setting(256, ge=1, le=65536)
-    """Small files (a block or less) of a tree moved together in one bulk operation."""
+    max_batch_files: int = setting(1024, ge=1, le=65536)
+    """Small files (a block or less) of a tree moved together in one bulk operation, at
+    most. A tree of fewer than ``max_concurrent_files`` such batches is cut into smaller
+    ones (of a quarter of this at least), so that several move at once."""
     max_concurrent_chunks: int = setting(4, ge=1, le=1024)
     """Chunks of one transfer in flight at once (all its files together)."""
     max_sessions_per_location: int = setting(8, ge=1, le=1024)

@@ -18,6 +18,8 @@ from streamflow_data import (
     TransferProgress,
     TransferSettings,
 )
+from streamflow_data.connectors.base import FileKind, FileStat
+from streamflow_data.transfer.batch import SmallFile, batches
 from streamflow_data.transfer.blocks import BlockPool, BlockState
 from streamflow_data.transfer.state import ChunkState, FileState, StateManager
 from tests.helpers import Hosts
@@ -386,6 +388,26 @@ async def test_small_files_move_in_batches_and_a_bad_one_is_retried_alone(
     for host in ("good", "flaky"):
         for path, data in files.items():
             assert await read(hosts, host, path.replace("/tree", "/copy")) == data
+
+
+@pytest.mark.parametrize(
+    ("count", "size", "expected"),
+    [
+        (10_000, 4096, [1000] * 10),  # as large as allowed when every worker has one
+        (2_000, 4096, [250] * 8),  # smaller, so that all 8 workers move one
+        (300, 4096, [150] * 2),  # never under a quarter of the largest batch
+        (10, 4096, [10]),
+        (100, 1 << 20, [4] * 25),  # one block of data at most
+    ],
+)
+def test_small_files_are_batched_as_large_as_the_workers_allow(
+    count: int, size: int, expected: list[int]
+) -> None:
+    stat = FileStat(FileKind.FILE, size, 0o644, 0)
+    files = [SmallFile(f"f{index}", f"/src/f{index}", stat) for index in range(count)]
+    groups = list(batches(files, max_files=1024, max_bytes=4 << 20, workers=8))
+    assert [len(group) for group in groups] == expected
+    assert [file for group in groups for file in group] == files
 
 
 async def test_a_tree_appears_whole_at_the_end(hosts: Hosts) -> None:

@@ -1,7 +1,8 @@
 """Moving many small files in bulk: one connector round trip per batch, not per file.
 
 The small files of a tree (each at most a block) are grouped into batches of at most
-``max_batch_files`` files and one block of data. A batch is read with one
+``max_batch_files`` files and one block of data (fewer files per batch when that leaves
+workers idle: see :func:`batches`). A batch is read with one
 :meth:`~streamflow_data.Connector.read_files` and written to each destination with one
 :meth:`~streamflow_data.Connector.write_files` (or copied with one
 :meth:`~streamflow_data.Connector.copy_files` on the source's own location); connectors
@@ -40,17 +41,27 @@ class SmallFile:
 
 
 def batches(
-    files: Sequence[SmallFile], max_files: int, max_bytes: int
+    files: Sequence[SmallFile], max_files: int, max_bytes: int, workers: int
 ) -> Iterator[list[SmallFile]]:
-    """Consecutive groups of at most ``max_files`` files and ``max_bytes`` bytes."""
+    """Consecutive groups of at most ``max_files`` files and ``max_bytes`` bytes.
+
+    Each batch costs a round trip or a remote process, so batches are as large as allowed;
+    but a tree that would fill fewer batches than ``workers`` is split into up to
+    ``workers`` batches of at least a quarter of ``max_files``, so that small trees still
+    move several batches at once.
+    """
+    count = -(-len(files) // max_files)
+    if count < workers:
+        count = max(count, min(workers, -(-len(files) // max(max_files // 4, 1))))
+    size = -(-len(files) // count) if files else max_files
     batch: list[SmallFile] = []
-    size = 0
+    used = 0
     for file in files:
-        if batch and (len(batch) == max_files or size + file.stat.size > max_bytes):
+        if batch and (len(batch) == size or used + file.stat.size > max_bytes):
             yield batch
-            batch, size = [], 0
+            batch, used = [], 0
         batch.append(file)
-        size += file.stat.size
+        used += file.stat.size
     if batch:
         yield batch
 

@@ -281,7 +281,8 @@ class _Run:
             else:
                 yield FileCopy(self.context, entry.relpath, source, entry.stat), needed
         for needed, group in small.items():
-            for files in batches(group, settings.max_batch_files, settings.block_size):
+            workers = settings.max_concurrent_files
+            for files in batches(group, settings.max_batch_files, settings.block_size, workers):
                 yield BatchCopy(self.context, files), needed
 
     def _copied(self, destination: Destination) -> list[WalkEntry]:

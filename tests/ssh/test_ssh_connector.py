@@ -235,6 +235,36 @@ async def test_bulk_writes_refuse_names_that_leave_their_directory(
     assert not (remote_dir.parent / "escaped").exists()
 
 
+async def test_a_bulk_write_larger_than_one_command_line_reports_every_file(
+    ssh: SSHConnector, host_a: ExecutionLocation, remote_dir: Path
+) -> None:
+    """1,500 long names (over the 128 KiB a host takes in one argument), in directories
+    that exist or not, and a file named like the directory of another: each file gets its
+    own outcome, and nothing lands outside an existing directory."""
+    await ssh.make_directories(host_a, [f"{remote_dir}/a", f"{remote_dir}/b"])
+    long = "n" * 100
+    items = [
+        WriteItem(f"{remote_dir}/{'abc'[index % 3]}/{index:04d}-{long}", b"%d" % index)
+        for index in range(1500)
+    ]
+    items += [  # written under their own names: excluding sub/ must not exclude sub
+        WriteItem(f"{remote_dir}/a/sub/f", b"in sub", atomic=False),
+        WriteItem(f"{remote_dir}/a/sub", b"sub", atomic=False),
+    ]
+    results = await ssh.write_files(host_a, items)
+    for item, result in zip(items, results, strict=True):
+        missing = item.path.startswith(f"{remote_dir}/c/") or item.path.endswith("/sub/f")
+        if missing:
+            assert isinstance(result, PathNotFoundError), item.path
+        else:
+            assert result is None, (item.path, result)
+            assert await asyncio.to_thread(Path(item.path).read_bytes) == item.data
+    assert not (remote_dir / "c").exists()
+    assert sorted(os.listdir(remote_dir / "a")) == sorted(
+        [Path(item.path).name for item in items[0:1500:3]] + ["sub"]
+    )
+
+
 def _archive(*members: tarfile.TarInfo) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:

@@ -2,8 +2,8 @@
 
 A batch of :class:`~streamflow_data.connectors.base.WriteItem` becomes one archive (PAX,
 so modes and nanosecond mtimes survive) and one shell script run with the archive on its
-standard input. The script checks each file's directory first (a file whose directory is
-missing is excluded, never given a directory tar would invent), unpacks, compares the
+standard input. The script checks each directory of the batch first, once (the files of
+a missing one are excluded, never given a directory tar would invent), unpacks, compares the
 SHA-256 of the stream as it arrived with ours, and renames the files written under
 temporary names. A batch that fails as a whole removes everything it wrote.
 
@@ -64,6 +64,8 @@ class PackedWrite:
     """Positions, in the caller's item list, of the files this batch carries."""
     written: list[str]
     """The name each of those files is unpacked under (a temporary one when atomic)."""
+    directories: list[int]
+    """The number, in the script, of each file's directory (what ``missing N`` names)."""
     archive: list[Buffer]
     """The archive's pieces, the files' data among them (see :mod:`.tarformat`)."""
     script: str
@@ -80,8 +82,7 @@ def pack_writes(
     returned with their error."""
     refused: dict[int, ConnectorError] = {}
     batches: list[PackedWrite] = []
-    current: list[tuple[int, WriteItem, str]] = []
-    budget = 0
+    batch = _Batch()
     for index, item in enumerate(items):
         if not _clean(item.path):
             detail = "refused: not a plain absolute path"
@@ -94,66 +95,107 @@ def pack_writes(
                 refused[index] = ChecksumMismatchError(location, item.path, detail)
                 continue
         written = temporary_name(item.path) if item.atomic else item.path
-        cost = 3 * len(written) + 2 * len(item.path) + 160
-        if current and budget + cost > _SCRIPT_BUDGET:
-            batches.append(_pack(current, umask, hash_command))
-            current, budget = [], 0
-        current.append((index, item, written))
-        budget += cost
-    if current:
-        batches.append(_pack(current, umask, hash_command))
+        if not batch.takes(item, written):
+            batches.append(batch.pack(umask, hash_command))
+            batch = _Batch()
+        batch.add(index, item, written)
+    if batch.entries:
+        batches.append(batch.pack(umask, hash_command))
     return batches, refused
 
 
-def _pack(
-    entries: list[tuple[int, WriteItem, str]], umask: int, hash_command: str | None
-) -> PackedWrite:
-    now_ns = time.time_ns()
-    default_mode = 0o666 & ~umask
-    data = tarformat.archive(
-        tarformat.member(
-            relative(written),
-            item.mode if item.mode is not None else default_mode,
-            item.data,
-            item.mtime_ns if item.mtime_ns is not None else now_ns,
+class _Batch:
+    """The files of one archive, and the directories they go to (each checked once)."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[int, WriteItem, str]] = []
+        self.parents: dict[str, int] = {}
+        """Each directory written to, with its number in the script."""
+        self.names: set[str] = set()
+        self.budget = 0
+
+    def takes(self, item: WriteItem, written: str) -> bool:
+        """Whether the file fits the script, and no file of the batch is one of its
+        directories (excluding a missing directory excludes a file of that name too)."""
+        if not self.entries:
+            return True
+        parent = posixpath.dirname(item.path)
+        if parent in self.names or written in self.parents or item.path in self.parents:
+            return False
+        return self.budget + _cost(item, written, parent not in self.parents) <= _SCRIPT_BUDGET
+
+    def add(self, index: int, item: WriteItem, written: str) -> None:
+        parent = posixpath.dirname(item.path)
+        self.budget += _cost(item, written, parent not in self.parents)
+        self.parents.setdefault(parent, len(self.parents))
+        self.names.update((written, item.path))
+        self.entries.append((index, item, written))
+
+    def pack(self, umask: int, hash_command: str | None) -> PackedWrite:
+        now_ns = time.time_ns()
+        default_mode = 0o666 & ~umask
+        data = tarformat.archive(
+            tarformat.member(
+                relative(written),
+                item.mode if item.mode is not None else default_mode,
+                item.data,
+                item.mtime_ns if item.mtime_ns is not None else now_ns,
+            )
+            for _, item, written in self.entries
         )
-        for _, item, written in entries
-    )
-    sha256 = ""
-    if hash_command is not None:
-        digest = hashlib.sha256()
-        for piece in data:
-            digest.update(piece)
-        sha256 = digest.hexdigest()
-    script = _write_script(entries, sha256, hash_command)
-    indexes = [index for index, _, _ in entries]
-    return PackedWrite(indexes, [written for _, _, written in entries], data, script)
+        sha256 = ""
+        if hash_command is not None:
+            digest = hashlib.sha256()
+            for piece in data:
+                digest.update(piece)
+            sha256 = digest.hexdigest()
+        directories = [self.parents[posixpath.dirname(item.path)] for _, item, _ in self.entries]
+        return PackedWrite(
+            indexes=[index for index, _, _ in self.entries],
+            written=[written for _, _, written in self.entries],
+            directories=directories,
+            archive=data,
+            script=self._script(sha256, hash_command),
+        )
+
+    def _script(self, sha256: str, hash_command: str | None) -> str:
+        lines = ["cd / || exit 1", "set --"]
+        for number, parent in enumerate(self.parents):
+            name = q(relative(parent))
+            lines.append(
+                f"[ -d {name} ] || {{ echo 'missing {number}'; m{number}=1; "
+                f'set -- "$@" --exclude={name}; }}'
+            )
+        unpack = 'tar -x -f - -p --no-same-owner --anchored --no-wildcards "$@" >&2'
+        lines.append(f"out=$({status_pipeline(unpack, 'tar', hash_command)})")
+        everything = " ".join(q(relative(written)) for _, _, written in self.entries)
+        lines.append('printf "%s\\n" "$out"')
+        lines.append(
+            f'case "$out" in *tar=0*) ;; *) rm -f -- {everything}; exit {EXIT_UNPACK};; esac'
+        )
+        if hash_command is not None:
+            lines.append(
+                f'case "$out" in *{sha256}*) ;; '
+                f"*) rm -f -- {everything}; exit {EXIT_MISMATCH};; esac"
+            )
+        for number, (_, item, written) in enumerate(self.entries):
+            if item.atomic:
+                directory = self.parents[posixpath.dirname(item.path)]
+                move = f"mv -fT -- {q(relative(written))} {q(relative(item.path))}"
+                lines.append(f'[ -n "$m{directory}" ] || {move} || echo "failed {number}"')
+        return "\n".join(lines)
 
 
-def _write_script(
-    entries: list[tuple[int, WriteItem, str]], sha256: str, hash_command: str | None
-) -> str:
-    lines = ["cd / || exit 1", "set --"]
-    for number, (_, item, written) in enumerate(entries):
-        parent = relative(posixpath.dirname(item.path))
-        lines.append(
-            f"[ -d {q(parent)} ] || {{ echo 'missing {number}'; m{number}=1; "
-            f'set -- "$@" --exclude={q(relative(written))}; }}'
-        )
-    unpack = 'tar -x -f - -p --no-same-owner --anchored --no-wildcards "$@" >&2'
-    lines.append(f"out=$({status_pipeline(unpack, 'tar', hash_command)})")
-    everything = " ".join(q(relative(written)) for _, _, written in entries)
-    lines.append('printf "%s\\n" "$out"')
-    lines.append(f'case "$out" in *tar=0*) ;; *) rm -f -- {everything}; exit {EXIT_UNPACK};; esac')
-    if hash_command is not None:
-        lines.append(
-            f'case "$out" in *{sha256}*) ;; *) rm -f -- {everything}; exit {EXIT_MISMATCH};; esac'
-        )
-    for number, (_, item, written) in enumerate(entries):
-        if item.atomic:
-            move = f"mv -fT -- {q(relative(written))} {q(relative(item.path))}"
-            lines.append(f'[ -n "$m{number}" ] || {move} || echo "failed {number}"')
-    return "\n".join(lines)
+def _cost(item: WriteItem, written: str, new_parent: bool) -> int:
+    """Bytes of script a file adds to its batch: its name in the list removed on failure,
+    its rename when atomic, and its directory's check when the batch has none yet."""
+    name = len(q(relative(written)))
+    cost = name + 1
+    if item.atomic:
+        cost += name + len(q(relative(item.path))) + 60
+    if new_parent:
+        cost += 2 * len(q(relative(posixpath.dirname(item.path)))) + 80
+    return cost
 
 
 def write_results(
@@ -165,15 +207,16 @@ def write_results(
         for index in batch.indexes:
             outcomes[index] = command_error(result, location, items[index].path, "tar")
         return outcomes
-    marked = {int(number): word for word, number in _LINE.findall(result.stdout.decode())}
+    marked = _LINE.findall(result.stdout.decode())
+    missing = {int(number) for word, number in marked if word == "missing"}
+    failed = {int(number) for word, number in marked if word == "failed"}
     for number, index in enumerate(batch.indexes):
         path = items[index].path
-        word = marked.get(number)
-        if word == "missing":
+        if batch.directories[number] in missing:
             outcomes[index] = PathNotFoundError(location, path)
         elif result.status == EXIT_MISMATCH:
             outcomes[index] = command_error(result, location, path)
-        elif result.status == EXIT_UNPACK or word == "failed":
+        elif result.status == EXIT_UNPACK or number in failed:
             outcomes[index] = _member_error(location, path, batch.written[number], result.stderr)
         else:
             outcomes[index] = None
