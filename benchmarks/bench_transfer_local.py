@@ -106,7 +106,8 @@ async def fan_out(scratch: Path, source: Path, count: int, round_: int) -> tuple
 
 
 PEAK_RSS_SCRIPT = """
-import asyncio, resource, sys
+import asyncio, sys
+from benchmarks.common import peak_rss_bytes
 from streamflow_data import DefaultDataManager, ExecutionLocation, LocalConnector
 async def main():
     local = ExecutionLocation("local", "localhost", local=True)
@@ -115,7 +116,7 @@ async def main():
         manager.register_path(local, sys.argv[1])
         await manager.transfer_data(local, sys.argv[1], [other], sys.argv[2])
 asyncio.run(main())
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+print(peak_rss_bytes())
 """
 
 

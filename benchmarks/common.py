@@ -15,6 +15,20 @@ def rss_bytes() -> int:
     return pages * 4096
 
 
+def peak_rss_bytes() -> int:
+    """The most this process has had resident (``VmHWM``).
+
+    Not ``getrusage``'s ``ru_maxrss``: Linux carries that across ``fork`` and ``exec``, so
+    a child started by a big benchmark process reported the parent's size (a child that
+    peaked at 9 MiB said 216 MiB under a parent holding 200 MiB).
+    """
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def timed(function: Callable[[], object]) -> float:
     """Seconds taken by one call of ``function``."""
     start = time.perf_counter()

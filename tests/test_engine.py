@@ -73,15 +73,20 @@ async def test_the_source_is_read_once_whatever_the_destinations(hosts: Hosts, c
         assert await read(hosts, f"d{index}", "/copy.bin") == data
 
 
-@pytest.mark.parametrize("one_stream", [False, True])
-async def test_chunks_of_one_file_are_read_in_parallel_unless_the_source_wants_one_stream(
-    hosts: Hosts, one_stream: bool
+@pytest.mark.parametrize("one_stream", [None, "src", "dst"])
+async def test_chunks_of_one_file_move_in_parallel_unless_an_end_wants_one_stream(
+    hosts: Hosts, one_stream: str | None
 ) -> None:
-    """Chunks go in parallel for ranged destinations, one at a time from a source whose
-    connector says one stream fills its link (``chunk_streams``)."""
-    source = hosts.add("src", OneStreamWrappingConnector if one_stream else WrappingConnector)
+    """Chunks go in parallel for ranged destinations, one at a time when the connector
+    of the source or of the destination says one stream fills its link
+    (``chunk_streams``)."""
+
+    def connector(name: str) -> type[WrappingConnector]:
+        return OneStreamWrappingConnector if one_stream == name else WrappingConnector
+
+    source = hosts.add("src", connector("src"))
     data = await put_file(hosts, "src", "/big.bin", 4_000_000)
-    target = hosts.add("dst")
+    target = hosts.add("dst", connector("dst"))
     settings = SMALL.replace(block_count=16, max_concurrent_chunks=4)
     async with DefaultDataManager(hosts.connectors, settings=settings) as manager:
         manager.register_path(source, "/big.bin")

@@ -350,10 +350,11 @@ class Connector(abc.ABC):
     (an object store) raises it; the derived operations then need no override."""
 
     def chunk_streams(self, location: ExecutionLocation) -> int | None:
-        """How many chunks of one file are worth reading from ``location`` at once; None
-        (the default) leaves it to the engine's ``max_concurrent_chunks``. Where one
+        """How many chunks of one file are worth moving from or to ``location`` at once;
+        None (the default) leaves it to the engine's ``max_concurrent_chunks``. Where one
         stream fills the link, parallel ones only contend for its ends (the SSH connector
-        answers from the link's round trip time)."""
+        answers from the link's round trip time: on a short one, parallel writers of one
+        file also queue on its lock on the host)."""
         return None
 
     @classmethod

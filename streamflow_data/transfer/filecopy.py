@@ -333,7 +333,7 @@ class FileCopy:
         self._read_chunks.clear()
         self._resume.begin_attempt()
         ranged = all(d.connector.capabilities.ranged_writes for d in writers)
-        parallel = self._chunk_streams() if ranged else 1
+        parallel = self._chunk_streams(writers) if ranged else 1
         drains_per_destination = parallel
         direct = self._local_ranges(writers, ranged)
         queues: dict[Destination, asyncio.Queue[BufferBlock | None]] = {
@@ -400,13 +400,14 @@ class FileCopy:
             digest_crc = crc32c_combine(digest_crc, chunk_crcs[number], length)
         return Digest(self.stat.size, digest_crc)
 
-    def _chunk_streams(self) -> int:
+    def _chunk_streams(self, writers: dict[Destination, Writer]) -> int:
         """Chunks of this file moved at once: ``max_concurrent_chunks``, or fewer when the
-        source's connector says more would not help."""
+        connector of the source or of a destination says more would not help."""
         source = self.context.source
-        hint = source.connector.chunk_streams(source.location)
-        limit = self.settings.max_concurrent_chunks
-        return limit if hint is None else min(limit, hint)
+        ends = [(source.connector, source.location)]
+        ends += [(destination.connector, destination.location) for destination in writers]
+        hints = [hint for c, location in ends if (hint := c.chunk_streams(location)) is not None]
+        return min([self.settings.max_concurrent_chunks, *hints])
 
     def _local_ranges(
         self, writers: dict[Destination, Writer], ranged: bool

@@ -122,6 +122,7 @@ async def _upload(
     return data
 
 
+@pytest.mark.usefixtures("long_link")  # where ranges go in parallel
 async def test_a_local_file_goes_to_the_master_a_session_per_range_of_chunks(
     ssh_options: OptionsFactory,
     ssh_servers: list[SSHServer],
@@ -162,7 +163,9 @@ async def test_one_stream_per_file_on_a_link_with_a_short_round_trip(
     openssh: SSHConnector, remote_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """On loopback a chunk's stream fills the link: the chunks of a file take turns, in
-    one lane that moves on from chunk to chunk."""
+    one lane that moves on from chunk to chunk, and the whole upload is one range (ranges
+    at once would also queue on the file's lock on the host)."""
+    monkeypatch.setattr(localranges, "RANGE_SIZE", 2 << 20)  # 3 ranges, were they parallel
     [host] = openssh.locations("ssh")
     assert openssh.chunk_streams(host) is None  # not connected yet
     manager = await _manager(openssh)

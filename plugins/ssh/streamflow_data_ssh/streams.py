@@ -44,7 +44,10 @@ from streamflow_data_ssh.remote import (
 
 __all__ = ["SSHReader", "SSHWriter"]
 
-_BLOCK = "bs=1M status=none"
+_BLOCK = "bs=256K status=none"
+"""``dd``'s buffer on the host. Writing 1 GiB through one ``dd`` (sessions of one master,
+alternated, on the 2-core benchmark machine) took 2.1 to 3.8 s with 1 MiB, 1.8 to 2.0 s
+with 256 KiB, and 1.8 to 2.5 s for ``cat``; reading, 256 KiB was as fast as ``cat``."""
 _HASH_LINE = re.compile(rb"^([0-9a-f]{64})\b", re.MULTILINE)
 _STATUS_LINE = re.compile(rb"^dd=(\d+)$", re.MULTILINE)
 
