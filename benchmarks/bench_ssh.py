@@ -55,8 +55,18 @@ class Bench:
     def __init__(self, base: Path, servers: list[SSHServer]) -> None:
         self.base = base
         self.servers = servers
-        self.scratch = owned_directory(base / "scratch")
+        self.scratch = base / "scratch"
         self.count = 0
+
+    def everywhere(self, path: Path) -> list[Path]:
+        """``path`` in this process's view and, where a server has a view of its own of
+        the scratch directory, in that one."""
+        views = [path]
+        for server in self.servers:
+            if server.own_view is not None:
+                shared, own = server.own_view
+                views.append(own / path.relative_to(shared))
+        return views
 
     def fresh(self) -> Path:
         self.count += 1
@@ -186,7 +196,7 @@ async def big_files(bench: Bench, rounds: int, blob: Path) -> list[Figure]:
             two = manager.transfer_data(LOCAL, str(blob), [a, b], str(both))
             two_hosts.append(await _ours(two))
             read_twice = manager.statistics.of(LOCAL).bytes_read - before
-            await asyncio.to_thread(_remove, both)
+            await asyncio.to_thread(_remove, *bench.everywhere(both))
     mib = GiB / 2**20
     return [
         _ratio("1 GiB local -> SSH, MiB/s (baseline: ssh 'cat > dst')", mib, ups, ">= 0.9x"),
@@ -265,6 +275,25 @@ def child_upload(base: Path, blob: Path, port: int) -> None:
     print(peak_rss_bytes() // 1024)
 
 
+def _servers(base: Path, key: Path) -> list[SSHServer]:
+    """Two hosts on this machine; the second with a scratch directory of its own where
+    the system allows it (as root, a mount namespace).
+
+    With one directory for both, the two-host copy renamed its second copy over the
+    first: 0.34 to 0.44 s of freeing a 1 GiB file that separate hosts never spend.
+    """
+    scratch = owned_directory(base / "scratch")
+    own = owned_directory(base / "scratch-host-b")
+    first = start_server("host-a", base / "host-a", key)
+    try:
+        second = start_server("host-b", base / "host-b", key, own_view=(scratch, own))
+    except RuntimeError as exc:
+        print(f"host-b shares host-a's scratch directory ({exc})", file=sys.stderr)
+        shutil.rmtree(base / "host-b")
+        second = start_server("host-b", base / "host-b", key)
+    return [first, second]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
@@ -277,7 +306,7 @@ def main() -> None:
     base = Path(tempfile.mkdtemp(prefix="sfd-bench-ssh-"))
     base.chmod(0o755)
     key = client_key(base)
-    servers = [start_server(name, base / name, key) for name in ("host-a", "host-b")]
+    servers = _servers(base, key)
     known_hosts(servers, base / "known_hosts")
     try:
         bench = Bench(base, servers)

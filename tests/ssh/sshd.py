@@ -55,6 +55,9 @@ class SSHServer:
     process: subprocess.Popen[bytes]
     directory: Path
     host_public_key: str
+    own_view: tuple[Path, Path] | None = None
+    """(shared, own): the server's sessions see the directory ``own`` at the path
+    ``shared`` (see :func:`start_server`)."""
 
     def stop(self) -> None:
         """Kill it (and so every connection to it) by PID."""
@@ -66,7 +69,7 @@ class SSHServer:
 
     def start(self) -> None:
         """Start it again on the same port, with the same keys."""
-        self.process = _launch(self.directory)
+        self.process = _launch(self.directory, self.own_view)
         _wait_listening(self.port, self.process)
 
 
@@ -77,11 +80,14 @@ def _free_port() -> int:
         return port
 
 
-def _launch(directory: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [SSHD, "-D", "-f", str(directory / "sshd_config"), "-E", str(directory / "sshd.log")],
-        stdin=subprocess.DEVNULL,
-    )
+def _launch(directory: Path, own_view: tuple[Path, Path] | None) -> subprocess.Popen[bytes]:
+    argv = [SSHD, "-D", "-f", str(directory / "sshd_config"), "-E", str(directory / "sshd.log")]
+    if own_view is not None:
+        shared, own = own_view
+        mount = 'mount --bind "$1" "$2" && shift 2 && exec "$@"'
+        unshare = ["unshare", "--mount", "--propagation", "private"]
+        argv = [*unshare, "sh", "-c", mount, "sh", str(own), str(shared), *argv]
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL)
 
 
 def _wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
@@ -107,8 +113,15 @@ def client_key(directory: Path) -> Path:
     return path
 
 
-def start_server(name: str, directory: Path, client: Path) -> SSHServer:
-    """Configure and start an sshd serving the current user with the ``client`` key."""
+def start_server(
+    name: str, directory: Path, client: Path, own_view: tuple[Path, Path] | None = None
+) -> SSHServer:
+    """Configure and start an sshd serving the current user with the ``client`` key.
+
+    With ``own_view`` (shared, own), as root, the server runs in a mount namespace of its
+    own where the directory ``own`` is mounted at ``shared``: a second host whose files at
+    a path are not the first host's (the benchmark's hosts share one machine).
+    """
     if not os.path.exists(SSHD):
         raise RuntimeError(f"{SSHD} is missing: run `bash .ci/install` (openssh-server)")
     if os.geteuid() == 0:
@@ -136,10 +149,10 @@ MaxStartups 64
 LogLevel ERROR
 """
     )
-    process = _launch(directory)
+    process = _launch(directory, own_view)
     _wait_listening(port, process)
     public = host_key.export_public_key("openssh").decode().strip()
-    return SSHServer(name, port, process, directory, public)
+    return SSHServer(name, port, process, directory, public, own_view)
 
 
 def known_hosts(servers: list[SSHServer], path: Path) -> Path:
