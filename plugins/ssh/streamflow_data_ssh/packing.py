@@ -95,53 +95,69 @@ def pack_writes(
                 refused[index] = ChecksumMismatchError(location, item.path, detail)
                 continue
         written = temporary_name(item.path) if item.atomic else item.path
-        if not batch.takes(item, written):
+        if not batch.add(index, item, written):
             batches.append(batch.pack(umask, hash_command))
             batch = _Batch()
-        batch.add(index, item, written)
+            batch.add(index, item, written)  # an empty batch takes any file
     if batch.entries:
         batches.append(batch.pack(umask, hash_command))
     return batches, refused
+
+
+@dataclass(slots=True)
+class _Entry:
+    index: int
+    item: WriteItem
+    written: str
+    parent: str
+    quoted: str
+    """``written`` relative to ``/``, quoted for the shell."""
 
 
 class _Batch:
     """The files of one archive, and the directories they go to (each checked once)."""
 
     def __init__(self) -> None:
-        self.entries: list[tuple[int, WriteItem, str]] = []
+        self.entries: list[_Entry] = []
         self.parents: dict[str, int] = {}
         """Each directory written to, with its number in the script."""
         self.names: set[str] = set()
         self.budget = 0
 
-    def takes(self, item: WriteItem, written: str) -> bool:
-        """Whether the file fits the script, and no file of the batch is one of its
-        directories (excluding a missing directory excludes a file of that name too)."""
-        if not self.entries:
-            return True
+    def add(self, index: int, item: WriteItem, written: str) -> bool:
+        """Take the file unless the batch has some and the file does not fit the script,
+        or one of them is the other's directory (excluding a missing directory excludes
+        a file of that name too)."""
         parent = posixpath.dirname(item.path)
-        if parent in self.names or written in self.parents or item.path in self.parents:
+        if self.entries and (
+            parent in self.names or written in self.parents or item.path in self.parents
+        ):
             return False
-        return self.budget + _cost(item, written, parent not in self.parents) <= _SCRIPT_BUDGET
-
-    def add(self, index: int, item: WriteItem, written: str) -> None:
-        parent = posixpath.dirname(item.path)
-        self.budget += _cost(item, written, parent not in self.parents)
+        entry = _Entry(index, item, written, parent, q(relative(written)))
+        cost = len(entry.quoted) + 1  # in the list of names removed on failure
+        if item.atomic:
+            cost += len(entry.quoted) + len(q(relative(item.path))) + 60
+        if parent not in self.parents:
+            cost += 2 * len(q(relative(parent))) + 80
+        if self.entries and self.budget + cost > _SCRIPT_BUDGET:
+            return False
+        self.budget += cost
         self.parents.setdefault(parent, len(self.parents))
         self.names.update((written, item.path))
-        self.entries.append((index, item, written))
+        self.entries.append(entry)
+        return True
 
     def pack(self, umask: int, hash_command: str | None) -> PackedWrite:
         now_ns = time.time_ns()
         default_mode = 0o666 & ~umask
         data = tarformat.archive(
             tarformat.member(
-                relative(written),
-                item.mode if item.mode is not None else default_mode,
-                item.data,
-                item.mtime_ns if item.mtime_ns is not None else now_ns,
+                relative(entry.written),
+                entry.item.mode if entry.item.mode is not None else default_mode,
+                entry.item.data,
+                entry.item.mtime_ns if entry.item.mtime_ns is not None else now_ns,
             )
-            for _, item, written in self.entries
+            for entry in self.entries
         )
         sha256 = ""
         if hash_command is not None:
@@ -149,11 +165,10 @@ class _Batch:
             for piece in data:
                 digest.update(piece)
             sha256 = digest.hexdigest()
-        directories = [self.parents[posixpath.dirname(item.path)] for _, item, _ in self.entries]
         return PackedWrite(
-            indexes=[index for index, _, _ in self.entries],
-            written=[written for _, _, written in self.entries],
-            directories=directories,
+            indexes=[entry.index for entry in self.entries],
+            written=[entry.written for entry in self.entries],
+            directories=[self.parents[entry.parent] for entry in self.entries],
             archive=data,
             script=self._script(sha256, hash_command),
         )
@@ -168,7 +183,7 @@ class _Batch:
             )
         unpack = 'tar -x -f - -p --no-same-owner --anchored --no-wildcards "$@" >&2'
         lines.append(f"out=$({status_pipeline(unpack, 'tar', hash_command)})")
-        everything = " ".join(q(relative(written)) for _, _, written in self.entries)
+        everything = " ".join(entry.quoted for entry in self.entries)
         lines.append('printf "%s\\n" "$out"')
         lines.append(
             f'case "$out" in *tar=0*) ;; *) rm -f -- {everything}; exit {EXIT_UNPACK};; esac'
@@ -178,24 +193,12 @@ class _Batch:
                 f'case "$out" in *{sha256}*) ;; '
                 f"*) rm -f -- {everything}; exit {EXIT_MISMATCH};; esac"
             )
-        for number, (_, item, written) in enumerate(self.entries):
-            if item.atomic:
-                directory = self.parents[posixpath.dirname(item.path)]
-                move = f"mv -fT -- {q(relative(written))} {q(relative(item.path))}"
-                lines.append(f'[ -n "$m{directory}" ] || {move} || echo "failed {number}"')
+        for number, entry in enumerate(self.entries):
+            if entry.item.atomic:
+                move = f"mv -fT -- {entry.quoted} {q(relative(entry.item.path))}"
+                check = f'[ -n "$m{self.parents[entry.parent]}" ]'
+                lines.append(f'{check} || {move} || echo "failed {number}"')
         return "\n".join(lines)
-
-
-def _cost(item: WriteItem, written: str, new_parent: bool) -> int:
-    """Bytes of script a file adds to its batch: its name in the list removed on failure,
-    its rename when atomic, and its directory's check when the batch has none yet."""
-    name = len(q(relative(written)))
-    cost = name + 1
-    if item.atomic:
-        cost += name + len(q(relative(item.path))) + 60
-    if new_parent:
-        cost += 2 * len(q(relative(posixpath.dirname(item.path)))) + 80
-    return cost
 
 
 def write_results(
