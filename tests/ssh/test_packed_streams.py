@@ -103,8 +103,10 @@ def test_metadata_script_sets_times_first_and_modes_deepest_first_in_runs() -> N
     lines = metadata_script(items).splitlines()
     assert lines == [
         "set -e",
-        "touch -h -d @0.000000010 -- /t/a/b /t/a /u",
-        "touch -h -d @0.000000020 -- /t",
+        'touch -h -d @0.000000010 -- /t/a/b /t/a /u & jobs="$jobs $!"',
+        'touch -h -d @0.000000020 -- /t & jobs="$jobs $!"',
+        'for job in $jobs; do wait "$job" || failed=1; done; jobs=',
+        '[ -z "$failed" ]',
         "chmod 500 -- /t/a/b /t/a",
         "chmod 700 -- /t",
     ]
@@ -114,3 +116,20 @@ def test_metadata_script_lines_hold_at_most_256_paths() -> None:
     items = [(f"/d{index}", 0o755, None) for index in range(600)]
     lines = metadata_script(items).splitlines()[1:]
     assert [len(line.split()) - 3 for line in lines] == [256, 256, 88]
+
+
+def test_metadata_script_fails_after_every_time_is_set_when_one_could_not_be(
+    tmp_path: Path,
+) -> None:
+    """Times are set by several processes at once; one that fails fails the script, and
+    the others still ran."""
+    paths = [tmp_path / f"d{index}" for index in range(20)]
+    for path in paths:
+        path.mkdir()
+    items = [(str(path), None, (index + 1) * 1_000_000_007) for index, path in enumerate(paths)]
+    items.insert(3, (str(tmp_path / "missing" / "x"), None, 5))
+    script = metadata_script(items)
+    result = subprocess.run(["sh", "-s"], input=script, text=True, capture_output=True)
+    assert result.returncode != 0 and "missing" in result.stderr
+    wanted = [mtime for path, _, mtime in items if "missing" not in path]
+    assert [path.stat().st_mtime_ns for path in paths] == wanted
