@@ -279,8 +279,8 @@ def _servers(base: Path, key: Path) -> list[SSHServer]:
     """Two hosts on this machine; the second with a scratch directory of its own where
     the system allows it (as root, a mount namespace).
 
-    With one directory for both, the two-host copy renamed its second copy over the
-    first: 0.34 to 0.44 s of freeing a 1 GiB file that separate hosts never spend.
+    With one directory for both, the two-host copy's second commit renamed its file over
+    the first host's copy, which took 0.34 to 0.44 s: time separate hosts never spend.
     """
     scratch = owned_directory(base / "scratch")
     own = owned_directory(base / "scratch-host-b")

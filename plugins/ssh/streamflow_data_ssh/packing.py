@@ -106,6 +106,8 @@ def pack_writes(
 
 @dataclass(slots=True)
 class _Entry:
+    """One file of a batch."""
+
     index: int
     item: WriteItem
     written: str
