@@ -20,7 +20,7 @@ def peak_rss_bytes() -> int:
 
     Not ``getrusage``'s ``ru_maxrss``: Linux carries that across ``fork`` and ``exec``, so
     a child started by a big benchmark process reported the parent's size (a child that
-    peaked at 9 MiB said 216 MiB under a parent holding 200 MiB).
+    peaked at 9 MiB said 211 MiB under a parent holding 200 MiB).
     """
     with open("/proc/self/status") as status:
         for line in status:
