@@ -119,8 +119,11 @@ class FileCopy:
                     progress.file_done(destination.index)
                     continue
                 stats.error(error)
-                progress.add_bytes(destination.index, -written)  # a retry starts over
-                progress.skip(destination.index, 0, -self._resumed.pop(destination.index, 0))
+                # A retry starts over: what this attempt wrote, and what it had continued
+                # (counted as skipped, and as done) are taken back once each.
+                resumed = self._resumed.pop(destination.index, 0)
+                progress.add_bytes(destination.index, -(written - resumed))
+                progress.skip(destination.index, 0, -resumed)
                 self._resume.forget(destination.index)
                 mismatch = isinstance(error, ChecksumMismatchError)
                 files[key] = FileState.INVALID if mismatch else FileState.FAILED
@@ -414,7 +417,9 @@ class FileCopy:
     ) -> dict[Destination, Writer]:
         """The destination to hand file ranges rather than blocks (see
         :mod:`~streamflow_data.transfer.localranges`), if any: the only one, ranged, whose
-        writer reads local files and keeps no resume marks, from a local source file."""
+        writer reads local files, from a local source file. Not a writer continuing an
+        earlier run's file, whose chunk marks only the block path follows; and ranges
+        leave no marks, so a run interrupted during one starts that file over."""
         if (
             len(writers) != 1
             or not ranged
@@ -422,7 +427,7 @@ class FileCopy:
         ):
             return {}
         [(destination, writer)] = writers.items()
-        if writer.reads_local_files and writer.resume_token is None:
+        if writer.reads_local_files and destination.index not in self._resumed:
             return {destination: writer}
         return {}
 

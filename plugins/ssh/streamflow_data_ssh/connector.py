@@ -31,11 +31,12 @@ from streamflow_data.connectors.base import (
 from streamflow_data.connectors.metadata import MetadataCache
 from streamflow_data.errors import (
     ConnectorError,
+    InvalidPathError,
     PathNotFoundError,
     UnknownLocationError,
     UnsupportedOperationError,
 )
-from streamflow_data.model import Digest, ExecutionLocation, temporary_name
+from streamflow_data.model import Digest, ExecutionLocation, is_temporary_of, temporary_name
 from streamflow_data.validation import parse_options
 from streamflow_data_ssh.options import SSHOptions
 from streamflow_data_ssh.packing import pack_writes, read_archive, read_command, write_results
@@ -215,6 +216,34 @@ class SSHConnector(Connector):
             published=lambda: self._metadata.changed(location, [path]),
         )
         return await SSHWriter.create(pool, writer)
+
+    async def resume_writer(
+        self,
+        location: ExecutionLocation,
+        path: str,
+        token: str,
+        *,
+        mode: int | None = None,
+        mtime_ns: int | None = None,
+        atomic: bool = True,
+    ) -> Writer:
+        """Continue the partial file ``token`` (a temporary of ``path``, or ``path`` itself
+        inside a staging tree); its earlier bytes are read back for the digest."""
+        if not (is_temporary_of(token, path) if atomic else token == path):
+            raise InvalidPathError(f"{token!r} is not a partial file of {path!r}")
+        pool = self._pool(location)
+        await pool.check(f"[ -f {q(token)} ] || exit {EXIT_NOT_FOUND}", path)
+        return SSHWriter(
+            pool,
+            location,
+            path,
+            mode=mode,
+            mtime_ns=mtime_ns,
+            atomic=atomic,
+            hash_command=await self._hash_command(pool),
+            published=lambda: self._metadata.changed(location, [path]),
+            resumed=token,
+        )
 
     async def write_files(
         self, location: ExecutionLocation, items: Sequence[WriteItem]

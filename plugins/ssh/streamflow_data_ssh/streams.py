@@ -203,13 +203,16 @@ class SSHWriter(Writer):
         atomic: bool,
         hash_command: str | None,
         published: Callable[[], None] | None = None,
+        resumed: str | None = None,
     ) -> None:
         super().__init__(location, path)
         self.pool = pool
         self._published = published
         """Told when the file appears at its path (the connector forgets its metadata)."""
         self.mode, self.mtime_ns, self.atomic = mode, mtime_ns, atomic
-        self.written = temporary_name(path) if atomic else path
+        self.written = resumed or (temporary_name(path) if atomic else path)
+        self._resumed = resumed is not None
+        """Whether the file holds bytes an earlier writer sent (see :meth:`_read_back`)."""
         self._hash_command = hash_command
         self._lanes = _Lanes(pool, self._end_run)
         self._runs: dict[_Lane, _Run] = {}
@@ -348,8 +351,43 @@ class SSHWriter(Writer):
             for run in self._finished_runs:
                 assert run.result is not None
                 self._check_run(run, run.result)
+            if self._resumed:
+                await self._read_back()
             self._settled = self._tiled()
         return self._settled
+
+    async def _read_back(self) -> None:
+        """Checksum, reading them back from the host, the bytes of the file this writer
+        did not send (an earlier writer's): it only knows the CRC32C of its own."""
+        output = await self.pool.check(f"stat -L -c %s -- {q(self.written)}", self.path)
+        stored, position = int(output.split()[0]), 0
+        for offset in [*sorted(self._pieces), stored]:
+            if offset > position:
+                size = offset - position
+                self._pieces[position] = (size, await self._remote_crc(position, size))
+            if offset < stored:
+                position = max(position, offset + self._pieces[offset][0])
+
+    async def _remote_crc(self, offset: int, size: int) -> int:
+        """The CRC32C of ``size`` bytes of the file from ``offset``, as the host holds them."""
+        skip = f"iflag=skip_bytes,count_bytes skip={offset} count={size}"
+        buffer = memoryview(bytearray(1 << 20))
+        value = got = 0
+        try:
+            async with self.pool.stream(f"dd if={q(self.written)} {_BLOCK} {skip}") as process:
+                while got < size:
+                    count = await process.receive_into(buffer)
+                    if not count:
+                        break
+                    value = await asyncio.to_thread(crc32c, buffer[:count], value)
+                    got += count
+                result = await process.finish()
+        except (asyncssh.Error, OSError) as exc:
+            raise translate(exc, self.location, self.path) from exc
+        if result.status != 0 or got != size:
+            detail = f"read back {got} of {size} bytes at {offset}: {result.stderr.strip()}"
+            raise ChecksumMismatchError(self.location, self.path, detail)
+        return value
 
     async def digest(self) -> Digest:
         size, crc = await self._settle()
@@ -403,6 +441,15 @@ class SSHWriter(Writer):
         with contextlib.suppress(ConnectorError):
             await self._lanes.shut_all()
             await self.pool.check(f"rm -f -- {q(self.written)}", self.path)
+
+    @property
+    def resume_token(self) -> str:
+        """The partial file's name on the host (a temporary one when atomic)."""
+        return self.written
+
+    async def _suspend(self) -> None:
+        with contextlib.suppress(ConnectorError):
+            await self._lanes.shut_all()
 
 
 @dataclass(slots=True)

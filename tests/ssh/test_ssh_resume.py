@@ -1,0 +1,82 @@
+"""An upload to a real sshd, cancelled halfway with a catalog, continues from its partial
+file on the next run: the host keeps it, and its earlier bytes are checksummed by reading
+them back."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+from streamflow_data_ssh import SSHConnector
+
+from benchmarks.resume_child import SlowSourceConnector
+from streamflow_data import DefaultDataManager, TransferProgress, TransferSettings
+from tests.helpers import LastSnapshot, wait_for_progress
+from tests.ssh.conftest import OptionsFactory
+from tests.ssh.sshd import SSHServer
+
+MiB = 1 << 20
+# Blocks go through this process (asyncssh streams), so the journal marks each chunk's
+# progress; a big local file on the OpenSSH master would go as ranges, which leave none.
+SETTINGS = TransferSettings(chunk_size=8 * MiB, block_size=1 * MiB)
+
+
+@pytest.mark.parametrize("damaged", [False, True])
+async def test_a_cancelled_upload_continues_from_its_partial_file(
+    ssh_options: OptionsFactory,
+    ssh_servers: list[SSHServer],
+    remote_dir: Path,
+    tmp_path: Path,
+    damaged: bool,
+) -> None:
+    """Cancelled, the upload leaves its partial file on the host; the rerun continues it.
+    If that file's first bytes changed in between, reading them back for the digest shows
+    it, and the file is sent again whole."""
+    blob, target = tmp_path / "blob", remote_dir / "up"
+    data = os.urandom(24 * MiB)
+    await asyncio.to_thread(blob.write_bytes, data)
+    catalog = str(tmp_path / "catalog.sqlite")
+
+    async def upload(delay: float) -> TransferProgress:
+        finished = LastSnapshot()
+        connectors = {
+            "source": SlowSourceConnector(delay),
+            "ssh": SSHConnector(ssh_options(ssh_servers[:1], streams="asyncssh")),
+        }
+        async with DefaultDataManager(
+            connectors, catalog=catalog, listeners=[finished], settings=SETTINGS
+        ) as manager:
+            [source], [host] = manager.locations("source"), manager.locations("ssh")
+            manager.register_path(source, str(blob))
+            await manager.transfer_data(source, str(blob), [host], str(target))
+        assert finished.last is not None
+        return finished.last
+
+    first = asyncio.create_task(upload(0.02))
+    await wait_for_progress(catalog)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    left = await asyncio.to_thread(os.listdir, remote_dir)
+    assert len(left) == 1 and left[0].endswith(".sfd-part")  # kept, not at the path
+    if damaged:
+        await asyncio.to_thread(_flip_first_byte, remote_dir / left[0])
+    again = await upload(0.0)
+    done = again.destinations[0]
+    if damaged:  # the continued copy failed its check, and went again from the start
+        assert done.bytes_skipped == 0 and again.bytes_moved >= again.bytes_total
+    else:
+        assert done.bytes_skipped >= 4 * MiB
+        assert again.bytes_moved + done.bytes_skipped == again.bytes_total
+    assert done.bytes_done == again.bytes_total and done.files_done == 1
+    assert await asyncio.to_thread(target.read_bytes) == data
+    assert await asyncio.to_thread(os.listdir, remote_dir) == ["up"]
+
+
+def _flip_first_byte(path: Path) -> None:
+    with path.open("r+b") as file:
+        first = file.read(1)
+        file.seek(0)
+        file.write(bytes([first[0] ^ 0xFF]))
