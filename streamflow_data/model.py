@@ -17,6 +17,7 @@ __all__ = [
     "DataType",
     "Digest",
     "ExecutionLocation",
+    "check_partial_file",
     "is_temporary_of",
     "normalize_path",
     "temporary_name",
@@ -104,6 +105,14 @@ def is_temporary_of(candidate: str, path: str) -> bool:
     directory, _, name = path.rpartition("/")
     pattern = re.escape(f"{directory}/.{name[:200]}.") + r"[0-9a-f]{12}\.sfd-part"
     return re.fullmatch(pattern, candidate) is not None
+
+
+def check_partial_file(token: str, path: str, atomic: bool) -> None:
+    """Refuse, with :class:`InvalidPathError`, a resume token that names no partial file
+    of ``path``: a temporary of it, or (not ``atomic``: inside a staging tree) ``path``
+    itself."""
+    if not (is_temporary_of(token, path) if atomic else token == path):
+        raise InvalidPathError(f"{token!r} is not a partial file of {path!r}")
 
 
 class DataLocation:

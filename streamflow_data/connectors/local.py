@@ -34,10 +34,9 @@ from streamflow_data.connectors.base import (
 from streamflow_data.errors import (
     ChecksumMismatchError,
     ConnectorError,
-    InvalidPathError,
     error_type,
 )
-from streamflow_data.model import Digest, ExecutionLocation, is_temporary_of, temporary_name
+from streamflow_data.model import Digest, ExecutionLocation, check_partial_file, temporary_name
 from streamflow_data.validation import Settings, parse_options, setting
 
 __all__ = ["LocalConnector", "LocalOptions"]
@@ -411,8 +410,7 @@ class LocalConnector(Connector):
     ) -> Writer:
         """Reopen the partial file ``token`` (a temporary of ``path``, or ``path`` itself
         inside a staging tree) without truncating it."""
-        if not (is_temporary_of(token, path) if atomic else token == path):
-            raise InvalidPathError(f"{token!r} is not a partial file of {path!r}")
+        check_partial_file(token, path, atomic)
         fd = await self._run(location, path, _reopen, token)
         return _LocalWriter(self, location, path, token, fd, mode, mtime_ns)
 

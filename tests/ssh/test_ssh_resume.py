@@ -12,7 +12,13 @@ import pytest
 from streamflow_data_ssh import SSHConnector
 
 from benchmarks.resume_child import SlowSourceConnector
-from streamflow_data import DefaultDataManager, TransferProgress, TransferSettings
+from streamflow_data import (
+    DefaultDataManager,
+    ExecutionLocation,
+    InvalidPathError,
+    TransferProgress,
+    TransferSettings,
+)
 from tests.helpers import LastSnapshot, wait_for_progress
 from tests.ssh.conftest import OptionsFactory
 from tests.ssh.sshd import SSHServer
@@ -73,6 +79,17 @@ async def test_a_cancelled_upload_continues_from_its_partial_file(
     assert done.bytes_done == again.bytes_total and done.files_done == 1
     assert await asyncio.to_thread(target.read_bytes) == data
     assert await asyncio.to_thread(os.listdir, remote_dir) == ["up"]
+
+
+async def test_a_resume_token_must_name_a_partial_file_of_its_path(
+    ssh: SSHConnector, host_a: ExecutionLocation, remote_dir: Path
+) -> None:
+    """Tokens come from a catalog file: one that names another file is refused before
+    anything on the host is opened."""
+    path = str(remote_dir / "up")
+    for token, atomic in [("/etc/passwd", True), (str(remote_dir / "other"), False)]:
+        with pytest.raises(InvalidPathError, match="is not a partial file"):
+            await ssh.resume_writer(host_a, path, token, atomic=atomic)
 
 
 def _flip_first_byte(path: Path) -> None:

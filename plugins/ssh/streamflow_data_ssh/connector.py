@@ -31,12 +31,11 @@ from streamflow_data.connectors.base import (
 from streamflow_data.connectors.metadata import MetadataCache
 from streamflow_data.errors import (
     ConnectorError,
-    InvalidPathError,
     PathNotFoundError,
     UnknownLocationError,
     UnsupportedOperationError,
 )
-from streamflow_data.model import Digest, ExecutionLocation, is_temporary_of, temporary_name
+from streamflow_data.model import Digest, ExecutionLocation, check_partial_file, temporary_name
 from streamflow_data.validation import parse_options
 from streamflow_data_ssh.options import SSHOptions
 from streamflow_data_ssh.packing import pack_writes, read_archive, read_command, write_results
@@ -204,18 +203,8 @@ class SSHConnector(Connector):
         mtime_ns: int | None = None,
         atomic: bool = True,
     ) -> Writer:
-        pool = self._pool(location)
-        writer = SSHWriter(
-            pool,
-            location,
-            path,
-            mode=mode,
-            mtime_ns=mtime_ns,
-            atomic=atomic,
-            hash_command=await self._hash_command(pool),
-            published=lambda: self._metadata.changed(location, [path]),
-        )
-        return await SSHWriter.create(pool, writer)
+        writer = await self._writer(location, path, mode, mtime_ns, atomic)
+        return await SSHWriter.create(writer.pool, writer)
 
     async def resume_writer(
         self,
@@ -229,10 +218,20 @@ class SSHConnector(Connector):
     ) -> Writer:
         """Continue the partial file ``token`` (a temporary of ``path``, or ``path`` itself
         inside a staging tree); its earlier bytes are read back for the digest."""
-        if not (is_temporary_of(token, path) if atomic else token == path):
-            raise InvalidPathError(f"{token!r} is not a partial file of {path!r}")
+        check_partial_file(token, path, atomic)
+        await self._pool(location).check(f"[ -f {q(token)} ] || exit {EXIT_NOT_FOUND}", path)
+        return await self._writer(location, path, mode, mtime_ns, atomic, resumed=token)
+
+    async def _writer(
+        self,
+        location: ExecutionLocation,
+        path: str,
+        mode: int | None,
+        mtime_ns: int | None,
+        atomic: bool,
+        resumed: str | None = None,
+    ) -> SSHWriter:
         pool = self._pool(location)
-        await pool.check(f"[ -f {q(token)} ] || exit {EXIT_NOT_FOUND}", path)
         return SSHWriter(
             pool,
             location,
@@ -242,7 +241,7 @@ class SSHConnector(Connector):
             atomic=atomic,
             hash_command=await self._hash_command(pool),
             published=lambda: self._metadata.changed(location, [path]),
-            resumed=token,
+            resumed=resumed,
         )
 
     async def write_files(
