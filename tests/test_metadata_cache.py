@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from streamflow_data import ExecutionLocation, FileKind, FileStat, WalkEntry
 from streamflow_data.connectors.metadata import MetadataCache
 
@@ -25,9 +27,12 @@ def _filled() -> MetadataCache:
     return cache
 
 
-def test_a_change_forgets_the_path_its_parent_and_the_walks_above() -> None:
+@pytest.mark.parametrize("batch", [0, 100], ids=["one path", "a batch larger than the cache"])
+def test_a_change_forgets_the_path_its_parent_and_the_walks_above(batch: int) -> None:
+    """Either the changed paths are looked up, or (when they outnumber the entries) the
+    entries are looked through."""
     cache = _filled()
-    cache.changed(HOST, ["/d/sub/f"])
+    cache.changed(HOST, ["/d/sub/f", *(f"/x/{index}" for index in range(batch))])
     assert cache.stat(HOST, "/d/sub/f", False) is None
     assert cache.stat(HOST, "/d/sub/f", True) is None
     assert cache.stat(HOST, "/d/sub", False) is None  # its times changed

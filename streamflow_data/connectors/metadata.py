@@ -121,15 +121,22 @@ class MetadataCache:
                 stats.add(parent)
             if parent not in walks:  # every walk above lists the path
                 walks.update(_ancestors(parent))
-        for changed in stats:
-            key = _key(location, changed)
-            for follow in (False, True):
-                if (key, follow) in self._stats:
-                    del self._stats[(key, follow)]
-        for changed in walks:
-            walk_key = _key(location, changed)
-            if walk_key in self._walks:
-                del self._walks[walk_key]
+        # Whichever is shorter is looked through: the kept entries or the changed paths
+        # (a thousand-file batch against a cache that holds a few entries).
+        place = (location.deployment, location.name)
+        if len(self._stats) < 2 * len(stats):
+            doomed = [key for key in self._stats if key[0][:2] == place and key[0][2] in stats]
+        else:
+            keys = [_key(location, path) for path in stats]
+            doomed = [(key, follow) for key in keys for follow in (False, True)]
+        for stat_key in doomed:
+            self._stats.pop(stat_key, None)
+        if len(self._walks) < len(walks):
+            gone = [key for key in self._walks if key[:2] == place and key[2] in walks]
+        else:
+            gone = [_key(location, path) for path in walks]
+        for walk_key in gone:
+            self._walks.pop(walk_key, None)
 
     def changed_tree(self, location: ExecutionLocation) -> None:
         """A tree of ``location`` was removed or moved: forget the whole location."""

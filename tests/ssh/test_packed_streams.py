@@ -13,7 +13,8 @@ from pathlib import Path
 
 from streamflow_data_ssh import tarformat
 from streamflow_data_ssh.channels import OpenSSHStream
-from streamflow_data_ssh.remote import metadata_script
+from streamflow_data_ssh.packing import EXIT_NOT_DIRECTORIES, pack_directories
+from streamflow_data_ssh.remote import Buffer, metadata_script
 
 _MTIME_NS = 1_700_000_000_123_456_789
 _FILES = [
@@ -21,6 +22,7 @@ _FILES = [
     ("a/" + "long-name-" * 15, 0o600, os.urandom(511), _MTIME_NS + 1),
     ("a/é-ñ", 0o755, os.urandom(512), -1_500_000_000),  # before 1970: a negative PAX time
     ("z", 0o644, os.urandom(5000), 0),
+    ("far", 0o600, b"x", 9_000_000_000_123_456_789),  # past 11 octal digits of seconds
 ]
 
 
@@ -133,3 +135,62 @@ def test_metadata_script_fails_after_every_time_is_set_when_one_could_not_be(
     assert result.returncode != 0 and "missing" in result.stderr
     wanted = [mtime for path, _, mtime in items if "missing" not in path]
     assert [path.stat().st_mtime_ns for path in paths] == wanted
+
+
+def _unpack(script: str, archive: list[Buffer]) -> subprocess.CompletedProcess[bytes]:
+    data = b"".join(bytes(piece) for piece in archive)
+    return subprocess.run(["sh", "-c", script], input=data, capture_output=True)
+
+
+def test_directories_get_their_modes_and_times_from_one_tar(tmp_path: Path) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "f").write_bytes(b"kept")
+    items = [
+        (str(tmp_path / "a" / "b"), 0o500, _MTIME_NS),
+        (str(tmp_path / "a"), 0o750, _MTIME_NS + 1),
+        (str(tmp_path), 0o700, -1_500_000_000),
+    ]
+    packed = pack_directories(items)
+    assert packed is not None and len(packed) == 1
+    result = _unpack(*packed[0])
+    assert result.returncode == 0, result.stderr
+    for path, mode, mtime_ns in items:
+        stat = os.stat(path)
+        assert (stat.st_mode & 0o7777, stat.st_mtime_ns) == (mode, mtime_ns)
+    assert (tmp_path / "a" / "b" / "f").read_bytes() == b"kept"
+    (tmp_path / "a" / "b").chmod(0o700)
+
+
+def test_a_directory_script_changes_nothing_when_a_path_is_no_directory(tmp_path: Path) -> None:
+    """``tar x`` would replace the file by a directory and follow the link."""
+    (tmp_path / "d").mkdir()
+    (tmp_path / "f").write_bytes(b"kept")
+    (tmp_path / "link").symlink_to(tmp_path / "d")
+    before = os.stat(tmp_path / "d").st_mtime_ns
+    for odd in ("f", "link"):
+        packed = pack_directories(
+            [(str(tmp_path / "d"), 0o700, _MTIME_NS), (str(tmp_path / odd), 0o700, _MTIME_NS)]
+        )
+        assert packed is not None
+        assert _unpack(*packed[0]).returncode == EXIT_NOT_DIRECTORIES
+        assert os.stat(tmp_path / "d").st_mtime_ns == before
+    assert (tmp_path / "f").read_bytes() == b"kept" and (tmp_path / "link").is_symlink()
+
+
+def test_directory_scripts_hold_a_command_line_of_names_each(tmp_path: Path) -> None:
+    paths = [tmp_path / f"{index:04d}-{'n' * 120}" for index in range(1500)]
+    for path in paths:
+        path.mkdir()
+    items = [(str(path), 0o750, index * 1_000_000_007) for index, path in enumerate(paths)]
+    packed = pack_directories(items)
+    assert packed is not None and len(packed) > 1
+    assert all(len(script) < 100 * 1024 for script, _ in packed)
+    for script, archive in packed:
+        assert _unpack(script, archive).returncode == 0
+    assert [path.stat().st_mtime_ns for path in paths] == [mtime for _, _, mtime in items]
+
+
+def test_directories_without_a_mode_or_a_time_are_not_packed() -> None:
+    assert pack_directories([("/t/a", None, 5), ("/t", 0o700, 5)]) is None
+    assert pack_directories([("/t", 0o700, None)]) is None
+    assert pack_directories([("/", 0o755, 5)]) is None

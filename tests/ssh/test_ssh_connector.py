@@ -169,6 +169,47 @@ async def test_metadata_of_more_directories_than_one_command_line_holds(
     ]
 
 
+async def test_metadata_of_directories_that_lose_their_permissions_deepest_first(
+    ssh: SSHConnector, host_a: ExecutionLocation, remote_dir: Path
+) -> None:
+    """Set by one ``tar x`` as the host's unprivileged user: a parent made unreadable after
+    its children still lets their times be set first."""
+    top, inner = remote_dir / "top", remote_dir / "top" / "inner"
+    await ssh.make_directories(host_a, [str(inner)])
+    items = [
+        MetadataItem(str(inner), mode=0o500, mtime_ns=1_000_000_001),
+        MetadataItem(str(top), mode=0o100, mtime_ns=2_000_000_002),
+    ]
+    await ssh.apply_metadata(host_a, items)
+    try:
+        stats = await asyncio.to_thread(lambda: [os.stat(inner), os.stat(top)])
+        assert [(s.st_mode & 0o7777, s.st_mtime_ns) for s in stats] == [
+            (0o500, 1_000_000_001),
+            (0o100, 2_000_000_002),
+        ]
+    finally:
+        await asyncio.to_thread(os.chmod, top, 0o700)
+        await asyncio.to_thread(os.chmod, inner, 0o700)
+
+
+async def test_metadata_of_a_file_among_directories_leaves_the_file_a_file(
+    ssh: SSHConnector, host_a: ExecutionLocation, remote_dir: Path
+) -> None:
+    await ssh.make_directories(host_a, [str(remote_dir / "d")])
+    await ssh.write_file(host_a, str(remote_dir / "f"), b"kept")
+    items = [
+        MetadataItem(str(remote_dir / "f"), mode=0o600, mtime_ns=3_000_000_003),
+        MetadataItem(str(remote_dir / "d"), mode=0o750, mtime_ns=4_000_000_004),
+    ]
+    await ssh.apply_metadata(host_a, items)
+    stats = await asyncio.to_thread(lambda: [os.lstat(remote_dir / n) for n in ("f", "d")])
+    assert [(s.st_mode, s.st_mtime_ns) for s in stats] == [
+        (0o100600, 3_000_000_003),
+        (0o040750, 4_000_000_004),
+    ]
+    assert await asyncio.to_thread((remote_dir / "f").read_bytes) == b"kept"
+
+
 async def test_the_pool_never_exceeds_its_session_limit(
     ssh_options: OptionsFactory, ssh_servers: list[SSHServer]
 ) -> None:

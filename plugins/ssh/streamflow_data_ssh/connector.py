@@ -38,7 +38,14 @@ from streamflow_data.errors import (
 from streamflow_data.model import Digest, ExecutionLocation, check_partial_file, temporary_name
 from streamflow_data.validation import parse_options
 from streamflow_data_ssh.options import SSHOptions
-from streamflow_data_ssh.packing import pack_writes, read_archive, read_command, write_results
+from streamflow_data_ssh.packing import (
+    EXIT_NOT_DIRECTORIES,
+    pack_directories,
+    pack_writes,
+    read_archive,
+    read_command,
+    write_results,
+)
 from streamflow_data_ssh.pool import NodePool, StreamCounts
 from streamflow_data_ssh.remote import (
     EXIT_DENIED,
@@ -347,16 +354,35 @@ class SSHConnector(Connector):
     async def apply_metadata(
         self, location: ExecutionLocation, items: Sequence[MetadataItem]
     ) -> None:
-        """One script for all of ``items``."""
+        """One ``tar x`` for directories (see :func:`.pack_directories`), else one script
+        of ``touch`` and ``chmod`` for all of ``items``."""
         wanted = [
             (i.path, i.mode, i.mtime_ns) for i in items if (i.mode, i.mtime_ns) != (None, None)
         ]
         if wanted:
-            script = metadata_script(wanted).encode("utf-8", "surrogateescape")
+            pool = self._pool(location)
             try:
-                await self._pool(location).check("sh -s", items[0].path, script)
+                if not await self._unpack_directories(pool, wanted):
+                    script = metadata_script(wanted).encode("utf-8", "surrogateescape")
+                    await pool.check("sh -s", wanted[0][0], script)
             finally:
                 self._metadata.changed(location, [item.path for item in items])
+
+    async def _unpack_directories(
+        self, pool: NodePool, items: Sequence[tuple[str, int | None, int | None]]
+    ) -> bool:
+        """Give directories their metadata by unpacking them; False when some item is not
+        an existing directory, before anything changed."""
+        packed = await asyncio.to_thread(pack_directories, items)
+        if packed is None:
+            return False
+        for script, archive in packed:
+            result = await pool.run(script, items[0][0], archive)
+            if result.status == EXIT_NOT_DIRECTORIES:
+                return False
+            if result.status != 0:
+                raise command_error(result, pool.location, items[0][0], "tar")
+        return True
 
     async def rename(self, location: ExecutionLocation, src: str, dst: str) -> None:
         try:

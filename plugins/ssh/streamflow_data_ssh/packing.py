@@ -43,9 +43,19 @@ from streamflow_data_ssh.remote import (
     status_pipeline,
 )
 
-__all__ = ["PackedWrite", "pack_writes", "read_archive", "read_command", "write_results"]
+__all__ = [
+    "EXIT_NOT_DIRECTORIES",
+    "PackedWrite",
+    "pack_directories",
+    "pack_writes",
+    "read_archive",
+    "read_command",
+    "write_results",
+]
 
 EXIT_UNPACK = 69
+EXIT_NOT_DIRECTORIES = 70
+"""A :func:`pack_directories` script found a path that is not a directory (nothing changed)."""
 _SCRIPT_BUDGET = 96 * 1024
 """Bytes of script per batch at most: the host's shell gets it as one argument, and Linux
 caps one argument at 128 KiB."""
@@ -236,6 +246,51 @@ def _member_error(location: ExecutionLocation, path: str, name: str, stderr: str
             return command_error(Completed(1, b"", line), location, path, "tar")
     first = stderr.strip().splitlines()[:1]
     return ConnectorError(location, path, f"its batch failed: {first[0] if first else 'tar'}")
+
+
+def pack_directories(
+    items: Sequence[tuple[str, int | None, int | None]],
+) -> list[tuple[str, list[Buffer]]] | None:
+    """Scripts, each with its archive, that give existing directories their (path, mode,
+    mtime_ns) with one ``tar x`` per command line's worth of names; None when an item lacks
+    a mode or a time (an archive's member sets both) or is ``/``.
+
+    ``tar x`` sets the mode and time of a directory member that already exists once it has
+    read the archive, deepest first as given: for 100 directories it took 2.5 ms, where a
+    ``touch`` per distinct time took 57 ms. It would also replace a file by a directory and
+    follow a link to one, so each script first checks that every path is a directory and
+    not a link, and exits with :data:`EXIT_NOT_DIRECTORIES` before changing anything if not.
+    """
+    directories: list[tuple[str, int, int]] = []
+    for path, mode, mtime_ns in items:
+        if mode is None or mtime_ns is None or path == "/":
+            return None
+        directories.append((path, mode, mtime_ns))
+    packed: list[tuple[str, list[Buffer]]] = []
+    names: list[str] = []
+    members: list[Buffer] = []
+    budget = 0
+    for path, mode, mtime_ns in directories:
+        name = relative(path)
+        quoted = q(name)
+        if names and budget + len(quoted) + 1 > _SCRIPT_BUDGET:
+            packed.append(_directories_script(names, members))
+            names, members, budget = [], [], 0
+        names.append(quoted)
+        members.append(tarformat.directory(name, mode, mtime_ns))
+        budget += len(quoted) + 1
+    if names:
+        packed.append(_directories_script(names, members))
+    return packed
+
+
+def _directories_script(names: list[str], members: list[Buffer]) -> tuple[str, list[Buffer]]:
+    script = (
+        f"cd / || exit 1\nfor p in {' '.join(names)}; do "
+        f'[ -d "$p" ] && [ ! -h "$p" ] || exit {EXIT_NOT_DIRECTORIES}; done\n'
+        "exec tar -x -f - -p --no-same-owner"
+    )
+    return script, tarformat.archive((member,) for member in members)
 
 
 def read_command(paths: Sequence[str]) -> str:
