@@ -16,6 +16,7 @@ here.
 from __future__ import annotations
 
 import functools
+import zlib
 from collections.abc import Iterable, Sequence
 
 from streamflow_data_ssh.remote import Buffer, decimal_seconds
@@ -51,7 +52,9 @@ def _header(name: bytes, mode: int, size: int, mtime: int, kind: bytes) -> bytes
         size,
         mtime,
     )
-    checksum = sum(head) + _CONSTANT_SUM + kind[0]
+    # Adler-32's low half is 1 + the byte sum modulo 65,521, and 148 bytes sum to 37,740 at
+    # most: the sum in C, where sum() walked the bytes one by one (1.6 us of 5 per member).
+    checksum = (zlib.adler32(head) & 0xFFFF) - 1 + _CONSTANT_SUM + kind[0]
     return b"%s%06o\0 %s%s" % (head, checksum, kind, _TAIL)
 
 
