@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 __all__ = [
     "INLINE_LIMIT",
@@ -30,6 +30,7 @@ __all__ = [
     "crc32c_base64",
     "crc32c_combine",
     "crc32c_of_file",
+    "crc32c_of_pieces",
     "inline",
 ]
 
@@ -105,6 +106,19 @@ def crc32c_of_file(fd: int, offset: int = 0, size: int | None = None) -> tuple[i
         value = crc32c(wanted[:count], value)
         done += count
     return done, value
+
+
+def crc32c_of_pieces(pieces: Mapping[int, tuple[int, int]], size: int) -> int | None:
+    """The CRC32C of ``size`` bytes from those of their pieces (offset to length and
+    CRC32C), when the pieces cover them end to end, each byte once; else None."""
+    value = end = 0
+    for offset in sorted(pieces):
+        length, piece = pieces[offset]
+        if offset != end:
+            return None
+        value = crc32c_combine(value, piece, length) if end else piece
+        end += length
+    return value if end == size else None
 
 
 def crc32c_base64(value: int) -> str:

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streamflow_data import Digest, checksum
-from streamflow_data.checksum import crc32c, crc32c_base64, crc32c_combine
+from streamflow_data.checksum import crc32c, crc32c_base64, crc32c_combine, crc32c_of_pieces
 
 
 def test_standard_check_value_and_s3_encoding() -> None:
@@ -28,6 +28,28 @@ def test_combining_pieces_equals_the_checksum_of_the_whole(
     combined = crc32c_combine(crc32c(first), crc32c(second), len(second))
     combined = crc32c_combine(combined, crc32c(third), len(third))
     assert combined == crc32c(first + second + third)
+
+
+@given(st.binary(max_size=3000), st.lists(st.integers(min_value=1, max_value=500), max_size=8))
+def test_pieces_that_cover_bytes_once_give_their_checksum(data: bytes, cuts: list[int]) -> None:
+    ends = sorted({min(cut, len(data)) for cut in cuts} | {len(data)})
+    starts = [0, *ends[:-1]]
+    spans = zip(starts, ends, strict=True)
+    pieces = {start: (end - start, crc32c(data[start:end])) for start, end in spans}
+    assert crc32c_of_pieces(dict(reversed(pieces.items())), len(data)) == crc32c(data)
+
+
+def test_pieces_with_a_gap_an_overlap_or_a_short_end_give_nothing() -> None:
+    data = bytes(range(100))
+
+    def piece(start: int, end: int) -> tuple[int, int]:
+        return end - start, crc32c(data[start:end])
+
+    assert crc32c_of_pieces({0: piece(0, 40), 50: piece(50, 100)}, 100) is None
+    assert crc32c_of_pieces({0: piece(0, 60), 50: piece(50, 100)}, 100) is None
+    assert crc32c_of_pieces({0: piece(0, 40), 40: piece(40, 90)}, 100) is None
+    assert crc32c_of_pieces({10: piece(10, 100)}, 100) is None
+    assert crc32c_of_pieces({}, 0) == crc32c(b"")
 
 
 @given(st.binary(max_size=5000), st.integers(min_value=0, max_value=0xFFFFFFFF))

@@ -13,6 +13,7 @@ import pytest
 from streamflow_data import (
     ConfigurationError,
     ConnectorError,
+    Digest,
     ExecutionLocation,
     LocalConnector,
     LocalOptions,
@@ -20,6 +21,7 @@ from streamflow_data import (
     PermissionDeniedError,
     StorageFullError,
 )
+from streamflow_data.connectors import localfiles
 from streamflow_data.testing import ConnectorConformance, ConnectorHarness
 
 HERE = ExecutionLocation("conformance", "localhost", local=True)
@@ -42,7 +44,9 @@ class TestLocalConformanceWithFsync(TestLocalConformance):
     async def harness(self, tmp_path: Path) -> AsyncIterator[ConnectorHarness]:
         root = tmp_path / "scratch"
         root.mkdir()
-        connector = LocalConnector.from_options({"fsync": True, "max_threads": 2})
+        # Off the loop: parsing options imports pydantic the first time (file reads).
+        options = {"fsync": True, "max_threads": 2}
+        connector = await asyncio.to_thread(LocalConnector.from_options, options)
         yield ConnectorHarness(connector, "conformance", HERE, str(root))
         await connector.close()
 
@@ -105,3 +109,34 @@ async def test_file_over_a_directory_is_refused(connector: LocalConnector, tmp_p
     with pytest.raises(PathExistsError):
         await connector.write_file(HERE, str(tmp_path / "dir"), b"x")
     assert sorted(os.listdir(tmp_path)) == ["dir"]
+
+
+async def test_a_writer_checks_what_it_reads_back_after_each_write(
+    connector: LocalConnector, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its digest comes from the pieces read back as they were written, out of order;
+    the file is read again whole only when those pieces are not the whole file."""
+    data = os.urandom(3 * 65536 + 100)
+    writer = await connector.open_writer(HERE, str(tmp_path / "f"))
+    for offset in (65536, 0, 3 * 65536, 2 * 65536):
+        await writer.write(offset, data[offset : offset + 65536])
+    whole_reads: list[int] = []
+    read_whole = localfiles.fd_digest
+
+    def counted(fd: int) -> Digest:
+        whole_reads.append(fd)
+        return read_whole(fd)
+
+    monkeypatch.setattr(localfiles, "fd_digest", counted)
+    assert await writer.digest() == Digest.of(data)
+    assert whole_reads == []
+    [temporary] = await asyncio.to_thread(lambda: list(tmp_path.iterdir()))
+
+    def append() -> None:
+        with temporary.open("ab") as partial:
+            partial.write(b"more")
+
+    await asyncio.to_thread(append)
+    assert await writer.digest() == Digest.of(data + b"more")
+    assert len(whole_reads) == 1
+    await writer.abort()
