@@ -180,12 +180,32 @@ def write_whole(
 
     Returns why the stored bytes do not match ``expected`` (then nothing is published).
     """
-    fd, target = create(path, atomic, mode)
-    try:
+
+    def fill(fd: int) -> str | None:
         pwrite_all(fd, data, 0)
         if expected is not None and (actual := fd_digest(fd)) != expected:
-            discard(fd, target)
             return f"expected {expected}, stored {actual}"
+        return None
+
+    return _created(path, atomic, mode, mtime_ns, fsync, fill)
+
+
+def _created(
+    path: str,
+    atomic: bool,
+    mode: int | None,
+    mtime_ns: int | None,
+    fsync: bool,
+    fill: Callable[[int], str | None],
+) -> str | None:
+    """Create a file, have ``fill`` write it (returning why its content is wrong, if it
+    is), and publish it; a file that is wrong or fails is removed."""
+    fd, target = create(path, atomic, mode)
+    try:
+        wrong = fill(fd)
+        if wrong is not None:
+            discard(fd, target)
+            return wrong
     except BaseException:
         discard(fd, target)
         raise
@@ -248,24 +268,17 @@ def copy_file(
 ) -> str | None:
     """Copy ``src`` to ``dst``; returns why the copy is wrong (then nothing is published)."""
     src_fd = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
+
+    def fill(fd: int) -> str | None:
+        copied = copy_contents(src_fd, fd, size)
+        if size is not None and copied != size:
+            return f"copied {copied} bytes where {size} were expected"
+        return None
+
     try:
-        dst_fd, target = create(dst, atomic, mode)
-        try:
-            copied = copy_contents(src_fd, dst_fd, size)
-            if size is not None and copied != size:
-                discard(dst_fd, target)
-                return f"copied {copied} bytes where {size} were expected"
-        except BaseException:
-            discard(dst_fd, target)
-            raise
-        try:
-            finish(dst_fd, target, dst, mode, mtime_ns, fsync)
-        except BaseException:
-            discard(None, target)
-            raise
+        return _created(dst, atomic, mode, mtime_ns, fsync, fill)
     finally:
         os.close(src_fd)
-    return None
 
 
 def symlink(target: str, path: str) -> None:
