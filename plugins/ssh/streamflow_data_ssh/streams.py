@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import asyncssh
 
-from streamflow_data.checksum import crc32c, crc32c_combine
+from streamflow_data.checksum import crc32c, crc32c_of_pieces
 from streamflow_data.connectors.base import Reader, Writer
 from streamflow_data.errors import ChecksumMismatchError, ConnectorError
 from streamflow_data.model import Digest, ExecutionLocation, temporary_name
@@ -220,6 +220,8 @@ class SSHWriter(Writer):
         self._pieces: dict[int, tuple[int, int]] = {}  # offset -> (length, crc32c)
         self._error: ConnectorError | None = None
         self._settled: tuple[int, int] | None = None
+        self._stored: int | None = None
+        """The file's size on the host once every lane has ended, when asked already."""
 
     @classmethod
     async def create(cls, pool: NodePool, writer: SSHWriter) -> SSHWriter:
@@ -359,8 +361,7 @@ class SSHWriter(Writer):
     async def _read_back(self) -> None:
         """Checksum, reading them back from the host, the bytes of the file this writer
         did not send (an earlier writer's): it only knows the CRC32C of its own."""
-        output = await self.pool.check(f"stat -L -c %s -- {q(self.written)}", self.path)
-        stored, position = int(output.split()[0]), 0
+        stored, position = await self._stored_size(), 0
         for offset in [*sorted(self._pieces), stored]:
             if offset > position:
                 size = offset - position
@@ -389,10 +390,16 @@ class SSHWriter(Writer):
             raise ChecksumMismatchError(self.location, self.path, detail)
         return value
 
+    async def _stored_size(self) -> int:
+        """The file's size on the host (asked once: the lanes have ended)."""
+        if self._stored is None:
+            output = await self.pool.check(f"stat -L -c %s -- {q(self.written)}", self.path)
+            self._stored = int(output.split()[0])
+        return self._stored
+
     async def digest(self) -> Digest:
         size, crc = await self._settle()
-        output = await self.pool.check(f"stat -L -c %s -- {q(self.written)}", self.path)
-        stored = int(output.split()[0])
+        stored = await self._stored_size()
         if stored != size:
             raise ChecksumMismatchError(self.location, self.path, f"sent {size}, stored {stored}")
         return Digest(size, crc)
@@ -414,15 +421,13 @@ class SSHWriter(Writer):
             raise ChecksumMismatchError(self.location, self.path, detail)
 
     def _tiled(self) -> tuple[int, int]:
-        """The size and CRC32C of the bytes sent, which must cover the file without gaps."""
-        size = crc = 0
-        for offset in sorted(self._pieces):
-            length, piece = self._pieces[offset]
-            if offset != size:  # a block rewritten after a retry has the same offset
-                detail = f"the bytes written do not tile the file at offset {size}"
-                raise ChecksumMismatchError(self.location, self.path, detail)
-            crc = crc32c_combine(crc, piece, length) if size else piece
-            size += length
+        """The size and CRC32C of the bytes sent, which must cover the file without gaps
+        (a block rewritten after a retry has the same offset)."""
+        size = max((offset + length for offset, (length, _) in self._pieces.items()), default=0)
+        crc = crc32c_of_pieces(self._pieces, size)
+        if crc is None:
+            detail = f"the {size} bytes written do not tile the file"
+            raise ChecksumMismatchError(self.location, self.path, detail)
         return size, crc
 
     async def _commit(self) -> None:
