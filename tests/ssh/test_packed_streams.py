@@ -162,7 +162,7 @@ def test_directories_get_their_modes_and_times_from_one_tar(tmp_path: Path) -> N
 
 
 def test_a_directory_script_changes_nothing_when_a_path_is_no_directory(tmp_path: Path) -> None:
-    """``tar x`` would replace the file by a directory and follow the link."""
+    """``tar x`` would replace the file and the link by empty directories."""
     (tmp_path / "d").mkdir()
     (tmp_path / "f").write_bytes(b"kept")
     (tmp_path / "link").symlink_to(tmp_path / "d")
