@@ -120,6 +120,25 @@ async def test_each_part_carries_its_crc32c_and_no_md5_by_default(
     assert all("Content-MD5" not in p for p in parts)
 
 
+async def test_a_whole_object_put_sends_its_body_without_waiting_for_100_continue(
+    relay: Relay, s3_options: OptionsFactory
+) -> None:
+    """botocore asks every PutObject to wait for the server's ``100 Continue``; a round
+    trip per small object that the connector drops. Parts keep it."""
+    connector = S3Connector(s3_options(endpoint_url=relay.url))
+    location = connector.locations("s3")[0]
+    try:
+        await connector.write_file(location, "/small", b"x" * 16384)
+        await _upload(connector, os.urandom(6 * MiB))  # two parts
+        assert await connector.read_file(location, "/small") == b"x" * 16384
+    finally:
+        await connector.close()
+    whole = [h for line, h in relay.seen if line.startswith("PUT /") and "?" not in line]
+    parts = relay.parts()
+    assert whole and all("Expect" not in headers for headers in whole)
+    assert len(parts) == 2 and all(headers.get("Expect") == "100-continue" for headers in parts)
+
+
 async def test_a_part_retried_after_a_server_error_sends_the_same_signed_bytes(
     relay: Relay, s3_options: OptionsFactory, s3_endpoint: str, bucket: str
 ) -> None:

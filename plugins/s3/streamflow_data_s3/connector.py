@@ -77,6 +77,13 @@ def _stat(kind: FileKind, size: int, metadata: Mapping[str, str], modified: Any)
     return FileStat(kind, size, mode, mtime_ns)
 
 
+def _send_at_once(request: Any, **_: object) -> None:
+    """Send a PUT's body with its headers. botocore asks for ``Expect: 100-continue`` on
+    every PutObject, and aiohttp then waits for the server's interim answer before sending
+    the body: a round trip more per object, for bodies below the multipart threshold."""
+    request.headers.pop("Expect", None)
+
+
 class S3Connector(Connector):
     """The buckets of an S3 endpoint, each one location."""
 
@@ -141,6 +148,7 @@ class S3Connector(Connector):
                         config=config,
                     )
                 )
+                self._client.meta.events.register("before-send.s3.PutObject", _send_at_once)
                 # Its model file is read on first use: in a thread, once.
                 self._lister = await asyncio.to_thread(
                     self._client.get_paginator, "list_objects_v2"
