@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+import os
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from streamflow_data import (
     Capabilities,
@@ -172,6 +173,10 @@ class _FaultyWriter(Writer):
             data = bytes(corrupted)
         await self.inner.write(offset, data)
 
+    @property
+    def local_file(self) -> str | None:
+        return self.inner.local_file
+
     async def digest(self) -> Digest:
         return await self.inner.digest()
 
@@ -196,3 +201,67 @@ class OneStreamWrappingConnector(WrappingConnector):
 
     def chunk_streams(self, location: ExecutionLocation) -> int | None:
         return 1
+
+
+class LocalFileWritingConnector(WrappingConnector):
+    """A source whose readers write ranges into local files themselves, as the SSH
+    connector's ``ssh`` does: a fake of that program, which may fail once past
+    ``fail_at`` (an offset of the file) or write ``short_by`` bytes fewer per range."""
+
+    def __init__(
+        self, root: str = "", *, fail_at: int | None = None, short_by: int = 0, **faults: bool
+    ) -> None:
+        super().__init__(root, **faults)  # type: ignore[arg-type]
+        self.fail_at = fail_at
+        self.short_by = short_by
+        self.local_bytes = 0
+        """Bytes the readers put into local files."""
+        self.local_ranges = 0
+
+    async def open_reader(self, location: ExecutionLocation, path: str) -> Reader:
+        self.opens += 1
+        inner = await self.inner.open_reader(location, self.root + path)
+        return _LocalFileWritingReader(self, location, inner)
+
+
+class _LocalFileWritingReader(_CountingReader):
+    writes_local_files = True
+
+    def __init__(
+        self, owner: LocalFileWritingConnector, location: ExecutionLocation, inner: Reader
+    ) -> None:
+        super().__init__(owner, inner)
+        self.writer = owner
+        self.location = location
+
+    async def read_local(
+        self, offset: int, size: int, path: str, progress: Callable[[int], None]
+    ) -> int:
+        owner = self.writer
+        owner.local_ranges += 1
+        end = offset + size - owner.short_by
+        position = offset
+        while position < end:
+            data = await self.inner.read(position, min(64 * 1024, end - position))
+            if not data:
+                break
+            fail = owner.fail_at is not None and position + len(data) > owner.fail_at
+            if fail:
+                assert owner.fail_at is not None
+                data = data[: owner.fail_at - position]
+            await asyncio.to_thread(_pwrite, path, data, position)
+            owner.local_bytes += len(data)
+            position += len(data)
+            progress(len(data))
+            if fail:
+                owner.fail_at = None
+                raise ConnectorError(self.location, path, "injected: the copying program failed")
+        return position - offset
+
+
+def _pwrite(path: str, data: bytes, offset: int) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.pwrite(fd, data, offset)
+    finally:
+        os.close(fd)

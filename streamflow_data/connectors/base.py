@@ -8,7 +8,8 @@ operations (:meth:`Connector.exists`, :meth:`Connector.read_file`,
 faster route. Optional fast paths are declared in :class:`Capabilities`.
 
 Every method raises the :mod:`streamflow_data.errors` types, never a backend exception, and
-never blocks the event loop.
+never blocks the event loop. An open file's two sides, :class:`Reader` and :class:`Writer`,
+are in :mod:`~streamflow_data.connectors.openfiles`.
 """
 
 from __future__ import annotations
@@ -18,11 +19,10 @@ import asyncio
 import enum
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import ClassVar, NamedTuple, Self, TypeVar
 
+from streamflow_data.connectors.openfiles import Reader, Writer
 from streamflow_data.errors import (
-    ChecksumMismatchError,
     ConfigurationError,
     ConnectorError,
     PathNotFoundError,
@@ -174,165 +174,6 @@ async def each_item(
             for index, item in enumerate(items):
                 group.create_task(run(index, item))
     return [results[index] for index in range(len(items))]
-
-
-class Reader(abc.ABC):
-    """An open file to read ranges from. Use as an async context manager.
-
-    Reads at different offsets may run concurrently (chunks of one file are read in
-    parallel).
-    """
-
-    @abc.abstractmethod
-    async def read(self, offset: int, size: int) -> bytes:
-        """Read up to ``size`` bytes at ``offset``; fewer only at the end of the file."""
-
-    async def readinto(self, offset: int, buffer: memoryview) -> int:
-        """Fill ``buffer`` from ``offset``; returns the bytes read (fewer only at the end).
-
-        Derived from :meth:`read`; override it to read without a copy.
-        """
-        data = await self.read(offset, len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    @abc.abstractmethod
-    async def close(self) -> None:
-        """Release the file."""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-
-class Writer(abc.ABC):
-    """A file being written: invisible at its path until :meth:`commit`.
-
-    Use as an async context manager: leaving the block without a commit (an error, a
-    cancellation) discards everything written, so no partly written file is ever seen at
-    the destination path.
-    """
-
-    def __init__(self, location: ExecutionLocation, path: str) -> None:
-        self.location = location
-        """The location written to."""
-        self.path = path
-        """The final path the file appears at on commit."""
-        self._finished = False
-
-    @abc.abstractmethod
-    async def write(self, offset: int, data: bytes | memoryview) -> None:
-        """Write ``data`` at ``offset``.
-
-        Without :attr:`Capabilities.ranged_writes`, offsets must follow each other.
-        """
-
-    reads_local_files = False
-    """Whether :meth:`write_local` reads files of this machine itself. The engine then
-    hands the writer ranges of a local source file instead of its bytes, which need not
-    pass through this process (the SSH writer has ``ssh`` read them)."""
-
-    async def write_local(
-        self,
-        offset: int,
-        path: str,
-        size: int,
-        crc: Awaitable[int],
-        progress: Callable[[int], None],
-    ) -> None:
-        """Write ``size`` bytes of the local file ``path``, read from ``offset``, at
-        ``offset``: a ranged write whose bytes the writer reads itself. ``crc`` gives
-        their CRC32C as the engine reads them meanwhile, which the writer's :meth:`digest`
-        then counts for them; ``progress`` is told each further number of bytes written,
-        now and then, all ``size`` of them by a successful return. Called only when
-        :attr:`reads_local_files`."""
-        raise NotImplementedError
-
-    @abc.abstractmethod
-    async def digest(self) -> Digest:
-        """The size and CRC32C of the bytes written, as the storage holds them.
-
-        Computed by the cheapest route the storage trusts (reading the temporary file
-        back, a remote command, a server-verified checksum), never from our own buffers.
-        """
-
-    @abc.abstractmethod
-    async def _commit(self) -> None:
-        """Publish the written bytes at :attr:`path`, atomically replacing a file there."""
-
-    @abc.abstractmethod
-    async def _abort(self) -> None:
-        """Discard the written bytes."""
-
-    @property
-    def resume_token(self) -> str | None:
-        """What :meth:`Connector.resume_writer` needs to continue this file after a crash.
-
-        None (the default) when the storage cannot keep a partly written file: a transfer
-        interrupted there starts that file from zero.
-        """
-        return None
-
-    async def suspend(self) -> None:
-        """Stop writing but keep the bytes written so far for a later
-        :meth:`Connector.resume_writer`; nothing appears at :attr:`path`.
-
-        Writers without a :attr:`resume_token` discard the bytes, as :meth:`abort` does.
-        """
-        if self.resume_token is None:
-            await self.abort()
-            return
-        if not self._finished:
-            self._finished = True
-            await self._suspend()
-
-    async def _suspend(self) -> None:
-        """Release what the writer holds, keeping the partial file; required with a token."""
-        raise NotImplementedError
-
-    async def commit(self, expected: Digest | None = None) -> None:
-        """Make the file appear at its path, complete, with the requested mode and time.
-
-        With ``expected``, the stored bytes are checked against it first and
-        :class:`ChecksumMismatchError` is raised on a difference. A failed commit discards
-        the file, as :meth:`abort` does, and re-raises.
-        """
-        try:
-            if expected is not None:
-                actual = await self.digest()
-                if actual != expected:
-                    raise ChecksumMismatchError(
-                        self.location, self.path, f"expected {expected}, stored {actual}"
-                    )
-            await self._commit()
-        except BaseException:
-            await self.abort()
-            raise
-        self._finished = True
-
-    async def abort(self) -> None:
-        """Discard the file; nothing appears at its path. Safe to call more than once."""
-        if not self._finished:
-            self._finished = True
-            await self._abort()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.abort()
 
 
 class Connector(abc.ABC):

@@ -316,6 +316,12 @@ class _LocalWriter(Writer):
             self.location, self.path, files.write_read_back, self._fd, data, offset
         )
 
+    @property
+    def local_file(self) -> str:
+        """The file being written (bytes put there by others count at the commit only
+        through a :meth:`digest` that reads it again)."""
+        return self._target
+
     async def digest(self) -> Digest:
         held = dict(self._held)
         return await self._connector._run(

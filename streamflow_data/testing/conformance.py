@@ -71,6 +71,10 @@ async def _digest(data: bytes) -> Digest:
     return await asyncio.to_thread(Digest.of, data)
 
 
+async def _crc32c(data: bytes) -> int:
+    return (await _digest(data)).crc32c
+
+
 def _require(harness: ConnectorHarness, capability: str) -> None:
     if not getattr(harness.connector.capabilities, capability):
         pytest.skip(f"{type(harness.connector).__name__} does not declare {capability}")
@@ -417,6 +421,50 @@ class ConnectorConformance:
         with pytest.raises(ChecksumMismatchError):
             await connector.copy(location, harness.path("src"), harness.path("dst3"), size=1)
         assert await self._names(harness, harness.root) == {"src", "dst"}
+
+    # -- local files moved by the connector's own programs ------------------------------------
+
+    async def test_a_reader_that_writes_local_files_puts_ranges_into_them(
+        self, harness: ConnectorHarness, tmp_path: Path
+    ) -> None:
+        """Each range lands at its offset, the rest of the local file unchanged; a range
+        past the end of the file gives fewer bytes; progress counts them all."""
+        connector, location = harness.connector, harness.location
+        data = _payload(300_000)
+        await connector.write_file(location, harness.path("blob"), data)
+        local = tmp_path / "local"
+        await asyncio.to_thread(local.write_bytes, b"." * 400_000)
+        told: list[int] = []
+        async with await connector.open_reader(location, harness.path("blob")) as reader:
+            if not reader.writes_local_files:
+                pytest.skip(f"{type(reader).__name__} does not write local files")
+            assert await reader.read_local(100_000, 150_000, str(local), told.append) == 150_000
+            assert await reader.read_local(290_000, 50_000, str(local), told.append) == 10_000
+        expected = bytearray(b"." * 400_000)
+        expected[100_000:250_000] = data[100_000:250_000]
+        expected[290_000:300_000] = data[290_000:]
+        assert await asyncio.to_thread(local.read_bytes) == expected
+        assert sum(told) == 160_000
+
+    async def test_a_writer_that_reads_local_files_writes_ranges_of_them(
+        self, harness: ConnectorHarness, tmp_path: Path
+    ) -> None:
+        """Ranges of a local file, one after the other, make the file; the CRC32C handed
+        with each is what the commit checks."""
+        connector, location = harness.connector, harness.location
+        data = _payload(300_000)
+        local = tmp_path / "local"
+        await asyncio.to_thread(local.write_bytes, data)
+        told: list[int] = []
+        async with await connector.open_writer(location, harness.path("blob")) as writer:
+            if not writer.reads_local_files:
+                pytest.skip(f"{type(writer).__name__} does not read local files")
+            for start, size in ((0, 120_000), (120_000, 180_000)):
+                crc = _crc32c(data[start : start + size])
+                await writer.write_local(start, str(local), size, crc, told.append)
+            await writer.commit(await _digest(data))
+        assert await connector.read_file(location, harness.path("blob")) == data
+        assert sum(told) == 300_000
 
     # -- through the data manager ------------------------------------------------------------
 

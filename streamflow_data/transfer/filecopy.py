@@ -12,7 +12,9 @@ within the pool whatever the file size, and a full pool makes the reader wait. A
 destination that fails is retried alone (the source is read again for it) when the error
 is retryable and it has retries left; a failed block write is first retried in place when
 the destination takes ranged writes. A local file whose one destination reads local files
-itself goes to it as file ranges instead (:mod:`~streamflow_data.transfer.localranges`).
+itself goes to it as file ranges instead, and a local destination file whose source
+writes local files itself is filled by it in ranges
+(:mod:`~streamflow_data.transfer.localranges`).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from streamflow_data.model import Digest
 from streamflow_data.transfer.blocks import BlockState, BufferBlock
 from streamflow_data.transfer.context import Destination, RunContext, source_changed
 from streamflow_data.transfer.journal import PriorCopy
-from streamflow_data.transfer.localranges import LocalRanges
+from streamflow_data.transfer.localranges import Direction, LocalRanges
 from streamflow_data.transfer.resume import FileResume
 from streamflow_data.transfer.state import ChunkState, FileState
 
@@ -338,7 +340,7 @@ class FileCopy:
         ranged = all(d.connector.capabilities.ranged_writes for d in writers)
         parallel = self._chunk_streams(writers) if ranged else 1
         drains_per_destination = parallel
-        direct = self._local_ranges(writers, ranged)
+        direct = self._local_ranges(reader, writers, ranged)
         queues: dict[Destination, asyncio.Queue[BufferBlock | None]] = {
             destination: asyncio.Queue() for destination in writers if destination not in direct
         }
@@ -347,7 +349,7 @@ class FileCopy:
 
         async def produce() -> None:
             if not queues:
-                return  # the destination reads the file itself (see LocalRanges)
+                return  # the destination's file is handed over in ranges (see LocalRanges)
             try:
                 if parallel > 1 and self.chunk_count > 1:
                     limit = asyncio.Semaphore(parallel)
@@ -376,7 +378,7 @@ class FileCopy:
                     for _ in range(drains_per_destination):
                         group.create_task(self._drain(destination, writer, queue, failures))
                 group.create_task(produce())
-                for destination, writer in direct.items():
+                for destination, direction in direct.items():
                     ranges = LocalRanges(
                         self.context,
                         self.relpath,
@@ -385,7 +387,9 @@ class FileCopy:
                         chunk_crcs,
                         self._wrote,
                     )
-                    group.create_task(ranges.copy(destination, writer, parallel, failures))
+                    writer = writers[destination]
+                    copy = ranges.copy(direction, destination, reader, writer, parallel, failures)
+                    group.create_task(copy)
         finally:
             self._return_queued_blocks(queues)
         if source_error:
@@ -395,8 +399,8 @@ class FileCopy:
             beyond = await reader.read(self.stat.size, 1)
         if beyond:  # the file grew: what was copied is not the file any more
             self._check_size(self.stat.size + len(beyond))
-        if not self.settings.verify_writes:
-            return None
+        if not self.settings.verify_writes or Direction.DOWNLOAD in direct.values():
+            return None  # no byte passed through this process (see LocalRanges)
         digest_crc = chunk_crcs[0]
         for number in range(1, self.chunk_count):
             length = self._chunk_range(number)[1]
@@ -413,22 +417,23 @@ class FileCopy:
         return min([self.settings.max_concurrent_chunks, *hints])
 
     def _local_ranges(
-        self, writers: dict[Destination, Writer], ranged: bool
-    ) -> dict[Destination, Writer]:
-        """The destination to hand file ranges rather than blocks (see
+        self, reader: Reader, writers: dict[Destination, Writer], ranged: bool
+    ) -> dict[Destination, Direction]:
+        """The destination to hand ranges of a local file rather than blocks (see
         :mod:`~streamflow_data.transfer.localranges`), if any: the only one, ranged, whose
-        writer reads local files, from a local source file. Not a writer continuing an
-        earlier run's file, whose chunk marks only the block path follows; and ranges
-        leave no marks, so a run interrupted during one starts that file over."""
-        if (
-            len(writers) != 1
-            or not ranged
-            or not isinstance(self.context.source.connector, LocalConnector)
-        ):
+        writer reads local files, from a local source file; or whose writer fills a local
+        file, from a reader that writes local files. Not a writer continuing an earlier
+        run's file, whose chunk marks only the block path follows; and ranges leave no
+        marks, so a run interrupted during one starts that file over."""
+        if len(writers) != 1 or not ranged:
             return {}
         [(destination, writer)] = writers.items()
-        if writer.reads_local_files and destination.index not in self._resumed:
-            return {destination: writer}
+        if destination.index in self._resumed:
+            return {}
+        if writer.reads_local_files and isinstance(self.context.source.connector, LocalConnector):
+            return {destination: Direction.UPLOAD}
+        if reader.writes_local_files and writer.local_file is not None:
+            return {destination: Direction.DOWNLOAD}
         return {}
 
     def _return_queued_blocks(

@@ -1,50 +1,75 @@
-"""Chunks handed as file ranges to a writer that reads the local source file itself.
+"""Chunks handed as ranges of a local file to a program that reads or writes it itself.
 
-When the source file is on this machine and its one destination's writer reads local
-files (:attr:`~streamflow_data.connectors.base.Writer.reads_local_files`: the SSH writer,
-whose ``ssh`` process reads them), the file goes to that writer as ranges of consecutive
-chunks, as many ranges at once as the file's chunks may be. Its bytes never pass through this
-process, which would otherwise read, copy and write every one of them again. A range is
-read here once meanwhile, for the CRC32C the writer reports and the commit verifies. A
-transfer to several destinations keeps the blocks, so that the file is read once for all.
+**Upload.** When the source file is on this machine and its one destination's writer reads
+local files (:attr:`~streamflow_data.connectors.openfiles.Writer.reads_local_files`: the SSH
+writer, whose ``ssh`` reads them), the file goes to that writer as ranges of consecutive
+chunks. Its bytes never pass through this process, which would otherwise read, copy and
+write every one of them again. A range is read here once meanwhile, for the CRC32C the
+writer reports and the commit verifies.
 
-A range spans up to :data:`RANGE_SIZE` bytes: the SSH writer spends a session (a process
-at each end) per range, which measured 30% slower at 64 MiB than at 256 MiB per session
-for a 1 GiB upload. When the ranges would go one at a time (the connectors want one
-stream per file), the whole file is one range. The writer reports progress within a range.
+**Download.** When the one destination's writer fills a file of this machine
+(:attr:`~streamflow_data.connectors.openfiles.Writer.local_file`) and the source's reader
+writes local files (:attr:`~streamflow_data.connectors.openfiles.Reader.writes_local_files`:
+the SSH reader, whose ``ssh`` writes them), the reader puts each range into that file
+itself. No byte passes through this process, so none is checksummed here: the copy is
+checked by the count of bytes each range put in the file and by the statuses of the
+programs that moved them (``checksum = "sha256"`` adds the end-to-end comparison). A
+range whose direct write fails is moved again, from where it stopped, through this
+process, block by block: a failure of the local file (a full disk) is then reported as
+the local connector reports it, and a dropped connection is retried as block reads are.
+
+A transfer to several destinations keeps the blocks, so that the file is read once for all.
+A range spans up to :data:`RANGE_SIZE` bytes: the SSH connector spends a session (a
+process at each end) per range, which measured 30% slower at 64 MiB than at 256 MiB per
+session for a 1 GiB upload. When the ranges would go one at a time (the connectors want
+one stream per file), the whole file is one range. Progress is reported within a range.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from streamflow_data.checksum import crc32c_combine, crc32c_of_file
-from streamflow_data.connectors.base import Writer
+from streamflow_data.connectors.openfiles import Reader, Writer
 from streamflow_data.transfer.context import Destination, RunContext, source_changed
 from streamflow_data.transfer.state import ChunkState
 
-__all__ = ["RANGE_SIZE", "LocalRanges"]
+__all__ = ["RANGE_SIZE", "Direction", "LocalRanges"]
 
 RANGE_SIZE = 256 * 1024 * 1024
-"""Bytes handed to the writer at once, in whole chunks (one chunk when chunks are larger)."""
+"""Bytes handed over at once, in whole chunks (one chunk when chunks are larger)."""
+
+
+class Direction(enum.Enum):
+    """Which end of the copy is the local file handed over in ranges."""
+
+    UPLOAD = "upload"
+    """The source: the destination's writer reads it."""
+    DOWNLOAD = "download"
+    """The destination's file: the source's reader writes it."""
+
+
+_Progress = Callable[[int], None]
+_Move = Callable[[range, _Progress], Awaitable[None]]
 
 
 @dataclass(slots=True)
 class LocalRanges:
-    """The chunks of one local file for one destination whose writer reads them."""
+    """The chunks of one file for its one destination, as ranges of the local file."""
 
     context: RunContext
     relpath: str
-    path: str
-    """The source file's local path."""
+    src: str
+    """The source file's path."""
     chunks: list[tuple[int, int]]
     """(start, length) of each chunk."""
     crcs: list[int]
-    """The CRC32C of each chunk, filled in as they are read."""
+    """The CRC32C of each chunk, filled in as an upload reads them."""
     wrote: Callable[[Destination, int, float], None]
     """Told of bytes written: their destination, number, and when their writing began."""
 
@@ -59,28 +84,35 @@ class LocalRanges:
 
     async def copy(
         self,
+        direction: Direction,
         destination: Destination,
+        reader: Reader,
         writer: Writer,
         parallel: int,
         failures: dict[Destination, Exception],
     ) -> None:
-        """Write every range, ``parallel`` at once; the first failure is recorded in
+        """Move every range, ``parallel`` at once; the first failure is recorded in
         ``failures``, and the ranges not started yet are skipped."""
+
+        async def move(numbers: range, progress: _Progress) -> None:
+            if direction is Direction.UPLOAD:
+                await self._upload(destination, writer, numbers, progress)
+            else:
+                await self._download(destination, reader, writer, numbers, progress)
+
         limit = asyncio.Semaphore(parallel)
         async with asyncio.TaskGroup() as group:
             for numbers in self.ranges(parallel):
-                group.create_task(self._range(destination, writer, numbers, limit, failures))
+                group.create_task(self._range(destination, move, numbers, limit, failures))
 
     async def _range(
         self,
         destination: Destination,
-        writer: Writer,
+        move: _Move,
         numbers: range,
         limit: asyncio.Semaphore,
         failures: dict[Destination, Exception],
     ) -> None:
-        start = self.chunks[numbers[0]][0]
-        size = sum(self.chunks[number][1] for number in numbers)
         async with limit:
             if destination in failures:
                 return
@@ -92,24 +124,40 @@ class LocalRanges:
                 self.wrote(destination, moved, since)
                 since = time.monotonic()
 
-            crc = asyncio.create_task(self._checksum(numbers))
             try:
-                async with self.context.sessions.slot(destination.location):
-                    await writer.write_local(start, self.path, size, crc, progress)
-                await crc  # the writer may not have needed it (a failure it did not raise)
-            except BaseException as exc:
-                crc.cancel()
-                await asyncio.wait([crc])
+                await move(numbers, progress)
+            except Exception as exc:
                 self._mark(destination, numbers, ChunkState.ERRORED)
-                if not isinstance(exc, Exception):  # cancelled: the thread is done first
-                    raise
                 failures.setdefault(destination, exc)
                 return
+            except BaseException:  # cancelled: the programs and threads are done first
+                self._mark(destination, numbers, ChunkState.ERRORED)
+                raise
             self._mark(destination, numbers, ChunkState.FINISHED)
 
     def _mark(self, destination: Destination, numbers: range, state: ChunkState) -> None:
         for number in numbers:
             self.context.chunks[(self.relpath, number, destination.index)] = state
+
+    def _span(self, numbers: range) -> tuple[int, int]:
+        """Where the chunks ``numbers`` start, and their length together."""
+        return self.chunks[numbers[0]][0], sum(self.chunks[number][1] for number in numbers)
+
+    # -- upload -------------------------------------------------------------------------------
+
+    async def _upload(
+        self, destination: Destination, writer: Writer, numbers: range, progress: _Progress
+    ) -> None:
+        start, size = self._span(numbers)
+        crc = asyncio.create_task(self._checksum(numbers))
+        try:
+            async with self.context.sessions.slot(destination.location):
+                await writer.write_local(start, self.src, size, crc, progress)
+            await crc  # the writer may not have needed it (a failure it did not raise)
+        finally:
+            if not crc.done():
+                crc.cancel()
+                await asyncio.wait([crc])
 
     async def _checksum(self, numbers: range) -> int:
         """The CRC32C of the chunks ``numbers``, each read in a worker thread; the source's
@@ -119,13 +167,77 @@ class LocalRanges:
         for number in numbers:
             start, length = self.chunks[number]
             started = time.monotonic()
-            done, crc = await asyncio.to_thread(_range_crc32c, self.path, start, length)
+            done, crc = await asyncio.to_thread(_range_crc32c, self.src, start, length)
             self.context.stats.read(source, done, time.monotonic() - started)
             if done != length:
-                raise source_changed(source, self.path, start + length, start + done)
+                raise source_changed(source, self.src, start + length, start + done)
             self.crcs[number] = crc
             value = crc32c_combine(value, crc, length) if number != numbers[0] else crc
         return value
+
+    # -- download -----------------------------------------------------------------------------
+
+    async def _download(
+        self,
+        destination: Destination,
+        reader: Reader,
+        writer: Writer,
+        numbers: range,
+        progress: _Progress,
+    ) -> None:
+        start, size = self._span(numbers)
+        source = self.context.source.location
+        path = writer.local_file
+        assert path is not None  # chosen for it
+        done = 0
+
+        def counted(moved: int) -> None:
+            nonlocal done
+            done += moved
+            progress(moved)
+
+        started = time.monotonic()
+        try:
+            async with self.context.sessions.slot(source):
+                got = await reader.read_local(start, size, path, counted)
+        except Exception as exc:
+            self.context.stats.error(exc)
+            got = done + await self._through_here(
+                destination, reader, writer, start + done, size - done, progress
+            )
+        self.context.stats.read(source, got, time.monotonic() - started)
+        if got != size:
+            raise source_changed(source, self.src, start + size, start + got)
+
+    async def _through_here(
+        self,
+        destination: Destination,
+        reader: Reader,
+        writer: Writer,
+        offset: int,
+        size: int,
+        progress: _Progress,
+    ) -> int:
+        """Move ``size`` bytes from ``offset`` block by block through this process, as the
+        engine's block path does; the bytes moved (fewer at the end of the file)."""
+        context = self.context
+        moved = 0
+        while moved < size:
+            block = await context.pool.acquire()
+            try:
+                wanted = min(block.buffer.nbytes, size - moved)
+                async with context.sessions.slot(context.source.location):
+                    got = await reader.readinto(offset + moved, block.buffer[:wanted])
+                if got:
+                    async with context.sessions.slot(destination.location):
+                        await writer.write(offset + moved, block.buffer[:got])
+            finally:
+                context.pool.release(block)
+            moved += got
+            progress(got)
+            if got < wanted:
+                break
+        return moved
 
 
 def _range_crc32c(path: str, start: int, length: int) -> tuple[int, int]:

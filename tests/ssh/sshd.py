@@ -7,6 +7,7 @@ servers. Servers are stopped by PID. ``bash .ci/install`` installs openssh-serve
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import shutil
@@ -60,10 +61,13 @@ class SSHServer:
     ``shared`` (see :func:`start_server`)."""
 
     def stop(self) -> None:
-        """Kill it (and so every connection to it) by PID."""
+        """Kill it, and so every connection to it, by PID: the listener's descendants
+        first (a connection's unprivileged process, a grandchild, carries its data and
+        outlives its parent's death), then the listener."""
         if self.process.poll() is None:
-            # The per-connection processes are the listener's children: kill them first.
-            subprocess.run(["pkill", "-KILL", "-P", str(self.process.pid)], check=False)
+            for pid in _descendants(self.process.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             os.kill(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
 
@@ -71,6 +75,19 @@ class SSHServer:
         """Start it again on the same port, with the same keys."""
         self.process = _launch(self.directory, self.own_view)
         _wait_listening(self.port, self.process)
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes below ``pid``, parents before their children (from ``/proc``)."""
+    parents: dict[int, int] = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError), open(f"/proc/{entry}/stat") as stat:
+            parents[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        frontier = [child for child, parent in parents.items() if parent in frontier]
+        found += frontier
+    return found
 
 
 def _free_port() -> int:

@@ -13,7 +13,9 @@ from tests.ssh.conftest import OptionsFactory
 
 
 class TestSSHConformance(ConnectorConformance):
-    @pytest.fixture(params=[("sha256", "openssh"), ("none", "asyncssh")], ids="-".join)
+    @pytest.fixture(
+        params=[("sha256", "openssh"), ("none", "openssh"), ("none", "asyncssh")], ids="-".join
+    )
     async def harness(
         self, request: pytest.FixtureRequest, ssh_options: OptionsFactory, remote_dir: Path
     ) -> AsyncIterator[ConnectorHarness]:

@@ -80,13 +80,20 @@ async def openssh(
 
 @pytest.mark.usefixtures("long_link")
 async def test_big_files_stream_through_one_master_within_the_session_limit(
-    openssh: SSHConnector, ssh_servers: list[SSHServer], remote_dir: Path, tmp_path: Path
+    openssh: SSHConnector,
+    ssh_servers: list[SSHServer],
+    remote_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Ranges of 1 MiB both ways, four at once: those the master has no room for go
+    through asyncssh, read or written here."""
+    monkeypatch.setattr(localranges, "RANGE_SIZE", 1 << 20)
     [host] = openssh.locations("ssh")
     manager = await _manager(openssh)
     await round_trip(manager, host, remote_dir, tmp_path, _SIZE)
     counts = openssh.streams_opened(host)
-    assert counts.openssh >= 2 and counts.asyncssh > 0  # parallel chunks overflow to asyncssh
+    assert counts.openssh >= 2 and counts.asyncssh > 0  # parallel ranges overflow to asyncssh
     assert counts.peak_openssh == 2  # max_sessions 3, one of them the master's own
     assert len(await asyncio.to_thread(masters, ssh_servers[0].port)) == 1
     await manager.close()
@@ -159,6 +166,24 @@ async def test_ranges_a_full_master_cannot_take_read_the_file_here(
     assert await asyncio.to_thread((remote_dir / "up").read_bytes) == data
 
 
+@pytest.mark.usefixtures("long_link")
+async def test_ranges_a_full_master_cannot_take_are_written_here(
+    openssh: SSHConnector, remote_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Downloads likewise: the ranges without a session of the master come through
+    asyncssh and are written into the local file here."""
+    monkeypatch.setattr(localranges, "RANGE_SIZE", 1 << 20)
+    [host] = openssh.locations("ssh")
+    data = os.urandom(_SIZE)
+    await asyncio.to_thread((remote_dir / "blob").write_bytes, data)
+    manager = await _manager(openssh)
+    manager.register_path(host, str(remote_dir / "blob"))
+    await manager.transfer_data(host, str(remote_dir / "blob"), [LOCAL], str(tmp_path / "back"))
+    counts = openssh.streams_opened(host)
+    assert counts.openssh >= 2 and counts.asyncssh > 0
+    assert await asyncio.to_thread((tmp_path / "back").read_bytes) == data
+
+
 async def test_one_stream_per_file_on_a_link_with_a_short_round_trip(
     openssh: SSHConnector, remote_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -176,7 +201,7 @@ async def test_one_stream_per_file_on_a_link_with_a_short_round_trip(
     await manager.transfer_data(host, str(remote_dir / "up"), [LOCAL], str(back))
     assert await asyncio.to_thread(back.read_bytes) == data
     counts = openssh.streams_opened(host)
-    assert (counts.openssh, counts.asyncssh) == (2, 0)  # one range up, one lane down
+    assert (counts.openssh, counts.asyncssh) == (3, 0)  # a range each way, a read past the end
 
 
 def _sessions(port: int) -> list[int]:
@@ -214,6 +239,34 @@ async def test_a_cancelled_upload_stops_the_sessions_reading_the_file(
             await copy
         assert await asyncio.to_thread(_sessions, server.port) == []
         assert await asyncio.to_thread(os.listdir, remote_dir) == []
+    finally:
+        await manager.close()
+
+
+async def test_a_cancelled_download_stops_the_sessions_writing_the_file(
+    ssh_options: OptionsFactory, ssh_servers: list[SSHServer], remote_dir: Path, tmp_path: Path
+) -> None:
+    server = ssh_servers[0]
+    connector = SSHConnector(ssh_options([server], streams="openssh", max_sessions=10))
+    [host] = connector.locations("ssh")
+    blob = remote_dir / "blob"
+    await asyncio.to_thread(blob.write_bytes, os.urandom(64 << 20))
+    manager = await _manager(connector)
+    try:
+        manager.register_path(host, str(blob))
+        copy = asyncio.create_task(
+            manager.transfer_data(host, str(blob), [LOCAL], str(tmp_path / "back"))
+        )
+        for _ in range(500):  # bounded: 5 s
+            if await asyncio.to_thread(_sessions, server.port):
+                break
+            await asyncio.sleep(0.01)
+        assert await asyncio.to_thread(_sessions, server.port)
+        copy.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await copy
+        assert await asyncio.to_thread(_sessions, server.port) == []
+        assert await asyncio.to_thread(os.listdir, tmp_path) == []
     finally:
         await manager.close()
 

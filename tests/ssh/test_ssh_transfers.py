@@ -123,6 +123,32 @@ async def test_a_full_remote_disk_is_reported_and_leaves_nothing(
         assert not manager.get_data_locations(str(full_disk / name), deployment="ssh")
 
 
+@pytest.fixture
+def full_local_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs here."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+async def test_a_full_local_disk_is_reported_and_leaves_nothing(
+    manager: DefaultDataManager, host_a: ExecutionLocation, remote_dir: Path, full_local_disk: Path
+) -> None:
+    """``ssh`` writes the download into the local file itself; where it fails, the rest
+    is written here, and the local connector tells why."""
+    blob = remote_dir / "blob"
+    await asyncio.to_thread(blob.write_bytes, os.urandom(3_000_000))
+    manager.register_path(host_a, str(blob))
+    with pytest.raises(TransferError) as caught:
+        await manager.transfer_data(host_a, str(blob), [LOCAL], str(full_local_disk / "blob"))
+    assert isinstance(caught.value.failures[0].cause, StorageFullError), caught.value
+    assert await asyncio.to_thread(os.listdir, full_local_disk) == []
+    assert not manager.get_data_locations(str(full_local_disk / "blob"), deployment="local")
+
+
+@pytest.mark.parametrize("direction", ["up", "down"])
 @pytest.mark.parametrize("streams", ["openssh", "asyncssh"])
 async def test_killing_the_server_mid_transfer_fails_cleanly(
     ssh_options: OptionsFactory,
@@ -130,12 +156,18 @@ async def test_killing_the_server_mid_transfer_fails_cleanly(
     remote_dir: Path,
     tmp_path: Path,
     streams: str,
+    direction: str,
 ) -> None:
     server = ssh_servers[1]
-    blob = tmp_path / "blob"
-    await asyncio.to_thread(blob.write_bytes, os.urandom(48 << 20))
+    blob = (tmp_path if direction == "up" else remote_dir) / "blob"
+    target = (remote_dir if direction == "up" else tmp_path) / "copy"
+    if direction == "up":
+        await asyncio.to_thread(blob.write_bytes, os.urandom(48 << 20))
+    else:  # faster: more to move before the kill lands (without compression, zeros do)
+        await asyncio.to_thread(_zeros, blob, 160 << 20)
     connector = SSHConnector(ssh_options([server], retries=1, retry_delay=0.05, streams=streams))
     host = connector.locations("ssh")[0]
+    source, destination = (LOCAL, host) if direction == "up" else (host, LOCAL)
     killed = asyncio.Event()
     killing: list[asyncio.Task[None]] = []
 
@@ -150,14 +182,16 @@ async def test_killing_the_server_mid_transfer_fails_cleanly(
         listeners=[kill_once_started],
     )
     try:
-        manager.register_path(LOCAL, str(blob))
+        manager.register_path(source, str(blob))
         with pytest.raises(TransferError) as caught:
-            await manager.transfer_data(LOCAL, str(blob), [host], str(remote_dir / "blob"))
+            await manager.transfer_data(source, str(blob), [destination], str(target))
         assert killed.is_set()
         await killing[0]
         assert isinstance(caught.value.failures[0].cause, LocationUnreachableError)
-        assert not (remote_dir / "blob").exists()
-        assert not manager.get_data_locations(str(remote_dir / "blob"), deployment="ssh")
+        assert not await asyncio.to_thread(target.exists)
+        if direction == "down":  # the dead host keeps an upload's temporary file
+            assert await asyncio.to_thread(os.listdir, tmp_path) == []
+        assert not manager.get_data_locations(str(target), deployment=destination.deployment)
     finally:
         await manager.close()
         if server.process.poll() is not None:
@@ -178,3 +212,8 @@ async def test_sha256_verification_reads_the_copies_back_over_ssh(
         await manager.transfer_data(host_a, str(remote_dir / "tree"), [LOCAL], str(back))
         assert not manager.statistics.errors
     assert await asyncio.to_thread(snapshot, back) == await asyncio.to_thread(snapshot, source)
+
+
+def _zeros(path: Path, size: int) -> None:
+    with path.open("wb") as file:
+        file.truncate(size)

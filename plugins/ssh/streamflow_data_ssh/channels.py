@@ -1,8 +1,8 @@
 """One remote process carrying a long byte stream, whichever SSH client runs it.
 
 A lane of :mod:`~streamflow_data_ssh.streams` (a remote ``dd``) needs four things of its
-process: send bytes to it (or a range of a local file), receive bytes from it, end it and
-hear how it ended, or stop it.
+process: send bytes to it (or a range of a local file), receive bytes from it (or into a
+local file), end it and hear how it ended, or stop it.
 :class:`Stream` is that contract; :class:`AsyncsshStream` runs it on an asyncssh channel
 and :class:`OpenSSHStream` on a session of the OpenSSH client
 (:mod:`~streamflow_data_ssh.openssh`). Failures of either come out as ``OSError`` or
@@ -47,6 +47,10 @@ class Stream(Protocol):
     async def receive_into(self, buffer: memoryview) -> int:
         """Read the process's output into ``buffer``: the count, 0 at its end."""
 
+    async def pour(self, fd: int) -> None:
+        """Write all the process's output into the open local file ``fd`` (at its offset,
+        which moves past the bytes written)."""
+
     async def finish(self) -> Completed:
         """End the process's input and wait for it: its status and remaining output."""
 
@@ -77,6 +81,12 @@ class AsyncsshStream:
         buffer[: len(data)] = data
         return len(data)
 
+    async def pour(self, fd: int) -> None:
+        """Received here and written in a worker thread: asyncssh decrypts in this
+        process anyway."""
+        while data := await self._process.stdout.read(_FILE_BLOCK):
+            await asyncio.to_thread(_write_all, fd, data)
+
     async def finish(self) -> Completed:
         self._process.stdin.write_eof()  # nothing to do on a channel the host closed
         return completed(await self._process.wait())
@@ -93,9 +103,13 @@ class OpenSSHStream:
     Its input and output are non-blocking pipes of our own, written from and read into
     the caller's buffers when the loop says they are ready: no copy on the way, and
     :meth:`stop` can close them (the master holds their other ends: ssh hands them over).
+    Either is None when the session was opened on a local file instead (the master reads
+    or writes it).
     """
 
-    def __init__(self, process: asyncio.subprocess.Process, input: int | None, output: int) -> None:
+    def __init__(
+        self, process: asyncio.subprocess.Process, input: int | None, output: int | None
+    ) -> None:
         self._process = process
         self._input: int | None = input
         self._output: int | None = output
@@ -135,12 +149,20 @@ class OpenSSHStream:
             except BlockingIOError:
                 await _ready(self._output, writing=False)
 
+    async def pour(self, fd: int) -> None:
+        """Nothing to do for a session opened on the file (the master writes it);
+        otherwise read here and written."""
+        if self._output is not None:
+            buffer = memoryview(bytearray(_FILE_BLOCK))
+            while count := await self.receive_into(buffer):
+                await asyncio.to_thread(_write_all, fd, buffer[:count])
+
     async def finish(self) -> Completed:
         self._close("_input")
         try:
             rest = bytearray()
             chunk = memoryview(bytearray(64 * 1024))
-            while count := await self.receive_into(chunk):
+            while self._output is not None and (count := await self.receive_into(chunk)):
                 rest += chunk[:count]
             _, stderr = await self._process.communicate()
         finally:
@@ -191,3 +213,10 @@ async def _send_file(stream: Stream, fd: int, size: int) -> None:
             raise EOFError(f"the file ends {left} bytes early")
         await stream.send(data)
         left -= len(data)
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    """Write all of ``data`` at the file's offset (blocking: in a worker thread)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

@@ -130,40 +130,48 @@ class OpenSSHMaster:
             return AuthenticationError(self.location, "", detail)
         return LocationUnreachableError(self.location, "", detail)
 
-    async def open(self, command: str, stdin: int | None = None) -> OpenSSHStream:
+    async def open(
+        self, command: str, stdin: int | None = None, stdout: int | None = None
+    ) -> OpenSSHStream:
         """Run ``command`` on the node in a new session of the master (started if needed).
 
         Its input is a pipe of ours, or the open local file ``stdin``, which the master
-        then reads itself (ssh hands it the descriptor): none of its bytes pass through
-        this process.
+        then reads itself (ssh hands it the descriptor); its output likewise a pipe, or
+        the open local file ``stdout``, which the master then writes: none of those bytes
+        pass through this process.
         """
         async with self._starting:
             if self._master is None or self._master.returncode is not None:
                 await self._start()
         # The pipes are ours, not asyncio's: sized before ssh starts, used without a copy,
-        # and closed by us to stop a stream (see OpenSSHStream).
-        output, into = os.pipe()
-        source, input = os.pipe() if stdin is None else (stdin, None)
+        # and closed by us to stop a stream (see OpenSSHStream). ssh gets the other ends.
+        input = output = None
+        ends: list[int] = []  # the ends ssh gets, closed here once it has them
         try:
-            for pipe in (output, input):
+            if stdin is None:
+                stdin, input = os.pipe()
+                ends.append(stdin)
+            if stdout is None:
+                output, stdout = os.pipe()
+                ends.append(stdout)
+            for pipe in (input, output):
                 if pipe is not None:
                     _widen(pipe)
                     os.set_blocking(pipe, False)
             process = await asyncio.create_subprocess_exec(
                 *self._argv("-o", "ControlMaster=no", command=command),
-                stdin=source,
-                stdout=into,
+                stdin=stdin,
+                stdout=stdout,
                 stderr=subprocess.PIPE,
             )
         except BaseException:
-            os.close(output)
-            if input is not None:
-                os.close(input)
+            for pipe in (input, output):
+                if pipe is not None:
+                    os.close(pipe)
             raise
         finally:
-            os.close(into)
-            if stdin is None:
-                os.close(source)
+            for pipe in ends:
+                os.close(pipe)
         return OpenSSHStream(process, input, output)
 
     async def close(self) -> None:

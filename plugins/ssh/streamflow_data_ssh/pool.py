@@ -249,13 +249,16 @@ class NodePool:
         return self._master_wanted
 
     @contextlib.asynccontextmanager
-    async def stream(self, command: str, stdin: int | None = None) -> AsyncIterator[Stream]:
+    async def stream(
+        self, command: str, stdin: int | None = None, stdout: int | None = None
+    ) -> AsyncIterator[Stream]:
         """``command`` running on the node for the block, on the OpenSSH master when it has
         room, else on an asyncssh channel; one channel slot held either way. With
         ``stdin``, an open local file, a session of the master reads its input from it
-        itself (see :meth:`~streamflow_data_ssh.channels.Stream.feed`)."""
+        itself (see :meth:`~streamflow_data_ssh.channels.Stream.feed`); with ``stdout``,
+        it writes its output there (:meth:`~streamflow_data_ssh.channels.Stream.pour`)."""
         async with self._slot():
-            on_master = await self._on_master(in_c_locale(command), stdin)
+            on_master = await self._on_master(in_c_locale(command), stdin, stdout)
             if on_master is not None:
                 master, opened = on_master
                 try:
@@ -269,7 +272,7 @@ class NodePool:
                 yield AsyncsshStream(process)
 
     async def _on_master(
-        self, command: str, stdin: int | None
+        self, command: str, stdin: int | None, stdout: int | None
     ) -> tuple[OpenSSHMaster, Stream] | None:
         """``command`` in a session of the master, or None for asyncssh: streams do not use
         the master, or it is full (its own session is one of ``max_sessions``)."""
@@ -278,7 +281,7 @@ class NodePool:
             return None
         master.sessions += 1  # taken before the wait, so that others see it
         try:
-            opened = await master.open(command, stdin)
+            opened = await master.open(command, stdin, stdout)
         except ConnectorError as exc:
             master.sessions -= 1
             if self.options.streams == "openssh":

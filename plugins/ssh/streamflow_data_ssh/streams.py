@@ -171,6 +171,44 @@ class SSHReader(Reader):
             await self._lanes.shut(lane)
             raise translate(exc, location, self.path) from exc
 
+    @property
+    def writes_local_files(self) -> bool:  # type: ignore[override]  # a flag, computed here
+        """On the OpenSSH master, ``ssh`` writes the bytes into the local file itself,
+        without passing them through this process (:meth:`read_local`)."""
+        return self.pool.uses_openssh
+
+    async def read_local(
+        self, offset: int, size: int, path: str, progress: Callable[[int], None]
+    ) -> int:
+        """One session of its own: ``dd`` reads the range, which the OpenSSH master writes
+        into the file itself (asyncssh's output is written from here when the master is
+        full). How far the file's offset, which the master moves, has gone is the
+        progress; where it stops, the count."""
+        location = self.pool.location
+        fd = await asyncio.to_thread(os.open, path, os.O_WRONLY)
+        reported = _Reported(fd, offset, size, progress)
+        try:
+            os.lseek(fd, offset, os.SEEK_SET)
+            async with self.pool.stream(
+                _range_command(self.path, offset, size), stdout=fd
+            ) as process:
+                try:
+                    async with reported.polling():
+                        await process.pour(fd)
+                        result = await process.finish()
+                except BaseException:
+                    await process.stop()
+                    raise
+            got = os.lseek(fd, 0, os.SEEK_CUR) - offset
+        except (asyncssh.Error, OSError) as exc:
+            raise translate(exc, location, self.path) from exc
+        finally:
+            os.close(fd)
+        if result.status != 0:
+            raise command_error(result, location, self.path, "dd")
+        reported.up_to(got)
+        return got
+
     async def _stop(self, lane: _Lane) -> None:
         assert lane.process is not None
         await lane.process.stop()
@@ -371,11 +409,10 @@ class SSHWriter(Writer):
 
     async def _remote_crc(self, offset: int, size: int) -> int:
         """The CRC32C of ``size`` bytes of the file from ``offset``, as the host holds them."""
-        skip = f"iflag=skip_bytes,count_bytes skip={offset} count={size}"
         buffer = memoryview(bytearray(1 << 20))
         value = got = 0
         try:
-            async with self.pool.stream(f"dd if={q(self.written)} {_BLOCK} {skip}") as process:
+            async with self.pool.stream(_range_command(self.written, offset, size)) as process:
                 while got < size:
                     count = await process.receive_into(buffer)
                     if not count:
@@ -490,6 +527,12 @@ class _Reported:
         finally:
             task.cancel()
             await asyncio.wait([task])
+
+
+def _range_command(path: str, offset: int, size: int) -> str:
+    """``dd`` printing ``size`` bytes of the remote file ``path`` from ``offset`` (fewer at
+    its end)."""
+    return f"dd if={q(path)} {_BLOCK} iflag=skip_bytes,count_bytes skip={offset} count={size}"
 
 
 def _hash_piece(sha256: hashlib._Hash | None, payload: memoryview) -> int:
