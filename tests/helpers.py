@@ -83,8 +83,8 @@ def leftovers(directory: Path) -> list[str]:
     return [name for name in os.listdir(directory) if name.endswith(".sfd-part")]
 
 
-async def wait_for_progress(catalog: str) -> None:
-    """Until the journal of the running copy records some written chunk bytes."""
+async def wait_for_progress(catalog: str, least: int = 4 * MiB) -> None:
+    """Until the journal of the running copy records ``least`` written chunk bytes."""
     for _ in range(500):  # bounded: 10 s
         await asyncio.sleep(0.02)
         if not await asyncio.to_thread(os.path.exists, catalog):
@@ -95,7 +95,7 @@ async def wait_for_progress(catalog: str) -> None:
                     row = await cursor.fetchone()
             except Exception:
                 continue
-        if row is not None and row[0] and row[0] >= 4 * MiB:
+        if row is not None and row[0] and row[0] >= least:
             return
     raise AssertionError("the copy never made progress")
 

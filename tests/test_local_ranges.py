@@ -5,15 +5,30 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
-from streamflow_data import DefaultDataManager, StorageFullError, TransferError, TransferSettings
+from streamflow_data import (
+    Connector,
+    DefaultDataManager,
+    ExecutionLocation,
+    LocalConnector,
+    StorageFullError,
+    TransferError,
+    TransferProgress,
+    TransferSettings,
+)
 from streamflow_data.transfer import localranges
 from streamflow_data.transfer.state import ChunkState
-from tests.helpers import Hosts, LastSnapshot
-from tests.wrappers import LocalFileWritingConnector, WrappingConnector
+from tests.helpers import Hosts, LastSnapshot, wait_for_progress
+from tests.wrappers import (
+    LocalFileReadingConnector,
+    LocalFileWritingConnector,
+    ResumableConnector,
+    WrappingConnector,
+)
 
 KiB = 1024
 SMALL = TransferSettings(chunk_size=256 * KiB, block_size=64 * KiB, block_count=4, retry_delay=0.01)
@@ -121,3 +136,98 @@ async def test_several_destinations_share_blocks_instead(hosts: Hosts) -> None:
     assert isinstance(hosts.connectors["dst2"], WrappingConnector)
     for name in ("dst", "dst2"):
         assert await asyncio.to_thread(hosts.path(name, "/copy.bin").read_bytes) == data
+
+
+# -- resuming ---------------------------------------------------------------------------------
+
+
+async def _resumed_copy(
+    connectors: dict[str, Connector],
+    source: ExecutionLocation,
+    src: str,
+    target: ExecutionLocation,
+    catalog: str,
+    interrupt: Callable[[], Awaitable[None]],
+) -> TransferProgress:
+    """Copy ``src``, cancel the copy once ``interrupt`` returns, and run it again with
+    fresh connectors of the same kinds; the second run's last snapshot."""
+
+    async def copy(connectors: dict[str, Connector]) -> TransferProgress:
+        seen = LastSnapshot()
+        async with DefaultDataManager(
+            connectors, settings=SMALL, catalog=catalog, listeners=[seen]
+        ) as manager:
+            manager.register_path(source, src)
+            await manager.transfer_data(source, src, [target], "/copy.bin")
+        assert seen.last is not None
+        return seen.last
+
+    first = asyncio.create_task(copy(connectors))
+    await interrupt()
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    return await copy({name: _again(connector) for name, connector in connectors.items()})
+
+
+async def _stalled(program: WrappingConnector, catalog: str, least: int) -> None:
+    """Until the fake program has stalled and the journal records ``least`` bytes."""
+    assert isinstance(program, LocalFileReadingConnector | LocalFileWritingConnector)
+    await asyncio.wait_for(program.stalled.wait(), 5)
+    await wait_for_progress(catalog, least)
+
+
+def _again(connector: Connector) -> Connector:
+    """A new connector like ``connector``, without its faults (a manager closes its own)."""
+    if isinstance(connector, WrappingConnector):
+        return type(connector)(connector.root)
+    return type(connector)()
+
+
+async def test_an_interrupted_download_continues_from_the_chunks_its_file_holds(
+    hosts: Hosts, tmp_path: Path
+) -> None:
+    """The reader stalls past two chunks and a bit; the next run keeps those two, whose
+    CRC32C was read back from the local file as they filled."""
+    catalog = str(tmp_path / "catalog.sqlite")
+    source = hosts.add("src", LocalFileWritingConnector, stall_at=600_000)
+    target = hosts.add("dst", ResumableConnector)
+    data = await put_file(hosts)
+    again = await _resumed_copy(
+        dict(hosts.connectors),
+        source,
+        "/big.bin",
+        target,
+        catalog,
+        lambda: _stalled(hosts.connectors["src"], catalog, 2 * SMALL.chunk_size),
+    )
+    done = again.destinations[0]
+    assert done.bytes_skipped == 2 * SMALL.chunk_size
+    assert done.bytes_done == SIZE and again.bytes_moved == SIZE - 2 * SMALL.chunk_size
+    assert await asyncio.to_thread(hosts.path("dst", "/copy.bin").read_bytes) == data
+
+
+async def test_an_interrupted_upload_continues_from_the_chunks_the_program_read_past(
+    hosts: Hosts, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer's program stalls after 655,360 bytes (ten pieces): with 200,000 taken
+    to be in flight, only the first chunk (to 262,144) is held, and the next run keeps it."""
+    monkeypatch.setattr(localranges, "IN_FLIGHT", 200_000)
+    catalog = str(tmp_path / "catalog.sqlite")
+    blob = tmp_path / "blob"
+    data = os.urandom(SIZE)
+    await asyncio.to_thread(blob.write_bytes, data)
+    target = hosts.add("dst", LocalFileReadingConnector, stall_at=600_000)
+    local = ExecutionLocation("local", "localhost", local=True)
+    connectors: dict[str, Connector] = {"local": LocalConnector(), **hosts.connectors}
+    again = await _resumed_copy(
+        connectors,
+        local,
+        str(blob),
+        target,
+        catalog,
+        lambda: _stalled(hosts.connectors["dst"], catalog, SMALL.chunk_size),
+    )
+    done = again.destinations[0]
+    assert done.bytes_skipped == SMALL.chunk_size
+    assert await asyncio.to_thread(hosts.path("dst", "/copy.bin").read_bytes) == data

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from streamflow_data import (
     Capabilities,
@@ -203,16 +203,113 @@ class OneStreamWrappingConnector(WrappingConnector):
         return 1
 
 
-class LocalFileWritingConnector(WrappingConnector):
+class ResumableConnector(WrappingConnector):
+    """The same, with writers that keep their partial files for a later run, as the local
+    connector's do."""
+
+    async def open_writer(
+        self,
+        location: ExecutionLocation,
+        path: str,
+        *,
+        mode: int | None = None,
+        mtime_ns: int | None = None,
+        atomic: bool = True,
+    ) -> Writer:
+        inner = await self.inner.open_writer(
+            location, self.root + path, mode=mode, mtime_ns=mtime_ns, atomic=atomic
+        )
+        return self.writer(location, inner)
+
+    async def resume_writer(
+        self,
+        location: ExecutionLocation,
+        path: str,
+        token: str,
+        *,
+        mode: int | None = None,
+        mtime_ns: int | None = None,
+        atomic: bool = True,
+    ) -> Writer:
+        inner = await self.inner.resume_writer(
+            location, self.root + path, token, mode=mode, mtime_ns=mtime_ns, atomic=atomic
+        )
+        return self.writer(location, inner)
+
+    def writer(self, location: ExecutionLocation, inner: Writer) -> Writer:
+        return _ResumableWriter(self, location, inner)
+
+
+class _ResumableWriter(_FaultyWriter):
+    @property
+    def resume_token(self) -> str | None:
+        return self.inner.resume_token
+
+    async def _suspend(self) -> None:
+        await self.inner.suspend()
+
+
+class LocalFileReadingConnector(ResumableConnector):
+    """A destination whose writers read ranges of local files themselves, as the SSH
+    connector's ``ssh`` does: a fake of that program, which may stall for good once it
+    has sent the bytes before ``stall_at`` (an offset of the file)."""
+
+    def __init__(self, root: str = "", *, stall_at: int | None = None, **faults: bool) -> None:
+        super().__init__(root, **faults)  # type: ignore[arg-type]
+        self.stall_at = stall_at
+        self.stalled = asyncio.Event()
+        self.local_bytes = 0
+        """Bytes the writers read from local files."""
+
+    def writer(self, location: ExecutionLocation, inner: Writer) -> Writer:
+        return _LocalFileReadingWriter(self, location, inner)
+
+
+class _LocalFileReadingWriter(_ResumableWriter):
+    reads_local_files = True
+
+    async def write_local(
+        self,
+        offset: int,
+        path: str,
+        size: int,
+        crc: Awaitable[int],
+        progress: Callable[[int], None],
+    ) -> None:
+        owner = self.owner
+        assert isinstance(owner, LocalFileReadingConnector)
+        position, end = offset, offset + size
+        while position < end:
+            if owner.stall_at is not None and position >= owner.stall_at:
+                owner.stalled.set()
+                await asyncio.Event().wait()  # until cancelled
+            data = await asyncio.to_thread(_pread, path, min(64 * 1024, end - position), position)
+            await self.inner.write(position, data)
+            owner.local_bytes += len(data)
+            position += len(data)
+            progress(len(data))
+        await crc
+
+
+class LocalFileWritingConnector(ResumableConnector):
     """A source whose readers write ranges into local files themselves, as the SSH
     connector's ``ssh`` does: a fake of that program, which may fail once past
-    ``fail_at`` (an offset of the file) or write ``short_by`` bytes fewer per range."""
+    ``fail_at`` (an offset of the file), stall for good past ``stall_at``, or write
+    ``short_by`` bytes fewer per range."""
 
     def __init__(
-        self, root: str = "", *, fail_at: int | None = None, short_by: int = 0, **faults: bool
+        self,
+        root: str = "",
+        *,
+        fail_at: int | None = None,
+        stall_at: int | None = None,
+        short_by: int = 0,
+        **faults: bool,
     ) -> None:
         super().__init__(root, **faults)  # type: ignore[arg-type]
         self.fail_at = fail_at
+        self.stall_at = stall_at
+        self.stalled = asyncio.Event()
         self.short_by = short_by
         self.local_bytes = 0
         """Bytes the readers put into local files."""
@@ -242,6 +339,9 @@ class _LocalFileWritingReader(_CountingReader):
         end = offset + size - owner.short_by
         position = offset
         while position < end:
+            if owner.stall_at is not None and position >= owner.stall_at:
+                owner.stalled.set()
+                await asyncio.Event().wait()  # until cancelled
             data = await self.inner.read(position, min(64 * 1024, end - position))
             if not data:
                 break
@@ -257,6 +357,14 @@ class _LocalFileWritingReader(_CountingReader):
                 owner.fail_at = None
                 raise ConnectorError(self.location, path, "injected: the copying program failed")
         return position - offset
+
+
+def _pread(path: str, size: int, offset: int) -> bytes:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.pread(fd, size, offset)
+    finally:
+        os.close(fd)
 
 
 def _pwrite(path: str, data: bytes, offset: int) -> None:

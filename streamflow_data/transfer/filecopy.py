@@ -77,7 +77,7 @@ class FileCopy:
         self._written: dict[int, int] = {}  # bytes written per destination index, this attempt
         self._outstanding: dict[tuple[int, int], int] = {}  # blocks of (chunk, destination)
         self._read_chunks: set[int] = set()  # chunks whose blocks have all been queued
-        self._resume = FileResume(context.journal, relpath, self.settings.chunk_size)
+        self._resume = FileResume(context.journal, relpath, self.settings.chunk_size, stat.size)
         self._priors: dict[int, PriorCopy] = {}  # partial files of an earlier run to continue
         self._resumed: dict[int, int] = {}  # bytes a destination held from an earlier run
 
@@ -142,6 +142,9 @@ class FileCopy:
                 for destination in retry:
                     files[(self.relpath, destination.index)] = FileState.PENDING
             pending = retry
+
+    def _held(self, destination: Destination, number: int, crc: int) -> None:
+        self._resume.held(destination.index, number, crc)
 
     def _wrote(self, destination: Destination, size: int, started: float) -> None:
         self.context.stats.wrote(destination.location, size, time.monotonic() - started)
@@ -386,6 +389,7 @@ class FileCopy:
                         [self._chunk_range(number) for number in range(self.chunk_count)],
                         chunk_crcs,
                         self._wrote,
+                        self._held if self._resume.tracking(destination.index) else None,
                     )
                     writer = writers[destination]
                     copy = ranges.copy(direction, destination, reader, writer, parallel, failures)
@@ -423,8 +427,8 @@ class FileCopy:
         :mod:`~streamflow_data.transfer.localranges`), if any: the only one, ranged, whose
         writer reads local files, from a local source file; or whose writer fills a local
         file, from a reader that writes local files. Not a writer continuing an earlier
-        run's file, whose chunk marks only the block path follows; and ranges leave no
-        marks, so a run interrupted during one starts that file over."""
+        run's file, whose chunk marks only the block path follows (ranges record marks
+        of whole chunks, for such a later run)."""
         if len(writers) != 1 or not ranged:
             return {}
         [(destination, writer)] = writers.items()

@@ -5,6 +5,7 @@ them back."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from streamflow_data import (
     DefaultDataManager,
     ExecutionLocation,
     InvalidPathError,
+    LocalConnector,
     TransferProgress,
     TransferSettings,
 )
@@ -97,3 +99,63 @@ def _flip_first_byte(path: Path) -> None:
         first = file.read(1)
         file.seek(0)
         file.write(bytes([first[0] ^ 0xFF]))
+
+
+@pytest.mark.parametrize("direction", ["up", "down"])
+async def test_a_file_the_master_moves_itself_continues_from_its_whole_chunks(
+    ssh_options: OptionsFactory,
+    ssh_servers: list[SSHServer],
+    remote_dir: Path,
+    tmp_path: Path,
+    direction: str,
+) -> None:
+    """A big file between this machine and the host goes as one range that the OpenSSH
+    master reads or writes itself; cancelled, it has recorded its whole chunks, and the
+    rerun continues from them."""
+    blob = (tmp_path if direction == "up" else remote_dir) / "blob"
+    target = (remote_dir if direction == "up" else tmp_path) / "copy"
+    await asyncio.to_thread(_holey_file, blob, 256 * MiB)
+    catalog = str(tmp_path / "catalog.sqlite")
+    local = ExecutionLocation("local", "localhost", local=True)
+
+    async def copy() -> TransferProgress:
+        finished = LastSnapshot()
+        connectors = {
+            "local": LocalConnector(),
+            "ssh": SSHConnector(ssh_options(ssh_servers[:1], streams="openssh")),
+        }
+        async with DefaultDataManager(
+            connectors, catalog=catalog, listeners=[finished], settings=SETTINGS
+        ) as manager:
+            [host] = manager.locations("ssh")
+            source, destination = (local, host) if direction == "up" else (host, local)
+            manager.register_path(source, str(blob))
+            await manager.transfer_data(source, str(blob), [destination], str(target))
+        assert finished.last is not None
+        return finished.last
+
+    first = asyncio.create_task(copy())
+    await wait_for_progress(catalog, 2 * SETTINGS.chunk_size)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    again = await copy()
+    done = again.destinations[0]
+    assert done.bytes_skipped >= 2 * SETTINGS.chunk_size
+    assert again.bytes_moved + done.bytes_skipped == again.bytes_total
+    assert await asyncio.to_thread(_sha256, target) == await asyncio.to_thread(_sha256, blob)
+
+
+def _holey_file(path: Path, size: int) -> None:
+    """``size`` bytes, random at both ends and every 16 MiB, zeros between (quick to
+    make and to read)."""
+    with path.open("wb") as file:
+        for offset in range(0, size, 16 * MiB):
+            file.seek(offset)
+            file.write(os.urandom(64 * 1024))
+        file.truncate(size)
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
