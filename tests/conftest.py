@@ -4,11 +4,13 @@ loop thread fails the test."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from blockbuster import BlockBuster, blockbuster_ctx
 
 from streamflow_data import DefaultDataManager, ExecutionLocation
+from tests.helpers import Hosts
 
 LOCAL = ExecutionLocation(deployment="local", name="localhost", local=True)
 
@@ -38,3 +40,9 @@ async def manager() -> AsyncIterator[DefaultDataManager]:
 @pytest.fixture
 def local() -> ExecutionLocation:
     return LOCAL
+
+
+@pytest.fixture
+def hosts(tmp_path: Path) -> Hosts:
+    """Separate "hosts" on this machine, below the test's own directory."""
+    return Hosts(tmp_path / "hosts")

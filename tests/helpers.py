@@ -18,7 +18,11 @@ from streamflow_data import (
 )
 from tests.wrappers import WrappingConnector
 
+KiB = 1024
 MiB = 1024 * 1024
+SMALL = TransferSettings(chunk_size=256 * KiB, block_size=64 * KiB, block_count=4, retry_delay=0.01)
+"""Small sizes, so that a file of :data:`SIZE` bytes has several chunks of several blocks."""
+SIZE = 1_000_003
 
 MTIME = 1_500_000_000_123_456_789
 TREE_BYTES = 3_000_000 + 5 + 100 + 10

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from pathlib import Path
 
 import pytest
 
@@ -25,11 +24,6 @@ from tests.helpers import Hosts, make_tree, snapshot
 KiB = 1024
 SMALL = TransferSettings(chunk_size=256 * KiB, block_size=64 * KiB, block_count=8, retry_delay=0.01)
 SIZE = 700_001
-
-
-@pytest.fixture
-def hosts(tmp_path: Path) -> Hosts:
-    return Hosts(tmp_path / "hosts")
 
 
 async def put(hosts: Hosts, path: str, size: int = SIZE) -> bytes:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from pathlib import Path
 
 import pytest
 
@@ -22,22 +21,12 @@ from streamflow_data.connectors.base import FileKind, FileStat
 from streamflow_data.transfer.batch import SmallFile, batches
 from streamflow_data.transfer.blocks import BlockPool, BlockState
 from streamflow_data.transfer.state import ChunkState, FileState, StateManager
-from tests.helpers import Hosts
+from tests.helpers import SIZE, SMALL, Hosts
 from tests.wrappers import (
     OneStreamWrappingConnector,
     SequentialWrappingConnector,
     WrappingConnector,
 )
-
-KiB = 1024
-# Small sizes, so that a 1 MB file has several chunks of several blocks.
-SMALL = TransferSettings(chunk_size=256 * KiB, block_size=64 * KiB, block_count=4, retry_delay=0.01)
-SIZE = 1_000_003
-
-
-@pytest.fixture
-def hosts(tmp_path: Path) -> Hosts:
-    return Hosts(tmp_path / "hosts")
 
 
 async def put_file(hosts: Hosts, host: str, path: str, size: int = SIZE) -> bytes:

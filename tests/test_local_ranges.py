@@ -18,26 +18,16 @@ from streamflow_data import (
     StorageFullError,
     TransferError,
     TransferProgress,
-    TransferSettings,
 )
 from streamflow_data.transfer import localranges
 from streamflow_data.transfer.state import ChunkState
-from tests.helpers import Hosts, LastSnapshot, wait_for_progress
+from tests.helpers import SIZE, SMALL, Hosts, KiB, LastSnapshot, wait_for_progress
 from tests.wrappers import (
     LocalFileReadingConnector,
     LocalFileWritingConnector,
     ResumableConnector,
     WrappingConnector,
 )
-
-KiB = 1024
-SMALL = TransferSettings(chunk_size=256 * KiB, block_size=64 * KiB, block_count=4, retry_delay=0.01)
-SIZE = 1_000_003
-
-
-@pytest.fixture
-def hosts(tmp_path: Path) -> Hosts:
-    return Hosts(tmp_path / "hosts")
 
 
 async def put_file(hosts: Hosts, size: int = SIZE) -> bytes:

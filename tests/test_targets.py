@@ -33,11 +33,6 @@ MiB = 1024 * 1024
 _EIGHT_MIB_CHUNKS = TransferSettings(chunk_size=8 * MiB, block_size=1 * MiB)
 
 
-@pytest.fixture
-def hosts(tmp_path: Path) -> Hosts:
-    return Hosts(tmp_path / "hosts")
-
-
 async def test_each_target_gets_its_own_path_and_the_source_is_read_once(hosts: Hosts) -> None:
     source = hosts.add("src")
     await asyncio.to_thread(make_tree, hosts.path("src", "/tree"))

@@ -154,11 +154,6 @@ async def test_copy_into_itself_is_refused(manager: DefaultDataManager, tree: Pa
 # -- other locations ------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def hosts(tmp_path: Path) -> Hosts:
-    return Hosts(tmp_path / "hosts")
-
-
 async def test_tree_to_several_destinations_keeps_everything(tree: Path, hosts: Hosts) -> None:
     first, second = hosts.add("h1"), hosts.add("h2")
     progress: list[TransferProgress] = []

@@ -93,6 +93,10 @@ class WrappingConnector(Connector):
         inner = await self.inner.open_writer(
             location, self.root + path, mode=mode, mtime_ns=mtime_ns, atomic=atomic
         )
+        return self.writer(location, inner)
+
+    def writer(self, location: ExecutionLocation, inner: Writer) -> Writer:
+        """This connector's writer around the local connector's ``inner``."""
         return _FaultyWriter(self, location, inner)
 
     async def mkdir(self, location: ExecutionLocation, path: str) -> None:
@@ -206,20 +210,6 @@ class OneStreamWrappingConnector(WrappingConnector):
 class ResumableConnector(WrappingConnector):
     """The same, with writers that keep their partial files for a later run, as the local
     connector's do."""
-
-    async def open_writer(
-        self,
-        location: ExecutionLocation,
-        path: str,
-        *,
-        mode: int | None = None,
-        mtime_ns: int | None = None,
-        atomic: bool = True,
-    ) -> Writer:
-        inner = await self.inner.open_writer(
-            location, self.root + path, mode=mode, mtime_ns=mtime_ns, atomic=atomic
-        )
-        return self.writer(location, inner)
 
     async def resume_writer(
         self,
