@@ -76,26 +76,25 @@ class _Position:
 
     def __init__(self, at: int) -> None:
         self.at = at
-        self.settled = False
-        """The range ended well: everything before :attr:`at` is held."""
-        self._closed = False
+        self._ended = False
         self._moved = asyncio.Event()
 
     def advance(self, moved: int) -> None:
         self.at += moved
         self._moved.set()
 
-    def close(self, *, settled: bool) -> None:
-        self.settled, self._closed = settled, True
+    def end(self) -> None:
+        """The range ended well: the destination holds everything before :attr:`at`."""
+        self._ended = True
         self._moved.set()
 
     async def reach(self, offset: int, lag: int) -> bool:
         """Whether the destination holds the bytes before ``offset``: the range got
-        ``lag`` bytes past it, or ended well past it; False once it stops short."""
-        while not self._closed and self.at < offset + lag:
+        ``lag`` bytes past it, or ended well past it (False when it ended short of it)."""
+        while not self._ended and self.at < offset + lag:
             self._moved.clear()
             await self._moved.wait()
-        return self.at >= offset + lag or (self.settled and self.at >= offset)
+        return self.at >= offset
 
 
 @dataclass(slots=True)
@@ -250,7 +249,7 @@ class LocalRanges:
             follower.cancel()
             await asyncio.wait([follower])
             raise
-        position.close(settled=True)
+        position.end()
         await follower
 
     async def _follow(
