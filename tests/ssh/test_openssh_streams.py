@@ -254,6 +254,32 @@ async def test_a_cancelled_transfer_stops_the_sessions_moving_the_file(
         await manager.close()
 
 
+async def test_the_master_starts_beside_the_first_connection(
+    openssh: SSHConnector, ssh_servers: list[SSHServer], remote_dir: Path
+) -> None:
+    """A command (on asyncssh) connects the node, and the master starts meanwhile, so
+    that the first stream finds it ready."""
+    [host] = openssh.locations("ssh")
+    await openssh.stat(host, str(remote_dir))
+    for _ in range(500):  # bounded: 5 s
+        if await asyncio.to_thread(masters, ssh_servers[0].port):
+            break
+        await asyncio.sleep(0.01)
+    assert len(await asyncio.to_thread(masters, ssh_servers[0].port)) == 1
+    assert openssh.streams_opened(host).openssh == 0
+
+
+async def test_closing_the_connector_while_its_master_starts_stops_it(
+    ssh_options: OptionsFactory, ssh_servers: list[SSHServer], remote_dir: Path
+) -> None:
+    server = ssh_servers[1]
+    connector = SSHConnector(ssh_options([server], streams="openssh"))
+    [host] = connector.locations("ssh")
+    await connector.stat(host, "/")
+    await connector.close()  # the master takes about 0.2 s to start: it is still starting
+    assert await asyncio.to_thread(masters, server.port) == []
+
+
 async def test_a_killed_master_is_started_again(
     openssh: SSHConnector, ssh_servers: list[SSHServer], remote_dir: Path, tmp_path: Path
 ) -> None:

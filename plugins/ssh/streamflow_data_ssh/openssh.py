@@ -46,7 +46,9 @@ def find_ssh() -> str | None:
 
 
 class OpenSSHMaster:
-    """The ``ssh`` master connection to one node, started when a stream first needs it."""
+    """The ``ssh`` master connection to one node, started beside the node's first
+    asyncssh connection (see :class:`~streamflow_data_ssh.pool.NodePool`) or by the first
+    stream that needs it."""
 
     def __init__(
         self, program: str, node: NodeOptions, options: SSHOptions, location: ExecutionLocation
@@ -91,6 +93,12 @@ class OpenSSHMaster:
         argv += [*extra, "--", node.hostname]
         return argv if command is None else [*argv, command]
 
+    async def start(self) -> None:
+        """Start the master unless it runs."""
+        async with self._starting:
+            if self._master is None or self._master.returncode is not None:
+                await self._start()
+
     async def _start(self) -> None:
         """Start the master and wait until its own session runs (its socket listens then).
 
@@ -119,6 +127,9 @@ class OpenSSHMaster:
             )
         except TimeoutError:
             ready = b""
+        except BaseException:  # cancelled while it connects: it stops with us
+            await _end(master)
+            raise
         if ready != b"ready\n":
             await _end(master)
             raise self._failure(await asyncio.to_thread(_tail, log))
@@ -140,9 +151,7 @@ class OpenSSHMaster:
         the open local file ``stdout``, which the master then writes: none of those bytes
         pass through this process.
         """
-        async with self._starting:
-            if self._master is None or self._master.returncode is not None:
-                await self._start()
+        await self.start()
         # The pipes are ours, not asyncio's: sized before ssh starts, used without a copy,
         # and closed by us to stop a stream (see OpenSSHStream). ssh gets the other ends.
         input = output = None

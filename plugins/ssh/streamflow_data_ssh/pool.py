@@ -107,6 +107,7 @@ class NodePool:
         self._client: asyncssh.SSHClientConnectionOptions | None = None
         self._master: OpenSSHMaster | None = None
         self._master_wanted = options.streams != "asyncssh"
+        self._warming: asyncio.Task[None] | None = None
         self.streams = StreamCounts()
         self._closed = False
         self.channels_opened = 0
@@ -160,7 +161,18 @@ class NodePool:
             else:
                 if self.round_trip is None:
                     self.round_trip = tcp_round_trip(connection.get_extra_info("socket"))
+                if self._warming is None and self._master_wanted:
+                    self._warming = asyncio.create_task(self._warm_master())
                 return connection
+
+    async def _warm_master(self) -> None:
+        """Start the OpenSSH master beside the first connection: it takes about 0.2 s,
+        which the node's first stream (the first big file, say) would otherwise wait for
+        after everything before it. A failure here is left for that stream to meet."""
+        with contextlib.suppress(ConnectorError, ConfigurationError):
+            master = await self._openssh()
+            if master is not None:
+                await master.start()
 
     def chunk_streams(self) -> int | None:
         """Streams worth reading one file with at once: one per 2 ms of round trip, as a
@@ -383,6 +395,9 @@ class NodePool:
         async with self._connecting:
             self._closed = True
             connections, self._connections = self._connections, []
+        if self._warming is not None:
+            self._warming.cancel()
+            await asyncio.wait([self._warming])
         await self._drop_master()
         for connection in connections:
             connection.connection.close()
