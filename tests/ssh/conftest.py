@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from streamflow_data_ssh import SSHConnector, SSHOptions
@@ -26,6 +27,24 @@ OptionsFactory = Callable[..., SSHOptions]
 LOCAL = ExecutionLocation("local", "localhost", local=True)
 SMALL_CHUNKS = TransferSettings(chunk_size=1 << 20, block_size=256 << 10, block_count=16)
 """Chunks of 1 MiB: a few MiB make several chunks, in parallel lanes."""
+
+
+class Directed(NamedTuple):
+    """A copy between this machine and a host, one way or the other."""
+
+    blob: Path
+    """The file to copy, in the source's directory."""
+    target: Path
+    """Where it goes, in the destination's directory."""
+    source: ExecutionLocation
+    destination: ExecutionLocation
+
+
+def directed(direction: str, here: Path, there: Path, host: ExecutionLocation) -> Directed:
+    """An upload (``"up"``, from ``here`` to ``there`` on ``host``) or a download."""
+    if direction == "up":
+        return Directed(here / "blob", there / "copy", LOCAL, host)
+    return Directed(there / "blob", here / "copy", host, LOCAL)
 
 
 async def round_trip(

@@ -23,7 +23,7 @@ from streamflow_data import (
     TransferError,
 )
 from streamflow_data.transfer import localranges
-from tests.ssh.conftest import LOCAL, SMALL_CHUNKS, OptionsFactory, round_trip
+from tests.ssh.conftest import LOCAL, SMALL_CHUNKS, OptionsFactory, directed, round_trip
 from tests.ssh.sshd import SSHServer
 
 _SIZE = 5 * (1 << 20) + 321
@@ -230,10 +230,8 @@ async def test_a_cancelled_transfer_stops_the_sessions_moving_the_file(
     [host] = connector.locations("ssh")
     here, there = tmp_path / "here", remote_dir
     await asyncio.to_thread(here.mkdir)
-    blob = (here if direction == "up" else there) / "blob"
-    target = (there if direction == "up" else here) / "copy"
+    blob, target, source, destination = directed(direction, here, there, host)
     await asyncio.to_thread(blob.write_bytes, os.urandom(64 << 20))
-    source, destination = (LOCAL, host) if direction == "up" else (host, LOCAL)
     manager = await _manager(connector)
     try:
         manager.register_path(source, str(blob))

@@ -22,7 +22,7 @@ from streamflow_data import (
     TransferSettings,
 )
 from tests.helpers import LastSnapshot, wait_for_progress
-from tests.ssh.conftest import OptionsFactory
+from tests.ssh.conftest import OptionsFactory, directed
 from tests.ssh.sshd import SSHServer
 
 MiB = 1 << 20
@@ -105,6 +105,7 @@ def _flip_first_byte(path: Path) -> None:
 async def test_a_file_the_master_moves_itself_continues_from_its_whole_chunks(
     ssh_options: OptionsFactory,
     ssh_servers: list[SSHServer],
+    host_a: ExecutionLocation,
     remote_dir: Path,
     tmp_path: Path,
     direction: str,
@@ -112,11 +113,9 @@ async def test_a_file_the_master_moves_itself_continues_from_its_whole_chunks(
     """A big file between this machine and the host goes as one range that the OpenSSH
     master reads or writes itself; cancelled, it has recorded its whole chunks, and the
     rerun continues from them."""
-    blob = (tmp_path if direction == "up" else remote_dir) / "blob"
-    target = (remote_dir if direction == "up" else tmp_path) / "copy"
+    blob, target, source, destination = directed(direction, tmp_path, remote_dir, host_a)
     await asyncio.to_thread(_holey_file, blob, 256 * MiB)
     catalog = str(tmp_path / "catalog.sqlite")
-    local = ExecutionLocation("local", "localhost", local=True)
 
     async def copy() -> TransferProgress:
         finished = LastSnapshot()
@@ -127,8 +126,6 @@ async def test_a_file_the_master_moves_itself_continues_from_its_whole_chunks(
         async with DefaultDataManager(
             connectors, catalog=catalog, listeners=[finished], settings=SETTINGS
         ) as manager:
-            [host] = manager.locations("ssh")
-            source, destination = (local, host) if direction == "up" else (host, local)
             manager.register_path(source, str(blob))
             await manager.transfer_data(source, str(blob), [destination], str(target))
         assert finished.last is not None

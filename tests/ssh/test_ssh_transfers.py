@@ -22,7 +22,7 @@ from streamflow_data import (
     TransferProgress,
 )
 from tests.helpers import TREE_BYTES, make_tree, snapshot
-from tests.ssh.conftest import LOCAL, SMALL_CHUNKS, OptionsFactory, round_trip
+from tests.ssh.conftest import LOCAL, SMALL_CHUNKS, OptionsFactory, directed, round_trip
 from tests.ssh.sshd import SSHServer, login_user, owned_directory
 
 
@@ -159,15 +159,13 @@ async def test_killing_the_server_mid_transfer_fails_cleanly(
     direction: str,
 ) -> None:
     server = ssh_servers[1]
-    blob = (tmp_path if direction == "up" else remote_dir) / "blob"
-    target = (remote_dir if direction == "up" else tmp_path) / "copy"
+    connector = SSHConnector(ssh_options([server], retries=1, retry_delay=0.05, streams=streams))
+    [host] = connector.locations("ssh")
+    blob, target, source, destination = directed(direction, tmp_path, remote_dir, host)
     if direction == "up":
         await asyncio.to_thread(blob.write_bytes, os.urandom(48 << 20))
     else:  # faster: more to move before the kill lands (without compression, zeros do)
         await asyncio.to_thread(_zeros, blob, 160 << 20)
-    connector = SSHConnector(ssh_options([server], retries=1, retry_delay=0.05, streams=streams))
-    host = connector.locations("ssh")[0]
-    source, destination = (LOCAL, host) if direction == "up" else (host, LOCAL)
     killed = asyncio.Event()
     killing: list[asyncio.Task[None]] = []
 
