@@ -184,6 +184,24 @@ async def test_ranges_a_full_master_cannot_take_are_written_here(
     assert await asyncio.to_thread((tmp_path / "back").read_bytes) == data
 
 
+@pytest.mark.parametrize(("verify", "direct"), [("none", True), ("sha256", False)])
+async def test_downloads_skip_this_process_unless_every_byte_is_to_be_checked(
+    ssh_options: OptionsFactory,
+    ssh_servers: list[SSHServer],
+    remote_dir: Path,
+    verify: str,
+    direct: bool,
+) -> None:
+    connector = SSHConnector(ssh_options(ssh_servers[:1], streams="openssh", verify=verify))
+    [host] = connector.locations("ssh")
+    await asyncio.to_thread((remote_dir / "blob").write_bytes, b"x")
+    try:
+        async with await connector.open_reader(host, str(remote_dir / "blob")) as reader:
+            assert reader.writes_local_files is direct
+    finally:
+        await connector.close()
+
+
 async def test_one_stream_per_file_on_a_link_with_a_short_round_trip(
     openssh: SSHConnector, remote_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -90,8 +90,11 @@ class SSHOptions(pydantic.BaseModel):
     (every packet carries a MAC, AES-GCM's by default), the writer's exit status, and the
     size stored against the size sent. ``sha256`` also hashes the bytes there as they arrive
     (``openssl``, ``sha256sum`` or ``shasum``) and compares with what was sent: it repeats
-    what the MAC checks, for about half the throughput on a 2-core host. To check what was
-    *stored*, use the transfer setting ``checksum = "sha256"``, which reads the copies back."""
+    what the MAC checks, for about half the throughput on a 2-core host; big downloads to
+    a local file then also pass through this process, block by block, each block's CRC32C
+    compared with what the file stored (with ``none``, the master writes the file itself).
+    To check what was *stored*, use the transfer setting ``checksum = "sha256"``, which
+    reads the copies back."""
     metadata_ttl: float = pydantic.Field(2.0, ge=0)
     """Seconds ``stat`` and ``walk`` answers are kept (0: not kept). The connector forgets
     them itself when it changes a path; changes made by others show after this long."""

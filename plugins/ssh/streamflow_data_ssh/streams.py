@@ -174,8 +174,10 @@ class SSHReader(Reader):
     @property
     def writes_local_files(self) -> bool:  # type: ignore[override]  # a flag, computed here
         """On the OpenSSH master, ``ssh`` writes the bytes into the local file itself,
-        without passing them through this process (:meth:`read_local`)."""
-        return self.pool.uses_openssh
+        without passing them through this process (:meth:`read_local`); not with
+        ``verify = "sha256"``, which asks for every byte to be checked: through this
+        process, each block's CRC32C is compared with what the local file stored."""
+        return self.pool.uses_openssh and self.pool.options.verify == "none"
 
     async def read_local(
         self, offset: int, size: int, path: str, progress: Callable[[int], None]
