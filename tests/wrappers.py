@@ -16,6 +16,7 @@ from streamflow_data import (
     WalkEntry,
     Writer,
 )
+from streamflow_data.connectors import localfiles
 from streamflow_data.errors import ConnectorError, StorageFullError
 from streamflow_data.model import Digest
 
@@ -360,6 +361,6 @@ def _pread(path: str, size: int, offset: int) -> bytes:
 def _pwrite(path: str, data: bytes, offset: int) -> None:
     fd = os.open(path, os.O_WRONLY)
     try:
-        os.pwrite(fd, data, offset)
+        localfiles.pwrite_all(fd, data, offset)
     finally:
         os.close(fd)

@@ -77,7 +77,7 @@ class FileCopy:
         self._written: dict[int, int] = {}  # bytes written per destination index, this attempt
         self._outstanding: dict[tuple[int, int], int] = {}  # blocks of (chunk, destination)
         self._read_chunks: set[int] = set()  # chunks whose blocks have all been queued
-        self._resume = FileResume(context.journal, relpath, self.settings.chunk_size, stat.size)
+        self._resume = FileResume(context.journal, relpath, self.settings.chunk_size)
         self._priors: dict[int, PriorCopy] = {}  # partial files of an earlier run to continue
         self._resumed: dict[int, int] = {}  # bytes a destination held from an earlier run
 
@@ -144,7 +144,10 @@ class FileCopy:
             pending = retry
 
     def _held(self, destination: Destination, number: int, crc: int) -> None:
-        self._resume.held(destination.index, number, crc)
+        """Journal a chunk the destination holds whole (moved in a file range)."""
+        start, length = self._chunk_range(number)
+        self._resume.read(start + length, crc)
+        self._resume.written(destination.index, number, start, start + length)
 
     def _wrote(self, destination: Destination, size: int, started: float) -> None:
         self.context.stats.wrote(destination.location, size, time.monotonic() - started)

@@ -18,11 +18,10 @@ __all__ = ["FileResume"]
 class FileResume:
     """The resume bookkeeping of one file of a transfer."""
 
-    def __init__(self, journal: RunJournal, relpath: str, chunk_size: int, size: int) -> None:
+    def __init__(self, journal: RunJournal, relpath: str, chunk_size: int) -> None:
         self._journal = journal
         self._relpath = relpath
         self._chunk_size = chunk_size
-        self._size = size
         self._marks: dict[int, dict[int, ChunkMark]] = {}
         """Destination index to the chunk marks it starts from in this attempt."""
         self._tracked: set[int] = set()
@@ -50,14 +49,6 @@ class FileResume:
     def tracking(self, index: int) -> bool:
         """Whether how far destination ``index`` gets is journaled."""
         return index in self._tracked
-
-    def held(self, index: int, number: int, crc: int) -> None:
-        """Destination ``index`` holds chunk ``number`` whole, of CRC32C ``crc`` (a chunk
-        moved as part of a file range, not block by block)."""
-        start = number * self._chunk_size
-        end = min(start + self._chunk_size, self._size)
-        self.read(end, crc)
-        self.written(index, number, start, end)
 
     def begin_attempt(self) -> None:
         """Forget the block positions of an earlier attempt."""

@@ -25,7 +25,7 @@ __all__ = ["SSH_FAILED", "AsyncsshStream", "OpenSSHStream", "Stream"]
 
 _IOV_MAX = os.sysconf("SC_IOV_MAX")
 _FILE_BLOCK = 1 << 20
-"""Bytes of a local file read at once to be sent."""
+"""Bytes of a local file read at once to be sent, or received at once to be written."""
 SSH_FAILED = 255
 """The exit status the ``ssh`` program reports for its own failures (a lost connection)."""
 
@@ -82,10 +82,8 @@ class AsyncsshStream:
         return len(data)
 
     async def pour(self, fd: int) -> None:
-        """Received here and written in a worker thread: asyncssh decrypts in this
-        process anyway."""
-        while data := await self._process.stdout.read(_FILE_BLOCK):
-            await asyncio.to_thread(_write_all, fd, data)
+        """Received here and written: asyncssh decrypts in this process anyway."""
+        await _receive_file(self, fd)
 
     async def finish(self) -> Completed:
         self._process.stdin.write_eof()  # nothing to do on a channel the host closed
@@ -153,9 +151,7 @@ class OpenSSHStream:
         """Nothing to do for a session opened on the file (the master writes it);
         otherwise read here and written."""
         if self._output is not None:
-            buffer = memoryview(bytearray(_FILE_BLOCK))
-            while count := await self.receive_into(buffer):
-                await asyncio.to_thread(_write_all, fd, buffer[:count])
+            await _receive_file(self, fd)
 
     async def finish(self) -> Completed:
         self._close("_input")
@@ -213,6 +209,14 @@ async def _send_file(stream: Stream, fd: int, size: int) -> None:
             raise EOFError(f"the file ends {left} bytes early")
         await stream.send(data)
         left -= len(data)
+
+
+async def _receive_file(stream: Stream, fd: int) -> None:
+    """Write all the stream's output into the file ``fd`` (at its offset), a block at a
+    time in a worker thread."""
+    buffer = memoryview(bytearray(_FILE_BLOCK))
+    while count := await stream.receive_into(buffer):
+        await asyncio.to_thread(_write_all, fd, buffer[:count])
 
 
 def _write_all(fd: int, data: bytes | memoryview) -> None:
