@@ -133,3 +133,14 @@ def test_a_command_parsed_alone_reads_its_arguments_as_with_every_parser() -> No
         ["dst1", "dst2"],
         True,
     )
+
+
+def test_a_configured_ssh_deployment_prints_no_library_warnings(tmp_path: Path) -> None:
+    # Loading the SSH plugin imports asyncssh, which trips cryptography's DSA deprecation.
+    (tmp_path / "streamflow-data.toml").write_text(
+        '[deployments.hpc]\ntype = "ssh"\nnodes = ["127.0.0.1"]\nusername = "alice"\n'
+    )
+    for command in ("status", "stats"):
+        shown = run(command, cwd=tmp_path, env={"PYTHONWARNINGS": "default"})
+        assert shown.returncode == 0, shown.stderr
+        assert shown.stderr == ""
