@@ -59,6 +59,7 @@ try:
         UnknownLocationError,
         UnknownPathError,
         UnknownTransferError,
+        UnsafePathError,
         UnsupportedOperationError,
     )
     from streamflow_data.manager import DataManager, DefaultDataManager
@@ -135,6 +136,7 @@ __all__ = [
     "UnknownLocationError",
     "UnknownPathError",
     "UnknownTransferError",
+    "UnsafePathError",
     "UnsupportedOperationError",
     "WalkEntry",
     "WriteItem",

@@ -20,6 +20,7 @@ boundary: callers never see a backend exception type::
     │   ├── PermissionDeniedError   the storage refused access
     │   ├── StorageFullError        no space or quota left on the location
     │   ├── UnsupportedOperationError  the connector lacks the capability
+    │   ├── UnsafePathError         a listed name would write outside the destination
     │   ├── LocationUnreachableError   the location cannot be reached, or the
     │   │                              connection dropped (retryable)
     │   └── AuthenticationError     the location refused our credentials, or
@@ -73,6 +74,7 @@ __all__ = [
     "UnknownLocationError",
     "UnknownPathError",
     "UnknownTransferError",
+    "UnsafePathError",
     "UnsupportedOperationError",
     "errno_codes",
     "error_type",
@@ -211,6 +213,16 @@ class UnsupportedOperationError(ConnectorError):
     """The connector does not offer this operation (see its capabilities)."""
 
     reason = "operation not supported"
+    retryable = False
+
+
+class UnsafePathError(ConnectorError):
+    """A copy would write outside its destination: a location listed a name that is not a
+    plain relative path (absolute, empty, with ``.``, ``..`` or empty components, or a NUL
+    byte), or a symbolic link already in the destination tree stands where a directory
+    goes. Not retryable: the listing or the tree must change (docs/security.md)."""
+
+    reason = "unsafe path"
     retryable = False
 
 

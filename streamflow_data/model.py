@@ -20,6 +20,7 @@ __all__ = [
     "check_partial_file",
     "is_temporary_of",
     "normalize_path",
+    "relpath_fault",
     "temporary_name",
 ]
 
@@ -84,6 +85,27 @@ def normalize_path(path: str) -> str:
     if normalized.startswith("//"):
         normalized = "/" + normalized.lstrip("/")
     return normalized
+
+
+def relpath_fault(relpath: str) -> str | None:
+    """Why ``relpath``, a name a connector listed below a walk's root, cannot be joined to
+    a destination root; None when it is a plain relative path that stays below it.
+
+    Names from connectors cross a trust boundary (a host's ``find``, a bucket's keys): the
+    engine refuses absolute names, empty, ``.`` and ``..`` components and NUL bytes.
+    """
+    if not relpath:
+        return "an empty name"
+    if "\0" in relpath:
+        return "a NUL byte in the name"
+    if relpath.startswith("/"):
+        return "an absolute name"
+    for part in relpath.split("/"):
+        if not part:
+            return "an empty component"
+        if part in (".", ".."):
+            return f"a {part!r} component"
+    return None
 
 
 def temporary_name(path: str) -> str:

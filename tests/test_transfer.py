@@ -22,6 +22,7 @@ from streamflow_data import (
     UnknownDeploymentError,
     UnknownLocationError,
     UnknownPathError,
+    UnsafePathError,
 )
 from tests.helpers import TREE_BYTES, Hosts, make_tree, snapshot
 
@@ -194,6 +195,24 @@ async def test_a_file_lands_in_missing_parent_directories(
     target = tmp_path / "a" / "b" / "c.txt"
     await manager.transfer_data(LOCAL, str(tree / "small.txt"), [LOCAL], str(target), True)
     assert await asyncio.to_thread(target.read_text) == "hello"
+
+
+@pytest.mark.parametrize("size", [100, 3 << 20], ids=["small", "big"])
+async def test_a_link_in_the_destination_tree_is_never_written_through(
+    manager: DefaultDataManager, tmp_path: Path, size: int
+) -> None:
+    source, outside, destination = tmp_path / "src", tmp_path / "outside", tmp_path / "dst"
+    for directory in (source / "sub", outside, destination):
+        directory.mkdir(parents=True)
+    (source / "sub" / "data.bin").write_bytes(os.urandom(size))
+    (destination / "sub").symlink_to(outside)
+    manager.register_path(LOCAL, str(source))
+    with pytest.raises(TransferError) as caught:
+        await manager.transfer_data(LOCAL, str(source), [LOCAL], str(destination), True)
+    assert await asyncio.to_thread(os.listdir, outside) == []
+    (failure,) = caught.value.failures
+    assert isinstance(failure.cause, UnsafePathError)
+    assert f"'{destination}/sub' on local/localhost" in str(failure.cause)
 
 
 async def test_source_is_read_once_for_many_destinations(tree: Path, hosts: Hosts) -> None:

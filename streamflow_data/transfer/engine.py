@@ -16,7 +16,12 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 from streamflow_data.config import TransferSettings
 from streamflow_data.connectors.base import FileKind, FileStat, LinkItem, MetadataItem, WalkEntry
-from streamflow_data.errors import ConnectorError, PathNotFoundError, StreamFlowDataError
+from streamflow_data.errors import (
+    ConnectorError,
+    PathNotFoundError,
+    StreamFlowDataError,
+    UnsafePathError,
+)
 from streamflow_data.model import is_temporary_of, temporary_name
 from streamflow_data.transfer.batch import BatchCopy, SmallFile, batches
 from streamflow_data.transfer.blocks import BlockPool
@@ -205,9 +210,25 @@ class _Run:
             destination.root = earlier or temporary_name(destination.path)
             destination.staged = True
         destination.created_root = not exists
+        if exists and connector.capabilities.symlinks and self.plan.directories:
+            await self._refuse_links_in_the_way(destination)
         self.context.journal.root(destination.index, destination.root, destination.staged)
         directories = [destination.target(entry.relpath) for entry in self.plan.directories]
         await connector.make_directories(location, [destination.root, *directories])
+
+    async def _refuse_links_in_the_way(self, destination: Destination) -> None:
+        """Fail ``destination`` if a symbolic link in its existing tree stands where the
+        copy puts a directory: what is written below it would land where it points (GNU
+        ``cp`` refuses the same)."""
+        planned = {entry.relpath for entry in self.plan.directories}
+        connector, location = destination.connector, destination.location
+        async for entry in connector.walk(location, destination.path):
+            if entry.stat.kind is FileKind.SYMLINK and entry.relpath in planned:
+                raise UnsafePathError(
+                    location,
+                    join(destination.path, entry.relpath),
+                    "a symbolic link stands where the copy puts a directory",
+                )
 
     async def _check_prior(self, destination: Destination) -> None:
         """Skip the files an earlier run made valid here, if they are still there, intact

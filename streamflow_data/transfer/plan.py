@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from streamflow_data.connectors.base import Connector, FileKind, FileStat, WalkEntry
-from streamflow_data.model import ExecutionLocation
+from streamflow_data.errors import UnsafePathError
+from streamflow_data.model import ExecutionLocation, relpath_fault
 
 __all__ = ["TransferPlan", "join", "plan_transfer"]
 
@@ -43,7 +44,12 @@ class TransferPlan:
 async def plan_transfer(
     connector: Connector, location: ExecutionLocation, path: str
 ) -> TransferPlan:
-    """List what must be copied from ``path`` on ``location``."""
+    """List what must be copied from ``path`` on ``location``.
+
+    Every name the connector lists is checked before anything is written: one that is not
+    a plain relative path fails the whole transfer with :class:`UnsafePathError`, since
+    a listing that holds one cannot be trusted for the rest.
+    """
     root = await connector.stat(location, path, follow_symlinks=True)
     plan = TransferPlan(root)
     if root.kind is not FileKind.DIRECTORY:
@@ -55,5 +61,8 @@ async def plan_transfer(
         FileKind.SYMLINK: plan.links,
     }
     async for entry in connector.walk(location, path):
+        fault = relpath_fault(entry.relpath)
+        if fault is not None:
+            raise UnsafePathError(location, join(path, entry.relpath), f"listed with {fault}")
         by_kind[entry.stat.kind].append(entry)
     return plan

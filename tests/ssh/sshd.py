@@ -131,13 +131,19 @@ def client_key(directory: Path) -> Path:
 
 
 def start_server(
-    name: str, directory: Path, client: Path, own_view: tuple[Path, Path] | None = None
+    name: str,
+    directory: Path,
+    client: Path,
+    own_view: tuple[Path, Path] | None = None,
+    settings: str = "",
 ) -> SSHServer:
     """Configure and start an sshd serving the current user with the ``client`` key.
 
     With ``own_view`` (shared, own), as root, the server runs in a mount namespace of its
     own where the directory ``own`` is mounted at ``shared``: a second host whose files at
     a path are not the first host's (the benchmark's hosts share one machine).
+    ``settings`` are more ``sshd_config`` lines (``SetEnv PATH=...`` gives the sessions
+    programs of the test's own).
     """
     if not os.path.exists(SSHD):
         raise RuntimeError(f"{SSHD} is missing: run `bash .ci/install` (openssh-server)")
@@ -164,7 +170,7 @@ PermitRootLogin prohibit-password
 MaxSessions 32
 MaxStartups 64
 LogLevel ERROR
-"""
+{settings}"""
     )
     process = _launch(directory, own_view)
     _wait_listening(port, process)

@@ -39,8 +39,9 @@ from streamflow_data.errors import (
     NotDirectoryError,
     PathExistsError,
     PathNotFoundError,
+    UnsafePathError,
 )
-from streamflow_data.model import Digest, ExecutionLocation, is_temporary_of
+from streamflow_data.model import Digest, ExecutionLocation, is_temporary_of, relpath_fault
 from streamflow_data.validation import parse_options
 from streamflow_data_s3.client import prepared_session
 from streamflow_data_s3.failures import error_code, translate
@@ -240,6 +241,11 @@ class S3Connector(Connector):
                 keys.extend(item["Key"] for item in page.get("Contents", ()))
         except Exception as exc:
             raise translate(exc, location, path) from exc
+        for key in keys:
+            relpath = key[len(prefix) :].removesuffix("/")
+            fault = relpath_fault(relpath) if relpath else None
+            if fault is not None:  # a key no file path can hold: reported, not left out of the copy
+                raise UnsafePathError(location, "/" + key, f"the key has {fault}")
         directories = {
             relpath.rsplit("/", depth)[0]
             for relpath in (key[len(prefix) :] for key in keys)

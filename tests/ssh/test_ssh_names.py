@@ -1,0 +1,111 @@
+"""What a host lists crosses a trust boundary: names that leave the tree, links in the way."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from streamflow_data_ssh import SSHConnector
+
+from streamflow_data import (
+    DefaultDataManager,
+    ExecutionLocation,
+    LocalConnector,
+    TransferError,
+    UnsafePathError,
+)
+from tests.ssh.conftest import LOCAL, SMALL_CHUNKS, OptionsFactory
+from tests.ssh.sshd import SSHServer, client_key, known_hosts, owned_directory, start_server
+
+HOSTILE_FIND = """#!/bin/sh
+# The host's find, but the file named "evil" is listed as ../../x.
+/usr/bin/find "$@" | sed -z 's|^evil$|../../x|'
+"""
+
+
+@pytest.fixture(scope="module")
+def hostile_server(ssh_base: Path) -> Iterator[SSHServer]:
+    """An sshd whose sessions find a ``find`` that lists a name outside the tree."""
+    directory = ssh_base / "hostile"
+    programs = ssh_base / "hostile-bin"
+    programs.mkdir()
+    (programs / "find").write_text(HOSTILE_FIND)
+    os.chmod(programs / "find", 0o755)
+    server = start_server(
+        "hostile",
+        directory,
+        client_key(ssh_base),
+        settings=f"SetEnv PATH={programs}:/usr/bin:/bin\n",
+    )
+    known_hosts([server], directory / "known_hosts")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def hostile(
+    hostile_server: SSHServer, ssh_options: OptionsFactory
+) -> AsyncIterator[SSHConnector]:
+    options = ssh_options(
+        [hostile_server], known_hosts=str(hostile_server.directory / "known_hosts")
+    )
+    connector = SSHConnector(options)
+    yield connector
+    await connector.close()
+
+
+def _failure_of(caught: pytest.ExceptionInfo[TransferError]) -> UnsafePathError:
+    (failure,) = caught.value.failures
+    assert isinstance(failure.cause, UnsafePathError) and not failure.cause.retryable
+    return failure.cause
+
+
+async def test_a_name_listed_outside_the_tree_fails_the_copy_before_anything_is_written(
+    hostile: SSHConnector, remote_dir: Path, tmp_path: Path
+) -> None:
+    host = hostile.locations("ssh")[0]
+    source = remote_dir / "src"
+    source.mkdir()
+    (source / "evil").write_bytes(os.urandom(3 << 20))  # a big file: the chunked path
+    (source / "fine.txt").write_text("fine")
+    # What the host would serve for the name it lists, were the name followed.
+    (remote_dir.parent / "x").write_bytes(b"from outside the tree")
+    destination = tmp_path / "a" / "b" / "dst"
+    destination.parent.mkdir(parents=True)
+    async with DefaultDataManager(
+        {"local": LocalConnector(), "ssh": hostile}, settings=SMALL_CHUNKS
+    ) as manager:
+        manager.register_path(host, str(source))
+        with pytest.raises(TransferError) as caught:
+            await manager.transfer_data(host, str(source), [LOCAL], str(destination))
+    unsafe = _failure_of(caught)
+    assert f"'{source}/../../x' on ssh/hostile" in str(unsafe)
+    assert "'..' component" in str(unsafe)
+    # Nothing anywhere: not the destination, not beside it.
+    assert await asyncio.to_thread(os.listdir, tmp_path / "a") == ["b"]
+    assert await asyncio.to_thread(os.listdir, tmp_path / "a" / "b") == []
+
+
+@pytest.mark.parametrize("size", [100, 3 << 20], ids=["small", "big"])
+async def test_a_link_in_the_destination_tree_is_never_written_through(
+    ssh: SSHConnector, host_a: ExecutionLocation, remote_dir: Path, tmp_path: Path, size: int
+) -> None:
+    source = tmp_path / "src"
+    (source / "sub").mkdir(parents=True)
+    (source / "sub" / "data.bin").write_bytes(os.urandom(size))
+    outside = owned_directory(remote_dir / "outside")  # the login user could write there
+    owned_directory(remote_dir / "dst")
+    (remote_dir / "dst" / "sub").symlink_to(outside)
+    async with DefaultDataManager(
+        {"local": LocalConnector(), "ssh": ssh}, settings=SMALL_CHUNKS
+    ) as manager:
+        manager.register_path(LOCAL, str(source))
+        with pytest.raises(TransferError) as caught:
+            await manager.transfer_data(LOCAL, str(source), [host_a], str(remote_dir / "dst"))
+    assert await asyncio.to_thread(os.listdir, outside) == []
+    unsafe = _failure_of(caught)
+    assert f"'{remote_dir}/dst/sub' on ssh/{host_a.name}" in str(unsafe)
+    assert (remote_dir / "dst" / "sub").is_symlink()

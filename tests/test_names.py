@@ -1,0 +1,62 @@
+"""Names a connector lists are untrusted: the plan refuses any that would leave the tree."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from streamflow_data import (
+    ExecutionLocation,
+    FileKind,
+    FileStat,
+    LocalConnector,
+    UnsafePathError,
+    WalkEntry,
+)
+from streamflow_data.model import relpath_fault
+from streamflow_data.transfer.plan import plan_transfer
+
+LOCAL = ExecutionLocation("local", "localhost", local=True)
+
+
+@pytest.mark.parametrize(
+    ("name", "fault"),
+    [
+        ("a/b.txt", None),
+        ("..hidden/...", None),
+        ("caf\udce9", None),
+        ("", "an empty name"),
+        ("/etc/passwd", "an absolute name"),
+        ("..", "a '..' component"),
+        ("a/../../x", "a '..' component"),
+        ("./a", "a '.' component"),
+        ("a//b", "an empty component"),
+        ("a/", "an empty component"),
+        ("a\0b", "a NUL byte in the name"),
+    ],
+)
+def test_only_plain_relative_names_pass(name: str, fault: str | None) -> None:
+    assert relpath_fault(name) == fault
+
+
+class _Lister(LocalConnector):
+    """A local directory whose listing holds one name more, whatever it is."""
+
+    def __init__(self, extra: str) -> None:
+        super().__init__()
+        self.extra = extra
+
+    async def walk(self, location: ExecutionLocation, path: str) -> AsyncIterator[WalkEntry]:
+        async for entry in super().walk(location, path):
+            yield entry
+        yield WalkEntry(self.extra, FileStat(FileKind.FILE, 1, 0o644, 0))
+
+
+@pytest.mark.parametrize("name", ["/etc/passwd", "a\0b", "../x"])
+async def test_a_listing_with_an_unsafe_name_plans_nothing(tmp_path: Path, name: str) -> None:
+    (tmp_path / "fine.txt").write_text("fine")
+    with pytest.raises(UnsafePathError, match="on local/localhost: listed with a") as caught:
+        await plan_transfer(_Lister(name), LOCAL, str(tmp_path))
+    assert caught.value.path == f"{tmp_path}/{name}"
