@@ -44,6 +44,7 @@ from streamflow_data.validation import (
     check,
     describe,
     mapping_problems,
+    redacted,
     unknown_keys,
 )
 
@@ -86,6 +87,13 @@ class DeploymentConfig:
     options: Mapping[str, Any]
     connector: type[Connector]
     """The connector class registered as ``kind``."""
+
+    def __repr__(self) -> str:
+        # Options may hold credentials: their values are masked (validation.redacted).
+        return (
+            f"DeploymentConfig(name={self.name!r}, kind={self.kind!r}, "
+            f"options={redacted(self.options)!r}, connector={self.connector!r})"
+        )
 
 
 _TABLES: dict[str, type[Settings]] = {

@@ -30,8 +30,10 @@ __all__ = [
     "Settings",
     "check",
     "describe",
+    "is_secret",
     "mapping_problems",
     "parse_options",
+    "redacted",
     "setting",
     "unknown_keys",
 ]
@@ -58,8 +60,28 @@ class Problem:
 
     def __str__(self) -> str:
         where = ".".join(str(part) for part in self.key) or "(top level)"
-        found = "" if self.value is _NOT_GIVEN else f" (got {self.value!r})"
+        hidden = (
+            self.value is _NOT_GIVEN
+            or isinstance(self.value, Mapping)  # a whole table: it may hold secrets
+            or any(isinstance(part, str) and is_secret(part) for part in self.key)
+        )
+        found = "" if hidden else f" (got {self.value!r})"
         return f"{where}: {self.message}{found}"
+
+
+_SECRET_WORDS = ("secret", "password", "passphrase", "token", "credential")
+
+
+def is_secret(key: str) -> bool:
+    """Whether an option named ``key`` holds a secret, judged by its name (so that a
+    misspelled one counts too): its value is never shown in a message or a repr."""
+    lowered = key.lower()
+    return any(word in lowered for word in _SECRET_WORDS)
+
+
+def redacted(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` with the value of every secret key (:func:`is_secret`) masked."""
+    return {key: "**********" if is_secret(key) else value for key, value in options.items()}
 
 
 def describe(problems: Sequence[Problem]) -> str:

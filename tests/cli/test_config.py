@@ -98,3 +98,28 @@ def test_without_a_file_the_embedded_default(
     assert loaded.source is None and dict(loaded.deployments) == {}
     assert loaded.catalog.path == str(tmp_path / "state" / "streamflow-data" / "catalog.sqlite")
     assert loaded.cache is None
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        "secret_acces_key = 'THE-SECRET'",  # misspelled: an unknown key
+        "secret_access_key = 'THE-SECRET'",  # without its access key id: the whole table
+        "access_key_id = 'a'\nsecret_access_key = 'THE-SECRET'",  # valid: the repr
+        "access_key_id = 'a'\nsecret_access_key = ['THE-SECRET']",  # of the wrong type
+        "access_key_id = 'a'\nsecret_access_key = 'x'\nsession_token = ['THE-SECRET']",
+    ],
+)
+def test_a_secret_is_never_shown(tmp_path: Path, table: str) -> None:
+    (tmp_path / "streamflow-data.toml").write_text(
+        f"[deployments.store]\ntype = 's3'\nbuckets = ['b']\n{table}\n"
+    )
+    try:
+        shown = repr(load_configuration(str(tmp_path / "streamflow-data.toml")))
+    except ConfigurationError as exc:
+        shown = str(exc)
+    assert "THE-SECRET" not in shown and "store" in shown
+    for command in ("status", "stats"):
+        ran = run("-vv", command, cwd=tmp_path)
+        assert "THE-SECRET" not in ran.stdout + ran.stderr
+        assert "store" in ran.stderr or ran.returncode == 0
