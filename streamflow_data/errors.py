@@ -17,6 +17,7 @@ boundary: callers never see a backend exception type::
     │   ├── PathNotFoundError       the path does not exist on the location
     │   ├── PathExistsError         the path exists and may not be replaced
     │   ├── NotDirectoryError       a directory was expected
+    │   ├── NameTooLongError        a name or path is longer than the storage allows
     │   ├── PermissionDeniedError   the storage refused access
     │   ├── StorageFullError        no space or quota left on the location
     │   ├── UnsupportedOperationError  the connector lacks the capability
@@ -60,6 +61,7 @@ __all__ = [
     "ConnectorNotFoundError",
     "InvalidPathError",
     "LocationUnreachableError",
+    "NameTooLongError",
     "NotDirectoryError",
     "PathExistsError",
     "PathNotFoundError",
@@ -195,6 +197,14 @@ class NotDirectoryError(ConnectorError):
     retryable = False
 
 
+class NameTooLongError(ConnectorError):
+    """A name, or the whole path, is longer than the storage allows (``ENAMETOOLONG``):
+    trying again cannot help, a shorter name can."""
+
+    reason = "file name too long"
+    retryable = False
+
+
 class PermissionDeniedError(ConnectorError):
     """The storage refused the operation for lack of permission."""
 
@@ -308,6 +318,7 @@ _ERRNO_TYPES: dict[int, type[ConnectorError]] = {
     errno.ENOTEMPTY: PathExistsError,
     errno.EISDIR: PathExistsError,
     errno.ENOTDIR: NotDirectoryError,
+    errno.ENAMETOOLONG: NameTooLongError,
     errno.EACCES: PermissionDeniedError,
     errno.EPERM: PermissionDeniedError,
     errno.EROFS: PermissionDeniedError,

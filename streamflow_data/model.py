@@ -77,10 +77,14 @@ def normalize_path(path: str) -> str:
     """Return ``path`` in the canonical form the replica graph indexes.
 
     Paths are POSIX and absolute; ``.``, ``..``, repeated and trailing slashes are folded.
-    Raises :class:`InvalidPathError` for a relative or empty path.
+    Raises :class:`InvalidPathError` for a relative or empty path, or one holding a NUL
+    byte (no file system can store it, and an SSH server drops the connection it meets
+    one on).
     """
     if not path.startswith("/"):
         raise InvalidPathError(f"path must be absolute, got {path!r}")
+    if "\0" in path:
+        raise InvalidPathError(f"path holds a NUL byte: {path!r}")
     normalized = posixpath.normpath(path)
     if normalized.startswith("//"):
         normalized = "/" + normalized.lstrip("/")

@@ -8,10 +8,15 @@ from pathlib import Path
 import pytest
 
 from streamflow_data import (
+    DefaultDataManager,
     ExecutionLocation,
     FileKind,
     FileStat,
+    InvalidPathError,
     LocalConnector,
+    NameTooLongError,
+    RemotePathMapper,
+    TransferError,
     UnsafePathError,
     WalkEntry,
 )
@@ -60,3 +65,35 @@ async def test_a_listing_with_an_unsafe_name_plans_nothing(tmp_path: Path, name:
     with pytest.raises(UnsafePathError, match="on local/localhost: listed with a") as caught:
         await plan_transfer(_Lister(name), LOCAL, str(tmp_path))
     assert caught.value.path == f"{tmp_path}/{name}"
+
+
+async def test_a_nul_byte_in_a_path_is_an_invalid_path_everywhere(tmp_path: Path) -> None:
+    connector = LocalConnector()
+    try:
+        for attempt in (
+            connector.stat(LOCAL, f"{tmp_path}/a\0b"),
+            connector.mkdir(LOCAL, f"{tmp_path}/a\0b"),
+            connector.open_reader(LOCAL, f"{tmp_path}/a\0b"),
+        ):
+            with pytest.raises(InvalidPathError, match="NUL byte"):
+                await attempt
+    finally:
+        await connector.close()
+    mapper = RemotePathMapper()
+    with pytest.raises(InvalidPathError, match="NUL byte"):
+        mapper.register(LOCAL, "/data/a\0b")
+    with pytest.raises(InvalidPathError, match="NUL byte"):
+        mapper.get("/data/a\0b")
+
+
+async def test_a_name_too_long_is_a_permanent_typed_error(
+    manager: DefaultDataManager, tmp_path: Path
+) -> None:
+    (tmp_path / "f").write_text("f")
+    manager.register_path(LOCAL, str(tmp_path / "f"))
+    target = f"{tmp_path}/{'n' * 300}"
+    with pytest.raises(TransferError) as caught:
+        await manager.transfer_data(LOCAL, str(tmp_path / "f"), [LOCAL], target, True)
+    (failure,) = caught.value.failures
+    assert isinstance(failure.cause, NameTooLongError) and not failure.cause.retryable
+    assert dict(manager.statistics.errors) == {"NameTooLongError": 1}  # tried once

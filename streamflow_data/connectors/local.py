@@ -31,6 +31,7 @@ from streamflow_data.connectors.base import (
 from streamflow_data.errors import (
     ChecksumMismatchError,
     ConnectorError,
+    InvalidPathError,
     error_type,
 )
 from streamflow_data.model import Digest, ExecutionLocation, check_partial_file
@@ -101,7 +102,11 @@ class LocalConnector(Connector):
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
-        """Run a blocking call in the pool, translating OSError into our errors."""
+        """Run a blocking call in the pool, translating OSError into our errors; a path
+        argument holding a NUL byte is an :class:`InvalidPathError`, before any I/O."""
+        for argument in args:
+            if isinstance(argument, str) and "\0" in argument:
+                raise InvalidPathError(f"path holds a NUL byte: {argument!r}")
         loop = asyncio.get_running_loop()
         call = functools.partial(function, *args, **kwargs)
         try:

@@ -13,7 +13,9 @@ from streamflow_data_ssh import SSHConnector
 from streamflow_data import (
     DefaultDataManager,
     ExecutionLocation,
+    InvalidPathError,
     LocalConnector,
+    NameTooLongError,
     TransferError,
     UnsafePathError,
 )
@@ -109,3 +111,45 @@ async def test_a_link_in_the_destination_tree_is_never_written_through(
     unsafe = _failure_of(caught)
     assert f"'{remote_dir}/dst/sub' on ssh/{host_a.name}" in str(unsafe)
     assert (remote_dir / "dst" / "sub").is_symlink()
+
+
+async def test_a_nul_byte_is_refused_before_it_reaches_the_host(
+    ssh: SSHConnector, host_a: ExecutionLocation, remote_dir: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "f").write_text("f")
+    await ssh.stat(host_a, str(remote_dir))
+    opened = ssh.channels_opened(host_a)
+    for attempt in (
+        ssh.stat(host_a, f"{remote_dir}/a\0b"),
+        ssh.make_directories(host_a, [f"{remote_dir}/a\0b"]),
+        ssh.remove(host_a, f"{remote_dir}/a\0b"),
+    ):
+        with pytest.raises(InvalidPathError, match="NUL byte"):
+            await attempt
+    assert ssh.channels_opened(host_a) == opened  # nothing was sent
+    async with DefaultDataManager({"local": LocalConnector(), "ssh": ssh}) as manager:
+        manager.register_path(LOCAL, str(tmp_path / "f"))
+        with pytest.raises(InvalidPathError, match="NUL byte"):
+            await manager.transfer_data(LOCAL, str(tmp_path / "f"), [host_a], "/tmp/a\0b")
+        with pytest.raises(InvalidPathError, match="NUL byte"):
+            manager.register_path(host_a, "/tmp/a\0b")
+        # The shared connection is still up: the next copy goes through at once.
+        await manager.transfer_data(LOCAL, str(tmp_path / "f"), [host_a], f"{remote_dir}/f")
+    assert await asyncio.to_thread((remote_dir / "f").read_text) == "f"
+
+
+@pytest.mark.parametrize("size", [100, 3 << 20], ids=["small", "big"])
+async def test_a_name_too_long_is_a_permanent_typed_error(
+    ssh: SSHConnector, host_a: ExecutionLocation, remote_dir: Path, tmp_path: Path, size: int
+) -> None:
+    source = tmp_path / "f"
+    source.write_bytes(os.urandom(size))
+    async with DefaultDataManager(
+        {"local": LocalConnector(), "ssh": ssh}, settings=SMALL_CHUNKS
+    ) as manager:
+        manager.register_path(LOCAL, str(source))
+        with pytest.raises(TransferError) as caught:
+            await manager.transfer_data(LOCAL, str(source), [host_a], f"{remote_dir}/{'n' * 300}")
+        (failure,) = caught.value.failures
+        assert isinstance(failure.cause, NameTooLongError), failure.cause
+        assert dict(manager.statistics.errors) == {"NameTooLongError": 1}  # tried once

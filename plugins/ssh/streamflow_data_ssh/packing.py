@@ -239,10 +239,12 @@ def write_results(
 
 
 def _member_error(location: ExecutionLocation, path: str, name: str, stderr: str) -> ConnectorError:
-    """The error tar (or mv) reported for the file ``name``, else a retryable one for the
-    whole batch."""
+    """The error tar or mv reported for the file written as ``name`` (tar names it, mv
+    names it or, failing to publish it, ``path``), else a retryable one for the whole
+    batch."""
+    names = {relative(name), relative(path)}
     for line in stderr.splitlines():
-        if f" {relative(name)}: " in line or f"'{relative(name)}'" in line:
+        if any(f" {each}: " in line or f"'{each}'" in line for each in names):
             return command_error(Completed(1, b"", line), location, path, "tar")
     first = stderr.strip().splitlines()[:1]
     return ConnectorError(location, path, f"its batch failed: {first[0] if first else 'tar'}")

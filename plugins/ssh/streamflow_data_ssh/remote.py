@@ -19,6 +19,7 @@ from streamflow_data.errors import (
     AuthenticationError,
     ChecksumMismatchError,
     ConnectorError,
+    InvalidPathError,
     LocationUnreachableError,
     NotDirectoryError,
     PathExistsError,
@@ -71,9 +72,17 @@ _MESSAGES = [(os.strerror(code), error_type(code)) for code in errno_codes()]
 _MESSAGES.append(("Wrote only", StorageFullError))  # GNU tar's short write: the disk filled
 
 
+def _without_nul(word: str) -> str:
+    """``word``; :class:`InvalidPathError` if it holds a NUL byte, which no shell word or
+    ``-0`` list item can hold, and on which sshd drops the whole connection."""
+    if "\0" in word:
+        raise InvalidPathError(f"a NUL byte cannot be sent to a remote shell: {word!r}")
+    return word
+
+
 def q(word: str) -> str:
-    """``word`` quoted for the remote shell."""
-    return shlex.quote(word)
+    """``word`` quoted for the remote shell (no NUL byte: see :func:`_without_nul`)."""
+    return shlex.quote(_without_nul(word))
 
 
 def relative(path: str) -> str:
@@ -213,4 +222,4 @@ def translate(error: BaseException, location: ExecutionLocation, path: str) -> C
 
 def path_list(paths: Sequence[str]) -> bytes:
     """Paths as a NUL-separated list (for ``xargs -0``)."""
-    return b"".join(os.fsencode(path) + b"\0" for path in paths)
+    return b"".join(os.fsencode(_without_nul(path)) + b"\0" for path in paths)
