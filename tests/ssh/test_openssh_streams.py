@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import glob
 import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -382,7 +384,7 @@ async def main():
     connector = SSHConnector(options)
     [host] = connector.locations("ssh")
     await connector.write_file(host, sys.argv[2], os.urandom(300_000))
-    print("written", flush=True)
+    print("written", os.getpid(), flush=True)
     os._exit(0)  # no close(): the master is left behind
 
 asyncio.run(main())
@@ -401,10 +403,22 @@ async def test_a_master_left_by_a_dead_process_exits(
         text=True,
         timeout=60,
     )
-    assert child.stdout.strip() == "written", child.stderr
+    written, pid = child.stdout.split()
+    assert written == "written", child.stderr
     for _ in range(100):  # at most 10 s
         if not await asyncio.to_thread(masters, port):
             break
         await asyncio.sleep(0.1)
     assert await asyncio.to_thread(masters, port) == []
     assert json.loads(options)["streams"] == "openssh"
+    # Its socket's directory is left behind, until the next master starts.
+    left = glob.glob(f"{tempfile.gettempdir()}/sfd-openssh-{pid}-*")
+    assert len(left) == 1
+    connector = SSHConnector(ssh_options(ssh_servers[:1], streams="openssh"))
+    try:
+        [host] = connector.locations("ssh")
+        await connector.write_file(host, str(remote_dir / "g"), os.urandom(8 << 20))
+        assert connector.streams_opened(host).openssh > 0
+        assert not await asyncio.to_thread(os.path.exists, left[0])
+    finally:
+        await connector.close()

@@ -107,7 +107,7 @@ class OpenSSHMaster:
         the master exits once its streams are done.
         """
         if self._directory is None:
-            self._directory = await asyncio.to_thread(tempfile.mkdtemp, prefix="sfd-openssh-")
+            self._directory = await asyncio.to_thread(_socket_directory)
         log = os.path.join(self._directory, "log")
         argv = self._argv(
             "-o", "ControlMaster=yes", "-o", "ControlPersist=no",
@@ -192,6 +192,40 @@ class OpenSSHMaster:
             if self._directory is not None:
                 await asyncio.to_thread(shutil.rmtree, self._directory, True)
                 self._directory = None
+
+
+_DIRECTORY_PREFIX = "sfd-openssh-"
+
+
+def _socket_directory() -> str:
+    """A private directory for a master's socket and log, named for this process; those
+    that processes no longer running left behind (killed before they could remove them)
+    are removed first. Blocking."""
+    base = tempfile.gettempdir()
+    with contextlib.suppress(OSError), os.scandir(base) as entries:
+        for entry in entries:
+            pid, dash, _ = entry.name.removeprefix(_DIRECTORY_PREFIX).partition("-")
+            if (
+                entry.name.startswith(_DIRECTORY_PREFIX)
+                and dash
+                and pid.isdigit()
+                and entry.is_dir(follow_symlinks=False)
+                and entry.stat(follow_symlinks=False).st_uid == os.geteuid()
+                and not _running(int(pid))
+            ):
+                shutil.rmtree(entry.path, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{_DIRECTORY_PREFIX}{os.getpid()}-", dir=base)
+
+
+def _running(pid: int) -> bool:
+    """Whether a process ``pid`` exists (ours or another user's)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, and is not ours to signal
+        return True
+    return True
 
 
 def _tail(path: str) -> str:
