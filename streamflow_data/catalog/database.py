@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, cast
@@ -102,6 +103,25 @@ def _translate(path: str, error: sqlite3.Error, busy_timeout: float) -> CatalogE
     return CatalogError(path, detail)
 
 
+def _check_openable(path: str, busy_timeout: float) -> None:
+    """Create the directory of ``path`` and open the file once, so that what stops it
+    being opened is a :class:`CatalogError`. (aiosqlite, failing to open a file, leaves a
+    task to its thread that reports to the event loop after it may have closed.)"""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except FileExistsError as exc:  # a file where a directory must be
+        raise CatalogError(path, f"{exc.filename!r} is not a directory") from exc
+    except OSError as exc:
+        raise CatalogError(path, f"{directory!r} cannot be created ({exc.strerror})") from exc
+    if os.path.isdir(path):
+        raise CatalogError(path, "is a directory; name a file in it")
+    try:
+        sqlite3.connect(path, timeout=busy_timeout).close()
+    except sqlite3.Error as exc:
+        raise _translate(path, exc, busy_timeout) from exc
+
+
 class Database:
     """One open catalog file, migrated to :data:`SCHEMA_VERSION`."""
 
@@ -121,7 +141,10 @@ class Database:
 
     @classmethod
     async def open(cls, path: str, busy_timeout: float) -> Database:
-        """Open (creating or upgrading) the catalog at ``path`` (``:memory:`` allowed)."""
+        """Open (creating or upgrading) the catalog at ``path`` (``:memory:`` allowed), and
+        the directory it is in."""
+        if path != ":memory:":
+            await asyncio.to_thread(_check_openable, path, busy_timeout)
         try:
             connection = await aiosqlite.connect(path, timeout=busy_timeout, isolation_level=None)
         except sqlite3.Error as exc:
@@ -141,6 +164,13 @@ class Database:
         if path != ":memory:":
             await connection.execute("PRAGMA journal_mode=WAL")
         await connection.execute("PRAGMA synchronous=NORMAL")
+        # A damaged page must stop a command before it moves data, not when it records
+        # the copies afterwards: every page is read once (milliseconds for megabytes).
+        async with connection.execute("PRAGMA quick_check") as cursor:
+            found = [str(row[0]) for row in await cursor.fetchall()]
+        if found != ["ok"]:
+            detail = " ".join(found[0].split())
+            raise CatalogError(path, f"not a SQLite database, or damaged ({detail})")
         await connection.execute("BEGIN IMMEDIATE")
         try:
             tables = {

@@ -16,7 +16,6 @@ import dataclasses
 import gc
 import json
 import logging
-import os
 import signal
 import sys
 import time
@@ -56,10 +55,19 @@ class _JsonFormatter(logging.Formatter):
 _HANDLER_NAME = "streamflow-data-cli"
 
 
+def _not_noise(record: logging.LogRecord) -> bool:
+    """False for asyncio's count of writes to a socket already lost: the transfer that
+    made them fails with the connection's own error (asyncssh writes a channel's buffered
+    packets before it learns of the loss)."""
+    return not (record.name == "asyncio" and record.msg == "socket.send() raised exception.")
+
+
 def _configure_logging(verbosity: int, quiet: bool, log_format: str) -> None:
-    """Log to stderr: this run's handler replaces an earlier run's (in-process callers)."""
+    """Log to stderr, the package's records and other libraries' warnings alike, in the
+    chosen format: this run's handler replaces an earlier run's (in-process callers)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.set_name(_HANDLER_NAME)
+    handler.addFilter(_not_noise)
     if log_format == "json":
         handler.setFormatter(_JsonFormatter())
     else:
@@ -70,11 +78,12 @@ def _configure_logging(verbosity: int, quiet: bool, log_format: str) -> None:
         else [logging.WARNING, logging.INFO, logging.DEBUG][min(verbosity, 2)]
     )
     package = logging.getLogger("streamflow_data")
-    for earlier in [h for h in package.handlers if h.get_name() == _HANDLER_NAME]:
-        package.removeHandler(earlier)
-    package.addHandler(handler)
+    for logger in (package, logging.getLogger()):
+        for earlier in [h for h in logger.handlers if h.get_name() == _HANDLER_NAME]:
+            logger.removeHandler(earlier)
+        logger.addHandler(handler)
     package.setLevel(level)
-    package.propagate = False
+    package.propagate = False  # the root's handler is the same: print each record once
 
 
 def _common_options() -> argparse.ArgumentParser:
@@ -163,9 +172,6 @@ def _configuration(args: argparse.Namespace) -> Configuration:
     if catalog_path:
         catalog = configuration.catalog.replace(path=catalog_path)
         configuration = dataclasses.replace(configuration, catalog=catalog)
-    path = configuration.catalog.path
-    if path != ":memory:":
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     return configuration
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,3 +19,13 @@ def state_directory(
     monkeypatch.delenv("STREAMFLOW_DATA_CATALOG", raising=False)
     monkeypatch.delenv("STREAMFLOW_DATA_CONFIG", raising=False)
     return state
+
+
+@pytest.fixture(autouse=True)
+def cli_log_handlers() -> Iterator[None]:
+    """In-process runs of the command line leave their stderr handler behind: remove it,
+    so that a later test's records do not go to a stream pytest has closed."""
+    yield
+    for logger in (logging.getLogger(), logging.getLogger("streamflow_data")):
+        for handler in [h for h in logger.handlers if h.get_name() == "streamflow-data-cli"]:
+            logger.removeHandler(handler)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -144,3 +146,65 @@ def test_a_configured_ssh_deployment_prints_no_library_warnings(tmp_path: Path) 
         shown = run(command, cwd=tmp_path, env={"PYTHONWARNINGS": "default"})
         assert shown.returncode == 0, shown.stderr
         assert shown.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("catalog", "message"),
+    [
+        ("regular/cat.sqlite", "regular' is not a directory"),
+        ("directory", "is a directory; name a file in it"),
+        ("garbage", "not a SQLite database, or damaged"),
+    ],
+)
+def test_an_unusable_catalog_is_one_line_and_exit_2(
+    tmp_path: Path, catalog: str, message: str
+) -> None:
+    (tmp_path / "regular").write_text("a file")
+    (tmp_path / "directory").mkdir()
+    (tmp_path / "garbage").write_bytes(b"not sqlite" * 1000)
+    for _ in range(3):  # the directory's aiosqlite thread traceback came in most runs
+        shown = run("--catalog", str(tmp_path / catalog), "status")
+        assert shown.returncode == 2
+        assert shown.stderr.count("\n") == 1 and message in shown.stderr, shown.stderr
+
+
+def test_a_damaged_catalog_stops_a_copy_before_it_writes(tmp_path: Path) -> None:
+    source, catalog = tmp_path / "src", tmp_path / "cat.sqlite"
+    source.mkdir()
+    for number in range(300):
+        (source / f"f{number}").write_text(str(number))
+    assert (
+        run("--catalog", str(catalog), "cp", "-q", str(source), str(tmp_path / "one")).returncode
+        == 0
+    )
+    # Spoil the first page whose damage only a scan of the file finds.
+    pristine = catalog.read_bytes()
+    for page in range(1, len(pristine) // 4096):
+        catalog.write_bytes(
+            pristine[: page * 4096] + b"\xff" * 4096 + pristine[(page + 1) * 4096 :]
+        )
+        with (
+            contextlib.closing(sqlite3.connect(catalog)) as database,
+            contextlib.suppress(sqlite3.DatabaseError),
+        ):
+            if database.execute("PRAGMA quick_check").fetchall() != [("ok",)]:
+                break
+    else:
+        pytest.fail("no page of the catalog is found damaged by a scan alone")
+    copied = run("--catalog", str(catalog), "cp", "-q", str(source), str(tmp_path / "two"))
+    assert copied.returncode == 2 and "damaged" in copied.stderr
+    assert not (tmp_path / "two").exists()
+
+
+def test_library_warnings_print_in_the_chosen_format_without_dead_socket_noise(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--log-format", "json", "--catalog", ":memory:", "status"]) == 0
+    capsys.readouterr()
+    # What asyncio logs for each write asyncssh makes to a socket it has not yet seen lost.
+    logging.getLogger("asyncio").warning("socket.send() raised exception.")
+    logging.getLogger("aiohttp.client").warning("a library's warning")
+    shown = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(line["logger"], line["message"]) for line in shown] == [
+        ("aiohttp.client", "a library's warning")
+    ]
