@@ -365,6 +365,20 @@ class ConnectorConformance:
         sizes = {entry.relpath: entry.stat.size for entry in entries}
         assert sizes["d1/d2/deep"] == len(b"d1/d2/deep")
 
+    async def test_walk_follows_a_link_at_its_root(self, harness: ConnectorHarness) -> None:
+        """A walk lists what its root leads to (a transfer copies the data, as ``cp -r``
+        copies the directory a named link points to); links below it stay links."""
+        _require(harness, "symlinks")
+        connector, location = harness.connector, harness.location
+        await connector.mkdir(location, harness.path("tree"))
+        await connector.write_file(location, harness.path("tree", "f"), b"f")
+        await connector.symlink(location, "f", harness.path("tree", "inner"))
+        await connector.symlink(location, "tree", harness.path("link"))
+        listed = {
+            e.relpath: e.stat.kind async for e in connector.walk(location, harness.path("link"))
+        }
+        assert listed == {"f": FileKind.FILE, "inner": FileKind.SYMLINK}
+
     async def test_walk_errors_are_typed(self, harness: ConnectorHarness) -> None:
         connector, location = harness.connector, harness.location
         with pytest.raises(PathNotFoundError):

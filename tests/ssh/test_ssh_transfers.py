@@ -215,3 +215,17 @@ async def test_sha256_verification_reads_the_copies_back_over_ssh(
 def _zeros(path: Path, size: int) -> None:
     with path.open("wb") as file:
         file.truncate(size)
+
+
+async def test_a_link_to_a_tree_is_copied_as_the_tree(
+    manager: DefaultDataManager, host_a: ExecutionLocation, remote_dir: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "source"
+    await asyncio.to_thread(make_tree, source)
+    manager.register_path(LOCAL, str(source))
+    await manager.transfer_data(LOCAL, str(source), [host_a], str(remote_dir / "tree"))
+    await asyncio.to_thread((remote_dir / "link").symlink_to, remote_dir / "tree")
+    manager.register_path(host_a, str(remote_dir / "link"))
+    await manager.transfer_data(host_a, str(remote_dir / "link"), [LOCAL], str(tmp_path / "back"))
+    expected = await asyncio.to_thread(snapshot, source)
+    assert await asyncio.to_thread(snapshot, tmp_path / "back") == expected

@@ -105,6 +105,10 @@ class MemoryConnector(Connector):
         return self._trees[location.name]
 
     def _node(self, location: ExecutionLocation, path: str, follow: bool = False) -> _Node:
+        return self._resolve(location, path, follow)[1]
+
+    def _resolve(self, location: ExecutionLocation, path: str, follow: bool) -> tuple[str, _Node]:
+        """The node at ``path`` and its own path (where links lead, if ``follow``)."""
         tree = self._tree(location)
         path = posixpath.normpath(path)
         for _ in range(40):  # bounded, like the kernel's symlink loop limit
@@ -112,7 +116,7 @@ class MemoryConnector(Connector):
             if node is None:
                 raise PathNotFoundError(location, path)
             if not (follow and node.kind is FileKind.SYMLINK and node.target is not None):
-                return node
+                return path, node
             path = posixpath.normpath(posixpath.join(posixpath.dirname(path), node.target))
         raise PathNotFoundError(location, path, "too many levels of symbolic links")
 
@@ -137,10 +141,10 @@ class MemoryConnector(Connector):
         return self._node(location, path, follow_symlinks).stat()
 
     async def walk(self, location: ExecutionLocation, path: str) -> AsyncIterator[WalkEntry]:
-        """Entries below ``path`` in path order, which puts parents first."""
-        root = posixpath.normpath(path)
-        if self._node(location, root, follow=True).kind is not FileKind.DIRECTORY:
-            raise NotDirectoryError(location, root)
+        """Entries below ``path`` (or where it leads) in path order: parents first."""
+        root, node = self._resolve(location, path, follow=True)
+        if node.kind is not FileKind.DIRECTORY:
+            raise NotDirectoryError(location, path)
         prefix = root.rstrip("/") + "/"
         tree = self._tree(location)
         for name in sorted(key for key in tree if key.startswith(prefix)):

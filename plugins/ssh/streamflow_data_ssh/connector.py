@@ -178,7 +178,7 @@ class SSHConnector(Connector):
             f"exit {EXIT_NOT_FOUND}; }}"
         )
         output = await self._pool(location).check(
-            f"{check}; find {q(path)} -mindepth 1 -printf '{_FORMAT}'", path
+            f"{check}; find -H {q(path)} -mindepth 1 -printf '{_FORMAT}'", path
         )
         fields = output.split(b"\0")
         entries = []
