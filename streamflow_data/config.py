@@ -61,6 +61,11 @@ class TransferSettings(Settings):
 
     ``none``: nothing is computed or compared; the storage is trusted (for copies whose
     integrity is checked elsewhere, where verification's reads cost too much)."""
+    keep_setid: bool = setting(False)
+    """Give copied files the setuid and setgid bits their source has. By default they are
+    dropped, as ``cp`` drops them when the copy is not owned by the source's owner: a
+    copy must not become a program that runs as somebody else. Directories keep theirs
+    (a setgid directory gives new files its group)."""
 
     @property
     def verify_writes(self) -> bool:

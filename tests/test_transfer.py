@@ -315,3 +315,14 @@ async def test_a_closed_manager_refuses_transfers(tmp_path: Path) -> None:
     await manager.close()
     with pytest.raises(StreamFlowDataError, match="closed"):
         await manager.transfer_data(LOCAL, str(tmp_path), [LOCAL], "/elsewhere", True)
+
+
+async def test_a_copied_program_loses_its_setuid_bit(
+    manager: DefaultDataManager, tmp_path: Path
+) -> None:
+    program = tmp_path / "program"
+    program.write_bytes(b"#!/bin/sh\n")
+    program.chmod(0o4755)
+    manager.register_path(LOCAL, str(program))
+    await manager.transfer_data(LOCAL, str(program), [LOCAL], str(tmp_path / "copy"), True)
+    assert (await asyncio.to_thread(os.stat, tmp_path / "copy")).st_mode & 0o7777 == 0o755

@@ -29,7 +29,7 @@ from streamflow_data.transfer.context import Destination, Endpoint, RunContext, 
 from streamflow_data.transfer.events import TransferListener
 from streamflow_data.transfer.filecopy import FileCopy
 from streamflow_data.transfer.journal import NullJournal, RunJournal
-from streamflow_data.transfer.plan import TransferPlan, join, plan_transfer
+from streamflow_data.transfer.plan import TransferPlan, join, plan_transfer, without_setid
 from streamflow_data.transfer.progress import ProgressTracker
 from streamflow_data.transfer.state import ChunkState, FileState, StateManager
 from streamflow_data.transfer.stats import Statistics
@@ -75,7 +75,9 @@ class TransferEngine:
         for index, destination in enumerate(destinations):
             destination.index = index
             destination.root = destination.path
-        plan = await plan_transfer(source.connector, source.location, src_path)
+        plan = await plan_transfer(
+            source.connector, source.location, src_path, keep_setid=self.settings.keep_setid
+        )
         settings = self.settings
         prior = await journal.start(plan.files, settings.chunk_size, settings.block_size)
         on_change = journal.file_state if journal.resumable else None
@@ -361,6 +363,8 @@ class _Run:
                     destination.location,
                 )
                 continue
+            if not self.context.settings.keep_setid:
+                stat = without_setid(stat)
             await FileCopy(self.context, entry.relpath, path, stat).run([destination])
 
     async def _finish_directories(self, destination: Destination) -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import stat
 from dataclasses import dataclass, field
 
 from streamflow_data.connectors.base import Connector, FileKind, FileStat, WalkEntry
 from streamflow_data.errors import UnsafePathError
 from streamflow_data.model import ExecutionLocation, relpath_fault
 
-__all__ = ["TransferPlan", "join", "plan_transfer"]
+__all__ = ["TransferPlan", "join", "plan_transfer", "without_setid"]
 
 
 def join(base: str, relpath: str) -> str:
@@ -41,10 +43,21 @@ class TransferPlan:
         return sum(entry.stat.size for entry in self.files)
 
 
+_SETID = stat.S_ISUID | stat.S_ISGID
+
+
+def without_setid(found: FileStat) -> FileStat:
+    """``found`` without the setuid and setgid bits (see ``TransferSettings.keep_setid``)."""
+    if found.mode & _SETID:
+        return dataclasses.replace(found, mode=found.mode & ~_SETID)
+    return found
+
+
 async def plan_transfer(
-    connector: Connector, location: ExecutionLocation, path: str
+    connector: Connector, location: ExecutionLocation, path: str, *, keep_setid: bool = False
 ) -> TransferPlan:
-    """List what must be copied from ``path`` on ``location``.
+    """List what must be copied from ``path`` on ``location``; files lose their setuid
+    and setgid bits unless ``keep_setid``.
 
     Every name the connector lists is checked before anything is written: one that is not
     a plain relative path fails the whole transfer with :class:`UnsafePathError`, since
@@ -53,7 +66,7 @@ async def plan_transfer(
     root = await connector.stat(location, path, follow_symlinks=True)
     plan = TransferPlan(root)
     if root.kind is not FileKind.DIRECTORY:
-        plan.files.append(WalkEntry("", root))
+        plan.files.append(WalkEntry("", root if keep_setid else without_setid(root)))
         return plan
     by_kind = {
         FileKind.DIRECTORY: plan.directories,
@@ -64,5 +77,7 @@ async def plan_transfer(
         fault = relpath_fault(entry.relpath)
         if fault is not None:
             raise UnsafePathError(location, join(path, entry.relpath), f"listed with {fault}")
+        if entry.stat.kind is FileKind.FILE and not keep_setid:
+            entry = WalkEntry(entry.relpath, without_setid(entry.stat))
         by_kind[entry.stat.kind].append(entry)
     return plan

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -153,3 +154,40 @@ async def test_a_name_too_long_is_a_permanent_typed_error(
         (failure,) = caught.value.failures
         assert isinstance(failure.cause, NameTooLongError), failure.cause
         assert dict(manager.statistics.errors) == {"NameTooLongError": 1}  # tried once
+
+
+async def test_a_private_file_is_private_while_it_is_written(
+    ssh: SSHConnector, host_a: ExecutionLocation, remote_dir: Path
+) -> None:
+    writer = await ssh.open_writer(host_a, f"{remote_dir}/secret", mode=0o600)
+    try:
+        await writer.write(0, b"x" * 1024)
+        [partial] = await asyncio.to_thread(os.listdir, remote_dir)
+        assert partial.endswith(".sfd-part")
+        found = await asyncio.to_thread(os.stat, remote_dir / partial)
+        assert found.st_mode & 0o777 == 0o600
+    finally:
+        await writer.abort()
+
+
+@pytest.mark.parametrize("size", [100, 3 << 20], ids=["small", "big"])
+async def test_setuid_and_setgid_bits_are_dropped_unless_kept(
+    ssh: SSHConnector, host_a: ExecutionLocation, remote_dir: Path, tmp_path: Path, size: int
+) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "program").write_bytes(os.urandom(size))
+    (source / "program").chmod(0o6755)
+    (source / "plain").write_bytes(b"plain")
+    (source / "plain").chmod(0o1640)
+    for keep, expected in ((False, 0o755), (True, 0o6755)):
+        settings = dataclasses.replace(SMALL_CHUNKS, keep_setid=keep)
+        async with DefaultDataManager(
+            {"local": LocalConnector(), "ssh": ssh}, settings=settings
+        ) as manager:
+            manager.register_path(LOCAL, str(source))
+            target = remote_dir / f"keep-{keep}"
+            await manager.transfer_data(LOCAL, str(source), [host_a], str(target))
+        program = await asyncio.to_thread(os.stat, target / "program")
+        assert program.st_mode & 0o7777 == expected
+        assert (await asyncio.to_thread(os.stat, target / "plain")).st_mode & 0o7777 == 0o1640

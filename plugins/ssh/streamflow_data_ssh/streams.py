@@ -265,13 +265,20 @@ class SSHWriter(Writer):
 
     @classmethod
     async def create(cls, pool: NodePool, writer: SSHWriter) -> SSHWriter:
-        """Create the (empty) file after checking its directory: one round trip."""
+        """Create the (empty) file after checking its directory: one round trip.
+
+        The file is created with no permission its final mode lacks (but the owner's read
+        and write, for the writes to come), so that a private file is never readable by
+        others in transit, nor after a failed transfer leaves it.
+        """
         parent = posixpath.dirname(writer.path) or "/"
-        exists = f"[ -e {q(writer.path)} ] && exit {EXIT_EXISTS}; " if not writer.atomic else ""
-        await pool.check(
-            f"[ -d {q(parent)} ] || exit {EXIT_NOT_FOUND}; {exists}: > {q(writer.written)}",
-            writer.path,
-        )
+        steps = [f"[ -d {q(parent)} ] || exit {EXIT_NOT_FOUND}"]
+        if not writer.atomic:
+            steps.append(f"[ -e {q(writer.path)} ] && exit {EXIT_EXISTS}")
+        if writer.mode is not None:
+            steps.append(f"umask {0o777 & ~(writer.mode | 0o600):03o}")
+        steps.append(f": > {q(writer.written)}")
+        await pool.check("; ".join(steps), writer.path)
         return writer
 
     async def write(self, offset: int, data: bytes | memoryview) -> None:
