@@ -33,7 +33,14 @@ def _canonical(path: str) -> str:
 
     (:meth:`RemotePathMapper.register` repeats this test inline, for speed.)
     """
-    if "//" in path or "/." in path or path[-1:] == "/" or path[:1] != "/" or "\0" in path:
+    if (
+        "//" in path
+        or "/." in path
+        or path[-1:] == "/"
+        or path[:1] != "/"
+        or "\0" in path
+        or not path.isascii()
+    ):
         return normalize_path(path)
     return path
 
@@ -161,7 +168,14 @@ class RemotePathMapper:
         Registering again what is already registered, with the same data type, returns the
         existing replica. Registering INVALID invalidates, as :meth:`invalidate` does.
         """
-        if "//" in path or "/." in path or path[-1:] == "/" or path[:1] != "/" or "\0" in path:
+        if (
+            "//" in path
+            or "/." in path
+            or path[-1:] == "/"
+            or path[:1] != "/"
+            or "\0" in path
+            or not path.isascii()
+        ):
             path = normalize_path(path)
         by_path = self._by_path
         if available and path not in by_path and data_type is not _INVALID:

@@ -77,14 +77,24 @@ def normalize_path(path: str) -> str:
     """Return ``path`` in the canonical form the replica graph indexes.
 
     Paths are POSIX and absolute; ``.``, ``..``, repeated and trailing slashes are folded.
-    Raises :class:`InvalidPathError` for a relative or empty path, or one holding a NUL
+    Raises :class:`InvalidPathError` for a relative or empty path, one holding a NUL
     byte (no file system can store it, and an SSH server drops the connection it meets
-    one on).
+    one on), or one that is not UTF-8 (undecodable bytes as surrogate escapes, as
+    :func:`os.fsdecode` gives them), which the catalog cannot record.
     """
     if not path.startswith("/"):
         raise InvalidPathError(f"path must be absolute, got {path!r}")
     if "\0" in path:
         raise InvalidPathError(f"path holds a NUL byte: {path!r}")
+    if not path.isascii():
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidPathError(
+                f"path is not UTF-8 (the catalog records paths as UTF-8 text): {path!r}; "
+                "name the directory that holds it instead (names inside a copied tree "
+                "may be any bytes)"
+            ) from None
     normalized = posixpath.normpath(path)
     if normalized.startswith("//"):
         normalized = "/" + normalized.lstrip("/")

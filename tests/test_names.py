@@ -97,3 +97,16 @@ async def test_a_name_too_long_is_a_permanent_typed_error(
     (failure,) = caught.value.failures
     assert isinstance(failure.cause, NameTooLongError) and not failure.cause.retryable
     assert dict(manager.statistics.errors) == {"NameTooLongError": 1}  # tried once
+
+
+async def test_a_path_that_is_not_utf8_is_refused_and_the_catalog_goes_on(
+    tmp_path: Path,
+) -> None:
+    catalog = str(tmp_path / "catalog.sqlite")
+    async with DefaultDataManager(catalog=catalog) as manager:
+        with pytest.raises(InvalidPathError, match="not UTF-8"):
+            manager.register_path(LOCAL, "/data/caf\udce9")
+        manager.register_path(LOCAL, "/data/café")
+        await manager.flush()
+    async with DefaultDataManager(catalog=catalog) as manager:
+        assert [r.path for r in manager.get_data_locations("/data/café")] == ["/data/café"]

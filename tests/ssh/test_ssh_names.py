@@ -191,3 +191,36 @@ async def test_setuid_and_setgid_bits_are_dropped_unless_kept(
         program = await asyncio.to_thread(os.stat, target / "program")
         assert program.st_mode & 0o7777 == expected
         assert (await asyncio.to_thread(os.stat, target / "plain")).st_mode & 0o7777 == 0o1640
+
+
+def _write_files(root: bytes, files: dict[bytes, bytes]) -> None:
+    for name, data in files.items():
+        path = os.path.join(root, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as file:
+            file.write(data)
+
+
+def _read_files(root: bytes, names: list[bytes]) -> dict[bytes, bytes]:
+    found = {}
+    for name in names:
+        with open(os.path.join(root, name), "rb") as file:
+            found[name] = file.read()
+    return found
+
+
+async def test_names_that_are_not_utf8_travel_intact_both_ways(
+    ssh: SSHConnector, host_a: ExecutionLocation, remote_dir: Path, tmp_path: Path
+) -> None:
+    source = os.fsencode(tmp_path / "src")
+    files = {b"caf\xe9": b"small", b"d\xe9j\xe0/big\xff.bin": os.urandom(3 << 20)}
+    await asyncio.to_thread(_write_files, source, files)
+    async with DefaultDataManager(
+        {"local": LocalConnector(), "ssh": ssh}, settings=SMALL_CHUNKS
+    ) as manager:
+        manager.register_path(LOCAL, os.fsdecode(source))
+        there = f"{remote_dir}/tree"
+        await manager.transfer_data(LOCAL, os.fsdecode(source), [host_a], there)
+        await manager.transfer_data(host_a, there, [LOCAL], str(tmp_path / "back"))
+    for root in (os.fsencode(there), os.fsencode(tmp_path / "back")):
+        assert await asyncio.to_thread(_read_files, root, list(files)) == files

@@ -37,6 +37,7 @@ from streamflow_data_ssh.remote import (
     completed,
     in_c_locale,
     translate,
+    wire,
 )
 
 __all__ = ["NodePool", "RemoteTools", "StreamCounts"]
@@ -279,7 +280,7 @@ class NodePool:
                     master.sessions -= 1
                 return
             async with self._connection() as connection:
-                process = await connection.create_process(in_c_locale(command), encoding=None)
+                process = await connection.create_process(wire(in_c_locale(command)), encoding=None)
                 self.streams.asyncssh += 1
                 yield AsyncsshStream(process)
 
@@ -362,7 +363,9 @@ class NodePool:
                         return await stream.finish()
                 async with self.channel() as connection:
                     joined = b"".join(pieces)
-                    result = await connection.run(in_c_locale(command), input=joined, encoding=None)
+                    result = await connection.run(
+                        wire(in_c_locale(command)), input=joined, encoding=None
+                    )
                 return completed(result)
             except (asyncssh.Error, OSError) as exc:
                 error = translate(exc, self.location, path)

@@ -50,6 +50,7 @@ __all__ = [
     "relative",
     "status_pipeline",
     "translate",
+    "wire",
 ]
 
 Buffer = bytes | memoryview
@@ -93,6 +94,13 @@ def relative(path: str) -> str:
 def in_c_locale(command: str) -> str:
     """``command`` run with ``LC_ALL=C``: the C library's messages, whatever the host's."""
     return f"LC_ALL=C; export LC_ALL; {command}"
+
+
+def wire(command: str) -> bytes:
+    """``command`` as the host's shell receives it: UTF-8, with the bytes of names that
+    are not UTF-8 restored from their surrogate escapes (as :func:`os.fsencode` does, and
+    as the ``ssh`` program's arguments are), so that such names reach the host intact."""
+    return command.encode("utf-8", "surrogateescape")
 
 
 def decimal_seconds(mtime_ns: int) -> str:
