@@ -224,3 +224,20 @@ async def test_names_that_are_not_utf8_travel_intact_both_ways(
         await manager.transfer_data(host_a, there, [LOCAL], str(tmp_path / "back"))
     for root in (os.fsencode(there), os.fsencode(tmp_path / "back")):
         assert await asyncio.to_thread(_read_files, root, list(files)) == files
+
+
+@pytest.mark.parametrize("size", [100, 3 << 20], ids=["small", "big"])
+async def test_a_name_with_a_newline_travels_both_ways_whatever_its_size(
+    ssh: SSHConnector, host_a: ExecutionLocation, remote_dir: Path, tmp_path: Path, size: int
+) -> None:
+    files = {b"two\nlines": os.urandom(size), b"plain": b"plain"}
+    await asyncio.to_thread(_write_files, os.fsencode(tmp_path / "src"), files)
+    async with DefaultDataManager(
+        {"local": LocalConnector(), "ssh": ssh}, settings=SMALL_CHUNKS
+    ) as manager:
+        manager.register_path(LOCAL, str(tmp_path / "src"))
+        there = f"{remote_dir}/tree"
+        await manager.transfer_data(LOCAL, str(tmp_path / "src"), [host_a], there)
+        await manager.transfer_data(host_a, there, [LOCAL], str(tmp_path / "back"))
+    for root in (os.fsencode(there), os.fsencode(tmp_path / "back")):
+        assert await asyncio.to_thread(_read_files, root, list(files)) == files

@@ -63,7 +63,7 @@ _LINE = re.compile(r"^(missing|failed) (\d+)$", re.MULTILINE)
 
 
 def _clean(path: str) -> bool:
-    return path.startswith("/") and posixpath.normpath(path) == path and "\n" not in path
+    return path.startswith("/") and posixpath.normpath(path) == path
 
 
 @dataclass(slots=True)
