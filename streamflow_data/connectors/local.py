@@ -34,7 +34,7 @@ from streamflow_data.errors import (
     InvalidPathError,
     error_type,
 )
-from streamflow_data.model import Digest, ExecutionLocation, check_partial_file
+from streamflow_data.model import Digest, ExecutionLocation, check_partial_file, is_temporary_of
 from streamflow_data.validation import Settings, parse_options, setting
 
 __all__ = ["LocalConnector", "LocalOptions"]
@@ -56,6 +56,11 @@ class LocalOptions(Settings):
 
 
 def _translate(error: OSError, location: ExecutionLocation, path: str) -> ConnectorError:
+    """Our error for ``error``, naming the path it names (a copy's source, say) unless
+    that is only ``path``'s temporary, else ``path``."""
+    named = error.filename
+    if isinstance(named, str) and named != path and not is_temporary_of(named, path):
+        path = named
     kind = error_type(error.errno or 0)
     translated = kind(location, path, error.strerror)
     translated.__cause__ = error
@@ -231,7 +236,7 @@ class LocalConnector(Connector):
         """Copy in the kernel (``copy_file_range``) to a temporary name, then rename."""
         fsync = self.options.fsync
         outcome = await self._run(
-            location, src, files.copy_file, src, dst, mode, mtime_ns, fsync, size, atomic
+            location, dst, files.copy_file, src, dst, mode, mtime_ns, fsync, size, atomic
         )
         if (error := _outcome(location, dst, outcome)) is not None:
             raise error

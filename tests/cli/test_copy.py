@@ -242,3 +242,32 @@ def test_ctrl_c_stops_cleanly_and_the_copy_resumes(tmp_path: Path) -> None:
     assert again.returncode == 0, again.stderr
     for path in source.iterdir():
         assert (tmp_path / "dst" / path.name).read_bytes() == path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("directory", "reason"),
+    [("/proc/", "no such file or directory"), ("/sys/kernel/", "permission denied")],
+)
+def test_a_destination_that_cannot_be_written_is_named(
+    tmp_path: Path, directory: str, reason: str
+) -> None:
+    (tmp_path / "one.txt").write_text("one")
+    result = run("cp", "--no-progress", str(tmp_path / "one.txt"), directory)
+    assert result.returncode == 1
+    failure = result.stderr.splitlines()[-1]
+    assert f"{reason}: '{directory}one.txt' on local/localhost" in failure, failure
+
+
+def test_a_full_destination_disk_is_named(tmp_path: Path) -> None:
+    disk = tmp_path / "small-disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], check=True)
+    try:
+        (tmp_path / "big.bin").write_bytes(os.urandom(200_000))
+        result = run("cp", "--no-progress", str(tmp_path / "big.bin"), f"{disk}/")
+        assert result.returncode == 1
+        failure = result.stderr.splitlines()[-1]
+        assert f"no space left: '{disk}/big.bin' on local/localhost" in failure, failure
+        assert os.listdir(disk) == []
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
