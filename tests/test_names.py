@@ -110,3 +110,17 @@ async def test_a_path_that_is_not_utf8_is_refused_and_the_catalog_goes_on(
         await manager.flush()
     async with DefaultDataManager(catalog=catalog) as manager:
         assert [r.path for r in manager.get_data_locations("/data/café")] == ["/data/café"]
+
+
+async def test_a_transfer_that_fails_while_it_plans_is_journaled_as_failed(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "src").mkdir()
+    connectors = {"local": LocalConnector(), "hostile": _Lister("../x")}
+    hostile = ExecutionLocation("hostile", "localhost", local=True)
+    async with DefaultDataManager(connectors, catalog=str(tmp_path / "cat.sqlite")) as manager:
+        manager.register_path(hostile, str(tmp_path / "src"))
+        with pytest.raises(TransferError, match="unsafe path"):
+            await manager.transfer_data(hostile, str(tmp_path / "src"), [LOCAL], f"{tmp_path}/d")
+        [record] = await manager.transfers()
+    assert record.state == "failed"

@@ -75,6 +75,28 @@ class TransferEngine:
         for index, destination in enumerate(destinations):
             destination.index = index
             destination.root = destination.path
+        targets = ", ".join(f"{d.location}:{d.path}" for d in destinations)
+        outcome = "cancelled"
+        try:
+            await self._run(source, src_path, destinations, journal, targets)
+            outcome = "failed" if any(d.error for d in destinations) else "done"
+        except Exception:
+            outcome = "failed"  # planning included: the journal never says "running" for ever
+            raise
+        finally:
+            await asyncio.shield(journal.finish(outcome))
+            logger.info("transfer %s:%s -> %s: %s", source.location, src_path, targets, outcome)
+            self.statistics.buffer_peak_bytes = self.pool.peak_in_use * self.pool.size
+            self.statistics.buffer_bytes_in_use = self.pool.in_use * self.pool.size
+
+    async def _run(
+        self,
+        source: Endpoint,
+        src_path: str,
+        destinations: Sequence[Destination],
+        journal: RunJournal,
+        targets: str,
+    ) -> None:
         plan = await plan_transfer(
             source.connector, source.location, src_path, keep_setid=self.settings.keep_setid
         )
@@ -108,7 +130,6 @@ class TransferEngine:
             journal=journal,
             prior=prior,
         )
-        targets = ", ".join(f"{d.location}:{d.path}" for d in destinations)
         logger.info(
             "transfer %s:%s -> %s: %d file(s), %d bytes",
             source.location,
@@ -117,18 +138,7 @@ class TransferEngine:
             len(plan.files),
             plan.total_bytes,
         )
-        outcome = "cancelled"
-        try:
-            await _Run(context, src_path, destinations, plan).execute()
-            outcome = "failed" if any(d.error for d in destinations) else "done"
-        except Exception:
-            outcome = "failed"
-            raise
-        finally:
-            await asyncio.shield(journal.finish(outcome))
-            logger.info("transfer %s:%s -> %s: %s", source.location, src_path, targets, outcome)
-            self.statistics.buffer_peak_bytes = self.pool.peak_in_use * self.pool.size
-            self.statistics.buffer_bytes_in_use = self.pool.in_use * self.pool.size
+        await _Run(context, src_path, destinations, plan).execute()
 
 
 class _Run:
