@@ -9,8 +9,14 @@ from typing import Any
 
 from streamflow_data.cli.render import table
 from streamflow_data.cli.session import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandParser, Session
-from streamflow_data.cli.targets import parse_target
-from streamflow_data.errors import PathNotFoundError, UnknownDeploymentError, UnknownPathError
+from streamflow_data.cli.targets import given_path, parse_target
+from streamflow_data.errors import (
+    ConfigurationError,
+    PathNotFoundError,
+    UnknownDeploymentError,
+    UnknownPathError,
+)
+from streamflow_data.manager import DefaultDataManager
 from streamflow_data.model import DataLocation, DataType, normalize_path
 
 __all__ = ["COMMANDS"]
@@ -81,6 +87,7 @@ COMMANDS: dict[str, CommandParser] = {
 
 
 def _graph_path(text: str) -> str:
+    text = given_path(text)
     return normalize_path(text if text.startswith("/") else os.path.abspath(text))
 
 
@@ -119,6 +126,7 @@ async def source_command(session: Session, args: argparse.Namespace) -> int:
     """Run ``source``."""
     path = _graph_path(args.path)
     async with session.configuration.create_manager() as manager:
+        _check_destination_deployment(manager, path, args.deployment)
         choice = await manager.get_source_location(path, args.deployment)
     if session.json:
         session.emit({"path": path, "to": args.deployment, "source": choice and _describe(choice)})
@@ -127,6 +135,16 @@ async def source_command(session: Session, args: argparse.Namespace) -> int:
     else:
         session.say(f"no valid primary replica of {path}")
     return EXIT_OK if choice is not None else EXIT_FAILED
+
+
+def _check_destination_deployment(manager: DefaultDataManager, path: str, name: str) -> None:
+    """Refuse a ``--to`` deployment that is neither configured nor holds a replica of
+    ``path``: a misspelled name would otherwise be answered as if it were real."""
+    try:
+        manager.locations(name)
+    except UnknownDeploymentError as exc:
+        if not manager.get_data_locations(path, deployment=name):
+            raise ConfigurationError(f"{exc}, and it holds no replica of {path}") from exc
 
 
 async def register_command(session: Session, args: argparse.Namespace) -> int:

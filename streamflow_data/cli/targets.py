@@ -14,7 +14,7 @@ from streamflow_data.errors import (
 from streamflow_data.manager import LOCAL_DEPLOYMENT, DefaultDataManager
 from streamflow_data.model import ExecutionLocation, normalize_path
 
-__all__ = ["Target", "parse_target"]
+__all__ = ["Target", "given_path", "parse_target"]
 
 _REMOTE = re.compile(
     r"^(?P<deployment>[A-Za-z0-9_][A-Za-z0-9_.-]*)(?:/(?P<name>[^:/]+))?:(?P<path>.*)$"
@@ -42,9 +42,14 @@ class Target:
         """
         try:
             locations = manager.locations(self.deployment)
-        except UnknownDeploymentError:
-            if served or self.name is None:
+        except UnknownDeploymentError as exc:
+            if served:
                 raise
+            if self.name is None:
+                raise ConfigurationError(
+                    f"{exc}: name the location in full ({self.deployment}/LOCATION:"
+                    f"{self.path}) to refer to a replica on a deployment it cannot reach"
+                ) from exc
             return ExecutionLocation(self.deployment, self.name)
         if self.name is None:
             if len(locations) == 1:
@@ -68,10 +73,18 @@ class Target:
         return f"{where}:{self.path}"
 
 
+def given_path(text: str) -> str:
+    """``text``, a path argument; an empty one is refused (it would silently mean the
+    working directory)."""
+    if not text:
+        raise ConfigurationError("an empty path: name a file or a directory ('.' for here)")
+    return text
+
+
 def parse_target(text: str) -> Target:
     """Read ``DEPLOYMENT[/LOCATION]:PATH``; anything starting with ``/``, ``.`` or ``~``, or
     without that form, is a local path, made absolute from the working directory."""
-    trailing = text.endswith("/")
+    trailing = given_path(text).endswith("/")
     found = None if text[:1] in ("/", ".", "~") else _REMOTE.match(text)
     if found is None:
         path = os.path.abspath(os.path.expanduser(text))

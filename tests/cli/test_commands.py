@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sqlite3
 from pathlib import Path
 
@@ -41,14 +42,14 @@ def test_register_locate_source_invalidate(tmp_path: Path) -> None:
 
     # The destination deployment's own replica first, else the local node.
     assert run("source", "/scratch/data", "--to", "hpc").stdout.strip() == "hpc/login:/scratch/data"
-    assert run("source", data, "--to", "cloud").stdout.strip() == f"local/localhost:{data}"
+    assert run("source", data, "--to", "local").stdout.strip() == f"local/localhost:{data}"
 
     invalidated = run("invalidate", f"local:{data}")
     assert invalidated.returncode == 0, invalidated.stderr
     assert "invalidated 1 replica(s)" in invalidated.stdout
     remaining = json.loads(run("locate", "--json", "/scratch/data").stdout)
     assert [r["location"] for r in remaining["replicas"]] == ["hpc/login"]
-    assert run("source", data, "--to", "cloud").returncode == 1
+    assert run("source", data, "--to", "local").returncode == 1
 
 
 def test_register_refuses_a_missing_path_and_an_unknown_relation(tmp_path: Path) -> None:
@@ -208,3 +209,24 @@ def test_library_warnings_print_in_the_chosen_format_without_dead_socket_noise(
     assert [(line["logger"], line["message"]) for line in shown] == [
         ("aiohttp.client", "a library's warning")
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("cp", "{f}", ""), "an empty path"),
+        (("cp", "", "{f}.copy"), "an empty path"),
+        (("locate", ""), "an empty path"),
+        (("register", "hpc:/x"), "name the location in full (hpc/LOCATION:/x)"),
+        (("source", "{f}", "--to", "nosuch"), "'nosuch' (known: local), and it holds no"),
+    ],
+)
+def test_arguments_that_name_nothing_are_usage_errors(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    (tmp_path / "f").write_text("f")
+    assert run("register", f"local:{tmp_path / 'f'}").returncode == 0
+    shown = run(*(arg.format(f=tmp_path / "f") for arg in args), cwd=tmp_path)
+    assert shown.returncode == 2 and message in shown.stderr, shown.stderr
+    assert shown.stdout == ""
+    assert sorted(os.listdir(tmp_path)) == ["f"]
