@@ -191,6 +191,9 @@ class FileCopy:
                 await self._in_parent(destination, copy)
         except Exception as exc:
             return {destination: exc}
+        # The location read the source to write the copy: both count in its statistics.
+        elapsed = time.monotonic() - started
+        self.context.stats.read(self.context.source.location, stat.size, elapsed)
         self._wrote(destination, stat.size, started)
         return {}
 

@@ -78,7 +78,8 @@ def test_stats_add_up_every_run(tmp_path: Path) -> None:
     for name in ("b", "c"):
         assert run("cp", "a", name, cwd=tmp_path).returncode == 0
     stats = json.loads(run("stats", "--json").stdout)
-    assert stats["locations"]["local/localhost"]["bytes_written"] == 10_000
+    local = stats["locations"]["local/localhost"]
+    assert (local["bytes_read"], local["bytes_written"]) == (10_000, 10_000)
     assert stats["errors"] == {} and stats["retries"] == 0
     assert stats["cache"]["budget"] is None
     text = run("stats").stdout
