@@ -19,6 +19,7 @@ from streamflow_data.cli.session import (
     write_text,
 )
 from streamflow_data.cli.targets import parse_target
+from streamflow_data.configfile import default_catalog
 from streamflow_data.delivery import Delivery, DeliveryFile, read_manifest
 
 __all__ = ["COMMANDS"]
@@ -48,7 +49,8 @@ def _add_deliver(commands: Any, common: argparse.ArgumentParser) -> None:
     deliver.add_argument(
         "--csv",
         metavar="FILE",
-        help="where to write the states (default: delivery-ID.csv in the working directory)",
+        help="where to write the states (default: deliveries/delivery-ID.csv beside the "
+        "catalog, in the state directory unless configured otherwise)",
     )
     deliver.add_argument(
         "--max-retries", type=int, default=2, metavar="N", help="retries of a failed transfer"
@@ -103,9 +105,18 @@ async def deliver_command(session: Session, args: argparse.Namespace) -> int:
             await delivery.run()
         finally:
             status.close()
-    csv_path = args.csv or f"delivery-{delivery.id if delivery.id is not None else 'states'}.csv"
+    csv_path = args.csv or _default_csv(session, delivery)
     await asyncio.to_thread(write_text, csv_path, delivery.csv())
     return _report(session, delivery, csv_path)
+
+
+def _default_csv(session: Session, delivery: Delivery) -> str:
+    """``deliveries/delivery-ID.csv`` beside the catalog (the state directory, for an
+    in-memory one): never the working directory, which the user did not name."""
+    catalog = session.configuration.catalog.path
+    home = os.path.dirname(os.path.abspath(default_catalog() if catalog == ":memory:" else catalog))
+    name = f"delivery-{delivery.id if delivery.id is not None else 'states'}.csv"
+    return os.path.join(home, "deliveries", name)
 
 
 def _absolute(path: str) -> str:

@@ -18,7 +18,6 @@ import json
 import logging
 import signal
 import sys
-import time
 from collections.abc import Sequence
 
 from streamflow_data import __version__
@@ -31,6 +30,8 @@ from streamflow_data.cli.session import (
     Command,
     CommandParser,
     Session,
+    error_line,
+    log_time,
 )
 from streamflow_data.configfile import Configuration, load_configuration
 from streamflow_data.errors import StreamFlowDataError
@@ -41,8 +42,7 @@ __all__ = ["build_parser", "command_parsers", "console", "main"]
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         document = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03}Z",
+            "time": log_time(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -197,9 +197,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
     args = build_parser(words).parse_args(words)
     quiet = getattr(args, "quiet", False)
-    _configure_logging(getattr(args, "verbose", 0), quiet, getattr(args, "log_format", "text"))
+    log_format = getattr(args, "log_format", "text")
+    _configure_logging(getattr(args, "verbose", 0), quiet, log_format)
     command: Command = args.handler
     stderr = sys.stderr
+    json_logs = log_format == "json"
     try:
         configuration = _configuration(args)
         session = Session(
@@ -209,16 +211,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             json=getattr(args, "json", False),
             quiet=quiet,
             progress=not (quiet or getattr(args, "no_progress", False)),
+            json_logs=json_logs,
         )
         return asyncio.run(_run(command, session, args))
     except USAGE_ERRORS as exc:
-        print(f"streamflow-data: {exc}", file=stderr)
+        print(error_line(str(exc), json_logs), file=stderr)
         return EXIT_USAGE
     except StreamFlowDataError as exc:
-        print(f"streamflow-data: {exc}", file=stderr)
+        print(error_line(str(exc), json_logs), file=stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
-        print("streamflow-data: interrupted", file=stderr)
+        print(error_line("interrupted", json_logs), file=stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_FAILED

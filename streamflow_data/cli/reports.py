@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
+import io
 import time
 from dataclasses import asdict
 from typing import Any
@@ -29,7 +31,7 @@ def _add_dump_state(commands: Any, common: argparse.ArgumentParser) -> None:
     dump = commands.add_parser(
         "dump-state",
         parents=[common],
-        help="write the per-file states of a transfer as CSV",
+        help="write the per-file states of a transfer as CSV (--json: as JSON)",
         description="Columns: relpath,destination,state,size,bytes_written,partial_file.",
     )
     dump.add_argument("transfer", metavar="TRANSFER", type=int)
@@ -84,11 +86,29 @@ async def dump_state_command(session: Session, args: argparse.Namespace) -> int:
     """Run ``dump-state``."""
     async with session.configuration.create_manager() as manager:
         text = await manager.dump_state(args.transfer)
+    if session.json:
+        session.emit({"transfer": args.transfer, "files": _file_states(text)})
+        return EXIT_OK
     if args.output is None:
         session.stdout.write(text)
     else:
         await asyncio.to_thread(write_text, args.output, text)
     return EXIT_OK
+
+
+def _file_states(text: str) -> list[dict[str, object]]:
+    """The rows of ``dump-state``'s CSV as JSON objects, numbers as numbers."""
+    rows: list[dict[str, object]] = []
+    for row in csv.DictReader(io.StringIO(text)):
+        rows.append(
+            {
+                **row,
+                "size": int(row["size"]),
+                "bytes_written": int(row["bytes_written"]),
+                "partial_file": row["partial_file"] or None,
+            }
+        )
+    return rows
 
 
 async def stats_command(session: Session, args: argparse.Namespace) -> int:

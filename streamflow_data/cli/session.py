@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -20,6 +23,7 @@ from streamflow_data.errors import (
     UnknownPathError,
     UnknownTransferError,
 )
+from streamflow_data.model import temporary_name
 
 __all__ = [
     "EXIT_FAILED",
@@ -31,6 +35,8 @@ __all__ = [
     "Command",
     "CommandParser",
     "Session",
+    "error_line",
+    "log_time",
     "write_text",
 ]
 
@@ -53,6 +59,26 @@ USAGE_ERRORS = (
 """Errors that mean the command was asked something it cannot do: exit status 2."""
 
 
+def log_time(created: float) -> str:
+    """A log record's time in the JSON log format: UTC, ISO 8601, milliseconds."""
+    milliseconds = int(created * 1000) % 1000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{milliseconds:03}Z"
+
+
+def error_line(text: str, json_logs: bool) -> str:
+    """The line reporting a failure on stderr: plain, or a JSON log record (``--log-format
+    json``) like every other line there."""
+    if not json_logs:
+        return f"streamflow-data: {text}"
+    document = {
+        "time": log_time(time.time()),
+        "level": "error",
+        "logger": "streamflow_data.cli",
+        "message": text,
+    }
+    return json.dumps(document)
+
+
 @dataclass
 class Session:
     """What every command runs with: the configuration, the output streams, the options
@@ -64,6 +90,8 @@ class Session:
     json: bool = False
     quiet: bool = False
     progress: bool = True
+    json_logs: bool = False
+    """Errors as JSON log records (``--log-format json``)."""
     shutdown: asyncio.Event = field(default_factory=asyncio.Event)
     """Set by Ctrl-C: transfers stop cleanly, keeping what they wrote for a resume."""
 
@@ -83,7 +111,7 @@ class Session:
 
     def error(self, text: str) -> None:
         """A problem, on stderr (even with ``--quiet``)."""
-        print(f"streamflow-data: {text}", file=self.stderr)
+        print(error_line(text, self.json_logs), file=self.stderr)
 
 
 Command = Callable[[Session, argparse.Namespace], Awaitable[int]]
@@ -95,6 +123,16 @@ options every command takes as its parent."""
 
 
 def write_text(path: str, text: str) -> None:
-    """Write a report file (blocking: call it in a thread)."""
-    with open(path, "w", encoding="utf-8") as file:
-        file.write(text)
+    """Write a report file whole, under a temporary name renamed into place, creating its
+    directory (blocking: call it in a thread)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    partial = temporary_name(os.path.abspath(path))
+    try:
+        with open(partial, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+        raise

@@ -92,6 +92,20 @@ def test_status_json(tmp_path: Path) -> None:
     [record] = json.loads(run("status", "--json").stdout)
     assert (record["id"], record["state"], record["files"]) == (1, "done", 1)
     assert run("status", "9").returncode == 2
+    dumped = json.loads(run("dump-state", "--json", "1").stdout)
+    assert dumped == {
+        "transfer": 1,
+        "files": [
+            {
+                "relpath": "",
+                "destination": f"local/localhost:{tmp_path / 'b'}",
+                "state": "valid",
+                "size": 1,
+                "bytes_written": 1,
+                "partial_file": None,
+            }
+        ],
+    }
 
 
 def test_running_main_twice_in_one_process_keeps_one_log_handler(tmp_path: Path) -> None:
@@ -231,3 +245,16 @@ def test_arguments_that_name_nothing_are_usage_errors(
     assert shown.returncode == 2 and message in shown.stderr, shown.stderr
     assert shown.stdout == ""
     assert sorted(os.listdir(tmp_path)) == ["f"]
+
+
+def test_with_json_logs_every_line_on_stderr_is_a_json_record(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("f")
+    for args, status in (
+        (("cp", "nothing", "x"), 2),  # refused before any work
+        (("cp", "--no-progress", "f", "/proc/"), 1),  # failed while copying
+        (("--catalog", str(tmp_path), "status"), 2),  # before any session
+    ):
+        shown = run("--log-format", "json", *args, cwd=tmp_path)
+        assert shown.returncode == status
+        records = [json.loads(line) for line in shown.stderr.splitlines()]
+        assert records and {record["level"] for record in records} == {"error"}

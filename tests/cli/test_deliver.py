@@ -7,6 +7,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import zlib
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def _manifest(source: Path, files: dict[str, bytes], lie_about: str | None = Non
 FILES = {"a.txt": b"alpha" * 100, "sub/b.bin": bytes(range(256)) * 40, "c": b"", "d": b"delta"}
 
 
-def test_a_good_delivery_then_nothing_to_do(tmp_path: Path) -> None:
+def test_a_good_delivery_then_nothing_to_do(tmp_path: Path, state_directory: Path) -> None:
     (tmp_path / "src").mkdir()
     manifest = _manifest(tmp_path / "src", FILES)
     result = run("deliver", "--manifest", str(manifest), "out", cwd=tmp_path)
@@ -50,7 +51,11 @@ def test_a_good_delivery_then_nothing_to_do(tmp_path: Path) -> None:
     assert result.stdout.splitlines()[:2] == ["STATE  FILES", "valid      4"]
     for name, data in FILES.items():
         assert (tmp_path / "out" / name).read_bytes() == data
-    rows = list(csv.DictReader(io.StringIO((tmp_path / "delivery-1.csv").read_text())))
+    # The states go beside the catalog, in the state directory, and the output says where.
+    states = state_directory / "streamflow-data" / "deliveries" / "delivery-1.csv"
+    assert f"states written to {states}" in result.stdout
+    assert sorted(os.listdir(tmp_path)) == ["out", "src"]
+    rows = list(csv.DictReader(io.StringIO(states.read_text())))
     assert [(r["path"], r["state"]) for r in rows] == [(name, "valid") for name in FILES]
     again = run("deliver", "--manifest", str(manifest), "out", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
@@ -79,7 +84,7 @@ def test_a_corrupted_file_is_invalid_and_removed_and_a_rerun_moves_only_it(
     )
     assert again["states"] == {"valid": 4} and not again["nothing_to_do"]
     assert (tmp_path / "out" / "a.txt").read_bytes() == b"x" * len(FILES["a.txt"])
-    states = (tmp_path / f"delivery-{again['delivery']}.csv").read_text()
+    states = Path(again["csv"]).read_text()
     assert states.count(",valid,") == 4
 
 
