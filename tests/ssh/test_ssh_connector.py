@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import os
 import tarfile
 import time
@@ -18,17 +19,20 @@ from streamflow_data_ssh.remote import Completed
 from streamflow_data import (
     AuthenticationError,
     ConfigurationError,
+    DefaultDataManager,
     ExecutionLocation,
+    LocalConnector,
     LocationUnreachableError,
     MetadataItem,
     PathNotFoundError,
     PermissionDeniedError,
+    TransferError,
     UnsupportedOperationError,
     WriteItem,
     create_connector,
 )
 from streamflow_data.errors import ConnectorError
-from tests.ssh.conftest import OptionsFactory
+from tests.ssh.conftest import LOCAL, OptionsFactory
 from tests.ssh.sshd import SSHServer
 
 
@@ -116,6 +120,30 @@ async def test_an_unreachable_host_is_retried_then_reported() -> None:
         await connector.close()
     assert caught.value.retryable
     assert time.monotonic() - started >= 0.05 + 0.1  # two back-offs: 0.05 s, then 0.1 s
+
+
+async def test_an_unreachable_host_is_tried_once_per_transfer_not_once_per_operation(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """The engine retries each file, and a transfer asks several things of the host:
+    while the pool's own attempts have just failed, they all get that answer at once."""
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    options = {"nodes": [f"127.0.0.1:{port}"], "retries": 2, "retry_delay": 0.2}
+    connector = SSHConnector(SSHOptions.model_validate(options))
+    (tmp_path / "f").write_text("f")
+    caplog.set_level(logging.INFO, logger="streamflow_data_ssh")
+    async with DefaultDataManager({"local": LocalConnector(), "ssh": connector}) as manager:
+        manager.register_path(LOCAL, str(tmp_path / "f"))
+        with pytest.raises(TransferError):
+            await manager.transfer_data(
+                LOCAL, str(tmp_path / "f"), connector.locations("ssh"), "/x"
+            )
+    retries = [r for r in caplog.records if "retry in" in r.getMessage()]
+    assert len(retries) == 2  # one connection's two retries, whatever asked after them
 
 
 async def test_missing_paths_and_denied_writes_are_typed(

@@ -20,6 +20,7 @@ import logging
 import math
 import socket
 import struct
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -94,6 +95,11 @@ class _Slots:
     idle: collections.OrderedDict[Stream, Closer] = field(default_factory=collections.OrderedDict)
 
 
+_DOWN_FOR = 10.0
+"""Seconds after a node's connection attempts all failed during which a new connection
+is tried once, without retries (or as long as those attempts took, if longer)."""
+
+
 class NodePool:
     """The connections to one node and the commands run there."""
 
@@ -111,6 +117,9 @@ class NodePool:
         self._warming: asyncio.Task[None] | None = None
         self.streams = StreamCounts()
         self._closed = False
+        self._down_until = 0.0
+        """Until when (monotonic) a new connection gets one attempt, no back-off: the last
+        one failed after all its retries."""
         self.channels_opened = 0
         """Channels opened so far: each is one remote command, one round trip or more."""
         self.round_trip: float | None = None
@@ -143,7 +152,12 @@ class NodePool:
                 self._client = await asyncio.to_thread(self._client_options)
             except (OSError, ValueError) as exc:  # unreadable keys or known_hosts
                 raise ConfigurationError(f"SSH options of {self.location}: {exc}") from exc
+        # Every operation on a node that just refused us (and the engine's retries of
+        # each) would wait out the same back-off for the same answer: for a while after
+        # one did, a single attempt decides.
+        retries = self.options.retries if time.monotonic() >= self._down_until else 0
         attempt = 0
+        started = time.monotonic()
         while True:
             try:
                 connection = await asyncssh.connect(
@@ -151,7 +165,10 @@ class NodePool:
                 )
             except (asyncssh.Error, OSError, TimeoutError) as exc:
                 error = translate(exc, self.location, "")
-                if not error.retryable or attempt >= self.options.retries:
+                if not error.retryable or attempt >= retries:
+                    if retries:
+                        down_for = max(time.monotonic() - started, _DOWN_FOR)
+                        self._down_until = time.monotonic() + down_for
                     raise error from exc
                 attempt += 1
                 delay = self.options.retry_wait(attempt)
@@ -160,6 +177,7 @@ class NodePool:
                 )
                 await asyncio.sleep(delay)
             else:
+                self._down_until = 0.0
                 if self.round_trip is None:
                     self.round_trip = tcp_round_trip(connection.get_extra_info("socket"))
                 if self._warming is None and self._master_wanted:
