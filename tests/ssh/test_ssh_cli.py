@@ -86,3 +86,13 @@ def test_a_host_without_a_location_name_and_a_dead_host(
     assert dead.returncode == 3, dead.stderr  # one destination failed, the other did not
     assert "127.0.0.1" in dead.stderr
     assert (remote_dir / "f").read_text() == "f"
+
+
+def test_a_destination_the_user_cannot_write_is_reported_once(tmp_path: Path, config: Path) -> None:
+    (tmp_path / "src" / "a" / "b").mkdir(parents=True)
+    (tmp_path / "src" / "a" / "b" / "f").write_text("f")
+    env = {"SFD_TEST_USER": login_user(), "XDG_STATE_HOME": str(tmp_path / "state")}
+    denied = run("cp", "--no-progress", "src", "hpc/host-a:/usr/sfd-denied", cwd=tmp_path, env=env)
+    assert denied.returncode == 1
+    [line] = denied.stderr.splitlines()
+    assert "permission denied" in line and line.count("Permission denied") == 1, line

@@ -195,7 +195,7 @@ def command_error(
     result: Completed, location: ExecutionLocation, path: str, what: str = ""
 ) -> ConnectorError:
     """Our error for a failed command: by its exit code, else by its message."""
-    detail = result.stderr.strip()[-800:] or f"{what or 'remote command'} exited {result.status}"
+    detail = _first_line(result.stderr) or f"{what or 'remote command'} exited {result.status}"
     kind, fixed = _EXIT_TYPES.get(result.status, (None, ""))
     if kind is not None:
         return kind(location, path, fixed or None)
@@ -205,6 +205,16 @@ def command_error(
     if result.status == 127:
         detail = f"a tool is missing on the host: {detail}"
     return ConnectorError(location, path, detail)
+
+
+def _first_line(stderr: str) -> str:
+    """What a command said first (the cause: the rest is usually its consequences, a
+    ``mkdir -p`` failing for each directory below the first), and how much more."""
+    lines = [line for line in dict.fromkeys(stderr.strip().splitlines()) if line.strip()]
+    if not lines:
+        return ""
+    more = f" (and {len(lines) - 1} more line(s))" if len(lines) > 1 else ""
+    return lines[0][:800] + more
 
 
 def translate(error: BaseException, location: ExecutionLocation, path: str) -> ConnectorError:
