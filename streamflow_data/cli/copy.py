@@ -22,6 +22,7 @@ from streamflow_data.cli.session import (
 from streamflow_data.cli.targets import Target, parse_target
 from streamflow_data.connectors.base import FileKind
 from streamflow_data.errors import (
+    ConfigurationError,
     ConnectorError,
     PathNotFoundError,
     StreamFlowDataError,
@@ -46,8 +47,10 @@ def _add_cp(commands: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="copy a file or directory tree to one or more destinations",
         description=(
-            "Copy SRC to every DST, reading SRC once. A DST that is an existing directory, "
-            "or ends with '/', receives SRC under its own name, as with cp. Modes, "
+            "Copy SRC to every DST, reading SRC once. A DST ending with '/' is a directory "
+            "that receives SRC under its own name (DST/NAME); any other DST is the copy "
+            "itself, whether it exists or not (a tree merges into an existing directory), "
+            "so that running the command again lands in the same place. Modes, "
             "modification times and symbolic links inside trees are kept where the "
             "destination can hold them. An interrupted copy resumes when run again; one "
             "already done says 'nothing to do'."
@@ -120,17 +123,30 @@ class _Outcome:
 
 
 async def _destination_path(
-    manager: DefaultDataManager, target: Target, location: ExecutionLocation, src: Target
+    manager: DefaultDataManager,
+    target: Target,
+    location: ExecutionLocation,
+    src: Target,
+    src_kind: FileKind,
 ) -> str:
-    """Where SRC lands for DST: inside DST when it is a directory (or ends with '/')."""
-    name = posixpath.basename(src.path)
+    """Where SRC lands for DST: ``DST/NAME`` when DST ends with '/', else DST itself,
+    whether it exists or not, so that running the same command again lands in the same
+    place (see docs/cli.md). A file onto an existing directory is refused: the user meant
+    ``DST/``, or a mistake."""
     if target.trailing_slash:
-        return posixpath.join(target.path, name)
-    try:
-        found = await manager.connector(location).stat(location, target.path, follow_symlinks=True)
-    except ConnectorError:  # missing, or unreachable: the copy itself says what is wrong
-        return target.path
-    return posixpath.join(target.path, name) if found.kind is FileKind.DIRECTORY else target.path
+        return posixpath.join(target.path, posixpath.basename(src.path))
+    if src_kind is not FileKind.DIRECTORY:
+        connector = manager.connector(location)
+        try:
+            found = await connector.stat(location, target.path, follow_symlinks=True)
+        except ConnectorError:  # missing, or unreachable: the copy itself says what is wrong
+            return target.path
+        if found.kind is FileKind.DIRECTORY:
+            raise ConfigurationError(
+                f"{target} is a directory: write {target}/ to copy "
+                f"{posixpath.basename(src.path)} into it"
+            )
+    return target.path
 
 
 async def copy_command(session: Session, args: argparse.Namespace) -> int:
@@ -154,14 +170,15 @@ async def copy_command(session: Session, args: argparse.Namespace) -> int:
         src_location = src.location(manager)
         connector = manager.connector(src_location)
         try:
-            await connector.stat(src_location, src.path, follow_symlinks=True)
+            found = await connector.stat(src_location, src.path, follow_symlinks=True)
         except PathNotFoundError:
             session.error(f"cp: source {args.src!r} does not exist")
             return EXIT_USAGE
         outcomes: list[_Outcome] = []
         for text, target in zip(args.dst, targets, strict=True):
             location = target.location(manager)
-            path = normalize_path(await _destination_path(manager, target, location, src))
+            where = await _destination_path(manager, target, location, src, found.kind)
+            path = normalize_path(where)
             if all((location, path) != (o.location, o.path) for o in outcomes):
                 outcomes.append(_Outcome(text, location, path))
         if args.dry_run:

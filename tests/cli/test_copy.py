@@ -27,7 +27,7 @@ def test_copies_a_tree_to_several_destinations(tmp_path: Path) -> None:
     (source / "sub" / "f").write_bytes(b"x" * 2048)
     os.symlink("sub/f", source / "link")
     (tmp_path / "existing").mkdir()
-    result = run("cp", "src", "one", "existing", cwd=tmp_path)
+    result = run("cp", "src", "one", "existing/", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     for copy in (tmp_path / "one", tmp_path / "existing" / "src"):
         assert (copy / "sub" / "f").read_bytes() == b"x" * 2048
@@ -271,3 +271,47 @@ def test_a_full_destination_disk_is_named(tmp_path: Path) -> None:
         assert os.listdir(disk) == []
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+def _files_below(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    ("src", "dst", "lands"),
+    [
+        ("data/tree", "t2/renamed", "t2/renamed"),  # DST is the copy: created, then merged
+        ("data/tree/", "t2/renamed", "t2/renamed"),  # a slash after SRC changes nothing
+        ("data/tree", "t2/", "t2/tree"),  # a slash after DST: into it, under SRC's name
+        ("data/one.txt", "t2/copy.txt", "t2/copy.txt"),
+        ("data/one.txt", "t2/", "t2/one.txt"),
+    ],
+)
+def test_running_a_copy_again_lands_in_the_same_place(
+    tmp_path: Path, src: str, dst: str, lands: str
+) -> None:
+    (tmp_path / "data" / "tree" / "sub").mkdir(parents=True)
+    (tmp_path / "data" / "tree" / "sub" / "f").write_text("f")
+    (tmp_path / "data" / "one.txt").write_text("one")
+    first = run("cp", "--no-progress", src, dst, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    again = run("cp", "--no-progress", src, dst, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "nothing to do" in again.stdout
+    source = tmp_path / src.rstrip("/")
+    if source.is_dir():
+        assert _files_below(tmp_path / lands) == _files_below(source)
+    else:
+        assert (tmp_path / lands).read_bytes() == source.read_bytes()
+    assert sorted(os.listdir(tmp_path / "t2")) == [lands.split("/")[1]]
+
+
+def test_a_file_onto_a_directory_without_a_slash_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "one.txt").write_text("one")
+    (tmp_path / "dir").mkdir()
+    refused = run("cp", "one.txt", "dir", cwd=tmp_path)
+    assert refused.returncode == 2
+    assert (
+        "dir is a directory: write" in refused.stderr and "dir/ to copy one.txt" in refused.stderr
+    )
+    assert os.listdir(tmp_path / "dir") == []
