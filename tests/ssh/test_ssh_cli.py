@@ -96,3 +96,32 @@ def test_a_destination_the_user_cannot_write_is_reported_once(tmp_path: Path, co
     assert denied.returncode == 1
     [line] = denied.stderr.splitlines()
     assert "permission denied" in line and line.count("Permission denied") == 1, line
+
+
+def test_a_node_off_port_22_is_named_so_that_its_name_can_be_pasted_back(
+    tmp_path: Path, ssh_servers: list[SSHServer], remote_dir: Path
+) -> None:
+    base = ssh_servers[0].directory.parent
+    port = ssh_servers[0].port
+    (tmp_path / "streamflow-data.toml").write_text(
+        f"""
+[deployments.hpc]
+type = "ssh"
+nodes = ["127.0.0.1:{port}", "127.0.0.1:{ssh_servers[1].port}"]
+username = "{login_user()}"
+client_keys = ["{base / "client_key"}"]
+known_hosts = "{base / "known_hosts"}"
+"""
+    )
+    (tmp_path / "f").write_text("f")
+    env = {"XDG_STATE_HOME": str(tmp_path / "state")}
+    name = f"127.0.0.1_{port}"
+    copied = run("cp", "--no-progress", "f", f"hpc/{name}:{remote_dir}/f", cwd=tmp_path, env=env)
+    assert copied.returncode == 0, copied.stderr
+    located = json.loads(run("locate", "--json", f"{remote_dir}/f", cwd=tmp_path, env=env).stdout)
+    [replica] = [r for r in located["replicas"] if r["location"] != "local/localhost"]
+    assert replica["location"] == f"hpc/{name}"
+    # What locate printed is what cp takes.
+    back = run("cp", f"{replica['location']}:{replica['path']}", "back", cwd=tmp_path, env=env)
+    assert back.returncode == 0, back.stderr
+    assert (tmp_path / "back").read_text() == "f"

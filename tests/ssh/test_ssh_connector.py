@@ -46,7 +46,7 @@ def test_options_name_every_mistake() -> None:
 def test_nodes_are_locations_of_the_deployment() -> None:
     connector = SSHConnector.from_options({"nodes": ["alpha", "beta:2200", {"hostname": "g"}]})
     names = [location.name for location in connector.locations("cluster")]
-    assert names == ["alpha", "beta:2200", "g"]
+    assert names == ["alpha", "beta_2200", "g"]
     assert all(not location.local for location in connector.locations("cluster"))
 
 

@@ -29,22 +29,44 @@ class NodeOptions(pydantic.BaseModel):
     username: str | None = None
     """Overrides the deployment's ``username`` for this node."""
     name: str | None = None
-    """The location name; defaults to ``hostname`` (``hostname:port`` off port 22)."""
+    """The location name, as written in ``DEPLOYMENT/LOCATION:PATH``: no ``:``, ``/`` or
+    blank. Defaults to ``hostname``, or ``hostname_port`` off port 22 (an underscore, which
+    no DNS name holds, so it cannot be another host's name)."""
 
     @pydantic.model_validator(mode="before")
     @classmethod
     def _from_string(cls, value: object) -> object:
-        """Accept ``"host"`` and ``"host:port"`` as shorthands."""
-        if isinstance(value, str):
-            host, _, port = value.rpartition(":") if ":" in value else (value, "", "")
-            return {"hostname": host, "port": port} if port else {"hostname": value}
-        return value
+        """Accept ``"host"``, ``"host:port"``, and for IPv6 ``"[address]"`` and
+        ``"[address]:port"`` (a bare address with colons is a hostname without a port)."""
+        if not isinstance(value, str):
+            return value
+        if value.startswith("[") and "]" in value:
+            host, _, rest = value[1:].partition("]")
+            port = rest.removeprefix(":")
+        elif value.count(":") == 1:
+            host, _, port = value.partition(":")
+        else:
+            host, port = value, ""
+        return {"hostname": host, "port": port} if port else {"hostname": host}
 
     @property
     def location_name(self) -> str:
+        """The name of the node's location (see :attr:`name`)."""
         if self.name:
             return self.name
-        return self.hostname if self.port == 22 else f"{self.hostname}:{self.port}"
+        return self.hostname if self.port == 22 else f"{self.hostname}_{self.port}"
+
+    @pydantic.model_validator(mode="after")
+    def _addressable(self) -> NodeOptions:
+        """The location name must fit ``DEPLOYMENT/LOCATION:PATH`` (an IPv6 address as the
+        hostname needs a ``name``)."""
+        name = self.location_name
+        if not name or any(c in name for c in ":/") or any(c.isspace() for c in name):
+            raise ValueError(
+                f"location name {name!r} cannot be written DEPLOYMENT/LOCATION:PATH "
+                "(no ':', '/' or blank): give the node a name"
+            )
+        return self
 
 
 class SSHOptions(pydantic.BaseModel):
