@@ -114,6 +114,21 @@ async def test_same_location_not_writable_makes_a_link(
     assert not link.valid, "the link follows its target's invalidation"
 
 
+async def test_without_links_a_copy_beside_its_source_is_real_and_related(
+    manager: DefaultDataManager, tree: Path, tmp_path: Path
+) -> None:
+    source = manager.register_path(LOCAL, str(tree))
+    destination = tmp_path / "copy"
+    await manager.transfer_to(LOCAL, str(tree), [(LOCAL, str(destination))], links=False)
+    assert not destination.is_symlink()
+    assert await asyncio.to_thread(snapshot, destination) == await asyncio.to_thread(snapshot, tree)
+    copy = manager.mapper.find(LOCAL, str(destination))
+    assert copy is not None and copy.data_type is DataType.PRIMARY
+    assert set(manager.get_data_locations(str(tree))) == {source, copy}
+    manager.invalidate_location(LOCAL, str(tree))
+    assert copy.valid, "a real copy outlives its source's invalidation"
+
+
 async def test_same_path_not_writable_is_a_no_op(manager: DefaultDataManager, tree: Path) -> None:
     source = manager.register_path(LOCAL, str(tree))
     before = len(manager.mapper)

@@ -62,6 +62,12 @@ def _add_cp(commands: Any, common: argparse.ArgumentParser) -> None:
         "-n", "--dry-run", action="store_true", help="print what would be copied, copy nothing"
     )
     cp.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
+    cp.add_argument(
+        "--independent",
+        action="store_true",
+        help="record each copy as data of its own, not as a replica of SRC (for copies "
+        "that will be changed); by default the catalog knows them as replicas of SRC",
+    )
     cp.set_defaults(handler=copy_command)
 
 
@@ -185,7 +191,7 @@ async def copy_command(session: Session, args: argparse.Namespace) -> int:
             plan = await plan_transfer(connector, src_location, src.path)
             return _print_plan(session, str(src), plan.files, plan.total_bytes, outcomes)
         manager.register_path(src_location, src.path)
-        await _transfer(manager, src_location, src.path, outcomes)
+        await _transfer(manager, src_location, src.path, outcomes, args.independent)
     if display is not None:
         display.close()
     for outcome in outcomes:
@@ -198,12 +204,14 @@ async def _transfer(
     src_location: ExecutionLocation,
     src_path: str,
     outcomes: list[_Outcome],
+    independent: bool,
 ) -> None:
-    """One transfer to every destination: the source is read once."""
+    """One transfer to every destination: the source is read once. The copies are real
+    copies (never links, even beside the source) and, unless ``independent``, replicas of
+    the source."""
+    targets = [(o.location, o.path) for o in outcomes]
     try:
-        await manager.transfer_to(
-            src_location, src_path, [(o.location, o.path) for o in outcomes], writable=True
-        )
+        await manager.transfer_to(src_location, src_path, targets, independent, links=False)
     except TransferError as exc:
         for failure in exc.failures:
             for outcome in outcomes:

@@ -40,6 +40,8 @@ class Request:
     name: str
     path: str
     writable: bool
+    links: bool = True
+    """Same-location, non-writable destinations may be symbolic links."""
 
 
 @dataclass(slots=True, eq=False)

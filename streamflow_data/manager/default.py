@@ -287,13 +287,18 @@ class DefaultDataManager(DataManager):
         src_path: str,
         targets: Sequence[tuple[ExecutionLocation, str]],
         writable: bool = False,
+        *,
+        links: bool = True,
     ) -> None:
         """Copy ``src_path`` on ``src_location`` to each ``(location, path)`` target,
         reading the source once for all of them.
 
         :meth:`transfer_data` with a path of its own for each destination: the same rules,
         replicas and errors. Two targets on one location must not lie one inside the other
-        (:class:`InvalidPathError`, before anything is written).
+        (:class:`InvalidPathError`, before anything is written). With ``links=False``, a
+        non-writable destination on the source's own location is a real copy too, still
+        related to the source (the command line's ``cp``): a replica that survives the
+        source's removal.
         """
         self._check_open()
         src_path = normalize_path(src_path)
@@ -301,13 +306,13 @@ class DefaultDataManager(DataManager):
         if source is None:
             raise UnknownPathError(src_path, src_location)
         src_connector = self.connector(src_location)
-        jobs = self._plan_jobs(source, targets, writable)
+        jobs = self._plan_jobs(source, targets, writable, links)
         if not jobs:
             return
         await source.wait_available()
         if not source.valid:
             raise UnknownPathError(src_path, src_location)
-        request = Request(src_location.deployment, src_location.name, src_path, writable)
+        request = Request(src_location.deployment, src_location.name, src_path, writable, links)
         jobs = await self._claims.claim(jobs, request)
         locked = [(job.location, job.path) for job in jobs]
         try:
@@ -348,6 +353,7 @@ class DefaultDataManager(DataManager):
         source: DataLocation,
         targets: Sequence[tuple[ExecutionLocation, str]],
         writable: bool,
+        links: bool,
     ) -> list[Job]:
         """Validate every target, then decide what each needs; no I/O yet."""
         jobs: dict[Key, Job] = {}
@@ -366,7 +372,7 @@ class DefaultDataManager(DataManager):
                         f"cannot copy {source.path!r} to {path!r} on {location}: it is inside "
                         f"{other!r}, or holds it, on the same location"
                     )
-            job = Job(location, path, connector, same, same and not writable)
+            job = Job(location, path, connector, same, same and links and not writable)
             jobs.setdefault(job.key, job)
         if in_place and writable:
             self.mapper.detach(source)  # it will be modified in place: no longer a copy

@@ -315,3 +315,19 @@ def test_a_file_onto_a_directory_without_a_slash_is_refused(tmp_path: Path) -> N
         "dir is a directory: write" in refused.stderr and "dir/ to copy one.txt" in refused.stderr
     )
     assert os.listdir(tmp_path / "dir") == []
+
+
+def test_copies_are_replicas_of_the_source_unless_independent(tmp_path: Path) -> None:
+    (tmp_path / "one.txt").write_text("one")
+    assert run("cp", "one.txt", "copy.txt", "dir/", cwd=tmp_path).returncode == 0
+    assert not (tmp_path / "copy.txt").is_symlink()  # a real copy, even beside the source
+    located = json.loads(run("locate", "--json", str(tmp_path / "one.txt")).stdout)
+    assert sorted(r["path"] for r in located["replicas"]) == [
+        str(tmp_path / "copy.txt"),
+        str(tmp_path / "dir" / "one.txt"),
+        str(tmp_path / "one.txt"),
+    ]
+    assert {r["type"] for r in located["replicas"]} == {"primary"}
+    assert run("cp", "--independent", "one.txt", "own.txt", cwd=tmp_path).returncode == 0
+    own = json.loads(run("locate", "--json", str(tmp_path / "own.txt")).stdout)
+    assert [r["path"] for r in own["replicas"]] == [str(tmp_path / "own.txt")]

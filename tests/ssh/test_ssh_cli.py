@@ -55,7 +55,12 @@ def test_cp_to_two_hosts_and_back_through_the_command_line(
     # One transfer for the two hosts: the source was read once.
     assert len({d["transfer"] for d in summary["destinations"]}) == 1
     located = json.loads(run("locate", "--json", blob, cwd=tmp_path, env=env).stdout)
-    assert sorted(r["location"] for r in located["replicas"]) == ["hpc/host-a", "hpc/host-b"]
+    # The copies are replicas of the local file: each is known with the others.
+    assert sorted((r["location"], r["path"]) for r in located["replicas"]) == [
+        ("hpc/host-a", blob),
+        ("hpc/host-b", blob),
+        ("local/localhost", str(tmp_path / "blob")),
+    ]
 
     remote = f"{remote_dir}/tree"
     up = run("cp", "src", f"hpc/host-a:{remote}", cwd=tmp_path, env=env)
