@@ -175,8 +175,10 @@ class _Run:
         except BaseException as exc:
             self._cancel_chunks()
             keep = isinstance(exc, asyncio.CancelledError) and self.context.journal.resumable
-            # A cancelled run keeps its staging trees for the next run to resume.
-            await self._clean_up([d for d in self.destinations if not (keep and d.staged)])
+            # A cancelled run keeps what it wrote for the next run to resume: staging trees,
+            # and the finished files of destinations written in place (object stores),
+            # which the journal records as valid.
+            await self._clean_up([] if keep else self.destinations)
             raise
         else:
             await self._clean_up([d for d in self.destinations if d.error is not None])

@@ -179,3 +179,55 @@ def _parts(endpoint: str, bucket: str) -> list[int]:
         listed = client.list_parts(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
         numbers.extend(part["PartNumber"] for part in listed.get("Parts", []))
     return numbers
+
+
+async def test_an_interrupted_tree_upload_keeps_its_finished_files_for_the_rerun(
+    s3_options: OptionsFactory, tmp_path: Path, s3_endpoint: str, bucket: str
+) -> None:
+    source = tmp_path / "tree"
+    source.mkdir()
+    files = {f"f{number:03}": os.urandom(3 * MiB) for number in range(12)}
+    for name, data in files.items():
+        (source / name).write_bytes(data)
+    catalog = str(tmp_path / "catalog.sqlite")
+    settings = TransferSettings(block_size=1 * MiB, max_concurrent_files=2)
+    shutdown = asyncio.Event()
+
+    def stop_halfway(progress: TransferProgress) -> None:
+        if progress.destinations[0].files_done >= 4:
+            shutdown.set()
+
+    connector = S3Connector(s3_options())
+    location = connector.locations("s3")[0]
+    first = DefaultDataManager(
+        {"s3": connector}, catalog=catalog, settings=settings, shutdown=shutdown,
+        listeners=[stop_halfway],
+    )  # fmt: skip
+    async with first:
+        first.register_path(LOCAL, str(source))
+        with pytest.raises(Exception):  # noqa: B017,PT011 - stopped: the engine says how
+            await first.transfer_data(LOCAL, str(source), [location], "/tree")
+        [record] = await first.transfers()
+        states = await first.dump_state(record.id)
+    valid = sorted(line.split(",")[0] for line in states.splitlines() if ",valid," in line)
+    assert 4 <= len(valid) < len(files)
+    # What the journal calls valid is in the bucket, whole.
+    client = boto_client(s3_endpoint)
+    for name in valid:
+        assert client.get_object(Bucket=bucket, Key=f"tree/{name}")["Body"].read() == files[name]
+    finished: list[TransferProgress] = []
+
+    def remember(progress: TransferProgress) -> None:
+        if progress.finished:
+            finished.append(progress)
+
+    second = DefaultDataManager(
+        {"s3": S3Connector(s3_options())}, catalog=catalog, settings=settings,
+        listeners=[remember],
+    )  # fmt: skip
+    async with second:
+        second.register_path(LOCAL, str(source))
+        await second.transfer_data(LOCAL, str(source), [location], "/tree")
+    assert finished[-1].destinations[0].files_skipped == len(valid)  # not sent again
+    for name, data in files.items():
+        assert client.get_object(Bucket=bucket, Key=f"tree/{name}")["Body"].read() == data
