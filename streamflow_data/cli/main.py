@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 
 from streamflow_data import __version__
-from streamflow_data.cli import copy, deliver, queries, reports
+from streamflow_data.cli import browse, copy, deliver, queries, reports
 from streamflow_data.cli.session import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -113,6 +113,7 @@ def _common_options() -> argparse.ArgumentParser:
 _COMMANDS: dict[str, CommandParser] = {
     **copy.COMMANDS,
     **deliver.COMMANDS,
+    **browse.COMMANDS,
     **queries.COMMANDS,
     **reports.COMMANDS,
 }
@@ -159,7 +160,9 @@ def command_parsers(
         parents=[common],
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="what to do (COMMAND --help: how)"
+    )
     for name, add in _COMMANDS.items():
         if only in (None, name):
             add(commands, common)

@@ -45,8 +45,14 @@ def _add_source(commands: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="show which replica of a path the source policy picks for a deployment",
     )
-    source.add_argument("path", metavar="PATH")
-    source.add_argument("--to", metavar="DEPLOYMENT", required=True, dest="deployment")
+    source.add_argument("path", metavar="PATH", help="an absolute path (a relative one is local)")
+    source.add_argument(
+        "--to",
+        metavar="DEPLOYMENT",
+        required=True,
+        dest="deployment",
+        help="the deployment the data is to be copied to",
+    )
     source.set_defaults(handler=source_command)
 
 
@@ -59,8 +65,15 @@ def _add_register(commands: Any, common: argparse.ArgumentParser) -> None:
         "must exist. With --same-as, the new replica and an already registered one hold "
         "the same data (a relation).",
     )
-    register.add_argument("target", metavar="DEPLOYMENT[/LOCATION]:PATH")
-    register.add_argument("--type", choices=sorted(_TYPES), default="primary")
+    register.add_argument(
+        "target", metavar="DEPLOYMENT[/LOCATION]:PATH", help="the replica; a plain path is local"
+    )
+    register.add_argument(
+        "--type",
+        choices=sorted(_TYPES),
+        default="primary",
+        help="primary (the data itself, the default) or symbolic_link (a link to it)",
+    )
     register.add_argument("--relpath", help="the part of the path that matters to the workflow")
     register.add_argument(
         "--same-as", metavar="DEPLOYMENT[/LOCATION]:PATH", help="a registered replica of it"
@@ -74,7 +87,11 @@ def _add_invalidate(commands: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="mark a replica and everything below it invalid",
     )
-    invalidate.add_argument("target", metavar="DEPLOYMENT[/LOCATION]:PATH")
+    invalidate.add_argument(
+        "target",
+        metavar="DEPLOYMENT[/LOCATION]:PATH",
+        help="the replica to invalidate, with everything below it",
+    )
     invalidate.set_defaults(handler=invalidate_command)
 
 

@@ -23,7 +23,9 @@ def _add_status(commands: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="list the transfers of the journal, newest first, or show one",
     )
-    status.add_argument("transfer", metavar="TRANSFER", type=int, nargs="?")
+    status.add_argument(
+        "transfer", metavar="TRANSFER", type=int, nargs="?", help="only this transfer (its id)"
+    )
     status.set_defaults(handler=status_command)
 
 
@@ -34,7 +36,7 @@ def _add_dump_state(commands: Any, common: argparse.ArgumentParser) -> None:
         help="write the per-file states of a transfer as CSV (--json: as JSON)",
         description="Columns: relpath,destination,state,size,bytes_written,partial_file.",
     )
-    dump.add_argument("transfer", metavar="TRANSFER", type=int)
+    dump.add_argument("transfer", metavar="TRANSFER", type=int, help="the transfer's id (status)")
     dump.add_argument("-o", "--output", metavar="FILE", help="write to FILE, not stdout")
     dump.set_defaults(handler=dump_state_command)
 

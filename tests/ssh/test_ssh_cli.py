@@ -130,3 +130,20 @@ known_hosts = "{base / "known_hosts"}"
     back = run("cp", f"{replica['location']}:{replica['path']}", "back", cwd=tmp_path, env=env)
     assert back.returncode == 0, back.stderr
     assert (tmp_path / "back").read_text() == "f"
+
+
+def test_ls_and_cat_on_a_host(tmp_path: Path, config: Path, remote_dir: Path) -> None:
+    env = {"SFD_TEST_USER": login_user(), "XDG_STATE_HOME": str(tmp_path / "state")}
+    (remote_dir / "sub").mkdir()
+    (remote_dir / "sub" / "f.txt").write_text("on the host")
+    where = f"hpc/host-a:{remote_dir}"
+    listed = json.loads(run("ls", "--json", "-R", where, cwd=tmp_path, env=env).stdout)
+    assert listed["location"] == "hpc/host-a"
+    assert [(e["name"], e["kind"]) for e in listed["entries"]] == [
+        ("sub", "dir"),
+        ("sub/f.txt", "file"),
+    ]
+    shown = run("cat", f"{where}/sub/f.txt", cwd=tmp_path, env=env)
+    assert shown.returncode == 0 and shown.stdout == "on the host"
+    deployments = json.loads(run("deployments", "--json", cwd=tmp_path, env=env).stdout)
+    assert {"name": "hpc", "type": "ssh", "locations": ["host-a", "host-b"]} in deployments
