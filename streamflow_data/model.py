@@ -18,6 +18,7 @@ __all__ = [
     "Digest",
     "ExecutionLocation",
     "check_partial_file",
+    "is_temporary_name",
     "is_temporary_of",
     "normalize_path",
     "relpath_fault",
@@ -130,6 +131,15 @@ def temporary_name(path: str) -> str:
     """
     directory, _, name = path.rpartition("/")
     return f"{directory}/.{name[:200]}.{os.urandom(6).hex()}.sfd-part"
+
+
+_TEMPORARY = re.compile(r"\..+\.[0-9a-f]{12}\.sfd-part")
+
+
+def is_temporary_name(name: str) -> bool:
+    """Whether ``name``, one path component, is a name :func:`temporary_name` gives: a
+    partial file, a staging tree or a connector's marker, never data to copy."""
+    return _TEMPORARY.fullmatch(name) is not None
 
 
 def is_temporary_of(candidate: str, path: str) -> bool:

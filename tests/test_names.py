@@ -124,3 +124,19 @@ async def test_a_transfer_that_fails_while_it_plans_is_journaled_as_failed(
             await manager.transfer_data(hostile, str(tmp_path / "src"), [LOCAL], f"{tmp_path}/d")
         [record] = await manager.transfers()
     assert record.state == "failed"
+
+
+async def test_what_an_interrupted_transfer_left_in_a_source_is_not_planned(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "data.txt").write_text("data")
+    (tmp_path / ".data.txt.0123456789ab.sfd-part").write_text("partial")
+    (tmp_path / ".tree.0123456789ab.sfd-part" / "f").mkdir(parents=True)
+    (tmp_path / ".not-ours.sfd-part").write_text("a user's file")
+    connector = LocalConnector()
+    try:
+        plan = await plan_transfer(connector, LOCAL, str(tmp_path))
+    finally:
+        await connector.close()
+    listed = sorted(e.relpath for e in [*plan.files, *plan.directories])
+    assert listed == [".not-ours.sfd-part", "data.txt"]

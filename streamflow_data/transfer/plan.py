@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from streamflow_data.connectors.base import Connector, FileKind, FileStat, WalkEntry
 from streamflow_data.errors import UnsafePathError
-from streamflow_data.model import ExecutionLocation, relpath_fault
+from streamflow_data.model import ExecutionLocation, is_temporary_name, relpath_fault
 
 __all__ = ["TransferPlan", "join", "plan_transfer", "without_setid"]
 
@@ -61,7 +61,8 @@ async def plan_transfer(
 
     Every name the connector lists is checked before anything is written: one that is not
     a plain relative path fails the whole transfer with :class:`UnsafePathError`, since
-    a listing that holds one cannot be trusted for the rest.
+    a listing that holds one cannot be trusted for the rest. What interrupted transfers
+    left (temporary names: partial files, staging trees, markers) is not copied.
     """
     root = await connector.stat(location, path, follow_symlinks=True)
     plan = TransferPlan(root)
@@ -77,6 +78,10 @@ async def plan_transfer(
         fault = relpath_fault(entry.relpath)
         if fault is not None:
             raise UnsafePathError(location, join(path, entry.relpath), f"listed with {fault}")
+        if ".sfd-part" in entry.relpath and any(
+            is_temporary_name(part) for part in entry.relpath.split("/")
+        ):
+            continue  # what an interrupted transfer left (a partial file, a marker): not data
         if entry.stat.kind is FileKind.FILE and not keep_setid:
             entry = WalkEntry(entry.relpath, without_setid(entry.stat))
         by_kind[entry.stat.kind].append(entry)

@@ -434,6 +434,27 @@ class S3Connector(Connector):
         finally:
             self._metadata.changed(location, [path], parents=False)
 
+    async def discard_leftovers(
+        self, location: ExecutionLocation, path: str, upload_id: str, marker: str
+    ) -> None:
+        """Abort the other multipart uploads of ``path``'s key and delete their markers:
+        what interrupted writers left (their abort failed, or their run was never
+        resumed), now that ``upload_id`` completed. Best effort: errors are ignored."""
+        key = _key(path)
+        with contextlib.suppress(ConnectorError):
+            answer = await self.request(location, path, "list_multipart_uploads", Prefix=key)
+            for upload in answer.get("Uploads", ()):
+                if upload["Key"] == key and upload["UploadId"] != upload_id:
+                    await self.abort_upload(location, path, upload["UploadId"])
+        directory, _, name = key.rpartition("/")
+        prefix = f"{directory}/.{name[:200]}." if directory else f".{name[:200]}."
+        with contextlib.suppress(ConnectorError):
+            answer = await self.request(location, path, "list_objects_v2", Prefix=prefix)
+            for item in answer.get("Contents", ()):
+                found = "/" + item["Key"]
+                if found != marker and is_temporary_of(found, path):
+                    await self.delete(location, found)
+
     async def abort_upload(self, location: ExecutionLocation, path: str, upload_id: str) -> None:
         await self.request(
             location, path, "abort_multipart_upload", Key=_key(path), UploadId=upload_id

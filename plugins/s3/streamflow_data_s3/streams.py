@@ -300,6 +300,10 @@ class S3Writer(Writer):
             await self._drain()
             parts = [self._parts[number] for number in sorted(self._parts)]
             await connector.complete_upload(self.location, self.path, self._upload_id, parts)
+            # The destination succeeded: uploads interrupted before it are never resumed.
+            await connector.discard_leftovers(
+                self.location, self.path, self._upload_id, self._token
+            )
         await self._unmark()
 
     async def _abort(self) -> None:
