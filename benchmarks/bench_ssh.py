@@ -6,6 +6,8 @@ Two sshd servers are started on 127.0.0.1 (as the SSH tests do). Figures:
 - 1 GiB SSH -> local, against ``ssh host 'cat src' > dst``;
 - 10,000 files of 4 KiB local -> SSH into fresh directories, against
   ``tar c | ssh host tar x``;
+- 800 files of 20 KiB local -> SSH with ``checksum = "sha256"``, against the same copy
+  with the default CRC32C;
 - 1 GiB local -> 2 SSH hosts in one call: wall time against one host, source bytes read;
 - one 4 KiB file local -> SSH with the connection open: ms per ``transfer_data`` call and
   remote round trips (channels opened) per call;
@@ -36,7 +38,7 @@ from statistics import median
 from streamflow_data_ssh import SSHConnector, SSHOptions
 
 from benchmarks.common import Figure, peak_rss_bytes, print_table
-from streamflow_data import DefaultDataManager, ExecutionLocation, LocalConnector
+from streamflow_data import DefaultDataManager, ExecutionLocation, LocalConnector, TransferSettings
 from tests.ssh.sshd import (
     SSHServer,
     client_key,
@@ -83,8 +85,10 @@ class Bench:
         subprocess.run(argv, check=True, **io)  # type: ignore[call-overload]
         return time.perf_counter() - started
 
-    def manager(self, servers: list[SSHServer]) -> AbstractAsyncContextManager[DefaultDataManager]:
-        return _manager(self.base, [(server.name, server.port) for server in servers])
+    def manager(
+        self, servers: list[SSHServer], settings: TransferSettings | None = None
+    ) -> AbstractAsyncContextManager[DefaultDataManager]:
+        return _manager(self.base, [(server.name, server.port) for server in servers], settings)
 
 
 def _options(base: Path, nodes: list[tuple[str, int]]) -> SSHOptions:
@@ -102,9 +106,12 @@ def _options(base: Path, nodes: list[tuple[str, int]]) -> SSHOptions:
 
 
 @asynccontextmanager
-async def _manager(base: Path, nodes: list[tuple[str, int]]) -> AsyncIterator[DefaultDataManager]:
+async def _manager(
+    base: Path, nodes: list[tuple[str, int]], settings: TransferSettings | None = None
+) -> AsyncIterator[DefaultDataManager]:
     connector = SSHConnector(_options(base, nodes))
-    async with DefaultDataManager({"local": LocalConnector(), "ssh": connector}) as manager:
+    connectors = {"local": LocalConnector(), "ssh": connector}
+    async with DefaultDataManager(connectors, settings=settings) as manager:
         yield manager
 
 
@@ -246,6 +253,37 @@ async def small_files(bench: Bench, rounds: int) -> list[Figure]:
     return [_ratio(name, 10_000, pairs, ">= 1.0x")]
 
 
+async def sha256_small_files(bench: Bench, rounds: int) -> list[Figure]:
+    """800 files of 20 KiB (16 MiB) with ``checksum = "sha256"`` against the same copy
+    with the default CRC32C: two long-lived managers, each warmed up by one copy, their
+    rounds alternated. The SHA-256 run reads every file back from the host."""
+    source = bench.base / "sha256-source"
+    await asyncio.to_thread(_files, source, 800, 20 << 10)
+    hashed_settings = TransferSettings(checksum="sha256")
+    one = bench.servers[:1]
+    async with bench.manager(one) as plain, bench.manager(one, hashed_settings) as hashed:
+        [a] = plain.locations("ssh")
+        for manager in (plain, hashed):
+            manager.register_path(LOCAL, str(source))
+            await manager.transfer_data(LOCAL, str(source), [a], str(bench.fresh()))
+        pairs = [
+            await _pair(
+                round_number % 2 == 1,
+                _ours(plain.transfer_data(LOCAL, str(source), [a], str(bench.fresh()))),
+                _ours(hashed.transfer_data(LOCAL, str(source), [a], str(bench.fresh()))),
+            )
+            for round_number in range(rounds)
+        ]
+    name = "800 x 20 KiB local -> SSH with checksum = sha256, files/s (baseline: crc32c)"
+    return [_ratio(name, 800, pairs, ">= 0.67x (sha256 costs <= 1.5x)")]
+
+
+def _files(source: Path, count: int, size: int) -> None:
+    source.mkdir(parents=True)
+    for index in range(count):
+        (source / f"f{index:04}").write_bytes(os.urandom(size))
+
+
 def _small_tree(source: Path) -> None:
     for directory in range(100):
         (source / f"d{directory:02}").mkdir(parents=True)
@@ -331,6 +369,7 @@ def main() -> None:
                 out.write(os.urandom(64 << 20))
         figures = asyncio.run(big_files(bench, args.rounds, blob))
         figures += asyncio.run(small_files(bench, args.rounds))
+        figures += asyncio.run(sha256_small_files(bench, args.rounds))
         figures += asyncio.run(one_small_file(bench))
         child = subprocess.run(
             [sys.executable, "-m", "benchmarks.bench_ssh", "--child-upload", str(base),

@@ -4,8 +4,9 @@ The in-stream CRC32C proves that each destination stored the bytes the engine se
 SHA-256, once every file is copied, the engine also reads each one back, from the source
 once and from every destination, and compares cryptographic hashes: end to end, whatever
 the storage did, before a staged tree is published. It costs one more read of the source
-and one of each copy; files are hashed ``max_concurrent_files`` at a time, a block at a
-time, in worker threads. A copy that differs is removed and its destination fails with
+and one of each copy: small files in batches (one remote command each over SSH), larger
+ones a block at a time, ``max_concurrent_files`` at a time, hashed in worker threads. A
+copy that differs is removed and its destination fails with
 :class:`~streamflow_data.errors.ChecksumMismatchError`.
 """
 
@@ -20,6 +21,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from streamflow_data.connectors.base import Connector, WalkEntry
 from streamflow_data.errors import ChecksumMismatchError, StreamFlowDataError
 from streamflow_data.model import ExecutionLocation
+from streamflow_data.transfer.batch import SmallFile, batches
 from streamflow_data.transfer.context import Destination, RunContext
 from streamflow_data.transfer.plan import join
 from streamflow_data.transfer.readback import read_back
@@ -39,32 +41,54 @@ class Sha256Verification:
     async def hash_sources(self, files: Iterable[WalkEntry]) -> None:
         """Hash the source of every file some destination received."""
         source = self._context.source
-
-        async def hash_one(entry: WalkEntry) -> None:
-            path = join(self._src_path, entry.relpath)
-            digest = await self._hash(source.connector, source.location, path)
-            self._expected[entry.relpath] = digest
-
-        await self._bounded(files, hash_one)
+        wanted = [(entry, join(self._src_path, entry.relpath)) for entry in files]
+        self._expected = await self._digests(source.connector, source.location, wanted)
 
     async def check(self, destination: Destination, files: Iterable[WalkEntry]) -> None:
         """Compare each of ``files`` stored at ``destination`` with its source; the first
         copy that differs is removed and raised as a mismatch."""
         connector, location = destination.connector, destination.location
-
-        async def check_one(entry: WalkEntry) -> None:
-            path = destination.target(entry.relpath)
-            found = await self._hash(connector, location, path)
+        wanted = [(entry, destination.target(entry.relpath)) for entry in files]
+        found = await self._digests(connector, location, wanted)
+        for entry, path in wanted:
             expected = self._expected[entry.relpath]
-            if found == expected:
-                return
+            if found[entry.relpath] == expected:
+                continue
             self._context.files[(entry.relpath, destination.index)] = FileState.INVALID
             with contextlib.suppress(StreamFlowDataError):
                 await connector.remove(location, path)
-            detail = f"sha256 {found} read back, the source's is {expected}; removed"
+            detail = f"sha256 {found[entry.relpath]} read back, the source's is {expected}; removed"
             raise ChecksumMismatchError(location, path, detail)
 
-        await self._bounded(files, check_one)
+    async def _digests(
+        self, connector: Connector, location: ExecutionLocation, wanted: list[tuple[WalkEntry, str]]
+    ) -> dict[str, str]:
+        """The SHA-256 of each (file, path) in ``wanted``, by relpath. Small files are read
+        in batches (:meth:`Connector.read_files`: one remote command for many, where the
+        connector has a bulk route), larger ones a block at a time."""
+        settings = self._context.settings
+        paths = {entry.relpath: path for entry, path in wanted}
+        small = [
+            SmallFile(entry.relpath, path, entry.stat)
+            for entry, path in wanted
+            if entry.stat.size <= settings.block_size
+        ]
+        large = [(entry, path) for entry, path in wanted if entry.stat.size > settings.block_size]
+        work: list[list[SmallFile] | tuple[WalkEntry, str]] = [
+            *batches(small, settings.max_batch_files, settings.block_size, 1),
+            *large,
+        ]
+        digests: dict[str, str] = {}
+
+        async def digest(item: list[SmallFile] | tuple[WalkEntry, str]) -> None:
+            if isinstance(item, tuple):
+                entry, path = item
+                digests[entry.relpath] = await self._hash(connector, location, path)
+            else:
+                digests.update(await self._hash_batch(connector, location, item, paths))
+
+        await self._bounded(work, digest)
+        return digests
 
     async def _hash(self, connector: Connector, location: ExecutionLocation, path: str) -> str:
         sha256 = hashlib.sha256()
@@ -75,15 +99,39 @@ class Sha256Verification:
         context.stats.read(location, size, time.monotonic() - started)
         return sha256.hexdigest()
 
+    async def _hash_batch(
+        self,
+        connector: Connector,
+        location: ExecutionLocation,
+        files: list[SmallFile],
+        paths: dict[str, str],
+    ) -> dict[str, str]:
+        context = self._context
+        started = time.monotonic()
+        async with context.sessions.slot(location):
+            contents = await connector.read_files(location, [paths[f.relpath] for f in files])
+        for content in contents:
+            if isinstance(content, Exception):
+                raise content
+        datas = [content for content in contents if not isinstance(content, Exception)]
+        size = sum(len(data) for data in datas)
+        context.stats.read(location, size, time.monotonic() - started)
+        hexdigests = await asyncio.to_thread(
+            lambda: [hashlib.sha256(data).hexdigest() for data in datas]
+        )
+        return {file.relpath: digest for file, digest in zip(files, hexdigests, strict=True)}
+
     async def _bounded(
-        self, files: Iterable[WalkEntry], operation: Callable[[WalkEntry], Awaitable[None]]
+        self,
+        work: Iterable[list[SmallFile] | tuple[WalkEntry, str]],
+        operation: Callable[[list[SmallFile] | tuple[WalkEntry, str]], Awaitable[None]],
     ) -> None:
-        """``operation`` on each file, ``max_concurrent_files`` at a time."""
-        pending = iter(files)
+        """``operation`` on each item of work, ``max_concurrent_files`` at a time."""
+        pending = iter(work)
 
         async def worker() -> None:
-            for entry in pending:
-                await operation(entry)
+            for item in pending:
+                await operation(item)
 
         try:
             async with asyncio.TaskGroup() as group:

@@ -229,3 +229,28 @@ async def test_a_link_to_a_tree_is_copied_as_the_tree(
     await manager.transfer_data(host_a, str(remote_dir / "link"), [LOCAL], str(tmp_path / "back"))
     expected = await asyncio.to_thread(snapshot, source)
     assert await asyncio.to_thread(snapshot, tmp_path / "back") == expected
+
+
+async def test_sha256_verification_reads_small_files_back_in_batches(
+    ssh: SSHConnector, host_a: ExecutionLocation, remote_dir: Path, tmp_path: Path
+) -> None:
+    """One remote command reads back many small files, not one or more per file."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for index in range(100):
+        (source / f"f{index:03}").write_bytes(os.urandom(4096))
+    commands = {}
+    for checksum in ("crc32c", "sha256"):
+        settings = SMALL_CHUNKS.replace(checksum=checksum, max_concurrent_files=1)
+        connector = SSHConnector(ssh.options)
+        try:
+            async with DefaultDataManager(
+                {"local": LocalConnector(), "ssh": connector}, settings=settings
+            ) as manager:
+                manager.register_path(LOCAL, str(source))
+                target = remote_dir / checksum
+                await manager.transfer_data(LOCAL, str(source), [host_a], str(target))
+                commands[checksum] = connector.channels_opened(host_a)
+        finally:
+            await connector.close()
+    assert commands["sha256"] - commands["crc32c"] <= 2, commands  # 300 more, one by one
