@@ -16,6 +16,7 @@ from streamflow_data.catalog.deliveries import DeliveryRows, StoredFile
 from streamflow_data.catalog.journal import (
     SqliteJournal,
     TransferRecord,
+    already_valid,
     dump_state,
     transfer_records,
 )
@@ -23,6 +24,7 @@ from streamflow_data.catalog.locks import TransferLocks
 from streamflow_data.catalog.replicas import ReplicaLog
 from streamflow_data.catalog.totals import add_statistics, load_statistics
 from streamflow_data.config import CatalogSettings
+from streamflow_data.connectors.base import WalkEntry
 from streamflow_data.mapper import RemotePathMapper
 from streamflow_data.model import ExecutionLocation
 from streamflow_data.transfer.stats import Statistics
@@ -69,6 +71,17 @@ class Catalog:
         """The journal of a transfer with these arguments (``destinations`` are
         (location, path) pairs), with its earlier run if any."""
         return await SqliteJournal.begin(self._database, source, src_path, destinations)
+
+    async def already_valid(
+        self,
+        source: ExecutionLocation,
+        src_path: str,
+        destinations: Sequence[tuple[ExecutionLocation, str]],
+        files: Sequence[WalkEntry],
+    ) -> list[tuple[int, int]]:
+        """Per destination, the files and bytes of ``files`` an earlier run left valid
+        (see :func:`.journal.already_valid`); nothing is written."""
+        return await already_valid(self._database, source, src_path, destinations, files)
 
     async def transfers(self, transfer: int | None = None) -> list[TransferRecord]:
         """Journaled transfers, newest first (only ``transfer`` when given)."""

@@ -24,7 +24,7 @@ from streamflow_data.model import ExecutionLocation
 from streamflow_data.transfer.journal import ChunkMark, PriorCopy, PriorRun, RunJournal
 from streamflow_data.transfer.state import FileState
 
-__all__ = ["SqliteJournal", "TransferRecord", "dump_state", "transfer_records"]
+__all__ = ["SqliteJournal", "TransferRecord", "already_valid", "dump_state", "transfer_records"]
 
 _STATE = (
     "INSERT INTO file_states (transfer, relpath, destination, state, token) "
@@ -225,6 +225,33 @@ def _stored_destinations(key: str) -> list[tuple[str, str]]:
     if len(parts) == 4:  # [source, src_path, location keys, the path they all share]
         return [(location, parts[3]) for location in parts[2]]
     return [(location, path) for location, path in parts[2]]
+
+
+async def already_valid(
+    database: Database,
+    source: ExecutionLocation,
+    src_path: str,
+    destinations: Sequence[tuple[ExecutionLocation, str]],
+    files: Sequence[WalkEntry],
+) -> list[tuple[int, int]]:
+    """For each destination, the number and bytes of ``files`` that the last run of the
+    same source to it left valid, from a source unchanged since (size and time): what a
+    run would skip, if they are still there. Reads only; writes no journal entry."""
+    pairs = [(location_key(location), path) for location, path in destinations]
+    stored = sorted(set(pairs))
+    planned = {entry.relpath: entry.stat for entry in files}
+    valid: dict[int, dict[str, int]] = {}
+    for earlier in await _Earlier.latest(database, source, src_path, stored):
+        for (relpath, number), copy in earlier.copies.items():
+            stat = planned.get(relpath)
+            if (
+                stat is not None
+                and copy.state is FileState.VALID
+                and earlier.sources.get(relpath) == (stat.size, stat.mtime_ns)
+            ):
+                valid.setdefault(number, {})[relpath] = stat.size
+    found = [valid.get(stored.index(pair), {}) for pair in pairs]
+    return [(len(sizes), sum(sizes.values())) for sizes in found]
 
 
 @dataclass(slots=True)

@@ -189,7 +189,13 @@ async def copy_command(session: Session, args: argparse.Namespace) -> int:
                 outcomes.append(_Outcome(text, location, path))
         if args.dry_run:
             plan = await plan_transfer(connector, src_location, src.path)
-            return _print_plan(session, str(src), plan.files, plan.total_bytes, outcomes)
+            done: list[tuple[int, int]] = [(0, 0)] * len(outcomes)
+            if manager.catalog is not None:
+                pairs = [(o.location, o.path) for o in outcomes]
+                done = await manager.catalog.already_valid(
+                    src_location, src.path, pairs, plan.files
+                )
+            return _print_plan(session, str(src), plan.files, plan.total_bytes, outcomes, done)
         manager.register_path(src_location, src.path)
         await _transfer(manager, src_location, src.path, outcomes, args.independent)
     if display is not None:
@@ -223,10 +229,24 @@ async def _transfer(
 
 
 def _print_plan(
-    session: Session, src: str, files: list[Any], total: int, outcomes: list[_Outcome]
+    session: Session,
+    src: str,
+    files: list[Any],
+    total: int,
+    outcomes: list[_Outcome],
+    done: list[tuple[int, int]],
 ) -> int:
+    """What a real run would do; ``done`` is, per destination, the files and bytes the
+    journal says an earlier run left valid there (skipped if they are still there)."""
     destinations = [
-        {"destination": o.target, "location": str(o.location), "path": o.path} for o in outcomes
+        {
+            "destination": o.target,
+            "location": str(o.location),
+            "path": o.path,
+            "skip_files": skipped,
+            "skip_bytes": skipped_bytes,
+        }
+        for o, (skipped, skipped_bytes) in zip(outcomes, done, strict=True)
     ]
     if session.json:
         session.emit(
@@ -240,8 +260,13 @@ def _print_plan(
         )
         return EXIT_OK
     print(f"would copy {src}: {len(files)} file(s), {human(total)}", file=session.stdout)
-    for destination in destinations:
-        print(f"  -> {destination['location']}:{destination['path']}", file=session.stdout)
+    for destination, (skipped, skipped_bytes) in zip(destinations, done, strict=True):
+        where = f"  -> {destination['location']}:{destination['path']}"
+        if skipped == len(files) and files:
+            where += ": nothing to do, every file already copied and unchanged"
+        elif skipped:
+            where += f": would skip {skipped} file(s), {human(skipped_bytes)}, already copied"
+        print(where, file=session.stdout)
     print("the source would be read once for every destination", file=session.stdout)
     return EXIT_OK
 

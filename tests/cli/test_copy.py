@@ -163,6 +163,23 @@ def test_dry_run_prints_the_plan_and_copies_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "one").exists() and os.listdir(tmp_path / "into") == []
     plan = json.loads(run("cp", "-n", "--json", "src", "one", cwd=tmp_path).stdout)
     assert (plan["dry_run"], plan["files"], plan["bytes"]) == (True, 4, 8192)
+    assert plan["destinations"][0]["skip_files"] == 0
+
+
+def test_dry_run_says_what_the_journal_would_skip(tmp_path: Path) -> None:
+    _tree(tmp_path / "src", files=4, size=2048)
+    assert run("cp", "--no-progress", "src", "one", cwd=tmp_path).returncode == 0
+    (tmp_path / "src" / "f0").write_bytes(b"changed since")  # a newer source: copied again
+    plan = json.loads(run("cp", "-n", "--json", "src", "one", "two", cwd=tmp_path).stdout)
+    skips = [(d["skip_files"], d["skip_bytes"]) for d in plan["destinations"]]
+    assert skips == [(3, 3 * 2048), (0, 0)]
+    text = run("cp", "-n", "src", "one", cwd=tmp_path).stdout
+    assert "would skip 3 file(s), 6.0 KiB, already copied" in text
+    assert not (tmp_path / "two").exists()
+    assert len(json.loads(run("status", "--json").stdout)) == 1  # dry runs journal nothing
+    assert run("cp", "--no-progress", "src", "one", cwd=tmp_path).returncode == 0
+    again = run("cp", "-n", "src", "one", cwd=tmp_path).stdout
+    assert "nothing to do, every file already copied and unchanged" in again
 
 
 def test_some_destinations_failing_is_a_partial_failure(tmp_path: Path) -> None:
