@@ -147,6 +147,9 @@ class _CountingReader(Reader):
         owner.bytes_read += count
         return count
 
+    async def changed(self) -> str | None:
+        return await self.inner.changed()
+
     async def close(self) -> None:
         await self.inner.close()
 

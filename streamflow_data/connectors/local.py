@@ -139,8 +139,8 @@ class LocalConnector(Connector):
 
     async def open_reader(self, location: ExecutionLocation, path: str) -> Reader:
         """Open ``path`` for ranged reads with ``pread``."""
-        fd = await self._run(location, path, os.open, path, os.O_RDONLY | os.O_CLOEXEC)
-        return _LocalReader(self, location, path, fd)
+        fd, identity = await self._run(location, path, files.open_for_reading, path)
+        return _LocalReader(self, location, path, fd, identity)
 
     async def open_writer(
         self,
@@ -278,12 +278,25 @@ class LocalConnector(Connector):
 
 class _LocalReader(Reader):
     def __init__(
-        self, connector: LocalConnector, location: ExecutionLocation, path: str, fd: int
+        self,
+        connector: LocalConnector,
+        location: ExecutionLocation,
+        path: str,
+        fd: int,
+        identity: files.FileIdentity,
     ) -> None:
         self._connector = connector
         self._location = location
         self._path = path
         self._fd = fd
+        self._identity = identity
+
+    async def changed(self) -> str | None:
+        """By the file's size and times (``fstat``), and by whether its path still names
+        it (a file replaced by a rename was read whole, but is not what the path holds)."""
+        return await self._connector._run(
+            self._location, self._path, files.change_since, self._fd, self._path, self._identity
+        )
 
     async def read(self, offset: int, size: int) -> bytes:
         return await self._connector._run(

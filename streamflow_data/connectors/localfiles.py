@@ -21,6 +21,8 @@ from streamflow_data.model import Digest, temporary_name
 
 __all__ = [
     "UMASK",
+    "FileIdentity",
+    "change_since",
     "copy_contents",
     "copy_file",
     "create",
@@ -30,6 +32,7 @@ __all__ = [
     "file_stat",
     "finish",
     "held_digest",
+    "open_for_reading",
     "pwrite_all",
     "read_whole",
     "remove",
@@ -77,6 +80,41 @@ def walk_batches(root: str) -> Generator[list[WalkEntry], None, None]:
                     batch = []
     if batch:
         yield batch
+
+
+FileIdentity = tuple[int, int, int, int, int]
+"""A file as opened: device, inode, size, modification and change times (ns)."""
+
+
+def _identity(st: os.stat_result) -> FileIdentity:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def open_for_reading(path: str) -> tuple[int, FileIdentity]:
+    """A descriptor of ``path`` for ``pread``, and what the file was when opened."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return fd, _identity(os.fstat(fd))
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def change_since(fd: int, path: str, opened: FileIdentity) -> str | None:
+    """How the file open as ``fd`` changed since it was ``opened``: written to (its size or
+    times moved), or ``path`` removed or replaced by another file; None if it did not."""
+    now = _identity(os.fstat(fd))
+    if now[2] != opened[2]:
+        return f"its size went from {opened[2]} to {now[2]} bytes while it was read"
+    if now[3:] != opened[3:]:
+        return "it was written to while it was read"
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return "it was removed while it was read"
+    if (named.st_dev, named.st_ino) != opened[:2]:
+        return "another file replaced it while it was read"
+    return None
 
 
 def _process_umask() -> int | None:

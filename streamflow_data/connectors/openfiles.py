@@ -53,6 +53,13 @@ class Reader(abc.ABC):
         local file holds already. Called only when :attr:`writes_local_files`."""
         raise NotImplementedError
 
+    async def changed(self) -> str | None:
+        """Why the file is no longer the one opened (rewritten in place, replaced, resized),
+        else None; the engine asks after its last read of a file and before publishing a
+        copy of it, so that a file changed meanwhile is never published torn. The default,
+        None, is for storage that cannot tell (its size is still checked)."""
+        return None
+
     @abc.abstractmethod
     async def close(self) -> None:
         """Release the file."""

@@ -405,10 +405,15 @@ class FileCopy:
         if source_error:
             error = source_error[0]
             raise error if isinstance(error, _SourceError) else _SourceError(error)
+        # A file changed while it was read would give copies matching neither version:
+        # the attempt fails (retryable: the file is read again) and nothing is published.
         async with self._reading():
-            beyond = await reader.read(self.stat.size, 1)
-        if beyond:  # the file grew: what was copied is not the file any more
-            self._check_size(self.stat.size + len(beyond))
+            why = await reader.changed()
+            if why is None and await reader.read(self.stat.size, 1):
+                why = "it grew while it was read"
+        if why is not None:
+            detail = f"the file changed during the transfer: {why}"
+            raise _SourceError(ConnectorError(self.context.source.location, self.src, detail))
         if not self.settings.verify_writes or Direction.DOWNLOAD in direct.values():
             return None  # no byte passed through this process (see LocalRanges)
         digest_crc = chunk_crcs[0]

@@ -24,6 +24,7 @@ from streamflow_data import (
 from tests.helpers import TREE_BYTES, make_tree, snapshot
 from tests.ssh.conftest import LOCAL, SMALL_CHUNKS, OptionsFactory, directed, round_trip
 from tests.ssh.sshd import SSHServer, login_user, owned_directory
+from tests.wrappers import WrappingConnector
 
 
 @pytest.fixture
@@ -254,3 +255,33 @@ async def test_sha256_verification_reads_small_files_back_in_batches(
         finally:
             await connector.close()
     assert commands["sha256"] - commands["crc32c"] <= 2, commands  # 300 more, one by one
+
+
+async def test_a_host_file_rewritten_while_read_is_read_again(
+    ssh_options: OptionsFactory, remote_dir: Path, tmp_path: Path
+) -> None:
+    # Blocks through this process (the master writing the local file itself bypasses the
+    # writer that stalls here); the check is the same either way.
+    ssh = SSHConnector(ssh_options(streams="asyncssh"))
+    host_a = ssh.locations("ssh")[0]
+    source = remote_dir / "big.bin"
+    await asyncio.to_thread(source.write_bytes, os.urandom(3 << 20))
+    stalled = WrappingConnector(str(tmp_path / "here"), stall_writes=True)
+    await asyncio.to_thread((tmp_path / "here").mkdir)
+    here = ExecutionLocation("here", "localhost", local=True)
+    settings = SMALL_CHUNKS.replace(max_retries=1)
+    async with DefaultDataManager({"ssh": ssh, "here": stalled}, settings=settings) as manager:
+        manager.register_path(host_a, str(source))
+        copy = asyncio.create_task(manager.transfer_data(host_a, str(source), [here], "/c.bin"))
+        await asyncio.wait_for(stalled.write_started.wait(), 10)
+        newer = os.urandom(3 << 20)
+
+        def rewrite() -> None:
+            with source.open("r+b") as file:
+                file.write(newer)
+
+        await asyncio.to_thread(rewrite)
+        stalled.release.set()
+        await copy
+        assert manager.statistics.retries == 1
+    assert await asyncio.to_thread((tmp_path / "here" / "c.bin").read_bytes) == newer

@@ -60,7 +60,7 @@ from streamflow_data_ssh.remote import (
     path_list,
     q,
 )
-from streamflow_data_ssh.streams import SSHReader, SSHWriter
+from streamflow_data_ssh.streams import SSHReader, SSHWriter, identity_command
 
 __all__ = ["SSHConnector"]
 
@@ -194,12 +194,12 @@ class SSHConnector(Connector):
     async def open_reader(self, location: ExecutionLocation, path: str) -> Reader:
         pool = self._pool(location)
         quoted = q(path)
-        await pool.check(
+        identity = await pool.check(
             f"[ -d {quoted} ] && exit {EXIT_EXISTS}; [ -f {quoted} ] || exit {EXIT_NOT_FOUND}; "
-            f"[ -r {quoted} ] || exit {EXIT_DENIED}",
+            f"[ -r {quoted} ] || exit {EXIT_DENIED}; {identity_command(path)}",
             path,
         )
-        return SSHReader(pool, path)
+        return SSHReader(pool, path, identity)
 
     async def open_writer(
         self,

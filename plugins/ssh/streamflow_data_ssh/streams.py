@@ -27,7 +27,7 @@ import asyncssh
 
 from streamflow_data.checksum import crc32c, crc32c_of_pieces
 from streamflow_data.connectors.base import Reader, Writer
-from streamflow_data.errors import ChecksumMismatchError, ConnectorError
+from streamflow_data.errors import ChecksumMismatchError, ConnectorError, PathNotFoundError
 from streamflow_data.model import Digest, ExecutionLocation, temporary_name
 from streamflow_data_ssh.channels import Stream
 from streamflow_data_ssh.pool import NodePool
@@ -42,7 +42,7 @@ from streamflow_data_ssh.remote import (
     translate,
 )
 
-__all__ = ["SSHReader", "SSHWriter"]
+__all__ = ["SSHReader", "SSHWriter", "identity_command"]
 
 _BLOCK = "bs=256K status=none"
 """``dd``'s buffer on the host. Writing 1 GiB through one ``dd`` (sessions of one master,
@@ -125,13 +125,37 @@ class _Lanes:
                 await self.shut(lane)
 
 
+def identity_command(path: str) -> str:
+    """A command printing what the file at ``path`` is now: device, inode, size,
+    modification and change times (as ``find`` sees them, links followed)."""
+    return f"find -L {q(path)} -maxdepth 0 -printf '%D %i %s %T@ %C@'"
+
+
 class SSHReader(Reader):
     """Ranged reads of one remote file."""
 
-    def __init__(self, pool: NodePool, path: str) -> None:
+    def __init__(self, pool: NodePool, path: str, identity: bytes) -> None:
         self.pool = pool
         self.path = path
+        self._identity = identity
+        """What :func:`identity_command` printed when the file was opened."""
         self._lanes = _Lanes(pool, self._stop)
+
+    async def changed(self) -> str | None:
+        """By the file's device, inode, size and times on the host, asked anew (one round
+        trip, no cached answer)."""
+        try:
+            now = await self.pool.check(identity_command(self.path), self.path)
+        except PathNotFoundError:
+            return "it was removed while it was read"
+        if now == self._identity:
+            return None
+        before, after = self._identity.split(), now.split()
+        if before[:2] != after[:2]:
+            return "another file replaced it while it was read"
+        if before[2:3] != after[2:3]:
+            return f"its size went from {before[2].decode()} to {after[2].decode()} bytes"
+        return "it was written to while it was read"
 
     async def read(self, offset: int, size: int) -> bytes:
         buffer = bytearray(size)
