@@ -29,10 +29,8 @@ _INVALID = DataType.INVALID
 
 
 def _canonical(path: str) -> str:
-    """Normalize only when the path may need it: the common canonical case costs two scans.
-
-    (:meth:`RemotePathMapper.register` repeats this test inline, for speed.)
-    """
+    """Normalize only when the path may need it: the common canonical case costs a few
+    scans, no allocation."""
     if (
         "//" in path
         or "/." in path
@@ -168,15 +166,7 @@ class RemotePathMapper:
         Registering again what is already registered, with the same data type, returns the
         existing replica. Registering INVALID invalidates, as :meth:`invalidate` does.
         """
-        if (
-            "//" in path
-            or "/." in path
-            or path[-1:] == "/"
-            or path[:1] != "/"
-            or "\0" in path
-            or not path.isascii()
-        ):
-            path = normalize_path(path)
+        path = _canonical(path)
         by_path = self._by_path
         if available and path not in by_path and data_type is not _INVALID:
             # The hot path, a path seen nowhere yet: one allocation, two dictionary writes.
