@@ -142,8 +142,9 @@ def start_server(
     With ``own_view`` (shared, own), as root, the server runs in a mount namespace of its
     own where the directory ``own`` is mounted at ``shared``: a second host whose files at
     a path are not the first host's (the benchmark's hosts share one machine).
-    ``settings`` are more ``sshd_config`` lines (``SetEnv PATH=...`` gives the sessions
-    programs of the test's own).
+    ``settings`` are more ``sshd_config`` lines, ahead of the defaults, which they
+    override (``SetEnv PATH=...`` gives the sessions programs of the test's own;
+    ``MaxSessions 4``).
     """
     if not os.path.exists(SSHD):
         raise RuntimeError(f"{SSHD} is missing: run `bash .ci/install` (openssh-server)")
@@ -155,8 +156,8 @@ def start_server(
     os.chmod(directory / "host_key", 0o600)
     shutil.copy(str(client) + ".pub", directory / "authorized_keys")
     port = _free_port()
-    (directory / "sshd_config").write_text(
-        f"""Port {port}
+    (directory / "sshd_config").write_text(  # sshd keeps the first value of a keyword
+        f"""{settings}Port {port}
 ListenAddress 127.0.0.1
 HostKey {directory / "host_key"}
 AuthorizedKeysFile {directory / "authorized_keys"}
@@ -170,7 +171,7 @@ PermitRootLogin prohibit-password
 MaxSessions 32
 MaxStartups 64
 LogLevel ERROR
-{settings}"""
+"""
     )
     process = _launch(directory, own_view)
     _wait_listening(port, process)

@@ -33,7 +33,13 @@ from streamflow_data import (
 )
 from streamflow_data.errors import ConnectorError
 from tests.ssh.conftest import LOCAL, OptionsFactory
-from tests.ssh.sshd import SSHServer
+from tests.ssh.sshd import (
+    SSHServer,
+    client_key,
+    known_hosts,
+    login_user,
+    start_server,
+)
 
 
 def test_options_name_every_mistake() -> None:
@@ -379,3 +385,38 @@ async def test_stat_and_walk_answers_are_kept_until_a_write_or_their_ttl(
         assert (await connector.stat(host, path)).size == 23  # expired
     finally:
         await connector.close()
+
+
+async def test_a_pool_at_the_servers_session_limit_has_no_channel_refused(
+    ssh_base: Path, remote_dir: Path
+) -> None:
+    """sshd counts a closed session until its loop collects it: a channel asked for at once
+    may be refused at the limit, and is asked for again."""
+    directory = ssh_base / "limited"
+    server = start_server("limited", directory, client_key(ssh_base), None, "MaxSessions 4\n")
+    try:
+        known_hosts([server], directory / "known_hosts")
+        options = {
+            "nodes": [{"hostname": "127.0.0.1", "port": server.port, "name": "limited"}],
+            "username": login_user(),
+            "client_keys": [str(ssh_base / "client_key")],
+            "known_hosts": str(directory / "known_hosts"),
+            "max_connections": 1,
+            "max_sessions": 4,
+            "retries": 0,
+        }
+        connector = SSHConnector(SSHOptions.model_validate(options))
+        [host] = connector.locations("ssh")
+        try:
+            results = await asyncio.gather(
+                *(
+                    connector.write_file(host, f"{remote_dir}/f{n}", b"x" * 4096)
+                    for n in range(100)
+                ),
+                return_exceptions=True,
+            )
+        finally:
+            await connector.close()
+        assert [r for r in results if r is not None] == []
+    finally:
+        server.stop()

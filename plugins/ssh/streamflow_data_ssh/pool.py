@@ -95,6 +95,37 @@ class _Slots:
     idle: collections.OrderedDict[Stream, Closer] = field(default_factory=collections.OrderedDict)
 
 
+_REFUSED_WAIT = 0.02
+_REFUSED_TRIES = 50
+"""A channel the server refuses is asked for again after ``_REFUSED_WAIT`` s, at most
+``_REFUSED_TRIES`` times (see :func:`_open_process`)."""
+
+
+async def _open_process(
+    connection: asyncssh.SSHClientConnection, command: str, data: bytes | None = None
+) -> asyncssh.SSHClientProcess[bytes]:
+    """``command`` started in a new channel, given ``data`` as its whole input if any.
+
+    sshd counts a closed session against ``MaxSessions`` until its loop has collected
+    the channel, which may be after it reads the next channel request in the same buffer:
+    at the limit, it then refuses that request ("no more sessions"), though our count is
+    right. Such a refusal is asked again after a moment; the command had not started.
+    """
+    tries = 1
+    while True:
+        try:
+            process: asyncssh.SSHClientProcess[bytes] = await connection.create_process(
+                wire(in_c_locale(command)), input=data, encoding=None
+            )
+        except asyncssh.ChannelOpenError:
+            if tries >= _REFUSED_TRIES:
+                raise
+            tries += 1
+            await asyncio.sleep(_REFUSED_WAIT)
+        else:
+            return process
+
+
 _DOWN_FOR = 10.0
 """Seconds after a node's connection attempts all failed during which a new connection
 is tried once, without retries (or as long as those attempts took, if longer)."""
@@ -298,7 +329,7 @@ class NodePool:
                     master.sessions -= 1
                 return
             async with self._connection() as connection:
-                process = await connection.create_process(wire(in_c_locale(command)), encoding=None)
+                process = await _open_process(connection, command)
                 self.streams.asyncssh += 1
                 yield AsyncsshStream(process)
 
@@ -380,10 +411,8 @@ class NodePool:
                         await stream.send_pieces(pieces)
                         return await stream.finish()
                 async with self.channel() as connection:
-                    joined = b"".join(pieces)
-                    result = await connection.run(
-                        wire(in_c_locale(command)), input=joined, encoding=None
-                    )
+                    process = await _open_process(connection, command, b"".join(pieces))
+                    result = await process.wait()
                 return completed(result)
             except (asyncssh.Error, OSError) as exc:
                 error = translate(exc, self.location, path)
