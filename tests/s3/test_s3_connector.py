@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import subprocess
@@ -23,6 +24,7 @@ from streamflow_data import (
     LocationUnreachableError,
     PathNotFoundError,
     PermissionDeniedError,
+    TransferError,
     TransferSettings,
     create_connector,
 )
@@ -296,3 +298,23 @@ async def test_a_commit_with_parts_still_in_flight_adds_no_empty_part(
     head = await s3.request(bucket_location, "/even", "head_object", Key="even")
     assert head["ETag"].endswith('-2"')
     assert await s3.read_file(bucket_location, "/even") == data
+
+
+async def test_an_unreachable_endpoint_is_retried_once_per_transfer_not_per_request(
+    s3_options: OptionsFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every request of a transfer, and the engine's retries, would wait out botocore's
+    back-off for the same refusal: after one request did, the others try once."""
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    connector = S3Connector(s3_options(endpoint_url=f"http://127.0.0.1:{port}", retries=2))
+    location = connector.locations("s3")[0]
+    (tmp_path / "f").write_text("f")
+    caplog.set_level(logging.DEBUG, logger="botocore.retries.standard")
+    async with DefaultDataManager({"s3": connector}) as manager:
+        manager.register_path(LOCAL, str(tmp_path / "f"))
+        with pytest.raises(TransferError):
+            await manager.transfer_data(LOCAL, str(tmp_path / "f"), [location], "/f")
+    retried = [r for r in caplog.records if r.getMessage().startswith("Retry needed, retrying")]
+    assert len(retried) == 2  # one request's two retries, whatever asked after it

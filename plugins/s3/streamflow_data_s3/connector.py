@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Self
 
@@ -36,6 +37,7 @@ from streamflow_data.errors import (
     ChecksumMismatchError,
     ConnectorError,
     InvalidPathError,
+    LocationUnreachableError,
     NotDirectoryError,
     PathExistsError,
     PathNotFoundError,
@@ -85,6 +87,12 @@ def _send_at_once(request: Any, **_: object) -> None:
     request.headers.pop("Expect", None)
 
 
+_UNREACHABLE_FOR = 10.0
+"""Seconds after a request found the endpoint unreachable through all its retries during
+which requests are tried once: every operation of a transfer, and the engine's retries of
+each, would otherwise wait out the same back-off for the same answer."""
+
+
 class S3Connector(Connector):
     """The buckets of an S3 endpoint, each one location."""
 
@@ -100,6 +108,8 @@ class S3Connector(Connector):
         self.options = options
         """The validated options this connector runs with."""
         self._client: Any = None
+        self._once: Any = None  # the same, trying each request once (see _s3)
+        self._unreachable_until = 0.0
         self._lister: Any = None  # the ListObjectsV2 paginator
         self._stack = contextlib.AsyncExitStack()
         self._opening = asyncio.Lock()
@@ -122,39 +132,71 @@ class S3Connector(Connector):
     # -- requests --------------------------------------------------------------------------
 
     async def _s3(self) -> Any:
-        """The aiobotocore client, created on first use (its set-up reads files: a thread)."""
+        """The aiobotocore client, created on first use (its set-up reads files: a thread);
+        for a while after the endpoint was unreachable through all of its retries, a client
+        that tries each request once (see :data:`_UNREACHABLE_FOR`)."""
         async with self._opening:
             if self._client is None:
-                options = self.options
-                session = await asyncio.to_thread(prepared_session, options)
-                config = AioConfig(
-                    retries={"max_attempts": options.retries + 1, "mode": "standard"},
-                    s3={"addressing_style": options.addressing_style},
-                    connect_timeout=options.connect_timeout,
-                    read_timeout=options.read_timeout,
-                    max_pool_connections=options.max_concurrency * len(options.buckets) + 4,
-                    request_checksum_calculation="when_required",
-                    response_checksum_validation="when_required",
-                )
-                secret = options.secret_access_key
-                token = options.session_token
-                self._client = await self._stack.enter_async_context(
-                    session.create_client(
-                        "s3",
-                        region_name=options.region,
-                        endpoint_url=options.endpoint_url,
-                        aws_access_key_id=options.access_key_id,
-                        aws_secret_access_key=None if secret is None else secret.get_secret_value(),
-                        aws_session_token=None if token is None else token.get_secret_value(),
-                        config=config,
-                    )
-                )
-                self._client.meta.events.register("before-send.s3.PutObject", _send_at_once)
+                self._client = await self._create_client(self.options.retries + 1)
                 # Its model file is read on first use: in a thread, once.
                 self._lister = await asyncio.to_thread(
                     self._client.get_paginator, "list_objects_v2"
                 )
-            return self._client
+            if time.monotonic() >= self._unreachable_until:
+                return self._client
+            if self._once is None:
+                self._once = await self._create_client(1)
+            return self._once
+
+    async def _create_client(self, attempts: int) -> Any:
+        options = self.options
+        session = await asyncio.to_thread(prepared_session, options)
+        config = AioConfig(
+            retries={"total_max_attempts": attempts, "mode": "standard"},
+            s3={"addressing_style": options.addressing_style},
+            connect_timeout=options.connect_timeout,
+            read_timeout=options.read_timeout,
+            max_pool_connections=options.max_concurrency * len(options.buckets) + 4,
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        secret = options.secret_access_key
+        token = options.session_token
+        client = await self._stack.enter_async_context(
+            session.create_client(
+                "s3",
+                region_name=options.region,
+                endpoint_url=options.endpoint_url,
+                aws_access_key_id=options.access_key_id,
+                aws_secret_access_key=None if secret is None else secret.get_secret_value(),
+                aws_session_token=None if token is None else token.get_secret_value(),
+                config=config,
+            )
+        )
+        client.meta.events.register("before-send.s3.PutObject", _send_at_once)
+        return client
+
+    def _answered(self, client: Any, error: ConnectorError | None) -> None:
+        """Note how a request of ``client`` ended: the endpoint unreachable through all
+        the retries of the main client starts a while of single attempts, which any
+        answer ends."""
+        if error is None:
+            if client is self._once:
+                self._unreachable_until = 0.0
+        elif isinstance(error, LocationUnreachableError) and client is self._client:
+            self._unreachable_until = time.monotonic() + _UNREACHABLE_FOR
+
+    async def _call(
+        self, client: Any, location: ExecutionLocation, path: str, operation: str, arguments: Any
+    ) -> Any:
+        try:
+            answer = await getattr(client, operation)(Bucket=location.name, **arguments)
+        except Exception as exc:
+            error = translate(exc, location, path)
+            self._answered(client, error)
+            raise error from exc
+        self._answered(client, None)
+        return answer
 
     def _slot(self, location: ExecutionLocation) -> asyncio.Semaphore:
         slot = self._slots.get(location.name)
@@ -173,21 +215,14 @@ class S3Connector(Connector):
     ) -> Any:
         """One request on the bucket, within its concurrency limit, errors translated."""
         client = await self._s3()
-        try:
-            async with self._slot(location):
-                return await getattr(client, operation)(Bucket=location.name, **arguments)
-        except Exception as exc:
-            raise translate(exc, location, path) from exc
+        async with self._slot(location):
+            return await self._call(client, location, path, operation, arguments)
 
     async def _unlimited(
         self, location: ExecutionLocation, path: str, operation: str, **arguments: Any
     ) -> Any:
         """A request made while holding a slot already (a writer's part)."""
-        client = await self._s3()
-        try:
-            return await getattr(client, operation)(Bucket=location.name, **arguments)
-        except Exception as exc:
-            raise translate(exc, location, path) from exc
+        return await self._call(await self._s3(), location, path, operation, arguments)
 
     async def _head(self, location: ExecutionLocation, key: str, path: str) -> Any | None:
         """The object's HEAD answer, or None when there is no such key."""
@@ -622,4 +657,4 @@ class S3Connector(Connector):
 
     async def close(self) -> None:
         await self._stack.aclose()
-        self._client = None
+        self._client = self._once = None
