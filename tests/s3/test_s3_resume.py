@@ -21,6 +21,7 @@ from streamflow_data import (
 )
 from tests.conftest import LOCAL
 from tests.s3.conftest import OptionsFactory, boto_client, multipart_uploads
+from tests.wrappers import WrappingConnector
 
 MiB = 1024 * 1024
 
@@ -231,3 +232,25 @@ async def test_an_interrupted_tree_upload_keeps_its_finished_files_for_the_rerun
     assert finished[-1].destinations[0].files_skipped == len(valid)  # not sent again
     for name, data in files.items():
         assert client.get_object(Bucket=bucket, Key=f"tree/{name}")["Body"].read() == data
+
+
+async def test_an_object_replaced_while_read_is_read_again(
+    s3: S3Connector, bucket_location: ExecutionLocation, s3_endpoint: str, bucket: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    client = boto_client(s3_endpoint)
+    await asyncio.to_thread(client.put_object, Bucket=bucket, Key="big", Body=os.urandom(3 * MiB))
+    stalled = WrappingConnector(str(tmp_path / "here"), stall_writes=True)
+    await asyncio.to_thread((tmp_path / "here").mkdir)
+    here = ExecutionLocation("here", "localhost", local=True)
+    settings = TransferSettings(chunk_size=1 * MiB, block_size=256 * 1024, max_retries=1)
+    async with DefaultDataManager({"s3": s3, "here": stalled}, settings=settings) as manager:
+        manager.register_path(bucket_location, "/big")
+        copy = asyncio.create_task(manager.transfer_data(bucket_location, "/big", [here], "/c"))
+        await asyncio.wait_for(stalled.write_started.wait(), 10)
+        newer = os.urandom(3 * MiB)
+        await asyncio.to_thread(client.put_object, Bucket=bucket, Key="big", Body=newer)
+        stalled.release.set()
+        await copy
+        assert manager.statistics.retries == 1
+    assert await asyncio.to_thread((tmp_path / "here" / "c").read_bytes) == newer

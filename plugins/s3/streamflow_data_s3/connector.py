@@ -311,18 +311,26 @@ class S3Connector(Connector):
             raise PathExistsError(location, path, "a directory, not a file")
         return S3Reader(self, location, path)
 
-    async def open_range(self, location: ExecutionLocation, path: str, offset: int) -> Any:
-        """The streaming body of the object from ``offset`` to its end (None past it)."""
+    async def open_range(
+        self, location: ExecutionLocation, path: str, offset: int, etag: str | None = None
+    ) -> Any:
+        """The GET answer of the object from ``offset`` to its end (None past it); with
+        ``etag``, only of that version of the object (a retryable error for another)."""
+        pinned = {} if etag is None else {"IfMatch": etag}
         try:
-            answer = await self.request(
-                location, path, "get_object", Key=_key(path), Range=f"bytes={offset}-"
+            return await self.request(
+                location, path, "get_object", Key=_key(path), Range=f"bytes={offset}-", **pinned
             )
         except ConnectorError as exc:
             cause = exc.__cause__
             if isinstance(cause, ClientError) and error_code(cause) == "InvalidRange":
                 return None
             raise
-        return answer["Body"]
+
+    async def etag(self, location: ExecutionLocation, path: str) -> str | None:
+        """The ETag of the object at ``path`` now (a HEAD, no kept answer), or None."""
+        answer = await self._head(location, _key(path), path)
+        return None if answer is None else str(answer["ETag"])
 
     async def read_file(self, location: ExecutionLocation, path: str) -> bytes:
         answer = await self.request(location, path, "get_object", Key=_key(path))

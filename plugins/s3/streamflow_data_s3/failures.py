@@ -72,6 +72,9 @@ def translate(error: Exception, location: ExecutionLocation, path: str) -> Conne
             return ChecksumMismatchError(location, path, f"{code}: {message}")
         if code in ("QuotaExceeded", "EntityTooLarge"):
             return StorageFullError(location, path, f"{code}: {message}")
+        if code in ("PreconditionFailed", "412"):  # a read pinned to an ETag (If-Match)
+            detail = "the file changed during the transfer: another object replaced it"
+            return ConnectorError(location, path, detail)
         status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         failure = ConnectorError(location, path, f"{code}: {message}")
         failure.retryable = code in _PASSING or status >= 500

@@ -81,6 +81,18 @@ class S3Reader(Reader):
         self._location = location
         self._path = path
         self._streams: dict[int, Any] = {}  # next offset -> the open body reaching it
+        self._etag: str | None = None
+        """The ETag of the object the first GET read: every later GET asks for it alone
+        (If-Match), so that no read mixes two versions of the object."""
+
+    async def changed(self) -> str | None:
+        """By the object's ETag now, against the one the reads were pinned to."""
+        if self._etag is None:
+            return None
+        now = await self._connector.etag(self._location, self._path)
+        if now is None:
+            return "it was removed while it was read"
+        return None if now == self._etag else "another object replaced it while it was read"
 
     async def read(self, offset: int, size: int) -> bytes:
         buffer = bytearray(size)
@@ -92,9 +104,13 @@ class S3Reader(Reader):
             return 0
         body = self._streams.pop(offset, None)
         if body is None:
-            body = await self._connector.open_range(self._location, self._path, offset)
-            if body is None:
+            answer = await self._connector.open_range(
+                self._location, self._path, offset, self._etag
+            )
+            if answer is None:
                 return 0  # at or past the end
+            self._etag = self._etag or answer.get("ETag")
+            body = answer["Body"]
         filled = 0
         try:
             while filled < len(buffer):
