@@ -67,7 +67,6 @@ class Sha256Verification:
         in batches (:meth:`Connector.read_files`: one remote command for many, where the
         connector has a bulk route), larger ones a block at a time."""
         settings = self._context.settings
-        paths = {entry.relpath: path for entry, path in wanted}
         small = [
             SmallFile(entry.relpath, path, entry.stat)
             for entry, path in wanted
@@ -85,7 +84,7 @@ class Sha256Verification:
                 entry, path = item
                 digests[entry.relpath] = await self._hash(connector, location, path)
             else:
-                digests.update(await self._hash_batch(connector, location, item, paths))
+                digests.update(await self._hash_batch(connector, location, item))
 
         await self._bounded(work, digest)
         return digests
@@ -104,12 +103,12 @@ class Sha256Verification:
         connector: Connector,
         location: ExecutionLocation,
         files: list[SmallFile],
-        paths: dict[str, str],
     ) -> dict[str, str]:
+        """The SHA-256 of each of ``files`` (``src`` is where it is read), by relpath."""
         context = self._context
         started = time.monotonic()
         async with context.sessions.slot(location):
-            contents = await connector.read_files(location, [paths[f.relpath] for f in files])
+            contents = await connector.read_files(location, [file.src for file in files])
         for content in contents:
             if isinstance(content, Exception):
                 raise content
