@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import dataclasses
 import gc
-import json
 import logging
 import signal
 import sys
@@ -29,27 +28,14 @@ from streamflow_data.cli.session import (
     USAGE_ERRORS,
     Command,
     CommandParser,
+    JsonFormatter,
     Session,
     error_line,
-    log_time,
 )
 from streamflow_data.configfile import Configuration, load_configuration
 from streamflow_data.errors import StreamFlowDataError
 
 __all__ = ["build_parser", "command_parsers", "console", "main"]
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        document = {
-            "time": log_time(record.created),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            document["exception"] = self.formatException(record.exc_info)
-        return json.dumps(document)
 
 
 _HANDLER_NAME = "streamflow-data-cli"
@@ -69,7 +55,7 @@ def _configure_logging(verbosity: int, quiet: bool, log_format: str) -> None:
     handler.set_name(_HANDLER_NAME)
     handler.addFilter(_not_noise)
     if log_format == "json":
-        handler.setFormatter(_JsonFormatter())
+        handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("streamflow-data: %(levelname)s: %(message)s"))
     level = (

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -34,9 +35,9 @@ __all__ = [
     "USAGE_ERRORS",
     "Command",
     "CommandParser",
+    "JsonFormatter",
     "Session",
     "error_line",
-    "log_time",
     "write_text",
 ]
 
@@ -59,10 +60,21 @@ USAGE_ERRORS = (
 """Errors that mean the command was asked something it cannot do: exit status 2."""
 
 
-def log_time(created: float) -> str:
-    """A log record's time in the JSON log format: UTC, ISO 8601, milliseconds."""
-    milliseconds = int(created * 1000) % 1000
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{milliseconds:03}Z"
+class JsonFormatter(logging.Formatter):
+    """Log records as JSON lines (``--log-format json``): time (UTC, ISO 8601,
+    milliseconds), level, logger, message, and the exception if any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        created = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        document = {
+            "time": f"{created}.{int(record.msecs):03}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            document["exception"] = self.formatException(record.exc_info)
+        return json.dumps(document)
 
 
 def error_line(text: str, json_logs: bool) -> str:
@@ -70,13 +82,8 @@ def error_line(text: str, json_logs: bool) -> str:
     json``) like every other line there."""
     if not json_logs:
         return f"streamflow-data: {text}"
-    document = {
-        "time": log_time(time.time()),
-        "level": "error",
-        "logger": "streamflow_data.cli",
-        "message": text,
-    }
-    return json.dumps(document)
+    fields = {"name": "streamflow_data.cli", "levelname": "ERROR", "msg": text}
+    return JsonFormatter().format(logging.makeLogRecord(fields))
 
 
 @dataclass
