@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -14,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from streamflow_data.configfile import Configuration
+from streamflow_data.connectors import localfiles as files
 from streamflow_data.errors import (
     CatalogError,
     ConfigurationError,
@@ -24,7 +24,6 @@ from streamflow_data.errors import (
     UnknownPathError,
     UnknownTransferError,
 )
-from streamflow_data.model import temporary_name
 
 __all__ = [
     "EXIT_FAILED",
@@ -132,14 +131,6 @@ options every command takes as its parent."""
 def write_text(path: str, text: str) -> None:
     """Write a report file whole, under a temporary name renamed into place, creating its
     directory (blocking: call it in a thread)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    partial = temporary_name(os.path.abspath(path))
-    try:
-        with open(partial, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(partial, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(partial)
-        raise
+    path = os.path.abspath(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    files.write_whole(path, text.encode(), None, None, False, None, True)
