@@ -23,6 +23,7 @@ __all__ = [
     "normalize_path",
     "relpath_fault",
     "temporary_name",
+    "temporary_prefix",
 ]
 
 
@@ -129,8 +130,14 @@ def temporary_name(path: str) -> str:
     Files and staging trees are written under such a name and renamed to ``path`` when
     complete; the suffix tells leftovers apart. The name part is cut to fit NAME_MAX.
     """
+    return f"{temporary_prefix(path)}{os.urandom(6).hex()}.sfd-part"
+
+
+def temporary_prefix(path: str) -> str:
+    """What every :func:`temporary_name` of ``path`` starts with (``DIR/.NAME.``): the
+    prefix to list them by."""
     directory, _, name = path.rpartition("/")
-    return f"{directory}/.{name[:200]}.{os.urandom(6).hex()}.sfd-part"
+    return f"{directory}/.{name[:200]}."
 
 
 _TEMPORARY = re.compile(r"\..+\.[0-9a-f]{12}\.sfd-part")
@@ -148,8 +155,7 @@ def is_temporary_of(candidate: str, path: str) -> bool:
     Resume tokens read back from a catalog file are checked with it before a connector
     opens them, so that a tampered file cannot point a write elsewhere.
     """
-    directory, _, name = path.rpartition("/")
-    pattern = re.escape(f"{directory}/.{name[:200]}.") + r"[0-9a-f]{12}\.sfd-part"
+    pattern = re.escape(temporary_prefix(path)) + r"[0-9a-f]{12}\.sfd-part"
     return re.fullmatch(pattern, candidate) is not None
 
 

@@ -43,7 +43,13 @@ from streamflow_data.errors import (
     PathNotFoundError,
     UnsafePathError,
 )
-from streamflow_data.model import Digest, ExecutionLocation, is_temporary_of, relpath_fault
+from streamflow_data.model import (
+    Digest,
+    ExecutionLocation,
+    is_temporary_of,
+    relpath_fault,
+    temporary_prefix,
+)
 from streamflow_data.validation import parse_options
 from streamflow_data_s3.client import prepared_session
 from streamflow_data_s3.failures import error_code, translate
@@ -489,8 +495,7 @@ class S3Connector(Connector):
             for upload in answer.get("Uploads", ()):
                 if upload["Key"] == key and upload["UploadId"] != upload_id:
                     await self.abort_upload(location, path, upload["UploadId"])
-        directory, _, name = key.rpartition("/")
-        prefix = f"{directory}/.{name[:200]}." if directory else f".{name[:200]}."
+        prefix = _key(temporary_prefix(path))
         with contextlib.suppress(ConnectorError):
             answer = await self.request(location, path, "list_objects_v2", Prefix=prefix)
             for item in answer.get("Contents", ()):
