@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from streamflow_data.catalog.database import Database
 from streamflow_data.catalog.replicas import location_key
-from streamflow_data.connectors.base import WalkEntry
+from streamflow_data.connectors.base import FileStat, WalkEntry
 from streamflow_data.errors import UnknownTransferError
 from streamflow_data.model import ExecutionLocation
 from streamflow_data.transfer.journal import ChunkMark, PriorCopy, PriorRun, RunJournal
@@ -147,12 +147,7 @@ class SqliteJournal(RunJournal):
                 index = self._index.get(stored)
                 if index is None:
                     continue
-                stat = planned.get(relpath)
-                unchanged = stat is not None and earlier.sources.get(relpath) == (
-                    stat.size,
-                    stat.mtime_ns,
-                )
-                if not unchanged:
+                if not earlier.unchanged(relpath, planned.get(relpath)):
                     if copy.token is not None:
                         prior.stale.append((relpath, index, copy.token))
                     continue
@@ -247,7 +242,7 @@ async def already_valid(
             if (
                 stat is not None
                 and copy.state is FileState.VALID
-                and earlier.sources.get(relpath) == (stat.size, stat.mtime_ns)
+                and earlier.unchanged(relpath, stat)
             ):
                 valid.setdefault(number, {})[relpath] = stat.size
     found = [valid.get(stored.index(pair), {}) for pair in pairs]
@@ -264,6 +259,11 @@ class _Earlier:
     sources: dict[str, tuple[int, int]]
     roots: dict[int, str]
     copies: dict[tuple[str, int], PriorCopy]
+
+    def unchanged(self, relpath: str, stat: FileStat | None) -> bool:
+        """Whether the source file at ``relpath``, planned now as ``stat``, is the one that
+        run copied (the same size and time)."""
+        return stat is not None and self.sources.get(relpath) == (stat.size, stat.mtime_ns)
 
     @classmethod
     async def latest(
