@@ -6,6 +6,7 @@ import asyncio
 import csv
 import io
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,10 +14,12 @@ import pytest
 from benchmarks.resume_child import kill_halfway_and_rerun
 from streamflow_data import (
     DefaultDataManager,
+    ExecutionLocation,
     InvalidPathError,
     LocalConnector,
     TransferSettings,
     UnknownTransferError,
+    WalkEntry,
 )
 from tests.conftest import LOCAL
 from tests.helpers import copy_slowly, leftovers, make_tree, snapshot, wait_for_progress
@@ -133,3 +136,28 @@ async def test_a_resume_token_must_name_a_partial_file_of_its_path(tmp_path: Pat
         await connector.resume_writer(LOCAL, str(target), str(elsewhere))
     assert elsewhere.read_text() == "keep me"
     await connector.close()
+
+
+async def test_a_rerun_into_an_existing_tree_lists_it_once(tmp_path: Path) -> None:
+    """Looking for links in the way and for what an earlier run left valid both need
+    the destination's listing: one walk serves both."""
+    src = tmp_path / "tree"
+    await asyncio.to_thread(make_tree, src)
+    walked: list[str] = []
+
+    class Listing(LocalConnector):
+        async def walk(self, location: ExecutionLocation, path: str) -> AsyncIterator[WalkEntry]:
+            walked.append(path)
+            async for entry in super().walk(location, path):
+                yield entry
+
+    catalog = str(tmp_path / "catalog.sqlite")
+    for _ in range(2):
+        walked.clear()
+        connectors = {"local": Listing()}
+        async with DefaultDataManager(connectors, catalog=catalog) as manager:
+            manager.register_path(LOCAL, str(src))
+            await manager.transfer_data(LOCAL, str(src), [LOCAL], str(tmp_path / "copy"), True)
+    assert walked.count(str(tmp_path / "copy")) == 1  # the rerun: the tree exists
+    expected = await asyncio.to_thread(snapshot, src)
+    assert await asyncio.to_thread(snapshot, tmp_path / "copy") == expected

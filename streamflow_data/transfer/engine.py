@@ -156,6 +156,10 @@ class _Run:
         self.destinations = destinations
         self.plan = plan
         self.skipped: set[tuple[str, int]] = set()
+        self.listed: dict[int, dict[str, FileStat]] = {}
+        """What an existing destination tree held, by destination index, when
+        ``_prepare`` walked it for links in the way: ``_check_prior`` reads it instead of
+        walking the tree again."""
         """(relpath, destination index) of files an earlier run left valid."""
         for entry in plan.files:
             for destination in destinations:
@@ -234,10 +238,13 @@ class _Run:
         """Fail ``destination`` if a symbolic link in its existing tree stands where the
         copy puts a directory: what is written below it would land where it points (GNU
         ``cp`` refuses the same)."""
-        planned = {entry.relpath for entry in self.plan.directories}
         connector, location = destination.connector, destination.location
-        async for entry in connector.walk(location, destination.path):
-            if entry.stat.kind is FileKind.SYMLINK and entry.relpath in planned:
+        listed = self.listed[destination.index] = {
+            entry.relpath: entry.stat async for entry in connector.walk(location, destination.path)
+        }
+        for entry in self.plan.directories:
+            there = listed.get(entry.relpath)
+            if there is not None and there.kind is FileKind.SYMLINK:
                 raise UnsafePathError(
                     location,
                     join(destination.path, entry.relpath),
@@ -261,7 +268,9 @@ class _Run:
             return
         found: dict[str, FileStat] = {}
         try:
-            if self.plan.root.kind is FileKind.DIRECTORY:
+            if index in self.listed:
+                found = self.listed[index]
+            elif self.plan.root.kind is FileKind.DIRECTORY:
                 async for entry in connector.walk(location, destination.root):
                     found[entry.relpath] = entry.stat
             else:
