@@ -22,6 +22,8 @@ boundary: callers never see a backend exception type::
     │   ├── StorageFullError        no space or quota left on the location
     │   ├── UnsupportedOperationError  the connector lacks the capability
     │   ├── UnsafePathError         a listed name would write outside the destination
+    │   ├── SourceChangedError      the source file changed while it was copied
+    │   │                              (retryable)
     │   ├── LocationUnreachableError   the location cannot be reached, or the
     │   │                              connection dropped (retryable)
     │   └── AuthenticationError     the location refused our credentials, or
@@ -66,6 +68,7 @@ __all__ = [
     "PathExistsError",
     "PathNotFoundError",
     "PermissionDeniedError",
+    "SourceChangedError",
     "StorageFullError",
     "StreamFlowDataError",
     "TransferCancelledError",
@@ -234,6 +237,14 @@ class UnsafePathError(ConnectorError):
 
     reason = "unsafe path"
     retryable = False
+
+
+class SourceChangedError(ConnectorError):
+    """The source file was written to, resized, removed or replaced while it was read, so
+    a copy would match neither version: nothing of it is published. Retryable: the next
+    attempt reads the file again."""
+
+    reason = "the file changed during the transfer"
 
 
 class LocationUnreachableError(ConnectorError):

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 
 import pytest
 
-from streamflow_data import ConnectorError, DefaultDataManager, TransferError
+from streamflow_data import (
+    DefaultDataManager,
+    ExecutionLocation,
+    LocalConnector,
+    SourceChangedError,
+    TransferError,
+)
 from tests.helpers import SIZE, SMALL, Hosts
 from tests.test_engine import put_file
 
@@ -51,9 +58,38 @@ async def test_a_source_that_changed_is_neither_published_nor_registered(hosts: 
         with pytest.raises(TransferError) as caught:
             await copy
         (failure,) = caught.value.failures
-        assert isinstance(failure.cause, ConnectorError) and failure.cause.retryable
-        assert "changed during the transfer: it was written to" in str(failure.cause)
+        assert isinstance(failure.cause, SourceChangedError) and failure.cause.retryable
+        assert str(failure.cause).endswith(": it was written to while it was read")
         assert not await asyncio.to_thread(hosts.path("stalled", "/c.bin").exists)
         assert manager.get_data_locations("/c.bin", deployment="stalled") == []
     finally:
         await manager.close()
+
+
+def _fed_slowly(fifo: Path, parts: list[bytes]) -> None:
+    """Write ``parts`` into ``fifo`` 50 ms apart: a file written to while it is read."""
+    with fifo.open("wb", buffering=0) as pipe:
+        for part in parts:
+            pipe.write(part)
+            time.sleep(0.05)
+
+
+async def test_a_small_file_written_to_while_read_whole_is_never_returned(tmp_path: Path) -> None:
+    """The whole-file reads of small files check the file after reading it, as the block
+    path does (a named pipe is a file whose writes are timed)."""
+    here = ExecutionLocation("local", "localhost", local=True)
+    fifo = tmp_path / "written"
+    os.mkfifo(fifo)
+    connector = LocalConnector()
+    try:
+        feeder = asyncio.create_task(asyncio.to_thread(_fed_slowly, fifo, [b"a" * 10, b"b" * 10]))
+        with pytest.raises(SourceChangedError, match="written to while it was read"):
+            await connector.read_file(here, str(fifo))
+        await feeder
+        feeder = asyncio.create_task(asyncio.to_thread(_fed_slowly, fifo, [b"a" * 10, b"b" * 10]))
+        [content] = await connector.read_files(here, [str(fifo)])
+        await feeder
+        assert isinstance(content, SourceChangedError) and content.retryable
+        assert str(fifo) in str(content)
+    finally:
+        await connector.close()

@@ -26,6 +26,7 @@ from streamflow_data.errors import (
     ConfigurationError,
     ConnectorError,
     PathNotFoundError,
+    SourceChangedError,
     UnsupportedOperationError,
 )
 from streamflow_data.model import Digest, ExecutionLocation
@@ -405,10 +406,15 @@ class Connector(abc.ABC):
         return True
 
     async def read_file(self, location: ExecutionLocation, path: str) -> bytes:
-        """The whole content of a (small) file."""
+        """The whole content of a (small) file; a file changed while it was read (see
+        :meth:`Reader.changed`) is a :class:`SourceChangedError`."""
         async with await self.open_reader(location, path) as reader:
             size = (await self.stat(location, path, follow_symlinks=True)).size
-            return await reader.read(0, size)
+            data = await reader.read(0, size)
+            why = await reader.changed()
+        if why is not None:
+            raise SourceChangedError(location, path, why)
+        return data
 
     async def write_file(
         self,

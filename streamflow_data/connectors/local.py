@@ -32,6 +32,7 @@ from streamflow_data.errors import (
     ChecksumMismatchError,
     ConnectorError,
     InvalidPathError,
+    SourceChangedError,
     error_type,
 )
 from streamflow_data.model import Digest, ExecutionLocation, check_partial_file, is_temporary_of
@@ -76,6 +77,16 @@ def _outcome(
     if outcome is not None:
         return ChecksumMismatchError(location, path, outcome)
     return None
+
+
+def _content(
+    location: ExecutionLocation, path: str, read: tuple[bytes, str | None] | OSError
+) -> bytes | ConnectorError:
+    """A batch's file: its bytes, or our error for why they could not be read whole."""
+    if isinstance(read, OSError):
+        return _translate(read, location, path)
+    data, why = read
+    return data if why is None else SourceChangedError(location, path, why)
 
 
 class LocalConnector(Connector):
@@ -173,8 +184,12 @@ class LocalConnector(Connector):
         return _LocalWriter(self, location, path, token, fd, mode, mtime_ns)
 
     async def read_file(self, location: ExecutionLocation, path: str) -> bytes:
-        """The whole file in one thread hop."""
-        return await self._run(location, path, files.read_whole, path)
+        """The whole file in one thread hop; a file changed while it was read is a
+        :class:`SourceChangedError`."""
+        data, why = await self._run(location, path, files.read_whole, path)
+        if why is not None:
+            raise SourceChangedError(location, path, why)
+        return data
 
     async def write_file(
         self,
@@ -257,10 +272,7 @@ class LocalConnector(Connector):
         contents = await self._run(
             location, "(batch)", files.each, files.read_whole, [(p,) for p in paths]
         )
-        return [
-            _translate(content, location, path) if isinstance(content, OSError) else content
-            for path, content in zip(paths, contents, strict=True)
-        ]
+        return [_content(location, path, c) for path, c in zip(paths, contents, strict=True)]
 
     async def write_files(
         self, location: ExecutionLocation, items: Sequence[WriteItem]

@@ -255,18 +255,19 @@ def _created(
     return None
 
 
-def read_whole(path: str) -> bytes:
+def read_whole(path: str) -> tuple[bytes, str | None]:
     """A file's bytes, read without a buffered file object (that doubled the cost of each
-    small file of a batch)."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    small file of a batch), and how the file changed while it was read (None if it did
+    not: see :func:`change_since`)."""
+    fd, opened = open_for_reading(path)
     try:
         data = os.read(fd, 64 * 1024)
-        if not data or not (more := os.read(fd, 1 << 20)):
-            return data
-        parts = [data, more]
-        while chunk := os.read(fd, 1 << 20):
-            parts.append(chunk)
-        return b"".join(parts)
+        if data and (more := os.read(fd, 1 << 20)):
+            parts = [data, more]
+            while chunk := os.read(fd, 1 << 20):
+                parts.append(chunk)
+            data = b"".join(parts)
+        return data, change_since(fd, path, opened)
     finally:
         os.close(fd)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from streamflow_data.config import TransferSettings
 from streamflow_data.connectors.base import Connector
-from streamflow_data.errors import ConnectorError
+from streamflow_data.errors import SourceChangedError
 from streamflow_data.model import ExecutionLocation
 from streamflow_data.transfer.blocks import BlockPool
 from streamflow_data.transfer.journal import PriorRun, RunJournal
@@ -99,10 +99,6 @@ class RunContext:
 
 def source_changed(
     location: ExecutionLocation, path: str, planned: int, found: int
-) -> ConnectorError:
+) -> SourceChangedError:
     """The error for a source file whose size is no longer the planned one (retryable)."""
-    return ConnectorError(
-        location,
-        path,
-        f"the file changed during the transfer ({planned} bytes planned, {found} read)",
-    )
+    return SourceChangedError(location, path, f"{planned} bytes planned, {found} read")

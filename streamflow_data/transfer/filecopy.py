@@ -33,6 +33,7 @@ from streamflow_data.errors import (
     ChecksumMismatchError,
     ConnectorError,
     PathNotFoundError,
+    SourceChangedError,
     StreamFlowDataError,
 )
 from streamflow_data.model import Digest
@@ -412,8 +413,7 @@ class FileCopy:
             if why is None and await reader.read(self.stat.size, 1):
                 why = "it grew while it was read"
         if why is not None:
-            detail = f"the file changed during the transfer: {why}"
-            raise _SourceError(ConnectorError(self.context.source.location, self.src, detail))
+            raise _SourceError(SourceChangedError(self.context.source.location, self.src, why))
         if not self.settings.verify_writes or Direction.DOWNLOAD in direct.values():
             return None  # no byte passed through this process (see LocalRanges)
         digest_crc = chunk_crcs[0]

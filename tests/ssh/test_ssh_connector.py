@@ -7,6 +7,7 @@ import io
 import logging
 import os
 import tarfile
+import threading
 import time
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from streamflow_data import (
     MetadataItem,
     PathNotFoundError,
     PermissionDeniedError,
+    SourceChangedError,
     TransferError,
     UnsupportedOperationError,
     WriteItem,
@@ -420,3 +422,32 @@ async def test_a_pool_at_the_servers_session_limit_has_no_channel_refused(
         assert [r for r in results if r is not None] == []
     finally:
         server.stop()
+
+
+def _write_until(path: Path, stop: threading.Event) -> None:
+    """Keep writing one byte into ``path`` in place, every millisecond, until ``stop``."""
+    with path.open("r+b", buffering=0) as file:
+        for number in range(100_000):  # bounded: about 100 s
+            if stop.is_set():
+                return
+            file.seek(number % 1024 * 4096)
+            file.write(b"x")
+            time.sleep(0.001)
+
+
+async def test_a_file_written_to_while_tar_reads_it_is_never_returned(
+    ssh: SSHConnector, host_a: ExecutionLocation, remote_dir: Path
+) -> None:
+    """tar pads a file that shrank with zeros and only warns of one that changed: both
+    are a SourceChangedError, never bytes."""
+    path = remote_dir / "written"
+    await asyncio.to_thread(path.write_bytes, os.urandom(64 * 1024 * 1024))
+    stop = threading.Event()
+    writer = asyncio.create_task(asyncio.to_thread(_write_until, path, stop))
+    try:
+        [content] = await ssh.read_files(host_a, [str(path)])
+    finally:
+        stop.set()
+        await writer
+    assert isinstance(content, SourceChangedError) and content.retryable
+    assert str(content).endswith(": file changed as we read it")

@@ -21,6 +21,7 @@ from streamflow_data.errors import (
     LocationUnreachableError,
     PathNotFoundError,
     PermissionDeniedError,
+    SourceChangedError,
     StorageFullError,
 )
 from streamflow_data.model import ExecutionLocation
@@ -73,8 +74,7 @@ def translate(error: Exception, location: ExecutionLocation, path: str) -> Conne
         if code in ("QuotaExceeded", "EntityTooLarge"):
             return StorageFullError(location, path, f"{code}: {message}")
         if code in ("PreconditionFailed", "412"):  # a read pinned to an ETag (If-Match)
-            detail = "the file changed during the transfer: another object replaced it"
-            return ConnectorError(location, path, detail)
+            return SourceChangedError(location, path, "another object replaced it")
         status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         failure = ConnectorError(location, path, f"{code}: {message}")
         failure.retryable = code in _PASSING or status >= 500

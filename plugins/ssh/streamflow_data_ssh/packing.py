@@ -30,6 +30,7 @@ from streamflow_data.errors import (
     PathExistsError,
     PathNotFoundError,
     PermissionDeniedError,
+    SourceChangedError,
 )
 from streamflow_data.model import Digest, ExecutionLocation, temporary_name
 from streamflow_data_ssh import tarformat
@@ -327,6 +328,24 @@ def read_archive(
             error = ConnectorError(location, paths[0], f"refused the packed stream: {exc}")
             return [error] * len(paths)
     return [
-        found[index] if index in found else _member_error(location, path, path, result.stderr)
+        _changed(location, path, result.stderr, found[index])
+        if index in found
+        else _member_error(location, path, path, result.stderr)
         for index, path in enumerate(paths)
     ]
+
+
+_CHANGED = ("file changed as we read it", "File shrank by", "file removed before we read it")
+"""What GNU tar says of a file that changed while it read it (it pads a file that shrank
+with zeros: the member has its planned size but not its bytes)."""
+
+
+def _changed(
+    location: ExecutionLocation, path: str, stderr: str, content: bytes | ConnectorError
+) -> bytes | ConnectorError:
+    """``content``, unless tar said that the file changed while it read it."""
+    prefix = f" {relative(path)}: "
+    for line in stderr.splitlines():
+        if prefix in line and any(words in line for words in _CHANGED):
+            return SourceChangedError(location, path, line.split(prefix, 1)[1])
+    return content

@@ -27,7 +27,12 @@ import asyncssh
 
 from streamflow_data.checksum import crc32c, crc32c_of_pieces
 from streamflow_data.connectors.base import Reader, Writer
-from streamflow_data.errors import ChecksumMismatchError, ConnectorError, PathNotFoundError
+from streamflow_data.errors import (
+    ChecksumMismatchError,
+    ConnectorError,
+    PathNotFoundError,
+    SourceChangedError,
+)
 from streamflow_data.model import Digest, ExecutionLocation, temporary_name
 from streamflow_data_ssh.channels import Stream
 from streamflow_data_ssh.pool import NodePool
@@ -398,8 +403,7 @@ class SSHWriter(Writer):
         reported.up_to(size)
 
     def _ended(self, path: str, exc: EOFError) -> ConnectorError:
-        detail = f"the local file {path!r} changed during the transfer: {exc}"
-        return ConnectorError(self.location, self.path, detail)
+        return SourceChangedError(self.location, self.path, f"the local file {path!r}: {exc}")
 
     async def _end_run(self, lane: _Lane) -> None:
         process = lane.process
