@@ -93,3 +93,45 @@ async def test_a_small_file_written_to_while_read_whole_is_never_returned(tmp_pa
         assert str(fifo) in str(content)
     finally:
         await connector.close()
+
+
+async def _copy_rewritten_at_commit(
+    hosts: Hosts, max_retries: int
+) -> tuple[bytes, TransferError | None, bool]:
+    """Copy a file whose source is rewritten in place (same size) as its copy is being
+    published: after the check that the read was whole, before the copy is registered.
+    Returns the newer content, the transfer's error, and whether the copy is registered."""
+    source = hosts.add("src")
+    await put_file(hosts, "src", "/big.bin")
+    target = hosts.add("dst")
+    newer = os.urandom(SIZE)
+    connector = hosts.connectors["dst"]
+
+    async def rewrite() -> None:
+        connector.before_commit = None  # once
+        await asyncio.to_thread(_rewrite_in_place, hosts.path("src", "/big.bin"), newer)
+
+    connector.before_commit = rewrite
+    error = None
+    settings = SMALL.replace(max_retries=max_retries)
+    async with DefaultDataManager(hosts.connectors, settings=settings) as manager:
+        manager.register_path(source, "/big.bin")
+        try:
+            await manager.transfer_data(source, "/big.bin", [target], "/c.bin")
+        except TransferError as exc:
+            error = exc
+        registered = bool(manager.get_data_locations("/c.bin", deployment="dst"))
+    return newer, error, registered
+
+
+async def test_a_source_changed_as_its_copy_is_published_is_copied_again(hosts: Hosts) -> None:
+    newer, error, registered = await _copy_rewritten_at_commit(hosts, max_retries=1)
+    assert error is None and registered
+    assert await asyncio.to_thread(hosts.path("dst", "/c.bin").read_bytes) == newer
+
+
+async def test_a_copy_published_as_its_source_changed_is_not_registered(hosts: Hosts) -> None:
+    _, error, registered = await _copy_rewritten_at_commit(hosts, max_retries=0)
+    assert error is not None and not registered
+    (failure,) = error.failures
+    assert isinstance(failure.cause, SourceChangedError)

@@ -59,6 +59,8 @@ class WrappingConnector(Connector):
         self.write_started = asyncio.Event()
         self.release = asyncio.Event()
         """Stalled writes go on once this is set."""
+        self.before_commit: Callable[[], Awaitable[None]] | None = None
+        """Awaited by each writer just before it publishes its file."""
 
     def locations(self, deployment: str) -> Sequence[ExecutionLocation]:
         return self.inner.locations(deployment)
@@ -192,6 +194,8 @@ class _FaultyWriter(Writer):
         await super().commit(None if self.owner.unverified_commits else expected)
 
     async def _commit(self) -> None:
+        if self.owner.before_commit is not None:
+            await self.owner.before_commit()
         await self.inner.commit()
 
     async def _abort(self) -> None:

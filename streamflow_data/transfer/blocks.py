@@ -88,3 +88,9 @@ class BlockPool:
         block.state = BlockState.COMMITTED
         self._free.append(block)
         self._available.release()
+
+    def let_go(self, block: BufferBlock) -> None:
+        """One of the block's holders is done with it; the last one gives it back."""
+        block.holders -= 1
+        if block.holders == 0:
+            self.release(block)

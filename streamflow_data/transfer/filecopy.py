@@ -28,7 +28,6 @@ from typing import TypeVar
 
 from streamflow_data.checksum import crc32c_async, crc32c_combine
 from streamflow_data.connectors.base import FileStat, Reader, Writer
-from streamflow_data.connectors.local import LocalConnector
 from streamflow_data.errors import (
     ChecksumMismatchError,
     ConnectorError,
@@ -40,7 +39,7 @@ from streamflow_data.model import Digest
 from streamflow_data.transfer.blocks import BlockState, BufferBlock
 from streamflow_data.transfer.context import Destination, RunContext, source_changed
 from streamflow_data.transfer.journal import PriorCopy
-from streamflow_data.transfer.localranges import Direction, LocalRanges
+from streamflow_data.transfer.localranges import Direction, LocalRanges, direct_destinations
 from streamflow_data.transfer.resume import FileResume
 from streamflow_data.transfer.state import ChunkState, FileState
 
@@ -288,7 +287,22 @@ class FileCopy:
                 await self.context.journal.flush()  # resume tokens before any byte
                 digest = await self._pump(reader, writers, failures)
                 await self._commit(writers, failures, digest)
+                # Changed while committed: the copies hold the whole version read, which
+                # is no longer the file's; they fail, and a retry copies the file again.
+                if len(failures) < len(writers) and (changed := await self._source_change(reader)):
+                    for destination in writers:
+                        failures.setdefault(destination, changed)
         return failures
+
+    async def _source_change(self, reader: Reader) -> SourceChangedError | None:
+        """The error for a source no longer the file the reader opened, if it is not."""
+        async with self._reading():
+            why = await reader.changed()
+            if why is None and await reader.read(self.stat.size, 1):
+                why = "it grew while it was read"
+        return (
+            None if why is None else SourceChangedError(self.context.source.location, self.src, why)
+        )
 
     async def _open_writer(self, destination: Destination) -> Writer:
         """Continue the partial file of an earlier run if there is one, else start anew."""
@@ -350,7 +364,8 @@ class FileCopy:
         ranged = all(d.connector.capabilities.ranged_writes for d in writers)
         parallel = self._chunk_streams(writers) if ranged else 1
         drains_per_destination = parallel
-        direct = self._local_ranges(reader, writers, ranged)
+        continued = {d for d in writers if d.index in self._resumed}
+        direct = direct_destinations(self.context, reader, writers, ranged, continued)
         queues: dict[Destination, asyncio.Queue[BufferBlock | None]] = {
             destination: asyncio.Queue() for destination in writers if destination not in direct
         }
@@ -408,19 +423,14 @@ class FileCopy:
             raise error if isinstance(error, _SourceError) else _SourceError(error)
         # A file changed while it was read would give copies matching neither version:
         # the attempt fails (retryable: the file is read again) and nothing is published.
-        async with self._reading():
-            why = await reader.changed()
-            if why is None and await reader.read(self.stat.size, 1):
-                why = "it grew while it was read"
-        if why is not None:
-            raise _SourceError(SourceChangedError(self.context.source.location, self.src, why))
+        if changed := await self._source_change(reader):
+            raise _SourceError(changed)
         if not self.settings.verify_writes or Direction.DOWNLOAD in direct.values():
             return None  # no byte passed through this process (see LocalRanges)
-        digest_crc = chunk_crcs[0]
+        crc = chunk_crcs[0]
         for number in range(1, self.chunk_count):
-            length = self._chunk_range(number)[1]
-            digest_crc = crc32c_combine(digest_crc, chunk_crcs[number], length)
-        return Digest(self.stat.size, digest_crc)
+            crc = crc32c_combine(crc, chunk_crcs[number], self._chunk_range(number)[1])
+        return Digest(self.stat.size, crc)
 
     def _chunk_streams(self, writers: dict[Destination, Writer]) -> int:
         """Chunks of this file moved at once: ``max_concurrent_chunks``, or fewer when the
@@ -431,26 +441,6 @@ class FileCopy:
         hints = [hint for c, location in ends if (hint := c.chunk_streams(location)) is not None]
         return min([self.settings.max_concurrent_chunks, *hints])
 
-    def _local_ranges(
-        self, reader: Reader, writers: dict[Destination, Writer], ranged: bool
-    ) -> dict[Destination, Direction]:
-        """The destination to hand ranges of a local file rather than blocks (see
-        :mod:`~streamflow_data.transfer.localranges`), if any: the only one, ranged, whose
-        writer reads local files, from a local source file; or whose writer fills a local
-        file, from a reader that writes local files. Not a writer continuing an earlier
-        run's file, whose chunk marks only the block path follows (ranges record marks
-        of whole chunks, for such a later run)."""
-        if len(writers) != 1 or not ranged:
-            return {}
-        [(destination, writer)] = writers.items()
-        if destination.index in self._resumed:
-            return {}
-        if writer.reads_local_files and isinstance(self.context.source.connector, LocalConnector):
-            return {destination: Direction.UPLOAD}
-        if reader.writes_local_files and writer.local_file is not None:
-            return {destination: Direction.DOWNLOAD}
-        return {}
-
     def _return_queued_blocks(
         self, queues: dict[Destination, asyncio.Queue[BufferBlock | None]]
     ) -> None:
@@ -458,11 +448,8 @@ class FileCopy:
         outlives this transfer."""
         for queue in queues.values():
             while not queue.empty():
-                block = queue.get_nowait()
-                if block is not None:
-                    block.holders -= 1
-                    if block.holders == 0:
-                        self.context.pool.release(block)
+                if (block := queue.get_nowait()) is not None:
+                    self.context.pool.let_go(block)
 
     def _chunk_range(self, number: int) -> tuple[int, int]:
         start = number * self.settings.chunk_size
@@ -551,9 +538,7 @@ class FileCopy:
                 failures[destination] = exc
                 context.chunks[key] = ChunkState.ERRORED
             finally:
-                block.holders -= 1
-                if block.holders == 0:
-                    context.pool.release(block)
+                context.pool.let_go(block)
 
     async def _write_block(
         self, destination: Destination, writer: Writer, block: BufferBlock

@@ -45,11 +45,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from streamflow_data.checksum import crc32c_combine, crc32c_of_file
+from streamflow_data.connectors.local import LocalConnector
 from streamflow_data.connectors.openfiles import Reader, Writer
 from streamflow_data.transfer.context import Destination, RunContext, source_changed
 from streamflow_data.transfer.state import ChunkState
 
-__all__ = ["RANGE_SIZE", "Direction", "LocalRanges"]
+__all__ = ["RANGE_SIZE", "Direction", "LocalRanges", "direct_destinations"]
 
 RANGE_SIZE = 256 * 1024 * 1024
 """Bytes handed over at once, in whole chunks (one chunk when chunks are larger)."""
@@ -65,6 +66,30 @@ class Direction(enum.Enum):
     """The source: the destination's writer reads it."""
     DOWNLOAD = "download"
     """The destination's file: the source's reader writes it."""
+
+
+def direct_destinations(
+    context: RunContext,
+    reader: Reader,
+    writers: dict[Destination, Writer],
+    ranged: bool,
+    continued: set[Destination],
+) -> dict[Destination, Direction]:
+    """The destination to hand ranges of a local file rather than blocks, if any: the only
+    one, ranged, whose writer reads local files, from a local source file; or whose writer
+    fills a local file, from a reader that writes local files. Not a writer ``continued``
+    from an earlier run's file, whose chunk marks only the block path follows (ranges
+    record marks of whole chunks, for such a later run)."""
+    if len(writers) != 1 or not ranged:
+        return {}
+    [(destination, writer)] = writers.items()
+    if destination in continued:
+        return {}
+    if writer.reads_local_files and isinstance(context.source.connector, LocalConnector):
+        return {destination: Direction.UPLOAD}
+    if reader.writes_local_files and writer.local_file is not None:
+        return {destination: Direction.DOWNLOAD}
+    return {}
 
 
 _Progress = Callable[[int], None]
