@@ -22,14 +22,19 @@ from streamflow_data.errors import (
     StreamFlowDataError,
     UnsafePathError,
 )
-from streamflow_data.model import is_temporary_of, temporary_name
+from streamflow_data.model import ExecutionLocation, is_temporary_of, temporary_name
 from streamflow_data.transfer.batch import BatchCopy, SmallFile, batches
 from streamflow_data.transfer.blocks import BlockPool
 from streamflow_data.transfer.context import Destination, Endpoint, RunContext, SessionLimits
 from streamflow_data.transfer.events import TransferListener
 from streamflow_data.transfer.filecopy import FileCopy
 from streamflow_data.transfer.journal import NullJournal, RunJournal
-from streamflow_data.transfer.plan import TransferPlan, join, plan_transfer, without_setid
+from streamflow_data.transfer.plan import (
+    TransferPlan,
+    join,
+    link_targets,
+    plan_transfer,
+)
 from streamflow_data.transfer.progress import ProgressTracker
 from streamflow_data.transfer.state import ChunkState, FileState, StateManager
 from streamflow_data.transfer.stats import Statistics
@@ -97,9 +102,16 @@ class TransferEngine:
         journal: RunJournal,
         targets: str,
     ) -> None:
+        # When no destination keeps links, the files they point to are planned as files, so
+        # that the totals, the journal and a rerun count them.
         plan = await plan_transfer(
-            source.connector, source.location, src_path, keep_setid=self.settings.keep_setid
+            source.connector,
+            source.location,
+            src_path,
+            keep_setid=self.settings.keep_setid,
+            links=any(d.connector.capabilities.symlinks for d in destinations),
         )
+        _warn_skipped(source.location, src_path, plan.unlinked, destinations[0].location)
         settings = self.settings
         prior = await journal.start(plan.files, settings.chunk_size, settings.block_size)
         on_change = journal.file_state if journal.resumable else None
@@ -139,6 +151,22 @@ class TransferEngine:
             plan.total_bytes,
         )
         await _Run(context, src_path, destinations, plan).execute()
+
+
+def _warn_skipped(
+    source: ExecutionLocation,
+    path: str,
+    skipped: list[tuple[WalkEntry, str]],
+    destination: ExecutionLocation,
+) -> None:
+    for entry, target in skipped:
+        logger.warning(
+            "%s:%s is a link to %s: %s stores no links, so it is skipped",
+            source,
+            join(path, entry.relpath),
+            target,
+            destination,
+        )
 
 
 class _Run:
@@ -369,24 +397,14 @@ class _Run:
         with a warning.
         """
         source = self.context.source
-        for entry in self.plan.links:
+        keep_setid = self.context.settings.keep_setid
+        found = await link_targets(
+            source.connector, source.location, self.src_path, self.plan.links, keep_setid=keep_setid
+        )
+        _warn_skipped(source.location, self.src_path, found.skipped, destination.location)
+        for entry in found.files:
             path = join(self.src_path, entry.relpath)
-            try:
-                stat = await source.connector.stat(source.location, path, follow_symlinks=True)
-            except PathNotFoundError:
-                stat = None
-            if stat is None or stat.kind is not FileKind.FILE:
-                logger.warning(
-                    "%s:%s is a link to %s: %s stores no links, so it is skipped",
-                    source.location,
-                    path,
-                    "nothing" if stat is None else "a directory",
-                    destination.location,
-                )
-                continue
-            if not self.context.settings.keep_setid:
-                stat = without_setid(stat)
-            await FileCopy(self.context, entry.relpath, path, stat).run([destination])
+            await FileCopy(self.context, entry.relpath, path, entry.stat).run([destination])
 
     async def _finish_directories(self, destination: Destination) -> None:
         """Give directories their source mode and time, deepest first (after their content)."""

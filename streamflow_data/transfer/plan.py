@@ -7,10 +7,10 @@ import stat
 from dataclasses import dataclass, field
 
 from streamflow_data.connectors.base import Connector, FileKind, FileStat, WalkEntry
-from streamflow_data.errors import UnsafePathError
+from streamflow_data.errors import PathNotFoundError, UnsafePathError
 from streamflow_data.model import ExecutionLocation, is_temporary_name, relpath_fault
 
-__all__ = ["TransferPlan", "join", "plan_transfer", "without_setid"]
+__all__ = ["LinkTargets", "TransferPlan", "join", "link_targets", "plan_transfer", "without_setid"]
 
 
 def join(base: str, relpath: str) -> str:
@@ -36,6 +36,8 @@ class TransferPlan:
     """Regular files; for a file root, the single entry with an empty ``relpath``."""
     links: list[WalkEntry] = field(default_factory=list)
     """Symbolic links below the root."""
+    unlinked: list[tuple[WalkEntry, str]] = field(default_factory=list)
+    """Links left out of a plan without links: to a directory or to nothing (which)."""
 
     @property
     def total_bytes(self) -> int:
@@ -54,10 +56,16 @@ def without_setid(found: FileStat) -> FileStat:
 
 
 async def plan_transfer(
-    connector: Connector, location: ExecutionLocation, path: str, *, keep_setid: bool = False
+    connector: Connector,
+    location: ExecutionLocation,
+    path: str,
+    *,
+    keep_setid: bool = False,
+    links: bool = True,
 ) -> TransferPlan:
     """List what must be copied from ``path`` on ``location``; files lose their setuid
-    and setgid bits unless ``keep_setid``.
+    and setgid bits unless ``keep_setid``. Without ``links`` (for storage that keeps
+    none), a link to a file is planned as that file, and other links are left out.
 
     Every name the connector lists is checked before anything is written: one that is not
     a plain relative path fails the whole transfer with :class:`UnsafePathError`, since
@@ -85,4 +93,44 @@ async def plan_transfer(
         if entry.stat.kind is FileKind.FILE and not keep_setid:
             entry = WalkEntry(entry.relpath, without_setid(entry.stat))
         by_kind[entry.stat.kind].append(entry)
+    if not links:
+        found = await link_targets(connector, location, path, plan.links, keep_setid=keep_setid)
+        plan.files += found.files
+        plan.links, plan.unlinked = [], found.skipped
     return plan
+
+
+@dataclass(slots=True)
+class LinkTargets:
+    """What the links of a plan point to, for storage that keeps no links."""
+
+    files: list[WalkEntry] = field(default_factory=list)
+    """Links to regular files, as files with their target's metadata (read through the
+    link)."""
+    skipped: list[tuple[WalkEntry, str]] = field(default_factory=list)
+    """Links to a directory or to nothing, with which of the two."""
+
+
+async def link_targets(
+    connector: Connector,
+    location: ExecutionLocation,
+    path: str,
+    links: list[WalkEntry],
+    *,
+    keep_setid: bool = False,
+) -> LinkTargets:
+    """Follow each of ``links`` (below ``path``) to what it points to."""
+    found = LinkTargets()
+    for entry in links:
+        try:
+            target = await connector.stat(location, join(path, entry.relpath), follow_symlinks=True)
+        except PathNotFoundError:
+            found.skipped.append((entry, "nothing"))
+            continue
+        if target.kind is not FileKind.FILE:
+            found.skipped.append((entry, "a directory"))
+            continue
+        found.files.append(
+            WalkEntry(entry.relpath, target if keep_setid else without_setid(target))
+        )
+    return found

@@ -43,3 +43,42 @@ secret_access_key = "${{SFD_TEST_SECRET}}"
     bad = run("deliver", "--json", "--manifest", "manifest.csv", "store:/d", cwd=tmp_path, env=env)
     assert bad.returncode == 1, bad.stderr
     assert json.loads(bad.stdout)["files"][0]["state"] == "invalid"
+
+
+def test_links_copied_as_files_are_counted_once_and_not_copied_again(
+    tmp_path: Path, s3_endpoint: str, bucket: str
+) -> None:
+    """A bucket keeps no links: a link to a file is planned as that file, so the first
+    run, its progress and the rerun agree on the count; a link to a directory is skipped."""
+    (tmp_path / "streamflow-data.toml").write_text(
+        f"""
+[deployments.store]
+type = "s3"
+buckets = ["{bucket}"]
+endpoint_url = "{s3_endpoint}"
+access_key_id = "testing"
+secret_access_key = "testing"
+"""
+    )
+    env = {"XDG_STATE_HOME": str(tmp_path / "state")}
+    (tmp_path / "src" / "sub").mkdir(parents=True)
+    (tmp_path / "src" / "f").write_bytes(b"x" * 100)
+    (tmp_path / "src" / "sub" / "g").write_bytes(b"y")
+    (tmp_path / "src" / "lnk").symlink_to("f")
+    (tmp_path / "src" / "dlnk").symlink_to("sub")
+    first = run("cp", "src", "store:/t/", cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr
+    assert ": 3 file(s), 201.0 B in " in first.stdout
+    assert "3/3 files" in first.stderr and "dlnk is a link to a directory" in first.stderr
+    rerun = run("cp", "src", "store:/t/", cwd=tmp_path, env=env)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "nothing to do, all 3 file(s) already copied" in rerun.stdout
+    listed = run("ls", "-R", "--json", "store:/t/src", cwd=tmp_path, env=env)
+    entries = json.loads(listed.stdout)["entries"]
+    kinds = {entry["name"]: (entry["kind"], entry["size"]) for entry in entries}
+    assert kinds == {
+        "f": ("file", 100),
+        "lnk": ("file", 100),
+        "sub": ("dir", 0),
+        "sub/g": ("file", 1),
+    }
