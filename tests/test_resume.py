@@ -22,7 +22,19 @@ from streamflow_data import (
     WalkEntry,
 )
 from tests.conftest import LOCAL
-from tests.helpers import copy_slowly, leftovers, make_tree, snapshot, wait_for_progress
+from tests.helpers import (
+    SIZE,
+    SMALL,
+    Hosts,
+    LastSnapshot,
+    copy_slowly,
+    leftovers,
+    make_tree,
+    snapshot,
+    wait_for_progress,
+)
+from tests.test_engine import put_file
+from tests.wrappers import WrappingConnector
 
 MiB = 1024 * 1024
 
@@ -161,3 +173,40 @@ async def test_a_rerun_into_an_existing_tree_lists_it_once(tmp_path: Path) -> No
     assert walked.count(str(tmp_path / "copy")) == 1  # the rerun: the tree exists
     expected = await asyncio.to_thread(snapshot, src)
     assert await asyncio.to_thread(snapshot, tmp_path / "copy") == expected
+
+
+@pytest.mark.parametrize("size", [SIZE, SMALL.block_size], ids=["blocks", "whole"])
+async def test_a_copy_published_as_its_run_is_interrupted_is_not_copied_again(
+    hosts: Hosts, tmp_path: Path, size: int
+) -> None:
+    """The commit landed, the run was cancelled before it recorded the file as valid: the
+    rerun finds the whole copy at its path and moves nothing."""
+    source = hosts.add("src")
+    data = await put_file(hosts, "src", "/f.bin", size)
+    target = hosts.add("dst")
+    published = asyncio.Event()
+
+    async def hang() -> None:
+        published.set()
+        await asyncio.Event().wait()  # until cancelled
+
+    hosts.connectors["dst"].after_commit = hang
+    catalog = str(tmp_path / "catalog.sqlite")
+    async with DefaultDataManager(hosts.connectors, catalog=catalog, settings=SMALL) as manager:
+        manager.register_path(source, "/f.bin")
+        copy = asyncio.create_task(manager.transfer_data(source, "/f.bin", [target], "/c.bin"))
+        await asyncio.wait_for(published.wait(), 10)
+        copy.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await copy
+    assert await asyncio.to_thread(hosts.path("dst", "/c.bin").read_bytes) == data
+    finished = LastSnapshot()
+    connectors = {name: WrappingConnector(str(hosts.base / name)) for name in ("src", "dst")}
+    async with DefaultDataManager(
+        connectors, catalog=catalog, settings=SMALL, listeners=[finished]
+    ) as manager:
+        manager.register_path(source, "/f.bin")
+        await manager.transfer_data(source, "/f.bin", [target], "/c.bin")
+        assert manager.get_data_locations("/c.bin", deployment="dst")
+    assert finished.last is not None and finished.last.nothing_to_do
+    assert finished.last.bytes_moved == 0

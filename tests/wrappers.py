@@ -61,6 +61,8 @@ class WrappingConnector(Connector):
         """Stalled writes go on once this is set."""
         self.before_commit: Callable[[], Awaitable[None]] | None = None
         """Awaited by each writer just before it publishes its file."""
+        self.after_commit: Callable[[], Awaitable[None]] | None = None
+        """Awaited by each writer once it has published its file."""
 
     def locations(self, deployment: str) -> Sequence[ExecutionLocation]:
         return self.inner.locations(deployment)
@@ -197,6 +199,8 @@ class _FaultyWriter(Writer):
         if self.owner.before_commit is not None:
             await self.owner.before_commit()
         await self.inner.commit()
+        if self.owner.after_commit is not None:
+            await self.owner.after_commit()
 
     async def _abort(self) -> None:
         await self.inner.abort()

@@ -153,6 +153,11 @@ class TransferEngine:
         await _Run(context, src_path, destinations, plan).execute()
 
 
+_VALID = frozenset({FileState.VALID})
+_LANDING = frozenset({FileState.TRANSFERRING, FileState.DONE})
+"""States of a file whose whole copy may have been published as its run stopped."""
+
+
 def _warn_skipped(
     source: ExecutionLocation,
     path: str,
@@ -281,16 +286,21 @@ class _Run:
 
     async def _check_prior(self, destination: Destination) -> None:
         """Skip the files an earlier run made valid here, if they are still there, intact
-        by size and time; discard partial files whose source changed since."""
+        by size and time; discard partial files whose source changed since.
+
+        Where each file is published whole at its path (not staged), so are the files an
+        interrupted run was writing or committing: one there with the source's size and
+        time is the copy, whose commit landed as the run stopped."""
         prior, index = self.context.prior, destination.index
         connector, location = destination.connector, destination.location
         for relpath, stale_index, token in prior.stale:
             if stale_index == index:
                 await _discard(destination, relpath, token)
+        landed = _VALID if destination.staged else _VALID | _LANDING
         valid = [
             relpath
             for (relpath, at), copy in prior.files.items()
-            if at == index and copy.state is FileState.VALID
+            if at == index and copy.state in landed
         ]
         if not valid:
             return
