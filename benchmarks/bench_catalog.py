@@ -1,4 +1,4 @@
-"""The catalog file: registration rate with it, reopening it, and what a resume moves.
+"""The catalog file: registration rate with it, and reopening it.
 
 * Registering 1,000,000 paths (10 locations, 1,000 directories) with a catalog file,
   until every row is written (``flush``), against the same registrations with no
@@ -6,8 +6,8 @@
   between slices, as a workflow manager does between steps; the better of ``--rounds``
   rounds each.
 * Reopening that catalog: seconds until a new manager answers queries (the log replayed).
-* Resume: a 256 MiB copy is killed (``kill -9``) halfway and run again; the figure is
-  the bytes the rerun moved over the bytes missing at the destination after the kill.
+
+What a resume moves is measured by :mod:`benchmarks.bench_resume`.
 
 Run: ``python -m benchmarks.bench_catalog [--paths N] [--rounds N]``.
 """
@@ -23,7 +23,6 @@ from collections.abc import Awaitable, Callable
 
 from benchmarks.bench_replica_graph import Workload
 from benchmarks.common import Figure, print_table
-from benchmarks.resume_child import kill_halfway_and_rerun
 from streamflow_data import DefaultDataManager
 
 SLICE = 10_000
@@ -62,16 +61,6 @@ async def _catalog_round(work: Workload, path: str) -> tuple[float, float, int]:
     return rate, seconds, replicas
 
 
-def _resume(directory: str) -> float:
-    src = os.path.join(directory, "resume-src.bin")
-    with open(src, "wb") as file:
-        file.write(os.urandom(256 * 1024 * 1024))
-    result = kill_halfway_and_rerun(
-        os.path.join(directory, "resume.sqlite"), src, os.path.join(directory, "resume.bin"), 0.05
-    )
-    return result.moved / result.missing
-
-
 def run(count: int, rounds: int) -> list[Figure]:
     work = Workload(count, 1)
     memory, catalog, reopen = [], [], []
@@ -82,13 +71,9 @@ def run(count: int, rounds: int) -> list[Figure]:
             rate, seconds, replicas = asyncio.run(_catalog_round(work, path))
             catalog.append(rate)
             reopen.append(seconds)
-        resume_ratio = _resume(directory)
     return [
         Figure("registrations with the catalog file", max(catalog), "/s", max(memory), ">= 0.5x"),
         Figure(f"reopen ({replicas:,} replicas)", min(reopen) * 1000, "ms", None, "< 10,000 ms"),
-        Figure(
-            "resume: bytes moved / bytes missing (x1000)", resume_ratio * 1000, "", None, "<= 1,100"
-        ),
     ]
 
 
@@ -98,7 +83,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args, _ = parser.parse_known_args()
     print_table(
-        f"Catalog: {args.paths:,} paths (best of {args.rounds}); resume of 256 MiB",
+        f"Catalog: {args.paths:,} paths (best of {args.rounds})",
         run(args.paths, args.rounds),
     )
 

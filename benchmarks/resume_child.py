@@ -1,9 +1,10 @@
 """Copy one file through a data manager with a catalog, printing progress: a process to kill.
 
-The resume test and benchmark run this, ``kill -9`` it halfway, run it again and compare
+The resume test and benchmark run this, ``kill -9`` it part way, run it again and compare
 what the second run moved with what the first left missing. The source is read through
 a connector that sleeps before each read (``--delay`` seconds per block), so that
-"halfway" lasts long enough to be hit; the rerun reads at full speed.
+"part way" lasts long enough to be hit; the rerun reads at full speed. The destination is
+the local file system, or a connector given by ``--destination TYPE OPTIONS_JSON``.
 
 Prints ``progress BYTES`` lines while copying and a final
 ``result moved=BYTES skipped=BYTES nothing_to_do=BOOL transfer=ID`` line.
@@ -13,15 +14,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from streamflow_data import DefaultDataManager, LocalConnector, Reader, TransferProgress
+from streamflow_data import (
+    Connector,
+    DefaultDataManager,
+    LocalConnector,
+    Reader,
+    TransferProgress,
+    create_connector,
+)
 from streamflow_data.model import ExecutionLocation
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -55,18 +65,35 @@ class SlowSourceConnector(LocalConnector):
         return _SlowReader(await super().open_reader(location, path), self.delay)
 
 
-async def copy(catalog: str, src: str, dst: str, delay: float) -> TransferProgress:
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A destination connector: its type and the JSON of its options."""
+
+    kind: str
+    options: str
+
+    def arguments(self) -> list[str]:
+        return ["--destination", self.kind, self.options]
+
+
+async def copy(
+    catalog: str, src: str, dst: str, delay: float, target: Target | None
+) -> TransferProgress:
     last: list[TransferProgress] = []
 
     def report(progress: TransferProgress) -> None:
         last[:] = [progress]
         print(f"progress {progress.bytes_done}", flush=True)
 
-    connectors: Mapping[str, LocalConnector] = {"source": SlowSourceConnector(delay)}
+    connectors: Mapping[str, Connector] = {"source": SlowSourceConnector(delay)}
+    if target is not None:
+        destination = create_connector(target.kind, json.loads(target.options))
+        connectors = {**connectors, "destination": destination}
     async with DefaultDataManager(connectors, catalog=catalog, listeners=[report]) as manager:
         source = manager.locations("source")[0]
+        to = manager.locations("destination")[:1] if target else manager.locations()
         manager.register_path(source, src)
-        await manager.transfer_data(source, src, manager.locations(), dst, writable=True)
+        await manager.transfer_data(source, src, to, dst, writable=True)
     return last[0]
 
 
@@ -84,11 +111,20 @@ class Interrupted:
     """The rerun's result line."""
 
 
-def _run(catalog: str, src: str, dst: str, delay: float) -> subprocess.Popen[str]:
+def _command(catalog: str, src: str, dst: str, target: Target | None) -> list[str]:
     command = [sys.executable, "-m", "benchmarks.resume_child", catalog, src, dst]
-    return subprocess.Popen(
-        [*command, "--delay", str(delay)], stdout=subprocess.PIPE, text=True, cwd=_ROOT
-    )
+    return command + (target.arguments() if target else [])
+
+
+def _settled(path: str) -> None:
+    """Wait until the file at ``path`` has kept its size for 0.3 s (at most 10 s)."""
+    last = -1
+    for _ in range(100):  # bounded: 10 s
+        size = os.path.getsize(path) if os.path.exists(path) else 0
+        if size == last:
+            return
+        last = size
+        time.sleep(0.3)
 
 
 def _present(path: str, src: str, block: int) -> int:
@@ -102,28 +138,45 @@ def _present(path: str, src: str, block: int) -> int:
 
 
 def kill_halfway_and_rerun(
-    catalog: str, src: str, dst: str, delay: float, fraction: float = 0.5
+    catalog: str,
+    src: str,
+    dst: str,
+    delay: float,
+    fraction: float = 0.5,
+    target: Target | None = None,
 ) -> Interrupted:
     """Copy ``src`` to ``dst``, ``kill -9`` the copy once ``fraction`` of it is written,
-    measure what is missing, then copy again and report what the rerun moved."""
+    measure what is missing, then copy again and report what the rerun moved.
+
+    The kill takes the copy's whole process group, as a batch scheduler ends a job: its
+    ``ssh`` processes too, which would otherwise finish the streams they were given after
+    the copy died. The partial file is read where the destination's resume token names
+    it, on this machine (an SSH host on 127.0.0.1 shares its file system), once it has
+    stopped growing (the host writes what reached it before the connection dropped)."""
     size = os.path.getsize(src)
-    with _run(catalog, src, dst, delay) as child:
+    command = [*_command(catalog, src, dst, target), "--delay", str(delay)]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, text=True, cwd=_ROOT, start_new_session=True
+    ) as child:
         assert child.stdout is not None
         for line in child.stdout:  # bounded: the child ends after the copy
             if line.startswith("progress ") and int(line.split()[1]) >= size * fraction:
                 break
-        child.send_signal(signal.SIGKILL)
+        os.killpg(child.pid, signal.SIGKILL)
     with sqlite3.connect(catalog) as connection:
         tokens = [row[0] for row in connection.execute("SELECT token FROM file_states")]
-    partial = next((token for token in tokens if token), None)
+    token = next((token for token in tokens if token), None)
+    if token is not None:
+        _settled(token)
+    # The copy's bytes are in its partial file, or at its path if the kill came after
+    # the commit.
+    partial = next((path for path in (token, dst) if path and os.path.exists(path)), None)
     present = 0 if partial is None else _present(partial, src, 4 * 1024 * 1024)
     rerun = subprocess.run(
-        [sys.executable, "-m", "benchmarks.resume_child", catalog, src, dst],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=_ROOT,
+        _command(catalog, src, dst, target), capture_output=True, text=True, cwd=_ROOT
     )
+    if rerun.returncode:
+        raise RuntimeError(f"the rerun failed: {rerun.stderr.strip().splitlines()[-1:]}")
     result = rerun.stdout.strip().splitlines()[-1]
     fields = dict(item.split("=") for item in result.split()[1:])
     return Interrupted(size - present, int(fields["moved"]), int(fields["skipped"]), result)
@@ -135,8 +188,10 @@ def main() -> int:
     parser.add_argument("src")
     parser.add_argument("dst")
     parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--destination", nargs=2, metavar=("TYPE", "OPTIONS_JSON"))
     args = parser.parse_args()
-    done = asyncio.run(copy(args.catalog, args.src, args.dst, args.delay))
+    target = Target(*args.destination) if args.destination else None
+    done = asyncio.run(copy(args.catalog, args.src, args.dst, args.delay, target))
     [destination] = done.destinations
     print(
         f"result moved={done.bytes_moved} skipped={destination.bytes_skipped} "

@@ -47,7 +47,9 @@ def test_a_copy_killed_halfway_moves_only_what_is_missing_when_rerun(tmp_path: P
     result = kill_halfway_and_rerun(catalog, str(src), str(dst), delay=0.05)
     assert 0 < result.missing < 256 * MiB
     assert result.moved + result.skipped == 256 * MiB
-    assert result.missing <= result.moved <= 1.1 * result.missing, result
+    # What the journal had not recorded yet is found by digests of the partial file's
+    # blocks: the rerun sends exactly the blocks that are not there whole.
+    assert result.moved == result.missing, result
     assert dst.read_bytes() == src.read_bytes()
     assert leftovers(tmp_path) == []
 

@@ -386,6 +386,12 @@ class _LocalWriter(Writer):
     def resume_token(self) -> str:
         return self._target
 
+    async def held_digests(self, start: int, piece: int) -> list[bytes]:
+        """Read from the partial file in the connector's threads."""
+        return await self._connector._run(
+            self.location, self.path, files.piece_digests, self._fd, start, piece
+        )
+
     async def _suspend(self) -> None:
         fd, self._fd = self._fd, -1
         await self._connector._run(self.location, self.path, os.close, fd)

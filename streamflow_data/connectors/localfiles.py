@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import stat as stat_module
 from collections.abc import Callable, Generator, Sequence
@@ -33,6 +34,7 @@ __all__ = [
     "finish",
     "held_digest",
     "open_for_reading",
+    "piece_digests",
     "pwrite_all",
     "read_whole",
     "remove",
@@ -203,6 +205,16 @@ def held_digest(fd: int, held: dict[int, tuple[int, int]]) -> Digest:
     size = os.fstat(fd).st_size
     value = crc32c_of_pieces(held, size)
     return Digest(size, value) if value is not None else fd_digest(fd)
+
+
+def piece_digests(fd: int, start: int, piece: int) -> list[bytes]:
+    """SHA-256 digests of the open file's runs of ``piece`` bytes from ``start`` on."""
+    digests = []
+    offset = start
+    while data := os.pread(fd, piece, offset):
+        digests.append(hashlib.sha256(data).digest())
+        offset += len(data)
+    return digests
 
 
 def write_whole(

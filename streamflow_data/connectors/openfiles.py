@@ -150,6 +150,15 @@ class Writer(abc.ABC):
         """
         return None
 
+    async def held_digests(self, start: int, piece: int) -> list[bytes]:
+        """SHA-256 digests of the file this writer continues (see :attr:`resume_token`), in
+        runs of ``piece`` bytes from offset ``start`` to its end (the last run may be
+        shorter). A run killed before it recorded its last writes left more than its
+        journal says; the engine compares these with the source's bytes and does not send
+        again what the file already holds. The default, no digest, is for storage that
+        cannot tell without moving the bytes back."""
+        return []
+
     async def suspend(self) -> None:
         """Stop writing but keep the bytes written so far for a later
         :meth:`Connector.resume_writer`; nothing appears at :attr:`path`.

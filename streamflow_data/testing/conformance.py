@@ -20,6 +20,7 @@ Requires pytest and pytest-asyncio (the ``test`` extra).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,6 +234,10 @@ class ConnectorConformance:
             return
         resumed = await connector.resume_writer(location, target, token, mtime_ns=MTIME_NS)
         async with resumed:
+            # What it says the partial file holds (if it says anything) is what was written.
+            held = await resumed.held_digests(10_000, 65_536)
+            pieces = [first[at : at + 65_536] for at in range(10_000, len(first), 65_536)]
+            assert held in ([], [hashlib.sha256(piece).digest() for piece in pieces])
             await resumed.write(len(first), rest)
             await resumed.commit(await _digest(first + rest))
         assert await connector.read_file(location, target) == first + rest

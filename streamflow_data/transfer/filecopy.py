@@ -149,6 +149,12 @@ class FileCopy:
         self._resume.read(start + length, crc)
         self._resume.written(destination.index, number, start, start + length)
 
+    def _count_resumed(self, index: int, size: int) -> None:
+        """Destination ``index`` holds ``size`` more bytes from an earlier run."""
+        self._resumed[index] = self._resumed.get(index, 0) + size
+        self._written[index] = self._written.get(index, 0) + size
+        self.context.progress.skip(index, 0, size)
+
     def _wrote(self, destination: Destination, size: int, started: float) -> None:
         self.context.stats.wrote(destination.location, size, time.monotonic() - started)
         self.context.progress.add_bytes(destination.index, size)
@@ -322,11 +328,11 @@ class FileCopy:
             except StreamFlowDataError:
                 pass  # gone or unusable: the file starts from zero
             else:
-                resumed = self._resume.adopt(destination.index, prior)
-                self._resumed[destination.index] = resumed
-                self._written[destination.index] = resumed
-                self.context.progress.skip(destination.index, 0, resumed)
+                self._count_resumed(destination.index, self._resume.adopt(destination.index, prior))
                 self._resume.track(destination.index)
+                if self.context.source.location.local:  # its blocks cost no network to read
+                    size, block = self.stat.size, self.settings.block_size
+                    await self._resume.ask_held(destination.index, writer, size, block)
                 return writer
 
         async def open_writer(destination: Destination) -> Writer:
@@ -544,6 +550,9 @@ class FileCopy:
         self, destination: Destination, writer: Writer, block: BufferBlock
     ) -> None:
         """Write one block, retrying it in place when the destination takes ranged writes."""
+        if await self._resume.holds(destination.index, block.offset, block.data):
+            self._count_resumed(destination.index, block.length)
+            return
         context = self.context
         tries = 0
         while True:

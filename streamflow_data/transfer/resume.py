@@ -6,10 +6,19 @@ per (chunk, destination), the end of the contiguous prefix already written and r
 with its CRC in the journal as it grows. A later run that finds such a mark reads the
 chunk from there, starting the CRC from the recorded value, so the file's checksum is
 still complete and the commit still verifies every byte.
+
+A run killed before it recorded its last writes left more than its marks say. A
+continued writer that can tell gives the digests of what its file holds past them
+(:meth:`~streamflow_data.connectors.openfiles.Writer.held_digests`): a block read again
+that matches is not sent again.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+
+from streamflow_data.connectors.openfiles import Writer
 from streamflow_data.transfer.journal import ChunkMark, PriorCopy, RunJournal
 
 __all__ = ["FileResume"]
@@ -29,6 +38,9 @@ class FileResume:
         self._frontier: dict[tuple[int, int], int] = {}
         self._completed: dict[tuple[int, int], dict[int, int]] = {}
         self._crc_at: dict[int, int] = {}
+        self._held: dict[int, dict[int, bytes]] = {}
+        """Destination index to the SHA-256 of each block its file holds past its marks,
+        by offset."""
 
     def adopt(self, index: int, prior: PriorCopy) -> int:
         """Start destination ``index`` from the chunks of an earlier run; returns the
@@ -39,7 +51,25 @@ class FileResume:
     def forget(self, index: int) -> None:
         """Destination ``index`` starts over (its writer was discarded)."""
         self._marks.pop(index, None)
+        self._held.pop(index, None)
         self._tracked.discard(index)
+
+    async def ask_held(self, index: int, writer: Writer, size: int, block: int) -> None:
+        """Ask destination ``index``'s continued ``writer`` what its file holds from the
+        first byte its marks miss, by blocks of ``block`` bytes (``size``: the file's)."""
+        for number in range(-(-size // self._chunk_size)):
+            start = number * self._chunk_size
+            first = start + self.done(index, number)
+            if first < min(start + self._chunk_size, size):
+                digests = await writer.held_digests(first, block)
+                self._held[index] = {first + n * block: d for n, d in enumerate(digests)}
+                return
+
+    async def holds(self, index: int, offset: int, data: memoryview) -> bool:
+        """Whether destination ``index``'s file holds ``data`` at ``offset`` already (as
+        told by :meth:`ask_held`)."""
+        digest = self._held.get(index, {}).pop(offset, None)
+        return digest is not None and digest == await asyncio.to_thread(_sha256, data)
 
     def track(self, index: int) -> None:
         """Journal how far destination ``index`` gets."""
@@ -91,3 +121,7 @@ class FileResume:
         if advanced != frontier:
             mark = ChunkMark(advanced - chunk_start, self._crc_at[advanced])
             self._journal.chunk(self._relpath, index, number, mark)
+
+
+def _sha256(data: memoryview) -> bytes:
+    return hashlib.sha256(data).digest()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from streamflow_data_ssh import SSHConnector
 
-from benchmarks.resume_child import SlowSourceConnector
+from benchmarks.resume_child import SlowSourceConnector, Target, kill_halfway_and_rerun
 from streamflow_data import (
     DefaultDataManager,
     ExecutionLocation,
@@ -156,3 +156,26 @@ def _holey_file(path: Path, size: int) -> None:
 def _sha256(path: Path) -> str:
     with path.open("rb") as file:
         return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def test_an_upload_killed_part_way_moves_only_what_is_missing_when_rerun(
+    ssh_options: OptionsFactory, ssh_servers: list[SSHServer], remote_dir: Path, tmp_path: Path
+) -> None:
+    """``kill -9`` of the whole job while the master uploads: the host holds more than the
+    journal recorded (chunks are recorded behind what the master has read); the rerun
+    finds it by digests computed on the host, and sends only what is missing."""
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(128 * MiB))
+    options = ssh_options(ssh_servers[:1]).model_dump_json(exclude_defaults=True)
+    result = kill_halfway_and_rerun(
+        str(tmp_path / "catalog.sqlite"),
+        str(src),
+        str(remote_dir / "copy.bin"),
+        delay=0.0,
+        fraction=0.4,
+        target=Target("ssh", options),
+    )
+    assert 0 < result.missing < 128 * MiB
+    assert result.moved + result.skipped == 128 * MiB
+    assert result.missing <= result.moved <= 1.1 * result.missing, result
+    assert _sha256(remote_dir / "copy.bin") == _sha256(src)
