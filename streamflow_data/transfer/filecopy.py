@@ -295,16 +295,19 @@ class FileCopy:
                 await self._commit(writers, failures, digest)
                 # Changed while committed: the copies hold the whole version read, which
                 # is no longer the file's; they fail, and a retry copies the file again.
-                if len(failures) < len(writers) and (changed := await self._source_change(reader)):
+                committed = len(failures) < len(writers)
+                if committed and (changed := await self._source_change(reader, read=False)):
                     for destination in writers:
                         failures.setdefault(destination, changed)
         return failures
 
-    async def _source_change(self, reader: Reader) -> SourceChangedError | None:
-        """The error for a source no longer the file the reader opened, if it is not."""
+    async def _source_change(self, reader: Reader, read: bool = True) -> SourceChangedError | None:
+        """The error for a source no longer the file the reader opened, if it is not; with
+        ``read``, a byte past its planned end is looked for too (for readers that cannot
+        tell)."""
         async with self._reading():
             why = await reader.changed()
-            if why is None and await reader.read(self.stat.size, 1):
+            if why is None and read and await reader.read(self.stat.size, 1):
                 why = "it grew while it was read"
         return (
             None if why is None else SourceChangedError(self.context.source.location, self.src, why)
