@@ -229,7 +229,8 @@ async def test_an_interrupted_tree_upload_keeps_its_finished_files_for_the_rerun
     async with second:
         second.register_path(LOCAL, str(source))
         await second.transfer_data(LOCAL, str(source), [location], "/tree")
-    assert finished[-1].destinations[0].files_skipped == len(valid)  # not sent again
+    # Not sent again: the valid files, and any whose upload completed as the run stopped.
+    assert finished[-1].destinations[0].files_skipped >= len(valid)
     for name, data in files.items():
         assert client.get_object(Bucket=bucket, Key=f"tree/{name}")["Body"].read() == data
 
