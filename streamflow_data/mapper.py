@@ -11,7 +11,15 @@ Invariants the code below keeps:
   (a list shared by its members); sets merge smaller-into-larger, so relating n replicas
   costs O(n log n) overall;
 * a SYMBOLIC_LINK replica related to a PRIMARY replica on its own location points at it:
-  invalidating the target invalidates the link.
+  invalidating the target invalidates the link;
+* the parent directories registered for a replica are *implicit* until registered
+  themselves: a path inside a registered (explicit) directory replica is answered by
+  that replica, a path inside an implicit one is not;
+* an invalidated path inside an explicit directory replica is a *hole* of its location
+  until that path, or a directory around it below the replica, is registered again;
+* the replicas answered for such inner paths are *derived*: kept while valid, so that an
+  invalidation reaches them, and become the registered replica when their path is
+  registered.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ __all__ = ["RemotePathMapper"]
 
 # (deployment, location name, directory path): the key of a directory's children.
 _DirKey = tuple[str, str, str]
+# (deployment, location name): the key of a location's holes.
+_LocationKey = tuple[str, str]
 _INVALID = DataType.INVALID
 
 
@@ -45,6 +55,16 @@ def _canonical(path: str) -> str:
 
 def _parent(path: str) -> str:
     return path[: path.rindex("/")] or "/"
+
+
+def _under(path: str, top: str) -> bool:
+    """Whether ``path`` is ``top`` or inside it."""
+    return path == top or path.startswith(top + "/") or top == "/"
+
+
+def _inner(top: str, relative: str) -> str:
+    """``relative`` (starting with ``/``) below ``top``."""
+    return relative if top == "/" else top + relative
 
 
 def _same_location(entry: DataLocation, location: ExecutionLocation) -> bool:
@@ -69,6 +89,17 @@ class RemotePathMapper:
         self._sets: dict[DataLocation, list[DataLocation]] = {}
         self._link_target: dict[DataLocation, DataLocation] = {}
         self._links_to: dict[DataLocation, list[DataLocation]] = {}
+        self._parents: set[DataLocation] = set()
+        """The implicit parent directories."""
+        self._implicit_only: set[str] = set()
+        """The paths whose replicas are all implicit parents: a query's walk up skips them."""
+        self._unanchored: set[str] = set()
+        """Directories with no explicit replica at or above them, as found by queries since
+        the last explicit registration (which empties it)."""
+        self._holes: dict[_LocationKey, dict[str, ExecutionLocation]] = {}
+        """Each location's holes: path to the location."""
+        self._derived: dict[_DirKey, DataLocation] = {}
+        """(deployment, location name, path) to the derived replica answered there."""
 
     def __len__(self) -> int:
         """The number of valid replicas, parent directories included (counted: O(paths))."""
@@ -102,14 +133,28 @@ class RemotePathMapper:
         """Every valid replica of the data registered at ``path``, narrowed by the filters.
 
         That is each replica registered at ``path`` on any location, plus every replica
-        related to one of them. Replicas still being written are included (see
-        :attr:`DataLocation.available`).
+        related to one of them, plus ``path``'s place in every explicitly registered
+        directory replica holding it (and in their relatives), but where that place was
+        invalidated. Replicas still being written are included (see
+        :attr:`DataLocation.available`), but not places inside them.
         """
         entries = self._at(path)
         if not entries:
-            entries = self._at(_canonical(path))
+            path = _canonical(path)
+            entries = self._at(path)
         if self._sets:
             entries = self._expand(entries)
+        inside = self._inside(path)
+        if inside:
+            seen = {(e.location.deployment, e.location.name, e.path) for e in entries}
+            entries = [
+                *entries,
+                *(
+                    d
+                    for d in inside
+                    if (d.location.deployment, d.location.name, d.path) not in seen
+                ),
+            ]
         return [
             entry
             for entry in entries
@@ -128,6 +173,83 @@ class RemotePathMapper:
         for replica_set in related:
             unique.update(dict.fromkeys(replica_set))
         return list(unique)
+
+    def resolve(self, location: ExecutionLocation, path: str) -> DataLocation | None:
+        """The valid replica of ``path`` on ``location``, registered or derived (inside a
+        registered directory replica there: see :meth:`get`), or None."""
+        path = _canonical(path)
+        found = self._find(location, path)
+        if found is not None:
+            return found
+        for replica in self._inside(path):
+            if replica.path == path and _same_location(replica, location):
+                return replica
+        return None
+
+    def _inside(self, path: str) -> list[DataLocation] | tuple[()]:
+        """The replicas of ``path`` inside the explicit directory replicas around it (on
+        every query: the walk up allocates nothing but the directories' names)."""
+        end = path.rfind("/")
+        parent = path[:end] or "/"
+        if parent in self._unanchored:
+            return ()
+        found: dict[_DirKey, DataLocation] | None = None
+        by_path, implicit_only = self._by_path, self._implicit_only
+        while end >= 0:
+            top = path[:end] or "/"
+            if top not in implicit_only and top in by_path:
+                found = {} if found is None else found
+                self._derive(path, top, found)
+            end = path.rfind("/", 0, end) if end else -1
+        if found is None:
+            self._unanchored.add(parent)
+            return ()
+        return list(found.values())
+
+    def _derive(self, path: str, top: str, found: dict[_DirKey, DataLocation]) -> None:
+        """Add to ``found`` the place of ``path`` in each explicit replica at ``top`` and
+        in each of their explicit relatives (where it is registered itself, so that
+        :meth:`resolve` finds it there too)."""
+        relative = path if top == "/" else path[len(top) :]
+        parents = self._parents
+        explicit = [entry for entry in self._at(top) if entry not in parents]
+        if self._sets:
+            explicit = [entry for entry in self._expand(explicit) if entry not in parents]
+        for directory in explicit:
+            location = directory.location
+            inner = _inner(directory.path, relative)
+            key = (location.deployment, location.name, inner)
+            if key in found or not directory.available:
+                continue
+            if self._in_hole(location, directory.path, inner):
+                continue
+            replica = self._find(location, inner) or self._derived.get(key)
+            if replica is None:
+                replica = self._derived[key] = DataLocation(
+                    location, inner, None, directory.data_type
+                )
+            found[key] = replica
+
+    def _in_hole(self, location: ExecutionLocation, top: str, path: str) -> bool:
+        """Whether ``path`` (inside ``top``) or a directory between them is a hole."""
+        holes = self._holes.get((location.deployment, location.name))
+        if not holes:
+            return False
+        while len(path) > len(top):
+            if path in holes:
+                return True
+            path = path[: path.rindex("/")] or "/"
+        return False
+
+    def implicit(self, replica: DataLocation) -> bool:
+        """Whether ``replica`` is a parent directory registered only for what it holds."""
+        return replica in self._parents
+
+    def holes(self) -> Iterator[tuple[ExecutionLocation, str]]:
+        """Each invalidated path inside an explicit directory replica, with its location."""
+        for holes in self._holes.values():
+            for path, location in holes.items():
+                yield location, path
 
     def replicas(self) -> Iterator[DataLocation]:
         """Every valid replica, parent directories included, in no particular order."""
@@ -164,14 +286,24 @@ class RemotePathMapper:
         """Register a replica of ``path`` on ``location`` and its parent directories.
 
         Registering again what is already registered, with the same data type, returns the
-        existing replica. Registering INVALID invalidates, as :meth:`invalidate` does.
+        existing replica (now explicit, if it was an implicit parent). Registering INVALID
+        invalidates, as :meth:`invalidate` does. The path's holes on ``location`` and the
+        holes below it are filled; a derived replica of it there becomes the registered one.
         """
         path = _canonical(path)
         by_path = self._by_path
-        if available and path not in by_path and data_type is not _INVALID:
+        if (
+            available
+            and path not in by_path
+            and data_type is not _INVALID
+            and not self._holes
+            and not self._derived
+        ):
             # The hot path, a path seen nowhere yet: one allocation, two dictionary writes.
             replica = DataLocation(location, path, relpath, data_type)
             by_path[path] = replica
+            if self._unanchored:
+                self._unanchored.clear()
             parent = path[: path.rindex("/")] or "/"
             children = self._children.get((location.deployment, location.name, parent))
             if children is None:
@@ -183,13 +315,25 @@ class RemotePathMapper:
         if data_type is _INVALID:
             self.invalidate(location, path)
             return existing or DataLocation(location, path, relpath, _INVALID)
+        self._fill_holes(location, path)
         if existing is not None:
             if existing.data_type is data_type and existing.available == available:
+                self._parents.discard(existing)
+                self._implicit_only.discard(path)
+                self._unanchored.clear()
                 return existing
             self._retire(existing)
             self._invalidate_links(existing, [])
-        replica = DataLocation(location, path, relpath, data_type, available=available)
+        derived = self._derived.pop((location.deployment, location.name, path), None)
+        if derived is not None and derived.valid and available:
+            replica = derived
+            replica.relpath = path if relpath is None else relpath
+            replica.data_type = data_type
+        else:
+            replica = DataLocation(location, path, relpath, data_type, available=available)
         self._insert(replica)
+        self._implicit_only.discard(path)
+        self._unanchored.clear()
         if existing is None:  # a replaced replica is already among its parent's children
             self._link_parents(location, path)
         return replica
@@ -221,8 +365,39 @@ class RemotePathMapper:
             all_children[key] = [path]
             if self._find(location, parent) is not None:
                 return
-            self._insert(DataLocation(location, parent))
+            self._insert_parent(DataLocation(location, parent))
             path = parent
+
+    def register_parent(self, location: ExecutionLocation, path: str) -> None:
+        """Register ``path`` on ``location`` as an implicit parent directory, as registering
+        a path inside it does (for a catalog rebuilding the graph); nothing if registered."""
+        path = _canonical(path)
+        if self._find(location, path) is None:
+            self._insert_parent(DataLocation(location, path))
+            self._link_parents(location, path)
+
+    def _insert_parent(self, replica: DataLocation) -> None:
+        self._insert(replica)
+        self._parents.add(replica)
+        self._recheck(replica.path)
+
+    def _recheck(self, path: str) -> None:
+        """Whether ``path``'s replicas are all implicit parents, after a change there."""
+        entries = self._at(path)
+        if entries and all(entry in self._parents for entry in entries):
+            self._implicit_only.add(path)
+        else:
+            self._implicit_only.discard(path)
+
+    def _fill_holes(self, location: ExecutionLocation, path: str) -> None:
+        """Forget ``location``'s holes at ``path`` and below: it is registered again."""
+        key = (location.deployment, location.name)
+        holes = self._holes.get(key)
+        if holes:
+            for hole in [hole for hole in holes if _under(hole, path)]:
+                del holes[hole]
+            if not holes:
+                del self._holes[key]
 
     def register_relation(self, first: DataLocation, second: DataLocation) -> None:
         """Record that two replicas hold the same data (symmetric and transitive)."""
@@ -282,10 +457,49 @@ class RemotePathMapper:
     def invalidate(self, location: ExecutionLocation, path: str) -> list[DataLocation]:
         """Invalidate the replica at ``path`` on ``location`` and every replica below it.
 
-        Links pointing at an invalidated replica are invalidated too. An unknown path is a
-        no-op. Returns the replicas that became INVALID.
+        Links pointing at an invalidated replica are invalidated too. Inside an explicit
+        directory replica of ``location``, the path becomes a hole: its derived replicas
+        there become INVALID, and it is answered there no more. Elsewhere an unknown path
+        is a no-op. Returns the replicas that became INVALID (for a hole where none had been
+        answered yet, a new INVALID one).
         """
-        root = self.find(location, path)
+        path = _canonical(path)
+        invalidated = self._invalidate_registered(location, path)
+        if self._explicit_above(location, path):
+            self._holes.setdefault((location.deployment, location.name), {})[path] = location
+            invalidated.extend(self._drop_derived(location, path))
+            if not invalidated:  # none answered there yet: the path's, as it is now
+                invalidated.append(DataLocation(location, path, None, _INVALID))
+        return invalidated
+
+    def _explicit_above(self, location: ExecutionLocation, path: str) -> bool:
+        """Whether an explicit replica of ``location`` holds ``path`` (strictly)."""
+        while path != "/":
+            path = path[: path.rindex("/")] or "/"
+            replica = self._find(location, path)
+            if replica is not None and replica not in self._parents:
+                return True
+        return False
+
+    def _drop_derived(self, location: ExecutionLocation, path: str) -> list[DataLocation]:
+        """Invalidate the derived replicas of ``location`` at ``path`` and below."""
+        if not self._derived:
+            return []
+        deployment, name = location.deployment, location.name
+        dropped = [
+            key
+            for key in self._derived
+            if key[0] == deployment and key[1] == name and _under(key[2], path)
+        ]
+        replicas = [self._derived.pop(key) for key in dropped]
+        for replica in replicas:
+            replica.data_type = _INVALID
+            replica._set_available()
+        return replicas
+
+    def _invalidate_registered(self, location: ExecutionLocation, path: str) -> list[DataLocation]:
+        """Invalidate the registered replica at ``path`` and its subtree (see invalidate)."""
+        root = self._find(location, path)
         if root is None:
             return []
         if root.path != "/":
@@ -316,7 +530,10 @@ class RemotePathMapper:
                 invalidated.extend(self.invalidate(link.location, link.path))
 
     def _retire(self, replica: DataLocation) -> None:
-        """Take a replica out of the index and its set, mark it INVALID, wake its waiters."""
+        """Take a replica out of the index and its set, mark it INVALID, wake its waiters;
+        so are the replicas derived inside it."""
+        self._parents.discard(replica)
+        self._drop_derived(replica.location, replica.path)
         entries = self._by_path[replica.path]
         if type(entries) is list:
             entries.remove(replica)
@@ -332,3 +549,4 @@ class RemotePathMapper:
                 links.remove(replica)
         replica.data_type = DataType.INVALID
         replica._set_available()
+        self._recheck(replica.path)

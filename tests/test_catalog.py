@@ -58,7 +58,13 @@ def _build(manager: DefaultDataManager) -> list[str]:
     manager.invalidate_location(A, "/data/run/3")  # a subtree, and the links into it
     manager.invalidate_location(B, "/scratch/4")
     manager.register_path(A, "/data/run/3/file3")  # registered again after invalidation
-    return [*paths, "/data", "/data/run", "/bucket/object", "/data/run/3"]
+    # A directory registered whole answers for the paths inside it, but its holes.
+    manager.register_path(B, "/results")
+    manager.register_path(A, "/results/log/out.txt")  # /results/log: a parent of A only
+    manager.invalidate_location(B, "/results/log/bad")
+    manager.register_path(A, "/data/run")  # a parent directory registered itself
+    inside = ["/results/log/out.txt", "/results/log/bad", "/results/x", "/data/run/9/new"]
+    return [*paths, "/data", "/data/run", "/bucket/object", "/data/run/3", *inside]
 
 
 async def test_replicas_relations_links_and_invalidations_survive_a_restart(
@@ -251,11 +257,14 @@ async def test_random_changes_replay_to_the_same_graph(tmp_path: Path, seed: int
     """Registrations (plain ones are grouped when written), links, relpaths, relations,
     invalidations and re-registrations, in random order, come back exactly."""
     rng = random.Random(seed)
-    paths = [f"/r/{a}/{b}" for a in "xyz" for b in "pq"] + ["/r/x", "/r/y", "/r"]
+    paths = [f"/r/{a}/{b}" for a in "xyz" for b in "pq"] + ["/r/x", "/r/y", "/r", "/r/x/p/in"]
     locations = [A, B, S3]
     catalog = str(tmp_path / "catalog.sqlite")
     policy = DefaultSourcePolicy(random.Random(seed))
     async with DefaultDataManager(catalog=catalog, policy=policy) as first:
+        for index in range(1500):  # enough to compact the log when it is next opened
+            first.register_path(A, f"/churn/{index}")
+        first.invalidate_location(A, "/churn")
         for step in range(300):
             location, path = rng.choice(locations), rng.choice(paths)
             action = rng.random()
@@ -283,6 +292,8 @@ async def test_random_changes_replay_to_the_same_graph(tmp_path: Path, seed: int
         assert [(s.location, s.path) if s else None for s in again] == [
             (s.location, s.path) if s else None for s in sources
         ]
+    async with DefaultDataManager(catalog=catalog) as third:  # from the compacted log
+        assert _view(third, paths) == before
 
 
 async def test_a_catalog_failure_at_the_end_of_a_copy_releases_everything(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from streamflow_data import (
@@ -252,3 +254,63 @@ def test_mapper_counts_replicas_without_a_manager() -> None:
     assert len(mapper) == 3
     assert [r.path for r in mapper.invalidate(A, "/a")] == ["/a", "/a/b"]
     assert len(mapper) == 1
+
+
+def test_a_path_inside_a_registered_directory_is_answered_by_each_of_its_replicas() -> None:
+    mapper = RemotePathMapper()
+    on_a = mapper.register(A, "/data/tree")
+    on_b = mapper.register(B, "/scratch/copy")
+    mapper.register_relation(on_a, on_b)
+    mapper.register(C, "/data/tree/sub/f")  # /data/tree is only C's parent directory
+    found = {(r.location, r.path) for r in mapper.get("/data/tree/sub/f")}
+    assert found == {(A, "/data/tree/sub/f"), (B, "/scratch/copy/sub/f"), (C, "/data/tree/sub/f")}
+    # Inside an implicit parent directory alone, nothing is answered.
+    assert [(r.location, r.path) for r in mapper.get("/data/tree/other")] == [
+        (A, "/data/tree/other"),
+        (B, "/scratch/copy/other"),
+    ]
+    assert mapper.get("/data/elsewhere") == []
+    assert mapper.resolve(B, "/scratch/copy/sub/f") is mapper.resolve(B, "/scratch/copy/sub/f")
+
+
+def test_an_answered_inner_replica_sees_its_invalidation() -> None:
+    mapper = RemotePathMapper()
+    mapper.register(A, "/d")
+    inner = mapper.resolve(A, "/d/x/f")
+    assert inner is not None and inner.valid
+    assert mapper.invalidate(A, "/d/x") == [inner]  # a hole: gone, and no longer answered
+    assert not inner.valid and mapper.get("/d/x/f") == [] and mapper.get("/d/y")
+    registered = mapper.register(A, "/d/x")  # registered again: the hole is filled
+    assert mapper.resolve(A, "/d/x/f") is not None and registered.valid
+    again = mapper.resolve(A, "/d/z")
+    assert again is not None
+    mapper.invalidate(A, "/d")  # the directory itself
+    assert not again.valid and mapper.get("/d/z") == []
+
+
+def test_registering_an_answered_inner_path_keeps_its_object() -> None:
+    mapper = RemotePathMapper()
+    mapper.register(A, "/d")
+    inner = mapper.resolve(A, "/d/f")
+    assert mapper.register(A, "/d/f") is inner
+    assert mapper.find(A, "/d/f") is inner and not mapper.implicit(inner)
+    root = mapper.find(A, "/")
+    assert root is not None and mapper.implicit(root)
+
+
+async def test_inner_paths_are_sources_and_relations(tmp_path: Path) -> None:
+    (tmp_path / "tree" / "sub").mkdir(parents=True)
+    (tmp_path / "tree" / "sub" / "f").write_text("inner")
+    async with DefaultDataManager() as manager:
+        manager.register_path(LOCAL, str(tmp_path / "tree"))
+        inner = str(tmp_path / "tree" / "sub" / "f")
+        source = await manager.get_source_location(inner, "local")
+        assert source is not None and source.path == inner
+        await manager.transfer_data(LOCAL, inner, [LOCAL], str(tmp_path / "copy"), writable=True)
+        assert (tmp_path / "copy").read_text() == "inner"
+        [registered] = manager.get_data_locations(str(tmp_path / "copy"))
+        other = manager.register_path(LOCAL, str(tmp_path / "other"))
+        manager.register_relation(source, other)  # the answered replica is registered first
+        assert manager.mapper.find(LOCAL, inner) is source
+        assert {r.path for r in manager.get_data_locations(inner)} == {inner, other.path}
+        assert registered.path == str(tmp_path / "copy")

@@ -30,6 +30,10 @@ def ancestors(path: str) -> list[str]:
     return found
 
 
+def under(path: str, top: str) -> bool:
+    return path == top or path.startswith(top.rstrip("/") + "/")
+
+
 class ReplicaGraphMachine(RuleBasedStateMachine):
     """Registrations, relations and invalidations, compared with sets and a linear scan."""
 
@@ -37,6 +41,9 @@ class ReplicaGraphMachine(RuleBasedStateMachine):
         super().__init__()
         self.mapper = RemotePathMapper()
         self.valid: set[Key] = set()
+        self.explicit: set[Key] = set()
+        """Registered themselves, not only as a parent directory."""
+        self.holes: set[Key] = set()
         self.sets: list[set[Key]] = []
 
     def _set_of(self, key: Key) -> set[Key] | None:
@@ -47,6 +54,8 @@ class ReplicaGraphMachine(RuleBasedStateMachine):
         self.mapper.register(LOCATIONS[location], path)
         for registered in [path, *ancestors(path)]:
             self.valid.add((location, registered))
+        self.explicit.add((location, path))
+        self.holes = {h for h in self.holes if not (h[0] == location and under(h[1], path))}
 
     @rule(data=st.data())
     def relate(self, data: st.DataObject) -> None:
@@ -72,14 +81,32 @@ class ReplicaGraphMachine(RuleBasedStateMachine):
             if key[0] == location and (key[1] == path or key[1].startswith(path.rstrip("/") + "/"))
         }
         self.valid -= gone
+        self.explicit -= gone
         self.sets = [kept for s in self.sets if len(kept := s - gone) > 1]
+        if any((location, above) in self.explicit for above in ancestors(path)):
+            self.holes.add((location, path))
+
+    def _inside(self, path: str) -> set[Key]:
+        """``path`` in each explicit directory replica around it and their relatives."""
+        found: set[Key] = set()
+        for top in ancestors(path):
+            relative = path[len(top.rstrip("/")) :]
+            for key in [key for key in self.explicit if key[1] == top]:
+                for location, directory in (self._set_of(key) or {key}) & self.explicit:
+                    inner = directory.rstrip("/") + relative
+                    holes = [h for h in self.holes if h[0] == location and h[1] != directory]
+                    if not any(under(inner, h[1]) and under(h[1], directory) for h in holes):
+                        found.add((location, inner))
+        return found
 
     @invariant()
     def queries_match_the_model(self) -> None:
-        for path in {key[1] for key in self.valid} | {"/a", "/b/c", "/zzz"}:
+        queried = {key[1] for key in self.valid} | {"/a", "/b/c", "/zzz", "/a/b/c/d"}
+        for path in queried | {key[1] + "/z" for key in self.valid if key[1] != "/"}:
             expected = {key for key in self.valid if key[1] == path}
             for key in list(expected):
                 expected |= self._set_of(key) or set()
+            expected |= self._inside(path)
             got = {
                 (LOCATIONS.index(replica.location), replica.path)
                 for replica in self.mapper.get(path)

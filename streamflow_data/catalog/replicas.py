@@ -6,7 +6,9 @@ as it happens; opening the catalog replays the log into a fresh
 same order as the original, so the graph comes back exactly as it was: relations, link
 targets, subtree invalidations, and the order of replicas that queries return. When the
 log has grown to more than twice what the graph holds, it is rewritten as a snapshot of
-the graph. Rows another process appended since the replay are kept, after the snapshot.
+the graph: implicit parent directories as such (they are not data registered for what
+they hold) and the holes invalidated inside explicit directories. Rows another process
+appended since the replay are kept, after the snapshot.
 
 Plain registrations (PRIMARY, no relpath), the bulk of the log, are queued as the replica
 objects themselves (one append) and written as *runs*: one row per run of consecutive
@@ -33,6 +35,7 @@ _RELATE = 3
 _INVALIDATE = 4
 _DETACH = 5
 _RUN = 6  # a run of plain registrations, see the module docstring
+_PARENT = 7  # an implicit parent directory, in a snapshot
 
 _SHORT = "INSERT INTO replica_log (op, location, path) VALUES (?, ?, ?)"
 _REPLICA = (
@@ -199,6 +202,8 @@ class ReplicaLog:
                     register(locations[key], path, relpath, link)
                 elif op == _INVALIDATE:
                     mapper.invalidate(locations[key], path)
+                elif op == _PARENT:
+                    mapper.register_parent(locations[key], path)
                 elif op == _RELATE:
                     first = find(locations[key], path)
                     second = find(locations[other_key], other_path)
@@ -211,19 +216,26 @@ class ReplicaLog:
             await self._compact(self._snapshot(mapper), last)
 
     def _snapshot(self, mapper: RemotePathMapper) -> list[Row]:
-        """Log rows that rebuild ``mapper`` as it is: every replica, parents before
-        children and in query order at each path; then each replica set, in order; then
-        the links' targets (a relation within one set only notes the link)."""
+        """Log rows that rebuild ``mapper`` as it is: every replica (implicit parents as
+        such) and every hole, parents before children, holes before the replicas at their
+        path, and replicas in query order at each path; then each replica set, in order;
+        then the links' targets (a relation within one set only notes the link)."""
+        items: list[tuple[str, int, DataLocation | Row]] = []
+        for location, path in mapper.holes():
+            items.append((path, 0, (_INVALIDATE, self._key(location), path, None, None, None)))
         for replica in mapper.replicas():
-            self._key(replica.location)
-        registrations: list[DataLocation | Row] = []
-        for replica in sorted(mapper.replicas(), key=lambda r: r.path):  # stable
-            if replica.data_type is DataType.PRIMARY and replica.relpath is replica.path:
-                registrations.append(replica)
+            key = self._key(replica.location)
+            row: DataLocation | Row
+            if mapper.implicit(replica):
+                row = (_PARENT, key, replica.path, None, None, None)
+            elif replica.data_type is DataType.PRIMARY and replica.relpath is replica.path:
+                row = replica
             else:
                 op = _PRIMARY if replica.data_type is DataType.PRIMARY else _LINK
-                key = self._keys[id(replica.location)][1]
-                registrations.append((op, key, replica.path, replica.relpath, None, None))
+                row = (op, key, replica.path, replica.relpath, None, None)
+            items.append((replica.path, 1, row))
+        items.sort(key=lambda item: item[:2])  # stable: query order at each path
+        registrations = [row for _, _, row in items]
         rows = [(*row, None) for row in self._replica_rows(registrations)]
         pairs: list[tuple[DataLocation, DataLocation]] = []
         for replica_set in mapper.replica_sets():

@@ -194,8 +194,14 @@ class DefaultDataManager(DataManager):
         return replica
 
     def register_relation(self, src_location: DataLocation, dst_location: DataLocation) -> None:
-        """Record that two registered replicas hold the same data (symmetric, transitive)."""
+        """Record that two registered replicas hold the same data (symmetric, transitive).
+
+        A replica answered for a path inside a registered directory (see
+        :meth:`get_data_locations`) is registered first.
+        """
         log = self._recorder()
+        for replica in (src_location, dst_location):
+            self._adopt(replica)
         self.mapper.register_relation(src_location, dst_location)
         if log is not None:
             log.related(src_location, dst_location)
@@ -203,6 +209,12 @@ class DefaultDataManager(DataManager):
     def invalidate_location(self, location: ExecutionLocation, path: str) -> None:
         """Invalidate ``path`` and its subtree on ``location``; unknown paths are ignored."""
         self._invalidate(location, path)
+
+    def _adopt(self, replica: DataLocation) -> None:
+        """Register ``replica`` if it is one derived inside a registered directory."""
+        mapper, location, path = self.mapper, replica.location, replica.path
+        if mapper.find(location, path) is None and mapper.resolve(location, path) is replica:
+            self.register_path(location, path, None, replica.data_type)
 
     def _recorder(self) -> ReplicaLog | None:
         """The catalog's replica log, if any; raises while a configured catalog is not
@@ -221,7 +233,7 @@ class DefaultDataManager(DataManager):
         if not invalidated:
             return
         if log is not None:
-            log.invalidated(location, invalidated[0].path)
+            log.invalidated(location, normalize_path(path))
         if self._cache is not None:
             for replica in invalidated:
                 self._cache.forget(key(replica.location, replica.path))
@@ -233,7 +245,12 @@ class DefaultDataManager(DataManager):
         location_name: str | None = None,
         data_type: DataType | None = None,
     ) -> list[DataLocation]:
-        """Every valid replica of the data at ``path``, including ones still being written."""
+        """Every valid replica of the data at ``path``, including ones still being written.
+
+        A path inside a registered directory replica is answered too: its place in each
+        valid replica of that directory (and of the directory's relatives), unless it was
+        invalidated there; see :meth:`RemotePathMapper.get`.
+        """
         return self.mapper.get(path, deployment, location_name, data_type)
 
     async def get_source_location(self, path: str, dst_deployment: str) -> DataLocation | None:
@@ -269,7 +286,8 @@ class DefaultDataManager(DataManager):
     ) -> None:
         """Copy ``src_path`` on ``src_location`` to ``dst_path`` on every destination.
 
-        The source must be a registered, valid replica. On its own location a
+        The source must be a valid replica: registered, or inside a registered directory
+        (see :meth:`get_data_locations`). On its own location a
         non-writable destination becomes a symbolic link (nothing at all when the paths are
         equal) and a writable one a real copy. Non-writable copies join the source's replica
         set; writable ones are registered PRIMARY on their own, free to diverge. Concurrent
@@ -302,9 +320,10 @@ class DefaultDataManager(DataManager):
         """
         self._check_open()
         src_path = normalize_path(src_path)
-        source = self.mapper.find(src_location, src_path)
+        source = self.mapper.resolve(src_location, src_path)
         if source is None:
             raise UnknownPathError(src_path, src_location)
+        self._adopt(source)  # a path inside a registered directory: registered itself now
         src_connector = self.connector(src_location)
         jobs = self._plan_jobs(source, targets, writable, links)
         if not jobs:

@@ -348,3 +348,29 @@ def test_copies_are_replicas_of_the_source_unless_independent(tmp_path: Path) ->
     assert run("cp", "--independent", "one.txt", "own.txt", cwd=tmp_path).returncode == 0
     own = json.loads(run("locate", "--json", str(tmp_path / "own.txt")).stdout)
     assert [r["path"] for r in own["replicas"]] == [str(tmp_path / "own.txt")]
+
+
+def test_paths_inside_a_copied_tree_are_located_in_every_copy(tmp_path: Path) -> None:
+    (tmp_path / "tree" / "sub").mkdir(parents=True)
+    (tmp_path / "tree" / "sub" / "f1.txt").write_text("one")
+    assert run("cp", "tree", "copy", cwd=tmp_path).returncode == 0
+    inner = str(tmp_path / "copy" / "sub" / "f1.txt")
+    located = json.loads(run("locate", "--json", inner).stdout)
+    assert sorted(r["path"] for r in located["replicas"]) == [
+        inner,
+        str(tmp_path / "tree" / "sub" / "f1.txt"),
+    ]
+    source = run("source", inner, "--to", "local")
+    assert source.returncode == 0, source.stderr
+    assert source.stdout.strip().endswith(("/copy/sub/f1.txt", "/tree/sub/f1.txt"))
+    # Invalidated in one copy, the inner path is answered by the other only.
+    assert run("invalidate", f"local:{tmp_path}/copy/sub").returncode == 0
+    located = json.loads(run("locate", "--json", inner).stdout)
+    assert [r["path"] for r in located["replicas"]] == [str(tmp_path / "tree" / "sub" / "f1.txt")]
+    # A copy of the inner path from there is a replica related to it.
+    assert run("cp", f"{tmp_path}/tree/sub/f1.txt", "alone.txt", cwd=tmp_path).returncode == 0
+    located = json.loads(run("locate", "--json", str(tmp_path / "alone.txt")).stdout)
+    assert sorted(r["path"] for r in located["replicas"]) == [
+        str(tmp_path / "alone.txt"),
+        str(tmp_path / "tree" / "sub" / "f1.txt"),
+    ]
