@@ -19,6 +19,7 @@ import asyncio
 import enum
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from hashlib import sha256
 from typing import ClassVar, NamedTuple, Self, TypeVar
 
 from streamflow_data.connectors.openfiles import Reader, Writer
@@ -359,6 +360,19 @@ class Connector(abc.ABC):
         """The content of many small files (see :meth:`read_file`)."""
         return await each_item(
             paths, lambda path: self.read_file(location, path), self.bulk_concurrency
+        )
+
+    async def sha256_files(
+        self, location: ExecutionLocation, paths: Sequence[str]
+    ) -> list[str | ConnectorError]:
+        """The SHA-256 (hex) of each of many small files, or its error: read with
+        :meth:`read_files` and hashed here. A connector that can hash where the files are
+        overrides it, so that only the digests cross the network."""
+        contents = await self.read_files(location, paths)
+        return await asyncio.to_thread(
+            lambda: [
+                c if isinstance(c, ConnectorError) else sha256(c).hexdigest() for c in contents
+            ]
         )
 
     async def write_files(

@@ -297,6 +297,9 @@ class ConnectorConformance:
         contents = await connector.read_files(location, [*paths, harness.path("missing")])
         assert contents[:5] == list(files.values())
         assert isinstance(contents[5], PathNotFoundError)
+        digests = await connector.sha256_files(location, [*paths, harness.path("missing")])
+        assert digests[:5] == [hashlib.sha256(data).hexdigest() for data in files.values()]
+        assert isinstance(digests[5], PathNotFoundError)
         if connector.capabilities.server_side_copy:
             copies = [CopyItem(paths[0], harness.path("copy0"), size=len(files["f0"]))]
             copies.append(CopyItem(harness.path("missing"), harness.path("copy1")))

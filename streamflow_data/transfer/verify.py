@@ -4,8 +4,9 @@ The in-stream CRC32C proves that each destination stored the bytes the engine se
 SHA-256, once every file is copied, the engine also reads each one back, from the source
 once and from every destination, and compares cryptographic hashes: end to end, whatever
 the storage did, before a staged tree is published. It costs one more read of the source
-and one of each copy: small files in batches (one remote command each over SSH), larger
-ones a block at a time, ``max_concurrent_files`` at a time, hashed in worker threads. A
+and one of each copy: small files in batches (:meth:`Connector.sha256_files`: over SSH one
+``sha256sum`` on the host per batch, only digests coming back), larger ones a block at a
+time, ``max_concurrent_files`` at a time, hashed in worker threads. A
 copy that differs is removed and its destination fails with
 :class:`~streamflow_data.errors.ChecksumMismatchError`.
 """
@@ -104,21 +105,20 @@ class Sha256Verification:
         location: ExecutionLocation,
         files: list[SmallFile],
     ) -> dict[str, str]:
-        """The SHA-256 of each of ``files`` (``src`` is where it is read), by relpath."""
+        """The SHA-256 of each of ``files`` (``src`` is where it is read), by relpath
+        (:meth:`Connector.sha256_files`: hashed where the files are, when it can)."""
         context = self._context
         started = time.monotonic()
         async with context.sessions.slot(location):
-            contents = await connector.read_files(location, [file.src for file in files])
-        for content in contents:
-            if isinstance(content, Exception):
-                raise content
-        datas = [content for content in contents if not isinstance(content, Exception)]
-        size = sum(len(data) for data in datas)
+            digests = await connector.sha256_files(location, [file.src for file in files])
+        found: dict[str, str] = {}
+        for file, digest in zip(files, digests, strict=True):
+            if isinstance(digest, Exception):
+                raise digest
+            found[file.relpath] = digest
+        size = sum(file.stat.size for file in files)
         context.stats.read(location, size, time.monotonic() - started)
-        hexdigests = await asyncio.to_thread(
-            lambda: [hashlib.sha256(data).hexdigest() for data in datas]
-        )
-        return {file.relpath: digest for file, digest in zip(files, hexdigests, strict=True)}
+        return found
 
     async def _bounded(
         self,

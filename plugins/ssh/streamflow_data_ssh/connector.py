@@ -40,6 +40,7 @@ from streamflow_data.validation import parse_options
 from streamflow_data_ssh.options import SSHOptions
 from streamflow_data_ssh.packing import (
     EXIT_NOT_DIRECTORIES,
+    hashed_files,
     pack_directories,
     pack_writes,
     read_archive,
@@ -295,6 +296,17 @@ class SSHConnector(Connector):
             return []
         result = await self._pool(location).run(read_command(paths), paths[0])
         return await asyncio.to_thread(read_archive, location, paths, result)
+
+    async def sha256_files(
+        self, location: ExecutionLocation, paths: Sequence[str]
+    ) -> list[str | ConnectorError]:
+        """One ``sha256sum`` on the host for all of ``paths``: only the digests cross the
+        network (the files are read back here where the host has no ``sha256sum``)."""
+        pool = self._pool(location)
+        if not paths or not (await pool.tools()).sha256sum:
+            return await super().sha256_files(location, paths)
+        result = await pool.run("xargs -0 sha256sum -z --", paths[0], path_list(paths))
+        return hashed_files(location, paths, result)
 
     async def read_file(self, location: ExecutionLocation, path: str) -> bytes:
         [content] = await self.read_files(location, [path])

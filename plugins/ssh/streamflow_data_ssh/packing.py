@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import posixpath
 import re
 import tarfile
@@ -47,6 +48,7 @@ from streamflow_data_ssh.remote import (
 __all__ = [
     "EXIT_NOT_DIRECTORIES",
     "PackedWrite",
+    "hashed_files",
     "pack_directories",
     "pack_writes",
     "read_archive",
@@ -349,3 +351,28 @@ def _changed(
         if prefix in line and any(words in line for words in _CHANGED):
             return SourceChangedError(location, path, line.split(prefix, 1)[1])
     return content
+
+
+def hashed_files(
+    location: ExecutionLocation, paths: Sequence[str], result: Completed
+) -> list[str | ConnectorError]:
+    """Each path's SHA-256 from ``sha256sum -z``'s records (``HEX  NAME``, NUL-ended, names
+    unescaped), or the error ``sha256sum`` reported for it."""
+    digests: dict[str, str] = {}
+    for record in result.stdout.split(b"\0"):
+        digest, _, name = record.partition(b"  ")
+        if len(digest) == 64 and name:
+            digests[os.fsdecode(name)] = digest.decode("ascii", errors="replace").lower()
+    return [
+        digests[path] if path in digests else _hash_error(location, path, result.stderr)
+        for path in paths
+    ]
+
+
+def _hash_error(location: ExecutionLocation, path: str, stderr: str) -> ConnectorError:
+    """The error ``sha256sum`` reported for ``path`` (it names it), else a retryable one."""
+    for line in stderr.splitlines():
+        if f" {path}: " in line:
+            return command_error(Completed(1, b"", line), location, path, "sha256sum")
+    first = stderr.strip().splitlines()[:1]
+    return ConnectorError(location, path, f"no digest: {first[0] if first else 'sha256sum'}")

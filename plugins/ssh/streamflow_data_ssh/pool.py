@@ -68,6 +68,8 @@ class RemoteTools:
     umask: int
     hash_command: str | None
     """A command printing the SHA-256 of its input, or None when the host has none."""
+    sha256sum: bool = False
+    """Whether GNU ``sha256sum`` is there, to hash many files in one command."""
 
 
 @dataclass(slots=True)
@@ -437,7 +439,7 @@ class NodePool:
             except (IndexError, ValueError):
                 raise ConnectorError(self.location, "", f"unexpected shell reply {lines}") from None
             found = [_HASH_TOOLS[name] for name in lines[1:] if name in _HASH_TOOLS]
-            self._tools = RemoteTools(umask, found[0] if found else None)
+            self._tools = RemoteTools(umask, found[0] if found else None, "sha256sum" in lines[1:])
         return self._tools
 
     async def close(self) -> None:
