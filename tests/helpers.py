@@ -38,7 +38,7 @@ def snapshot(root: Path) -> dict[str, tuple[str, int, int, bytes | str | None]]:
             info = path.lstat()
             key = str(path.relative_to(root))
             if stat.S_ISLNK(info.st_mode):
-                result[key] = ("link", 0, 0, os.readlink(path))
+                result[key] = ("link", 0, info.st_mtime_ns, os.readlink(path))
             elif stat.S_ISDIR(info.st_mode):
                 result[key] = ("dir", stat.S_IMODE(info.st_mode), info.st_mtime_ns, None)
             else:
@@ -59,9 +59,8 @@ def make_tree(root: Path) -> None:
     os.chmod(root / "sub" / "deeper", 0o700)
     os.symlink("small.txt", root / "rel-link")
     os.symlink("/nonexistent/target", root / "sub" / "dangling")
-    for path in [*root.rglob("*"), root]:
-        if not path.is_symlink():
-            os.utime(path, ns=(MTIME, MTIME))
+    for path in [*root.rglob("*"), root]:  # links too: a copy keeps their own times
+        os.utime(path, ns=(MTIME, MTIME), follow_symlinks=False)
 
 
 class Hosts:

@@ -11,6 +11,7 @@ from streamflow_data import (
     Connector,
     ExecutionLocation,
     FileStat,
+    LinkItem,
     LocalConnector,
     Reader,
     WalkEntry,
@@ -112,6 +113,10 @@ class WrappingConnector(Connector):
 
     async def symlink(self, location: ExecutionLocation, target: str, path: str) -> None:
         await self.inner.symlink(location, target, self.root + path)
+
+    async def make_symlinks(self, location: ExecutionLocation, items: Sequence[LinkItem]) -> None:
+        rooted = [LinkItem(item.target, self.root + item.path, item.mtime_ns) for item in items]
+        await self.inner.make_symlinks(location, rooted)
 
     async def set_metadata(
         self,

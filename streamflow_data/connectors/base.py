@@ -113,6 +113,9 @@ class LinkItem:
 
     target: str
     path: str
+    mtime_ns: int | None = None
+    """The link's own modification time, set without following it, where the storage
+    keeps one (None: the time it is made)."""
 
 
 @dataclass(frozen=True, slots=True)

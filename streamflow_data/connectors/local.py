@@ -23,6 +23,7 @@ from streamflow_data.connectors.base import (
     Connector,
     CopyItem,
     FileStat,
+    LinkItem,
     Reader,
     WalkEntry,
     WriteItem,
@@ -221,6 +222,18 @@ class LocalConnector(Connector):
     async def symlink(self, location: ExecutionLocation, target: str, path: str) -> None:
         """Create the link under a temporary name and rename it over ``path``."""
         await self._run(location, path, files.symlink, target, path)
+
+    async def make_symlinks(self, location: ExecutionLocation, items: Sequence[LinkItem]) -> None:
+        """Every link in one thread hop, each with its own time; the first failure is
+        raised."""
+        calls = [(item.target, item.path, item.mtime_ns) for item in items]
+        for item, outcome in zip(
+            items,
+            await self._run(location, "(batch)", files.each, files.symlink, calls),
+            strict=True,
+        ):
+            if outcome is not None:
+                raise _translate(outcome, location, item.path)
 
     async def set_metadata(
         self,

@@ -332,10 +332,13 @@ def copy_file(
         os.close(src_fd)
 
 
-def symlink(target: str, path: str) -> None:
+def symlink(target: str, path: str, mtime_ns: int | None = None) -> None:
+    """A link made under a temporary name, given its time, and renamed over ``path``."""
     tmp = temporary_name(path)
     os.symlink(target, tmp)
     try:
+        if mtime_ns is not None:
+            os.utime(tmp, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
         os.rename(tmp, path)
     except BaseException:
         discard(None, tmp)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from streamflow_data.connectors.base import Connector, CopyItem, FileKind, WriteItem
+from streamflow_data.connectors.base import Connector, CopyItem, FileKind, LinkItem, WriteItem
 from streamflow_data.connectors.local import LocalConnector
 from streamflow_data.errors import (
     ChecksumMismatchError,
@@ -413,6 +413,15 @@ class ConnectorConformance:
         assert (await connector.stat(location, harness.path("link"))).target == "elsewhere"
         listed = {e.relpath: e.stat.kind async for e in connector.walk(location, harness.root)}
         assert listed == {"target": FileKind.FILE, "link": FileKind.SYMLINK}
+        await connector.make_symlinks(
+            location, [LinkItem("target", harness.path("timed"), MTIME_NS)]
+        )
+        timed = await connector.stat(location, harness.path("timed"))
+        assert timed.target == "target"
+        if connector.capabilities.mtimes:
+            assert timed.mtime_ns == MTIME_NS  # the link's own time, its target's untouched
+            followed = await connector.stat(location, harness.path("timed"), follow_symlinks=True)
+            assert followed.mtime_ns != MTIME_NS
 
     async def test_remove_files_trees_and_missing_paths(self, harness: ConnectorHarness) -> None:
         connector, location = harness.connector, harness.location

@@ -395,9 +395,11 @@ class _Run:
             await self._copy_link_targets(destination)
             return
         links = []
+        timed = destination.connector.capabilities.mtimes
         for entry in self.plan.links:
             assert entry.stat.target is not None
-            links.append(LinkItem(entry.stat.target, destination.target(entry.relpath)))
+            mtime_ns = entry.stat.mtime_ns if timed else None
+            links.append(LinkItem(entry.stat.target, destination.target(entry.relpath), mtime_ns))
         await destination.connector.make_symlinks(destination.location, links)
 
     async def _copy_link_targets(self, destination: Destination) -> None:

@@ -25,6 +25,7 @@ from streamflow_data import (
     ExecutionLocation,
     FileKind,
     FileStat,
+    LinkItem,
     NotDirectoryError,
     PathExistsError,
     PathNotFoundError,
@@ -197,6 +198,13 @@ class MemoryConnector(Connector):
         """Create or replace a link."""
         path = posixpath.normpath(path)
         self._place(location, path, _Node(FileKind.SYMLINK, 0o777, time.time_ns(), target=target))
+
+    async def make_symlinks(self, location: ExecutionLocation, items: Sequence[LinkItem]) -> None:
+        """Create or replace links, each with its own time when given."""
+        for item in items:
+            mtime_ns = time.time_ns() if item.mtime_ns is None else item.mtime_ns
+            node = _Node(FileKind.SYMLINK, 0o777, mtime_ns, target=item.target)
+            self._place(location, posixpath.normpath(item.path), node)
 
     async def rename(self, location: ExecutionLocation, src: str, dst: str) -> None:
         """Move ``src`` and everything below it to ``dst``."""

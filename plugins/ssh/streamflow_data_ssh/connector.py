@@ -56,6 +56,7 @@ from streamflow_data_ssh.remote import (
     EXIT_NOT_FOUND,
     Completed,
     command_error,
+    decimal_seconds,
     metadata_commands,
     metadata_script,
     path_list,
@@ -339,12 +340,16 @@ class SSHConnector(Connector):
         await self.make_symlinks(location, [LinkItem(target, path)])
 
     async def make_symlinks(self, location: ExecutionLocation, items: Sequence[LinkItem]) -> None:
-        """Each link made under a temporary name and renamed over ``path``: atomic."""
+        """Each link made under a temporary name, given its time (``touch -h``), and renamed
+        over ``path``: atomic."""
         commands = []
         for item in items:
             temporary = temporary_name(item.path)
+            timed = ""
+            if item.mtime_ns is not None:
+                timed = f"touch -h -d @{decimal_seconds(item.mtime_ns)} -- {q(temporary)} && "
             commands.append(
-                f"ln -s -- {q(item.target)} {q(temporary)} && mv -fT -- {q(temporary)} "
+                f"ln -s -- {q(item.target)} {q(temporary)} && {timed}mv -fT -- {q(temporary)} "
                 f"{q(item.path)}"
             )
         if commands:
