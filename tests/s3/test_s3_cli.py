@@ -9,9 +9,9 @@ from tests.cli.console import run
 from tests.helpers import snapshot
 
 
-def test_cp_up_and_down_and_a_validated_delivery(
-    tmp_path: Path, s3_endpoint: str, bucket: str
-) -> None:
+def _configure(tmp_path: Path, s3_endpoint: str, bucket: str) -> dict[str, str]:
+    """A configuration file naming the bucket as deployment ``store``, its secret read from
+    the environment; the environment to run the command line with."""
     (tmp_path / "streamflow-data.toml").write_text(
         f"""
 [deployments.store]
@@ -22,7 +22,13 @@ access_key_id = "testing"
 secret_access_key = "${{SFD_TEST_SECRET}}"
 """
     )
-    env = {"SFD_TEST_SECRET": "testing", "XDG_STATE_HOME": str(tmp_path / "state")}
+    return {"SFD_TEST_SECRET": "testing", "XDG_STATE_HOME": str(tmp_path / "state")}
+
+
+def test_cp_up_and_down_and_a_validated_delivery(
+    tmp_path: Path, s3_endpoint: str, bucket: str
+) -> None:
+    env = _configure(tmp_path, s3_endpoint, bucket)
     (tmp_path / "src" / "sub").mkdir(parents=True)
     (tmp_path / "src" / "sub" / "big").write_bytes(bytes(range(256)) * 40_000)
     (tmp_path / "src" / "small").write_bytes(b"small")
@@ -50,17 +56,7 @@ def test_links_copied_as_files_are_counted_once_and_not_copied_again(
 ) -> None:
     """A bucket keeps no links: a link to a file is planned as that file, so the first
     run, its progress and the rerun agree on the count; a link to a directory is skipped."""
-    (tmp_path / "streamflow-data.toml").write_text(
-        f"""
-[deployments.store]
-type = "s3"
-buckets = ["{bucket}"]
-endpoint_url = "{s3_endpoint}"
-access_key_id = "testing"
-secret_access_key = "testing"
-"""
-    )
-    env = {"XDG_STATE_HOME": str(tmp_path / "state")}
+    env = _configure(tmp_path, s3_endpoint, bucket)
     (tmp_path / "src" / "sub").mkdir(parents=True)
     (tmp_path / "src" / "f").write_bytes(b"x" * 100)
     (tmp_path / "src" / "sub" / "g").write_bytes(b"y")
