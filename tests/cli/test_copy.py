@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -374,3 +375,26 @@ def test_paths_inside_a_copied_tree_are_located_in_every_copy(tmp_path: Path) ->
         str(tmp_path / "alone.txt"),
         str(tmp_path / "tree" / "sub" / "f1.txt"),
     ]
+
+
+_WITHOUT_PERMISSION_OVERRIDE = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search",
+                                "--inh-caps", "-dac_override,-dac_read_search"]  # fmt: skip
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None,
+    reason="reads a mode-000 directory as root without the capability that overrides it",
+)
+def test_an_unreadable_subdirectory_is_named_not_the_tree(tmp_path: Path) -> None:
+    (tmp_path / "tree" / "sub").mkdir(parents=True)
+    (tmp_path / "tree" / "sub" / "f").write_text("f")
+    (tmp_path / "tree" / "sub").chmod(0)
+    assert SCRIPT is not None
+    result = subprocess.run(
+        [*_WITHOUT_PERMISSION_OVERRIDE, SCRIPT, "cp", "--no-progress", "tree", "copy"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    (tmp_path / "tree" / "sub").chmod(0o755)
+    assert result.returncode == 1, result.stderr
+    assert f"permission denied: '{tmp_path}/tree/sub' on local/localhost" in result.stderr
+    assert not (tmp_path / "copy").exists()
