@@ -392,8 +392,9 @@ async def test_stat_and_walk_answers_are_kept_until_a_write_or_their_ttl(
 async def test_a_pool_at_the_servers_session_limit_has_no_channel_refused(
     ssh_base: Path, remote_dir: Path
 ) -> None:
-    """sshd counts a closed session until its loop collects it: a channel asked for at once
-    may be refused at the limit, and is asked for again."""
+    """sshd counts a closed session until its loop collects it: a slot rests a moment after
+    its channel closed, so that sshd seldom refuses a channel at the limit, and a channel
+    it refused is asked for again: none fails."""
     directory = ssh_base / "limited"
     server = start_server("limited", directory, client_key(ssh_base), None, "MaxSessions 4\n")
     try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import logging
 import math
 import socket
@@ -88,13 +89,26 @@ class _Connection:
     channels: int = 0
 
 
+_SETTLE = 0.003
+"""Seconds a slot rests after its channel closed before another channel opens in it: sshd
+counts a closed session against ``MaxSessions`` until its loop has collected it, and
+refuses ("no more sessions") a channel asked for in the same read as the close. Timing,
+not a proof (only a round trip after the close would be one): any refusal left is asked
+for again (see :func:`_open_process`)."""
+
+
 @dataclass(slots=True)
 class _Slots:
     """Channel slots of a node, with the idle channels that may be closed for room."""
 
-    free: int
+    count: dataclasses.InitVar[int]
+    free: collections.deque[float] = field(init=False)
+    """When each free slot was freed (monotonic seconds), oldest first."""
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     idle: collections.OrderedDict[Stream, Closer] = field(default_factory=collections.OrderedDict)
+
+    def __post_init__(self, count: int) -> None:
+        self.free = collections.deque([0.0] * count)
 
 
 _REFUSED_WAIT = 0.02
@@ -256,19 +270,26 @@ class NodePool:
     async def _acquire_slot(self) -> None:
         slots = self._slots
         while True:
+            closer: Closer | None = None
             async with slots.changed:
                 if slots.free:
-                    slots.free -= 1
-                    return
-                if not slots.idle:
+                    resting = slots.free[0] + _SETTLE - time.monotonic()
+                    if resting <= 0:
+                        slots.free.popleft()
+                        return
+                elif not slots.idle:
                     await slots.changed.wait()
                     continue
-                _, closer = slots.idle.popitem(last=False)
-            await closer()  # releases its slot; loop to take it
+                else:
+                    _, closer = slots.idle.popitem(last=False)
+            if closer is None:
+                await asyncio.sleep(resting)  # only slots freed a moment ago are left
+            else:
+                await closer()  # releases its slot; loop to take it
 
     async def _release_slot(self) -> None:
         async with self._slots.changed:
-            self._slots.free += 1
+            self._slots.free.append(time.monotonic())
             self._slots.changed.notify()
 
     async def mark_idle(self, stream: Stream, closer: Closer) -> None:
