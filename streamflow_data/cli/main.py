@@ -29,6 +29,7 @@ from streamflow_data.cli.session import (
     Command,
     CommandParser,
     JsonFormatter,
+    PlainFormatter,
     Session,
     error_line,
 )
@@ -54,10 +55,11 @@ def _configure_logging(verbosity: int, quiet: bool, log_format: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.set_name(_HANDLER_NAME)
     handler.addFilter(_not_noise)
+    tracebacks = verbosity >= 2 and not quiet
     if log_format == "json":
-        handler.setFormatter(JsonFormatter())
+        handler.setFormatter(JsonFormatter(tracebacks))
     else:
-        handler.setFormatter(logging.Formatter("streamflow-data: %(levelname)s: %(message)s"))
+        handler.setFormatter(PlainFormatter(tracebacks))
     level = (
         logging.ERROR
         if quiet

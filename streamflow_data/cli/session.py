@@ -35,6 +35,7 @@ __all__ = [
     "Command",
     "CommandParser",
     "JsonFormatter",
+    "PlainFormatter",
     "Session",
     "error_line",
     "write_text",
@@ -59,9 +60,30 @@ USAGE_ERRORS = (
 """Errors that mean the command was asked something it cannot do: exit status 2."""
 
 
+class PlainFormatter(logging.Formatter):
+    """``streamflow-data: LEVEL: message``, with a record's exception as its one-line
+    message: the command line shows no traceback unless asked (``-vv``)."""
+
+    def __init__(self, tracebacks: bool = False) -> None:
+        super().__init__("streamflow-data: %(levelname)s: %(message)s")
+        self.tracebacks = tracebacks
+
+    def format(self, record: logging.LogRecord) -> str:
+        if self.tracebacks or not record.exc_info:
+            return super().format(record)
+        error = record.exc_info[1]
+        line = super().format(logging.makeLogRecord({**vars(record), "exc_info": None}))
+        return f"{line}: {error}" if error is not None and str(error) else line
+
+
 class JsonFormatter(logging.Formatter):
     """Log records as JSON lines (``--log-format json``): time (UTC, ISO 8601,
-    milliseconds), level, logger, message, and the exception if any."""
+    milliseconds), level, logger, message, and the exception if any (its traceback only
+    when asked: ``-vv``)."""
+
+    def __init__(self, tracebacks: bool = False) -> None:
+        super().__init__()
+        self.tracebacks = tracebacks
 
     def format(self, record: logging.LogRecord) -> str:
         created = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
@@ -72,7 +94,11 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         if record.exc_info:
-            document["exception"] = self.formatException(record.exc_info)
+            error = record.exc_info[1]
+            if self.tracebacks or error is None:
+                document["exception"] = self.formatException(record.exc_info)
+            else:
+                document["exception"] = str(error)
         return json.dumps(document)
 
 

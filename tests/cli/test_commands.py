@@ -7,11 +7,13 @@ import json
 import logging
 import os
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
 
 from streamflow_data.cli.main import build_parser, command_parsers, main
+from streamflow_data.cli.session import JsonFormatter, PlainFormatter
 from tests.cli.console import run
 
 ALL_COMMANDS = list(command_parsers()[1])
@@ -258,3 +260,14 @@ def test_with_json_logs_every_line_on_stderr_is_a_json_record(tmp_path: Path) ->
         assert shown.returncode == status
         records = [json.loads(line) for line in shown.stderr.splitlines()]
         assert records and {record["level"] for record in records} == {"error"}
+
+
+def test_log_lines_show_an_exception_as_one_line_unless_tracebacks_are_asked() -> None:
+    try:
+        raise ValueError("the cause")
+    except ValueError:
+        record = logging.LogRecord("x", logging.WARNING, "", 0, "failed", (), sys.exc_info())
+    assert PlainFormatter().format(record) == "streamflow-data: WARNING: failed: the cause"
+    assert json.loads(JsonFormatter().format(record))["exception"] == "the cause"
+    assert "Traceback" in PlainFormatter(tracebacks=True).format(record)
+    assert "Traceback" in json.loads(JsonFormatter(tracebacks=True).format(record))["exception"]

@@ -18,7 +18,7 @@ from streamflow_data import ExecutionLocation
 OptionsFactory = Callable[..., S3Options]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -28,7 +28,7 @@ def _free_port() -> int:
 def s3_endpoint() -> Iterator[str]:
     """The URL of a moto server running in this process (in a thread), for the session."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     yield f"http://127.0.0.1:{port}"

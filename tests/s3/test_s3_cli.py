@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import time
 from pathlib import Path
 
-from tests.cli.console import run
+from moto.server import ThreadedMotoServer
+
+from tests.cli.console import SCRIPT, run
 from tests.helpers import snapshot
+from tests.s3.conftest import boto_client, free_port
 
 
 def _configure(tmp_path: Path, s3_endpoint: str, bucket: str) -> dict[str, str]:
@@ -78,3 +84,31 @@ def test_links_copied_as_files_are_counted_once_and_not_copied_again(
         "sub": ("dir", 0),
         "sub/g": ("file", 1),
     }
+
+
+def test_an_endpoint_that_dies_mid_copy_is_reported_without_a_traceback(tmp_path: Path) -> None:
+    """The copy fails, its clean-up too (the endpoint is gone): one line each, no traceback."""
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        client = boto_client(f"http://127.0.0.1:{port}")
+        client.create_bucket(Bucket="dying")
+        env = _configure(tmp_path, f"http://127.0.0.1:{port}", "dying")
+        (tmp_path / "src").mkdir()
+        for number in range(1500):
+            (tmp_path / "src" / f"f{number}").write_bytes(os.urandom(20_000))
+        copy = subprocess.Popen(
+            [SCRIPT or "", "cp", "--no-progress", "src", "store:/x/"],
+            cwd=tmp_path, env={**os.environ, **env}, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        for _ in range(600):  # bounded: 60 s
+            if client.list_objects_v2(Bucket="dying", Prefix="x/src/f").get("KeyCount"):
+                break
+            time.sleep(0.1)
+    finally:
+        server.stop()
+    _, stderr = copy.communicate(timeout=120)
+    assert copy.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith("streamflow-data: ")
