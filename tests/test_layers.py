@@ -22,7 +22,7 @@ LAYERS = [
     {"catalog", "cache"},
     {"manager"},
     {"configfile", "delivery"},
-    {"cli", "testing", "__init__"},
+    {"cli", "testing", "sdk", "__init__"},
 ]
 
 

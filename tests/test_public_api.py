@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import dataclasses
+import importlib
 import inspect
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +22,7 @@ from streamflow_data import (
     ExecutionLocation,
     LocalConnector,
     RemotePathMapper,
+    sdk,
 )
 
 CONTRACT_NAMES = {
@@ -171,3 +174,35 @@ def test_every_public_name_is_in_the_api_reference() -> None:
         if name != "__version__" and f"streamflow_data.{name}\n" not in reference
     ]
     assert undocumented == []
+
+
+PUBLIC_MODULES = {"streamflow_data", "streamflow_data.sdk", "streamflow_data.testing"}
+PLUGIN_MODULES = sorted((Path(__file__).parent.parent / "plugins").glob("*/streamflow_data_*/*.py"))
+
+
+@pytest.mark.parametrize("path", PLUGIN_MODULES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_plugins_import_only_what_the_package_makes_public(path: Path) -> None:
+    """The shipped plugins are written as a third party's would be: from the core, they
+    import the names of ``__all__`` of the public modules only."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [
+                alias.name for alias in node.names if alias.name.startswith("streamflow_data.")
+            ]
+            assert all(name in PUBLIC_MODULES for name in names), names
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            top = node.module.split(".")[0]
+            if top != "streamflow_data":
+                continue
+            assert node.module in PUBLIC_MODULES, f"{path.name} imports {node.module}"
+            exported = importlib.import_module(node.module).__all__
+            private = [alias.name for alias in node.names if alias.name not in exported]
+            assert private == [], f"{path.name} imports {private} from {node.module}"
+
+
+def test_every_name_of_the_plugin_sdk_is_documented() -> None:
+    api = (Path(__file__).parent.parent / "docs" / "api.rst").read_text()
+    for name in sdk.__all__:
+        value = getattr(sdk, name)
+        assert inspect.getdoc(value), f"{name} has no docstring"
+        assert name in streamflow_data.__all__ or f"streamflow_data.sdk.{name}" in api, name

@@ -20,37 +20,33 @@ from typing import Any, Self
 from aiobotocore.config import AioConfig
 from botocore.exceptions import ClientError
 
-from streamflow_data.checksum import crc32c_async
-from streamflow_data.connectors.base import (
+from streamflow_data.sdk import (
     Capabilities,
+    ChecksumMismatchError,
     Connector,
+    ConnectorError,
+    Digest,
+    ExecutionLocation,
     FileKind,
     FileStat,
-    MetadataItem,
-    Reader,
-    WalkEntry,
-    WriteItem,
-    Writer,
-)
-from streamflow_data.connectors.metadata import MetadataCache
-from streamflow_data.errors import (
-    ChecksumMismatchError,
-    ConnectorError,
     InvalidPathError,
     LocationUnreachableError,
+    MetadataCache,
+    MetadataItem,
     NotDirectoryError,
     PathExistsError,
     PathNotFoundError,
+    Reader,
     UnsafePathError,
-)
-from streamflow_data.model import (
-    Digest,
-    ExecutionLocation,
+    WalkEntry,
+    WriteItem,
+    Writer,
+    crc32c_async,
     is_temporary_of,
+    parse_options,
     relpath_fault,
     temporary_prefix,
 )
-from streamflow_data.validation import parse_options
 from streamflow_data_s3.client import prepared_session
 from streamflow_data_s3.failures import error_code, translate
 from streamflow_data_s3.large_copies import copy_in_parts

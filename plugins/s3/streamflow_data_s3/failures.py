@@ -14,17 +14,17 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from streamflow_data.errors import (
+from streamflow_data.sdk import (
     AuthenticationError,
     ChecksumMismatchError,
     ConnectorError,
+    ExecutionLocation,
     LocationUnreachableError,
     PathNotFoundError,
     PermissionDeniedError,
     SourceChangedError,
     StorageFullError,
 )
-from streamflow_data.model import ExecutionLocation
 
 __all__ = ["error_code", "translate"]
 

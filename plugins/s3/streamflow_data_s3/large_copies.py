@@ -6,8 +6,7 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-from streamflow_data.errors import ConnectorError
-from streamflow_data.model import ExecutionLocation
+from streamflow_data.sdk import ConnectorError, ExecutionLocation
 
 if TYPE_CHECKING:
     from streamflow_data_s3.connector import S3Connector

@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from streamflow_data.checksum import crc32c_combine
+from streamflow_data.sdk import crc32c_combine
 
 __all__ = ["Marker", "parts_crc"]
 

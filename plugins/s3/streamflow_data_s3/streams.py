@@ -23,16 +23,21 @@ import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from streamflow_data.checksum import (
+from streamflow_data.sdk import (
+    ChecksumMismatchError,
+    ConnectorError,
+    Digest,
+    ExecutionLocation,
+    PathNotFoundError,
+    Reader,
+    Writer,
     crc32c,
     crc32c_async,
     crc32c_base64,
     crc32c_combine,
     inline,
+    temporary_name,
 )
-from streamflow_data.connectors.base import Reader, Writer
-from streamflow_data.errors import ChecksumMismatchError, ConnectorError, PathNotFoundError
-from streamflow_data.model import Digest, ExecutionLocation, temporary_name
 from streamflow_data_s3.partial import Marker, parts_crc
 from streamflow_data_s3.parts import PartBuffer
 

@@ -15,28 +15,29 @@ import dataclasses
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Self
 
-from streamflow_data.connectors.base import (
+from streamflow_data.sdk import (
     Capabilities,
     Connector,
+    ConnectorError,
     CopyItem,
+    Digest,
+    ExecutionLocation,
     FileKind,
     FileStat,
     LinkItem,
+    MetadataCache,
     MetadataItem,
+    PathNotFoundError,
     Reader,
+    UnknownLocationError,
+    UnsupportedOperationError,
     WalkEntry,
     WriteItem,
     Writer,
+    check_partial_file,
+    parse_options,
+    temporary_name,
 )
-from streamflow_data.connectors.metadata import MetadataCache
-from streamflow_data.errors import (
-    ConnectorError,
-    PathNotFoundError,
-    UnknownLocationError,
-    UnsupportedOperationError,
-)
-from streamflow_data.model import Digest, ExecutionLocation, check_partial_file, temporary_name
-from streamflow_data.validation import parse_options
 from streamflow_data_ssh.options import SSHOptions
 from streamflow_data_ssh.packing import (
     EXIT_NOT_DIRECTORIES,

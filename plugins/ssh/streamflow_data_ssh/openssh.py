@@ -26,8 +26,12 @@ import shutil
 import subprocess
 import tempfile
 
-from streamflow_data.errors import AuthenticationError, ConnectorError, LocationUnreachableError
-from streamflow_data.model import ExecutionLocation
+from streamflow_data.sdk import (
+    AuthenticationError,
+    ConnectorError,
+    ExecutionLocation,
+    LocationUnreachableError,
+)
 from streamflow_data_ssh.channels import OpenSSHStream
 from streamflow_data_ssh.options import NodeOptions, SSHOptions
 

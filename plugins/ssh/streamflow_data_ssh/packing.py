@@ -24,16 +24,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from streamflow_data.connectors.base import WriteItem
-from streamflow_data.errors import (
+from streamflow_data.sdk import (
     ChecksumMismatchError,
     ConnectorError,
+    Digest,
+    ExecutionLocation,
     PathExistsError,
     PathNotFoundError,
     PermissionDeniedError,
     SourceChangedError,
+    WriteItem,
+    temporary_name,
 )
-from streamflow_data.model import Digest, ExecutionLocation, temporary_name
 from streamflow_data_ssh import tarformat
 from streamflow_data_ssh.remote import (
     EXIT_MISMATCH,

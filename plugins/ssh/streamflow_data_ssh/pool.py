@@ -27,8 +27,12 @@ from dataclasses import dataclass, field
 
 import asyncssh
 
-from streamflow_data.errors import ConfigurationError, ConnectorError, LocationUnreachableError
-from streamflow_data.model import ExecutionLocation
+from streamflow_data.sdk import (
+    ConfigurationError,
+    ConnectorError,
+    ExecutionLocation,
+    LocationUnreachableError,
+)
 from streamflow_data_ssh.channels import AsyncsshStream, OpenSSHStream, Stream
 from streamflow_data_ssh.openssh import OpenSSHMaster, find_ssh
 from streamflow_data_ssh.options import NodeOptions, SSHOptions

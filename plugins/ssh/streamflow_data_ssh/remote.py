@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 import asyncssh
 
-from streamflow_data.errors import (
+from streamflow_data.sdk import (
     AuthenticationError,
     ChecksumMismatchError,
     ConnectorError,
+    ExecutionLocation,
     InvalidPathError,
     LocationUnreachableError,
     NotDirectoryError,
@@ -29,7 +30,6 @@ from streamflow_data.errors import (
     errno_codes,
     error_type,
 )
-from streamflow_data.model import ExecutionLocation
 
 __all__ = [
     "EXIT_DENIED",

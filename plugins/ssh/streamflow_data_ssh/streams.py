@@ -25,15 +25,19 @@ from dataclasses import dataclass, field
 
 import asyncssh
 
-from streamflow_data.checksum import crc32c, crc32c_of_pieces
-from streamflow_data.connectors.base import Reader, Writer
-from streamflow_data.errors import (
+from streamflow_data.sdk import (
     ChecksumMismatchError,
     ConnectorError,
+    Digest,
+    ExecutionLocation,
     PathNotFoundError,
+    Reader,
     SourceChangedError,
+    Writer,
+    crc32c,
+    crc32c_of_pieces,
+    temporary_name,
 )
-from streamflow_data.model import Digest, ExecutionLocation, temporary_name
 from streamflow_data_ssh.channels import Stream
 from streamflow_data_ssh.pool import NodePool
 from streamflow_data_ssh.remote import (
