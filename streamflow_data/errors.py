@@ -48,10 +48,8 @@ from __future__ import annotations
 import errno
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from streamflow_data.model import ExecutionLocation
+from streamflow_data.location import ExecutionLocation
 
 __all__ = [
     "AuthenticationError",

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from streamflow_data.checksum import crc32c, crc32c_base64
 from streamflow_data.errors import InvalidPathError
+from streamflow_data.location import ExecutionLocation
 
 __all__ = [
     "DataLocation",
@@ -36,27 +37,6 @@ class DataType(enum.Enum):
     """A link pointing at a PRIMARY replica on the same location."""
     INVALID = "invalid"
     """No longer usable; never returned by queries."""
-
-
-@dataclass(frozen=True, slots=True)
-class ExecutionLocation:
-    """A place where steps run and data lives: one location of a deployment.
-
-    Frozen and hashable, so it can key dictionaries. Two locations are the same when all
-    their fields are equal; replicas are indexed by ``(deployment, name)`` and path.
-    """
-
-    deployment: str
-    """The deployment (a group of locations served by one connector) it belongs to."""
-    name: str
-    """The location's name, unique within its deployment."""
-    local: bool = False
-    """True when the location is the node streamflow-data itself runs on."""
-    hostname: str | None = None
-    """The host name of the location, when it has one; informational."""
-
-    def __str__(self) -> str:
-        return f"{self.deployment}/{self.name}"
 
 
 @dataclass(frozen=True, slots=True)
