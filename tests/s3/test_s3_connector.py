@@ -80,7 +80,7 @@ async def test_large_files_go_in_parallel_parts_and_come_back_in_ranges(
     async with DefaultDataManager({"s3": connector}, settings=settings) as manager:
         manager.register_path(LOCAL, str(tmp_path / "big"))
         await manager.transfer_data(LOCAL, str(tmp_path / "big"), [location], "/big")
-        head = await connector.request(location, "/big", "head_object", Key="big")
+        head = await connector.store.request(location, "/big", "head_object", Key="big")
         assert head["ContentLength"] == len(data)
         assert "-5" in head["ETag"]  # a multipart object of five 5 MiB parts
         await manager.transfer_data(location, "/big", [LOCAL], str(tmp_path / "back"))
@@ -173,7 +173,7 @@ async def test_many_small_objects_are_put_concurrently(
         (tree / f"f{index:02d}").write_bytes(os.urandom(4096))
     in_flight = 0
     most = 0
-    put = s3.put
+    put = s3.store.put
 
     async def counting(*args: object, **kwargs: object) -> None:
         nonlocal in_flight, most
@@ -184,7 +184,7 @@ async def test_many_small_objects_are_put_concurrently(
         finally:
             in_flight -= 1
 
-    s3.put = counting  # type: ignore[method-assign]
+    s3.store.put = counting  # type: ignore[method-assign]
     async with DefaultDataManager({"s3": s3}) as manager:
         manager.register_path(LOCAL, str(tree))
         await manager.transfer_data(LOCAL, str(tree), [bucket_location], "/many")
@@ -265,7 +265,7 @@ async def test_objects_beyond_the_copy_limit_are_copied_in_parts(
     s3.copy_limit, s3.copy_part_size = 6 * MiB, 5 * MiB  # as if it were above 5 GiB
     await s3.copy(bucket_location, "/huge", "/huge-copy", mtime_ns=MTIME, size=len(data))
     assert await s3.read_file(bucket_location, "/huge-copy") == data
-    head = await s3.request(bucket_location, "/huge-copy", "head_object", Key="huge-copy")
+    head = await s3.store.request(bucket_location, "/huge-copy", "head_object", Key="huge-copy")
     assert head["ETag"].endswith('-3"')  # three copied parts
     info = await s3.stat(bucket_location, "/huge-copy")
     assert (info.mode, info.mtime_ns) == (0o640, MTIME)
@@ -295,7 +295,7 @@ async def test_a_commit_with_parts_still_in_flight_adds_no_empty_part(
     async with writer:
         await writer.write(0, data)
         await writer.commit()
-    head = await s3.request(bucket_location, "/even", "head_object", Key="even")
+    head = await s3.store.request(bucket_location, "/even", "head_object", Key="even")
     assert head["ETag"].endswith('-2"')
     assert await s3.read_file(bucket_location, "/even") == data
 

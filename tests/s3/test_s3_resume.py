@@ -34,7 +34,7 @@ def _keys(endpoint: str, bucket: str) -> list[str]:
 def _count_parts(connector: S3Connector, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The numbers of the parts ``connector`` uploads from now on."""
     sent: list[int] = []
-    upload_part = connector.upload_part
+    upload_part = connector.store.upload_part
 
     async def counting(
         location: ExecutionLocation, path: str, upload_id: str, number: int, body: bytes
@@ -42,7 +42,7 @@ def _count_parts(connector: S3Connector, monkeypatch: pytest.MonkeyPatch) -> lis
         sent.append(number)
         return await upload_part(location, path, upload_id, number, body)
 
-    monkeypatch.setattr(connector, "upload_part", counting)
+    monkeypatch.setattr(connector.store, "upload_part", counting)
     return sent
 
 

@@ -13,12 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Self
-
-from aiobotocore.config import AioConfig
-from botocore.exceptions import ClientError
 
 from streamflow_data.sdk import (
     Capabilities,
@@ -30,8 +26,6 @@ from streamflow_data.sdk import (
     FileKind,
     FileStat,
     InvalidPathError,
-    LocationUnreachableError,
-    MetadataCache,
     MetadataItem,
     NotDirectoryError,
     PathExistsError,
@@ -45,22 +39,15 @@ from streamflow_data.sdk import (
     is_temporary_of,
     parse_options,
     relpath_fault,
-    temporary_prefix,
 )
-from streamflow_data_s3.client import prepared_session
-from streamflow_data_s3.failures import error_code, translate
 from streamflow_data_s3.large_copies import copy_in_parts
 from streamflow_data_s3.options import S3Options
-from streamflow_data_s3.parts import PartBody
-from streamflow_data_s3.streams import S3Reader, S3Writer, body_headers, check_etag
+from streamflow_data_s3.store import S3Store, key_of
+from streamflow_data_s3.streams import S3Reader, S3Writer
 
 __all__ = ["S3Connector"]
 
 _DEFAULT_MODE, _DIRECTORY_MODE = 0o644, 0o755
-
-
-def _key(path: str) -> str:
-    return path.lstrip("/")
 
 
 def _metadata(mode: int | None, mtime_ns: int | None) -> dict[str, str]:
@@ -82,19 +69,6 @@ def _stat(kind: FileKind, size: int, metadata: Mapping[str, str], modified: Any)
     return FileStat(kind, size, mode, mtime_ns)
 
 
-def _send_at_once(request: Any, **_: object) -> None:
-    """Send a PUT's body with its headers. botocore asks for ``Expect: 100-continue`` on
-    every PutObject, and aiohttp then waits for the server's interim answer before sending
-    the body: a round trip more per object, for bodies below the multipart threshold."""
-    request.headers.pop("Expect", None)
-
-
-_UNREACHABLE_FOR = 10.0
-"""Seconds after a request found the endpoint unreachable through all its retries during
-which requests are tried once: every operation of a transfer, and the engine's retries of
-each, would otherwise wait out the same back-off for the same answer."""
-
-
 class S3Connector(Connector):
     """The buckets of an S3 endpoint, each one location."""
 
@@ -109,14 +83,8 @@ class S3Connector(Connector):
     def __init__(self, options: S3Options) -> None:
         self.options = options
         """The validated options this connector runs with."""
-        self._client: Any = None
-        self._once: Any = None  # the same, trying each request once (see _s3)
-        self._unreachable_until = 0.0
-        self._lister: Any = None  # the ListObjectsV2 paginator
-        self._stack = contextlib.AsyncExitStack()
-        self._opening = asyncio.Lock()
-        self._slots: dict[str, asyncio.Semaphore] = {}
-        self._metadata = MetadataCache(options.metadata_ttl)
+        self.store = S3Store(options)
+        """The endpoint's requests (see :mod:`streamflow_data_s3.store`)."""
         self.copy_limit = 5 * 1024**3
         """Objects up to this size are copied with one CopyObject (its limit on AWS)."""
         self.copy_part_size = 512 * 1024**2
@@ -131,136 +99,36 @@ class S3Connector(Connector):
         """One location per bucket, named after it."""
         return tuple(ExecutionLocation(deployment, bucket) for bucket in self.options.buckets)
 
-    # -- requests --------------------------------------------------------------------------
-
-    async def _s3(self) -> Any:
-        """The aiobotocore client, created on first use (its set-up reads files: a thread);
-        for a while after the endpoint was unreachable through all of its retries, a client
-        that tries each request once (see :data:`_UNREACHABLE_FOR`)."""
-        async with self._opening:
-            if self._client is None:
-                self._client = await self._create_client(self.options.retries + 1)
-                # Its model file is read on first use: in a thread, once.
-                self._lister = await asyncio.to_thread(
-                    self._client.get_paginator, "list_objects_v2"
-                )
-            if time.monotonic() >= self._unreachable_until:
-                return self._client
-            if self._once is None:
-                self._once = await self._create_client(1)
-            return self._once
-
-    async def _create_client(self, attempts: int) -> Any:
-        options = self.options
-        session = await asyncio.to_thread(prepared_session, options)
-        config = AioConfig(
-            retries={"total_max_attempts": attempts, "mode": "standard"},
-            s3={"addressing_style": options.addressing_style},
-            connect_timeout=options.connect_timeout,
-            read_timeout=options.read_timeout,
-            max_pool_connections=options.max_concurrency * len(options.buckets) + 4,
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-        )
-        secret = options.secret_access_key
-        token = options.session_token
-        client = await self._stack.enter_async_context(
-            session.create_client(
-                "s3",
-                region_name=options.region,
-                endpoint_url=options.endpoint_url,
-                aws_access_key_id=options.access_key_id,
-                aws_secret_access_key=None if secret is None else secret.get_secret_value(),
-                aws_session_token=None if token is None else token.get_secret_value(),
-                config=config,
-            )
-        )
-        client.meta.events.register("before-send.s3.PutObject", _send_at_once)
-        return client
-
-    def _answered(self, client: Any, error: ConnectorError | None) -> None:
-        """Note how a request of ``client`` ended: the endpoint unreachable through all
-        the retries of the main client starts a while of single attempts, which any
-        answer ends."""
-        if error is None:
-            if client is self._once:
-                self._unreachable_until = 0.0
-        elif isinstance(error, LocationUnreachableError) and client is self._client:
-            self._unreachable_until = time.monotonic() + _UNREACHABLE_FOR
-
-    async def _call(
-        self, client: Any, location: ExecutionLocation, path: str, operation: str, arguments: Any
-    ) -> Any:
-        try:
-            answer = await getattr(client, operation)(Bucket=location.name, **arguments)
-        except Exception as exc:
-            error = translate(exc, location, path)
-            self._answered(client, error)
-            raise error from exc
-        self._answered(client, None)
-        return answer
-
-    def _slot(self, location: ExecutionLocation) -> asyncio.Semaphore:
-        slot = self._slots.get(location.name)
-        if slot is None:
-            slot = self._slots[location.name] = asyncio.Semaphore(self.options.max_concurrency)
-        return slot
-
-    async def request_slot(self, location: ExecutionLocation) -> Callable[[], None]:
-        """Wait for a free request slot of the bucket; call the result to give it back."""
-        slot = self._slot(location)
-        await slot.acquire()
-        return slot.release
-
-    async def request(
-        self, location: ExecutionLocation, path: str, operation: str, **arguments: Any
-    ) -> Any:
-        """One request on the bucket, within its concurrency limit, errors translated."""
-        client = await self._s3()
-        async with self._slot(location):
-            return await self._call(client, location, path, operation, arguments)
-
-    async def _unlimited(
-        self, location: ExecutionLocation, path: str, operation: str, **arguments: Any
-    ) -> Any:
-        """A request made while holding a slot already (a writer's part)."""
-        return await self._call(await self._s3(), location, path, operation, arguments)
-
-    async def _head(self, location: ExecutionLocation, key: str, path: str) -> Any | None:
-        """The object's HEAD answer, or None when there is no such key."""
-        try:
-            return await self.request(location, path, "head_object", Key=key)
-        except PathNotFoundError:
-            return None
-
     # -- metadata --------------------------------------------------------------------------
 
     async def stat(
         self, location: ExecutionLocation, path: str, *, follow_symlinks: bool = False
     ) -> FileStat:
         """S3 has no links: ``follow_symlinks`` changes nothing."""
-        return await self._metadata.stated(
+        return await self.store.metadata.stated(
             location, path, False, lambda: self._stat(location, path)
         )
 
     async def _stat(self, location: ExecutionLocation, path: str) -> FileStat:
         """The object at the key, else the directory marker, else any key below."""
-        key = _key(path)
+        key = key_of(path)
         if not key:
             return FileStat(FileKind.DIRECTORY, 0, _DIRECTORY_MODE, 0)
-        if (head := await self._head(location, key, path)) is not None:
+        if (head := await self.store.head(location, key, path)) is not None:
             return _stat(
                 FileKind.FILE, head["ContentLength"], head["Metadata"], head["LastModified"]
             )
-        if (marker := await self._head(location, key + "/", path)) is not None:
+        if (marker := await self.store.head(location, key + "/", path)) is not None:
             return _stat(FileKind.DIRECTORY, 0, marker["Metadata"], marker["LastModified"])
-        listed = await self.request(location, path, "list_objects_v2", Prefix=key + "/", MaxKeys=1)
+        listed = await self.store.request(
+            location, path, "list_objects_v2", Prefix=key + "/", MaxKeys=1
+        )
         if not listed.get("KeyCount"):
             raise PathNotFoundError(location, path)
         return FileStat(FileKind.DIRECTORY, 0, _DIRECTORY_MODE, 0)
 
     async def walk(self, location: ExecutionLocation, path: str) -> AsyncIterator[WalkEntry]:
-        for entry in await self._metadata.walked(
+        for entry in await self.store.metadata.walked(
             location, path, lambda: self._walk(location, path)
         ):
             yield entry
@@ -269,15 +137,8 @@ class S3Connector(Connector):
         """Every key under the prefix, with its metadata (a HEAD each, several at once)."""
         if (await self.stat(location, path)).kind is not FileKind.DIRECTORY:
             raise NotDirectoryError(location, path)
-        prefix = _key(path).rstrip("/") + "/" if _key(path) else ""
-        keys: list[str] = []
-        await self._s3()
-        pages = self._lister.paginate(Bucket=location.name, Prefix=prefix)
-        try:
-            async for page in pages:
-                keys.extend(item["Key"] for item in page.get("Contents", ()))
-        except Exception as exc:
-            raise translate(exc, location, path) from exc
+        prefix = key_of(path).rstrip("/") + "/" if key_of(path) else ""
+        keys = await self.store.keys(location, prefix, path)
         for key in keys:
             relpath = key[len(prefix) :].removesuffix("/")
             fault = relpath_fault(relpath) if relpath else None
@@ -292,7 +153,7 @@ class S3Connector(Connector):
 
         async def describe(key: str) -> None:
             relpath = key[len(prefix) :].rstrip("/")
-            head = await self._head(location, key, "/" + key)
+            head = await self.store.head(location, key, "/" + key)
             if head is None or not relpath:
                 return
             kind = FileKind.DIRECTORY if key.endswith("/") else FileKind.FILE
@@ -311,39 +172,17 @@ class S3Connector(Connector):
     async def open_reader(self, location: ExecutionLocation, path: str) -> Reader:
         if (await self.stat(location, path)).kind is FileKind.DIRECTORY:
             raise PathExistsError(location, path, "a directory, not a file")
-        return S3Reader(self, location, path)
-
-    async def open_range(
-        self, location: ExecutionLocation, path: str, offset: int, etag: str | None = None
-    ) -> Any:
-        """The GET answer of the object from ``offset`` to its end (None past it); with
-        ``etag``, only of that version of the object (a retryable error for another)."""
-        pinned = {} if etag is None else {"IfMatch": etag}
-        try:
-            return await self.request(
-                location, path, "get_object", Key=_key(path), Range=f"bytes={offset}-", **pinned
-            )
-        except ConnectorError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, ClientError) and error_code(cause) == "InvalidRange":
-                return None
-            raise
-
-    async def etag(self, location: ExecutionLocation, path: str) -> str | None:
-        """The ETag of the object at ``path`` now (a HEAD, no kept answer), or None."""
-        answer = await self._head(location, _key(path), path)
-        return None if answer is None else str(answer["ETag"])
+        return S3Reader(self.store, location, path)
 
     async def read_file(self, location: ExecutionLocation, path: str) -> bytes:
-        answer = await self.request(location, path, "get_object", Key=_key(path))
-        async with answer["Body"] as body:
-            return bytes(await body.read())
+        """The whole object in one GET."""
+        return await self.store.get(location, path)
 
     # -- writing -----------------------------------------------------------------------------
 
     async def _parent_exists(self, location: ExecutionLocation, path: str) -> None:
         parent = path.rstrip("/").rpartition("/")[0]
-        if _key(parent) and (await self.stat(location, parent)).kind is not FileKind.DIRECTORY:
+        if key_of(parent) and (await self.stat(location, parent)).kind is not FileKind.DIRECTORY:
             raise NotDirectoryError(location, parent)
 
     async def open_writer(
@@ -357,7 +196,7 @@ class S3Connector(Connector):
     ) -> Writer:
         """An object that appears at ``path`` when the commit completes its upload."""
         await self._parent_exists(location, path)
-        return S3Writer(self, location, path, _metadata(mode, mtime_ns))
+        return S3Writer(self.store, location, path, _metadata(mode, mtime_ns))
 
     async def resume_writer(
         self,
@@ -373,136 +212,7 @@ class S3Connector(Connector):
         its marker kept (:mod:`streamflow_data_s3.partial`)."""
         if not is_temporary_of(token, path):
             raise InvalidPathError(f"{token!r} is not the marker of an upload of {path!r}")
-        return await S3Writer.resume(self, location, path, _metadata(mode, mtime_ns), token)
-
-    async def put(
-        self, location: ExecutionLocation, path: str, body: bytes, metadata: dict[str, str]
-    ) -> None:
-        """One PUT of a whole object, checked by its CRC32C (and MD5: ``content_md5``)."""
-        headers, etag = await body_headers(body, self.options.content_md5)
-        try:
-            answer = await self.request(
-                location,
-                path,
-                "put_object",
-                Key=_key(path),
-                Body=body,
-                Metadata=metadata,
-                **headers,
-            )
-            check_etag(location, path, answer, etag)
-        finally:
-            self._metadata.changed(location, [path], parents=False)
-
-    async def start_upload(
-        self, location: ExecutionLocation, path: str, metadata: dict[str, str]
-    ) -> str:
-        """Start a multipart upload; returns its id."""
-        answer = await self.request(
-            location,
-            path,
-            "create_multipart_upload",
-            Key=_key(path),
-            Metadata=metadata,
-            ChecksumAlgorithm="CRC32C",
-        )
-        return str(answer["UploadId"])
-
-    async def upload_part(
-        self,
-        location: ExecutionLocation,
-        path: str,
-        upload_id: str,
-        number: int,
-        body: bytes | bytearray,
-    ) -> dict[str, Any]:
-        """Send one part (the caller holds a request slot); returns its completion entry."""
-        headers, etag = await body_headers(body, self.options.content_md5)
-        answer = await self._unlimited(
-            location,
-            path,
-            "upload_part",
-            Key=_key(path),
-            UploadId=upload_id,
-            PartNumber=number,
-            Body=PartBody(body),
-            **headers,
-        )
-        check_etag(location, path, answer, etag)
-        return {
-            "PartNumber": number,
-            "ETag": answer["ETag"],
-            "ChecksumCRC32C": headers["ChecksumCRC32C"],
-        }
-
-    async def complete_upload(
-        self, location: ExecutionLocation, path: str, upload_id: str, parts: list[dict[str, Any]]
-    ) -> None:
-        try:
-            await self.request(
-                location,
-                path,
-                "complete_multipart_upload",
-                Key=_key(path),
-                UploadId=upload_id,
-                MultipartUpload={"Parts": parts},
-            )
-        finally:
-            self._metadata.changed(location, [path], parents=False)
-
-    async def list_parts(
-        self, location: ExecutionLocation, path: str, upload_id: str
-    ) -> dict[int, tuple[str, int]]:
-        """The parts S3 holds of an upload: number to (ETag, size)."""
-        parts: dict[int, tuple[str, int]] = {}
-        marker = 0
-        for _ in range(11):  # 10,000 parts at most, 1,000 a page
-            answer = await self.request(
-                location,
-                path,
-                "list_parts",
-                Key=_key(path),
-                UploadId=upload_id,
-                PartNumberMarker=marker,
-            )
-            for part in answer.get("Parts", ()):
-                parts[int(part["PartNumber"])] = (str(part["ETag"]), int(part["Size"]))
-            if not answer.get("IsTruncated"):
-                break
-            marker = int(answer["NextPartNumberMarker"])
-        return parts
-
-    async def delete(self, location: ExecutionLocation, path: str) -> None:
-        """Delete the one object at ``path`` (:meth:`remove` also looks below it)."""
-        try:
-            await self.request(location, path, "delete_object", Key=_key(path))
-        finally:
-            self._metadata.changed(location, [path], parents=False)
-
-    async def discard_leftovers(
-        self, location: ExecutionLocation, path: str, upload_id: str, marker: str
-    ) -> None:
-        """Abort the other multipart uploads of ``path``'s key and delete their markers:
-        what interrupted writers left (their abort failed, or their run was never
-        resumed), now that ``upload_id`` completed. Best effort: errors are ignored."""
-        key = _key(path)
-        with contextlib.suppress(ConnectorError):
-            answer = await self.request(location, path, "list_multipart_uploads", Prefix=key)
-            for upload in answer.get("Uploads", ()):
-                if upload["Key"] == key and upload["UploadId"] != upload_id:
-                    await self.abort_upload(location, path, upload["UploadId"])
-        prefix = _key(temporary_prefix(path))
-        with contextlib.suppress(ConnectorError):
-            answer = await self.request(location, path, "list_objects_v2", Prefix=prefix)
-            for item in answer.get("Contents", ()):
-                found = "/" + item["Key"]
-                if found != marker and is_temporary_of(found, path):
-                    await self.delete(location, found)
-
-    async def abort_upload(self, location: ExecutionLocation, path: str, upload_id: str) -> None:
-        await self.request(
-            location, path, "abort_multipart_upload", Key=_key(path), UploadId=upload_id
-        )
+        return await S3Writer.resume(self.store, location, path, _metadata(mode, mtime_ns), token)
 
     async def write_file(
         self,
@@ -528,7 +238,7 @@ class S3Connector(Connector):
         ):
             raise ChecksumMismatchError(location, path, f"expected {expected}, given {actual}")
         await self._parent_exists(location, path)
-        await self.put(location, path, body, _metadata(mode, mtime_ns))
+        await self.store.put(location, path, body, _metadata(mode, mtime_ns))
 
     async def _check_parents(self, location: ExecutionLocation, paths: Sequence[str]) -> None:
         """Look up each distinct directory of ``paths`` once, so that the many files of a
@@ -549,7 +259,7 @@ class S3Connector(Connector):
 
     async def mkdir(self, location: ExecutionLocation, path: str) -> None:
         """Write the marker of ``path`` and of each missing parent."""
-        key = _key(path).rstrip("/")
+        key = key_of(path).rstrip("/")
         if not key:
             return
         parts = key.split("/")
@@ -562,30 +272,23 @@ class S3Connector(Connector):
             if found is not None and found.kind is not FileKind.DIRECTORY:
                 raise PathExistsError(location, current, "a file, not a directory")
             if found is None:
-                await self.put(location, current + "/", b"", {})
+                await self.store.put(location, current + "/", b"", {})
                 directory = FileStat(FileKind.DIRECTORY, 0, _DIRECTORY_MODE, 0)
-                self._metadata.keep_stat(location, current, False, directory)
+                self.store.metadata.keep_stat(location, current, False, directory)
 
     async def remove(self, location: ExecutionLocation, path: str) -> None:
         """Delete the object and every key below ``path``."""
-        key = _key(path).rstrip("/")
+        key = key_of(path).rstrip("/")
         try:
             keys = [key] if key else []
-            await self._s3()
-            pages = self._lister.paginate(Bucket=location.name, Prefix=key + "/" if key else "")
-            async for page in pages:
-                keys.extend(item["Key"] for item in page.get("Contents", ()))
+            keys += await self.store.keys(location, key + "/" if key else "", path)
             for start in range(0, len(keys), 1000):
                 batch = [{"Key": name} for name in keys[start : start + 1000]]
-                await self.request(
+                await self.store.request(
                     location, path, "delete_objects", Delete={"Objects": batch, "Quiet": True}
                 )
-        except ConnectorError:
-            raise
-        except Exception as exc:
-            raise translate(exc, location, path) from exc
         finally:
-            self._metadata.changed_tree(location)
+            self.store.metadata.changed_tree(location)
 
     async def set_metadata(
         self,
@@ -597,16 +300,16 @@ class S3Connector(Connector):
     ) -> None:
         """Rewrite the object's (or the directory marker's) metadata, server side."""
         stat = await self.stat(location, path)
-        key = _key(path).rstrip("/")
+        key = key_of(path).rstrip("/")
         if not key:
             return
         if stat.kind is FileKind.DIRECTORY:
             key += "/"
-            if await self._head(location, key, path) is None:
-                await self.put(location, "/" + key, b"", {})
+            if await self.store.head(location, key, path) is None:
+                await self.store.put(location, "/" + key, b"", {})
         merged = _metadata(stat.mode, stat.mtime_ns) | _metadata(mode, mtime_ns)
         try:
-            await self.request(
+            await self.store.request(
                 location,
                 path,
                 "copy_object",
@@ -616,7 +319,7 @@ class S3Connector(Connector):
                 MetadataDirective="REPLACE",
             )
         finally:
-            self._metadata.changed(location, [path], parents=False)
+            self.store.metadata.changed(location, [path], parents=False)
 
     async def apply_metadata(
         self, location: ExecutionLocation, items: Sequence[MetadataItem]
@@ -639,7 +342,7 @@ class S3Connector(Connector):
         atomic: bool = True,
     ) -> None:
         """CopyObject (UploadPartCopy beyond 5 GiB): no bytes pass through us."""
-        head = await self._head(location, _key(src), src)
+        head = await self.store.head(location, key_of(src), src)
         if head is None:
             raise PathNotFoundError(location, src)
         length = int(head["ContentLength"])
@@ -647,23 +350,23 @@ class S3Connector(Connector):
             raise ChecksumMismatchError(location, dst, f"source has {length} bytes, not {size}")
         await self._parent_exists(location, dst)
         metadata = dict(head["Metadata"]) | _metadata(mode, mtime_ns)
-        source = {"Bucket": location.name, "Key": _key(src)}
+        source = {"Bucket": location.name, "Key": key_of(src)}
         try:
             if length <= self.copy_limit:
-                await self.request(
+                await self.store.request(
                     location,
                     dst,
                     "copy_object",
-                    Key=_key(dst),
+                    Key=key_of(dst),
                     CopySource=source,
                     Metadata=metadata,
                     MetadataDirective="REPLACE",
                 )
             else:
-                await copy_in_parts(self, location, dst, source, length, metadata)
+                parts = self.copy_part_size
+                await copy_in_parts(self.store, location, dst, source, length, metadata, parts)
         finally:
-            self._metadata.changed(location, [dst], parents=False)
+            self.store.metadata.changed(location, [dst], parents=False)
 
     async def close(self) -> None:
-        await self._stack.aclose()
-        self._client = self._once = None
+        await self.store.close()

@@ -4,32 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from streamflow_data.sdk import ConnectorError, ExecutionLocation
-
-if TYPE_CHECKING:
-    from streamflow_data_s3.connector import S3Connector
+from streamflow_data_s3.store import S3Store
 
 __all__ = ["copy_in_parts"]
 
 
 async def copy_in_parts(
-    connector: S3Connector,
+    store: S3Store,
     location: ExecutionLocation,
     dst: str,
     source: dict[str, str],
     length: int,
     metadata: dict[str, str],
+    part_size: int,
 ) -> None:
     """Copy ``source`` (``length`` bytes) to ``dst`` with UploadPartCopy, several parts at
     once; the upload is aborted if any part fails."""
-    upload_id = await connector.start_upload(location, dst, metadata)
+    upload_id = await store.start_upload(location, dst, metadata)
     parts: dict[int, dict[str, Any]] = {}
 
     async def part(number: int, start: int) -> None:
-        end = min(start + connector.copy_part_size, length) - 1
-        answer = await connector.request(
+        end = min(start + part_size, length) - 1
+        answer = await store.request(
             location,
             dst,
             "upload_part_copy",
@@ -43,11 +42,11 @@ async def copy_in_parts(
 
     try:
         async with asyncio.TaskGroup() as group:
-            for number, start in enumerate(range(0, length, connector.copy_part_size), start=1):
+            for number, start in enumerate(range(0, length, part_size), start=1):
                 group.create_task(part(number, start))
         ordered = [parts[number] for number in sorted(parts)]
-        await connector.complete_upload(location, dst, upload_id, ordered)
+        await store.complete_upload(location, dst, upload_id, ordered)
     except BaseException:
         with contextlib.suppress(ConnectorError):
-            await connector.abort_upload(location, dst, upload_id)
+            await store.abort_upload(location, dst, upload_id)
         raise

@@ -17,60 +17,26 @@ continues from (:mod:`streamflow_data_s3.partial`).
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from streamflow_data.sdk import (
-    ChecksumMismatchError,
     ConnectorError,
     Digest,
     ExecutionLocation,
     PathNotFoundError,
     Reader,
     Writer,
-    crc32c,
     crc32c_async,
-    crc32c_base64,
     crc32c_combine,
-    inline,
     temporary_name,
 )
 from streamflow_data_s3.partial import Marker, parts_crc
 from streamflow_data_s3.parts import PartBuffer
+from streamflow_data_s3.store import S3Store
 
-if TYPE_CHECKING:
-    from streamflow_data_s3.connector import S3Connector
-
-__all__ = ["S3Reader", "S3Writer", "body_headers"]
-
-
-def _hashes(body: bytes | bytearray, md5: bool) -> tuple[dict[str, str], str | None]:
-    headers = {"ChecksumCRC32C": crc32c_base64(crc32c(body))}
-    if not md5:
-        return headers, None
-    digest = hashlib.md5(body, usedforsecurity=False)
-    headers["ContentMD5"] = base64.b64encode(digest.digest()).decode()
-    return headers, digest.hexdigest()
-
-
-async def body_headers(body: bytes | bytearray, md5: bool) -> tuple[dict[str, str], str | None]:
-    """Request parameters that make S3 check ``body``: its CRC32C, and its MD5 when
-    ``md5``; then also the ETag S3 must answer."""
-    if inline(len(body)):  # small: hashing costs less than a thread hop
-        return _hashes(body, md5)
-    return await asyncio.to_thread(_hashes, body, md5)
-
-
-def check_etag(
-    location: ExecutionLocation, path: str, answer: dict[str, Any], etag: str | None
-) -> None:
-    """Raise if the ETag S3 answered is not the MD5 ``etag`` of what was sent."""
-    got = str(answer.get("ETag", "")).strip('"')
-    if etag is not None and got and got != etag:
-        raise ChecksumMismatchError(location, path, f"S3 stored ETag {got}, sent MD5 {etag}")
+__all__ = ["S3Reader", "S3Writer"]
 
 
 class S3Reader(Reader):
@@ -81,8 +47,8 @@ class S3Reader(Reader):
     a GET from there to the end of the object.
     """
 
-    def __init__(self, connector: S3Connector, location: ExecutionLocation, path: str):
-        self._connector = connector
+    def __init__(self, store: S3Store, location: ExecutionLocation, path: str):
+        self._store = store
         self._location = location
         self._path = path
         self._streams: dict[int, Any] = {}  # next offset -> the open body reaching it
@@ -94,7 +60,7 @@ class S3Reader(Reader):
         """By the object's ETag now, against the one the reads were pinned to."""
         if self._etag is None:
             return None
-        now = await self._connector.etag(self._location, self._path)
+        now = await self._store.etag(self._location, self._path)
         if now is None:
             return "it was removed while it was read"
         return None if now == self._etag else "another object replaced it while it was read"
@@ -109,9 +75,7 @@ class S3Reader(Reader):
             return 0
         body = self._streams.pop(offset, None)
         if body is None:
-            answer = await self._connector.open_range(
-                self._location, self._path, offset, self._etag
-            )
+            answer = await self._store.open_range(self._location, self._path, offset, self._etag)
             if answer is None:
                 return 0  # at or past the end
             self._etag = self._etag or answer.get("ETag")
@@ -144,16 +108,16 @@ class S3Writer(Writer):
 
     def __init__(
         self,
-        connector: S3Connector,
+        store: S3Store,
         location: ExecutionLocation,
         path: str,
         metadata: dict[str, str],
         token: str | None = None,
     ) -> None:
         super().__init__(location, path)
-        self._connector = connector
+        self._store = store
         self._metadata = metadata
-        self._part_size = connector.options.part_size
+        self._part_size = store.options.part_size
         self._token = temporary_name(path) if token is None else token
         self._marked = token is not None  # a marker object exists at the token's key
         self._pending = PartBuffer(self._part_size)  # bytes given, not yet sent
@@ -167,7 +131,7 @@ class S3Writer(Writer):
     @classmethod
     async def resume(
         cls,
-        connector: S3Connector,
+        store: S3Store,
         location: ExecutionLocation,
         path: str,
         metadata: dict[str, str],
@@ -176,8 +140,8 @@ class S3Writer(Writer):
         """Continue the upload a suspended writer left at ``token`` (see
         :mod:`streamflow_data_s3.partial`); anything else found there is discarded and
         :class:`PathNotFoundError` raised, so that the file starts from zero."""
-        writer = cls(connector, location, path, metadata, token)
-        found = Marker.decode(await connector.read_file(location, token))
+        writer = cls(store, location, path, metadata, token)
+        found = Marker.decode(await store.get(location, token))
         if found is not None:
             writer._upload_id = found.upload_id
         if found is None or found.state != "suspended" or found.part_size != writer._part_size:
@@ -185,7 +149,7 @@ class S3Writer(Writer):
             raise PathNotFoundError(location, path, "the earlier upload was not suspended")
         if found.upload_id is not None:
             try:
-                listed = await connector.list_parts(location, path, found.upload_id)
+                listed = await store.list_parts(location, path, found.upload_id)
             except PathNotFoundError:
                 listed = {}  # the upload is gone (aborted, or expired by a lifecycle rule)
             for number, (etag, _crc) in enumerate(found.parts, start=1):
@@ -245,11 +209,11 @@ class S3Writer(Writer):
         """Start the multipart upload if need be, then wait for a request slot."""
         self._raise_failures()
         if self._upload_id is None:
-            self._upload_id = await self._connector.start_upload(
+            self._upload_id = await self._store.start_upload(
                 self.location, self.path, self._metadata
             )
             await self._mark("live")
-        return await self._connector.request_slot(self.location)
+        return await self._store.request_slot(self.location)
 
     def _start(self, part: bytes | bytearray, release: Callable[[], None]) -> None:
         """Upload the next part in the background, in the request slot given."""
@@ -261,7 +225,7 @@ class S3Writer(Writer):
     ) -> None:
         try:
             assert self._upload_id is not None
-            self._parts[number] = await self._connector.upload_part(
+            self._parts[number] = await self._store.upload_part(
                 self.location, self.path, self._upload_id, number, part
             )
         finally:
@@ -296,13 +260,13 @@ class S3Writer(Writer):
             self._pending.held() if suspended else b"",
         )
         self._marked = True
-        await self._connector.put(self.location, self._token, marker.encode(), {})
+        await self._store.put(self.location, self._token, marker.encode(), {})
 
     async def _unmark(self) -> None:
         if self._marked:
             self._marked = False
             with contextlib.suppress(ConnectorError):
-                await self._connector.delete(self.location, self._token)
+                await self._store.delete(self.location, self._token)
 
     async def digest(self) -> Digest:
         """The size and CRC32C of the bytes given, each request of which S3 confirmed by
@@ -311,20 +275,18 @@ class S3Writer(Writer):
         return Digest(self._size, self._crc)
 
     async def _commit(self) -> None:
-        connector = self._connector
+        store = self._store
         rest = self._pending.take_all()
         if self._upload_id is None:
-            await connector.put(self.location, self.path, rest, self._metadata)
+            await store.put(self.location, self.path, rest, self._metadata)
         else:
             if rest or self._next_part == 1:  # S3 completes no upload without a part
                 self._start(rest, await self._ready())
             await self._drain()
             parts = [self._parts[number] for number in sorted(self._parts)]
-            await connector.complete_upload(self.location, self.path, self._upload_id, parts)
+            await store.complete_upload(self.location, self.path, self._upload_id, parts)
             # The destination succeeded: uploads interrupted before it are never resumed.
-            await connector.discard_leftovers(
-                self.location, self.path, self._upload_id, self._token
-            )
+            await store.discard_leftovers(self.location, self.path, self._upload_id, self._token)
         await self._unmark()
 
     async def _abort(self) -> None:
@@ -335,7 +297,7 @@ class S3Writer(Writer):
         self._sending.clear()
         if self._upload_id is not None:
             with contextlib.suppress(ConnectorError):
-                await self._connector.abort_upload(self.location, self.path, self._upload_id)
+                await self._store.abort_upload(self.location, self.path, self._upload_id)
         await self._unmark()
 
     async def _suspend(self) -> None:
