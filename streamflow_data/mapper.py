@@ -494,7 +494,7 @@ class RemotePathMapper:
         replicas = [self._derived.pop(key) for key in dropped]
         for replica in replicas:
             replica.data_type = _INVALID
-            replica._set_available()
+            replica.mark_available()
         return replicas
 
     def _invalidate_registered(self, location: ExecutionLocation, path: str) -> list[DataLocation]:
@@ -548,5 +548,5 @@ class RemotePathMapper:
             if links is not None:
                 links.remove(replica)
         replica.data_type = DataType.INVALID
-        replica._set_available()
+        replica.mark_available()
         self._recheck(replica.path)

@@ -202,8 +202,9 @@ class DataLocation:
         if self._ready is not None:
             await self._ready.wait()
 
-    def _set_available(self) -> None:
-        """Wake every waiter; called by the manager when the writing transfer ends."""
+    def mark_available(self) -> None:
+        """Wake every waiter: the transfer writing this replica has ended, well or not (the
+        data manager and its replica graph call it; ``data_type`` says which)."""
         if self._ready is not None:
             self._ready.set()
 

@@ -96,7 +96,7 @@ async def test_waits_for_a_replica_being_written(manager: DefaultDataManager) ->
     waiter = asyncio.create_task(manager.get_source_location("/r/f", "hpc"))
     await asyncio.sleep(0.01)
     assert not waiter.done(), "returned a replica that is still being written"
-    pending._set_available()
+    pending.mark_available()
     assert await asyncio.wait_for(waiter, 1) is pending
 
 

@@ -91,7 +91,7 @@ async def test_waits_for_a_source_being_written(
     await asyncio.sleep(0.05)
     assert not copy.done()
     await asyncio.to_thread(source.write_bytes, b"finally")
-    pending._set_available()
+    pending.mark_available()
     await asyncio.wait_for(copy, 5)
     assert await asyncio.to_thread((tmp_path / "g").read_bytes) == b"finally"
 

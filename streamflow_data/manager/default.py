@@ -521,7 +521,7 @@ class DefaultDataManager(DataManager):
                 failure = failure or exc
             finally:
                 if job.replica is not None:
-                    job.replica._set_available()
+                    job.replica.mark_available()
                 if self._cache is not None and job.reservation is not None:
                     if succeeded:
                         self._cache.admit(job.reservation)
