@@ -8,9 +8,18 @@ from typing import ClassVar, Literal
 
 from streamflow_data.validation import Settings, setting
 
-__all__ = ["CacheSettings", "CatalogSettings", "TransferSettings"]
+__all__ = ["BACKOFF_CAP", "CacheSettings", "CatalogSettings", "TransferSettings", "backoff"]
 
 MiB = 1024 * 1024
+
+BACKOFF_CAP = 10.0
+"""The longest wait between two attempts, in seconds, wherever something is retried."""
+
+
+def backoff(first: float, attempt: int) -> float:
+    """Seconds to wait before retry number ``attempt`` (1, 2, ...): ``first``, doubling
+    with each attempt, at most :data:`BACKOFF_CAP`."""
+    return float(min(first * 2 ** (attempt - 1), BACKOFF_CAP))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,8 +87,8 @@ class TransferSettings(Settings):
         return self.block_count * self.block_size
 
     def retry_wait(self, attempt: int) -> float:
-        """Seconds to wait before retry number ``attempt`` (1, 2, ...)."""
-        return float(min(self.retry_delay * 2 ** (attempt - 1), 10.0))
+        """Seconds to wait before retry number ``attempt`` (1, 2, ...): see :func:`backoff`."""
+        return backoff(self.retry_delay, attempt)
 
 
 @dataclass(frozen=True, kw_only=True)

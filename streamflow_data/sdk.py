@@ -18,6 +18,7 @@ from streamflow_data.checksum import (
     crc32c_of_pieces,
     inline,
 )
+from streamflow_data.config import backoff
 from streamflow_data.connectors.base import (
     Capabilities,
     Connector,
@@ -94,6 +95,7 @@ __all__ = [
     "WalkEntry",
     "WriteItem",
     "Writer",
+    "backoff",
     "check_partial_file",
     "crc32c",
     "crc32c_async",

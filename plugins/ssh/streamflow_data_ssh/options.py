@@ -6,6 +6,8 @@ from typing import Literal
 
 import pydantic
 
+from streamflow_data.sdk import backoff
+
 __all__ = ["DEFAULT_CIPHERS", "NodeOptions", "SSHOptions"]
 
 DEFAULT_CIPHERS = (
@@ -122,8 +124,9 @@ class SSHOptions(pydantic.BaseModel):
     them itself when it changes a path; changes made by others show after this long."""
 
     def retry_wait(self, attempt: int) -> float:
-        """Seconds before retry number ``attempt`` (1, 2, ...): doubling from ``retry_delay``."""
-        return float(self.retry_delay * 2 ** (attempt - 1))
+        """Seconds before retry number ``attempt`` (1, 2, ...): doubling from
+        ``retry_delay``, with the package's cap (:func:`streamflow_data.sdk.backoff`)."""
+        return backoff(self.retry_delay, attempt)
 
     @pydantic.model_validator(mode="after")
     def _unique_names(self) -> SSHOptions:
