@@ -58,7 +58,7 @@ _RUN_LOCATIONS = 255  # a run's location numbers are single bytes
 _RUN_PATHS = 10_000  # rows stay small enough to read back a few at a time
 
 
-class _Run:
+class _RegistrationRun:
     """Consecutive plain registrations, in order, becoming one row."""
 
     def __init__(self, keys: dict[int, tuple[ExecutionLocation, str]]) -> None:
@@ -140,17 +140,17 @@ class ReplicaLog:
         # A queued replica is a plain PRIMARY registration, whatever happened to the
         # object since (its invalidation follows it in the log); other registrations
         # were queued as rows and end the run before them.
-        run = _Run(self._keys)
+        run = _RegistrationRun(self._keys)
         for item in items:
             if type(item) is tuple:
                 yield from run.rows()
-                run = _Run(self._keys)
+                run = _RegistrationRun(self._keys)
                 yield item
                 continue
             replica: DataLocation = item  # type: ignore[assignment]
             if not run.add(replica.location, replica.path):
                 yield from run.rows()
-                run = _Run(self._keys)
+                run = _RegistrationRun(self._keys)
                 run.add(replica.location, replica.path)
         yield from run.rows()
 

@@ -150,7 +150,7 @@ class TransferEngine:
             len(plan.files),
             plan.total_bytes,
         )
-        await _Run(context, src_path, destinations, plan).execute()
+        await _TransferRun(context, src_path, destinations, plan).execute()
 
 
 _VALID = frozenset({FileState.VALID})
@@ -174,7 +174,7 @@ def _warn_skipped(
         )
 
 
-class _Run:
+class _TransferRun:
     """The state of one transfer while it runs."""
 
     def __init__(

@@ -253,7 +253,7 @@ class SSHReader(Reader):
 
 
 @dataclass(slots=True)
-class _Run:
+class _LaneRun:
     """Bytes sent through one lane's process, contiguous from ``start``."""
 
     start: int
@@ -288,8 +288,8 @@ class SSHWriter(Writer):
         """Whether the file holds bytes an earlier writer sent (see :meth:`_read_back`)."""
         self._hash_command = hash_command
         self._lanes = _Lanes(pool, self._end_run)
-        self._runs: dict[_Lane, _Run] = {}
-        self._finished_runs: list[_Run] = []
+        self._runs: dict[_Lane, _LaneRun] = {}
+        self._finished_runs: list[_LaneRun] = []
         self._pieces: dict[int, tuple[int, int]] = {}  # offset -> (length, crc32c)
         self._error: ConnectorError | None = None
         self._settled: tuple[int, int] | None = None
@@ -333,7 +333,7 @@ class SSHWriter(Writer):
         try:
             if process is None or run is None:
                 process = await self._lanes.start(lane, self._command(offset))
-                run = self._runs[lane] = _Run(offset, offset)
+                run = self._runs[lane] = _LaneRun(offset, offset)
             hashed = run.sha256 if self._hash_command is not None else None
             checksum = await asyncio.to_thread(_hash_piece, hashed, payload)
             await process.send(payload)
@@ -402,7 +402,7 @@ class SSHWriter(Writer):
             raise translate(exc, self.location, self.path) from exc
         finally:
             os.close(fd)
-        self._check_run(_Run(offset, offset + size), result)
+        self._check_run(_LaneRun(offset, offset + size), result)
         self._pieces[offset] = (size, await crc)
         reported.up_to(size)
 
@@ -482,7 +482,7 @@ class SSHWriter(Writer):
             raise ChecksumMismatchError(self.location, self.path, f"sent {size}, stored {stored}")
         return Digest(size, crc)
 
-    def _check_run(self, run: _Run, result: Completed) -> None:
+    def _check_run(self, run: _LaneRun, result: Completed) -> None:
         status = _STATUS_LINE.search(result.stdout)
         if status is None or int(status.group(1)) != 0 or result.status != 0:
             raise command_error(
