@@ -4,79 +4,68 @@ The public API is what this module exports; everything else is an implementation
 that may change between releases.
 """
 
-import gc as _gc
-
-# Loading the package creates tens of thousands of objects that live as long as the
-# process. Left on, the cyclic collector would scan them again and again while they are
-# created, and find nothing to free: a sixth of a command's start-up (docs/performance.md).
-_collecting = _gc.isenabled()
-_gc.disable()
-try:
-    from streamflow_data.catalog import TransferRecord
-    from streamflow_data.config import CacheSettings, CatalogSettings, TransferSettings
-    from streamflow_data.configfile import Configuration, DeploymentConfig, load_configuration
-    from streamflow_data.connectors.base import (
-        Capabilities,
-        Connector,
-        CopyItem,
-        FileKind,
-        FileStat,
-        LinkItem,
-        MetadataItem,
-        Reader,
-        WalkEntry,
-        WriteItem,
-        Writer,
-    )
-    from streamflow_data.connectors.local import LocalConnector, LocalOptions
-    from streamflow_data.connectors.registry import (
-        connector_class,
-        connector_types,
-        create_connector,
-    )
-    from streamflow_data.delivery import Delivery, DeliveryFile, ManifestEntry, read_manifest
-    from streamflow_data.errors import (
-        AuthenticationError,
-        CacheFullError,
-        CatalogError,
-        ChecksumMismatchError,
-        ConfigurationError,
-        ConnectorError,
-        ConnectorNotFoundError,
-        InvalidPathError,
-        LocationUnreachableError,
-        NameTooLongError,
-        NotDirectoryError,
-        PathExistsError,
-        PathNotFoundError,
-        PermissionDeniedError,
-        SourceChangedError,
-        StorageFullError,
-        StreamFlowDataError,
-        TransferCancelledError,
-        TransferError,
-        TransferFailure,
-        TransferLockedError,
-        UnknownDeploymentError,
-        UnknownLocationError,
-        UnknownPathError,
-        UnknownTransferError,
-        UnsafePathError,
-        UnsupportedOperationError,
-    )
-    from streamflow_data.manager import DataManager, DefaultDataManager
-    from streamflow_data.mapper import RemotePathMapper
-    from streamflow_data.model import DataLocation, DataType, Digest, ExecutionLocation
-    from streamflow_data.policy import DefaultSourcePolicy, SourcePolicy
-    from streamflow_data.transfer.events import (
-        DestinationProgress,
-        TransferListener,
-        TransferProgress,
-    )
-    from streamflow_data.transfer.stats import CacheStatistics, LocationStatistics, Statistics
-finally:
-    if _collecting:
-        _gc.enable()
+from streamflow_data.catalog import TransferRecord
+from streamflow_data.config import CacheSettings, CatalogSettings, TransferSettings
+from streamflow_data.configfile import Configuration, DeploymentConfig, load_configuration
+from streamflow_data.connectors.base import (
+    Capabilities,
+    Connector,
+    CopyItem,
+    FileKind,
+    FileStat,
+    LinkItem,
+    MetadataItem,
+    Reader,
+    WalkEntry,
+    WriteItem,
+    Writer,
+)
+from streamflow_data.connectors.local import LocalConnector, LocalOptions
+from streamflow_data.connectors.registry import (
+    connector_class,
+    connector_types,
+    create_connector,
+)
+from streamflow_data.delivery import Delivery, DeliveryFile, ManifestEntry, read_manifest
+from streamflow_data.errors import (
+    AuthenticationError,
+    CacheFullError,
+    CatalogError,
+    ChecksumMismatchError,
+    ConfigurationError,
+    ConnectorError,
+    ConnectorNotFoundError,
+    InvalidPathError,
+    LocationUnreachableError,
+    NameTooLongError,
+    NotDirectoryError,
+    PathExistsError,
+    PathNotFoundError,
+    PermissionDeniedError,
+    SourceChangedError,
+    StorageFullError,
+    StreamFlowDataError,
+    TransferCancelledError,
+    TransferError,
+    TransferFailure,
+    TransferLockedError,
+    UnknownDeploymentError,
+    UnknownLocationError,
+    UnknownPathError,
+    UnknownTransferError,
+    UnsafePathError,
+    UnsupportedOperationError,
+)
+from streamflow_data.manager import DataManager, DefaultDataManager
+from streamflow_data.mapper import RemotePathMapper
+from streamflow_data.model import DataLocation, DataType, Digest, ExecutionLocation
+from streamflow_data.policy import DefaultSourcePolicy, SourcePolicy
+from streamflow_data.transfer.events import (
+    DestinationProgress,
+    TransferListener,
+    TransferProgress,
+)
+from streamflow_data.transfer.stats import CacheStatistics, LocationStatistics, Statistics
 
 __version__ = "0.1.0"
 

@@ -33,7 +33,7 @@ def test_a_small_copy_with_the_defaults_imports_nothing_heavy(tmp_path: Path) ->
 
 
 def test_importing_the_package_leaves_the_collector_as_it_found_it() -> None:
-    # The collector is paused while the package loads (docs/performance.md), then restored.
+    # The package does not touch the collector: that is the embedding program's choice.
     script = (
         "import gc, sys\n"
         "sys.argv[1] == 'off' and gc.disable()\n"
