@@ -58,7 +58,7 @@ from streamflow_data.errors import (
 )
 from streamflow_data.manager import DataManager, DefaultDataManager
 from streamflow_data.mapper import RemotePathMapper
-from streamflow_data.model import DataLocation, DataType, Digest, ExecutionLocation
+from streamflow_data.model import DataLocation, DataType, Digest, ExecutionLocation, Verification
 from streamflow_data.policy import DefaultSourcePolicy, SourcePolicy
 from streamflow_data.transfer.events import (
     DestinationProgress,
@@ -131,6 +131,7 @@ __all__ = [
     "UnknownTransferError",
     "UnsafePathError",
     "UnsupportedOperationError",
+    "Verification",
     "WalkEntry",
     "WriteItem",
     "Writer",

@@ -18,6 +18,7 @@ __all__ = [
     "DataType",
     "Digest",
     "ExecutionLocation",
+    "Verification",
     "check_partial_file",
     "is_temporary_name",
     "is_temporary_of",
@@ -37,6 +38,33 @@ class DataType(enum.Enum):
     """A link pointing at a PRIMARY replica on the same location."""
     INVALID = "invalid"
     """No longer usable; never returned by queries."""
+
+
+class Verification(enum.Enum):
+    """What the check of a copy proved about the bytes stored, strongest first.
+
+    Writers and connectors declare theirs (:attr:`Writer.verification`,
+    :attr:`Capabilities.verification`); the engine reports, per destination, the weakest
+    its files got (:attr:`DestinationProgress.verification`).
+    """
+
+    STORED = "stored"
+    """The bytes were read back from the storage and checksummed, or hashed where they are
+    stored (``checksum = "sha256"``)."""
+    RECEIVED = "received"
+    """The storage checked each piece as it received it, against a checksum sent along."""
+    SENT = "sent"
+    """The bytes this process sent were checksummed, and the stored size compared."""
+    SIZE = "size"
+    """Only the stored size was compared (bytes moved by a program of this machine that
+    reads or writes the file itself, or copied within the storage)."""
+    NONE = "none"
+    """Nothing was compared: ``TransferSettings.verify_writes`` is off."""
+
+    def weakest(self, other: Verification) -> Verification:
+        """The weaker of this kind and ``other``."""
+        order = list(Verification)
+        return max(self, other, key=order.index)
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,7 @@ from streamflow_data.errors import (
 from streamflow_data.model import (
     Digest,
     ExecutionLocation,
+    Verification,
     check_partial_file,
     is_temporary_of,
     relpath_fault,
@@ -92,6 +93,7 @@ __all__ = [
     "UnknownLocationError",
     "UnsafePathError",
     "UnsupportedOperationError",
+    "Verification",
     "WalkEntry",
     "WriteItem",
     "Writer",

@@ -23,8 +23,10 @@ from streamflow_data import (
     UnknownLocationError,
     UnknownPathError,
     UnsafePathError,
+    Verification,
 )
-from tests.helpers import TREE_BYTES, Hosts, make_tree, snapshot
+from tests.helpers import SIZE, SMALL, TREE_BYTES, Hosts, LastSnapshot, make_tree, snapshot
+from tests.test_engine import put_file
 
 LOCAL = ExecutionLocation("local", "localhost", local=True)
 SCRATCH = ExecutionLocation("scratch", "localhost", local=True)
@@ -341,3 +343,27 @@ async def test_a_copied_program_loses_its_setuid_bit(
     manager.register_path(LOCAL, str(program))
     await manager.transfer_data(LOCAL, str(program), [LOCAL], str(tmp_path / "copy"), True)
     assert (await asyncio.to_thread(os.stat, tmp_path / "copy")).st_mode & 0o7777 == 0o755
+
+
+@pytest.mark.parametrize(
+    ("checksum", "size", "expected"),
+    [
+        ("crc32c", SIZE, Verification.STORED),  # blocks: the local writer reads each back
+        ("crc32c", 100, Verification.STORED),  # a small file: written whole, read back
+        ("none", SIZE, Verification.NONE),
+    ],
+)
+async def test_each_destination_says_how_its_copies_were_checked(
+    hosts: Hosts, checksum: str, size: int, expected: Verification
+) -> None:
+    source = hosts.add("src")
+    await put_file(hosts, "src", "/f.bin", size)
+    target = hosts.add("dst")
+    finished = LastSnapshot()
+    settings = SMALL.replace(checksum=checksum)
+    async with DefaultDataManager(hosts.connectors, settings=settings, listeners=[finished]) as m:
+        m.register_path(source, "/f.bin")
+        await m.transfer_data(source, "/f.bin", [target], "/c.bin")
+    assert finished.last is not None
+    [destination] = finished.last.destinations
+    assert destination.verification is expected

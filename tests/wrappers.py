@@ -14,6 +14,7 @@ from streamflow_data import (
     LinkItem,
     LocalConnector,
     Reader,
+    Verification,
     WalkEntry,
     Writer,
 )
@@ -193,6 +194,10 @@ class _FaultyWriter(Writer):
     @property
     def local_file(self) -> str | None:
         return self.inner.local_file
+
+    @property
+    def verification(self) -> Verification:  # type: ignore[override]  # the inner one's
+        return self.inner.verification
 
     async def digest(self) -> Digest:
         return await self.inner.digest()

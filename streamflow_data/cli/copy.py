@@ -114,6 +114,7 @@ class _Outcome:
 
     def summary(self) -> dict[str, object]:
         progress, done = self.progress, self.done
+        checked = None if done is None else done.verification
         return {
             "destination": self.target,
             "status": self.status,
@@ -124,6 +125,7 @@ class _Outcome:
             "bytes_total": 0 if progress is None else progress.bytes_total,
             "seconds": 0.0 if progress is None else round(progress.elapsed, 3),
             "transfer": None if progress is None else progress.transfer_id,
+            "verification": None if checked is None else checked.value,
             "error": None if self.error is None else str(self.error),
         }
 

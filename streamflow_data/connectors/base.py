@@ -20,7 +20,7 @@ import enum
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
-from typing import ClassVar, NamedTuple, Self, TypeVar
+from typing import NamedTuple, Self, TypeVar
 
 from streamflow_data.connectors.openfiles import Reader, Writer
 from streamflow_data.errors import (
@@ -30,7 +30,7 @@ from streamflow_data.errors import (
     SourceChangedError,
     UnsupportedOperationError,
 )
-from streamflow_data.model import Digest, ExecutionLocation
+from streamflow_data.model import Digest, ExecutionLocation, Verification
 
 __all__ = [
     "Capabilities",
@@ -148,6 +148,9 @@ class Capabilities:
     atomic_directories: bool = False
     """:meth:`Connector.rename` moves a directory atomically, so a tree can be written
     under a hidden name, files in place, and published whole at the end."""
+    verification: Verification = Verification.SENT
+    """What :meth:`Connector.write_file` and :meth:`Connector.write_files` prove when given
+    an ``expected`` digest (see :class:`~streamflow_data.model.Verification`)."""
 
 
 _Item = TypeVar("_Item")
@@ -188,8 +191,9 @@ class Connector(abc.ABC):
     threads and its concurrency limits; :meth:`close` releases them.
     """
 
-    capabilities: ClassVar[Capabilities] = Capabilities()
-    """What this connector type can do beyond the required primitives."""
+    capabilities: Capabilities = Capabilities()
+    """What this connector can do beyond the required primitives: set by its class, and
+    refined by an instance where its options change it (what its writes prove)."""
     bulk_concurrency: int = 1
     """Items of a derived bulk operation (:meth:`copy_files`, :meth:`read_files`,
     :meth:`write_files`) in flight at once. Storage that serves many requests in parallel

@@ -36,7 +36,13 @@ from streamflow_data.errors import (
     SourceChangedError,
     error_type,
 )
-from streamflow_data.model import Digest, ExecutionLocation, check_partial_file, is_temporary_of
+from streamflow_data.model import (
+    Digest,
+    ExecutionLocation,
+    Verification,
+    check_partial_file,
+    is_temporary_of,
+)
 from streamflow_data.validation import Settings, parse_options, setting
 
 __all__ = ["LocalConnector", "LocalOptions"]
@@ -93,7 +99,12 @@ def _content(
 class LocalConnector(Connector):
     """The local file system, as one location named ``localhost`` of its deployment."""
 
-    capabilities = Capabilities(ranged_writes=True, server_side_copy=True, atomic_directories=True)
+    capabilities = Capabilities(
+        ranged_writes=True,
+        server_side_copy=True,
+        atomic_directories=True,
+        verification=Verification.STORED,  # each write is read back
+    )
 
     def __init__(self, options: LocalOptions | None = None) -> None:
         self.options = options or LocalOptions()
@@ -338,6 +349,8 @@ class _LocalReader(Reader):
 
 
 class _LocalWriter(Writer):
+    verification = Verification.STORED  # each write is read back from the file
+
     def __init__(
         self,
         connector: LocalConnector,

@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import Self
 
 from streamflow_data.errors import ChecksumMismatchError
-from streamflow_data.model import Digest, ExecutionLocation
+from streamflow_data.model import Digest, ExecutionLocation, Verification
 
 __all__ = ["Reader", "Writer"]
 
@@ -125,13 +125,16 @@ class Writer(abc.ABC):
         write ranges of it (:meth:`Reader.read_local`); None (the default) otherwise."""
         return None
 
+    verification = Verification.SENT
+    """What :meth:`digest` proves of the stored bytes. The default is what a digest of the
+    bytes given to :meth:`write` proves; a writer that reads them back, or whose storage
+    checks them as it receives them, says so (a class or an instance attribute)."""
+
     @abc.abstractmethod
     async def digest(self) -> Digest:
-        """The size and CRC32C of the bytes written, as the storage holds them.
-
-        Computed by the cheapest route the storage trusts (reading the temporary file
-        back, a remote command, a server-verified checksum), never from our own buffers.
-        """
+        """The size and CRC32C of the bytes written, known as :attr:`verification` says:
+        by the cheapest route the storage trusts (reading the temporary file back, a
+        remote command, a checksum the storage verified as it received the bytes)."""
 
     @abc.abstractmethod
     async def _commit(self) -> None:

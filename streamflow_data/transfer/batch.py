@@ -21,7 +21,7 @@ from typing import TypeVar
 
 from streamflow_data.connectors.base import CopyItem, FileStat, WriteItem
 from streamflow_data.errors import ChecksumMismatchError, ConnectorError
-from streamflow_data.model import Digest, ExecutionLocation
+from streamflow_data.model import Digest, ExecutionLocation, Verification
 from streamflow_data.transfer.context import Destination, RunContext, source_changed
 from streamflow_data.transfer.filecopy import FileCopy
 from streamflow_data.transfer.state import FileState
@@ -94,10 +94,11 @@ class BatchCopy:
 
     # -- outcomes ----------------------------------------------------------------------------
 
-    def _done(self, file: SmallFile, destination: Destination) -> None:
+    def _done(self, file: SmallFile, destination: Destination, checked: Verification) -> None:
         self.context.files[(file.relpath, destination.index)] = FileState.VALID
         self.context.progress.add_bytes(destination.index, file.stat.size)
         self.context.progress.file_done(destination.index)
+        self.context.progress.verified(destination.index, checked)
 
     def _failed(self, file: SmallFile, destination: Destination, error: Exception) -> None:
         context = self.context
@@ -121,8 +122,10 @@ class BatchCopy:
             [ExecutionLocation, Sequence[Item]], Awaitable[list[ConnectorError | None]]
         ],
         items: Sequence[Item],
+        checked: Verification,
     ) -> None:
-        """Run one bulk operation at a destination and settle each file's outcome.
+        """Run one bulk operation at a destination and settle each file's outcome (the
+        files it wrote were ``checked`` so).
 
         An error of the whole call (a dropped connection) is every file's error.
         """
@@ -135,7 +138,7 @@ class BatchCopy:
         written = 0
         for file, error in zip(files, results, strict=True):
             if error is None:
-                self._done(file, destination)
+                self._done(file, destination, checked)
                 written += file.stat.size
             else:
                 self._failed(file, destination, error)
@@ -155,7 +158,8 @@ class BatchCopy:
             )
             for f in self.files
         ]
-        await self._bulk(destination, self.files, destination.connector.copy_files, items)
+        copy = destination.connector.copy_files
+        await self._bulk(destination, self.files, copy, items, Verification.SIZE)
 
     # -- streamed ---------------------------------------------------------------------------------
 
@@ -212,4 +216,6 @@ class BatchCopy:
             )
             for (f, data), digest in zip(readable, digests, strict=True)
         ]
-        await self._bulk(destination, files, destination.connector.write_files, items)
+        verify = self.context.settings.verify_writes
+        checked = destination.connector.capabilities.verification if verify else Verification.NONE
+        await self._bulk(destination, files, destination.connector.write_files, items, checked)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+from collections.abc import Iterable
 
 __all__ = ["BlockPool", "BlockState", "BufferBlock"]
 
@@ -94,3 +95,11 @@ class BlockPool:
         block.holders -= 1
         if block.holders == 0:
             self.release(block)
+
+    def let_go_queued(self, queues: Iterable[asyncio.Queue[BufferBlock | None]]) -> None:
+        """Let go of the blocks still waiting in ``queues`` for a writer that will not
+        take them (a cancelled copy): the pool outlives the transfer."""
+        for queue in queues:
+            while not queue.empty():
+                if (block := queue.get_nowait()) is not None:
+                    self.let_go(block)

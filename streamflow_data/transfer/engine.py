@@ -386,7 +386,12 @@ class _TransferRun:
             for destination in self._active():
                 destination.error = exc
             return
-        await self._each_destination(lambda d: verification.check(d, copied[d.index]))
+
+        async def check(destination: Destination) -> None:
+            await verification.check(destination, copied[destination.index])
+            self.context.progress.verified_end_to_end(destination.index)
+
+        await self._each_destination(check)
 
     async def _make_links(self, destination: Destination) -> None:
         if not self.plan.links:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from streamflow_data.model import ExecutionLocation
+from streamflow_data.model import ExecutionLocation, Verification
 from streamflow_data.transfer.state import ChunkState, FileState
 
 __all__ = ["DestinationProgress", "TransferListener", "TransferProgress", "healthy"]
@@ -29,6 +29,9 @@ class DestinationProgress:
     bytes_skipped: int = 0
     """Bytes of ``bytes_done`` that an earlier run had written (skipped files, resumed
     chunks): they were not moved again."""
+    verification: Verification | None = None
+    """The weakest check the files copied there in this run got (see
+    :class:`~streamflow_data.model.Verification`); None while none is copied."""
 
 
 def healthy(destinations: Sequence[DestinationProgress]) -> list[DestinationProgress]:

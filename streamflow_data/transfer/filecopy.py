@@ -35,7 +35,7 @@ from streamflow_data.errors import (
     SourceChangedError,
     StreamFlowDataError,
 )
-from streamflow_data.model import Digest
+from streamflow_data.model import Digest, Verification
 from streamflow_data.transfer.blocks import BlockState, BufferBlock
 from streamflow_data.transfer.context import Destination, RunContext, source_changed
 from streamflow_data.transfer.journal import PriorCopy
@@ -80,6 +80,7 @@ class FileCopy:
         self._resume = FileResume(context.journal, relpath, self.settings.chunk_size)
         self._priors: dict[int, PriorCopy] = {}  # partial files of an earlier run to continue
         self._resumed: dict[int, int] = {}  # bytes a destination held from an earlier run
+        self._checked: dict[int, Verification] = {}  # how this attempt's copy was checked
 
     async def run(self, destinations: list[Destination]) -> None:
         """Copy to ``destinations``; a destination where the file fails for good gets its
@@ -119,6 +120,8 @@ class FileCopy:
                 if error is None:
                     files[key] = FileState.VALID
                     progress.file_done(destination.index)
+                    checked = self._checked.pop(destination.index, Verification.SIZE)
+                    progress.verified(destination.index, checked)
                     continue
                 stats.error(error)
                 # A retry starts over: what this attempt wrote, and what it had continued
@@ -241,6 +244,9 @@ class FileCopy:
             self._check_size(len(data))
             verify = self.settings.verify_writes
             expected = Digest(len(data), await crc32c_async(data)) if verify else None
+            for destination in destinations:
+                kind = destination.connector.capabilities.verification
+                self._checked[destination.index] = kind if verify else Verification.NONE
             failures: _Failures = {}
 
             async def write(destination: Destination) -> None:
@@ -426,7 +432,7 @@ class FileCopy:
                     copy = ranges.copy(direction, destination, reader, writer, parallel, failures)
                     group.create_task(copy)
         finally:
-            self._return_queued_blocks(queues)
+            self.context.pool.let_go_queued(queues.values())  # after a cancellation
         if source_error:
             error = source_error[0]
             raise error if isinstance(error, _SourceError) else _SourceError(error)
@@ -449,16 +455,6 @@ class FileCopy:
         ends += [(destination.connector, destination.location) for destination in writers]
         hints = [hint for c, location in ends if (hint := c.chunk_streams(location)) is not None]
         return min([self.settings.max_concurrent_chunks, *hints])
-
-    def _return_queued_blocks(
-        self, queues: dict[Destination, asyncio.Queue[BufferBlock | None]]
-    ) -> None:
-        """Give back to the pool the blocks no drain took (after a cancellation): the pool
-        outlives this transfer."""
-        for queue in queues.values():
-            while not queue.empty():
-                if (block := queue.get_nowait()) is not None:
-                    self.context.pool.let_go(block)
 
     def _chunk_range(self, number: int) -> tuple[int, int]:
         start = number * self.settings.chunk_size
@@ -589,6 +585,8 @@ class FileCopy:
                     await writer.commit(digest)
             except Exception as exc:
                 failures[destination] = exc
+            unchecked = Verification.SIZE if self.settings.verify_writes else Verification.NONE
+            self._checked[destination.index] = writer.verification if digest else unchecked
 
         async with asyncio.TaskGroup() as group:
             for destination, writer in writers.items():

@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Sequence
 
-from streamflow_data.model import ExecutionLocation
+from streamflow_data.model import ExecutionLocation, Verification
 from streamflow_data.transfer.events import (
     DestinationProgress,
     TransferListener,
@@ -51,6 +51,7 @@ class ProgressTracker:
         self._bytes_done = [0] * len(destinations)
         self._files_skipped = [0] * len(destinations)
         self._bytes_skipped = [0] * len(destinations)
+        self._verification: list[Verification | None] = [None] * len(destinations)
         self.transfer_id: int | None = None
         self._started = time.monotonic()
         self._last_sent = float("-inf")
@@ -72,6 +73,16 @@ class ProgressTracker:
         self._bytes_skipped[destination] += size
         self._files_done[destination] += files
         self._bytes_done[destination] += size
+
+    def verified(self, destination: int, kind: Verification) -> None:
+        """A file was copied to a destination and checked as ``kind`` says."""
+        known = self._verification[destination]
+        self._verification[destination] = kind if known is None else known.weakest(kind)
+
+    def verified_end_to_end(self, destination: int) -> None:
+        """Every file copied there was hashed where it is stored and matched its source."""
+        if self._verification[destination] is not None:
+            self._verification[destination] = Verification.STORED
 
     def file_failed(self, destination: int) -> None:
         """A file failed for good at a destination."""
@@ -101,6 +112,7 @@ class ProgressTracker:
                 self._bytes_done,
                 self._files_skipped,
                 self._bytes_skipped,
+                self._verification,
                 strict=True,
             )
         )

@@ -141,9 +141,12 @@ def test_json_summary_then_nothing_to_do(tmp_path: Path) -> None:
     assert all(d["files"] == 3 and d["bytes_moved"] == 3000 for d in summary["destinations"])
     # a/src and b/src: two paths, one transfer, the source read once.
     assert [d["transfer"] for d in summary["destinations"]] == [1, 1]
+    # Copied by the file system beside the source (copy_file_range): its size is checked.
+    assert {d["verification"] for d in summary["destinations"]} == {"size"}
     again = json.loads(run("cp", "--json", "src", "a/", cwd=tmp_path).stdout)
     [destination] = again["destinations"]
     assert (destination["status"], destination["bytes_moved"]) == ("nothing to do", 0)
+    assert destination["verification"] is None  # nothing copied, nothing checked
 
 
 def test_destinations_sharing_a_path_read_the_source_once(tmp_path: Path) -> None:

@@ -26,10 +26,11 @@ from streamflow_data import (
     PermissionDeniedError,
     TransferError,
     TransferSettings,
+    Verification,
     create_connector,
 )
 from tests.conftest import LOCAL
-from tests.helpers import MTIME, make_tree, snapshot
+from tests.helpers import MTIME, LastSnapshot, make_tree, snapshot
 from tests.s3.conftest import OptionsFactory, multipart_uploads
 
 MiB = 1024 * 1024
@@ -55,9 +56,13 @@ async def test_a_tree_round_trips_with_modes_and_times(
 ) -> None:
     source, back = tmp_path / "source", tmp_path / "back"
     await asyncio.to_thread(make_tree, source)
-    async with DefaultDataManager({"s3": s3}) as manager:
+    finished = LastSnapshot()
+    async with DefaultDataManager({"s3": s3}, listeners=[finished]) as manager:
         manager.register_path(LOCAL, str(source))
         await manager.transfer_data(LOCAL, str(source), [bucket_location], "/trees/one")
+        assert finished.last is not None
+        # S3 checked every request's CRC32C as it received it.
+        assert finished.last.destinations[0].verification is Verification.RECEIVED
         await manager.transfer_data(bucket_location, "/trees/one", [LOCAL], str(back))
     original, copied = snapshot(source), snapshot(back)
     # S3 stores no links: the link to a file comes back as that file; the dangling one is

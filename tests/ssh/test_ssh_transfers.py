@@ -20,8 +20,9 @@ from streamflow_data import (
     StorageFullError,
     TransferError,
     TransferProgress,
+    Verification,
 )
-from tests.helpers import TREE_BYTES, make_tree, snapshot
+from tests.helpers import TREE_BYTES, LastSnapshot, make_tree, snapshot
 from tests.ssh.conftest import LOCAL, SMALL_CHUNKS, OptionsFactory, directed, round_trip
 from tests.ssh.sshd import SSHServer, login_user, owned_directory
 from tests.wrappers import WrappingConnector
@@ -285,3 +286,37 @@ async def test_a_host_file_rewritten_while_read_is_read_again(
         await copy
         assert manager.statistics.retries == 1
     assert await asyncio.to_thread((tmp_path / "here" / "c.bin").read_bytes) == newer
+
+
+@pytest.mark.parametrize(
+    ("options", "checksum", "expected"),
+    [
+        ({"streams": "openssh"}, "crc32c", Verification.SIZE),  # ssh reads the file itself
+        ({"streams": "asyncssh"}, "crc32c", Verification.SENT),  # checksummed as sent
+        ({"streams": "asyncssh", "verify": "sha256"}, "crc32c", Verification.RECEIVED),
+        ({"streams": "openssh"}, "sha256", Verification.STORED),  # hashed on the host after
+    ],
+)
+async def test_an_upload_says_what_its_check_proved(
+    ssh_options: OptionsFactory,
+    ssh_servers: list[SSHServer],
+    remote_dir: Path,
+    tmp_path: Path,
+    options: dict[str, object],
+    checksum: str,
+    expected: Verification,
+) -> None:
+    """The size-only check of a file the OpenSSH master reads itself is reported as such,
+    not as a digest compared with itself."""
+    blob = tmp_path / "blob"
+    await asyncio.to_thread(blob.write_bytes, os.urandom(6 * 1024 * 1024))
+    connector = SSHConnector(ssh_options(ssh_servers[:1], **options))
+    [host] = connector.locations("ssh")
+    finished = LastSnapshot()
+    settings = SMALL_CHUNKS.replace(checksum=checksum)
+    connectors = {"local": LocalConnector(), "ssh": connector}
+    async with DefaultDataManager(connectors, settings=settings, listeners=[finished]) as m:
+        m.register_path(LOCAL, str(blob))
+        await m.transfer_data(LOCAL, str(blob), [host], str(remote_dir / "up"))
+    assert finished.last is not None
+    assert finished.last.destinations[0].verification is expected

@@ -30,6 +30,7 @@ from streamflow_data import (
     PathExistsError,
     PathNotFoundError,
     Reader,
+    Verification,
     WalkEntry,
     Writer,
 )
@@ -81,7 +82,12 @@ def _file(data: bytes, mode: int | None, mtime_ns: int | None) -> _Node:
 class MemoryConnector(Connector):
     """Files in a dictionary per location; nothing survives the process."""
 
-    capabilities = Capabilities(ranged_writes=True, server_side_copy=True, atomic_directories=True)
+    capabilities = Capabilities(
+        ranged_writes=True,
+        server_side_copy=True,
+        atomic_directories=True,
+        verification=Verification.STORED,  # the buffer is the storage
+    )
 
     def __init__(self, options: MemoryOptions | None = None) -> None:
         self.options = options or MemoryOptions()
@@ -267,6 +273,8 @@ class _MemoryReader(Reader):
 
 
 class _MemoryWriter(Writer):
+    verification = Verification.STORED  # the buffer checksummed is the one stored
+
     def __init__(
         self,
         connector: MemoryConnector,

@@ -32,6 +32,7 @@ from streamflow_data.sdk import (
     PathNotFoundError,
     Reader,
     UnsafePathError,
+    Verification,
     WalkEntry,
     WriteItem,
     Writer,
@@ -73,7 +74,11 @@ class S3Connector(Connector):
     """The buckets of an S3 endpoint, each one location."""
 
     capabilities = Capabilities(
-        symlinks=False, ranged_writes=False, server_side_copy=True, atomic_directories=False
+        symlinks=False,
+        ranged_writes=False,
+        server_side_copy=True,
+        atomic_directories=False,
+        verification=Verification.RECEIVED,  # S3 checks each request's CRC32C
     )
     bulk_concurrency = 1024
     """Every item of a batch at once: the bucket's request limit (``max_concurrency``) is

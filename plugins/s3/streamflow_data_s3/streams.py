@@ -27,6 +27,7 @@ from streamflow_data.sdk import (
     ExecutionLocation,
     PathNotFoundError,
     Reader,
+    Verification,
     Writer,
     crc32c_async,
     crc32c_combine,
@@ -105,6 +106,8 @@ class S3Reader(Reader):
 
 class S3Writer(Writer):
     """An object being written: see the module docstring."""
+
+    verification = Verification.RECEIVED  # S3 checks each part's (and PUT's) CRC32C
 
     def __init__(
         self,

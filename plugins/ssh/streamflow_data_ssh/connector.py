@@ -31,6 +31,7 @@ from streamflow_data.sdk import (
     Reader,
     UnknownLocationError,
     UnsupportedOperationError,
+    Verification,
     WalkEntry,
     WriteItem,
     Writer,
@@ -92,6 +93,10 @@ class SSHConnector(Connector):
     def __init__(self, options: SSHOptions) -> None:
         self.options = options
         """The validated options this connector runs with."""
+        hashed = Verification.RECEIVED if options.verify == "sha256" else Verification.SENT
+        self.capabilities = dataclasses.replace(type(self).capabilities, verification=hashed)
+        """As the class says, but what small-file writes prove: the host hashes the bytes
+        it receives with ``verify = "sha256"``."""
         self._pools: dict[str, NodePool] = {}
         self._metadata = MetadataCache(options.metadata_ttl)
 

@@ -33,6 +33,7 @@ from streamflow_data.sdk import (
     PathNotFoundError,
     Reader,
     SourceChangedError,
+    Verification,
     Writer,
     crc32c,
     crc32c_of_pieces,
@@ -287,6 +288,9 @@ class SSHWriter(Writer):
         self._resumed = resumed is not None
         """Whether the file holds bytes an earlier writer sent (see :meth:`_read_back`)."""
         self._hash_command = hash_command
+        self.verification = Verification.SENT if hash_command is None else Verification.RECEIVED
+        """The host hashes what it receives with ``verify = "sha256"``; else the bytes
+        sent here are checksummed (and the stored size compared)."""
         self._lanes = _Lanes(pool, self._end_run)
         self._runs: dict[_Lane, _LaneRun] = {}
         self._finished_runs: list[_LaneRun] = []
@@ -381,6 +385,9 @@ class SSHWriter(Writer):
         the file's offset, which the master moves, has gone is the progress."""
         if self._error is not None:
             raise self._error
+        # ssh reads the file itself: the CRC32C counted for these bytes is the source's,
+        # read here meanwhile, so the stored size is all that is compared of them.
+        self.verification = Verification.SIZE
         fd = await asyncio.to_thread(os.open, path, os.O_RDONLY)
         reported = _Reported(fd, offset, size, progress)
         try:
