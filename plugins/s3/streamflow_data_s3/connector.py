@@ -26,7 +26,6 @@ from streamflow_data.sdk import (
     FileKind,
     FileStat,
     InvalidPathError,
-    MetadataItem,
     NotDirectoryError,
     PathExistsError,
     PathNotFoundError,
@@ -325,13 +324,6 @@ class S3Connector(Connector):
             )
         finally:
             self.store.metadata.changed(location, [path], parents=False)
-
-    async def apply_metadata(
-        self, location: ExecutionLocation, items: Sequence[MetadataItem]
-    ) -> None:
-        """Each item in order (deepest directories come first from the engine)."""
-        for item in items:
-            await self.set_metadata(location, item.path, mode=item.mode, mtime_ns=item.mtime_ns)
 
     # -- copies in the endpoint --------------------------------------------------------------
 
