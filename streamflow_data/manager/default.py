@@ -355,7 +355,7 @@ class DefaultDataManager(DataManager):
             completed = True
         finally:
             try:
-                self._settle(jobs, source, writable, completed)
+                self._record_outcomes(jobs, source, writable, completed)
             finally:  # even if the catalog refused the outcome: release what was taken
                 if pinned:
                     assert self._cache is not None
@@ -494,7 +494,7 @@ class DefaultDataManager(DataManager):
         if self._cache is not None:
             self._cache.unpin(key(replica.location, replica.path))
 
-    def _settle(
+    def _record_outcomes(
         self,
         jobs: list[Job],
         source: DataLocation,
@@ -514,7 +514,7 @@ class DefaultDataManager(DataManager):
             )
             try:
                 if succeeded:
-                    self._publish(job, source, writable)
+                    self._register_copy(job, source, writable)
                 else:
                     self._invalidate(job.location, job.path)  # and what was registered below
             except StreamFlowDataError as exc:  # the catalog failed: settle the others first
@@ -531,7 +531,7 @@ class DefaultDataManager(DataManager):
         if failure is not None:
             raise failure
 
-    def _publish(self, job: Job, source: DataLocation, writable: bool) -> None:
+    def _register_copy(self, job: Job, source: DataLocation, writable: bool) -> None:
         """Record a complete, verified copy in the catalog."""
         if self._log is not None and job.replica is not None:
             self._log.registered(job.replica)

@@ -440,7 +440,7 @@ class FileCopy:
         # the attempt fails (retryable: the file is read again) and nothing is published.
         if changed := await self._source_change(reader):
             raise _SourceError(changed)
-        if not self.settings.verify_writes or Direction.DOWNLOAD in direct.values():
+        if not self.settings.verify_writes or Direction.LOCAL_DESTINATION in direct.values():
             return None  # no byte passed through this process (see LocalRanges)
         crc = chunk_crcs[0]
         for number in range(1, self.chunk_count):

@@ -62,9 +62,9 @@ the program reading the file has got."""
 class Direction(enum.Enum):
     """Which end of the copy is the local file handed over in ranges."""
 
-    UPLOAD = "upload"
+    LOCAL_SOURCE = "local source"
     """The source: the destination's writer reads it."""
-    DOWNLOAD = "download"
+    LOCAL_DESTINATION = "local destination"
     """The destination's file: the source's reader writes it."""
 
 
@@ -86,9 +86,9 @@ def direct_destinations(
     if destination in continued:
         return {}
     if writer.reads_local_files and isinstance(context.source.connector, LocalConnector):
-        return {destination: Direction.UPLOAD}
+        return {destination: Direction.LOCAL_SOURCE}
     if reader.writes_local_files and writer.local_file is not None:
-        return {destination: Direction.DOWNLOAD}
+        return {destination: Direction.LOCAL_DESTINATION}
     return {}
 
 
@@ -164,7 +164,7 @@ class LocalRanges:
         ``failures``, and the ranges not started yet are skipped."""
 
         async def move(numbers: range, progress: _Progress) -> None:
-            if direction is Direction.UPLOAD:
+            if direction is Direction.LOCAL_SOURCE:
                 await self._upload(destination, writer, numbers, progress)
             else:
                 await self._download(destination, reader, writer, numbers, progress)
