@@ -83,6 +83,9 @@ _MIGRATIONS: dict[int, Sequence[str]] = {
         "ALTER TABLE transfers ADD COLUMN dst_paths TEXT",
         "CREATE INDEX transfers_by_source ON transfers (source, src_path)",
     ),
+    # What the check of the last run's copies proved at each destination (a JSON list in
+    # the order of ``destinations``; see Verification): NULL before schema 5.
+    5: ("ALTER TABLE transfers ADD COLUMN verifications TEXT",),
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
 """The schema this version of streamflow-data writes; older files are upgraded to it."""

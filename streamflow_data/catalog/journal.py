@@ -20,7 +20,7 @@ from streamflow_data.catalog.database import Database
 from streamflow_data.catalog.replicas import location_key
 from streamflow_data.connectors.base import FileStat, WalkEntry
 from streamflow_data.errors import UnknownTransferError
-from streamflow_data.model import ExecutionLocation
+from streamflow_data.model import ExecutionLocation, Verification
 from streamflow_data.transfer.journal import ChunkMark, PriorCopy, PriorRun, RunJournal
 from streamflow_data.transfer.state import FileState
 
@@ -61,6 +61,10 @@ class TransferRecord:
     started: float
     """Seconds since the epoch."""
     updated: float
+    verifications: tuple[str | None, ...] = ()
+    """What the check of the copies at each destination proved in the run that last
+    copied there (a :class:`~streamflow_data.model.Verification` value; None where no
+    run copied anything; empty for transfers journaled before this was kept)."""
 
     @property
     def targets(self) -> tuple[str, ...]:
@@ -83,6 +87,7 @@ class SqliteJournal(RunJournal):
         self._order = order  # engine destination index -> stored destination number
         self._index = {stored: index for index, stored in enumerate(order)}
         self._earlier = earlier
+        self._checks: dict[int, str] = {}  # stored destination number -> Verification value
 
     @classmethod
     async def begin(
@@ -196,15 +201,23 @@ class SqliteJournal(RunJournal):
         row = (self.transfer_id, relpath, self._order[index], number, mark.done, mark.crc)
         self._database.enqueue(_CHUNK, row)
 
+    def checked(self, index: int, kind: Verification | None) -> None:
+        if kind is not None:
+            self._checks[self._order[index]] = kind.value
+
     async def flush(self) -> None:
         await self._database.flush()
 
     async def finish(self, outcome: str) -> None:
         await self._database.flush()
+        checks = None
+        if self._checks:
+            checks = json.dumps([self._checks.get(n) for n in range(max(self._checks) + 1)])
         async with self._database.transaction() as connection:
             await connection.execute(
-                "UPDATE transfers SET state = ?, updated = ? WHERE id = ?",
-                (outcome, time.time(), self.transfer_id),
+                "UPDATE transfers SET state = ?, updated = ?, "
+                "verifications = coalesce(?, verifications) WHERE id = ?",
+                (outcome, time.time(), checks, self.transfer_id),
             )
             await connection.execute(
                 "DELETE FROM chunk_marks WHERE transfer = ?1 AND (relpath, destination) IN "
@@ -347,7 +360,7 @@ async def transfer_records(database: Database, transfer: int | None = None) -> l
     """Every journaled transfer, newest first, or the one with id ``transfer``."""
     query = (
         "SELECT id, source, src_path, destinations, dst_path, dst_paths, state, "
-        "coalesce(files, 0), coalesce(bytes, 0), started, updated FROM transfers"
+        "coalesce(files, 0), coalesce(bytes, 0), started, updated, verifications FROM transfers"
     )
     parameters: tuple[int, ...] = ()
     if transfer is not None:
@@ -370,6 +383,7 @@ async def transfer_records(database: Database, transfer: int | None = None) -> l
                 bytes=row[8],
                 started=row[9],
                 updated=row[10],
+                verifications=tuple(json.loads(row[11])) if row[11] else (),
             )
         )
     return records

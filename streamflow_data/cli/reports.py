@@ -72,13 +72,15 @@ async def status_command(session: Session, args: argparse.Namespace) -> int:
             record.state,
             record.files,
             human(record.bytes),
+            ",".join(sorted({kind or "-" for kind in record.verifications})) or "-",
             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.updated)),
             f"{record.source} -> {', '.join(record.targets)}",
         ]
         for record in records
     ]
     if rows:
-        session.stdout.write(table(["ID", "STATE", "FILES", "BYTES", "UPDATED", "TRANSFER"], rows))
+        header = ["ID", "STATE", "FILES", "BYTES", "CHECKED", "UPDATED", "TRANSFER"]
+        session.stdout.write(table(header, rows))
     else:
         session.say("the journal holds no transfer yet")
     return EXIT_OK

@@ -150,7 +150,11 @@ class TransferEngine:
             len(plan.files),
             plan.total_bytes,
         )
-        await _TransferRun(context, src_path, destinations, plan).execute()
+        try:
+            await _TransferRun(context, src_path, destinations, plan).execute()
+        finally:
+            for index, kind in enumerate(progress.verifications):
+                journal.checked(index, kind)
 
 
 _VALID = frozenset({FileState.VALID})

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from streamflow_data.connectors.base import WalkEntry
+from streamflow_data.model import Verification
 from streamflow_data.transfer.state import FileState
 
 __all__ = ["ChunkMark", "NullJournal", "PriorCopy", "PriorRun", "RunJournal"]
@@ -94,6 +95,11 @@ class RunJournal(abc.ABC):
         """How much of chunk ``number`` is written at destination ``index``."""
 
     @abc.abstractmethod
+    def checked(self, index: int, kind: Verification | None) -> None:
+        """What the check of this run's copies at destination ``index`` proved (None:
+        nothing was copied there); recorded when the run finishes."""
+
+    @abc.abstractmethod
     async def flush(self) -> None:
         """Make everything recorded so far durable."""
 
@@ -120,6 +126,9 @@ class NullJournal(RunJournal):
         pass
 
     def chunk(self, relpath: str, index: int, number: int, mark: ChunkMark) -> None:
+        pass
+
+    def checked(self, index: int, kind: Verification | None) -> None:
         pass
 
     async def flush(self) -> None:

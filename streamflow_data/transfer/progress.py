@@ -79,6 +79,11 @@ class ProgressTracker:
         known = self._verification[destination]
         self._verification[destination] = kind if known is None else known.weakest(kind)
 
+    @property
+    def verifications(self) -> tuple[Verification | None, ...]:
+        """The weakest check of the copies at each destination so far (None: none)."""
+        return tuple(self._verification)
+
     def verified_end_to_end(self, destination: int) -> None:
         """Every file copied there was hashed where it is stored and matched its source."""
         if self._verification[destination] is not None:

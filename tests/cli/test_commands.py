@@ -93,6 +93,9 @@ def test_status_json(tmp_path: Path) -> None:
     assert run("cp", "a", "b", cwd=tmp_path).returncode == 0
     [record] = json.loads(run("status", "--json").stdout)
     assert (record["id"], record["state"], record["files"]) == (1, "done", 1)
+    assert record["verifications"] == ["size"]  # copied by the file system, by size
+    assert run("status").stdout.splitlines()[1].split()[:5] == ["1", "done", "1", "1.0", "B"]
+    assert " size " in run("status").stdout.splitlines()[1]
     assert run("status", "9").returncode == 2
     dumped = json.loads(run("dump-state", "--json", "1").stdout)
     assert dumped == {
