@@ -40,7 +40,6 @@ __all__ = ["OpenSSHMaster", "find_ssh"]
 _PIPE_SIZE = 1 << 20
 """Pipe capacity asked for a stream's input (Linux ``F_SETPIPE_SZ``), and the output read
 at once: a 1 MiB block in one system call."""
-_F_SETPIPE_SZ = 1031
 _AUTHENTICATION_FAILURES = ("Permission denied", "Host key verification failed", "IDENTIFICATION")
 
 
@@ -240,10 +239,12 @@ def _tail(path: str) -> str:
 
 
 def _widen(pipe: int) -> None:
-    """Ask for a 1 MiB pipe (Linux; elsewhere the default pipe works, with more wake-ups
-    of the loop)."""
-    with contextlib.suppress(OSError):
-        fcntl.fcntl(pipe, _F_SETPIPE_SZ, _PIPE_SIZE)
+    """Ask for a 1 MiB pipe (Linux's ``F_SETPIPE_SZ``; elsewhere the default pipe works,
+    with more wake-ups of the loop)."""
+    resize = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if resize is not None:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(pipe, resize, _PIPE_SIZE)
 
 
 async def _end(process: asyncio.subprocess.Process) -> None:
