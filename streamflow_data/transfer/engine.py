@@ -193,11 +193,11 @@ class _TransferRun:
         self.destinations = destinations
         self.plan = plan
         self.skipped: set[tuple[str, int]] = set()
+        """(relpath, destination index) of files an earlier run left valid."""
         self.listed: dict[int, dict[str, FileStat]] = {}
         """What an existing destination tree held, by destination index, when
         ``_prepare`` walked it for links in the way: ``_check_prior`` reads it instead of
         walking the tree again."""
-        """(relpath, destination index) of files an earlier run left valid."""
         for entry in plan.files:
             for destination in destinations:
                 context.files[(entry.relpath, destination.index)] = FileState.READY
