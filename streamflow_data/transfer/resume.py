@@ -68,7 +68,10 @@ class FileResume:
     async def holds(self, index: int, offset: int, data: memoryview) -> bool:
         """Whether destination ``index``'s file holds ``data`` at ``offset`` already (as
         told by :meth:`ask_held`)."""
-        digest = self._held.get(index, {}).pop(offset, None)
+        held = self._held.get(index)
+        if not held:  # not a continued file, as for most blocks: nothing to look up
+            return False
+        digest = held.pop(offset, None)
         return digest is not None and digest == await asyncio.to_thread(_sha256, data)
 
     def track(self, index: int) -> None:
