@@ -586,7 +586,8 @@ class FileCopy:
             except Exception as exc:
                 failures[destination] = exc
             unchecked = Verification.SIZE if self.settings.verify_writes else Verification.NONE
-            self._checked[destination.index] = writer.verification if digest else unchecked
+            checked = unchecked if digest is None else writer.verification
+            self._checked[destination.index] = checked
 
         async with asyncio.TaskGroup() as group:
             for destination, writer in writers.items():
