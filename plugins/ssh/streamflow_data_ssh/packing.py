@@ -44,6 +44,7 @@ from streamflow_data_ssh.remote import (
     command_error,
     q,
     relative,
+    sha256_hex,
     status_pipeline,
 )
 
@@ -362,9 +363,9 @@ def hashed_files(
     unescaped), or the error ``sha256sum`` reported for it."""
     digests: dict[str, str] = {}
     for record in result.stdout.split(b"\0"):
-        digest, _, name = record.partition(b"  ")
-        if len(digest) == 64 and name:
-            digests[os.fsdecode(name)] = digest.decode("ascii", errors="replace").lower()
+        field, _, name = record.partition(b"  ")
+        if (digest := sha256_hex(field)) is not None and name:
+            digests[os.fsdecode(name)] = digest
     return [
         digests[path] if path in digests else _hash_error(location, path, result.stderr)
         for path in paths

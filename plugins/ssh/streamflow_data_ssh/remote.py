@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ __all__ = [
     "path_list",
     "q",
     "relative",
+    "sha256_hex",
     "status_pipeline",
     "translate",
     "wire",
@@ -241,3 +243,12 @@ def translate(error: BaseException, location: ExecutionLocation, path: str) -> C
 def path_list(paths: Sequence[str]) -> bytes:
     """Paths as a NUL-separated list (for ``xargs -0``)."""
     return b"".join(os.fsencode(_without_nul(path)) + b"\0" for path in paths)
+
+
+_SHA256_HEX = re.compile(rb"[0-9a-fA-F]{64}")
+
+
+def sha256_hex(field: bytes) -> str | None:
+    """The SHA-256 digest ``field`` holds, in lower-case hex as ``sha256sum`` prints it, or
+    None when it holds none: what a host prints is checked, not trusted."""
+    return field.decode("ascii").lower() if _SHA256_HEX.fullmatch(field) else None

@@ -48,6 +48,7 @@ from streamflow_data_ssh.remote import (
     command_error,
     metadata_commands,
     q,
+    sha256_hex,
     status_pipeline,
     translate,
 )
@@ -550,14 +551,11 @@ class SSHWriter(Writer):
         command = f"{read} | split -b {piece} --filter=sha256sum"
         output = await self.pool.check(command, self.path, what="sha256sum")
         digests = []
-        for line in output.decode(errors="replace").splitlines():
-            digest = line.split(maxsplit=1)[0] if line.strip() else ""
-            if len(digest) != 64:
+        for line in output.splitlines():
+            digest = sha256_hex(line.split(maxsplit=1)[0] if line.strip() else b"")
+            if digest is None:
                 break  # not what sha256sum prints: trust none of the rest
-            try:
-                digests.append(bytes.fromhex(digest))
-            except ValueError:
-                break
+            digests.append(bytes.fromhex(digest))
         return digests
 
 
