@@ -21,7 +21,7 @@ import posixpath
 import re
 import tarfile
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 
 from streamflow_data.sdk import (
@@ -244,16 +244,37 @@ def write_results(
     return outcomes
 
 
+def _naming(stderr: str, names: Collection[str]) -> Iterator[str]:
+    """The lines of a command's ``stderr`` that name one of ``names`` (as ``NAME: ...`` or
+    ``'NAME'``, the forms GNU tools use)."""
+    for line in stderr.splitlines():
+        if any(f" {name}: " in line or f"'{name}'" in line for name in names):
+            yield line
+
+
+def _named_error(
+    location: ExecutionLocation,
+    path: str,
+    names: Collection[str],
+    stderr: str,
+    what: str,
+    failed: str,
+) -> ConnectorError:
+    """The error the command ``what`` reported in the first line naming one of ``names``,
+    else a retryable one saying ``failed``, with the first line it printed."""
+    line = next(_naming(stderr, names), None)
+    if line is not None:
+        return command_error(Completed(1, b"", line), location, path, what)
+    first = stderr.strip().splitlines()[:1]
+    return ConnectorError(location, path, f"{failed}: {first[0] if first else what}")
+
+
 def _member_error(location: ExecutionLocation, path: str, name: str, stderr: str) -> ConnectorError:
     """The error tar or mv reported for the file written as ``name`` (tar names it, mv
     names it or, failing to publish it, ``path``), else a retryable one for the whole
     batch."""
     names = {relative(name), relative(path)}
-    for line in stderr.splitlines():
-        if any(f" {each}: " in line or f"'{each}'" in line for each in names):
-            return command_error(Completed(1, b"", line), location, path, "tar")
-    first = stderr.strip().splitlines()[:1]
-    return ConnectorError(location, path, f"its batch failed: {first[0] if first else 'tar'}")
+    return _named_error(location, path, names, stderr, "tar", "its batch failed")
 
 
 def pack_directories(
@@ -349,10 +370,9 @@ def _changed(
     location: ExecutionLocation, path: str, stderr: str, content: bytes | ConnectorError
 ) -> bytes | ConnectorError:
     """``content``, unless tar said that the file changed while it read it."""
-    prefix = f" {relative(path)}: "
-    for line in stderr.splitlines():
-        if prefix in line and any(words in line for words in _CHANGED):
-            return SourceChangedError(location, path, line.split(prefix, 1)[1])
+    for line in _naming(stderr, [relative(path)]):
+        if any(words in line for words in _CHANGED):
+            return SourceChangedError(location, path, line.rsplit(": ", 1)[-1])
     return content
 
 
@@ -367,15 +387,8 @@ def hashed_files(
         if (digest := sha256_hex(field)) is not None and name:
             digests[os.fsdecode(name)] = digest
     return [
-        digests[path] if path in digests else _hash_error(location, path, result.stderr)
+        digests[path]
+        if path in digests
+        else _named_error(location, path, [path], result.stderr, "sha256sum", "no digest")
         for path in paths
     ]
-
-
-def _hash_error(location: ExecutionLocation, path: str, stderr: str) -> ConnectorError:
-    """The error ``sha256sum`` reported for ``path`` (it names it), else a retryable one."""
-    for line in stderr.splitlines():
-        if f" {path}: " in line:
-            return command_error(Completed(1, b"", line), location, path, "sha256sum")
-    first = stderr.strip().splitlines()[:1]
-    return ConnectorError(location, path, f"no digest: {first[0] if first else 'sha256sum'}")
