@@ -198,10 +198,10 @@ class LocalConnector(Connector):
     async def read_file(self, location: ExecutionLocation, path: str) -> bytes:
         """The whole file in one thread hop; a file changed while it was read is a
         :class:`SourceChangedError`."""
-        data, why = await self._run(location, path, files.read_whole, path)
-        if why is not None:
-            raise SourceChangedError(location, path, why)
-        return data
+        content = _content(location, path, await self._run(location, path, files.read_whole, path))
+        if isinstance(content, ConnectorError):
+            raise content
+        return content
 
     async def write_file(
         self,
