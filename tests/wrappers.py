@@ -49,6 +49,10 @@ class WrappingConnector(Connector):
         self.root = root.rstrip("/")
         self.transient_write_numbers = transient_write_numbers
         self.corrupt_write_numbers = corrupt_write_numbers
+        """Which writes with data (1, 2, ...) get their first byte flipped: an empty file's
+        write has none to flip, and where it falls among the writes of a tree depends on
+        the order the tree is listed in."""
+        self.data_writes = 0
         self.write_offsets: list[tuple[str, int]] = []
         self.reads_in_flight = 0
         self.most_reads_in_flight = 0
@@ -185,7 +189,8 @@ class _FaultyWriter(Writer):
         if owner.writes in owner.transient_write_numbers:
             raise ConnectorError(self.location, self.path, "injected: transient fault")
         owner.write_offsets.append((self.path, offset))
-        if owner.writes in owner.corrupt_write_numbers:
+        owner.data_writes += bool(len(data))
+        if len(data) and owner.data_writes in owner.corrupt_write_numbers:
             corrupted = bytearray(data)
             corrupted[0] ^= 0xFF
             data = bytes(corrupted)
