@@ -16,6 +16,7 @@ LAYERS = [
     {"location"},
     {"model", "errors", "validation", "config", "checksum"},
     {"connectors"},
+    {"shell"},
     {"mapper"},
     {"policy"},
     {"contract"},

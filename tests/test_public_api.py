@@ -23,6 +23,7 @@ from streamflow_data import (
     LocalConnector,
     RemotePathMapper,
     sdk,
+    shell,
 )
 
 CONTRACT_NAMES = {
@@ -176,7 +177,12 @@ def test_every_public_name_is_in_the_api_reference() -> None:
     assert undocumented == []
 
 
-PUBLIC_MODULES = {"streamflow_data", "streamflow_data.sdk", "streamflow_data.testing"}
+PUBLIC_MODULES = {
+    "streamflow_data",
+    "streamflow_data.sdk",
+    "streamflow_data.shell",
+    "streamflow_data.testing",
+}
 PLUGIN_MODULES = sorted((Path(__file__).parent.parent / "plugins").glob("*/streamflow_data_*/*.py"))
 
 
@@ -206,3 +212,15 @@ def test_every_name_of_the_plugin_sdk_is_documented() -> None:
         value = getattr(sdk, name)
         assert inspect.getdoc(value), f"{name} has no docstring"
         assert name in streamflow_data.__all__ or f"streamflow_data.sdk.{name}" in api, name
+
+
+def test_every_name_of_the_shell_layer_is_exported_and_documented() -> None:
+    api = (Path(__file__).parent.parent / "docs" / "api.rst").read_text()
+    public = {name for name in vars(shell) if not name.startswith("_")}
+    modules = {name for name in public if inspect.ismodule(getattr(shell, name))}
+    assert public - modules - {"annotations"} == set(shell.__all__)
+    for name in shell.__all__:
+        value = getattr(shell, name)
+        if inspect.isclass(value) or inspect.isfunction(value):
+            assert inspect.getdoc(value), f"{name} has no docstring"
+        assert f"streamflow_data.shell.{name}" in api, name

@@ -11,10 +11,11 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-from streamflow_data_ssh import tarformat
 from streamflow_data_ssh.channels import OpenSSHStream
-from streamflow_data_ssh.packing import EXIT_NOT_DIRECTORIES, pack_directories
-from streamflow_data_ssh.remote import Buffer, metadata_script
+
+from streamflow_data.shell import tarformat
+from streamflow_data.shell.commands import Buffer, metadata_script
+from streamflow_data.shell.packing import EXIT_NOT_DIRECTORIES, pack_directories
 
 _MTIME_NS = 1_700_000_000_123_456_789
 _FILES = [

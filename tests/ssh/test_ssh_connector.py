@@ -13,9 +13,7 @@ from pathlib import Path
 
 import pytest
 from streamflow_data_ssh import SSHConnector, SSHOptions
-from streamflow_data_ssh.packing import read_archive
-from streamflow_data_ssh.pool import NodePool, RemoteTools
-from streamflow_data_ssh.remote import Completed
+from streamflow_data_ssh.pool import NodePool
 
 from streamflow_data import (
     AuthenticationError,
@@ -34,6 +32,8 @@ from streamflow_data import (
     create_connector,
 )
 from streamflow_data.errors import ConnectorError
+from streamflow_data.shell import Completed, HostTools
+from streamflow_data.shell.packing import read_archive
 from tests.ssh.conftest import LOCAL, OptionsFactory
 from tests.ssh.sshd import (
     SSHServer,
@@ -291,8 +291,7 @@ async def test_a_host_without_a_hash_tool_gets_a_clear_error(
 ) -> None:
     connector = SSHConnector(ssh_options(ssh_servers[:1], verify="sha256"))
     location = connector.locations("ssh")[0]
-    pool = connector._pool(location)
-    pool._tools = RemoteTools(umask=0o022, hash_command=None)  # as a host without the tools
+    connector._tools[location.name] = HostTools(0o022, hash_command=None, sha256sum=False)
     try:
         with pytest.raises(UnsupportedOperationError, match="openssl, sha256sum or shasum"):
             await connector.write_file(location, str(remote_dir / "f"), b"data")

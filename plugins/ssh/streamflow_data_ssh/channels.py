@@ -1,12 +1,10 @@
 """One remote process carrying a long byte stream, whichever SSH client runs it.
 
-A lane of :mod:`~streamflow_data_ssh.streams` (a remote ``dd``) needs four things of its
-process: send bytes to it (or a range of a local file), receive bytes from it (or into a
-local file), end it and hear how it ended, or stop it.
-:class:`Stream` is that contract; :class:`AsyncsshStream` runs it on an asyncssh channel
-and :class:`OpenSSHStream` on a session of the OpenSSH client
+:class:`AsyncsshStream` runs a :class:`~streamflow_data.shell.Stream` on an asyncssh
+channel and :class:`OpenSSHStream` on a session of the OpenSSH client
 (:mod:`~streamflow_data_ssh.openssh`). Failures of either come out as ``OSError`` or
-``asyncssh.Error``, which :func:`~streamflow_data_ssh.remote.translate` turns into ours.
+``asyncssh.Error``; :class:`TranslatedStream`, which the pool hands out, turns them into
+ours.
 """
 
 from __future__ import annotations
@@ -15,75 +13,46 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Sequence
-from typing import Literal, Protocol
+from typing import Literal
 
 import asyncssh
 
-from streamflow_data_ssh.remote import Buffer, Completed, completed
+from streamflow_data.sdk import ConnectorError, ExecutionLocation
+from streamflow_data.shell import Buffer, Completed, Stream
+from streamflow_data_ssh.failures import translate
 
-__all__ = ["SSH_FAILED", "AsyncsshStream", "OpenSSHStream", "Stream"]
+__all__ = ["SSH_FAILED", "AsyncsshStream", "OpenSSHStream", "TranslatedStream", "completed"]
 
 _IOV_MAX = os.sysconf("SC_IOV_MAX")
-_FILE_BLOCK = 1 << 20
-"""Bytes of a local file read at once to be sent, or received at once to be written."""
 SSH_FAILED = 255
 """The exit status the ``ssh`` program reports for its own failures (a lost connection)."""
 
 
-class Stream(Protocol):
-    """A remote process with its standard input and output as byte streams."""
-
-    async def send(self, data: Buffer) -> None:
-        """Write ``data`` to the process, waiting while the transport is full; ``data``
-        may be reused once this returns."""
-
-    async def send_pieces(self, pieces: Sequence[Buffer]) -> None:
-        """:meth:`send` each of ``pieces`` in turn, in as few writes as the client allows."""
-
-    async def feed(self, fd: int, size: int) -> None:
-        """Give the process the next ``size`` bytes of the open local file ``fd`` (from
-        its offset, which moves past them) as input; :class:`EOFError` if it ends before."""
-
-    async def receive_into(self, buffer: memoryview) -> int:
-        """Read the process's output into ``buffer``: the count, 0 at its end."""
-
-    async def pour(self, fd: int) -> None:
-        """Write all the process's output into the open local file ``fd`` (at its offset,
-        which moves past the bytes written)."""
-
-    async def finish(self) -> Completed:
-        """End the process's input and wait for it: its status and remaining output."""
-
-    async def stop(self) -> None:
-        """End the process without waiting for its output."""
+def completed(result: asyncssh.SSHCompletedProcess) -> Completed:
+    """Our record of what asyncssh returned for a command run without an encoding."""
+    stdout = result.stdout if isinstance(result.stdout, bytes) else b""
+    stderr = result.stderr if isinstance(result.stderr, bytes) else b""
+    status = result.exit_status if result.exit_status is not None else 255
+    return Completed(status, stdout, stderr.decode(errors="replace"))
 
 
-class AsyncsshStream:
-    """A :class:`Stream` on an asyncssh channel."""
+class AsyncsshStream(Stream):
+    """A :class:`Stream` on an asyncssh channel: the bytes of local files pass through
+    here (:meth:`feed` and :meth:`pour` as inherited), as asyncssh encrypts in this
+    process anyway."""
 
     def __init__(self, process: asyncssh.SSHClientProcess[bytes]) -> None:
         self._process = process
-
-    async def send(self, data: Buffer) -> None:
-        await self.send_pieces([data])
 
     async def send_pieces(self, pieces: Sequence[Buffer]) -> None:
         for piece in pieces:  # asyncssh keeps what it has not sent yet: no views of ours
             self._process.stdin.write(bytes(piece))
         await self._process.stdin.drain()
 
-    async def feed(self, fd: int, size: int) -> None:
-        """Read here and sent: asyncssh encrypts in this process anyway."""
-        await _send_file(self, fd, size)
-
     async def receive_into(self, buffer: memoryview) -> int:
         data = await self._process.stdout.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
-
-    async def pour(self, fd: int) -> None:
-        """Received here and written: asyncssh decrypts in this process anyway."""
-        await _receive_file(self, fd)
 
     async def finish(self) -> Completed:
         self._process.stdin.write_eof()  # nothing to do on a channel the host closed
@@ -95,7 +64,7 @@ class AsyncsshStream:
             await self._process.wait_closed()
 
 
-class OpenSSHStream:
+class OpenSSHStream(Stream):
     """A :class:`Stream` on a local ``ssh`` process (a session of the node's master).
 
     Its input and output are non-blocking pipes of our own, written from and read into
@@ -111,9 +80,6 @@ class OpenSSHStream:
         self._process = process
         self._input: int | None = input
         self._output: int | None = output
-
-    async def send(self, data: Buffer) -> None:
-        await self.send_pieces([data])
 
     async def send_pieces(self, pieces: Sequence[Buffer]) -> None:
         views = [view for piece in pieces if (view := memoryview(piece).cast("B"))]
@@ -136,7 +102,7 @@ class OpenSSHStream:
         """Nothing to do for a session opened on the file (the master reads it); otherwise
         read here and sent."""
         if self._input is not None:
-            await _send_file(self, fd, size)
+            await super().feed(fd, size)
 
     async def receive_into(self, buffer: memoryview) -> int:
         while True:
@@ -151,7 +117,7 @@ class OpenSSHStream:
         """Nothing to do for a session opened on the file (the master writes it);
         otherwise read here and written."""
         if self._output is not None:
-            await _receive_file(self, fd)
+            await super().pour(fd)
 
     async def finish(self) -> Completed:
         self._close("_input")
@@ -199,28 +165,48 @@ async def _ready(fd: int, *, writing: bool) -> None:
         unwatch(fd)
 
 
-async def _send_file(stream: Stream, fd: int, size: int) -> None:
-    """Send the next ``size`` bytes of the file ``fd``, read a block at a time in a worker
-    thread."""
-    left = size
-    while left:
-        data = await asyncio.to_thread(os.read, fd, min(_FILE_BLOCK, left))
-        if not data:
-            raise EOFError(f"the file ends {left} bytes early")
-        await stream.send(data)
-        left -= len(data)
+class TranslatedStream(Stream):
+    """A stream of either client whose failures come out as our errors, naming the
+    location and the path the command works on (see :func:`.translate`)."""
 
+    def __init__(self, stream: Stream, location: ExecutionLocation, path: str) -> None:
+        self.inner = stream
+        """The client's stream."""
+        self._location, self._path = location, path
 
-async def _receive_file(stream: Stream, fd: int) -> None:
-    """Write all the stream's output into the file ``fd`` (at its offset), a block at a
-    time in a worker thread."""
-    buffer = memoryview(bytearray(_FILE_BLOCK))
-    while count := await stream.receive_into(buffer):
-        await asyncio.to_thread(_write_all, fd, buffer[:count])
+    def _translated(self, exc: asyncssh.Error | OSError) -> ConnectorError:
+        return translate(exc, self._location, self._path)
 
+    async def send_pieces(self, pieces: Sequence[Buffer]) -> None:
+        try:
+            await self.inner.send_pieces(pieces)
+        except (asyncssh.Error, OSError) as exc:
+            raise self._translated(exc) from exc
 
-def _write_all(fd: int, data: bytes | memoryview) -> None:
-    """Write all of ``data`` at the file's offset (blocking: in a worker thread)."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+    async def receive_into(self, buffer: memoryview) -> int:
+        try:
+            return await self.inner.receive_into(buffer)
+        except (asyncssh.Error, OSError) as exc:
+            raise self._translated(exc) from exc
+
+    async def finish(self) -> Completed:
+        try:
+            return await self.inner.finish()
+        except (asyncssh.Error, OSError) as exc:
+            raise self._translated(exc) from exc
+
+    async def stop(self) -> None:
+        with contextlib.suppress(asyncssh.Error, OSError):
+            await self.inner.stop()
+
+    async def feed(self, fd: int, size: int) -> None:
+        try:
+            await self.inner.feed(fd, size)
+        except (asyncssh.Error, OSError) as exc:
+            raise self._translated(exc) from exc
+
+    async def pour(self, fd: int) -> None:
+        try:
+            await self.inner.pour(fd)
+        except (asyncssh.Error, OSError) as exc:
+            raise self._translated(exc) from exc

@@ -4,7 +4,7 @@ Why: asyncssh frames, encrypts and sends every SSH packet (32 KiB at most) in Py
 this project's 2-core machines that took 1.9 s of CPU per 256 MiB uploaded, against 0.8 s
 for OpenSSH's ``ssh``, and with ``sshd`` on the other core that CPU was the transfer rate.
 So when the ``ssh`` program is installed, the long byte streams of big files (the remote
-``dd`` lanes of :mod:`~streamflow_data_ssh.streams`) run through it: one master connection
+``dd`` lanes of :mod:`~streamflow_data.shell.lanes`) run through it: one master connection
 per node (``ControlMaster``), each lane one session on it, our process writing and reading
 pipes. Commands, metadata and batches of small files stay on asyncssh, where the round
 trips count more than the bytes.

@@ -22,7 +22,7 @@ import math
 import socket
 import struct
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 import asyncssh
@@ -33,29 +33,23 @@ from streamflow_data.sdk import (
     ExecutionLocation,
     LocationUnreachableError,
 )
-from streamflow_data_ssh.channels import AsyncsshStream, OpenSSHStream, Stream
-from streamflow_data_ssh.openssh import OpenSSHMaster, find_ssh
-from streamflow_data_ssh.options import NodeOptions, SSHOptions
-from streamflow_data_ssh.remote import (
+from streamflow_data.shell import (
     Buffer,
+    Closer,
+    CommandTransport,
     Completed,
-    command_error,
-    completed,
+    Stream,
     in_c_locale,
-    translate,
     wire,
 )
+from streamflow_data_ssh.channels import AsyncsshStream, OpenSSHStream, TranslatedStream, completed
+from streamflow_data_ssh.failures import translate
+from streamflow_data_ssh.openssh import OpenSSHMaster, find_ssh
+from streamflow_data_ssh.options import NodeOptions, SSHOptions
 
-__all__ = ["NodePool", "RemoteTools", "StreamCounts"]
+__all__ = ["NodePool", "StreamCounts"]
 
 logger = logging.getLogger(__name__)
-
-_HASH_TOOLS = {
-    "openssl": "openssl dgst -sha256 -r",
-    "sha256sum": "sha256sum -b",
-    "shasum": "shasum -a 256 -b",
-}
-_PROBE = "umask; for t in openssl sha256sum shasum; do command -v $t >/dev/null && echo $t; done"
 _STREAMED_INPUT = 256 * 1024
 """A command given at least this much input runs as a stream (on the OpenSSH master when
 there is one): a batch of small files is bytes first, round trips second."""
@@ -63,18 +57,6 @@ _ROUND_TRIP_PER_STREAM = 0.002
 _TCP_RTT_OFFSET = 68
 """Where ``tcpi_rtt`` (microseconds) sits in Linux's ``struct tcp_info``."""
 Process = asyncssh.SSHClientProcess[bytes]
-Closer = Callable[[], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class RemoteTools:
-    """What the node's shell offers, probed once per node."""
-
-    umask: int
-    hash_command: str | None
-    """A command printing the SHA-256 of its input, or None when the host has none."""
-    sha256sum: bool = False
-    """Whether GNU ``sha256sum`` is there, to hash many files in one command."""
 
 
 @dataclass(slots=True)
@@ -151,17 +133,16 @@ _DOWN_FOR = 10.0
 is tried once, without retries (or as long as those attempts took, if longer)."""
 
 
-class NodePool:
+class NodePool(CommandTransport):
     """The connections to one node and the commands run there."""
 
     def __init__(self, node: NodeOptions, options: SSHOptions, location: ExecutionLocation):
+        super().__init__(location)
         self.node = node
         self.options = options
-        self.location = location
         self._connections: list[_Connection] = []
         self._connecting = asyncio.Lock()
         self._slots = _Slots(options.max_connections * options.max_sessions)
-        self._tools: RemoteTools | None = None
         self._client: asyncssh.SSHClientConnectionOptions | None = None
         self._master: OpenSSHMaster | None = None
         self._master_wanted = options.streams != "asyncssh"
@@ -333,19 +314,32 @@ class NodePool:
             yield connection
 
     @property
-    def uses_openssh(self) -> bool:
-        """Whether streams go to the OpenSSH master (when it has room)."""
+    def hands_over_files(self) -> bool:  # type: ignore[override]  # a flag, computed here
+        """Whether streams go to the OpenSSH master (when it has room), which reads and
+        writes local files itself."""
         return self._master_wanted
 
     @contextlib.asynccontextmanager
     async def stream(
-        self, command: str, stdin: int | None = None, stdout: int | None = None
+        self, command: str, path: str, *, stdin: int | None = None, stdout: int | None = None
     ) -> AsyncIterator[Stream]:
         """``command`` running on the node for the block, on the OpenSSH master when it has
         room, else on an asyncssh channel; one channel slot held either way. With
         ``stdin``, an open local file, a session of the master reads its input from it
-        itself (see :meth:`~streamflow_data_ssh.channels.Stream.feed`); with ``stdout``,
-        it writes its output there (:meth:`~streamflow_data_ssh.channels.Stream.pour`)."""
+        itself (see :meth:`~streamflow_data.shell.Stream.feed`); with ``stdout``, it
+        writes its output there (:meth:`~streamflow_data.shell.Stream.pour`)."""
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                raw = await stack.enter_async_context(self._stream(command, stdin, stdout))
+            except (asyncssh.Error, OSError) as exc:
+                raise translate(exc, self.location, path) from exc
+            yield TranslatedStream(raw, self.location, path)
+
+    @contextlib.asynccontextmanager
+    async def _stream(
+        self, command: str, stdin: int | None = None, stdout: int | None = None
+    ) -> AsyncIterator[Stream]:
+        """:meth:`stream` with the clients' own failures."""
         async with self._slot():
             on_master = await self._on_master(in_c_locale(command), stdin, stdout)
             if on_master is not None:
@@ -390,7 +384,7 @@ class NodePool:
         """Whether the master can take one more session, after closing its idle streams
         if need be: a stream moved to asyncssh would cost this process the encryption."""
         while master.sessions + 1 >= self.options.max_sessions:
-            idle = next((s for s in self._slots.idle if isinstance(s, OpenSSHStream)), None)
+            idle = next((s for s in self._slots.idle if _on_master(s)), None)
             if idle is None:
                 return False
             await self._slots.idle.pop(idle)()
@@ -418,23 +412,19 @@ class NodePool:
     # -- commands ---------------------------------------------------------------------------
 
     async def run(
-        self,
-        command: str,
-        path: str,
-        data: Buffer | Sequence[Buffer] = b"",
-        *,
-        idempotent: bool = True,
+        self, command: str, path: str, data: Buffer | Sequence[Buffer] = b""
     ) -> Completed:
         """Run ``command`` with ``data`` (or its pieces, in turn) on its standard input.
 
-        A dropped connection is retried with back-off when the command is ``idempotent``.
+        A dropped connection is retried with back-off (the shell connector's commands may
+        run again: they check before they change, and publish by renaming).
         """
         pieces = [data] if isinstance(data, bytes | memoryview) else data
         attempt = 0
         while True:
             try:
                 if sum(len(piece) for piece in pieces) >= _STREAMED_INPUT:
-                    async with self.stream(command) as stream:
+                    async with self._stream(command) as stream:
                         await stream.send_pieces(pieces)
                         return await stream.finish()
                 async with self.channel() as connection:
@@ -443,29 +433,10 @@ class NodePool:
                 return completed(result)
             except (asyncssh.Error, OSError) as exc:
                 error = translate(exc, self.location, path)
-                if not (idempotent and error.retryable and attempt < self.options.retries):
+                if not (error.retryable and attempt < self.options.retries):
                     raise error from exc
                 attempt += 1
                 await asyncio.sleep(self.options.retry_wait(attempt))
-
-    async def check(self, command: str, path: str, data: bytes = b"", what: str = "") -> bytes:
-        """Run ``command`` (idempotent) and return its output; a failure raises our error."""
-        result = await self.run(command, path, data)
-        if result.status != 0:
-            raise command_error(result, self.location, path, what)
-        return result.stdout
-
-    async def tools(self) -> RemoteTools:
-        """The node's umask and hash tool, probed on first use."""
-        if self._tools is None:
-            lines = (await self.check(_PROBE, "")).decode().split()
-            try:
-                umask = int(lines[0], 8)
-            except (IndexError, ValueError):
-                raise ConnectorError(self.location, "", f"unexpected shell reply {lines}") from None
-            found = [_HASH_TOOLS[name] for name in lines[1:] if name in _HASH_TOOLS]
-            self._tools = RemoteTools(umask, found[0] if found else None, "sha256sum" in lines[1:])
-        return self._tools
 
     async def close(self) -> None:
         """Close every connection; the pool is unusable afterwards."""
@@ -481,6 +452,11 @@ class NodePool:
         for connection in connections:
             with contextlib.suppress(Exception):
                 await connection.connection.wait_closed()
+
+
+def _on_master(stream: Stream) -> bool:
+    """Whether ``stream`` (as the pool handed it out) is a session of the master."""
+    return isinstance(stream, TranslatedStream) and isinstance(stream.inner, OpenSSHStream)
 
 
 def tcp_round_trip(sock: socket.socket | None) -> float | None:

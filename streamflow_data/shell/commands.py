@@ -1,8 +1,9 @@
-"""Talking to the remote shell: quoting, exit codes, and our errors for its failures.
+"""Talking to a shell on a host: quoting, exit codes, and our errors for its failures.
 
-Every command runs under ``/bin/sh`` on the host with ``LC_ALL=C``, so messages are the C
-library's ``strerror`` texts and map to the same error types as the local connector's
-``errno`` values. Checks the scripts make themselves exit with the codes below.
+Every command runs under ``/bin/sh`` on the host with ``LC_ALL=C`` (:func:`in_c_locale`),
+so messages are the C library's ``strerror`` texts and map to the same error types as the
+local connector's ``errno`` values. Checks the scripts make themselves exit with the codes
+below.
 """
 
 from __future__ import annotations
@@ -14,15 +15,10 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import asyncssh
-
-from streamflow_data.sdk import (
-    AuthenticationError,
+from streamflow_data.errors import (
     ChecksumMismatchError,
     ConnectorError,
-    ExecutionLocation,
     InvalidPathError,
-    LocationUnreachableError,
     NotDirectoryError,
     PathExistsError,
     PathNotFoundError,
@@ -31,6 +27,7 @@ from streamflow_data.sdk import (
     errno_codes,
     error_type,
 )
+from streamflow_data.location import ExecutionLocation
 
 __all__ = [
     "EXIT_DENIED",
@@ -41,7 +38,6 @@ __all__ = [
     "Buffer",
     "Completed",
     "command_error",
-    "completed",
     "decimal_seconds",
     "in_c_locale",
     "metadata_commands",
@@ -51,12 +47,11 @@ __all__ = [
     "relative",
     "sha256_hex",
     "status_pipeline",
-    "translate",
     "wire",
 ]
 
 Buffer = bytes | memoryview
-"""Bytes sent to a remote process, given without a copy."""
+"""Bytes given to a process, without a copy."""
 
 EXIT_NOT_FOUND = 64
 EXIT_EXISTS = 65
@@ -77,7 +72,7 @@ _MESSAGES.append(("Wrote only", StorageFullError))  # GNU tar's short write: the
 
 def _without_nul(word: str) -> str:
     """``word``; :class:`InvalidPathError` if it holds a NUL byte, which no shell word or
-    ``-0`` list item can hold, and on which sshd drops the whole connection."""
+    ``-0`` list item can hold (and on which sshd drops the whole connection)."""
     if "\0" in word:
         raise InvalidPathError(f"a NUL byte cannot be sent to a remote shell: {word!r}")
     return word
@@ -94,14 +89,15 @@ def relative(path: str) -> str:
 
 
 def in_c_locale(command: str) -> str:
-    """``command`` run with ``LC_ALL=C``: the C library's messages, whatever the host's."""
+    """``command`` run with ``LC_ALL=C``, as a transport runs every command: the C
+    library's messages, whatever the host's language."""
     return f"LC_ALL=C; export LC_ALL; {command}"
 
 
 def wire(command: str) -> bytes:
-    """``command`` as the host's shell receives it: UTF-8, with the bytes of names that
-    are not UTF-8 restored from their surrogate escapes (as :func:`os.fsencode` does, and
-    as the ``ssh`` program's arguments are), so that such names reach the host intact."""
+    """``command`` as the host's shell must receive it: UTF-8, with the bytes of names
+    that are not UTF-8 restored from their surrogate escapes (as :func:`os.fsencode` does,
+    and as a program's arguments are), so that such names reach the host intact."""
     return command.encode("utf-8", "surrogateescape")
 
 
@@ -178,19 +174,11 @@ def status_pipeline(command: str, label: str, hash_command: str | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Completed:
-    """What a remote command returned."""
+    """What a command returned."""
 
     status: int
     stdout: bytes
     stderr: str
-
-
-def completed(result: asyncssh.SSHCompletedProcess) -> Completed:
-    """Our record of what asyncssh returned for a command run without an encoding."""
-    stdout = result.stdout if isinstance(result.stdout, bytes) else b""
-    stderr = result.stderr if isinstance(result.stderr, bytes) else b""
-    status = result.exit_status if result.exit_status is not None else 255
-    return Completed(status, stdout, stderr.decode(errors="replace"))
 
 
 def command_error(
@@ -217,27 +205,6 @@ def _first_line(stderr: str) -> str:
         return ""
     more = f" (and {len(lines) - 1} more line(s))" if len(lines) > 1 else ""
     return lines[0][:800] + more
-
-
-def translate(error: BaseException, location: ExecutionLocation, path: str) -> ConnectorError:
-    """Our error for an asyncssh or socket failure (refused key, unreachable host, a
-    dropped connection)."""
-    translated: ConnectorError
-    if isinstance(error, ConnectorError):
-        return error
-    if isinstance(error, asyncssh.PermissionDenied | asyncssh.HostKeyNotVerifiable):
-        translated = AuthenticationError(location, path, str(error) or type(error).__name__)
-    elif isinstance(
-        error, asyncssh.Error | asyncssh.ChannelOpenError | OSError | TimeoutError | EOFError
-    ):
-        detail = str(error) or type(error).__name__
-        if isinstance(error, OSError) and error.errno:
-            detail = f"{os.strerror(error.errno)} ({detail})"
-        translated = LocationUnreachableError(location, path, detail)
-    else:
-        raise TypeError(f"not a connection error: {error!r}") from error
-    translated.__cause__ = error
-    return translated
 
 
 def path_list(paths: Sequence[str]) -> bytes:

@@ -24,20 +24,19 @@ import time
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 
-from streamflow_data.sdk import (
+from streamflow_data.connectors.base import WriteItem
+from streamflow_data.errors import (
     ChecksumMismatchError,
     ConnectorError,
-    Digest,
-    ExecutionLocation,
     PathExistsError,
     PathNotFoundError,
     PermissionDeniedError,
     SourceChangedError,
-    WriteItem,
-    temporary_name,
 )
-from streamflow_data_ssh import tarformat
-from streamflow_data_ssh.remote import (
+from streamflow_data.location import ExecutionLocation
+from streamflow_data.model import Digest, temporary_name
+from streamflow_data.shell import tarformat
+from streamflow_data.shell.commands import (
     EXIT_MISMATCH,
     Buffer,
     Completed,

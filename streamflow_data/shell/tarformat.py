@@ -1,6 +1,6 @@
 """Members of a POSIX (PAX) tar archive, encoded directly.
 
-Only what :mod:`~streamflow_data_ssh.packing` writes: regular files with a name, a mode, a
+Only what :mod:`~streamflow_data.shell.packing` writes: regular files with a name, a mode, a
 size and a nanosecond mtime, and directories with a name, a mode and an mtime, owned by
 nobody in particular (``tar x --no-same-owner``). Python's :mod:`tarfile` builds the same
 members through ``TarInfo`` objects, copies and per-field checks; for thousands of small
@@ -19,7 +19,7 @@ import functools
 import zlib
 from collections.abc import Iterable, Sequence
 
-from streamflow_data_ssh.remote import Buffer, decimal_seconds
+from streamflow_data.shell.commands import Buffer, decimal_seconds
 
 __all__ = ["archive", "directory", "member"]
 
