@@ -59,9 +59,10 @@ class TransferSettings(Settings):
     ``crc32c``: the CRC32C of every block is computed as it is read, and each destination
     checks the bytes it stored against it before publishing the file (the storage's own
     route: reading the file back, the host's hashes, S3's checksums). A file that the
-    source's own program writes into a local destination file (the SSH connector's
-    ``ssh``; see :mod:`~streamflow_data.transfer.localranges`) never passes through this
-    process: it is checked by the bytes counted into the file and that program's status.
+    source connector's own route writes into a local destination file (``get_file``:
+    the SSH connector's ``ssh``; see :mod:`~streamflow_data.shell.handover`) never passes
+    through this process: it is checked by the bytes counted into the file and that
+    route's own checks.
 
     ``sha256``: the same, and then every copied file is read back from the source and from
     each destination and their SHA-256 compared, before a staged tree is published. A

@@ -86,19 +86,26 @@ def leftovers(directory: Path) -> list[str]:
     return [name for name in os.listdir(directory) if name.endswith(".sfd-part")]
 
 
+async def journaled_bytes(catalog: str) -> int | None:
+    """The written chunk bytes the journal in ``catalog`` records; None before it has a
+    journal."""
+    if not await asyncio.to_thread(os.path.exists, catalog):
+        return None
+    async with aiosqlite.connect(catalog) as connection:
+        try:
+            async with connection.execute("SELECT sum(done) FROM chunk_marks") as cursor:
+                row = await cursor.fetchone()
+        except aiosqlite.Error:
+            return None
+    return int(row[0]) if row is not None and row[0] else 0
+
+
 async def wait_for_progress(catalog: str, least: int = 4 * MiB) -> None:
     """Until the journal of the running copy records ``least`` written chunk bytes."""
     for _ in range(500):  # bounded: 10 s
         await asyncio.sleep(0.02)
-        if not await asyncio.to_thread(os.path.exists, catalog):
-            continue
-        async with aiosqlite.connect(catalog) as connection:
-            try:
-                async with connection.execute("SELECT sum(done) FROM chunk_marks") as cursor:
-                    row = await cursor.fetchone()
-            except Exception:
-                continue
-        if row is not None and row[0] and row[0] >= least:
+        done = await journaled_bytes(catalog)
+        if done is not None and done >= least:
             return
     raise AssertionError("the copy never made progress")
 

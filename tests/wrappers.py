@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from streamflow_data import (
@@ -18,7 +17,6 @@ from streamflow_data import (
     WalkEntry,
     Writer,
 )
-from streamflow_data.connectors import localfiles
 from streamflow_data.errors import ConnectorError, StorageFullError
 from streamflow_data.model import Digest
 
@@ -264,129 +262,3 @@ class _ResumableWriter(_FaultyWriter):
 
     async def _suspend(self) -> None:
         await self.inner.suspend()
-
-
-class LocalFileReadingConnector(ResumableConnector):
-    """A destination whose writers read ranges of local files themselves, as the SSH
-    connector's ``ssh`` does: a fake of that program, which may stall for good once it
-    has sent the bytes before ``stall_at`` (an offset of the file)."""
-
-    def __init__(self, root: str = "", *, stall_at: int | None = None, **faults: bool) -> None:
-        super().__init__(root, **faults)  # type: ignore[arg-type]
-        self.stall_at = stall_at
-        self.stalled = asyncio.Event()
-        self.local_bytes = 0
-        """Bytes the writers read from local files."""
-
-    def writer(self, location: ExecutionLocation, inner: Writer) -> Writer:
-        return _LocalFileReadingWriter(self, location, inner)
-
-
-class _LocalFileReadingWriter(_ResumableWriter):
-    reads_local_files = True
-
-    async def write_local(
-        self,
-        offset: int,
-        path: str,
-        size: int,
-        crc: Awaitable[int],
-        progress: Callable[[int], None],
-    ) -> None:
-        owner = self.owner
-        assert isinstance(owner, LocalFileReadingConnector)
-        position, end = offset, offset + size
-        while position < end:
-            if owner.stall_at is not None and position >= owner.stall_at:
-                owner.stalled.set()
-                await asyncio.Event().wait()  # until cancelled
-            data = await asyncio.to_thread(_pread, path, min(64 * 1024, end - position), position)
-            await self.inner.write(position, data)
-            owner.local_bytes += len(data)
-            position += len(data)
-            progress(len(data))
-        await crc
-
-
-class LocalFileWritingConnector(ResumableConnector):
-    """A source whose readers write ranges into local files themselves, as the SSH
-    connector's ``ssh`` does: a fake of that program, which may fail once past
-    ``fail_at`` (an offset of the file), stall for good past ``stall_at``, or write
-    ``short_by`` bytes fewer per range."""
-
-    def __init__(
-        self,
-        root: str = "",
-        *,
-        fail_at: int | None = None,
-        stall_at: int | None = None,
-        short_by: int = 0,
-        **faults: bool,
-    ) -> None:
-        super().__init__(root, **faults)  # type: ignore[arg-type]
-        self.fail_at = fail_at
-        self.stall_at = stall_at
-        self.stalled = asyncio.Event()
-        self.short_by = short_by
-        self.local_bytes = 0
-        """Bytes the readers put into local files."""
-        self.local_ranges = 0
-
-    async def open_reader(self, location: ExecutionLocation, path: str) -> Reader:
-        self.opens += 1
-        inner = await self.inner.open_reader(location, self.root + path)
-        return _LocalFileWritingReader(self, location, inner)
-
-
-class _LocalFileWritingReader(_CountingReader):
-    writes_local_files = True
-
-    def __init__(
-        self, owner: LocalFileWritingConnector, location: ExecutionLocation, inner: Reader
-    ) -> None:
-        super().__init__(owner, inner)
-        self.writer = owner
-        self.location = location
-
-    async def read_local(
-        self, offset: int, size: int, path: str, progress: Callable[[int], None]
-    ) -> int:
-        owner = self.writer
-        owner.local_ranges += 1
-        end = offset + size - owner.short_by
-        position = offset
-        while position < end:
-            if owner.stall_at is not None and position >= owner.stall_at:
-                owner.stalled.set()
-                await asyncio.Event().wait()  # until cancelled
-            data = await self.inner.read(position, min(64 * 1024, end - position))
-            if not data:
-                break
-            fail = owner.fail_at is not None and position + len(data) > owner.fail_at
-            if fail:
-                assert owner.fail_at is not None
-                data = data[: owner.fail_at - position]
-            await asyncio.to_thread(_pwrite, path, data, position)
-            owner.local_bytes += len(data)
-            position += len(data)
-            progress(len(data))
-            if fail:
-                owner.fail_at = None
-                raise ConnectorError(self.location, path, "injected: the copying program failed")
-        return position - offset
-
-
-def _pread(path: str, size: int, offset: int) -> bytes:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        return os.pread(fd, size, offset)
-    finally:
-        os.close(fd)
-
-
-def _pwrite(path: str, data: bytes, offset: int) -> None:
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        localfiles.pwrite_all(fd, data, offset)
-    finally:
-        os.close(fd)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from hashlib import sha256
 from typing import NamedTuple, Self, TypeVar
 
+from streamflow_data.connectors.localcopy import CopyEvents, LocalFile
 from streamflow_data.connectors.openfiles import Reader, Writer
 from streamflow_data.errors import (
     ConfigurationError,
@@ -35,10 +36,12 @@ from streamflow_data.model import Digest, ExecutionLocation, Verification
 __all__ = [
     "Capabilities",
     "Connector",
+    "CopyEvents",
     "CopyItem",
     "FileKind",
     "FileStat",
     "LinkItem",
+    "LocalFile",
     "MetadataItem",
     "Reader",
     "WalkEntry",
@@ -335,6 +338,34 @@ class Connector(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook: most connectors hold resources
         """Release connections and threads. The connector is unusable afterwards."""
+
+    # -- a file of this machine by the connector's own route ----------------------------------
+
+    def put_file(
+        self, writer: Writer, source: LocalFile, events: CopyEvents
+    ) -> Awaitable[None] | None:
+        """The connector's own route for the local file ``source`` into ``writer`` (one
+        of this connector's, the file's only destination), or None, the default: the
+        engine then reads the file in blocks and writes them.
+
+        The route writes every byte with ``writer``'s offsets (the engine commits it
+        afterwards, as on the block path), tells ``events`` what it moved, and raises
+        :class:`~streamflow_data.errors.ConnectorError` (a source that ends early:
+        :class:`~streamflow_data.errors.SourceChangedError`).
+        """
+        return None
+
+    def get_file(
+        self, reader: Reader, destination: LocalFile, events: CopyEvents
+    ) -> Awaitable[None] | None:
+        """The connector's own route from ``reader`` (one of this connector's) into the
+        existing local file ``destination`` at the same offsets, or None, the default: the
+        engine then reads blocks and writes them to the local file's writer.
+
+        As :meth:`put_file`; no byte of the route passes through the engine, so the copy
+        is checked by its size and the route's own checks, not by a CRC32C of the engine.
+        """
+        return None
 
     # -- derived operations -----------------------------------------------------------------
     #

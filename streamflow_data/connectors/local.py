@@ -327,6 +327,11 @@ class _LocalReader(Reader):
         self._fd = fd
         self._identity = identity
 
+    @property
+    def local_file(self) -> str:
+        """The file read (by path: a route reading it itself opens it again)."""
+        return self._path
+
     async def changed(self) -> str | None:
         """By the file's size and times (``fstat``), and by whether its path still names
         it (a file replaced by a rename was read whole, but is not what the path holds)."""

@@ -1,14 +1,12 @@
 """An open file: :class:`Reader` for ranged reads, :class:`Writer` for writes that appear
 at their path only when committed. Connectors return them (see
 :mod:`~streamflow_data.connectors.base`); the transfer engine moves blocks between them,
-or, where one end is a program of this machine that reads or writes local files itself
-(the SSH connector's ``ssh``), hands it ranges of the local file instead.
+or hands a connector's own route the whole file (``put_file``/``get_file``).
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Self
 
@@ -38,20 +36,13 @@ class Reader(abc.ABC):
         buffer[: len(data)] = data
         return len(data)
 
-    writes_local_files = False
-    """Whether :meth:`read_local` has files of this machine written without the bytes
-    passing through this process. The engine then hands the reader ranges of the local
-    destination's file (:attr:`Writer.local_file`) instead of reading blocks."""
-
-    async def read_local(
-        self, offset: int, size: int, path: str, progress: Callable[[int], None]
-    ) -> int:
-        """Put up to ``size`` bytes of the file from ``offset`` into the existing local
-        file ``path``, at the same offset, changing nothing else of it; returns how many,
-        fewer only at the end of the file. ``progress`` is told each further number of
-        bytes written, now and then, all of them by the return, and only of bytes the
-        local file holds already. Called only when :attr:`writes_local_files`."""
-        raise NotImplementedError
+    @property
+    def local_file(self) -> str | None:
+        """The file of this machine the reader reads, which a destination's own route may
+        read itself (see :meth:`Connector.put_file
+        <streamflow_data.connectors.base.Connector.put_file>`); None (the default) for
+        storage elsewhere."""
+        return None
 
     async def changed(self) -> str | None:
         """Why the file is no longer the one opened (rewritten in place, replaced, resized),
@@ -98,31 +89,12 @@ class Writer(abc.ABC):
         Without :attr:`Capabilities.ranged_writes`, offsets must follow each other.
         """
 
-    reads_local_files = False
-    """Whether :meth:`write_local` reads files of this machine itself. The engine then
-    hands the writer ranges of a local source file instead of its bytes, which need not
-    pass through this process (the SSH writer has ``ssh`` read them)."""
-
-    async def write_local(
-        self,
-        offset: int,
-        path: str,
-        size: int,
-        crc: Awaitable[int],
-        progress: Callable[[int], None],
-    ) -> None:
-        """Write ``size`` bytes of the local file ``path``, read from ``offset``, at
-        ``offset``: a ranged write whose bytes the writer reads itself. ``crc`` gives
-        their CRC32C as the engine reads them meanwhile, which the writer's :meth:`digest`
-        then counts for them; ``progress`` is told each further number of bytes written,
-        now and then, all ``size`` of them by a successful return. Called only when
-        :attr:`reads_local_files`."""
-        raise NotImplementedError
-
     @property
     def local_file(self) -> str | None:
-        """The file of this machine the bytes go to until the commit, when others may
-        write ranges of it (:meth:`Reader.read_local`); None (the default) otherwise."""
+        """The file of this machine the bytes go to until the commit, which a source's
+        own route may fill (see :meth:`Connector.get_file
+        <streamflow_data.connectors.base.Connector.get_file>`); None (the default) for
+        storage elsewhere."""
         return None
 
     verification = Verification.SENT

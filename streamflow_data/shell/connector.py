@@ -16,7 +16,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 
 from streamflow_data.connectors.base import (
@@ -30,6 +30,7 @@ from streamflow_data.connectors.base import (
     WalkEntry,
     WriteItem,
 )
+from streamflow_data.connectors.localcopy import CopyEvents, LocalFile
 from streamflow_data.connectors.metadata import MetadataCache
 from streamflow_data.connectors.openfiles import Reader, Writer
 from streamflow_data.errors import ConnectorError, PathNotFoundError, UnsupportedOperationError
@@ -49,6 +50,7 @@ from streamflow_data.shell.commands import (
     path_list,
     q,
 )
+from streamflow_data.shell.handover import Handover
 from streamflow_data.shell.packing import (
     EXIT_NOT_DIRECTORIES,
     hashed_files,
@@ -265,6 +267,26 @@ class ShellConnector(Connector):
             published=lambda: self._metadata.changed(location, [path]),
             resumed=resumed,
         )
+
+    def put_file(
+        self, writer: Writer, source: LocalFile, events: CopyEvents
+    ) -> Awaitable[None] | None:
+        """Ranges of the local file handed to the host's ``dd`` (see
+        :mod:`~streamflow_data.shell.handover`) where the transport hands files over and
+        the host does not hash what it receives; else the engine's blocks."""
+        if isinstance(writer, ShellWriter) and writer.hands_over:
+            return Handover(source, events).upload(writer)
+        return None
+
+    def get_file(
+        self, reader: Reader, destination: LocalFile, events: CopyEvents
+    ) -> Awaitable[None] | None:
+        """Ranges the host's ``dd`` reads into the local file (see
+        :mod:`~streamflow_data.shell.handover`) where the transport hands files over and
+        ``verify`` is off; else the engine's blocks, each checksummed here."""
+        if isinstance(reader, ShellReader) and reader.hands_over:
+            return Handover(destination, events).download(reader)
+        return None
 
     async def write_files(
         self, location: ExecutionLocation, items: Sequence[WriteItem]

@@ -96,11 +96,11 @@ class ShellReader(Reader):
             raise
 
     @property
-    def writes_local_files(self) -> bool:  # type: ignore[override]  # a flag, computed here
-        """Where the transport hands files over, the process writes the bytes into the
-        local file itself, without passing them through this process (:meth:`read_local`);
-        not when every byte must be checked: through this process, each block's CRC32C
-        is compared with what the local file stored."""
+    def hands_over(self) -> bool:
+        """Whether the transport's process writes the bytes into a local file itself,
+        without passing them through this process (:meth:`read_local`); not when every
+        byte must be checked: through this process, each block's CRC32C is compared with
+        what the local file stored."""
         return self.transport.hands_over_files and not self._checked
 
     async def read_local(

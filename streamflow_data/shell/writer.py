@@ -160,10 +160,10 @@ class ShellWriter(Writer):
         return status_pipeline(dd, "dd", self._hash_command)
 
     @property
-    def reads_local_files(self) -> bool:  # type: ignore[override]  # a flag, computed here
-        """Where the transport hands files over, a local file goes to the process without
-        passing through this process (:meth:`write_local`); not when the host hashes
-        what it receives, which needs the bytes hashed here as they are sent."""
+    def hands_over(self) -> bool:
+        """Whether a local file goes to the transport's process without passing through
+        this process (:meth:`write_local`); not when the host hashes what it receives,
+        which needs the bytes hashed here as they are sent."""
         return self._hash_command is None and self.transport.hands_over_files
 
     async def write_local(
@@ -309,7 +309,12 @@ class ShellWriter(Writer):
         return size, crc
 
     async def _commit(self) -> None:
-        await self._settle()
+        """Publish; a file that got ranges another process read is checked by its stored
+        size here, whether or not the commit was given a digest (see :meth:`write_local`)."""
+        if self.verification is Verification.SIZE:
+            await self.digest()
+        else:
+            await self._settle()
         commands = metadata_commands(self.written, self.mode, self.mtime_ns)
         if self.atomic:
             commands.append(f"mv -fT -- {q(self.written)} {q(self.path)}")

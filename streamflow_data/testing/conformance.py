@@ -27,13 +27,21 @@ from pathlib import Path
 
 import pytest
 
-from streamflow_data.connectors.base import Connector, CopyItem, FileKind, LinkItem, WriteItem
+from streamflow_data.connectors.base import (
+    Connector,
+    CopyItem,
+    FileKind,
+    LinkItem,
+    LocalFile,
+    WriteItem,
+)
 from streamflow_data.connectors.local import LocalConnector
 from streamflow_data.errors import (
     ChecksumMismatchError,
     NotDirectoryError,
     PathExistsError,
     PathNotFoundError,
+    SourceChangedError,
     UnsupportedOperationError,
 )
 from streamflow_data.manager import DefaultDataManager
@@ -74,6 +82,39 @@ async def _digest(data: bytes) -> Digest:
 
 async def _crc32c(data: bytes) -> int:
     return (await _digest(data)).crc32c
+
+
+_CHUNK = 64 * 1024
+"""The chunk size the own-route tests cut their files by."""
+
+
+class _Events:
+    """A recording :class:`~streamflow_data.connectors.localcopy.CopyEvents`."""
+
+    journaled = True
+
+    def __init__(self) -> None:
+        self.moves: list[int] = []
+        self.held_chunks: dict[int, int] = {}
+
+    def moved(self, size: int, started: float) -> None:
+        self.moves.append(size)
+
+    def read(self, size: int, seconds: float) -> None:
+        pass
+
+    def recovered(self, error: Exception) -> None:
+        pass
+
+    def held(self, number: int, crc32c: int) -> None:
+        assert number not in self.held_chunks, f"chunk {number} told held twice"
+        self.held_chunks[number] = crc32c
+
+    async def check_held(self, data: bytes) -> None:
+        """Each chunk told held has the CRC32C of ``data``'s chunk."""
+        for number, crc in self.held_chunks.items():
+            chunk = data[number * _CHUNK : (number + 1) * _CHUNK]
+            assert chunk and crc == await _crc32c(chunk), f"chunk {number}"
 
 
 def _require(harness: ConnectorHarness, capability: str) -> None:
@@ -453,49 +494,66 @@ class ConnectorConformance:
             await connector.copy(location, harness.path("src"), harness.path("dst3"), size=1)
         assert await self._names(harness, harness.root) == {"src", "dst"}
 
-    # -- local files moved by the connector's own programs ------------------------------------
+    # -- a file of this machine by the connector's own route --------------------------------
 
-    async def test_a_reader_that_writes_local_files_puts_ranges_into_them(
+    async def test_get_file_fills_the_local_file_and_tells_what_it_moved(
         self, harness: ConnectorHarness, tmp_path: Path
     ) -> None:
-        """Each range lands at its offset, the rest of the local file unchanged; a range
-        past the end of the file gives fewer bytes; progress counts them all."""
+        """Where the connector has its own route into a local file, the file holds the
+        bytes at their offsets, progress counts each once, and every chunk told held is
+        held, with its CRC32C."""
         connector, location = harness.connector, harness.location
         data = _payload(300_000)
         await connector.write_file(location, harness.path("blob"), data)
         local = tmp_path / "local"
-        await asyncio.to_thread(local.write_bytes, b"." * 400_000)
-        told: list[int] = []
+        await asyncio.to_thread(local.write_bytes, b"." * len(data))
+        events = _Events()
+        cut = LocalFile(str(local), len(data), _CHUNK, 2)
         async with await connector.open_reader(location, harness.path("blob")) as reader:
-            if not reader.writes_local_files:
-                pytest.skip(f"{type(reader).__name__} does not write local files")
-            assert await reader.read_local(100_000, 150_000, str(local), told.append) == 150_000
-            assert await reader.read_local(290_000, 50_000, str(local), told.append) == 10_000
-        expected = bytearray(b"." * 400_000)
-        expected[100_000:250_000] = data[100_000:250_000]
-        expected[290_000:300_000] = data[290_000:]
-        assert await asyncio.to_thread(local.read_bytes) == expected
-        assert sum(told) == 160_000
+            route = connector.get_file(reader, cut, events)
+            if route is None:
+                pytest.skip(f"{type(connector).__name__} has no get_file route")
+            await route
+        assert await asyncio.to_thread(local.read_bytes) == data
+        assert sum(events.moves) == len(data)
+        await events.check_held(data)
 
-    async def test_a_writer_that_reads_local_files_writes_ranges_of_them(
+    async def test_get_file_of_a_file_shorter_than_planned_is_a_source_change(
         self, harness: ConnectorHarness, tmp_path: Path
     ) -> None:
-        """Ranges of a local file, one after the other, make the file; the CRC32C handed
-        with each is what the commit checks."""
+        connector, location = harness.connector, harness.location
+        await connector.write_file(location, harness.path("blob"), _payload(100_000))
+        local = tmp_path / "local"
+        await asyncio.to_thread(local.write_bytes, b"")
+        cut = LocalFile(str(local), 150_000, _CHUNK, 1)
+        async with await connector.open_reader(location, harness.path("blob")) as reader:
+            route = connector.get_file(reader, cut, _Events())
+            if route is None:
+                pytest.skip(f"{type(connector).__name__} has no get_file route")
+            with pytest.raises(SourceChangedError):
+                await route
+
+    async def test_put_file_writes_the_local_file_and_tells_what_it_moved(
+        self, harness: ConnectorHarness, tmp_path: Path
+    ) -> None:
+        """Where the connector has its own route from a local file, the committed file is
+        the local one, progress counts each byte once, and every chunk told held is held,
+        with its CRC32C."""
         connector, location = harness.connector, harness.location
         data = _payload(300_000)
         local = tmp_path / "local"
         await asyncio.to_thread(local.write_bytes, data)
-        told: list[int] = []
+        events = _Events()
+        cut = LocalFile(str(local), len(data), _CHUNK, 2)
         async with await connector.open_writer(location, harness.path("blob")) as writer:
-            if not writer.reads_local_files:
-                pytest.skip(f"{type(writer).__name__} does not read local files")
-            for start, size in ((0, 120_000), (120_000, 180_000)):
-                crc = _crc32c(data[start : start + size])
-                await writer.write_local(start, str(local), size, crc, told.append)
-            await writer.commit(await _digest(data))
+            route = connector.put_file(writer, cut, events)
+            if route is None:
+                pytest.skip(f"{type(connector).__name__} has no put_file route")
+            await route
+            await writer.commit()
         assert await connector.read_file(location, harness.path("blob")) == data
-        assert sum(told) == 300_000
+        assert sum(events.moves) == len(data)
+        await events.check_held(data)
 
     # -- through the data manager ------------------------------------------------------------
 

@@ -11,36 +11,37 @@ A block goes back to the pool when the last destination has written it, so memor
 within the pool whatever the file size, and a full pool makes the reader wait. A
 destination that fails is retried alone (the source is read again for it) when the error
 is retryable and it has retries left; a failed block write is first retried in place when
-the destination takes ranged writes. A local file whose one destination reads local files
-itself goes to it as file ranges instead, and a local destination file whose source
-writes local files itself is filled by it in ranges
-(:mod:`~streamflow_data.transfer.localranges`).
+the destination takes ranged writes. A file of this machine with one destination may go
+by a connector's own route instead (``Connector.put_file``, or ``get_file`` into a local
+destination's file), which tells the engine what it moved through
+:class:`~streamflow_data.connectors.localcopy.CopyEvents`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import posixpath
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from streamflow_data.checksum import crc32c_async, crc32c_combine
-from streamflow_data.connectors.base import FileStat, Reader, Writer
+from streamflow_data.connectors.base import FileStat, LocalFile, Reader, Writer
 from streamflow_data.errors import (
     ChecksumMismatchError,
     ConnectorError,
     PathNotFoundError,
-    SourceChangedError,
     StreamFlowDataError,
 )
 from streamflow_data.model import Digest, Verification
 from streamflow_data.transfer.blocks import BlockState, BufferBlock
-from streamflow_data.transfer.context import Destination, RunContext, source_changed
+from streamflow_data.transfer.context import Destination, RunContext
 from streamflow_data.transfer.journal import PriorCopy
-from streamflow_data.transfer.localranges import Direction, LocalRanges, direct_destinations
 from streamflow_data.transfer.resume import FileResume
+from streamflow_data.transfer.routes import RouteEvents, follow_route, own_route
+from streamflow_data.transfer.sourcefile import SourceError, SourceFile
 from streamflow_data.transfer.state import ChunkState, FileState
 
 __all__ = ["FileCopy"]
@@ -50,14 +51,6 @@ T = TypeVar("T")
 
 def _retryable(error: Exception) -> bool:
     return isinstance(error, ConnectorError) and error.retryable
-
-
-class _SourceError(Exception):
-    """Wraps an error of the source so that it fails every destination of the attempt."""
-
-    def __init__(self, cause: Exception) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
 
 
 # An attempt returns the destinations that failed, with why.
@@ -73,6 +66,7 @@ class FileCopy:
         self.relpath = relpath
         self.src = src
         self.stat = stat
+        self.source = SourceFile(context, src, stat)
         self.chunk_count = max(1, -(-stat.size // self.settings.chunk_size))
         self._written: dict[int, int] = {}  # bytes written per destination index, this attempt
         self._outstanding: dict[tuple[int, int], int] = {}  # blocks of (chunk, destination)
@@ -214,22 +208,8 @@ class FileCopy:
             if self.stat.size <= self.settings.block_size:
                 return await self._stream_small(destinations)
             return await self._stream_blocks(destinations)
-        except _SourceError as exc:
+        except SourceError as exc:
             return dict.fromkeys(destinations, exc.cause)
-
-    @contextlib.asynccontextmanager
-    async def _reading(self) -> AsyncIterator[None]:
-        """Hold a session on the source; errors inside are the source's."""
-        try:
-            async with self.context.sessions.slot(self.context.source.location):
-                yield
-        except Exception as exc:
-            raise _SourceError(exc) from exc
-
-    def _check_size(self, size: int) -> None:
-        if size != self.stat.size:
-            location = self.context.source.location
-            raise _SourceError(source_changed(location, self.src, self.stat.size, size))
 
     async def _stream_small(self, destinations: list[Destination]) -> _Failures:
         """Read the whole file in one operation, write it whole to each destination."""
@@ -238,10 +218,10 @@ class FileCopy:
         block = await context.pool.acquire()  # memory accounting: the data fits one block
         try:
             started = time.monotonic()
-            async with self._reading():
+            async with self.source.reading():
                 data = await source.connector.read_file(source.location, self.src)
             context.stats.read(source.location, len(data), time.monotonic() - started)
-            self._check_size(len(data))
+            self.source.check_size(len(data))
             verify = self.settings.verify_writes
             expected = Digest(len(data), await crc32c_async(data)) if verify else None
             for destination in destinations:
@@ -282,7 +262,7 @@ class FileCopy:
         failures: _Failures = {}
 
         async with contextlib.AsyncExitStack() as stack:
-            async with self._reading():
+            async with self.source.reading():
                 source = self.context.source
                 reader = await source.connector.open_reader(source.location, self.src)
             stack.push_async_callback(reader.close)
@@ -302,22 +282,10 @@ class FileCopy:
                 # Changed while committed: the copies hold the whole version read, which
                 # is no longer the file's; they fail, and a retry copies the file again.
                 committed = len(failures) < len(writers)
-                if committed and (changed := await self._source_change(reader, read=False)):
+                if committed and (changed := await self.source.change(reader, read=False)):
                     for destination in writers:
                         failures.setdefault(destination, changed)
         return failures
-
-    async def _source_change(self, reader: Reader, read: bool = True) -> SourceChangedError | None:
-        """The error for a source no longer the file the reader opened, if it is not; with
-        ``read``, a byte past its planned end is looked for too (for readers that cannot
-        tell)."""
-        async with self._reading():
-            why = await reader.changed()
-            if why is None and read and await reader.read(self.stat.size, 1):
-                why = "it grew while it was read"
-        return (
-            None if why is None else SourceChangedError(self.context.source.location, self.src, why)
-        )
 
     async def _open_writer(self, destination: Destination) -> Writer:
         """Continue the partial file of an earlier run if there is one, else start anew."""
@@ -372,24 +340,30 @@ class FileCopy:
         self, reader: Reader, writers: dict[Destination, Writer], failures: _Failures
     ) -> Digest | None:
         """Move every block from the reader to the writers; returns the file's digest
-        (None when writes are not verified)."""
+        (None when writes are not verified, or a connector's own route moved the file)."""
         self._outstanding.clear()  # a retry starts its chunks over
         self._read_chunks.clear()
         self._resume.begin_attempt()
         ranged = all(d.connector.capabilities.ranged_writes for d in writers)
         parallel = self._chunk_streams(writers) if ranged else 1
+        if ranged and len(writers) == 1:
+            [(destination, writer)] = writers.items()
+            route = self._own_route(reader, destination, writer, parallel)
+            if route is not None:
+                mark = functools.partial(self._mark_chunks, destination)
+                if (error := await follow_route(route, mark)) is not None:
+                    failures[destination] = error
+                if changed := await self.source.change(reader):
+                    raise SourceError(changed)
+                return None
         drains_per_destination = parallel
-        continued = {d for d in writers if d.index in self._resumed}
-        direct = direct_destinations(self.context, reader, writers, ranged, continued)
         queues: dict[Destination, asyncio.Queue[BufferBlock | None]] = {
-            destination: asyncio.Queue() for destination in writers if destination not in direct
+            destination: asyncio.Queue() for destination in writers
         }
         chunk_crcs = [0] * self.chunk_count
         source_error: list[Exception] = []
 
         async def produce() -> None:
-            if not queues:
-                return  # the destination's file is handed over in ranges (see LocalRanges)
             try:
                 if parallel > 1 and self.chunk_count > 1:
                     limit = asyncio.Semaphore(parallel)
@@ -418,34 +392,49 @@ class FileCopy:
                     for _ in range(drains_per_destination):
                         group.create_task(self._drain(destination, writer, queue, failures))
                 group.create_task(produce())
-                for destination, direction in direct.items():
-                    ranges = LocalRanges(
-                        self.context,
-                        self.relpath,
-                        self.src,
-                        [self._chunk_range(number) for number in range(self.chunk_count)],
-                        chunk_crcs,
-                        self._wrote,
-                        self._held if self._resume.tracking(destination.index) else None,
-                    )
-                    writer = writers[destination]
-                    copy = ranges.copy(direction, destination, reader, writer, parallel, failures)
-                    group.create_task(copy)
         finally:
             self.context.pool.let_go_queued(queues.values())  # after a cancellation
         if source_error:
             error = source_error[0]
-            raise error if isinstance(error, _SourceError) else _SourceError(error)
+            raise error if isinstance(error, SourceError) else SourceError(error)
         # A file changed while it was read would give copies matching neither version:
         # the attempt fails (retryable: the file is read again) and nothing is published.
-        if changed := await self._source_change(reader):
-            raise _SourceError(changed)
-        if not self.settings.verify_writes or Direction.LOCAL_DESTINATION in direct.values():
-            return None  # no byte passed through this process (see LocalRanges)
+        if changed := await self.source.change(reader):
+            raise SourceError(changed)
+        if not self.settings.verify_writes:
+            return None
         crc = chunk_crcs[0]
         for number in range(1, self.chunk_count):
             crc = crc32c_combine(crc, chunk_crcs[number], self._chunk_range(number)[1])
         return Digest(self.stat.size, crc)
+
+    def _own_route(
+        self, reader: Reader, destination: Destination, writer: Writer, parallel: int
+    ) -> Awaitable[None] | None:
+        """The file moved by a connector's own route (see :mod:`.routes`); not for a writer
+        continued from an earlier run's file, whose chunk marks only blocks follow."""
+        if destination.index in self._resumed:
+            return None
+        events = RouteEvents(
+            journaled=self._resume.tracking(destination.index),
+            moved=functools.partial(self._wrote, destination),
+            read=functools.partial(self.context.stats.read, self.context.source.location),
+            recovered=self.context.stats.error,
+            held=functools.partial(self._held, destination),
+        )
+        chunk = self.settings.chunk_size
+        return own_route(
+            reader,
+            writer,
+            self.context.source.connector,
+            destination.connector,
+            lambda path: LocalFile(path, self.stat.size, chunk, parallel),
+            events,
+        )
+
+    def _mark_chunks(self, destination: Destination, state: ChunkState) -> None:
+        for number in range(self.chunk_count):
+            self.context.chunks[(self.relpath, number, destination.index)] = state
 
     def _chunk_streams(self, writers: dict[Destination, Writer]) -> int:
         """Chunks of this file moved at once: ``max_concurrent_chunks``, or fewer when the
@@ -486,10 +475,10 @@ class FileCopy:
                 try:
                     size = min(block.buffer.nbytes, start + length - offset)
                     started = time.monotonic()
-                    async with self._reading():
+                    async with self.source.reading():
                         got = await reader.readinto(offset, block.buffer[:size])
                     if got != size:
-                        self._check_size(offset + got)
+                        self.source.check_size(offset + got)
                     context.stats.read(context.source.location, got, time.monotonic() - started)
                     block.offset, block.length, block.tag = offset, got, number
                     if self.settings.verify_writes:

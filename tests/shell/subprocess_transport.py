@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import subprocess
 from collections.abc import AsyncIterator, Sequence
 
@@ -70,9 +72,10 @@ class ProcessStream(Stream):
         return Completed(status, rest, stderr.decode(errors="replace"))
 
     async def stop(self) -> None:
-        """Kill the process; read its pipes to their end, which closes them."""
-        if self._process.returncode is None:
-            self._process.kill()
+        """Kill the command's processes (its own group); read its pipes to their end,
+        which closes them."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._process.pid, signal.SIGKILL)
         await self._process.communicate()
 
 
@@ -90,6 +93,7 @@ class SubprocessTransport(CommandTransport):
                 stdin=stdin,
                 stdout=stdout,
                 stderr=subprocess.PIPE,
+                start_new_session=True,
             )
         except OSError as exc:
             raise LocationUnreachableError(self.location, path, str(exc)) from exc

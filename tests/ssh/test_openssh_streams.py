@@ -24,7 +24,8 @@ from streamflow_data import (
     LocationUnreachableError,
     TransferError,
 )
-from streamflow_data.transfer import localranges
+from streamflow_data.shell import handover
+from streamflow_data.shell.reader import ShellReader
 from tests.ssh.conftest import LOCAL, SMALL_CHUNKS, OptionsFactory, directed, round_trip
 from tests.ssh.sshd import SSHServer
 
@@ -90,7 +91,7 @@ async def test_big_files_stream_through_one_master_within_the_session_limit(
 ) -> None:
     """Ranges of 1 MiB both ways, four at once: those the master has no room for go
     through asyncssh, read or written here."""
-    monkeypatch.setattr(localranges, "RANGE_SIZE", 1 << 20)
+    monkeypatch.setattr(handover, "RANGE_SIZE", 1 << 20)
     [host] = openssh.locations("ssh")
     manager = await _manager(openssh)
     await round_trip(manager, host, remote_dir, tmp_path, _SIZE)
@@ -139,7 +140,7 @@ async def test_a_local_file_goes_to_the_master_a_session_per_range_of_chunks(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(localranges, "RANGE_SIZE", 2 << 20)  # 2 chunks of 1 MiB
+    monkeypatch.setattr(handover, "RANGE_SIZE", 2 << 20)  # 2 chunks of 1 MiB
     connector = SSHConnector(ssh_options(ssh_servers[:1], streams="openssh", max_sessions=10))
     [host] = connector.locations("ssh")
     manager = await _manager(connector)
@@ -159,7 +160,7 @@ async def test_ranges_a_full_master_cannot_take_read_the_file_here(
 ) -> None:
     """Four ranges at once, room for two sessions: the others read the file here and
     send it through asyncssh."""
-    monkeypatch.setattr(localranges, "RANGE_SIZE", 1 << 20)
+    monkeypatch.setattr(handover, "RANGE_SIZE", 1 << 20)
     [host] = openssh.locations("ssh")
     manager = await _manager(openssh)
     data = await _upload(manager, host, tmp_path, remote_dir / "up")
@@ -174,7 +175,7 @@ async def test_ranges_a_full_master_cannot_take_are_written_here(
 ) -> None:
     """Downloads likewise: the ranges without a session of the master come through
     asyncssh and are written into the local file here."""
-    monkeypatch.setattr(localranges, "RANGE_SIZE", 1 << 20)
+    monkeypatch.setattr(handover, "RANGE_SIZE", 1 << 20)
     [host] = openssh.locations("ssh")
     data = os.urandom(_SIZE)
     await asyncio.to_thread((remote_dir / "blob").write_bytes, data)
@@ -199,7 +200,8 @@ async def test_downloads_skip_this_process_unless_every_byte_is_to_be_checked(
     await asyncio.to_thread((remote_dir / "blob").write_bytes, b"x")
     try:
         async with await connector.open_reader(host, str(remote_dir / "blob")) as reader:
-            assert reader.writes_local_files is direct
+            assert isinstance(reader, ShellReader)
+            assert reader.hands_over is direct
     finally:
         await connector.close()
 
@@ -210,7 +212,7 @@ async def test_one_stream_per_file_on_a_link_with_a_short_round_trip(
     """On loopback a chunk's stream fills the link: the chunks of a file take turns, in
     one lane that moves on from chunk to chunk, and the whole upload is one range (ranges
     at once would also queue on the file's lock on the host)."""
-    monkeypatch.setattr(localranges, "RANGE_SIZE", 2 << 20)  # 3 ranges, were they parallel
+    monkeypatch.setattr(handover, "RANGE_SIZE", 2 << 20)  # 3 ranges, were they parallel
     [host] = openssh.locations("ssh")
     assert openssh.chunk_streams(host) is None  # not connected yet
     manager = await _manager(openssh)
