@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from typing import Self
+from typing import Self, TypeVar
 
 from streamflow_data.cache import CacheKey, ReplicaCache
 from streamflow_data.catalog import Catalog, TransferRecord
@@ -29,7 +29,7 @@ from streamflow_data.manager.claims import Claims, Job, Key, Request, key, neste
 from streamflow_data.mapper import RemotePathMapper
 from streamflow_data.model import DataLocation, DataType, ExecutionLocation, normalize_path
 from streamflow_data.policy import DefaultSourcePolicy, SourcePolicy
-from streamflow_data.transfer.engine import Destination, Endpoint, TransferEngine
+from streamflow_data.transfer.engine import CopyTarget, Endpoint, TransferEngine
 from streamflow_data.transfer.events import TransferListener
 from streamflow_data.transfer.journal import RunJournal
 from streamflow_data.transfer.stats import Statistics
@@ -38,6 +38,8 @@ __all__ = ["LOCAL_DEPLOYMENT", "DefaultDataManager"]
 
 LOCAL_DEPLOYMENT = "local"
 """The deployment name under which the local connector is always available."""
+
+T = TypeVar("T")
 
 
 class DefaultDataManager(DataManager):
@@ -421,8 +423,8 @@ class DefaultDataManager(DataManager):
         copies = [job for job in jobs if not job.link]
         if not copies:
             return
-        destinations = [
-            Destination(
+        targets = [
+            CopyTarget(
                 job.connector,
                 job.location,
                 job.path,
@@ -434,24 +436,23 @@ class DefaultDataManager(DataManager):
         journal: RunJournal | None = None
         if self._catalog is not None:
             journal = await self._catalog.journal(
-                source.location, replica.path, [(d.location, d.path) for d in destinations]
+                source.location, replica.path, [(t.location, t.path) for t in targets]
             )
         try:
-            await self._unless_shut_down(
-                self._engine.run(source, replica.path, destinations, journal)
+            errors = await self._unless_shut_down(
+                self._engine.run(source, replica.path, targets, journal)
             )
         except PathNotFoundError as exc:
             if exc.location == source.location and exc.path == replica.path:
                 self._invalidate(source.location, replica.path)
             raise
-        for job, destination in zip(copies, destinations, strict=True):
-            job.error = destination.error
+        for job, error in zip(copies, errors, strict=True):
+            job.error = error
 
-    async def _unless_shut_down(self, work: Coroutine[object, object, None]) -> None:
+    async def _unless_shut_down(self, work: Coroutine[object, object, T]) -> T:
         """Run ``work``, cancelling it (it cleans up) if the shutdown event is set."""
         if self._shutdown is None:
-            await work
-            return
+            return await work
         task = asyncio.ensure_future(work)
         stop = asyncio.ensure_future(self._shutdown.wait())
         try:
@@ -464,7 +465,7 @@ class DefaultDataManager(DataManager):
                     await task
         if task.cancelled():
             raise TransferCancelledError("the data manager is shutting down")
-        task.result()
+        return task.result()
 
     def _admission(self, job: Job) -> Callable[[int], Awaitable[None]] | None:
         """How a copy fetched to the local node reserves room in the cache, if budgeted."""

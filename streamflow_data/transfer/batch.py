@@ -111,8 +111,7 @@ class BatchCopy:
             self._retry.setdefault(file, []).append(destination)
             return
         context.progress.file_failed(destination.index)
-        if destination.error is None:
-            destination.error = error
+        destination.fail(error)
 
     async def _bulk(
         self,

@@ -17,7 +17,15 @@ from streamflow_data.transfer.progress import ProgressTracker
 from streamflow_data.transfer.state import ChunkState, FileState, StateManager
 from streamflow_data.transfer.stats import Statistics
 
-__all__ = ["Destination", "Endpoint", "RunContext", "SessionLimits", "source_changed"]
+__all__ = [
+    "CopyTarget",
+    "Destination",
+    "DestinationState",
+    "Endpoint",
+    "RunContext",
+    "SessionLimits",
+    "source_changed",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,34 +36,86 @@ class Endpoint:
     location: ExecutionLocation
 
 
-@dataclass(slots=True, eq=False)
-class Destination:
-    """One destination of a transfer and how it fared."""
+@dataclass(frozen=True, slots=True)
+class CopyTarget:
+    """Where a transfer copies to: one destination as its caller names it."""
 
     connector: Connector
     location: ExecutionLocation
     path: str
     """Where the transfer's source lands there (each destination has its own)."""
-    index: int = 0
-    """Its position among the transfer's destinations."""
     server_copy: bool = False
     """Copy file by file within the location instead of streaming through us."""
-    error: Exception | None = None
-    """Why this destination failed, once a file failed there for good."""
-    created_root: bool = False
-    """The transfer created the destination directory, so a failure removes it."""
-    root: str = ""
-    """Where the transfer writes there: ``path``, or a hidden staging directory
-    renamed to it at the end (see ``Capabilities.atomic_directories``)."""
-    staged: bool = False
-    """``root`` is a staging directory: files go in place, without temporaries."""
     admit: Callable[[int], Awaitable[None]] | None = None
     """Called with the transfer's total bytes before anything is written there; it may
     wait for room or raise (the local replica cache's budget)."""
 
+
+@dataclass(slots=True)
+class DestinationState:
+    """How one destination of a running transfer stands: the engine's to change."""
+
+    root: str
+    """Where the transfer writes there: the destination path, or a hidden staging
+    directory renamed to it at the end (see ``Capabilities.atomic_directories``)."""
+    staged: bool = False
+    """``root`` is a staging directory: files go in place, without temporaries."""
+    created_root: bool = False
+    """The transfer created the destination directory, so a failure removes it."""
+    error: Exception | None = None
+    """Why this destination failed, once a file failed there for good."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Destination:
+    """One destination of a running transfer: what it is, fixed, and its
+    :class:`DestinationState`."""
+
+    connector: Connector
+    location: ExecutionLocation
+    path: str
+    index: int
+    """Its position among the transfer's destinations."""
+    server_copy: bool
+    admit: Callable[[int], Awaitable[None]] | None
+    state: DestinationState
+
+    @classmethod
+    def of(cls, target: CopyTarget, index: int) -> Destination:
+        """The ``index``-th destination of a transfer, writing at its path."""
+        return cls(
+            target.connector,
+            target.location,
+            target.path,
+            index,
+            target.server_copy,
+            target.admit,
+            DestinationState(target.path),
+        )
+
+    @property
+    def error(self) -> Exception | None:
+        """Why this destination failed, if it did (see :meth:`fail`)."""
+        return self.state.error
+
+    @property
+    def root(self) -> str:
+        """See :attr:`DestinationState.root`."""
+        return self.state.root
+
+    @property
+    def staged(self) -> bool:
+        """See :attr:`DestinationState.staged`."""
+        return self.state.staged
+
+    def fail(self, error: Exception) -> None:
+        """Record why this destination failed; the first reason stays."""
+        if self.state.error is None:
+            self.state.error = error
+
     def target(self, relpath: str) -> str:
         """Where the file at ``relpath`` of the transfer is written here."""
-        return join(self.root, relpath)
+        return join(self.state.root, relpath)
 
 
 class SessionLimits:

@@ -3,9 +3,10 @@
 A transfer plans the source tree, creates its directories at every destination, copies
 its files (several at once, each through :class:`~streamflow_data.transfer.filecopy.FileCopy`),
 recreates its links, then gives directories their modes and times. Each destination
-succeeds or fails on its own: a failure is recorded on its :class:`Destination` and the
-others go on. Memory is bounded by the engine's :class:`BlockPool`, shared by all the
-transfers of an engine.
+succeeds or fails on its own: a failure is recorded in its
+:class:`~streamflow_data.transfer.context.DestinationState` and the others go on; the
+transfer returns each one's error. Memory is bounded by the engine's :class:`BlockPool`,
+shared by all the transfers of an engine.
 """
 
 from __future__ import annotations
@@ -25,7 +26,13 @@ from streamflow_data.errors import (
 from streamflow_data.model import ExecutionLocation, is_temporary_of, temporary_name
 from streamflow_data.transfer.batch import BatchCopy, SmallFile, batches
 from streamflow_data.transfer.blocks import BlockPool
-from streamflow_data.transfer.context import Destination, Endpoint, RunContext, SessionLimits
+from streamflow_data.transfer.context import (
+    CopyTarget,
+    Destination,
+    Endpoint,
+    RunContext,
+    SessionLimits,
+)
 from streamflow_data.transfer.events import TransferListener
 from streamflow_data.transfer.filecopy import FileCopy
 from streamflow_data.transfer.journal import NullJournal, RunJournal
@@ -39,7 +46,7 @@ from streamflow_data.transfer.progress import ProgressTracker
 from streamflow_data.transfer.state import ChunkState, FileState, StateManager
 from streamflow_data.transfer.stats import Statistics
 
-__all__ = ["Destination", "Endpoint", "TransferEngine"]
+__all__ = ["CopyTarget", "Endpoint", "TransferEngine"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,35 +71,34 @@ class TransferEngine:
         self,
         source: Endpoint,
         src_path: str,
-        destinations: Sequence[Destination],
+        targets: Sequence[CopyTarget],
         journal: RunJournal | None = None,
-    ) -> None:
-        """Copy ``src_path`` to every destination, each at its own ``path``, reading the
-        source once for all of them.
+    ) -> list[Exception | None]:
+        """Copy ``src_path`` to every target, each at its own ``path``, reading the source
+        once for all of them; why each target failed, in order (None where it did not).
 
-        Errors of a destination are recorded in its ``error`` and leave nothing of the
-        transfer at its ``path``. Errors that concern the source path itself (it is
-        missing, unreadable) are raised, before anything is written. With a ``journal``,
-        what an earlier run of the same transfer finished is checked and skipped, and
-        partly written files continue where they stopped.
+        A failed target is left with nothing of the transfer at its ``path``. Errors that
+        concern the source path itself (it is missing, unreadable) are raised, before
+        anything is written. With a ``journal``, what an earlier run of the same transfer
+        finished is checked and skipped, and partly written files continue where they
+        stopped.
         """
         journal = journal or NullJournal()
-        for index, destination in enumerate(destinations):
-            destination.index = index
-            destination.root = destination.path
-        targets = ", ".join(f"{d.location}:{d.path}" for d in destinations)
+        destinations = [Destination.of(target, index) for index, target in enumerate(targets)]
+        named = ", ".join(f"{d.location}:{d.path}" for d in destinations)
         outcome = "cancelled"
         try:
-            await self._run(source, src_path, destinations, journal, targets)
+            await self._run(source, src_path, destinations, journal, named)
             outcome = "failed" if any(d.error for d in destinations) else "done"
         except Exception:
             outcome = "failed"  # planning included: the journal never says "running" for ever
             raise
         finally:
             await asyncio.shield(journal.finish(outcome))
-            logger.info("transfer %s:%s -> %s: %s", source.location, src_path, targets, outcome)
+            logger.info("transfer %s:%s -> %s: %s", source.location, src_path, named, outcome)
             self.statistics.buffer_peak_bytes = self.pool.peak_in_use * self.pool.size
             self.statistics.buffer_bytes_in_use = self.pool.in_use * self.pool.size
+        return [destination.error for destination in destinations]
 
     async def _run(
         self,
@@ -235,8 +241,7 @@ class _TransferRun:
                 await operation(destination)
             except Exception as exc:
                 self.context.stats.error(exc)
-                if destination.error is None:
-                    destination.error = exc
+                destination.fail(exc)
 
         async with asyncio.TaskGroup() as group:
             for destination in self._active():
@@ -262,9 +267,9 @@ class _TransferRun:
                 and await connector.exists(location, earlier)
             ):
                 earlier = None
-            destination.root = earlier or temporary_name(destination.path)
-            destination.staged = True
-        destination.created_root = not exists
+            destination.state.root = earlier or temporary_name(destination.path)
+            destination.state.staged = True
+        destination.state.created_root = not exists
         if exists and connector.capabilities.symlinks and self.plan.directories:
             await self._refuse_links_in_the_way(destination)
         self.context.journal.root(destination.index, destination.root, destination.staged)
@@ -388,7 +393,7 @@ class _TransferRun:
         except Exception as exc:  # the source cannot be read back: no copy is verified
             self.context.stats.error(exc)
             for destination in self._active():
-                destination.error = exc
+                destination.fail(exc)
             return
 
         async def check(destination: Destination) -> None:
@@ -451,7 +456,7 @@ class _TransferRun:
             await destination.connector.rename(
                 destination.location, destination.root, destination.path
             )
-            destination.root, destination.staged = destination.path, False
+            destination.state.root, destination.state.staged = destination.path, False
             self.context.journal.root(destination.index, destination.path, False)
 
     def _cancel_chunks(self) -> None:
@@ -463,7 +468,7 @@ class _TransferRun:
     async def _clean_up(self, destinations: Sequence[Destination]) -> None:
         """Remove what a failed or cancelled transfer created at each destination."""
         for destination in destinations:
-            if destination.created_root:
+            if destination.state.created_root:
                 try:
                     await destination.connector.remove(destination.location, destination.root)
                 except ConnectorError:

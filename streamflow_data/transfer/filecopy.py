@@ -130,8 +130,7 @@ class FileCopy:
                     retry.append(destination)
                     continue
                 progress.file_failed(destination.index)
-                if destination.error is None:
-                    destination.error = error
+                destination.fail(error)
             if retry:
                 tries += 1
                 stats.retries += len(retry)
