@@ -114,8 +114,10 @@ class WrappingConnector(Connector):
     async def remove(self, location: ExecutionLocation, path: str) -> None:
         await self.inner.remove(location, self.root + path)
 
-    async def symlink(self, location: ExecutionLocation, target: str, path: str) -> None:
-        await self.inner.symlink(location, target, self.root + path)
+    async def symlink(
+        self, location: ExecutionLocation, target: str, path: str, *, mtime_ns: int | None = None
+    ) -> None:
+        await self.inner.symlink(location, target, self.root + path, mtime_ns=mtime_ns)
 
     async def make_symlinks(self, location: ExecutionLocation, items: Sequence[LinkItem]) -> None:
         rooted = [LinkItem(item.target, self.root + item.path, item.mtime_ns) for item in items]

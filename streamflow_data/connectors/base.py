@@ -297,8 +297,11 @@ class Connector(abc.ABC):
     async def remove(self, location: ExecutionLocation, path: str) -> None:
         """Remove a file, link or whole directory tree; a missing path is not an error."""
 
-    async def symlink(self, location: ExecutionLocation, target: str, path: str) -> None:
-        """Create (or atomically replace) a symbolic link at ``path`` pointing to ``target``."""
+    async def symlink(
+        self, location: ExecutionLocation, target: str, path: str, *, mtime_ns: int | None = None
+    ) -> None:
+        """Create (or atomically replace) a symbolic link at ``path`` pointing to ``target``;
+        with ``mtime_ns``, the link's own time, where the storage keeps one."""
         raise UnsupportedOperationError(location, path, "symbolic links")
 
     async def set_metadata(
@@ -371,8 +374,10 @@ class Connector(abc.ABC):
     #
     # The bulk operations move many small files in one go. Each returns one result per
     # item, in order: None (or the bytes read) on success, the ConnectorError otherwise,
-    # so that one bad file does not fail its neighbours. Connectors override them with
-    # one round trip for the whole batch where they can (a thread hop, a tar stream).
+    # so that one bad file does not fail its neighbours. Derivation runs one way: each is
+    # derived here from its single operation, the primitive. Connectors override them
+    # with one round trip for the whole batch where they can (a thread hop, a tar stream);
+    # a single operation never goes through its bulk one.
 
     async def copy_files(
         self, location: ExecutionLocation, items: Sequence[CopyItem]
@@ -439,7 +444,7 @@ class Connector(abc.ABC):
     async def make_symlinks(self, location: ExecutionLocation, items: Sequence[LinkItem]) -> None:
         """Create many links (see :meth:`symlink`); the first failure is raised."""
         for item in items:
-            await self.symlink(location, item.target, item.path)
+            await self.symlink(location, item.target, item.path, mtime_ns=item.mtime_ns)
 
     async def apply_metadata(
         self, location: ExecutionLocation, items: Sequence[MetadataItem]

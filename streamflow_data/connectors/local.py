@@ -230,9 +230,12 @@ class LocalConnector(Connector):
         """Remove a file, link or directory tree; missing is fine."""
         await self._run(location, path, files.remove, path)
 
-    async def symlink(self, location: ExecutionLocation, target: str, path: str) -> None:
-        """Create the link under a temporary name and rename it over ``path``."""
-        await self._run(location, path, files.symlink, target, path)
+    async def symlink(
+        self, location: ExecutionLocation, target: str, path: str, *, mtime_ns: int | None = None
+    ) -> None:
+        """Create the link under a temporary name, give it its time, and rename it over
+        ``path``."""
+        await self._run(location, path, files.symlink, target, path, mtime_ns)
 
     async def make_symlinks(self, location: ExecutionLocation, items: Sequence[LinkItem]) -> None:
         """Every link in one thread hop, each with its own time; the first failure is

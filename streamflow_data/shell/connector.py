@@ -292,6 +292,11 @@ class ShellConnector(Connector):
         self, location: ExecutionLocation, items: Sequence[WriteItem]
     ) -> list[ConnectorError | None]:
         """One ``tar x`` per batch (see :mod:`~streamflow_data.shell.packing`)."""
+        return await self._write(location, items)
+
+    async def _write(
+        self, location: ExecutionLocation, items: Sequence[WriteItem]
+    ) -> list[ConnectorError | None]:
         transport = self.transport(location)
         tools = await self.tools(location)
         hash_command = await self._hash_command(location)
@@ -321,7 +326,7 @@ class ShellConnector(Connector):
     ) -> None:
         """A whole small file in one round trip (a batch of one)."""
         item = WriteItem(path, data, mode=mode, mtime_ns=mtime_ns, expected=expected, atomic=atomic)
-        [error] = await self.write_files(location, [item])
+        [error] = await self._write(location, [item])
         if error is not None:
             raise error
 
@@ -329,6 +334,11 @@ class ShellConnector(Connector):
         self, location: ExecutionLocation, paths: Sequence[str]
     ) -> list[bytes | ConnectorError]:
         """One ``tar c`` for all of ``paths``."""
+        return await self._read(location, paths)
+
+    async def _read(
+        self, location: ExecutionLocation, paths: Sequence[str]
+    ) -> list[bytes | ConnectorError]:
         if not paths:
             return []
         result = await self.transport(location).run(read_command(paths), paths[0])
@@ -346,7 +356,8 @@ class ShellConnector(Connector):
         return hashed_files(location, paths, result)
 
     async def read_file(self, location: ExecutionLocation, path: str) -> bytes:
-        [content] = await self.read_files(location, [path])
+        """A ``tar c`` of one file."""
+        [content] = await self._read(location, [path])
         if isinstance(content, ConnectorError):
             raise content
         return content
@@ -354,7 +365,10 @@ class ShellConnector(Connector):
     # -- directories, links, metadata -------------------------------------------------------
 
     async def mkdir(self, location: ExecutionLocation, path: str) -> None:
-        await self.make_directories(location, [path])
+        try:
+            await self.transport(location).check(f"mkdir -p -- {q(path)}", path, what="mkdir")
+        finally:
+            self._metadata.changed(location, [path])
 
     async def make_directories(self, location: ExecutionLocation, paths: Sequence[str]) -> None:
         """One ``mkdir -p`` for all of ``paths`` (the list goes on standard input)."""
@@ -372,12 +386,17 @@ class ShellConnector(Connector):
         finally:
             self._metadata.changed_tree(location)
 
-    async def symlink(self, location: ExecutionLocation, target: str, path: str) -> None:
-        await self.make_symlinks(location, [LinkItem(target, path)])
+    async def symlink(
+        self, location: ExecutionLocation, target: str, path: str, *, mtime_ns: int | None = None
+    ) -> None:
+        await self._links(location, [LinkItem(target, path, mtime_ns)])
 
     async def make_symlinks(self, location: ExecutionLocation, items: Sequence[LinkItem]) -> None:
         """Each link made under a temporary name, given its time (``touch -h``), and renamed
-        over ``path``: atomic."""
+        over ``path``: atomic. One command for all."""
+        await self._links(location, items)
+
+    async def _links(self, location: ExecutionLocation, items: Sequence[LinkItem]) -> None:
         commands = []
         for item in items:
             temporary = temporary_name(item.path)
@@ -403,13 +422,16 @@ class ShellConnector(Connector):
         mode: int | None = None,
         mtime_ns: int | None = None,
     ) -> None:
-        await self.apply_metadata(location, [MetadataItem(path, mode, mtime_ns)])
+        await self._apply(location, [MetadataItem(path, mode, mtime_ns)])
 
     async def apply_metadata(
         self, location: ExecutionLocation, items: Sequence[MetadataItem]
     ) -> None:
         """One ``tar x`` for directories (see :func:`.pack_directories`), else one script
         of ``touch`` and ``chmod`` for all of ``items``."""
+        await self._apply(location, items)
+
+    async def _apply(self, location: ExecutionLocation, items: Sequence[MetadataItem]) -> None:
         wanted = [
             (i.path, i.mode, i.mtime_ns) for i in items if (i.mode, i.mtime_ns) != (None, None)
         ]
@@ -458,7 +480,7 @@ class ShellConnector(Connector):
         atomic: bool = True,
     ) -> None:
         item = CopyItem(src, dst, mode=mode, mtime_ns=mtime_ns, size=size, atomic=atomic)
-        [error] = await self.copy_files(location, [item])
+        [error] = await self._copy(location, [item])
         if error is not None:
             raise error
 
@@ -466,6 +488,11 @@ class ShellConnector(Connector):
         self, location: ExecutionLocation, items: Sequence[CopyItem]
     ) -> list[ConnectorError | None]:
         """``cp`` on the host for each file, in one script; the output says which failed."""
+        return await self._copy(location, items)
+
+    async def _copy(
+        self, location: ExecutionLocation, items: Sequence[CopyItem]
+    ) -> list[ConnectorError | None]:
         lines = []
         for number, item in enumerate(items):
             written = temporary_name(item.dst) if item.atomic else item.dst

@@ -25,7 +25,6 @@ from streamflow_data import (
     ExecutionLocation,
     FileKind,
     FileStat,
-    LinkItem,
     NotDirectoryError,
     PathExistsError,
     PathNotFoundError,
@@ -201,17 +200,13 @@ class MemoryConnector(Connector):
             for name in [key for key in tree if key.startswith(prefix)]:
                 del tree[name]
 
-    async def symlink(self, location: ExecutionLocation, target: str, path: str) -> None:
-        """Create or replace a link."""
-        path = posixpath.normpath(path)
-        self._place(location, path, _Node(FileKind.SYMLINK, 0o777, time.time_ns(), target=target))
-
-    async def make_symlinks(self, location: ExecutionLocation, items: Sequence[LinkItem]) -> None:
-        """Create or replace links, each with its own time when given."""
-        for item in items:
-            mtime_ns = time.time_ns() if item.mtime_ns is None else item.mtime_ns
-            node = _Node(FileKind.SYMLINK, 0o777, mtime_ns, target=item.target)
-            self._place(location, posixpath.normpath(item.path), node)
+    async def symlink(
+        self, location: ExecutionLocation, target: str, path: str, *, mtime_ns: int | None = None
+    ) -> None:
+        """Create or replace a link, with its own time when given."""
+        mtime_ns = time.time_ns() if mtime_ns is None else mtime_ns
+        node = _Node(FileKind.SYMLINK, 0o777, mtime_ns, target=target)
+        self._place(location, posixpath.normpath(path), node)
 
     async def rename(self, location: ExecutionLocation, src: str, dst: str) -> None:
         """Move ``src`` and everything below it to ``dst``."""
