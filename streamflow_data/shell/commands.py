@@ -43,7 +43,7 @@ __all__ = [
     "metadata_commands",
     "metadata_script",
     "path_list",
-    "q",
+    "quote",
     "relative",
     "sha256_hex",
     "status_pipeline",
@@ -78,7 +78,7 @@ def _without_nul(word: str) -> str:
     return word
 
 
-def q(word: str) -> str:
+def quote(word: str) -> str:
     """``word`` quoted for the remote shell (no NUL byte: see :func:`_without_nul`)."""
     return shlex.quote(_without_nul(word))
 
@@ -150,11 +150,11 @@ def metadata_script(items: Sequence[tuple[str, int | None, int | None]]) -> str:
 
 
 def _chmod(mode: int, paths: Sequence[str]) -> str:
-    return f"chmod {mode & 0o7777:o} -- {' '.join(q(path) for path in paths)}"
+    return f"chmod {mode & 0o7777:o} -- {' '.join(quote(path) for path in paths)}"
 
 
 def _touch(mtime_ns: int, paths: Sequence[str]) -> str:
-    return f"touch -h -d @{decimal_seconds(mtime_ns)} -- {' '.join(q(path) for path in paths)}"
+    return f"touch -h -d @{decimal_seconds(mtime_ns)} -- {' '.join(quote(path) for path in paths)}"
 
 
 def _chunks(paths: Sequence[str], size: int = 256) -> list[Sequence[str]]:

@@ -48,7 +48,7 @@ from streamflow_data.shell.commands import (
     metadata_commands,
     metadata_script,
     path_list,
-    q,
+    quote,
 )
 from streamflow_data.shell.handover import Handover
 from streamflow_data.shell.packing import (
@@ -175,7 +175,7 @@ class ShellConnector(Connector):
         fmt = _FORMAT.replace("%y", "%Y") if follow_symlinks else _FORMAT
         find = "find -L" if follow_symlinks else "find"
         output = await self.transport(location).check(
-            f"{find} {q(path)} -maxdepth 0 -printf '{fmt}'", path
+            f"{find} {quote(path)} -maxdepth 0 -printf '{fmt}'", path
         )
         fields = output.split(b"\0")
         if fields[0] in (b"N", b"L"):  # a link to nothing, or a loop
@@ -193,11 +193,11 @@ class ShellConnector(Connector):
 
     async def _walk(self, location: ExecutionLocation, path: str) -> tuple[WalkEntry, ...]:
         check = (
-            f"[ -d {q(path)} ] || {{ [ -e {q(path)} ] && exit {EXIT_NOT_DIRECTORY}; "
+            f"[ -d {quote(path)} ] || {{ [ -e {quote(path)} ] && exit {EXIT_NOT_DIRECTORY}; "
             f"exit {EXIT_NOT_FOUND}; }}"
         )
         output = await self.transport(location).check(
-            f"{check}; find -H {q(path)} -mindepth 1 -printf '{_FORMAT}'", path
+            f"{check}; find -H {quote(path)} -mindepth 1 -printf '{_FORMAT}'", path
         )
         fields = output.split(b"\0")
         entries = []
@@ -212,7 +212,7 @@ class ShellConnector(Connector):
 
     async def open_reader(self, location: ExecutionLocation, path: str) -> Reader:
         transport = self.transport(location)
-        quoted = q(path)
+        quoted = quote(path)
         identity = await transport.check(
             f"[ -d {quoted} ] && exit {EXIT_EXISTS}; [ -f {quoted} ] || exit {EXIT_NOT_FOUND}; "
             f"[ -r {quoted} ] || exit {EXIT_DENIED}; {identity_command(path)}",
@@ -244,7 +244,9 @@ class ShellConnector(Connector):
         """Continue the partial file ``token`` (a temporary of ``path``, or ``path`` itself
         inside a staging tree); its earlier bytes are read back for the digest."""
         check_partial_file(token, path, atomic)
-        await self.transport(location).check(f"[ -f {q(token)} ] || exit {EXIT_NOT_FOUND}", path)
+        await self.transport(location).check(
+            f"[ -f {quote(token)} ] || exit {EXIT_NOT_FOUND}", path
+        )
         return await self._writer(location, path, mode, mtime_ns, atomic, resumed=token)
 
     async def _writer(
@@ -366,7 +368,7 @@ class ShellConnector(Connector):
 
     async def mkdir(self, location: ExecutionLocation, path: str) -> None:
         try:
-            await self.transport(location).check(f"mkdir -p -- {q(path)}", path, what="mkdir")
+            await self.transport(location).check(f"mkdir -p -- {quote(path)}", path, what="mkdir")
         finally:
             self._metadata.changed(location, [path])
 
@@ -382,7 +384,7 @@ class ShellConnector(Connector):
 
     async def remove(self, location: ExecutionLocation, path: str) -> None:
         try:
-            await self.transport(location).check(f"rm -rf -- {q(path)}", path, what="rm")
+            await self.transport(location).check(f"rm -rf -- {quote(path)}", path, what="rm")
         finally:
             self._metadata.changed_tree(location)
 
@@ -402,11 +404,9 @@ class ShellConnector(Connector):
             temporary = temporary_name(item.path)
             timed = ""
             if item.mtime_ns is not None:
-                timed = f"touch -h -d @{decimal_seconds(item.mtime_ns)} -- {q(temporary)} && "
-            commands.append(
-                f"ln -s -- {q(item.target)} {q(temporary)} && {timed}mv -fT -- {q(temporary)} "
-                f"{q(item.path)}"
-            )
+                timed = f"touch -h -d @{decimal_seconds(item.mtime_ns)} -- {quote(temporary)} && "
+            made = f"ln -s -- {quote(item.target)} {quote(temporary)}"
+            commands.append(f"{made} && {timed}mv -fT -- {quote(temporary)} {quote(item.path)}")
         if commands:
             try:
                 command = " && ".join(commands)
@@ -462,7 +462,9 @@ class ShellConnector(Connector):
 
     async def rename(self, location: ExecutionLocation, src: str, dst: str) -> None:
         try:
-            await self.transport(location).check(f"mv -T -- {q(src)} {q(dst)}", src, what="mv")
+            await self.transport(location).check(
+                f"mv -T -- {quote(src)} {quote(dst)}", src, what="mv"
+            )
         finally:
             self._metadata.changed_tree(location)
 
@@ -497,19 +499,19 @@ class ShellConnector(Connector):
         for number, item in enumerate(items):
             written = temporary_name(item.dst) if item.atomic else item.dst
             steps = [
-                f"[ -f {q(item.src)} ] || exit {EXIT_NOT_FOUND}",
-                f"cp --reflink=auto -- {q(item.src)} {q(written)}",
+                f"[ -f {quote(item.src)} ] || exit {EXIT_NOT_FOUND}",
+                f"cp --reflink=auto -- {quote(item.src)} {quote(written)}",
             ]
             if item.size is not None:
                 steps.append(
-                    f'[ "$(stat -c %s -- {q(written)})" = {item.size} ] || exit {EXIT_MISMATCH}'
+                    f'[ "$(stat -c %s -- {quote(written)})" = {item.size} ] || exit {EXIT_MISMATCH}'
                 )
             steps.extend(metadata_commands(written, item.mode, item.mtime_ns))
             if item.atomic:
-                steps.append(f"mv -fT -- {q(written)} {q(item.dst)}")
+                steps.append(f"mv -fT -- {quote(written)} {quote(item.dst)}")
             body = " && ".join(steps)
             lines.append(
-                f"err=$( ( {body} ) 2>&1 >/dev/null ) || {{ s=$?; rm -f -- {q(written)}; "
+                f"err=$( ( {body} ) 2>&1 >/dev/null ) || {{ s=$?; rm -f -- {quote(written)}; "
                 f'printf "%s %s %s\\n" {number} $s "$(printf %s "$err" | tr "\\n" " ")"; }}'
             )
         if not lines:

@@ -149,7 +149,9 @@ class Handover:
         crc = asyncio.create_task(self._checksum(writer, numbers))
         try:
             async with self._following(numbers, IN_FLIGHT, self._source_crc) as at:
-                await writer.write_local(start, self.local.path, size, crc, _told(at, progress))
+                await writer.write_local(
+                    start, self.local.path, size, crc, _advancing(at, progress)
+                )
                 await crc  # the writer may not have needed it (a failure it did not raise)
         finally:
             if not crc.done():
@@ -231,13 +233,13 @@ class Handover:
 
         started = time.monotonic()
         async with self._following(numbers, 0, stored_crc) as at:
-            told = _told(at, progress)
+            advancing = _advancing(at, progress)
             try:
-                got = await reader.read_local(start, size, path, told)
+                got = await reader.read_local(start, size, path, advancing)
             except ConnectorError as exc:
                 self.events.recovered(exc)
                 done = at.at - start
-                got = done + await self._through_here(reader, at.at, size - done, told)
+                got = done + await self._through_here(reader, at.at, size - done, advancing)
         self.events.read(got, time.monotonic() - started)
         if got != size:
             detail = f"{start + size} bytes planned, {start + got} read"
@@ -267,14 +269,14 @@ class Handover:
         return moved
 
 
-def _told(position: _Position, progress: _Progress) -> _Progress:
+def _advancing(position: _Position, progress: _Progress) -> _Progress:
     """``progress``, moving ``position`` first."""
 
-    def told(moved: int) -> None:
+    def advancing(moved: int) -> None:
         position.advance(moved)
         progress(moved)
 
-    return told
+    return advancing
 
 
 def _range_crc32c(path: str, start: int, length: int) -> tuple[int, int]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from streamflow_data.errors import ConnectorError, error_type
 from streamflow_data.location import ExecutionLocation
-from streamflow_data.shell.commands import q
+from streamflow_data.shell.commands import quote
 from streamflow_data.shell.transport import CommandTransport, Stream
 
 __all__ = [
@@ -153,7 +153,7 @@ class Reported:
 def range_command(path: str, offset: int, size: int) -> str:
     """``dd`` printing ``size`` bytes of the remote file ``path`` from ``offset`` (fewer at
     its end)."""
-    return f"dd if={q(path)} {BLOCK} iflag=skip_bytes,count_bytes skip={offset} count={size}"
+    return f"dd if={quote(path)} {BLOCK} iflag=skip_bytes,count_bytes skip={offset} count={size}"
 
 
 async def open_local(location: ExecutionLocation, path: str, flags: int) -> int:

@@ -41,7 +41,7 @@ from streamflow_data.shell.commands import (
     Buffer,
     Completed,
     command_error,
-    q,
+    quote,
     relative,
     sha256_hex,
     status_pipeline,
@@ -150,12 +150,12 @@ class _Batch:
             parent in self.names or written in self.parents or item.path in self.parents
         ):
             return False
-        entry = _Entry(index, item, written, parent, q(relative(written)))
+        entry = _Entry(index, item, written, parent, quote(relative(written)))
         cost = len(entry.quoted) + 1  # in the list of names removed on failure
         if item.atomic:
-            cost += len(entry.quoted) + len(q(relative(item.path))) + 60
+            cost += len(entry.quoted) + len(quote(relative(item.path))) + 60
         if parent not in self.parents:
-            cost += 2 * len(q(relative(parent))) + 80
+            cost += 2 * len(quote(relative(parent))) + 80
         if self.entries and self.budget + cost > _SCRIPT_BUDGET:
             return False
         self.budget += cost
@@ -193,7 +193,7 @@ class _Batch:
     def _script(self, sha256: str, hash_command: str | None) -> str:
         lines = ["cd / || exit 1", "set --"]
         for number, parent in enumerate(self.parents):
-            name = q(relative(parent))
+            name = quote(relative(parent))
             lines.append(
                 f"[ -d {name} ] || {{ echo 'missing {number}'; m{number}=1; "
                 f'set -- "$@" --exclude={name}; }}'
@@ -212,7 +212,7 @@ class _Batch:
             )
         for number, entry in enumerate(self.entries):
             if entry.item.atomic:
-                move = f"mv -fT -- {entry.quoted} {q(relative(entry.item.path))}"
+                move = f"mv -fT -- {entry.quoted} {quote(relative(entry.item.path))}"
                 check = f'[ -n "$m{self.parents[entry.parent]}" ]'
                 lines.append(f'{check} || {move} || echo "failed {number}"')
         return "\n".join(lines)
@@ -300,7 +300,7 @@ def pack_directories(
     budget = 0
     for path, mode, mtime_ns in directories:
         name = relative(path)
-        quoted = q(name)
+        quoted = quote(name)
         if names and budget + len(quoted) + 1 > _SCRIPT_BUDGET:
             packed.append(_directories_script(names, members))
             names, members, budget = [], [], 0
@@ -323,7 +323,7 @@ def _directories_script(names: list[str], members: list[Buffer]) -> tuple[str, l
 
 def read_command(paths: Sequence[str]) -> str:
     """``tar c`` of ``paths`` (links followed, directories not descended) to stdout."""
-    names = " ".join(q(relative(path)) for path in paths)
+    names = " ".join(quote(relative(path)) for path in paths)
     return f"cd / && tar -c -f - -h --no-recursion -- {names}"
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from streamflow_data.connectors.openfiles import Reader
 from streamflow_data.errors import ConnectorError, PathNotFoundError
-from streamflow_data.shell.commands import command_error, q
+from streamflow_data.shell.commands import command_error, quote
 from streamflow_data.shell.lanes import (
     BLOCK,
     Lane,
@@ -25,7 +25,7 @@ __all__ = ["ShellReader", "identity_command"]
 def identity_command(path: str) -> str:
     """A command printing what the file at ``path`` is now: device, inode, size,
     modification and change times (as ``find`` sees them, links followed)."""
-    return f"find -L {q(path)} -maxdepth 0 -printf '%D %i %s %T@ %C@'"
+    return f"find -L {quote(path)} -maxdepth 0 -printf '%D %i %s %T@ %C@'"
 
 
 class ShellReader(Reader):
@@ -79,7 +79,7 @@ class ShellReader(Reader):
             process = lane.process
             if process is None:
                 skip = f" iflag=skip_bytes skip={offset}" if offset else ""
-                process = await self._lanes.start(lane, f"dd if={q(self.path)} {BLOCK}{skip}")
+                process = await self._lanes.start(lane, f"dd if={quote(self.path)} {BLOCK}{skip}")
             got = 0
             while got < len(buffer):
                 count = await process.receive_into(buffer[got:])

@@ -27,7 +27,7 @@ from streamflow_data.shell.commands import (
     Completed,
     command_error,
     metadata_commands,
-    q,
+    quote,
     sha256_hex,
     status_pipeline,
 )
@@ -104,12 +104,12 @@ class ShellWriter(Writer):
         others in transit, nor after a failed transfer leaves it.
         """
         parent = posixpath.dirname(writer.path) or "/"
-        steps = [f"[ -d {q(parent)} ] || exit {EXIT_NOT_FOUND}"]
+        steps = [f"[ -d {quote(parent)} ] || exit {EXIT_NOT_FOUND}"]
         if not writer.atomic:
-            steps.append(f"[ -e {q(writer.path)} ] && exit {EXIT_EXISTS}")
+            steps.append(f"[ -e {quote(writer.path)} ] && exit {EXIT_EXISTS}")
         if writer.mode is not None:
             steps.append(f"umask {0o777 & ~(writer.mode | 0o600):03o}")
-        steps.append(f": > {q(writer.written)}")
+        steps.append(f": > {quote(writer.written)}")
         await writer.transport.check("; ".join(steps), writer.path)
         return writer
 
@@ -156,7 +156,7 @@ class ShellWriter(Writer):
     def _command(self, offset: int, size: int | None = None) -> str:
         seek = f" oflag=seek_bytes seek={offset}" if offset else ""
         count = "" if size is None else f" iflag=fullblock,count_bytes count={size}"
-        dd = f"dd of={q(self.written)} conv=notrunc {BLOCK}{seek}{count}"
+        dd = f"dd of={quote(self.written)} conv=notrunc {BLOCK}{seek}{count}"
         return status_pipeline(dd, "dd", self._hash_command)
 
     @property
@@ -271,7 +271,9 @@ class ShellWriter(Writer):
     async def _stored_size(self) -> int:
         """The file's size on the host (asked once: the lanes have ended)."""
         if self._stored is None:
-            output = await self.transport.check(f"stat -L -c %s -- {q(self.written)}", self.path)
+            output = await self.transport.check(
+                f"stat -L -c %s -- {quote(self.written)}", self.path
+            )
             self._stored = int(output.split()[0])
         return self._stored
 
@@ -317,7 +319,7 @@ class ShellWriter(Writer):
             await self._settle()
         commands = metadata_commands(self.written, self.mode, self.mtime_ns)
         if self.atomic:
-            commands.append(f"mv -fT -- {q(self.written)} {q(self.path)}")
+            commands.append(f"mv -fT -- {quote(self.written)} {quote(self.path)}")
         try:
             if commands:
                 await self.transport.check(" && ".join(commands), self.path)
@@ -328,7 +330,7 @@ class ShellWriter(Writer):
     async def _abort(self) -> None:
         with contextlib.suppress(ConnectorError):
             await self._lanes.shut_all()
-            await self.transport.check(f"rm -f -- {q(self.written)}", self.path)
+            await self.transport.check(f"rm -f -- {quote(self.written)}", self.path)
 
     @property
     def resume_token(self) -> str:
@@ -344,7 +346,7 @@ class ShellWriter(Writer):
         digests cross the network. Nothing for a file this writer started."""
         if not self._resumed:
             return []
-        read = f"dd if={q(self.written)} iflag=skip_bytes skip={start} {BLOCK}"
+        read = f"dd if={quote(self.written)} iflag=skip_bytes skip={start} {BLOCK}"
         command = f"{read} | split -b {piece} --filter=sha256sum"
         output = await self.transport.check(command, self.path, what="sha256sum")
         digests = []

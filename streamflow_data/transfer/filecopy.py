@@ -139,7 +139,7 @@ class FileCopy:
                     files[(self.relpath, destination.index)] = FileState.PENDING
             pending = retry
 
-    def _held(self, destination: Destination, number: int, crc: int) -> None:
+    def _journal_held(self, destination: Destination, number: int, crc: int) -> None:
         """Journal a chunk the destination holds whole (moved in a file range)."""
         start, length = self._chunk_range(number)
         self._resume.read(start + length, crc)
@@ -151,7 +151,7 @@ class FileCopy:
         self._written[index] = self._written.get(index, 0) + size
         self.context.progress.skip(index, 0, size)
 
-    def _wrote(self, destination: Destination, size: int, started: float) -> None:
+    def _count_written(self, destination: Destination, size: int, started: float) -> None:
         self.context.stats.wrote(destination.location, size, time.monotonic() - started)
         self.context.progress.add_bytes(destination.index, size)
         self._written[destination.index] = self._written.get(destination.index, 0) + size
@@ -196,7 +196,7 @@ class FileCopy:
         # The location read the source to write the copy: both count in its statistics.
         elapsed = time.monotonic() - started
         self.context.stats.read(self.context.source.location, stat.size, elapsed)
-        self._wrote(destination, stat.size, started)
+        self._count_written(destination, stat.size, started)
         return {}
 
     # -- streaming ------------------------------------------------------------------------------
@@ -247,7 +247,7 @@ class FileCopy:
                 except Exception as exc:
                     failures[destination] = exc
                     return
-                self._wrote(destination, len(data), started)
+                self._count_written(destination, len(data), started)
 
             async with asyncio.TaskGroup() as group:
                 for destination in destinations:
@@ -416,10 +416,10 @@ class FileCopy:
             return None
         events = RouteEvents(
             journaled=self._resume.tracking(destination.index),
-            moved=functools.partial(self._wrote, destination),
+            moved=functools.partial(self._count_written, destination),
             read=functools.partial(self.context.stats.read, self.context.source.location),
             recovered=self.context.stats.error,
-            held=functools.partial(self._held, destination),
+            held=functools.partial(self._journal_held, destination),
         )
         chunk = self.settings.chunk_size
         return own_route(
@@ -558,7 +558,7 @@ class FileCopy:
                 await asyncio.sleep(self.settings.retry_wait(tries))
                 block.state = BlockState.PENDING
                 continue
-            self._wrote(destination, block.length, started)
+            self._count_written(destination, block.length, started)
             return
 
     async def _commit(

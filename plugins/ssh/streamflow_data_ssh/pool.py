@@ -75,7 +75,7 @@ class _Connection:
     channels: int = 0
 
 
-_SETTLE = 0.003
+_SLOT_REST = 0.003
 """Seconds a slot rests after its channel closed before another channel opens in it: sshd
 counts a closed session against ``MaxSessions`` until its loop has collected it, and
 refuses ("no more sessions") a channel asked for in the same read as the close. Timing,
@@ -258,7 +258,7 @@ class NodePool(CommandTransport):
             closer: Closer | None = None
             async with slots.changed:
                 if slots.free:
-                    resting = slots.free[0] + _SETTLE - time.monotonic()
+                    resting = slots.free[0] + _SLOT_REST - time.monotonic()
                     if resting <= 0:
                         slots.free.popleft()
                         return
