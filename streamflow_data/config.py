@@ -47,8 +47,6 @@ class TransferSettings(Settings):
     ones (of a quarter of this at least), so that several move at once."""
     max_concurrent_chunks: int = setting(4, ge=1, le=1024)
     """Chunks of one transfer in flight at once (all its files together)."""
-    max_sessions_per_location: int = setting(8, ge=1, le=1024)
-    """Reads or writes in flight at once on one location, across all transfers."""
     max_retries: int = setting(3, ge=0, le=100)
     """Times a file (or a block write) is tried again after a retryable error."""
     retry_delay: float = setting(0.1, ge=0.0, le=60.0)

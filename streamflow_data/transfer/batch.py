@@ -130,8 +130,7 @@ class BatchCopy:
         """
         started = time.monotonic()
         try:
-            async with self.context.sessions.slot(destination.location):
-                results: Sequence[Exception | None] = await operation(destination.location, items)
+            results: Sequence[Exception | None] = await operation(destination.location, items)
         except ConnectorError as exc:
             results = [exc] * len(items)
         written = 0
@@ -169,10 +168,9 @@ class BatchCopy:
         try:
             started = time.monotonic()
             try:
-                async with context.sessions.slot(source.location):
-                    contents = await source.connector.read_files(
-                        source.location, [f.src for f in self.files]
-                    )
+                contents = await source.connector.read_files(
+                    source.location, [f.src for f in self.files]
+                )
             except ConnectorError as exc:
                 contents = [exc] * len(self.files)
             readable: list[tuple[SmallFile, bytes]] = []

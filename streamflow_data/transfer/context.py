@@ -23,7 +23,6 @@ __all__ = [
     "DestinationState",
     "Endpoint",
     "RunContext",
-    "SessionLimits",
     "source_changed",
 ]
 
@@ -118,22 +117,6 @@ class Destination:
         return join(self.state.root, relpath)
 
 
-class SessionLimits:
-    """At most ``limit`` reads or writes in flight per location, across transfers."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._slots: dict[tuple[str, str], asyncio.Semaphore] = {}
-
-    def slot(self, location: ExecutionLocation) -> asyncio.Semaphore:
-        """The semaphore of ``location``; hold it around each operation."""
-        key = (location.deployment, location.name)
-        found = self._slots.get(key)
-        if found is None:
-            found = self._slots[key] = asyncio.Semaphore(self._limit)
-        return found
-
-
 @dataclass(slots=True)
 class RunContext:
     """What the files of one transfer share."""
@@ -141,7 +124,6 @@ class RunContext:
     source: Endpoint
     settings: TransferSettings
     pool: BlockPool
-    sessions: SessionLimits
     stats: Statistics
     progress: ProgressTracker
     chunk_slots: asyncio.Semaphore

@@ -31,7 +31,6 @@ from streamflow_data.transfer.context import (
     Destination,
     Endpoint,
     RunContext,
-    SessionLimits,
 )
 from streamflow_data.transfer.events import TransferListener
 from streamflow_data.transfer.filecopy import FileCopy
@@ -64,7 +63,6 @@ class TransferEngine:
         self.settings = settings
         self.listeners = list(listeners)
         self.pool = BlockPool(settings.block_count, settings.block_size)
-        self.sessions = SessionLimits(settings.max_sessions_per_location)
         self.statistics = Statistics()
 
     async def run(
@@ -138,7 +136,6 @@ class TransferEngine:
             source=source,
             settings=self.settings,
             pool=self.pool,
-            sessions=self.sessions,
             stats=self.statistics,
             progress=progress,
             chunk_slots=asyncio.Semaphore(self.settings.max_concurrent_chunks),

@@ -189,8 +189,7 @@ class FileCopy:
 
         started = time.monotonic()
         try:
-            async with self.context.sessions.slot(destination.location):
-                await self._in_parent(destination, copy)
+            await self._in_parent(destination, copy)
         except Exception as exc:
             return {destination: exc}
         # The location read the source to write the copy: both count in its statistics.
@@ -242,8 +241,7 @@ class FileCopy:
 
                 started = time.monotonic()
                 try:
-                    async with context.sessions.slot(destination.location):
-                        await self._in_parent(destination, operation)
+                    await self._in_parent(destination, operation)
                 except Exception as exc:
                     failures[destination] = exc
                     return
@@ -545,8 +543,7 @@ class FileCopy:
         while True:
             started = time.monotonic()
             try:
-                async with context.sessions.slot(destination.location):
-                    await writer.write(block.offset, block.data)
+                await writer.write(block.offset, block.data)
             except Exception as exc:
                 ranged = destination.connector.capabilities.ranged_writes
                 if not (ranged and _retryable(exc) and tries < self.settings.max_retries):
@@ -569,8 +566,7 @@ class FileCopy:
         async def commit(destination: Destination, writer: Writer) -> None:
             self.context.files[(self.relpath, destination.index)] = FileState.DONE
             try:
-                async with self.context.sessions.slot(destination.location):
-                    await writer.commit(digest)
+                await writer.commit(digest)
             except Exception as exc:
                 failures[destination] = exc
             unchecked = Verification.SIZE if self.settings.verify_writes else Verification.NONE

@@ -1,4 +1,4 @@
-"""The source file of one copy: read in a session of its location, and checked for change.
+"""The source file of one copy: its failures, and whether it changed while it was read.
 
 A copy of a file that changed while it was read would match neither version, so every
 failure of the source fails the whole attempt (:class:`SourceError`, for every
@@ -35,10 +35,9 @@ class SourceFile:
 
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[None]:
-        """Hold a session on the source; errors inside are the source's."""
+        """Errors inside are the source's."""
         try:
-            async with self.context.sessions.slot(self.context.source.location):
-                yield
+            yield
         except Exception as exc:
             raise SourceError(exc) from exc
 
