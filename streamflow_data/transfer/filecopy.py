@@ -75,6 +75,9 @@ class FileCopy:
         self._priors: dict[int, PriorCopy] = {}  # partial files of an earlier run to continue
         self._resumed: dict[int, int] = {}  # bytes a destination held from an earlier run
         self._checked: dict[int, Verification] = {}  # how this attempt's copy was checked
+        self._lost: _Failures = {}
+        """The destinations the current streaming attempt has lost, and why: its drains
+        stop writing there, and the attempt returns it."""
 
     async def run(self, destinations: list[Destination]) -> None:
         """Copy to ``destinations``; a destination where the file fails for good gets its
@@ -225,9 +228,8 @@ class FileCopy:
             for destination in destinations:
                 kind = destination.connector.capabilities.verification
                 self._checked[destination.index] = kind if verify else Verification.NONE
-            failures: _Failures = {}
 
-            async def write(destination: Destination) -> None:
+            async def write(destination: Destination) -> Exception | None:
                 async def operation(destination: Destination) -> None:
                     await destination.connector.write_file(
                         destination.location,
@@ -243,20 +245,19 @@ class FileCopy:
                 try:
                     await self._in_parent(destination, operation)
                 except Exception as exc:
-                    failures[destination] = exc
-                    return
+                    return exc
                 self._count_written(destination, len(data), started)
+                return None
 
             async with asyncio.TaskGroup() as group:
-                for destination in destinations:
-                    group.create_task(write(destination))
-            return failures
+                writes = {d: group.create_task(write(d)) for d in destinations}
+            return {d: error for d, task in writes.items() if (error := task.result()) is not None}
         finally:
             context.pool.release(block)
 
     async def _stream_blocks(self, destinations: list[Destination]) -> _Failures:
         """Stream a large file through pool blocks to a writer per destination."""
-        failures: _Failures = {}
+        lost = self._lost = {}
 
         async with contextlib.AsyncExitStack() as stack:
             async with self.source.reading():
@@ -268,21 +269,21 @@ class FileCopy:
                 try:
                     writer = await self._open_writer(destination)
                 except Exception as exc:
-                    failures[destination] = exc
+                    lost[destination] = exc
                     continue
                 stack.push_async_callback(self._release, writer)
                 writers[destination] = writer
             if writers:
                 await self.context.journal.flush()  # resume tokens before any byte
-                digest = await self._pump(reader, writers, failures)
-                await self._commit(writers, failures, digest)
+                digest = await self._pump(reader, writers)
+                await self._commit(writers, digest)
                 # Changed while committed: the copies hold the whole version read, which
                 # is no longer the file's; they fail, and a retry copies the file again.
-                committed = len(failures) < len(writers)
+                committed = len(lost) < len(writers)
                 if committed and (changed := await self.source.change(reader, read=False)):
                     for destination in writers:
-                        failures.setdefault(destination, changed)
-        return failures
+                        lost.setdefault(destination, changed)
+        return dict(lost)
 
     async def _open_writer(self, destination: Destination) -> Writer:
         """Continue the partial file of an earlier run if there is one, else start anew."""
@@ -333,9 +334,7 @@ class FileCopy:
         else:
             await writer.abort()
 
-    async def _pump(
-        self, reader: Reader, writers: dict[Destination, Writer], failures: _Failures
-    ) -> Digest | None:
+    async def _pump(self, reader: Reader, writers: dict[Destination, Writer]) -> Digest | None:
         """Move every block from the reader to the writers; returns the file's digest
         (None when writes are not verified, or a connector's own route moved the file)."""
         self._outstanding.clear()  # a retry starts its chunks over
@@ -349,7 +348,7 @@ class FileCopy:
             if route is not None:
                 mark = functools.partial(self._mark_chunks, destination)
                 if (error := await follow_route(route, mark)) is not None:
-                    failures[destination] = error
+                    self._lost[destination] = error
                 if changed := await self.source.change(reader):
                     raise SourceError(changed)
                 return None
@@ -387,7 +386,7 @@ class FileCopy:
                 for destination, queue in queues.items():
                     writer = writers[destination]
                     for _ in range(drains_per_destination):
-                        group.create_task(self._drain(destination, writer, queue, failures))
+                        group.create_task(self._drain(destination, writer, queue))
                 group.create_task(produce())
         finally:
             self.context.pool.let_go_queued(queues.values())  # after a cancellation
@@ -509,14 +508,13 @@ class FileCopy:
         destination: Destination,
         writer: Writer,
         queue: asyncio.Queue[BufferBlock | None],
-        failures: _Failures,
     ) -> None:
         """Write the blocks of one destination; after a failure, only release them."""
         context = self.context
         while (block := await queue.get()) is not None:
             key = (self.relpath, block.tag, destination.index)
             try:
-                if destination not in failures:
+                if destination not in self._lost:
                     await self._write_block(destination, writer, block)
                     self._resume.written(
                         destination.index, block.tag, block.offset, block.offset + block.length
@@ -526,7 +524,7 @@ class FileCopy:
                     if not self._outstanding[outstanding] and block.tag in self._read_chunks:
                         context.chunks[key] = ChunkState.FINISHED
             except Exception as exc:
-                failures[destination] = exc
+                self._lost[destination] = exc
                 context.chunks[key] = ChunkState.ERRORED
             finally:
                 context.pool.let_go(block)
@@ -558,9 +556,7 @@ class FileCopy:
             self._count_written(destination, block.length, started)
             return
 
-    async def _commit(
-        self, writers: dict[Destination, Writer], failures: _Failures, digest: Digest | None
-    ) -> None:
+    async def _commit(self, writers: dict[Destination, Writer], digest: Digest | None) -> None:
         """Verify and publish every destination written without error."""
 
         async def commit(destination: Destination, writer: Writer) -> None:
@@ -568,12 +564,12 @@ class FileCopy:
             try:
                 await writer.commit(digest)
             except Exception as exc:
-                failures[destination] = exc
+                self._lost[destination] = exc
             unchecked = Verification.SIZE if self.settings.verify_writes else Verification.NONE
             checked = unchecked if digest is None else writer.verification
             self._checked[destination.index] = checked
 
         async with asyncio.TaskGroup() as group:
             for destination, writer in writers.items():
-                if destination not in failures:
+                if destination not in self._lost:
                     group.create_task(commit(destination, writer))
