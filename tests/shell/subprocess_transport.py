@@ -2,7 +2,7 @@
 
 It proves that :class:`~streamflow_data.shell.ShellConnector` needs of a transport only
 what :class:`~streamflow_data.shell.CommandTransport` asks (the conformance suite runs on
-it unchanged), and shows a plugin author the whole of one: about a hundred lines.
+it unchanged), and shows a plugin author the whole of one.
 """
 
 from __future__ import annotations
