@@ -1,12 +1,13 @@
-"""Settings of the data manager: frozen dataclasses, validated when not defaults (see
+"""Settings of the data manager: frozen pydantic models (see
 :mod:`streamflow_data.validation`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from streamflow_data.validation import Settings, setting
+import pydantic
+
+from streamflow_data.validation import Settings
 
 __all__ = ["BACKOFF_CAP", "CacheSettings", "CatalogSettings", "TransferSettings", "backoff"]
 
@@ -22,7 +23,6 @@ def backoff(first: float, attempt: int) -> float:
     return float(min(first * 2 ** (attempt - 1), BACKOFF_CAP))
 
 
-@dataclass(frozen=True, kw_only=True)
 class TransferSettings(Settings):
     """How transfers move bytes.
 
@@ -33,25 +33,25 @@ class TransferSettings(Settings):
 
     kind: ClassVar[str] = "transfer settings"
 
-    chunk_size: int = setting(64 * MiB, ge=4096)
+    chunk_size: int = pydantic.Field(default=64 * MiB, ge=4096)
     """A file larger than this is moved as chunks, in parallel where destinations allow."""
-    block_size: int = setting(4 * MiB, ge=4096, le=1024 * MiB)
+    block_size: int = pydantic.Field(default=4 * MiB, ge=4096, le=1024 * MiB)
     """Bytes read from the source at a time, then written to every destination."""
-    block_count: int = setting(16, ge=2, le=65536)
+    block_count: int = pydantic.Field(default=16, ge=2, le=65536)
     """Blocks in the pool: with ``block_size``, the memory bound."""
-    max_concurrent_files: int = setting(8, ge=1, le=1024)
+    max_concurrent_files: int = pydantic.Field(default=8, ge=1, le=1024)
     """Files (or batches of small files) of one transfer in flight at once."""
-    max_batch_files: int = setting(1024, ge=1, le=65536)
+    max_batch_files: int = pydantic.Field(default=1024, ge=1, le=65536)
     """Small files (a block or less) of a tree moved together in one bulk operation, at
     most. A tree of fewer than ``max_concurrent_files`` such batches is cut into smaller
     ones (of a quarter of this at least), so that several move at once."""
-    max_concurrent_chunks: int = setting(4, ge=1, le=1024)
+    max_concurrent_chunks: int = pydantic.Field(default=4, ge=1, le=1024)
     """Chunks of one transfer in flight at once (all its files together)."""
-    max_retries: int = setting(3, ge=0, le=100)
+    max_retries: int = pydantic.Field(default=3, ge=0, le=100)
     """Times a file (or a block write) is tried again after a retryable error."""
-    retry_delay: float = setting(0.1, ge=0.0, le=60.0)
+    retry_delay: float = pydantic.Field(default=0.1, ge=0.0, le=60.0)
     """Seconds before the first retry; each further retry waits twice as long (10 s at most)."""
-    checksum: Literal["crc32c", "sha256", "none"] = setting("crc32c")
+    checksum: Literal["crc32c", "sha256", "none"] = pydantic.Field(default="crc32c")
     """How copies are verified.
 
     ``crc32c``: the CRC32C of every block is computed as it is read, and each destination
@@ -69,7 +69,7 @@ class TransferSettings(Settings):
 
     ``none``: nothing is computed or compared; the storage is trusted (for copies whose
     integrity is checked elsewhere, where verification's reads cost too much)."""
-    keep_setid: bool = setting(False)
+    keep_setid: bool = pydantic.Field(default=False)
     """Give copied files the setuid and setgid bits their source has. By default they are
     dropped, as ``cp`` drops them when the copy is not owned by the source's owner: a
     copy must not become a program that runs as somebody else. Directories keep theirs
@@ -90,37 +90,35 @@ class TransferSettings(Settings):
         return backoff(self.retry_delay, attempt)
 
 
-@dataclass(frozen=True, kw_only=True)
 class CatalogSettings(Settings):
     """Where the data manager keeps what must survive a restart, and how processes that
     share the file take turns writing a destination."""
 
     kind: ClassVar[str] = "catalog settings"
 
-    path: str = setting(":memory:")
+    path: str = pydantic.Field(default=":memory:")
     """The SQLite file (created if missing); ``:memory:`` keeps nothing after close."""
-    busy_timeout: float = setting(10.0, gt=0.0, le=3600.0)
+    busy_timeout: float = pydantic.Field(default=10.0, gt=0.0, le=3600.0)
     """Seconds to wait for another process's write to the file before failing."""
-    lock_policy: Literal["wait", "fail"] = setting("wait")
+    lock_policy: Literal["wait", "fail"] = pydantic.Field(default="wait")
     """When another process is writing a destination path: wait for it, or fail at once
     with :class:`~streamflow_data.errors.TransferLockedError`."""
-    lock_timeout: float = setting(3600.0, ge=0.0)
+    lock_timeout: float = pydantic.Field(default=3600.0, ge=0.0)
     """Seconds to wait for a destination lock (``wait`` policy) before failing."""
-    stale_lock_after: float = setting(30.0, ge=1.0, le=86400.0)
+    stale_lock_after: float = pydantic.Field(default=30.0, ge=1.0, le=86400.0)
     """A lock whose holder stopped refreshing it this many seconds ago (a process that
     died) is taken over. Holders refresh their locks every third of this."""
 
 
-@dataclass(frozen=True, kw_only=True)
 class CacheSettings(Settings):
     """The budget of replicas the manager fetches to the local node."""
 
     kind: ClassVar[str] = "cache settings"
 
-    budget: int = setting(ge=0)
+    budget: int = pydantic.Field(ge=0)
     """Bytes of fetched replicas kept on the local node at most."""
-    when_full: Literal["wait", "fail"] = setting("wait")
+    when_full: Literal["wait", "fail"] = pydantic.Field(default="wait")
     """When a copy does not fit and nothing can be evicted (all pinned or in use): wait
     for space, or fail at once with :class:`~streamflow_data.errors.CacheFullError`."""
-    wait_timeout: float = setting(300.0, ge=0.0)
+    wait_timeout: float = pydantic.Field(default=300.0, ge=0.0)
     """Seconds a copy waits for space (``wait``) before failing."""

@@ -14,8 +14,9 @@ import functools
 import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import ClassVar, ParamSpec, Self, TypeVar
+
+import pydantic
 
 from streamflow_data.connectors import localfiles as files
 from streamflow_data.connectors.base import (
@@ -43,7 +44,7 @@ from streamflow_data.model import (
     check_partial_file,
     is_temporary_of,
 )
-from streamflow_data.validation import Settings, parse_options, setting
+from streamflow_data.validation import Settings, parse_options
 
 __all__ = ["LocalConnector", "LocalOptions"]
 
@@ -51,15 +52,14 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, kw_only=True)
 class LocalOptions(Settings):
     """Options of the local connector."""
 
     kind: ClassVar[str] = "local connector options"
 
-    max_threads: int = setting(4, ge=1, le=256)
+    max_threads: int = pydantic.Field(default=4, ge=1, le=256)
     """How many threads do blocking file I/O (the connector's concurrency limit)."""
-    fsync: bool = setting(False)
+    fsync: bool = pydantic.Field(default=False)
     """Flush each file to disk before it is renamed into place (slower, crash-safe)."""
 
 

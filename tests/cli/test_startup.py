@@ -6,9 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-HEAVY = ("pydantic", "crc32c", "importlib.metadata", "tomllib")
+HEAVY = ("crc32c", "tomllib", "aiohttp", "streamflow_data_ssh", "streamflow_data_s3")
 """Modules a copy with the embedded default configuration must not import (each costs
-tens of milliseconds of start-up; see docs/performance.md)."""
+tens of milliseconds of start-up; see docs/performance.md). pydantic is imported (the
+settings are its models), and with it ``importlib.metadata``, where it looks for its own
+plugins."""
 
 SCRIPT = """
 import sys

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -181,7 +180,7 @@ async def test_setuid_and_setgid_bits_are_dropped_unless_kept(
     (source / "plain").write_bytes(b"plain")
     (source / "plain").chmod(0o1640)
     for keep, expected in ((False, 0o755), (True, 0o6755)):
-        settings = dataclasses.replace(SMALL_CHUNKS, keep_setid=keep)
+        settings = SMALL_CHUNKS.replace(keep_setid=keep)
         async with DefaultDataManager(
             {"local": LocalConnector(), "ssh": ssh}, settings=settings
         ) as manager:
