@@ -103,7 +103,7 @@ class RemotePathMapper:
 
     def __len__(self) -> int:
         """The number of valid replicas, parent directories included (counted: O(paths))."""
-        return sum(len(entry) if type(entry) is list else 1 for entry in self._by_path.values())
+        return sum(len(entry) if isinstance(entry, list) else 1 for entry in self._by_path.values())
 
     # -- lookups -------------------------------------------------------------------------
 
@@ -111,7 +111,7 @@ class RemotePathMapper:
         entry = self._by_path.get(path)
         if entry is None:
             return ()
-        return entry if type(entry) is list else (entry,)  # type: ignore[return-value]
+        return entry if isinstance(entry, list) else (entry,)
 
     def find(self, location: ExecutionLocation, path: str) -> DataLocation | None:
         """The valid replica of ``path`` on ``location``, or None."""
@@ -342,10 +342,10 @@ class RemotePathMapper:
         current = self._by_path.get(replica.path)
         if current is None:
             self._by_path[replica.path] = replica
-        elif type(current) is list:
+        elif isinstance(current, list):
             current.append(replica)
         else:
-            self._by_path[replica.path] = [current, replica]  # type: ignore[list-item]
+            self._by_path[replica.path] = [current, replica]
 
     def _link_parents(self, location: ExecutionLocation, path: str) -> None:
         """List ``path`` among its parent's children, registering missing parents.
@@ -408,10 +408,11 @@ class RemotePathMapper:
         self._note_link(second, first)
         first_set = self._sets.get(first)
         second_set = self._sets.get(second)
-        if first_set is None and second_set is None:
-            self._sets[first] = self._sets[second] = [first, second]
-        elif first_set is None:
-            self._join(second_set, [first])  # type: ignore[arg-type]
+        if first_set is None:
+            if second_set is None:
+                self._sets[first] = self._sets[second] = [first, second]
+            else:
+                self._join(second_set, [first])
         elif second_set is None:
             self._join(first_set, [second])
         elif first_set is not second_set:
@@ -535,7 +536,7 @@ class RemotePathMapper:
         self._parents.discard(replica)
         self._drop_derived(replica.location, replica.path)
         entries = self._by_path[replica.path]
-        if type(entries) is list:
+        if isinstance(entries, list):
             entries.remove(replica)
             if len(entries) == 1:
                 self._by_path[replica.path] = entries[0]
