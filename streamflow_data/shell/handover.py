@@ -39,8 +39,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from streamflow_data.checksum import crc32c_combine, crc32c_of_file
 from streamflow_data.connectors.localcopy import CopyEvents, LocalFile
+from streamflow_data.connectors.localfiles import pwrite_all
 from streamflow_data.errors import ConnectorError, SourceChangedError
-from streamflow_data.shell.lanes import local_error
+from streamflow_data.shell.lanes import local_error, open_local
 from streamflow_data.shell.reader import ShellReader
 from streamflow_data.shell.writer import ShellWriter
 
@@ -138,6 +139,13 @@ class Handover:
         if failures:
             raise failures[0]
 
+    def _crc_of(self, number: int) -> asyncio.Future[int]:
+        """The future of chunk ``number``'s CRC32C in an upload, set once it is read."""
+        future = self._crcs.get(number)
+        if future is None:
+            future = self._crcs[number] = asyncio.get_running_loop().create_future()
+        return future
+
     def _span(self, numbers: range) -> tuple[int, int]:
         """Where the chunks ``numbers`` start, and their length together."""
         return self.chunks[numbers[0]][0], sum(self.chunks[number][1] for number in numbers)
@@ -159,7 +167,7 @@ class Handover:
                 await asyncio.wait([crc])
 
     async def _source_crc(self, number: int) -> int | None:
-        return await self._crcs.setdefault(number, asyncio.get_running_loop().create_future())
+        return await self._crc_of(number)
 
     async def _checksum(self, writer: ShellWriter, numbers: range) -> int:
         """The CRC32C of the chunks ``numbers``, each read in a worker thread; our error if
@@ -176,8 +184,7 @@ class Handover:
             if done != length:
                 detail = f"the local file {self.local.path!r} ends at {start + done} bytes"
                 raise SourceChangedError(writer.location, writer.path, detail)
-            future = self._crcs.setdefault(number, asyncio.get_running_loop().create_future())
-            future.set_result(crc)
+            self._crc_of(number).set_result(crc)
             value = crc32c_combine(value, crc, length) if number != numbers[0] else crc
         return value
 
@@ -250,22 +257,25 @@ class Handover:
     ) -> int:
         """Move ``size`` bytes from ``offset`` a block at a time through this process; the
         bytes moved (fewer at the end of the file)."""
+        location, path = reader.transport.location, self.local.path
         buffer = memoryview(bytearray(min(_BLOCK, max(size, 1))))
         moved = 0
-        while moved < size:
-            wanted = min(len(buffer), size - moved)
-            got = await reader.readinto(offset + moved, buffer[:wanted])
-            if got:
-                try:
-                    await asyncio.to_thread(
-                        _write_at, self.local.path, buffer[:got], offset + moved
-                    )
-                except OSError as exc:
-                    raise local_error(exc, reader.transport.location, self.local.path) from exc
-            moved += got
-            progress(got)
-            if got < wanted:
-                break
+        fd = await open_local(location, path, os.O_WRONLY)
+        try:
+            while moved < size:
+                wanted = min(len(buffer), size - moved)
+                got = await reader.readinto(offset + moved, buffer[:wanted])
+                if got:
+                    try:
+                        await asyncio.to_thread(pwrite_all, fd, buffer[:got], offset + moved)
+                    except OSError as exc:
+                        raise local_error(exc, location, path) from exc
+                moved += got
+                progress(got)
+                if got < wanted:
+                    break
+        finally:
+            os.close(fd)
         return moved
 
 
@@ -283,16 +293,5 @@ def _range_crc32c(path: str, start: int, length: int) -> tuple[int, int]:
     fd = os.open(path, os.O_RDONLY)
     try:
         return crc32c_of_file(fd, start, length)
-    finally:
-        os.close(fd)
-
-
-def _write_at(path: str, data: memoryview, offset: int) -> None:
-    """Write all of ``data`` at ``offset`` of the existing file ``path`` (blocking)."""
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        while data:
-            written = os.pwrite(fd, data, offset)
-            data, offset = data[written:], offset + written
     finally:
         os.close(fd)

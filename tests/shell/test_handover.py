@@ -160,10 +160,10 @@ async def test_a_local_failure_is_reported_by_its_errno(
     """The range fails, and the local file cannot take the rest (the disk is full): the
     transfer says why, and the partial file is removed."""
 
-    def full(path: str, data: memoryview, offset: int) -> None:
+    def full(fd: int, data: memoryview, offset: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(handover, "_write_at", full)
+    monkeypatch.setattr(handover, "pwrite_all", full)
     source = FaultyConnector(fail_at=300_000)
     target = hosts.add("dst")
     src, _ = await _remote_file(tmp_path)
