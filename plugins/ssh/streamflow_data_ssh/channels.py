@@ -17,9 +17,9 @@ from typing import Literal
 
 import asyncssh
 
-from streamflow_data.sdk import ConnectorError, ExecutionLocation
+from streamflow_data.sdk import ExecutionLocation
 from streamflow_data.shell import Buffer, Completed, Stream
-from streamflow_data_ssh.failures import translate
+from streamflow_data_ssh.failures import translating
 
 __all__ = ["SSH_FAILED", "AsyncsshStream", "OpenSSHStream", "TranslatedStream", "completed"]
 
@@ -174,39 +174,26 @@ class TranslatedStream(Stream):
         """The client's stream."""
         self._location, self._path = location, path
 
-    def _translated(self, exc: asyncssh.Error | OSError) -> ConnectorError:
-        return translate(exc, self._location, self._path)
-
     async def send_pieces(self, pieces: Sequence[Buffer]) -> None:
-        try:
+        with translating(self._location, self._path):
             await self.inner.send_pieces(pieces)
-        except (asyncssh.Error, OSError) as exc:
-            raise self._translated(exc) from exc
 
     async def receive_into(self, buffer: memoryview) -> int:
-        try:
+        with translating(self._location, self._path):
             return await self.inner.receive_into(buffer)
-        except (asyncssh.Error, OSError) as exc:
-            raise self._translated(exc) from exc
 
     async def finish(self) -> Completed:
-        try:
+        with translating(self._location, self._path):
             return await self.inner.finish()
-        except (asyncssh.Error, OSError) as exc:
-            raise self._translated(exc) from exc
 
     async def stop(self) -> None:
         with contextlib.suppress(asyncssh.Error, OSError):
             await self.inner.stop()
 
     async def feed(self, fd: int, size: int) -> None:
-        try:
+        with translating(self._location, self._path):
             await self.inner.feed(fd, size)
-        except (asyncssh.Error, OSError) as exc:
-            raise self._translated(exc) from exc
 
     async def pour(self, fd: int) -> None:
-        try:
+        with translating(self._location, self._path):
             await self.inner.pour(fd)
-        except (asyncssh.Error, OSError) as exc:
-            raise self._translated(exc) from exc

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import asyncssh
 
@@ -13,7 +15,7 @@ from streamflow_data.sdk import (
     LocationUnreachableError,
 )
 
-__all__ = ["translate"]
+__all__ = ["translate", "translating"]
 
 
 def translate(error: BaseException, location: ExecutionLocation, path: str) -> ConnectorError:
@@ -35,3 +37,12 @@ def translate(error: BaseException, location: ExecutionLocation, path: str) -> C
         raise TypeError(f"not a connection error: {error!r}") from error
     translated.__cause__ = error
     return translated
+
+
+@contextlib.contextmanager
+def translating(location: ExecutionLocation, path: str) -> Iterator[None]:
+    """Raise our error (see :func:`translate`) for an asyncssh or OS failure inside."""
+    try:
+        yield
+    except (asyncssh.Error, OSError) as exc:
+        raise translate(exc, location, path) from exc

@@ -43,7 +43,7 @@ from streamflow_data.shell import (
     wire,
 )
 from streamflow_data_ssh.channels import AsyncsshStream, OpenSSHStream, TranslatedStream, completed
-from streamflow_data_ssh.failures import translate
+from streamflow_data_ssh.failures import translate, translating
 from streamflow_data_ssh.openssh import OpenSSHMaster, find_ssh
 from streamflow_data_ssh.options import NodeOptions, SSHOptions
 
@@ -329,10 +329,8 @@ class NodePool(CommandTransport):
         itself (see :meth:`~streamflow_data.shell.Stream.feed`); with ``stdout``, it
         writes its output there (:meth:`~streamflow_data.shell.Stream.pour`)."""
         async with contextlib.AsyncExitStack() as stack:
-            try:
+            with translating(self.location, path):
                 raw = await stack.enter_async_context(self._stream(command, stdin, stdout))
-            except (asyncssh.Error, OSError) as exc:
-                raise translate(exc, self.location, path) from exc
             yield TranslatedStream(raw, self.location, path)
 
     @contextlib.asynccontextmanager
