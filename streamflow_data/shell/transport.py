@@ -93,13 +93,15 @@ class CommandTransport(abc.ABC):
     with a command only name it in errors.
     """
 
-    hands_over_files: bool = False
-    """Whether :meth:`Stream.feed` and :meth:`Stream.pour` give the local file to the
-    process itself (as ``ssh`` reads and writes its own standard input and output), so
-    that its bytes never pass through this process."""
-
     def __init__(self, location: ExecutionLocation) -> None:
         self.location = location
+
+    @property
+    def hands_over_files(self) -> bool:
+        """Whether :meth:`Stream.feed` and :meth:`Stream.pour` give the local file to the
+        process itself (as ``ssh`` reads and writes its own standard input and output), so
+        that its bytes never pass through this process. False by default."""
+        return False
 
     @abc.abstractmethod
     async def run(

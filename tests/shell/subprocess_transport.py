@@ -82,7 +82,10 @@ class ProcessStream(Stream):
 class SubprocessTransport(CommandTransport):
     """Commands of one location run by the local ``sh``."""
 
-    hands_over_files = True
+    @property
+    def hands_over_files(self) -> bool:
+        """Always: the process gets the local file as its standard input or output."""
+        return True
 
     async def _start(self, command: str, path: str, stdin: int, stdout: int) -> Process:
         try:

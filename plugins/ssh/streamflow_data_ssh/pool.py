@@ -314,7 +314,7 @@ class NodePool(CommandTransport):
             yield connection
 
     @property
-    def hands_over_files(self) -> bool:  # type: ignore[override]  # a flag, computed here
+    def hands_over_files(self) -> bool:
         """Whether streams go to the OpenSSH master (when it has room), which reads and
         writes local files itself."""
         return self._master_wanted
