@@ -40,6 +40,7 @@ from tests.ssh.sshd import (
     client_key,
     known_hosts,
     login_user,
+    owned_directory,
     start_server,
 )
 
@@ -97,6 +98,57 @@ async def test_a_refused_key_is_an_authentication_error(
             await connector.stat(connector.locations("ssh")[0], "/")
     finally:
         await connector.close()
+
+
+async def test_an_encrypted_key_is_opened_with_its_passphrase_file(
+    ssh_base: Path, tmp_path: Path
+) -> None:
+    """The passphrase comes from a file, never into a message; the byte streams go
+    through asyncssh, as ``ssh`` could not be given it."""
+    import asyncssh
+
+    key = ssh_base / f"encrypted_key_{os.getpid()}_{time.monotonic_ns()}"
+    secret = "correct horse battery"
+    generated = asyncssh.generate_private_key("ssh-ed25519")
+    await asyncio.to_thread(generated.write_private_key, key, passphrase=secret)
+    await asyncio.to_thread(generated.write_public_key, str(key) + ".pub")
+    server = await asyncio.to_thread(start_server, "host-p", key.with_suffix(".d"), key)
+    (tmp_path / "right").write_text(secret + "\n")
+    (tmp_path / "wrong").write_text("not it\n")
+
+    def options(passphrase: str) -> SSHOptions:
+        return SSHOptions.model_validate(
+            {
+                "nodes": [{"hostname": "127.0.0.1", "port": server.port}],
+                "username": login_user(),
+                "client_keys": [str(key)],
+                "passphrase_file": str(tmp_path / passphrase),
+                "check_host_keys": False,
+            }
+        )
+
+    try:
+        connector = SSHConnector(options("right"))
+        location = connector.locations("ssh")[0]
+        try:
+            manager = DefaultDataManager({"ssh": connector})
+            await asyncio.to_thread((tmp_path / "blob").write_bytes, os.urandom(3 << 20))
+            manager.register_path(LOCAL, str(tmp_path / "blob"))
+            target = owned_directory(server.directory / "files") / "blob"
+            await manager.transfer_data(LOCAL, str(tmp_path / "blob"), [location], str(target))
+            assert connector.streams_opened(location).openssh == 0
+            assert connector.streams_opened(location).asyncssh > 0
+        finally:
+            await connector.close()
+        wrong = SSHConnector(options("wrong"))
+        try:
+            with pytest.raises(ConfigurationError) as raised:
+                await wrong.stat(wrong.locations("ssh")[0], "/")
+            assert secret not in str(raised.value) and "not it" not in str(raised.value)
+        finally:
+            await wrong.close()
+    finally:
+        server.stop()
 
 
 async def test_an_unreadable_key_file_is_a_configuration_error(

@@ -82,6 +82,10 @@ class SSHOptions(pydantic.BaseModel):
     """The login name; the local user's when unset."""
     client_keys: list[str] | None = None
     """Private key files; asyncssh's defaults (``~/.ssh/id_*``, an agent) when unset."""
+    passphrase_file: str | None = None
+    """A file holding the passphrase of encrypted ``client_keys`` (its text, stripped of
+    surrounding blanks), read when connecting and never logged. ``ssh`` cannot be given
+    it, so with ``streams = "auto"`` the byte streams go through asyncssh."""
     known_hosts: str | None = None
     """The known_hosts file to check host keys against; ``~/.ssh/known_hosts`` when unset."""
     check_host_keys: bool = True

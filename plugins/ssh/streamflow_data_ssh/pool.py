@@ -145,7 +145,10 @@ class NodePool(CommandTransport):
         self._slots = _Slots(options.max_connections * options.max_sessions)
         self._client: asyncssh.SSHClientConnectionOptions | None = None
         self._master: OpenSSHMaster | None = None
-        self._master_wanted = options.streams != "asyncssh"
+        # ``ssh`` cannot be given a passphrase: "auto" does not try it then.
+        self._master_wanted = options.streams == "openssh" or (
+            options.streams == "auto" and options.passphrase_file is None
+        )
         self._warming: asyncio.Task[None] | None = None
         self.streams = StreamCounts()
         self._closed = False
@@ -170,6 +173,7 @@ class NodePool(CommandTransport):
             config=[],
             username=node.username or options.username or (),
             client_keys=options.client_keys if options.client_keys is not None else (),
+            passphrase=_passphrase(options.passphrase_file),
             known_hosts=known_hosts,
             connect_timeout=options.connect_timeout,
             login_timeout=options.connect_timeout,
@@ -470,3 +474,11 @@ def tcp_round_trip(sock: socket.socket | None) -> float | None:
         return None
     microseconds: int = struct.unpack_from("=I", info, _TCP_RTT_OFFSET)[0]
     return microseconds / 1e6
+
+
+def _passphrase(path: str | None) -> str | None:
+    """The passphrase kept in ``path`` (blocking: it reads the file), if one is named."""
+    if path is None:
+        return None
+    with open(path, encoding="utf-8") as file:
+        return file.read().strip()
