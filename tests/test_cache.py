@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -38,9 +38,13 @@ class _RemoteHost(WrappingConnector):
         return (ExecutionLocation(deployment, "localhost"),)
 
 
-def _manager(hosts: Hosts, **cache: object) -> DefaultDataManager:
+def _manager(
+    hosts: Hosts,
+    on_evict: Callable[[ExecutionLocation, str], None] | None = None,
+    **cache: object,
+) -> DefaultDataManager:
     settings = CacheSettings(budget=10 * MB, **cache)  # type: ignore[arg-type]
-    return DefaultDataManager(dict(hosts.connectors), cache=settings)
+    return DefaultDataManager(dict(hosts.connectors), cache=settings, on_evict=on_evict)
 
 
 async def _fetch(
@@ -59,13 +63,19 @@ async def test_least_recently_used_replicas_are_evicted_first(
 ) -> None:
     hosts, location = remote
     cache = tmp_path / "cache"
-    async with _manager(hosts) as manager:
+    evicted: list[tuple[ExecutionLocation, str]] = []
+
+    def on_evict(where: ExecutionLocation, path: str) -> None:
+        evicted.append((where, path))
+
+    async with _manager(hosts, on_evict) as manager:
         await _fetch(manager, location, "f1", cache)
         await _fetch(manager, location, "f2", cache)
         used = await manager.get_source_location(str(cache / "f1"), "local")  # a hit
         assert used is not None and used.deployment == "local"
         await _fetch(manager, location, "f3", cache)  # 12 MB > 10 MB: f2 goes
         assert sorted(os.listdir(cache)) == ["f1", "f3"]
+        assert evicted == [(LOCAL, str(cache / "f2"))]
         assert _local_replicas(manager, cache / "f2") == []
         assert _local_replicas(manager, cache / "f1") == [str(cache / "f1")]
         # the remote replica of f2 is still known: it can be fetched again

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from streamflow_data import (
     DefaultDataManager,
     ExecutionLocation,
     InvalidPathError,
+    LocalConnector,
     PathNotFoundError,
     StorageFullError,
     StreamFlowDataError,
@@ -367,3 +369,32 @@ async def test_each_destination_says_how_its_copies_were_checked(
     assert finished.last is not None
     [destination] = finished.last.destinations
     assert destination.verification is expected
+
+
+async def test_connectors_and_locations_can_join_a_running_manager(tmp_path: Path) -> None:
+    """A workflow manager deploys as it goes: a deployment's connector is added, and a
+    location that joins its deployment later is served."""
+
+    class Growing(LocalConnector):
+        names: tuple[str, ...] = ("first",)
+
+        def locations(self, deployment: str) -> Sequence[ExecutionLocation]:
+            return tuple(ExecutionLocation(deployment, n, local=True) for n in self.names)
+
+    (tmp_path / "src").write_bytes(b"data")
+    async with DefaultDataManager() as manager:
+        manager.register_path(LOCAL, str(tmp_path / "src"))
+        first = ExecutionLocation("later", "first", local=True)
+        with pytest.raises(UnknownDeploymentError):
+            await manager.transfer_data(LOCAL, str(tmp_path / "src"), [first], str(tmp_path / "a"))
+        connector = Growing()
+        manager.add_connector("later", connector)
+        with pytest.raises(StreamFlowDataError, match="has a connector already"):
+            manager.add_connector("later", Growing())
+        await manager.transfer_data(LOCAL, str(tmp_path / "src"), [first], str(tmp_path / "a"))
+        second = ExecutionLocation("later", "second", local=True)
+        with pytest.raises(UnknownLocationError):
+            manager.connector(second)
+        connector.names = ("first", "second")
+        await manager.transfer_data(LOCAL, str(tmp_path / "src"), [second], str(tmp_path / "b"))
+        assert (tmp_path / "b").read_bytes() == b"data"

@@ -59,7 +59,9 @@ class DefaultDataManager(DataManager):
     resumes where it stopped, and managers sharing the file never write the same
     destination at once. It is opened by :meth:`open` (or ``async with``), which must come
     before any registration. With a ``cache`` budget, replicas fetched to the local node
-    are kept within it, least recently used ones evicted first.
+    are kept within it, least recently used ones evicted first (``on_evict`` is told each
+    location and path invalidated so, before its removal: for an embedding manager's own
+    records).
     """
 
     def __init__(
@@ -72,6 +74,7 @@ class DefaultDataManager(DataManager):
         shutdown: asyncio.Event | None = None,
         catalog: CatalogSettings | str | None = None,
         cache: CacheSettings | None = None,
+        on_evict: Callable[[ExecutionLocation, str], None] | None = None,
     ) -> None:
         if isinstance(catalog, str):
             catalog = CatalogSettings(path=catalog)
@@ -92,6 +95,7 @@ class DefaultDataManager(DataManager):
             if cache is None
             else ReplicaCache(cache, self._evict, self._engine.statistics.cache)
         )
+        self._on_evict = on_evict
         self._claims = Claims()
         self._shutdown = shutdown
         self._closed = False
@@ -159,12 +163,23 @@ class DefaultDataManager(DataManager):
         if connector is None:
             raise UnknownDeploymentError(location.deployment, list(self._connectors))
         names = self._location_names.get(location.deployment)
-        if names is None:
+        if names is None or location.name not in names:  # a deployment's locations may grow
             names = frozenset(loc.name for loc in connector.locations(location.deployment))
             self._location_names[location.deployment] = names
         if location.name not in names:
             raise UnknownLocationError(location, sorted(names))
         return connector
+
+    def add_connector(self, deployment: str, connector: Connector) -> None:
+        """Serve ``deployment`` with ``connector`` from now on (a workflow manager deploys
+        as it goes); the manager owns it and closes it in :meth:`close`.
+
+        Raises :class:`StreamFlowDataError` if the deployment has a connector already.
+        """
+        self._check_open()
+        if deployment in self._connectors:
+            raise StreamFlowDataError(f"deployment {deployment!r} has a connector already")
+        self._connectors[deployment] = connector
 
     def locations(self, deployment: str = LOCAL_DEPLOYMENT) -> Sequence[ExecutionLocation]:
         """The locations of a deployment with a connector (``local`` by default)."""
@@ -483,6 +498,8 @@ class DefaultDataManager(DataManager):
         deployment, name, path = key
         location = next(loc for loc in self.locations(deployment) if loc.name == name)
         self._invalidate(location, path)
+        if self._on_evict is not None:
+            self._on_evict(location, path)
         await self._connectors[deployment].remove(location, path)
 
     def pin(self, replica: DataLocation) -> bool:
