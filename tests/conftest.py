@@ -3,6 +3,8 @@ loop thread fails the test."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -11,6 +13,7 @@ from blockbuster import BlockBuster, blockbuster_ctx
 
 from streamflow_data import DefaultDataManager, ExecutionLocation
 from tests.helpers import Hosts
+from tests.ssh.sshd import SSHServer, client_key, known_hosts, start_server
 
 LOCAL = ExecutionLocation(deployment="local", name="localhost", local=True)
 
@@ -46,3 +49,23 @@ def local() -> ExecutionLocation:
 def hosts(tmp_path: Path) -> Hosts:
     """Separate "hosts" on this machine, below the test's own directory."""
     return Hosts(tmp_path / "hosts")
+
+
+@pytest.fixture(scope="session")
+def ssh_base() -> Iterator[Path]:
+    """A directory every user can traverse (pytest's own are private to us)."""
+    base = Path(tempfile.mkdtemp(prefix="sfd-ssh-"))
+    base.chmod(0o755)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def ssh_servers(ssh_base: Path) -> Iterator[list[SSHServer]]:
+    """Two real sshd on 127.0.0.1 for the session (the SSH and StreamFlow tests')."""
+    key = client_key(ssh_base)
+    servers = [start_server(name, ssh_base / name, key) for name in ("host-a", "host-b")]
+    known_hosts(servers, ssh_base / "known_hosts")
+    yield servers
+    for server in servers:
+        server.stop()

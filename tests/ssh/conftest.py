@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -16,11 +15,8 @@ from streamflow_data_ssh import SSHConnector, SSHOptions
 from streamflow_data import DefaultDataManager, ExecutionLocation, TransferSettings
 from tests.ssh.sshd import (
     SSHServer,
-    client_key,
-    known_hosts,
     login_user,
     owned_directory,
-    start_server,
 )
 
 OptionsFactory = Callable[..., SSHOptions]
@@ -62,25 +58,6 @@ async def round_trip(
     back = tmp_path / "back"
     await manager.transfer_data(host, str(remote_dir / "blob"), [LOCAL], str(back))
     assert await asyncio.to_thread(back.read_bytes) == await asyncio.to_thread(blob.read_bytes)
-
-
-@pytest.fixture(scope="session")
-def ssh_base() -> Iterator[Path]:
-    """A directory every user can traverse (pytest's own are private to us)."""
-    base = Path(tempfile.mkdtemp(prefix="sfd-ssh-"))
-    base.chmod(0o755)
-    yield base
-    shutil.rmtree(base, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def ssh_servers(ssh_base: Path) -> Iterator[list[SSHServer]]:
-    key = client_key(ssh_base)
-    servers = [start_server(name, ssh_base / name, key) for name in ("host-a", "host-b")]
-    known_hosts(servers, ssh_base / "known_hosts")
-    yield servers
-    for server in servers:
-        server.stop()
 
 
 @pytest.fixture

@@ -1,0 +1,18 @@
+"""StreamFlow ``ssh`` deployments of the test servers (for the tests, the CWL suite and the
+benchmark alike)."""
+
+from __future__ import annotations
+
+from tests.ssh.sshd import SSHServer, login_user
+
+
+def ssh_config(server: SSHServer, **extra: object) -> dict[str, object]:
+    """The ``config`` of a StreamFlow ``ssh`` deployment reaching ``server`` with the
+    session's client key (beside the server's directory), host keys unchecked."""
+    return {
+        "nodes": [f"127.0.0.1:{server.port}"],
+        "username": login_user(),
+        "sshKey": str(server.directory.parent / "client_key"),
+        "checkHostKey": False,
+        **extra,
+    }
