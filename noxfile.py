@@ -1,4 +1,5 @@
-"""Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s docs``, ``nox -s bench``."""
+"""Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s docs``, ``nox -s bench``,
+``nox -s cwl``."""
 
 from __future__ import annotations
 
@@ -55,3 +56,10 @@ def bench(session: nox.Session) -> None:
     )
     session.run("python", "-m", "benchmarks.run_all", *session.posargs)
 
+
+@nox.session
+def cwl(session: nox.Session) -> None:
+    """The CWL v1.2 conformance tests with StreamFlow, on its data manager and on ours,
+    locally and on an SSH deployment; options go to ``tests.streamflow.cwl_suite``."""
+    session.install("-e", ".[test]", "-e", "plugins/ssh", "-e", "plugins/streamflow")
+    session.run("python", "-m", "tests.streamflow.cwl_suite", *session.posargs)
