@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import posixpath
+import time
 from collections.abc import Coroutine, Iterable, MutableSequence, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -203,11 +204,12 @@ class StreamFlowDataManager(DataManager):  # type: ignore[misc]  # StreamFlow is
         registered = self._index.get(source)
         if not registered:
             raise WorkflowExecutionException(f"No data locations found for path {source}")
-        destinations = [
-            await self._destination(location, dst_path, source, registered[0], writable)
-            for location in dst_locations
-        ]
+        destinations: list[_Destination] = []
         try:
+            for location in dst_locations:
+                destinations.append(
+                    await self._destination(location, dst_path, source, registered[0], writable)
+                )
             await self._copy(src_location, source, destinations, writable)
         except BaseException:
             for destination in destinations:
@@ -299,7 +301,11 @@ class StreamFlowDataManager(DataManager):  # type: ignore[misc]  # StreamFlow is
         if self.engine.mapper.resolve(ours, source) is None:
             self.engine.register_path(ours, source)
         targets = [(self._deployments.location(d.location), d.path) for d in destinations]
+        where = ", ".join(f"{d.path} on {d.location}" for d in destinations)
+        logger.info("COPYING %s on %s to %s", source, src_location, where)
+        started = time.monotonic()
         await self._translated(self.engine.transfer_to(ours, source, targets, writable))
+        logger.info("COMPLETED copy of %s in %.3f s", source, time.monotonic() - started)
 
     async def _driven(self, location: Any) -> bool:
         """Whether this project's engine serves ``location`` (see :class:`Deployments`)."""
