@@ -33,9 +33,9 @@ def _plugin() -> None:
     StreamFlowDataPlugin().register()
 
 
-def ssh_deployment(name: str, server: SSHServer, **extra: Any) -> DeploymentConfig:
-    """A StreamFlow ``ssh`` deployment of one test server."""
-    config = ssh_config(server, retryDelay=1, **extra)
+def ssh_deployment(name: str, *servers: SSHServer, **extra: Any) -> DeploymentConfig:
+    """A StreamFlow ``ssh`` deployment of test servers."""
+    config = ssh_config(*servers, retryDelay=1, **extra)
     return DeploymentConfig(name=name, type="ssh", config=config, external=False, lazy=False)
 
 
@@ -70,6 +70,8 @@ class Contexts:
         )
         for index, server in enumerate(self.servers):
             await deploy(ssh_deployment(f"ssh-{'ab'[index]}", server))
+        if len(self.servers) > 1:  # one deployment of two nodes: a job on both gets a fan-out
+            await deploy(ssh_deployment("ssh-both", *self.servers))
         return context
 
     async def close(self) -> None:

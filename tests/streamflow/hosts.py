@@ -6,13 +6,13 @@ from __future__ import annotations
 from tests.ssh.sshd import SSHServer, login_user
 
 
-def ssh_config(server: SSHServer, **extra: object) -> dict[str, object]:
-    """The ``config`` of a StreamFlow ``ssh`` deployment reaching ``server`` with the
-    session's client key (beside the server's directory), host keys unchecked."""
+def ssh_config(*servers: SSHServer, **extra: object) -> dict[str, object]:
+    """The ``config`` of a StreamFlow ``ssh`` deployment whose nodes are ``servers``, with
+    the session's client key (beside the servers' directories), host keys unchecked."""
     return {
-        "nodes": [f"127.0.0.1:{server.port}"],
+        "nodes": [f"127.0.0.1:{server.port}" for server in servers],
         "username": login_user(),
-        "sshKey": str(server.directory.parent / "client_key"),
+        "sshKey": str(servers[0].directory.parent / "client_key"),
         "checkHostKey": False,
         **extra,
     }

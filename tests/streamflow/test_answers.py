@@ -13,7 +13,8 @@ import asyncio
 import hashlib
 import os
 import random
-from collections.abc import Awaitable, Callable, Sequence
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import pytest
 from streamflow.core.data import DataLocation, DataType
 from streamflow.core.exception import WorkflowExecutionException
 
-from tests.ssh.sshd import SSHServer, owned_directory
+from tests.ssh.sshd import SSHServer, client_key, owned_directory, start_server
 from tests.streamflow.conftest import LOCAL, MANAGERS, Contexts, ssh_location
 
 Answer = list[tuple[str, str, str, str, str, bool]]
@@ -81,8 +82,6 @@ async def both(
 
 @pytest.fixture
 def remote_base(ssh_base: Path, tmp_path: Path) -> Path:
-    import tempfile
-
     scratch = Path(tempfile.mkdtemp(dir=ssh_base))
     scratch.chmod(0o755)
     return scratch
@@ -164,6 +163,50 @@ async def test_local_ssh_round_trip(
     # The local directory is a replica of the copy on host A: "back" links to it.
     assert ours["tree"]["back"] == "-> ROOT/data/dir"  # type: ignore[index]
     assert ours["remote tree"]["on-a/sub/b"] == ours["tree"]["data/dir/sub/b"]  # type: ignore[index]
+
+
+@pytest.fixture
+def separate_host(ssh_base: Path, remote_base: Path) -> Iterator[SSHServer]:
+    """An sshd whose sessions see a directory of their own at ``remote_base`` (a second
+    host's disk; as root only: a mount namespace)."""
+    if os.geteuid() != 0:
+        pytest.skip("a host with a disk of its own needs a mount namespace (root)")
+    own = owned_directory(Path(tempfile.mkdtemp(dir=ssh_base)) / "own")
+    own.parent.chmod(0o755)
+    directory = ssh_base / f"separate-{own.parent.name}"
+    server = start_server("separate", directory, client_key(ssh_base), own_view=(remote_base, own))
+    yield server
+    server.stop()
+
+
+async def test_a_fan_out_to_two_nodes_reads_the_source_once(
+    tmp_path: Path, remote_base: Path, ssh_servers: list[SSHServer], separate_host: SSHServer
+) -> None:
+    """A step on two nodes of one deployment: one transfer to both, the same replicas as
+    StreamFlow's manager, and ours reads the source once for the two."""
+    servers = [ssh_servers[0], separate_host]
+    nodes = [ssh_location("ssh-both", server) for server in servers]
+
+    async def scenario(context: Any, root: Path, remote: Path) -> dict[str, object]:
+        data = await asyncio.to_thread(_files, root)
+        manager = context.data_manager
+        manager.register_path(LOCAL, str(data / "dir"), relpath="dir")
+        target = remote / "fan"
+        await manager.transfer_data(LOCAL, str(data / "dir"), nodes, str(target))
+        return {"fan": answer(manager.get_data_locations(str(target)), root, remote)}
+
+    contexts = Contexts(tmp_path, servers)
+    try:
+        default, ours = await both(contexts, tmp_path, remote_base, scenario)
+        statistics = contexts.opened[-1].data_manager.engine.statistics
+    finally:
+        await contexts.close()
+    assert ours == default
+    fan = ours["fan"]
+    assert isinstance(fan, list) and [e[0] for e in fan] == ["ssh-both", "ssh-both", "__LOCAL__"]
+    moved = {str(loc): s for loc, s in statistics.locations.items()}
+    assert moved["__LOCAL__/localhost"].bytes_read == 3000 + 100
+    assert [moved[f"ssh-both/127.0.0.1_{s.port}"].bytes_written for s in servers] == [3100] * 2
 
 
 async def test_invalidating_the_root_and_registering_parents(
