@@ -1,0 +1,240 @@
+"""A data-heavy CWL workflow through ``streamflow run``: StreamFlow's own data manager
+against ours (``dataManager: {type: streamflow-data}``), alternated in one run.
+
+Two sshd servers on 127.0.0.1 are the deployments ``ssh-a`` and ``ssh-b`` (as root, host-b
+sees a scratch directory of its own: two hosts' disks, as in ``bench_ssh``). The workflow
+takes a file of ``--size`` MiB (1 GiB by default) and a directory of ``--files`` files of
+4 KiB (10,000) from the local node through three steps and back:
+
+1. on ssh-a, copy both (``cp``): the inputs move local -> ssh-a;
+2. on ssh-b, copy step 1's copies: they move ssh-a -> ssh-b;
+3. on ssh-a, count step 2's copies: they move ssh-b -> ssh-a;
+
+and the workflow's outputs (step 2's copies and the count) move to the local output
+directory. Every run is a fresh ``streamflow run`` process; its outputs are checked
+(SHA-256 of the big file, the number of small files). The same workflow on a 1 MiB file
+and 10 small files gives each manager's fixed cost (process, deployments, scheduling),
+which the table subtracts.
+
+Run: ``python -m benchmarks.bench_streamflow`` (``nox -s bench``; it needs StreamFlow and
+the plugin installed, and root to create the login user, as the tests do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from statistics import median
+
+from benchmarks.bench_ssh import _servers
+from benchmarks.common import Figure, print_table
+from tests.ssh.sshd import SSHServer, client_key, known_hosts, owned_directory
+from tests.streamflow.hosts import ssh_config
+
+MANAGERS = ("default", "streamflow-data")
+
+WORKFLOW = """cwlVersion: v1.2
+class: Workflow
+inputs: {big: File, small: Directory}
+outputs:
+  big_out: {type: File, outputSource: second/big}
+  small_out: {type: Directory, outputSource: second/small}
+  count: {type: File, outputSource: third/count}
+steps:
+  first:
+    run: copy.cwl
+    in: {big: big, small: small}
+    out: [big, small]
+  second:
+    run: copy.cwl
+    in: {big: first/big, small: first/small}
+    out: [big, small]
+  third:
+    run:
+      class: CommandLineTool
+      baseCommand: [sh, -c]
+      arguments: ['(wc -c < "$0"; find "$1" -type f | wc -l) > count.txt', $(inputs.big.path),
+                  $(inputs.small.path)]
+      inputs: {big: File, small: Directory}
+      outputs: {count: {type: File, outputBinding: {glob: count.txt}}}
+    in: {big: second/big, small: second/small}
+    out: [count]
+"""
+
+COPY = """cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: [sh, -c]
+arguments: ['cp "$0" big.bin && cp -r "$1" small', $(inputs.big.path), $(inputs.small.path)]
+inputs: {big: File, small: Directory}
+outputs:
+  big: {type: File, outputBinding: {glob: big.bin}}
+  small: {type: Directory, outputBinding: {glob: small}}
+"""
+
+
+def _inputs(directory: Path, size_mib: int, files: int) -> str:
+    """Write the inputs into ``directory``; the big file's SHA-256."""
+    directory.mkdir(parents=True)
+    digest = hashlib.sha256()
+    with (directory / "big.bin").open("wb") as out:
+        for _ in range(size_mib):
+            block = os.urandom(1 << 20)
+            digest.update(block)
+            out.write(block)
+    small = directory / "small"
+    small.mkdir()
+    for index in range(files):
+        (small / f"f{index:05d}").write_bytes(os.urandom(4096))
+    return digest.hexdigest()
+
+
+def _config(manager: str, servers: list[SSHServer], workdir: Path) -> str:
+    bindings = [
+        {"step": f"/{step}", "target": {"deployment": f"ssh-{host}", "workdir": str(workdir)}}
+        for step, host in (("first", "a"), ("second", "b"), ("third", "a"))
+    ]
+    config: dict[str, object] = {
+        "version": "v1.0",
+        "workflows": {
+            "bench": {
+                "type": "cwl",
+                "config": {"file": "workflow.cwl", "settings": "job.yml"},
+                "bindings": bindings,
+            }
+        },
+        "deployments": {
+            f"ssh-{name}": {"type": "ssh", "config": ssh_config(server)}
+            for name, server in zip("ab", servers, strict=True)
+        },
+        "database": {"type": "default", "config": {"connection": ":memory:"}},
+    }
+    if manager != "default":
+        config["dataManager"] = {"type": manager, "config": {}}
+    return json.dumps(config)
+
+
+def run_once(
+    manager: str, base: Path, inputs: Path, servers: list[SSHServer], digest: str, files: int
+) -> float:
+    """One ``streamflow run``, checked; its wall time in seconds."""
+    run = Path(tempfile.mkdtemp(dir=base / "runs"))
+    workdir = owned_directory(base / "scratch" / run.name)
+    (run / "workflow.cwl").write_text(WORKFLOW)
+    (run / "copy.cwl").write_text(COPY)
+    (run / "job.yml").write_text(
+        json.dumps(
+            {
+                "big": {"class": "File", "path": str(inputs / "big.bin")},
+                "small": {"class": "Directory", "path": str(inputs / "small")},
+            }
+        )
+    )
+    (run / "streamflow.yml").write_text(_config(manager, servers, workdir))
+    os.sync()
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "streamflow", "run", "streamflow.yml", "--outdir", "out"],
+        cwd=run,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(f"{manager} failed:\n{result.stderr[-3000:]}")
+    out = run / "out"
+    with (out / "big.bin").open("rb") as copied:
+        if hashlib.file_digest(copied, "sha256").hexdigest() != digest:
+            raise RuntimeError(f"{manager}: the big file's copy differs")
+    count = (out / "count.txt").read_text().split()
+    if int(count[-1]) != files or len(os.listdir(out / "small")) != files:
+        raise RuntimeError(f"{manager}: {count} small files, not {files}")
+    for path in (run, *(Path(v) for v in _views(servers, workdir))):
+        shutil.rmtree(path, ignore_errors=True)
+    return elapsed
+
+
+def _views(servers: list[SSHServer], path: Path) -> list[str]:
+    """``path`` and, where a host has a view of its own of the scratch directory, there."""
+    views = [str(path)]
+    for server in servers:
+        if server.own_view is not None:
+            shared, own = server.own_view
+            views.append(str(own / path.relative_to(shared)))
+    return views
+
+
+def measure(
+    base: Path, servers: list[SSHServer], rounds: int, size_mib: int, files: int
+) -> dict[str, list[float]]:
+    """Seconds of each manager's runs, alternated round by round."""
+    inputs = base / f"inputs-{size_mib}-{files}"
+    digest = _inputs(inputs, size_mib, files)
+    times: dict[str, list[float]] = {manager: [] for manager in MANAGERS}
+    for round_ in range(rounds):
+        order = MANAGERS if round_ % 2 == 0 else MANAGERS[::-1]
+        for manager in order:
+            times[manager].append(run_once(manager, base, inputs, servers, digest, files))
+    shutil.rmtree(inputs)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--size", type=int, default=1024, help="MiB of the big file")
+    parser.add_argument("--files", type=int, default=10_000, help="small files")
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="sfd-bench-sf-"))
+    base.chmod(0o755)
+    (base / "runs").mkdir()
+    key = client_key(base)
+    servers = _servers(base, key)
+    known_hosts(servers, base / "known_hosts")
+    try:
+        fixed = measure(base, servers, args.rounds, 1, 10)
+        heavy = measure(base, servers, args.rounds, args.size, args.files)
+    finally:
+        for server in servers:
+            server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+    theirs, ours = (median(heavy[m]) for m in MANAGERS)
+    fixed_theirs, fixed_ours = (median(fixed[m]) for m in MANAGERS)
+    data = f"{args.size} MiB + {args.files:,} x 4 KiB"
+    figures = [
+        Figure(f"workflow, {data}: StreamFlow's manager, s", theirs, "s"),
+        Figure(f"workflow, {data}: ours, s (baseline: StreamFlow's)", ours, "s", theirs, "<= 0.5x"),
+        Figure("fixed cost (1 MiB + 10 files): StreamFlow's manager, s", fixed_theirs, "s"),
+        Figure("fixed cost: ours, s (baseline: StreamFlow's)", fixed_ours, "s", fixed_theirs),
+        Figure(
+            "run minus fixed cost: ours, s (baseline: StreamFlow's)",
+            ours - fixed_ours,
+            "s",
+            theirs - fixed_theirs,
+        ),
+    ]
+    print_table(
+        f"StreamFlow workflow, three steps on two SSH hosts (median of {args.rounds}, "
+        "alternated; every run a fresh `streamflow run`)",
+        figures,
+    )
+    runs = "; ".join(
+        f"{m}: {_seconds(heavy[m])} (fixed cost: {_seconds(fixed[m])})" for m in MANAGERS
+    )
+    print(f"\nEvery run, s: {runs}")
+
+
+def _seconds(times: list[float]) -> str:
+    return ", ".join(f"{t:.1f}" for t in times)
+
+
+if __name__ == "__main__":
+    main()
