@@ -37,7 +37,7 @@ from statistics import median
 from benchmarks.bench_ssh import _servers
 from benchmarks.common import Figure, print_table
 from tests.ssh.sshd import SSHServer, client_key, known_hosts, owned_directory
-from tests.streamflow.hosts import ssh_config
+from tests.streamflow.hosts import streamflow_file
 
 MANAGERS = ("default", "streamflow-data")
 
@@ -101,24 +101,7 @@ def _config(manager: str, servers: list[SSHServer], workdir: Path) -> str:
         {"step": f"/{step}", "target": {"deployment": f"ssh-{host}", "workdir": str(workdir)}}
         for step, host in (("first", "a"), ("second", "b"), ("third", "a"))
     ]
-    config: dict[str, object] = {
-        "version": "v1.0",
-        "workflows": {
-            "bench": {
-                "type": "cwl",
-                "config": {"file": "workflow.cwl", "settings": "job.yml"},
-                "bindings": bindings,
-            }
-        },
-        "deployments": {
-            f"ssh-{name}": {"type": "ssh", "config": ssh_config(server)}
-            for name, server in zip("ab", servers, strict=True)
-        },
-        "database": {"type": "default", "config": {"connection": ":memory:"}},
-    }
-    if manager != "default":
-        config["dataManager"] = {"type": manager, "config": {}}
-    return json.dumps(config)
+    return streamflow_file("workflow.cwl", bindings, servers, manager)
 
 
 def run_once(

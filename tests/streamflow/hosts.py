@@ -1,7 +1,10 @@
-"""StreamFlow ``ssh`` deployments of the test servers (for the tests, the CWL suite and the
-benchmark alike)."""
+"""StreamFlow ``ssh`` deployments of the test servers, and ``streamflow.yml`` documents
+using them (for the tests, the CWL suite and the benchmark alike)."""
 
 from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
 
 from tests.ssh.sshd import SSHServer, login_user
 
@@ -16,3 +19,33 @@ def ssh_config(*servers: SSHServer, **extra: object) -> dict[str, object]:
         "checkHostKey": False,
         **extra,
     }
+
+
+def streamflow_file(
+    cwl: str,
+    bindings: Sequence[Mapping[str, object]],
+    servers: Sequence[SSHServer],
+    manager: str,
+    database: str = ":memory:",
+) -> str:
+    """A ``streamflow.yml`` (JSON, which YAML reads) running the workflow ``cwl`` with
+    ``settings: job.yml``, the deployments ``ssh-a``, ``ssh-b``, ... of ``servers``, and
+    the data manager ``manager`` (``default``: StreamFlow's own)."""
+    config: dict[str, object] = {
+        "version": "v1.0",
+        "workflows": {
+            "main": {
+                "type": "cwl",
+                "config": {"file": cwl, "settings": "job.yml"},
+                "bindings": list(bindings),
+            }
+        },
+        "deployments": {
+            f"ssh-{name}": {"type": "ssh", "config": ssh_config(server)}
+            for name, server in zip("abcdefgh", servers, strict=False)
+        },
+        "database": {"type": "default", "config": {"connection": database}},
+    }
+    if manager != "default":
+        config["dataManager"] = {"type": manager, "config": {}}
+    return json.dumps(config)

@@ -6,7 +6,6 @@ data manager, with the steps on the local node, on one SSH deployment, and sprea
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import re
 import shutil
@@ -19,7 +18,7 @@ import pytest
 
 from tests.ssh.sshd import SSHServer, owned_directory
 from tests.streamflow.conftest import MANAGERS
-from tests.streamflow.hosts import ssh_config
+from tests.streamflow.hosts import streamflow_file
 from tests.streamflow.test_answers import tree
 
 WORKFLOW = Path(__file__).parent / "workflow"
@@ -48,24 +47,8 @@ async def run_workflow(
     await asyncio.to_thread(_inputs, run)
     shutil.copy(WORKFLOW / "stages.cwl", run)
     shutil.copy(WORKFLOW / "job.yml", run)
-    config: dict[str, Any] = {
-        "version": "v1.0",
-        "workflows": {
-            "stages": {
-                "type": "cwl",
-                "config": {"file": "stages.cwl", "settings": "job.yml"},
-                "bindings": bindings,
-            }
-        },
-        "deployments": {
-            f"ssh-{n}": {"type": "ssh", "config": ssh_config(s)}
-            for n, s in zip("ab", servers, strict=True)
-        },
-        "database": {"type": "default", "config": {"connection": str(run / "sf.db")}},
-    }
-    if manager != "default":
-        config["dataManager"] = {"type": manager, "config": {}}
-    (run / "streamflow.yml").write_text(json.dumps(config))  # YAML reads JSON
+    document = streamflow_file("stages.cwl", bindings, servers, manager, str(run / "sf.db"))
+    (run / "streamflow.yml").write_text(document)
     process = await asyncio.create_subprocess_exec(
         *STREAMFLOW,
         "run",
