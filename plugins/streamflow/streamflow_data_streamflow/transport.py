@@ -60,8 +60,9 @@ def _report(marker: str, stdout: str) -> str:
 class CommandsTransport(CommandTransport):
     """Commands of one location, run by a StreamFlow connector (see the module).
 
-    ``connector`` and ``location`` are StreamFlow's; every failure of theirs becomes a
-    :class:`LocationUnreachableError` (a connector may raise anything).
+    ``location`` is ours; ``connector`` and ``sf_location`` are StreamFlow's, and every
+    failure of theirs becomes a :class:`LocationUnreachableError` (a StreamFlow connector
+    may raise anything).
     """
 
     def __init__(self, location: ExecutionLocation, connector: Any, sf_location: Any) -> None:
