@@ -27,10 +27,11 @@ def streamflow_file(
     servers: Sequence[SSHServer],
     manager: str,
     database: str = ":memory:",
+    manager_config: Mapping[str, object] | None = None,
 ) -> str:
     """A ``streamflow.yml`` (JSON, which YAML reads) running the workflow ``cwl`` with
     ``settings: job.yml``, the deployments ``ssh-a``, ``ssh-b``, ... of ``servers``, and
-    the data manager ``manager`` (``default``: StreamFlow's own)."""
+    the data manager ``manager`` (``default``: StreamFlow's own) with ``manager_config``."""
     config: dict[str, object] = {
         "version": "v1.0",
         "workflows": {
@@ -47,5 +48,5 @@ def streamflow_file(
         "database": {"type": "default", "config": {"connection": database}},
     }
     if manager != "default":
-        config["dataManager"] = {"type": manager, "config": {}}
+        config["dataManager"] = {"type": manager, "config": dict(manager_config or {})}
     return json.dumps(config)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from streamflow_data import DefaultDataManager
 from tests.ssh.sshd import SSHServer, owned_directory
 from tests.streamflow.conftest import MANAGERS
 from tests.streamflow.hosts import streamflow_file
@@ -38,16 +39,20 @@ def _inputs(directory: Path) -> None:
 
 
 async def run_workflow(
-    directory: Path, manager: str, bindings: list[dict[str, Any]], servers: list[SSHServer]
+    directory: Path,
+    manager: str,
+    bindings: list[dict[str, Any]],
+    servers: list[SSHServer],
+    **config: object,
 ) -> tuple[Path, str]:
-    """``streamflow run`` of the workflow in ``directory/manager``: its output directory
-    and its log."""
+    """``streamflow run`` of the workflow in ``directory/manager``, the data manager
+    configured with ``config``: its output directory and its log."""
     run = directory / manager
     run.mkdir()
     await asyncio.to_thread(_inputs, run)
     shutil.copy(WORKFLOW / "stages.cwl", run)
     shutil.copy(WORKFLOW / "job.yml", run)
-    document = streamflow_file("stages.cwl", bindings, servers, manager, str(run / "sf.db"))
+    document = streamflow_file("stages.cwl", bindings, servers, manager, str(run / "sf.db"), config)
     (run / "streamflow.yml").write_text(document)
     process = await asyncio.create_subprocess_exec(
         *STREAMFLOW,
@@ -106,3 +111,17 @@ async def test_outputs_match_streamflows_own_manager(
     assert {"copy.txt", "copy.txt.idx", "report.txt", "dir/report-copy.txt", "dir/sub/x"} <= set(
         outputs[1]
     )
+
+
+async def test_a_catalog_file_keeps_the_runs_transfers(
+    tmp_path: Path, remote_work: Path, ssh_servers: list[SSHServer]
+) -> None:
+    """With ``catalog`` set, the run's transfers are journaled there, each complete, and
+    the command line reads them (``streamflow-data --catalog FILE status``)."""
+    catalog = tmp_path / "run.sqlite"
+    bindings = [_binding("/", "ssh-a", remote_work)]
+    await run_workflow(tmp_path, MANAGERS[1], bindings, ssh_servers, catalog=str(catalog))
+    async with DefaultDataManager(catalog=str(catalog)) as reopened:
+        records = await reopened.transfers()
+    assert len(records) >= 5 and {record.state for record in records} == {"done"}
+    assert any(record.source.startswith("ssh-a/") for record in records)
