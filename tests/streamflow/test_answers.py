@@ -255,3 +255,18 @@ async def test_a_failed_copy_raises_streamflows_error_and_wakes_waiters(
     assert manager.get_data_locations(target, deployment="ssh-a") == []
     source = await asyncio.wait_for(manager.get_source_location(target, "ssh-a"), 5)
     assert source is not None and source.path == str(tmp_path / "file")  # its relative
+
+
+async def test_a_deployment_streamflow_does_not_know_is_its_error(
+    contexts: Contexts, tmp_path: Path
+) -> None:
+    """A destination on a deployment StreamFlow has no connector for: StreamFlow's
+    exception naming it, and no replica left waiting."""
+    context = await contexts.open(MANAGERS[1])
+    manager = context.data_manager
+    (tmp_path / "file").write_bytes(b"data")
+    manager.register_path(LOCAL, str(tmp_path / "file"), relpath="file")
+    nowhere = type(LOCAL)(name="node", deployment="never-deployed")
+    with pytest.raises(WorkflowExecutionException, match="never-deployed"):
+        await manager.transfer_data(LOCAL, str(tmp_path / "file"), [nowhere], "/srv/file")
+    assert manager.get_data_locations("/srv/file", deployment="never-deployed") == []

@@ -25,6 +25,7 @@ from streamflow_data import (
     ExecutionLocation,
     LocalConnector,
     LocationUnreachableError,
+    UnknownDeploymentError,
 )
 from streamflow_data.sdk import ConfigurationError
 from streamflow_data_streamflow.transport import CommandsConnector
@@ -107,7 +108,7 @@ def ssh_options(config: Mapping[str, Any], config_dir: str) -> SSHOptions | str:
 @dataclass(slots=True)
 class _Deployment:
     """How one deployment is served: by ``connector``, or, with a ``fallback`` reason,
-    by StreamFlow's own copy methods."""
+    by StreamFlow's own copy methods; without a connector, it is not deployed yet."""
 
     connector: LocalConnector | SSHConnector | CommandsConnector | None
     fallback: str | None = None
@@ -155,8 +156,8 @@ class Deployments:
             if isinstance(options, SSHOptions):
                 return _Deployment(SSHConnector(options))
             logger.info("deployment %s: through its StreamFlow connector, as %s", name, options)
-        if sf_connector is None:
-            return _Deployment(None, f"StreamFlow has no connector for deployment {name!r}")
+        if sf_connector is None:  # not deployed: served once it is
+            return _Deployment(None)
         return _Deployment(CommandsConnector(sf_connector), probed=set())
 
     def location(self, sf_location: Any) -> ExecutionLocation:
@@ -176,8 +177,11 @@ class Deployments:
 
     async def driven(self, sf_location: Any) -> bool:
         """Whether this project's engine can move data to and from ``sf_location``; if
-        not, the reason is logged (once per deployment) and StreamFlow's copy methods do."""
+        not, the reason is logged (once per deployment) and StreamFlow's copy methods do.
+        Raises :class:`UnknownDeploymentError` if StreamFlow has no connector for it."""
         deployment = self._deployment(sf_location)
+        if deployment.connector is None:
+            raise UnknownDeploymentError(sf_location.deployment, list(self._deployments))
         probed = deployment.probed
         if probed is not None and sf_location.name not in probed:
             await self._probe(sf_location)  # raises LocationUnreachableError
