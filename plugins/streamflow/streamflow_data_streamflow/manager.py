@@ -264,15 +264,16 @@ class StreamFlowDataManager(DataManager):  # type: ignore[misc]  # StreamFlow is
                 await StreamFlowPath(path, context=self.context, location=location).is_dir()
             )
         ours = self._deployments.location(location)
-        try:
-            found = await self._translated(
-                self.engine.connector(ours).stat(ours, path, follow_symlinks=True)
-            )
-        except WorkflowExecutionException as exc:
-            if isinstance(exc.__cause__, PathNotFoundError):
-                return False
-            raise
-        return bool(found.kind is FileKind.DIRECTORY)
+
+        async def kind() -> FileKind | None:
+            try:
+                return (
+                    await self.engine.connector(ours).stat(ours, path, follow_symlinks=True)
+                ).kind
+            except PathNotFoundError:
+                return None
+
+        return await self._translated(kind()) is FileKind.DIRECTORY
 
     async def _copy(
         self, src_location: Any, source: str, destinations: list[_Destination], writable: bool
