@@ -16,7 +16,7 @@ import asyncio
 import logging
 import posixpath
 import time
-from collections.abc import Coroutine, Iterable, MutableSequence, Sequence
+from collections.abc import Coroutine, Iterable, MutableSequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -191,7 +191,6 @@ class StreamFlowDataManager(DataManager):  # type: ignore[misc]  # StreamFlow is
         so that nothing waits on it; the error is StreamFlow's
         ``WorkflowExecutionException``."""
         await self._open()
-        await self._make_parents(dst_locations, dst_path)
         resolved = await StreamFlowPath(
             src_path, context=self.context, location=src_location
         ).resolve()
@@ -218,24 +217,6 @@ class StreamFlowDataManager(DataManager):  # type: ignore[misc]  # StreamFlow is
             raise
         for destination in destinations:
             self._publish(destination, writable)
-
-    async def _make_parents(self, locations: Sequence[Any], path: str) -> None:
-        """Create ``path``'s parent where it is not a registered replica."""
-        parent = posixpath.dirname(path)
-        await _all(
-            self._mkdir(location, parent)
-            for location in locations
-            if not self.get_data_locations(parent, location.deployment, location.name)
-        )
-
-    async def _mkdir(self, location: Any, path: str) -> None:
-        if await self._driven(location):
-            ours = self._deployments.location(location)
-            await self._translated(self.engine.connector(ours).mkdir(ours, path))
-        else:
-            await StreamFlowPath(path, context=self.context, location=location).mkdir(
-                mode=0o777, parents=True, exist_ok=True
-            )
 
     async def _destination(
         self, location: Any, dst_path: str, source: str, registered: DataLocation, writable: bool
@@ -327,6 +308,12 @@ class StreamFlowDataManager(DataManager):  # type: ignore[misc]  # StreamFlow is
         src_connector = manager.get_connector(src_location.deployment)
         for destination in destinations:
             dst_connector = manager.get_connector(destination.location.deployment)
+            # This project's engine makes a missing parent itself; StreamFlow's copies do not.
+            await StreamFlowPath(
+                posixpath.dirname(destination.path),
+                context=self.context,
+                location=destination.location,
+            ).mkdir(mode=0o777, parents=True, exist_ok=True)
             if src_location.local:
                 await dst_connector.copy_local_to_remote(
                     src=source,
