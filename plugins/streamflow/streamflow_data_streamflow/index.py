@@ -51,14 +51,13 @@ class ReplicaIndex:
     def __init__(self) -> None:
         self._root = _Node()
 
-    def _node(self, path: str, create: bool = False) -> _Node | None:
+    def _node(self, path: str) -> _Node | None:
+        """The node of ``path``, if anything was filed at or below it."""
         node = self._root
         for part in PurePosixPath(path).parts:
             child = node.children.get(part)
             if child is None:
-                if not create:
-                    return None
-                child = node.children[part] = _Node()
+                return None
             node = child
         return node
 
@@ -91,14 +90,11 @@ class ReplicaIndex:
         A parent's relpath is what remains of the replica's relpath at that depth, while
         the parent's path still ends with it, else the parent's own name.
         """
-        node = self._node(path, create=True)
-        assert node is not None
-        if not parents:
-            if not node.filed(replica):
-                node.file(replica)
-            return
+        chain = list(self._chain(path))
+        if not parents:  # the replica itself, at the node of ``path`` (the root for "")
+            chain = [(path, chain[-1][1] if chain else self._root)]
         relpath = replica.relpath
-        for node_path, node in reversed(list(self._chain(path))):
+        for node_path, node in reversed(chain):
             if node_path == path:
                 filed = replica
             else:
