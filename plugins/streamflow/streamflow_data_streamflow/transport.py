@@ -19,7 +19,7 @@ import base64
 import binascii
 import contextlib
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, Literal
 
 from streamflow_data.sdk import ConnectorError, ExecutionLocation, LocationUnreachableError
@@ -75,18 +75,24 @@ class CommandsTransport(CommandTransport):
         token = os.urandom(8).hex()
         return f"SFD{token}", f"f=${{TMPDIR:-/tmp}}/.sfd-{token}"
 
-    def _lost(self, path: str, exc: BaseException) -> LocationUnreachableError:
-        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        return LocationUnreachableError(self.location, path, f"StreamFlow connector: {detail}")
-
-    async def _run_words(self, words: list[str], path: str) -> str:
+    @contextlib.contextmanager
+    def translating(self, path: str) -> Iterator[None]:
+        """Calls into StreamFlow's connector, whose every failure (it may raise anything)
+        means the location is lost: :class:`LocationUnreachableError`."""
         try:
-            result = await self._connector.run(
-                location=self._sf_location, command=words, capture_output=True
+            yield
+        except Exception as exc:
+            detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            raise LocationUnreachableError(
+                self.location, path, f"StreamFlow connector: {detail}"
+            ) from exc
+
+    async def _run_script(self, script: str, path: str) -> str:
+        """Run ``script`` to its end; its output as text."""
+        with self.translating(path):
+            output, _ = await self._connector.run(
+                location=self._sf_location, command=_shell_words(script), capture_output=True
             )
-        except Exception as exc:  # a foreign connector: anything it raises means "lost"
-            raise self._lost(path, exc) from exc
-        output, _ = result
         return str(output)
 
     async def _collect(self, marker: str, files: str, stdout: str, path: str) -> Completed:
@@ -95,9 +101,7 @@ class CommandsTransport(CommandTransport):
             f'i=0; while [ ! -e "$f.s" ] && [ $i -lt {_SETTLE_POLLS} ]; '
             "do sleep 0.1; i=$((i+1)); done"
         )
-        output = await self._run_words(
-            _shell_words(f"{files}; {wait}; {_report(marker, stdout)}"), path
-        )
+        output = await self._run_script(f"{files}; {wait}; {_report(marker, stdout)}", path)
         return self._parse(marker, output, path)
 
     def _parse(self, marker: str, output: str, path: str) -> Completed:
@@ -128,7 +132,7 @@ class CommandsTransport(CommandTransport):
             f'{files}; {{ ( {command} ) 2>"$f.e" </dev/null; echo $? >"$f.s"; }} >"$f.o"; '
             + _report(marker, 'cat "$f.o"')
         )
-        return self._parse(marker, await self._run_words(_shell_words(script), path), path)
+        return self._parse(marker, await self._run_script(script, path), path)
 
     @contextlib.asynccontextmanager
     async def stream(
@@ -143,12 +147,10 @@ class CommandsTransport(CommandTransport):
     async def _open(self, direction: Literal["in", "out"], script: str, path: str) -> Any:
         """StreamFlow's writer (``in``: to the command's input) or reader (``out``)."""
         words = _shell_words(script)
-        try:
+        with self.translating(path):
             if direction == "in":
                 return await self._connector.get_stream_writer(words, self._sf_location)
             return await self._connector.get_stream_reader(words, self._sf_location)
-        except Exception as exc:  # see _run_words
-            raise self._lost(path, exc) from exc
 
 
 class CommandsStream(Stream):
@@ -183,27 +185,21 @@ class CommandsStream(Stream):
                 'echo $p >"$f.p"; wait $p; echo $? >"$f.s"'
             )
         context = await self._transport._open(direction, script, self._path)
-        try:
+        with self._transport.translating(self._path):
             self._wrapper = await context.__aenter__()
-        except Exception as exc:  # see CommandsTransport._run_words
-            raise self._transport._lost(self._path, exc) from exc
         self._context = context
         return self._wrapper
 
     async def send_pieces(self, pieces: Sequence[Buffer]) -> None:
         wrapper = await self._start("in")
-        try:
+        with self._transport.translating(self._path):
             for piece in pieces:
                 await wrapper.write(bytes(piece))
-        except Exception as exc:  # see CommandsTransport._run_words
-            raise self._transport._lost(self._path, exc) from exc
 
     async def receive_into(self, buffer: memoryview) -> int:
         wrapper = await self._start("out")
-        try:
+        with self._transport.translating(self._path):
             data = await wrapper.read(len(buffer))
-        except Exception as exc:  # see CommandsTransport._run_words
-            raise self._transport._lost(self._path, exc) from exc
         if not data:
             self._ended = True
             return 0
@@ -213,10 +209,8 @@ class CommandsStream(Stream):
     async def _close(self) -> None:
         context, self._context = self._context, None
         if context is not None:
-            try:
+            with self._transport.translating(self._path):
                 await context.__aexit__(None, None, None)
-            except Exception as exc:  # see CommandsTransport._run_words
-                raise self._transport._lost(self._path, exc) from exc
 
     async def finish(self) -> Completed:
         if self._done is None:
@@ -237,7 +231,7 @@ class CommandsStream(Stream):
             if self._direction == "out" and not self._ended:
                 # Some connectors wait for the command's end on closing: end it first.
                 kill = f'{self._files}; kill -TERM -- -"$(cat "$f.p")" 2>/dev/null; true'
-                await self._transport._run_words(_shell_words(kill), self._path)
+                await self._transport._run_script(kill, self._path)
                 buffer = memoryview(bytearray(1 << 16))
                 while await self.receive_into(buffer):
                     pass
