@@ -13,7 +13,7 @@ from blockbuster import BlockBuster, blockbuster_ctx
 
 from streamflow_data import DefaultDataManager, ExecutionLocation
 from tests.helpers import Hosts
-from tests.ssh.sshd import SSHServer, client_key, known_hosts, start_server
+from tests.ssh.sshd import SSHServer, client_key, known_hosts, owned_directory, start_server
 
 LOCAL = ExecutionLocation(deployment="local", name="localhost", local=True)
 
@@ -69,3 +69,11 @@ def ssh_servers(ssh_base: Path) -> Iterator[list[SSHServer]]:
     yield servers
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def remote_dir(ssh_base: Path) -> Path:
+    """A fresh directory on the (local) hosts, owned by the user the tests log in as."""
+    scratch = owned_directory(Path(tempfile.mkdtemp(dir=ssh_base)) / "remote")
+    scratch.parent.chmod(0o755)
+    return scratch

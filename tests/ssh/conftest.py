@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -16,7 +15,6 @@ from streamflow_data import DefaultDataManager, ExecutionLocation, TransferSetti
 from tests.ssh.sshd import (
     SSHServer,
     login_user,
-    owned_directory,
 )
 
 OptionsFactory = Callable[..., SSHOptions]
@@ -58,14 +56,6 @@ async def round_trip(
     back = tmp_path / "back"
     await manager.transfer_data(host, str(remote_dir / "blob"), [LOCAL], str(back))
     assert await asyncio.to_thread(back.read_bytes) == await asyncio.to_thread(blob.read_bytes)
-
-
-@pytest.fixture
-def remote_dir(ssh_base: Path, request: pytest.FixtureRequest) -> Path:
-    """A fresh directory on the (local) hosts, owned by the user the tests log in as."""
-    scratch = owned_directory(Path(tempfile.mkdtemp(dir=ssh_base)) / "remote")
-    scratch.parent.chmod(0o755)
-    return scratch
 
 
 @pytest.fixture

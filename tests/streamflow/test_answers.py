@@ -65,7 +65,7 @@ def tree(path: Path) -> dict[str, str]:
 
 
 async def both(
-    contexts: Contexts, base: Path, remote_base: Path, scenario: Scenario
+    contexts: Contexts, base: Path, remote_dir: Path, scenario: Scenario
 ) -> list[dict[str, object]]:
     """Run ``scenario`` with each manager, in directories of its own (local and remote)."""
     results = []
@@ -73,18 +73,11 @@ async def both(
         context = await contexts.open(manager)
         root = base / manager / "work"  # the same name: parents' relpaths hold it
         root.mkdir(parents=True)
-        remote = owned_directory(owned_directory(remote_base / manager) / "work")
+        remote = owned_directory(owned_directory(remote_dir / manager) / "work")
         results.append(await scenario(context, root, remote))
         results[-1]["tree"] = await asyncio.to_thread(tree, root)
         results[-1]["remote tree"] = await asyncio.to_thread(tree, remote)
     return results
-
-
-@pytest.fixture
-def remote_base(ssh_base: Path, tmp_path: Path) -> Path:
-    scratch = Path(tempfile.mkdtemp(dir=ssh_base))
-    scratch.chmod(0o755)
-    return scratch
 
 
 def _files(root: Path) -> Path:
@@ -99,7 +92,7 @@ def _files(root: Path) -> Path:
 
 
 async def test_local_file_directory_and_link(
-    contexts: Contexts, tmp_path: Path, remote_base: Path
+    contexts: Contexts, tmp_path: Path, remote_dir: Path
 ) -> None:
     """Local to local: not writable, a link to the source; writable, a copy; a symlink
     source is followed."""
@@ -122,13 +115,13 @@ async def test_local_file_directory_and_link(
             for path in ("data", "data/file.txt", "out", "out/ro", "out/rw", "out/file.txt")
         }
 
-    ours_default, ours = await both(contexts, tmp_path, remote_base, scenario)
+    ours_default, ours = await both(contexts, tmp_path, remote_dir, scenario)
     assert ours == ours_default
     assert ours["tree"]["out/ro"].startswith("-> ")  # type: ignore[index]
 
 
 async def test_local_ssh_round_trip(
-    contexts: Contexts, tmp_path: Path, remote_base: Path, ssh_servers: list[SSHServer]
+    contexts: Contexts, tmp_path: Path, remote_dir: Path, ssh_servers: list[SSHServer]
 ) -> None:
     """A directory to an SSH host and back, a file from one SSH host to the other."""
     host_a, host_b = (ssh_location(f"ssh-{n}", s) for n, s in zip("ab", ssh_servers, strict=True))
@@ -154,7 +147,7 @@ async def test_local_ssh_round_trip(
             ),
         }
 
-    default, ours = await both(contexts, tmp_path, remote_base, scenario)
+    default, ours = await both(contexts, tmp_path, remote_dir, scenario)
     assert ours == default
     # Every byte went through our engine (the SSH plugin), and was counted there.
     statistics = contexts.opened[-1].data_manager.engine.statistics
@@ -166,21 +159,21 @@ async def test_local_ssh_round_trip(
 
 
 @pytest.fixture
-def separate_host(ssh_base: Path, remote_base: Path) -> Iterator[SSHServer]:
-    """An sshd whose sessions see a directory of their own at ``remote_base`` (a second
+def separate_host(ssh_base: Path, remote_dir: Path) -> Iterator[SSHServer]:
+    """An sshd whose sessions see a directory of their own at ``remote_dir`` (a second
     host's disk; as root only: a mount namespace)."""
     if os.geteuid() != 0:
         pytest.skip("a host with a disk of its own needs a mount namespace (root)")
     own = owned_directory(Path(tempfile.mkdtemp(dir=ssh_base)) / "own")
     own.parent.chmod(0o755)
     directory = ssh_base / f"separate-{own.parent.name}"
-    server = start_server("separate", directory, client_key(ssh_base), own_view=(remote_base, own))
+    server = start_server("separate", directory, client_key(ssh_base), own_view=(remote_dir, own))
     yield server
     server.stop()
 
 
 async def test_a_fan_out_to_two_nodes_reads_the_source_once(
-    tmp_path: Path, remote_base: Path, ssh_servers: list[SSHServer], separate_host: SSHServer
+    tmp_path: Path, remote_dir: Path, ssh_servers: list[SSHServer], separate_host: SSHServer
 ) -> None:
     """A step on two nodes of one deployment: one transfer to both, the same replicas as
     StreamFlow's manager, and ours reads the source once for the two."""
@@ -197,7 +190,7 @@ async def test_a_fan_out_to_two_nodes_reads_the_source_once(
 
     contexts = Contexts(tmp_path, servers)
     try:
-        default, ours = await both(contexts, tmp_path, remote_base, scenario)
+        default, ours = await both(contexts, tmp_path, remote_dir, scenario)
         statistics = contexts.opened[-1].data_manager.engine.statistics
     finally:
         await contexts.close()
@@ -210,7 +203,7 @@ async def test_a_fan_out_to_two_nodes_reads_the_source_once(
 
 
 async def test_invalidating_the_root_and_registering_parents(
-    contexts: Contexts, tmp_path: Path, remote_base: Path
+    contexts: Contexts, tmp_path: Path, remote_dir: Path
 ) -> None:
     """Parents registered with what remains of the relpath; ``/`` invalidated on one
     location leaves the others' replicas."""
@@ -229,7 +222,7 @@ async def test_invalidating_the_root_and_registering_parents(
         after = {name: answer(manager.get_data_locations(str(root / name)), root) for name in names}
         return {"before": before, "after": after}
 
-    default, ours = await both(contexts, tmp_path, remote_base, scenario)
+    default, ours = await both(contexts, tmp_path, remote_dir, scenario)
     assert ours["before"] == default["before"]
     assert ours["after"] == default["after"]
     assert ("__LOCAL__", "__LOCAL__", "ROOT/a/b", "b", "PRIMARY", True) in ours["before"]["a/b"]  # type: ignore[index]
@@ -237,7 +230,7 @@ async def test_invalidating_the_root_and_registering_parents(
 
 
 async def test_a_failed_copy_raises_streamflows_error_and_wakes_waiters(
-    contexts: Contexts, tmp_path: Path, ssh_servers: list[SSHServer], remote_base: Path
+    contexts: Contexts, tmp_path: Path, ssh_servers: list[SSHServer], remote_dir: Path
 ) -> None:
     """A destination the host refuses: StreamFlow's own exception type, and the copy's
     replica is INVALID and available, so that nothing waits on it for ever (StreamFlow's
@@ -247,7 +240,7 @@ async def test_a_failed_copy_raises_streamflows_error_and_wakes_waiters(
     (tmp_path / "file").write_bytes(b"data")
     manager.register_path(LOCAL, str(tmp_path / "file"), relpath="file")
     host = ssh_location("ssh-a", ssh_servers[0])
-    closed = owned_directory(remote_base / "closed")
+    closed = owned_directory(remote_dir / "closed")
     closed.chmod(0o555)
     target = str(closed / "file")
     with pytest.raises(WorkflowExecutionException, match="denied"):

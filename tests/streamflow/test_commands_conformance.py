@@ -4,8 +4,6 @@ over StreamFlow's local connector and over its SSH connector on a real sshd."""
 
 from __future__ import annotations
 
-import asyncio
-import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,15 +12,8 @@ from streamflow_data_streamflow import CommandsConnector
 
 from streamflow_data import ExecutionLocation
 from streamflow_data.testing import ConnectorConformance, ConnectorHarness
-from tests.ssh.sshd import SSHServer, owned_directory
+from tests.ssh.sshd import SSHServer
 from tests.streamflow.conftest import LOCAL, Contexts, ssh_location
-
-
-def _remote_root(ssh_base: Path) -> Path:
-    """A directory on the hosts that the login user owns."""
-    scratch = Path(tempfile.mkdtemp(dir=ssh_base))
-    scratch.chmod(0o755)
-    return owned_directory(scratch / "remote")
 
 
 class TestStreamFlowCommandsConformance(ConnectorConformance):
@@ -31,7 +22,7 @@ class TestStreamFlowCommandsConformance(ConnectorConformance):
         self,
         request: pytest.FixtureRequest,
         tmp_path: Path,
-        ssh_base: Path,
+        remote_dir: Path,
         ssh_servers: list[SSHServer],
     ) -> AsyncIterator[ConnectorHarness]:
         contexts = Contexts(tmp_path, ssh_servers[:1])
@@ -39,7 +30,7 @@ class TestStreamFlowCommandsConformance(ConnectorConformance):
         deployment: str = request.param
         if deployment == "ssh-a":
             sf_location = ssh_location(deployment, ssh_servers[0])
-            root = await asyncio.to_thread(_remote_root, ssh_base)
+            root = remote_dir
         else:
             sf_location, root = LOCAL, tmp_path
         connector = CommandsConnector(context.deployment_manager.get_connector(deployment))

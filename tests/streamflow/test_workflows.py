@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from streamflow_data import DefaultDataManager
-from tests.ssh.sshd import SSHServer, owned_directory
+from tests.ssh.sshd import SSHServer
 from tests.streamflow.conftest import MANAGERS
 from tests.streamflow.hosts import streamflow_file
 from tests.streamflow.test_answers import tree
@@ -74,26 +74,17 @@ def _binding(step: str, deployment: str, workdir: Path) -> dict[str, Any]:
     return {"step": step, "target": {"deployment": deployment, "workdir": str(workdir)}}
 
 
-@pytest.fixture
-def remote_work(ssh_base: Path, tmp_path: Path) -> Path:
-    import tempfile
-
-    scratch = Path(tempfile.mkdtemp(dir=ssh_base))
-    scratch.chmod(0o755)
-    return owned_directory(scratch / "work")
-
-
 @pytest.mark.parametrize("placement", ["local", "ssh", "two hosts"])
 async def test_outputs_match_streamflows_own_manager(
-    placement: str, tmp_path: Path, remote_work: Path, ssh_servers: list[SSHServer]
+    placement: str, tmp_path: Path, remote_dir: Path, ssh_servers: list[SSHServer]
 ) -> None:
     bindings = {
         "local": [],
-        "ssh": [_binding("/", "ssh-a", remote_work)],
+        "ssh": [_binding("/", "ssh-a", remote_dir)],
         "two hosts": [
-            _binding("/copy", "ssh-a", remote_work),
-            _binding("/report", "ssh-b", remote_work),
-            _binding("/extend", "ssh-a", remote_work),
+            _binding("/copy", "ssh-a", remote_dir),
+            _binding("/report", "ssh-b", remote_dir),
+            _binding("/extend", "ssh-a", remote_dir),
         ],
     }[placement]
     runs = [await run_workflow(tmp_path, m, bindings, ssh_servers) for m in MANAGERS]
@@ -114,12 +105,12 @@ async def test_outputs_match_streamflows_own_manager(
 
 
 async def test_a_catalog_file_keeps_the_runs_transfers(
-    tmp_path: Path, remote_work: Path, ssh_servers: list[SSHServer]
+    tmp_path: Path, remote_dir: Path, ssh_servers: list[SSHServer]
 ) -> None:
     """With ``catalog`` set, the run's transfers are journaled there, each complete, and
     the command line reads them (``streamflow-data --catalog FILE status``)."""
     catalog = tmp_path / "run.sqlite"
-    bindings = [_binding("/", "ssh-a", remote_work)]
+    bindings = [_binding("/", "ssh-a", remote_dir)]
     await run_workflow(tmp_path, MANAGERS[1], bindings, ssh_servers, catalog=str(catalog))
     async with DefaultDataManager(catalog=str(catalog)) as reopened:
         records = await reopened.transfers()
