@@ -61,14 +61,8 @@ class Bench:
         self.count = 0
 
     def everywhere(self, path: Path) -> list[Path]:
-        """``path`` in this process's view and, where a server has a view of its own of
-        the scratch directory, in that one."""
-        views = [path]
-        for server in self.servers:
-            if server.own_view is not None:
-                shared, own = server.own_view
-                views.append(own / path.relative_to(shared))
-        return views
+        """``path`` in every host's view (see :func:`everywhere`)."""
+        return everywhere(self.servers, path)
 
     def fresh(self) -> Path:
         self.count += 1
@@ -328,7 +322,18 @@ def child_upload(base: Path, blob: Path, port: int) -> None:
     print(peak_rss_bytes() // 1024)
 
 
-def _servers(base: Path, key: Path) -> list[SSHServer]:
+def everywhere(servers: list[SSHServer], path: Path) -> list[Path]:
+    """``path`` in this process's view and, where a server has a view of its own of the
+    scratch directory, in that one."""
+    views = [path]
+    for server in servers:
+        if server.own_view is not None:
+            shared, own = server.own_view
+            views.append(own / path.relative_to(shared))
+    return views
+
+
+def two_hosts(base: Path, key: Path) -> list[SSHServer]:
     """Two hosts on this machine; the second with a scratch directory of its own where
     the system allows it (as root, a mount namespace).
 
@@ -359,7 +364,7 @@ def main() -> None:
     base = Path(tempfile.mkdtemp(prefix="sfd-bench-ssh-"))
     base.chmod(0o755)
     key = client_key(base)
-    servers = _servers(base, key)
+    servers = two_hosts(base, key)
     known_hosts(servers, base / "known_hosts")
     try:
         bench = Bench(base, servers)

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from statistics import median
 
-from benchmarks.bench_ssh import _servers
+from benchmarks.bench_ssh import everywhere, two_hosts
 from benchmarks.common import Figure, print_table
 from tests.ssh.sshd import SSHServer, client_key, known_hosts, owned_directory
 from tests.streamflow.hosts import streamflow_file
@@ -140,19 +140,9 @@ def run_once(
     count = (out / "count.txt").read_text().split()
     if int(count[-1]) != files or len(os.listdir(out / "small")) != files:
         raise RuntimeError(f"{manager}: {count} small files, not {files}")
-    for path in (run, *(Path(v) for v in _views(servers, workdir))):
+    for path in (run, *everywhere(servers, workdir)):
         shutil.rmtree(path, ignore_errors=True)
     return elapsed
-
-
-def _views(servers: list[SSHServer], path: Path) -> list[str]:
-    """``path`` and, where a host has a view of its own of the scratch directory, there."""
-    views = [str(path)]
-    for server in servers:
-        if server.own_view is not None:
-            shared, own = server.own_view
-            views.append(str(own / path.relative_to(shared)))
-    return views
 
 
 def measure(
@@ -180,7 +170,7 @@ def main() -> None:
     base.chmod(0o755)
     (base / "runs").mkdir()
     key = client_key(base)
-    servers = _servers(base, key)
+    servers = two_hosts(base, key)
     known_hosts(servers, base / "known_hosts")
     try:
         fixed = measure(base, servers, args.rounds, 1, 10)
