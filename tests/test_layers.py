@@ -17,13 +17,14 @@ LAYERS = [
     {"model", "errors", "validation", "config", "checksum"},
     {"connectors"},
     {"shell"},
-    {"mapper"},
+    {"mapper", "changes"},
     {"policy"},
     {"contract"},
     {"transfer"},
     {"catalog", "cache"},
     {"manager"},
-    {"configfile", "delivery"},
+    {"configfile", "delivery", "api"},
+    {"service", "remote"},
     {"cli", "testing", "sdk", "__init__"},
 ]
 

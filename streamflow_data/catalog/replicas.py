@@ -20,9 +20,10 @@ registrations instead of one each.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from streamflow_data.catalog.database import Database, Row
+from streamflow_data.changes import Invalidated, Registered, Related, snapshot
 from streamflow_data.mapper import RemotePathMapper
 from streamflow_data.model import DataLocation, DataType, ExecutionLocation
 
@@ -136,7 +137,7 @@ class ReplicaLog:
         key = self._keys[id(replica.location)][1]
         self._enqueue(_REPLICA, (op, key, replica.path, replica.relpath, None, None))
 
-    def _replica_rows(self, items: list[DataLocation | Row]) -> Iterator[Row]:
+    def _replica_rows(self, items: Sequence[DataLocation | Registered | Row]) -> Iterator[Row]:
         # A queued replica is a plain PRIMARY registration, whatever happened to the
         # object since (its invalidation follows it in the log); other registrations
         # were queued as rows and end the run before them.
@@ -147,7 +148,7 @@ class ReplicaLog:
                 run = _RegistrationRun(self._keys)
                 yield item
                 continue
-            replica: DataLocation = item  # type: ignore[assignment]
+            replica: DataLocation | Registered = item  # type: ignore[assignment]
             if not run.add(replica.location, replica.path):
                 yield from run.rows()
                 run = _RegistrationRun(self._keys)
@@ -216,35 +217,27 @@ class ReplicaLog:
             await self._compact(self._snapshot(mapper), last)
 
     def _snapshot(self, mapper: RemotePathMapper) -> list[Row]:
-        """Log rows that rebuild ``mapper`` as it is: every replica (implicit parents as
-        such) and every hole, parents before children, holes before the replicas at their
-        path, and replicas in query order at each path; then each replica set, in order;
-        then the links' targets (a relation within one set only notes the link)."""
-        items: list[tuple[str, int, DataLocation | Row]] = []
-        for location, path in mapper.holes():
-            items.append((path, 0, (_INVALIDATE, self._key(location), path, None, None, None)))
-        for replica in mapper.replicas():
-            key = self._key(replica.location)
-            row: DataLocation | Row
-            if mapper.implicit(replica):
-                row = (_PARENT, key, replica.path, None, None, None)
-            elif replica.data_type is DataType.PRIMARY and replica.relpath is replica.path:
-                row = replica
-            else:
-                op = _PRIMARY if replica.data_type is DataType.PRIMARY else _LINK
-                row = (op, key, replica.path, replica.relpath, None, None)
-            items.append((replica.path, 1, row))
-        items.sort(key=lambda item: item[:2])  # stable: query order at each path
-        registrations = [row for _, _, row in items]
-        rows = [(*row, None) for row in self._replica_rows(registrations)]
-        pairs: list[tuple[DataLocation, DataLocation]] = []
-        for replica_set in mapper.replica_sets():
-            pairs.extend((replica_set[0], member) for member in replica_set[1:])
-        pairs.extend(mapper.link_targets())
-        for first, second in pairs:
-            _, key, path, other, other_path = self._relation(first, second)
-            rows.append((_RELATE, key, path, None, other, None, other_path))
-        return rows
+        """Log rows that rebuild ``mapper`` as it is (see :func:`snapshot`); a relation
+        within one set only notes the link."""
+        registrations: list[Registered | Row] = []
+        relations: list[Row] = []
+        for change in snapshot(mapper):
+            if isinstance(change, Invalidated):
+                key = self._key(change.location)
+                registrations.append((_INVALIDATE, key, change.path, None, None, None))
+            elif isinstance(change, Related):
+                key, other = self._key(change.location), self._key(change.other_location)
+                relations.append((_RELATE, key, change.path, None, other, None, change.other_path))
+            elif isinstance(change, Registered):
+                key = self._key(change.location)
+                if change.implicit:
+                    registrations.append((_PARENT, key, change.path, None, None, None))
+                elif change.data_type is DataType.PRIMARY and change.relpath == change.path:
+                    registrations.append(change)
+                else:
+                    op = _PRIMARY if change.data_type is DataType.PRIMARY else _LINK
+                    registrations.append((op, key, change.path, change.relpath, None, None))
+        return [(*row, None) for row in self._replica_rows(registrations)] + relations
 
     async def _compact(self, snapshot: list[Row], last: int) -> None:
         """Replace the log up to ``last`` by ``snapshot``, keeping later rows after it."""

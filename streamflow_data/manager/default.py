@@ -9,7 +9,7 @@ from typing import Self, TypeVar
 
 from streamflow_data.cache import CacheKey, ReplicaCache
 from streamflow_data.catalog import Catalog, TransferRecord
-from streamflow_data.catalog.replicas import ReplicaLog
+from streamflow_data.changes import GraphObserver
 from streamflow_data.config import CacheSettings, CatalogSettings, TransferSettings
 from streamflow_data.connectors.base import Connector
 from streamflow_data.connectors.local import LocalConnector
@@ -26,6 +26,7 @@ from streamflow_data.errors import (
     UnknownPathError,
 )
 from streamflow_data.manager.claims import Claims, Job, Key, Request, key, nested
+from streamflow_data.manager.feed import ChangeFeed
 from streamflow_data.mapper import RemotePathMapper
 from streamflow_data.model import DataLocation, DataType, ExecutionLocation, normalize_path
 from streamflow_data.policy import DefaultSourcePolicy, SourcePolicy
@@ -59,9 +60,8 @@ class DefaultDataManager(DataManager):
     resumes where it stopped, and managers sharing the file never write the same
     destination at once. It is opened by :meth:`open` (or ``async with``), which must come
     before any registration. With a ``cache`` budget, replicas fetched to the local node
-    are kept within it, least recently used ones evicted first (``on_evict`` is told each
-    location and path invalidated so, before its removal: for an embedding manager's own
-    records).
+    are kept within it, least recently used ones evicted first; ``on_evict`` is told each
+    evicted location and path before the removal (for an embedder's own records).
     """
 
     def __init__(
@@ -80,8 +80,9 @@ class DefaultDataManager(DataManager):
             catalog = CatalogSettings(path=catalog)
         self._catalog_settings = catalog
         self._catalog: Catalog | None = None
-        self._log: ReplicaLog | None = None
-        """Records changes of the graph in the catalog, once it is open."""
+        self._feed = ChangeFeed()
+        self._log: ChangeFeed | None = None
+        """Reports changes of the graph, once the catalog is open or an observer added."""
         self._connectors: dict[str, Connector] = dict(connectors or {})
         self._connectors.setdefault(LOCAL_DEPLOYMENT, LocalConnector())
         self._location_names: dict[str, frozenset[str]] = {}
@@ -110,7 +111,8 @@ class DefaultDataManager(DataManager):
             except BaseException:
                 await catalog.close()
                 raise
-            self._catalog, self._log = catalog, catalog.replicas
+            self._feed.log = catalog.replicas
+            self._catalog, self._log = catalog, self._feed
         return self
 
     async def __aenter__(self) -> Self:
@@ -153,6 +155,12 @@ class DefaultDataManager(DataManager):
         """Receive the progress of every later transfer."""
         self._engine.listeners.append(listener)
 
+    def add_observer(self, observer: GraphObserver) -> None:
+        """Be told each later change of the replica graph, as it is made (a service
+        publishes them to its clients)."""
+        self._feed.observers.append(observer)
+        self._log = self._feed
+
     def connector(self, location: ExecutionLocation) -> Connector:
         """The connector serving ``location``.
 
@@ -181,6 +189,10 @@ class DefaultDataManager(DataManager):
             raise StreamFlowDataError(f"deployment {deployment!r} has a connector already")
         self._connectors[deployment] = connector
 
+    def deployments(self) -> list[str]:
+        """The deployments with a connector, by name."""
+        return sorted(self._connectors)
+
     def locations(self, deployment: str = LOCAL_DEPLOYMENT) -> Sequence[ExecutionLocation]:
         """The locations of a deployment with a connector (``local`` by default)."""
         connector = self._connectors.get(deployment)
@@ -201,13 +213,10 @@ class DefaultDataManager(DataManager):
 
         Parent directories are registered too; registering again changes nothing.
         """
-        log = self._log
-        if log is None:
-            if self._catalog_settings is not None:
-                self._recorder()  # raises: not open
-            return self.mapper.register(location, path, relpath, data_type)
+        log = self._recorder()
         replica = self.mapper.register(location, path, relpath, data_type)
-        log.registered(replica)
+        if log is not None:
+            log.registered(replica)
         return replica
 
     def register_relation(self, src_location: DataLocation, dst_location: DataLocation) -> None:
@@ -233,10 +242,10 @@ class DefaultDataManager(DataManager):
         if mapper.find(location, path) is None and mapper.resolve(location, path) is replica:
             self.register_path(location, path, None, replica.data_type)
 
-    def _recorder(self) -> ReplicaLog | None:
-        """The catalog's replica log, if any; raises while a configured catalog is not
-        open, so that no change is made that the catalog would miss."""
-        if self._log is None and self._catalog_settings is not None:
+    def _recorder(self) -> ChangeFeed | None:
+        """Where changes are reported, if anywhere; raises while a configured catalog is
+        not open, so that no change is made that the catalog would miss."""
+        if self._catalog is None and self._catalog_settings is not None:
             raise StreamFlowDataError(
                 "the data manager's catalog is not open yet: use 'async with' or "
                 "'await manager.open()' before registering or transferring"
@@ -324,9 +333,11 @@ class DefaultDataManager(DataManager):
         writable: bool = False,
         *,
         links: bool = True,
+        listeners: Sequence[TransferListener] = (),
     ) -> None:
         """Copy ``src_path`` on ``src_location`` to each ``(location, path)`` target,
-        reading the source once for all of them.
+        reading the source once for all of them; ``listeners`` receive this transfer's
+        progress, beside the manager's own.
 
         :meth:`transfer_data` with a path of its own for each destination: the same rules,
         replicas and errors. Two targets on one location must not lie one inside the other
@@ -363,7 +374,7 @@ class DefaultDataManager(DataManager):
         try:
             self._register_pending(jobs, source, writable)
             try:
-                await self._copy(Endpoint(src_connector, src_location), source, jobs)
+                await self._copy(Endpoint(src_connector, src_location), source, jobs, listeners)
             except TransferCancelledError:
                 raise
             except StreamFlowDataError as exc:  # the source failed: so did every destination
@@ -427,7 +438,13 @@ class DefaultDataManager(DataManager):
             if not writable:
                 self.mapper.register_relation(source, job.replica)
 
-    async def _copy(self, source: Endpoint, replica: DataLocation, jobs: list[Job]) -> None:
+    async def _copy(
+        self,
+        source: Endpoint,
+        replica: DataLocation,
+        jobs: list[Job],
+        listeners: Sequence[TransferListener],
+    ) -> None:
         for job in jobs:
             if job.link:
                 try:
@@ -455,7 +472,7 @@ class DefaultDataManager(DataManager):
             )
         try:
             errors = await self._unless_shut_down(
-                self._engine.run(source, replica.path, targets, journal)
+                self._engine.run(source, replica.path, targets, journal, listeners)
             )
         except PathNotFoundError as exc:
             if exc.location == source.location and exc.path == replica.path:

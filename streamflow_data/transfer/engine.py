@@ -71,9 +71,11 @@ class TransferEngine:
         src_path: str,
         targets: Sequence[CopyTarget],
         journal: RunJournal | None = None,
+        listeners: Sequence[TransferListener] = (),
     ) -> list[Exception | None]:
         """Copy ``src_path`` to every target, each at its own ``path``, reading the source
         once for all of them; why each target failed, in order (None where it did not).
+        ``listeners`` receive this run's progress, after the engine's own.
 
         A failed target is left with nothing of the transfer at its ``path``. Errors that
         concern the source path itself (it is missing, unreadable) are raised, before
@@ -86,7 +88,8 @@ class TransferEngine:
         named = ", ".join(f"{d.location}:{d.path}" for d in destinations)
         outcome = "cancelled"
         try:
-            await self._run(source, src_path, destinations, journal, named)
+            listening = [*self.listeners, *listeners]
+            await self._run(source, src_path, destinations, journal, named, listening)
             outcome = "failed" if any(d.error for d in destinations) else "done"
         except Exception:
             outcome = "failed"  # planning included: the journal never says "running" for ever
@@ -105,6 +108,7 @@ class TransferEngine:
         destinations: Sequence[Destination],
         journal: RunJournal,
         targets: str,
+        listeners: Sequence[TransferListener],
     ) -> None:
         # When no destination keeps links, the files they point to are planned as files, so
         # that the totals, the journal and a rerun count them.
@@ -122,7 +126,7 @@ class TransferEngine:
         files: StateManager[tuple[str, int], FileState] = StateManager(FileState, on_change)
         chunks: StateManager[tuple[str, int, int], ChunkState] = StateManager(ChunkState)
         progress = ProgressTracker(
-            self.listeners,
+            listeners,
             source.location,
             src_path,
             [(d.location, d.path) for d in destinations],
