@@ -3,6 +3,7 @@ loop thread fails the test."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -11,7 +12,9 @@ from pathlib import Path
 import pytest
 from blockbuster import BlockBuster, blockbuster_ctx
 
-from streamflow_data import DefaultDataManager, ExecutionLocation
+from streamflow_data import DataManager, DefaultDataManager, ExecutionLocation
+from streamflow_data.remote import RemoteDataManager
+from streamflow_data.service import Endpoint, Service, running
 from tests.helpers import Hosts
 from tests.ssh.sshd import SSHServer, client_key, known_hosts, owned_directory, start_server
 
@@ -38,6 +41,42 @@ def _is_async(function: object) -> bool:
 async def manager() -> AsyncIterator[DefaultDataManager]:
     async with DefaultDataManager() as data_manager:
         yield data_manager
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    data_manager: DefaultDataManager, token: str | None = None
+) -> AsyncIterator[tuple[Service, str]]:
+    """``data_manager`` served on a Unix socket of its own: the service and its URL."""
+    directory = tempfile.mkdtemp(prefix="sfd-svc-")  # short: a socket path has 107 bytes
+    try:
+        endpoint = Endpoint(unix=f"{directory}/service.sock")
+        async with running(data_manager, endpoint, token) as (service, url):
+            yield service, url
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[tuple[DefaultDataManager, Service, str]]:
+    """A data manager served on a Unix socket: the manager, the service and its URL."""
+    async with DefaultDataManager() as data_manager, serving(data_manager) as (service, url):
+        yield data_manager, service, url
+
+
+@pytest.fixture(params=["in-process", "remote"])
+async def contract_manager(request: pytest.FixtureRequest) -> AsyncIterator[DataManager]:
+    """The contract's two implementations: a manager in this process, and one in a
+    service, reached over HTTP."""
+    marker = request.node.get_closest_marker("in_process_only")
+    if request.param == "remote" and marker is not None:
+        pytest.skip(marker.args[0])
+    async with DefaultDataManager() as data_manager:
+        if request.param == "in-process":
+            yield data_manager
+            return
+        async with serving(data_manager) as (_, url), RemoteDataManager(url) as remote:
+            yield remote
 
 
 @pytest.fixture

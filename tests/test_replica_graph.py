@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from streamflow_data import (
+    DataManager,
     DataType,
     DefaultDataManager,
     ExecutionLocation,
@@ -19,6 +20,12 @@ A = ExecutionLocation("cluster", "node-a")
 B = ExecutionLocation("cluster", "node-b")
 C = ExecutionLocation("cloud", "vm-1")
 LOCAL = ExecutionLocation("local", "localhost", local=True)
+
+
+@pytest.fixture
+def manager(contract_manager: DataManager) -> DataManager:
+    """The contract's rules hold in this process and through a service alike."""
+    return contract_manager
 
 
 def where(replicas: list) -> set[tuple[str, str, str]]:  # type: ignore[type-arg]

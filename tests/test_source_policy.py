@@ -10,6 +10,7 @@ import pytest
 
 from streamflow_data import (
     DataLocation,
+    DataManager,
     DataType,
     DefaultDataManager,
     DefaultSourcePolicy,
@@ -20,7 +21,14 @@ from streamflow_data import (
 DST = ExecutionLocation("hpc", "login")
 DST_OTHER = ExecutionLocation("hpc", "compute-7")
 LOCAL = ExecutionLocation("local", "localhost", local=True)
+PENDING = "makes a pending replica in the graph itself (tests/service: through a transfer)"
 REMOTES = [ExecutionLocation("cloud", f"vm-{i}") for i in range(4)]
+
+
+@pytest.fixture
+def manager(contract_manager: DataManager) -> DataManager:
+    """The contract's rules hold in this process and through a service alike."""
+    return contract_manager
 
 
 def related(
@@ -89,6 +97,7 @@ async def test_default_policy_is_reproducible_with_a_seeded_rng(
     assert picks[0] is picks[1]
 
 
+@pytest.mark.in_process_only(PENDING)
 async def test_waits_for_a_replica_being_written(manager: DefaultDataManager) -> None:
     source = manager.register_path(REMOTES[0], "/r/f")
     pending = manager.mapper.register(DST, "/h/f", available=False)
@@ -100,6 +109,7 @@ async def test_waits_for_a_replica_being_written(manager: DefaultDataManager) ->
     assert await asyncio.wait_for(waiter, 1) is pending
 
 
+@pytest.mark.in_process_only(PENDING)
 async def test_chooses_again_when_the_awaited_replica_fails(manager: DefaultDataManager) -> None:
     source = manager.register_path(REMOTES[0], "/r/f")
     pending = manager.mapper.register(DST, "/h/f", available=False)

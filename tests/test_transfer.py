@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from streamflow_data import (
+    DataManager,
     DataType,
     DefaultDataManager,
     ExecutionLocation,
@@ -33,6 +34,12 @@ from tests.test_engine import put_file
 LOCAL = ExecutionLocation("local", "localhost", local=True)
 SCRATCH = ExecutionLocation("scratch", "localhost", local=True)
 FAULTY = ExecutionLocation("faulty", "localhost", local=True)
+
+
+@pytest.fixture
+def manager(contract_manager: DataManager) -> DataManager:
+    """The contract's rules hold in this process and through a service alike."""
+    return contract_manager
 
 
 @pytest.fixture
@@ -84,6 +91,7 @@ async def test_a_missing_source_file_fails_every_destination_and_is_invalidated(
     assert manager.get_data_locations(str(tmp_path / "d")) == []
 
 
+@pytest.mark.in_process_only("makes a pending replica in the graph itself")
 async def test_waits_for_a_source_being_written(
     manager: DefaultDataManager, tmp_path: Path
 ) -> None:
