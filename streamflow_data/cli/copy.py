@@ -6,7 +6,7 @@ import argparse
 import posixpath
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamflow_data.cli.render import ProgressDisplay, human
 from streamflow_data.cli.session import (
@@ -30,6 +30,9 @@ from streamflow_data.errors import (
     TransferError,
 )
 from streamflow_data.manager import DefaultDataManager
+
+if TYPE_CHECKING:
+    from streamflow_data.remote import RemoteDataManager
 from streamflow_data.model import ExecutionLocation, normalize_path
 from streamflow_data.transfer.events import (
     DestinationProgress,
@@ -172,8 +175,11 @@ async def copy_command(session: Session, args: argparse.Namespace) -> int:
         live = session.stderr.isatty()
         display = ProgressDisplay(session.stderr, live=live, interval=0.1 if live else 10.0)
     listeners: list[TransferListener] = [remember] if display is None else [remember, display]
-    manager = session.configuration.create_manager(listeners=listeners, shutdown=session.shutdown)
     started = time.monotonic()
+    if session.service is not None:
+        served = await _copy_through_service(session, args, src, targets, listeners)
+        return _finish(session, str(src), served, finished, display, started)
+    manager = session.configuration.create_manager(listeners=listeners, shutdown=session.shutdown)
     async with manager:
         src_location = src.location(manager)
         connector = manager.connector(src_location)
@@ -200,15 +206,50 @@ async def copy_command(session: Session, args: argparse.Namespace) -> int:
             return _print_plan(session, str(src), plan.files, plan.total_bytes, outcomes, done)
         manager.register_path(src_location, src.path)
         await _transfer(manager, src_location, src.path, outcomes, args.independent)
+    return _finish(session, str(src), outcomes, finished, display, started)
+
+
+def _finish(
+    session: Session,
+    src: str,
+    outcomes: list[_Outcome],
+    finished: list[TransferProgress],
+    display: ProgressDisplay | None,
+    started: float,
+) -> int:
     if display is not None:
         display.close()
     for outcome in outcomes:
         outcome.progress = finished[-1] if finished else None
-    return _report(session, str(src), outcomes, time.monotonic() - started)
+    return _report(session, src, outcomes, time.monotonic() - started)
+
+
+async def _copy_through_service(
+    session: Session,
+    args: argparse.Namespace,
+    src: Target,
+    targets: list[Target],
+    listeners: list[TransferListener],
+) -> list[_Outcome]:
+    """``cp`` by a running service: its engine, block pool and catalog do the work (the
+    service checks the paths; a plain path is one on the service's own node)."""
+    if args.dry_run:
+        raise ConfigurationError("cp --dry-run is not available with --service")
+    async with session.remote(listeners) as manager:
+        src_location = src.location(manager)
+        outcomes: list[_Outcome] = []
+        for text, target in zip(args.dst, targets, strict=True):
+            where = target.path
+            if target.trailing_slash:
+                where = posixpath.join(target.path, posixpath.basename(src.path))
+            outcomes.append(_Outcome(text, target.location(manager), normalize_path(where)))
+        manager.register_path(src_location, src.path)
+        await _transfer(manager, src_location, src.path, outcomes, args.independent)
+    return outcomes
 
 
 async def _transfer(
-    manager: DefaultDataManager,
+    manager: DefaultDataManager | RemoteDataManager,
     src_location: ExecutionLocation,
     src_path: str,
     outcomes: list[_Outcome],

@@ -14,16 +14,18 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
 
 from streamflow_data import __version__
-from streamflow_data.cli import browse, copy, deliver, queries, reports
+from streamflow_data.cli import browse, copy, deliver, queries, reports, serve
 from streamflow_data.cli.session import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
+    SERVICE_ENVIRONMENT,
     USAGE_ERRORS,
     Command,
     CommandParser,
@@ -94,6 +96,12 @@ def _common_options() -> argparse.ArgumentParser:
         "--log-format", choices=["text", "json"], help="log lines as text (default) or JSON"
     )
     common.add_argument("--json", action="store_true", help="print a JSON result on stdout")
+    common.add_argument(
+        "--service",
+        metavar="URL",
+        help="work through a running service (unix:///PATH or http://HOST:PORT; default: "
+        "$STREAMFLOW_DATA_SERVICE): cp, locate, status and stats share its engine",
+    )
     return common
 
 
@@ -103,9 +111,10 @@ _COMMANDS: dict[str, CommandParser] = {
     **browse.COMMANDS,
     **queries.COMMANDS,
     **reports.COMMANDS,
+    **serve.COMMANDS,
 }
 
-_VALUED = ("--config", "--catalog", "--log-format")
+_VALUED = ("--config", "--catalog", "--log-format", "--service")
 """The options every command takes that read the next word as their value."""
 
 
@@ -202,6 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             quiet=quiet,
             progress=not (quiet or getattr(args, "no_progress", False)),
             json_logs=json_logs,
+            service=getattr(args, "service", None) or os.environ.get(SERVICE_ENVIRONMENT),
         )
         return asyncio.run(_run(command, session, args))
     except USAGE_ERRORS as exc:

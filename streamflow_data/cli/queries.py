@@ -121,7 +121,8 @@ def _describe(replica: DataLocation) -> dict[str, object]:
 async def locate_command(session: Session, args: argparse.Namespace) -> int:
     """Run ``locate``."""
     path = _graph_path(args.path)
-    async with session.configuration.create_manager() as manager:
+    graph = session.remote() if session.service else session.configuration.create_manager()
+    async with graph as manager:
         found = manager.get_data_locations(
             path, args.deployment, args.location, None if args.type is None else _TYPES[args.type]
         )

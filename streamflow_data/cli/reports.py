@@ -7,12 +7,17 @@ import asyncio
 import csv
 import io
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from streamflow_data.catalog import TransferRecord
 from streamflow_data.cli.render import human, table
 from streamflow_data.cli.session import EXIT_OK, CommandParser, Session, write_text
 from streamflow_data.errors import UnknownTransferError
+
+if TYPE_CHECKING:
+    from streamflow_data.api.models import JournalRecord
 
 __all__ = ["COMMANDS"]
 
@@ -59,12 +64,22 @@ COMMANDS: dict[str, CommandParser] = {
 
 async def status_command(session: Session, args: argparse.Namespace) -> int:
     """Run ``status``."""
-    async with session.configuration.create_manager() as manager:
-        records = await manager.transfers(args.transfer)
+    if session.service is not None:
+        from streamflow_data.api.models import JournalList
+
+        params = {} if args.transfer is None else {"id": args.transfer}
+        async with session.remote() as remote:
+            journal = await remote.client.call("GET", "/v1/journal", JournalList, params=params)
+        records: Sequence[TransferRecord | JournalRecord] = journal.transfers
+        documents = [record.model_dump() for record in journal.transfers]
+    else:
+        async with session.configuration.create_manager() as manager:
+            records = await manager.transfers(args.transfer)
+        documents = [asdict(record) for record in records]
     if args.transfer is not None and not records:
         raise UnknownTransferError(args.transfer)
     if session.json:
-        session.emit([asdict(record) for record in records])
+        session.emit(documents)
         return EXIT_OK
     rows = [
         [
@@ -117,6 +132,29 @@ def _file_states(text: str) -> list[dict[str, object]]:
 
 async def stats_command(session: Session, args: argparse.Namespace) -> int:
     """Run ``stats``."""
+    if session.service is not None:
+        from streamflow_data.api.models import StatisticsModel
+
+        async with session.remote() as remote:
+            live = await remote.client.call("GET", "/v1/statistics", StatisticsModel)
+        if session.json:
+            session.emit(live.model_dump())
+        else:
+            rows = [
+                [
+                    f"{t.location.deployment}/{t.location.name}",
+                    human(t.bytes_read),
+                    f"{human(t.read_rate)}/s",
+                    human(t.bytes_written),
+                    f"{human(t.write_rate)}/s",
+                ]
+                for t in live.locations
+            ]
+            header = ["LOCATION", "READ", "READ RATE", "WRITTEN", "WRITE RATE"]
+            session.stdout.write(table(header, rows) if rows else "no transfer in this run yet\n")
+            transfers = ", ".join(f"{state} {n}" for state, n in live.transfers.items() if n)
+            session.stdout.write(f"service transfers: {transfers or 'none'}\n")
+        return EXIT_OK
     async with session.configuration.create_manager() as manager:
         catalog = manager.catalog
         assert catalog is not None  # the command line always configures one

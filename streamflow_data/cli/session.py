@@ -8,9 +8,9 @@ import json
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from streamflow_data.configfile import Configuration
 from streamflow_data.connectors import localfiles as files
@@ -24,6 +24,10 @@ from streamflow_data.errors import (
     UnknownPathError,
     UnknownTransferError,
 )
+from streamflow_data.transfer.events import TransferListener
+
+if TYPE_CHECKING:
+    from streamflow_data.remote import RemoteDataManager
 
 __all__ = [
     "EXIT_FAILED",
@@ -31,6 +35,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_PARTIAL",
     "EXIT_USAGE",
+    "SERVICE_ENVIRONMENT",
     "USAGE_ERRORS",
     "Command",
     "CommandParser",
@@ -46,6 +51,9 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_PARTIAL = 3
 EXIT_INTERRUPTED = 130
+
+SERVICE_ENVIRONMENT = "STREAMFLOW_DATA_SERVICE"
+"""The environment variable naming the service commands work through by default."""
 
 USAGE_ERRORS = (
     ConfigurationError,
@@ -126,6 +134,19 @@ class Session:
     """Errors as JSON log records (``--log-format json``)."""
     shutdown: asyncio.Event = field(default_factory=asyncio.Event)
     """Set by Ctrl-C: transfers stop cleanly, keeping what they wrote for a resume."""
+    service: str | None = None
+    """The URL of a running service to work through (``--service``), if any."""
+
+    def remote(self, listeners: Sequence[TransferListener] = ()) -> RemoteDataManager:
+        """A client of the service (``--service``), with the token of
+        ``$STREAMFLOW_DATA_TOKEN`` if set."""
+        from streamflow_data.remote import RemoteDataManager  # aiohttp: only when used
+        from streamflow_data.service import TOKEN_ENVIRONMENT
+
+        if self.service is None:
+            raise ConfigurationError("no service: give --service URL")
+        token = os.environ.get(TOKEN_ENVIRONMENT) or None
+        return RemoteDataManager(self.service, token=token, listeners=listeners)
 
     @property
     def interrupted(self) -> bool:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from streamflow_data.errors import (
     ConfigurationError,
     UnknownDeploymentError,
     UnknownLocationError,
 )
-from streamflow_data.manager import LOCAL_DEPLOYMENT, DefaultDataManager
+from streamflow_data.manager import LOCAL_DEPLOYMENT
 from streamflow_data.model import ExecutionLocation, normalize_path
 
 __all__ = ["Target", "given_path", "parse_target"]
@@ -19,6 +21,12 @@ __all__ = ["Target", "given_path", "parse_target"]
 _REMOTE = re.compile(
     r"^(?P<deployment>[A-Za-z0-9_][A-Za-z0-9_.-]*)(?:/(?P<name>[^:/]+))?:(?P<path>.*)$"
 )
+
+
+class Deployments(Protocol):
+    """What knows the locations of deployments: a data manager, or a service's client."""
+
+    def locations(self, deployment: str) -> Sequence[ExecutionLocation]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +41,7 @@ class Target:
     trailing_slash: bool = False
     """The argument ended with '/': as a destination, a directory to copy into."""
 
-    def location(self, manager: DefaultDataManager, *, served: bool = True) -> ExecutionLocation:
+    def location(self, manager: Deployments, *, served: bool = True) -> ExecutionLocation:
         """The execution location meant; raises when the deployment or location is
         unknown, or when the deployment has several locations and none is named.
 

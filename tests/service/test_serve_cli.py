@@ -1,0 +1,61 @@
+"""``streamflow-data serve`` in a process of its own, and commands sharing it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+from pathlib import Path
+
+from tests.cli.console import SCRIPT
+
+STREAMFLOW_DATA = [str(SCRIPT)]
+
+
+def run(*words: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*STREAMFLOW_DATA, *words], capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+def test_commands_share_one_service_which_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    socket_dir = Path(tempfile.mkdtemp(prefix="sfd-cli-"))
+    url = f"unix://{socket_dir}/s.sock"
+    env = {**os.environ, "STREAMFLOW_DATA_CATALOG": str(tmp_path / "catalog.sqlite")}
+    server = subprocess.Popen(
+        [*STREAMFLOW_DATA, "serve", "--listen", f"unix:{socket_dir}/s.sock"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline().strip() == f"serving on {url}"
+        source = tmp_path / "src"
+        source.mkdir()
+        (source / "a.txt").write_bytes(b"a" * 1000)
+        copied = run("--service", url, "cp", str(source), str(tmp_path / "dst"), env=env)
+        assert copied.returncode == 0, copied.stderr
+        assert (tmp_path / "dst" / "a.txt").read_bytes() == b"a" * 1000
+        located = run(
+            "locate", "--json", str(tmp_path / "dst"), env={**env, "STREAMFLOW_DATA_SERVICE": url}
+        )
+        assert located.returncode == 0, located.stderr
+        assert [r["path"] for r in json.loads(located.stdout)["replicas"]] == [
+            str(tmp_path / "dst"),
+            str(source),
+        ]
+        status = run("--service", url, "status", "--json", env=env)
+        assert [t["state"] for t in json.loads(status.stdout)] == ["done"]
+        stats = run("--service", url, "stats", "--json", env=env)
+        assert json.loads(stats.stdout)["transfers"]["done"] == 1
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, errors = server.communicate(timeout=30)
+    assert server.returncode == 0, errors
+    assert not (socket_dir / "s.sock").exists()
+    again = run("locate", str(tmp_path / "dst"), env=env)  # the catalog kept the copy
+    assert again.returncode == 0, again.stderr
