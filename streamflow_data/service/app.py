@@ -8,7 +8,6 @@ import hmac
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 
 import pydantic
 from aiohttp import web
@@ -36,7 +35,7 @@ from streamflow_data.model import DataType, ExecutionLocation, normalize_path
 from streamflow_data.service.errors import FieldError, Handler, error_response, translate_errors
 from streamflow_data.service.hub import ChangeHub
 from streamflow_data.service.metrics import CONTENT_TYPE, render_metrics
-from streamflow_data.service.openapi import openapi_document
+from streamflow_data.service.openapi import Route, openapi_document
 from streamflow_data.service.transfers import Submitted, TransferBoard
 
 __all__ = ["KEEPALIVE", "Route", "Service"]
@@ -45,23 +44,6 @@ KEEPALIVE = 15.0
 """Seconds between comments on an idle event stream (a gone client is noticed then)."""
 _BATCH = 1000  # changes per event-stream message
 _TYPES = {"primary": DataType.PRIMARY, "symbolic_link": DataType.SYMBOLIC_LINK}
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """One operation of the API: what the application routes and the OpenAPI document
-    describes."""
-
-    method: str
-    path: str
-    handler: Handler
-    summary: str
-    response: type[pydantic.BaseModel] | None = None
-    body: type[pydantic.BaseModel] | None = None
-    query: type[pydantic.BaseModel] | None = None
-    status: int = 200
-    stream: bool = False
-    """An event stream (``text/event-stream``) of ``response`` documents."""
 
 
 def _json(document: pydantic.BaseModel, status: int = 200) -> web.Response:
@@ -242,6 +224,12 @@ class Service:
                 return error_response(401, body, **{"WWW-Authenticate": "Bearer"})
         return await handler(request)
 
+    @property
+    def _buffer_capacity(self) -> int:
+        """The block pool's bound, in bytes: what file data in flight may take at most."""
+        settings = self.manager.settings
+        return settings.block_count * settings.block_size
+
     # -- locations ----------------------------------------------------------------------------
 
     def _location(self, ref: m.LocationRef, field: str, served: bool = True) -> ExecutionLocation:
@@ -273,11 +261,10 @@ class Service:
         return _json(m.Health(status="ok", version=__version__, uptime=uptime))
 
     async def metrics(self, request: web.Request) -> web.StreamResponse:
-        settings = self.manager.settings
         text = render_metrics(
             self.manager.statistics,
             self.board.counts(),
-            settings.block_count * settings.block_size,
+            self._buffer_capacity,
             len(self.manager.mapper),
         )
         return web.Response(text=text, headers={"Content-Type": CONTENT_TYPE})
@@ -484,7 +471,6 @@ class Service:
 
     async def statistics(self, request: web.Request) -> web.StreamResponse:
         stats = self.manager.statistics
-        settings = self.manager.settings
         cache = stats.cache
         document = m.StatisticsModel(
             locations=[
@@ -501,7 +487,7 @@ class Service:
             retries=stats.retries,
             buffer_peak_bytes=stats.buffer_peak_bytes,
             buffer_bytes_in_use=stats.buffer_bytes_in_use,
-            buffer_capacity_bytes=settings.block_count * settings.block_size,
+            buffer_capacity_bytes=self._buffer_capacity,
             cache=m.CacheModel(
                 hits=cache.hits,
                 misses=cache.misses,

@@ -3,19 +3,35 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import pydantic
 from pydantic.json_schema import models_json_schema
 
 from streamflow_data.api.models import ErrorDocument
+from streamflow_data.service.errors import Handler
 
-if TYPE_CHECKING:
-    from streamflow_data.service.app import Route
-
-__all__ = ["openapi_document"]
+__all__ = ["Route", "openapi_document"]
 
 _REF = "#/components/schemas/{model}"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One operation of the API: what the application routes and the OpenAPI document
+    describes."""
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    response: type[pydantic.BaseModel] | None = None
+    body: type[pydantic.BaseModel] | None = None
+    query: type[pydantic.BaseModel] | None = None
+    status: int = 200
+    stream: bool = False
+    """An event stream (``text/event-stream``) of ``response`` documents."""
 
 
 def _parameters(route: Route) -> list[dict[str, Any]]:
