@@ -241,6 +241,12 @@ class RemotePathMapper:
             path = path[: path.rindex("/")] or "/"
         return False
 
+    def derived(self, replica: DataLocation) -> bool:
+        """Whether ``replica`` is one answered inside a registered directory, not itself
+        registered (registering it keeps the object)."""
+        location, path = replica.location, replica.path
+        return self.find(location, path) is None and self.resolve(location, path) is replica
+
     def implicit(self, replica: DataLocation) -> bool:
         """Whether ``replica`` is a parent directory registered only for what it holds."""
         return replica in self._parents

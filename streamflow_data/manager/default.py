@@ -238,9 +238,8 @@ class DefaultDataManager(DataManager):
 
     def _adopt(self, replica: DataLocation) -> None:
         """Register ``replica`` if it is one derived inside a registered directory."""
-        mapper, location, path = self.mapper, replica.location, replica.path
-        if mapper.find(location, path) is None and mapper.resolve(location, path) is replica:
-            self.register_path(location, path, None, replica.data_type)
+        if self.mapper.derived(replica):
+            self.register_path(replica.location, replica.path, None, replica.data_type)
 
     def _recorder(self) -> ChangeFeed | None:
         """Where changes are reported, if anywhere; raises while a configured catalog is

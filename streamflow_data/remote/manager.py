@@ -205,9 +205,8 @@ class RemoteDataManager(DataManager):
     def register_relation(self, src_location: DataLocation, dst_location: DataLocation) -> None:
         """Record that two registered replicas hold the same data."""
         for replica in (src_location, dst_location):
-            mirror, where, path = self.mapper, replica.location, replica.path
-            if mirror.find(where, path) is None and mirror.resolve(where, path) is replica:
-                self.register_path(where, path, None, replica.data_type)
+            if self.mapper.derived(replica):  # answered inside a registered directory
+                self.register_path(replica.location, replica.path, None, replica.data_type)
         self.mapper.register_relation(src_location, dst_location)
         self._send(
             m.RelateOperation(

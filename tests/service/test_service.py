@@ -47,6 +47,21 @@ async def stalled() -> AsyncIterator[tuple[DefaultDataManager, WrappingConnector
         yield manager, connector, url
 
 
+async def held_copy(
+    remote: RemoteDataManager, connector: WrappingConnector, tmp_path: Path, data: bytes
+) -> asyncio.Task[None]:
+    """Register ``tmp_path/f`` holding ``data`` and start copying it to ``stall``'s
+    ``tmp_path/g`` through the service; returns once the copy's write is held."""
+    source = tmp_path / "f"
+    await asyncio.to_thread(source.write_bytes, data)
+    remote.register_path(LOCAL, str(source))
+    copy = asyncio.create_task(
+        remote.transfer_data(LOCAL, str(source), [STALL], str(tmp_path / "g"))
+    )
+    await asyncio.wait_for(connector.write_started.wait(), 5)
+    return copy
+
+
 async def call(url: str, method: str, path: str, body: Any = None, **kw: Any) -> tuple[int, Any]:
     session, base = session_for(url, kw.pop("token", None))
     async with session, session.request(method, base + path, data=body, **kw) as response:
@@ -247,14 +262,8 @@ async def test_source_query_waits_for_a_transfer_in_flight(
     stalled: tuple[DefaultDataManager, WrappingConnector, str], tmp_path: Path
 ) -> None:
     _, connector, url = stalled
-    source = tmp_path / "f"
-    await asyncio.to_thread(source.write_bytes, b"data" * 1000)
     async with RemoteDataManager(url) as remote:
-        remote.register_path(LOCAL, str(source))
-        copy = asyncio.create_task(
-            remote.transfer_data(LOCAL, str(source), [STALL], str(tmp_path / "g"))
-        )
-        await asyncio.wait_for(connector.write_started.wait(), 5)
+        copy = await held_copy(remote, connector, tmp_path, b"data" * 1000)
         status, document = await call(
             url, "GET", f"/v1/source?path={tmp_path / 'g'}&to=stall&timeout=0.2"
         )
@@ -302,14 +311,8 @@ async def test_cancelling_a_transfer_is_asked_for_explicitly(
     stalled: tuple[DefaultDataManager, WrappingConnector, str], tmp_path: Path
 ) -> None:
     _, connector, url = stalled
-    source = tmp_path / "f"
-    await asyncio.to_thread(source.write_bytes, b"y" * 5000)
     async with RemoteDataManager(url) as remote:
-        remote.register_path(LOCAL, str(source))
-        copy = asyncio.create_task(
-            remote.transfer_data(LOCAL, str(source), [STALL], str(tmp_path / "g"))
-        )
-        await asyncio.wait_for(connector.write_started.wait(), 5)
+        copy = await held_copy(remote, connector, tmp_path, b"y" * 5000)
         status, listing = await call(url, "GET", "/v1/transfers")
         transfer = listing["transfers"][0]["id"]
         status, document = await call(url, "DELETE", f"/v1/transfers/{transfer}")
