@@ -21,9 +21,18 @@ from streamflow_data.sdk import ExecutionLocation
 from streamflow_data.shell import Buffer, Completed, Stream
 from streamflow_data_ssh.failures import translating
 
-__all__ = ["SSH_FAILED", "AsyncsshStream", "OpenSSHStream", "TranslatedStream", "completed"]
+__all__ = [
+    "SEND_SLICE",
+    "SSH_FAILED",
+    "AsyncsshStream",
+    "OpenSSHStream",
+    "TranslatedStream",
+    "completed",
+]
 
 _IOV_MAX = os.sysconf("SC_IOV_MAX")
+SEND_SLICE = 256 * 1024
+"""Bytes handed to an asyncssh channel at a time (it buffers a copy until sent)."""
 SSH_FAILED = 255
 """The exit status the ``ssh`` program reports for its own failures (a lost connection)."""
 
@@ -45,9 +54,15 @@ class AsyncsshStream(Stream):
         self._process = process
 
     async def send_pieces(self, pieces: Sequence[Buffer]) -> None:
-        for piece in pieces:  # asyncssh keeps what it has not sent yet: no views of ours
-            self._process.stdin.write(bytes(piece))
-        await self._process.stdin.drain()
+        # asyncssh copies what it is given into its send buffer: handing it a block in
+        # slices, each drained before the next, bounds that copy by the slice, where a
+        # whole block per channel had a busy service hold twice its block pool.
+        stdin = self._process.stdin
+        for piece in pieces:
+            view = memoryview(piece).cast("B")
+            for start in range(0, len(view), SEND_SLICE):
+                stdin.write(bytes(view[start : start + SEND_SLICE]))
+                await stdin.drain()
 
     async def receive_into(self, buffer: memoryview) -> int:
         data = await self._process.stdout.read(len(buffer))
