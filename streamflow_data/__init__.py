@@ -28,6 +28,7 @@ from streamflow_data.connectors.registry import (
 )
 from streamflow_data.delivery import Delivery, DeliveryFile, ManifestEntry, read_manifest
 from streamflow_data.errors import (
+    AmbiguousLocationError,
     AuthenticationError,
     CacheFullError,
     CatalogError,
@@ -70,6 +71,7 @@ from streamflow_data.transfer.stats import CacheStatistics, LocationStatistics, 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AmbiguousLocationError",
     "AuthenticationError",
     "CacheFullError",
     "CacheSettings",

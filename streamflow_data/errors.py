@@ -52,6 +52,7 @@ from dataclasses import dataclass
 from streamflow_data.location import ExecutionLocation
 
 __all__ = [
+    "AmbiguousLocationError",
     "AuthenticationError",
     "CacheFullError",
     "CatalogError",
@@ -129,6 +130,17 @@ class UnknownLocationError(StreamFlowDataError, LookupError):
             f"deployment {location.deployment!r} has no location {location.name!r}{hint}"
         )
         self.location = location
+
+
+class AmbiguousLocationError(ConfigurationError):
+    """A deployment of several locations was named without saying which one."""
+
+    def __init__(self, deployment: str, names: Sequence[str]) -> None:
+        super().__init__(
+            f"deployment {deployment!r} has {len(names)} locations: name one of {', '.join(names)}"
+        )
+        self.deployment = deployment
+        self.names = list(names)
 
 
 class UnknownTransferError(StreamFlowDataError, LookupError):

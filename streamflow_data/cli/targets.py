@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from streamflow_data.errors import (
+    AmbiguousLocationError,
     ConfigurationError,
     UnknownDeploymentError,
-    UnknownLocationError,
 )
 from streamflow_data.manager import LOCAL_DEPLOYMENT
+from streamflow_data.manager.naming import Deployments, resolve_location
 from streamflow_data.model import ExecutionLocation, normalize_path
 
 __all__ = ["Target", "given_path", "parse_target"]
@@ -21,12 +20,6 @@ __all__ = ["Target", "given_path", "parse_target"]
 _REMOTE = re.compile(
     r"^(?P<deployment>[A-Za-z0-9_][A-Za-z0-9_.-]*)(?:/(?P<name>[^:/]+))?:(?P<path>.*)$"
 )
-
-
-class Deployments(Protocol):
-    """What knows the locations of deployments: a data manager, or a service's client."""
-
-    def locations(self, deployment: str) -> Sequence[ExecutionLocation]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,37 +35,22 @@ class Target:
     """The argument ended with '/': as a destination, a directory to copy into."""
 
     def location(self, manager: Deployments, *, served: bool = True) -> ExecutionLocation:
-        """The execution location meant; raises when the deployment or location is
-        unknown, or when the deployment has several locations and none is named.
-
-        With ``served=False`` (queries of the replica graph), a location named in full may
-        belong to a deployment the configuration has no connector for.
-        """
+        """The execution location meant (see :func:`resolve_location`), with errors
+        saying how to write it on the command line."""
         try:
-            locations = manager.locations(self.deployment)
+            return resolve_location(manager, self.deployment, self.name, served=served)
+        except AmbiguousLocationError as exc:
+            raise ConfigurationError(
+                f"deployment {self.deployment!r} has {len(exc.names)} locations: write "
+                f"{self.deployment}/LOCATION:PATH with one of {', '.join(exc.names)}"
+            ) from exc
         except UnknownDeploymentError as exc:
             if served:
                 raise
-            if self.name is None:
-                raise ConfigurationError(
-                    f"{exc}: name the location in full ({self.deployment}/LOCATION:"
-                    f"{self.path}) to refer to a replica on a deployment it cannot reach"
-                ) from exc
-            return ExecutionLocation(self.deployment, self.name)
-        if self.name is None:
-            if len(locations) == 1:
-                return locations[0]
             raise ConfigurationError(
-                f"deployment {self.deployment!r} has {len(locations)} locations: write "
-                f"{self.deployment}/LOCATION:PATH with one of "
-                f"{', '.join(loc.name for loc in locations)}"
-            )
-        for location in locations:
-            if location.name == self.name:
-                return location
-        raise UnknownLocationError(
-            ExecutionLocation(self.deployment, self.name), [loc.name for loc in locations]
-        )
+                f"{exc}: name the location in full ({self.deployment}/LOCATION:"
+                f"{self.path}) to refer to a replica on a deployment it cannot reach"
+            ) from exc
 
     def __str__(self) -> str:
         if self.deployment == LOCAL_DEPLOYMENT and self.name is None:

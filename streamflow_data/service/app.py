@@ -23,7 +23,7 @@ from streamflow_data.api.wire import (
 )
 from streamflow_data.changes import snapshot
 from streamflow_data.errors import (
-    ConfigurationError,
+    AmbiguousLocationError,
     InvalidPathError,
     StreamFlowDataError,
     UnknownDeploymentError,
@@ -31,6 +31,7 @@ from streamflow_data.errors import (
     UnknownPathError,
 )
 from streamflow_data.manager import DefaultDataManager
+from streamflow_data.manager.naming import resolve_location
 from streamflow_data.model import DataType, ExecutionLocation, normalize_path
 from streamflow_data.service.errors import FieldError, Handler, error_response, translate_errors
 from streamflow_data.service.hub import ChangeHub
@@ -236,23 +237,11 @@ class Service:
         """The location a request names; with ``served=False`` one named in full may
         belong to a deployment without a connector (a replica tracked only)."""
         try:
-            locations = self.manager.locations(ref.deployment)
+            return resolve_location(self.manager, ref.deployment, ref.name, served=served)
         except UnknownDeploymentError as exc:
-            if served or ref.name is None:
-                raise FieldError(f"{field}.deployment", exc) from None
-            return ExecutionLocation(ref.deployment, ref.name)
-        if ref.name is None:
-            if len(locations) == 1:
-                return locations[0]
-            names = ", ".join(loc.name for loc in locations)
-            problem = f"deployment {ref.deployment!r} has several locations: name one of {names}"
-            raise FieldError(f"{field}.name", ConfigurationError(problem))
-        for location in locations:
-            if location.name == ref.name:
-                return location
-        known = [loc.name for loc in locations]
-        error = UnknownLocationError(ExecutionLocation(ref.deployment, ref.name), known)
-        raise FieldError(f"{field}.name", error)
+            raise FieldError(f"{field}.deployment", exc) from None
+        except (AmbiguousLocationError, UnknownLocationError) as exc:
+            raise FieldError(f"{field}.name", exc) from None
 
     # -- handlers -------------------------------------------------------------------------------
 

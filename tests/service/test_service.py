@@ -123,6 +123,16 @@ async def call(url: str, method: str, path: str, body: Any = None, **kw: Any) ->
             "UnknownPathError",
             "source.path",
         ),
+        (
+            "POST",
+            "/v1/transfers",
+            '{"source": {"location": {"deployment": "local", "name": "elsewhere"},'
+            ' "path": "/x"},'
+            ' "destinations": [{"location": {"deployment": "local"}, "path": "/y"}]}',
+            404,
+            "UnknownLocationError",
+            "source.location.name",
+        ),
         ("GET", "/v1/replicas?path=relative", None, 422, "InvalidPathError", "path"),
         ("GET", "/v1/replicas?path=/a&bogus=1", None, 422, "ValidationError", "bogus"),
         ("GET", "/v1/source?path=/a", None, 422, "ValidationError", "to"),
