@@ -5,7 +5,12 @@ that may change between releases.
 """
 
 from streamflow_data.catalog import TransferRecord
-from streamflow_data.config import CacheSettings, CatalogSettings, TransferSettings
+from streamflow_data.config import (
+    CacheSettings,
+    CatalogSettings,
+    ServiceSettings,
+    TransferSettings,
+)
 from streamflow_data.configfile import Configuration, DeploymentConfig, load_configuration
 from streamflow_data.connectors.base import (
     Capabilities,
@@ -114,6 +119,7 @@ __all__ = [
     "PermissionDeniedError",
     "Reader",
     "RemotePathMapper",
+    "ServiceSettings",
     "SourceChangedError",
     "SourcePolicy",
     "Statistics",

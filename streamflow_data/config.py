@@ -9,7 +9,14 @@ import pydantic
 
 from streamflow_data.validation import Settings
 
-__all__ = ["BACKOFF_CAP", "CacheSettings", "CatalogSettings", "TransferSettings", "backoff"]
+__all__ = [
+    "BACKOFF_CAP",
+    "CacheSettings",
+    "CatalogSettings",
+    "ServiceSettings",
+    "TransferSettings",
+    "backoff",
+]
 
 MiB = 1024 * 1024
 
@@ -108,6 +115,25 @@ class CatalogSettings(Settings):
     stale_lock_after: float = pydantic.Field(default=30.0, ge=1.0, le=86400.0)
     """A lock whose holder stopped refreshing it this many seconds ago (a process that
     died) is taken over. Holders refresh their locks every third of this."""
+
+
+class ServiceSettings(Settings):
+    """The service (``streamflow-data serve``): where it listens, where the commands find
+    it, and its bearer token."""
+
+    kind: ClassVar[str] = "service settings"
+
+    listen: str | None = pydantic.Field(default=None, pattern=r"^(unix:.+|.+:[0-9]{1,5})$")
+    """Where ``serve`` listens, ``unix:PATH`` or ``HOST:PORT`` (``--listen`` overrides);
+    unset: a Unix socket ``service.sock`` beside the default catalog."""
+    url: str | None = pydantic.Field(default=None, pattern=r"^(unix://|https?://).+$")
+    """The running service ``cp``, ``locate``, ``status`` and ``stats`` work through,
+    ``unix:///PATH`` or ``http://HOST:PORT`` (``--service`` and
+    ``$STREAMFLOW_DATA_SERVICE`` override); unset: the commands work in their own process."""
+    token_file: str | None = None
+    """The file whose first line is the bearer token: ``serve`` requires it, the commands
+    send it (``--token-file`` and ``$STREAMFLOW_DATA_TOKEN`` override). Relative to the
+    configuration file."""
 
 
 class CacheSettings(Settings):

@@ -15,6 +15,9 @@ applies: the local connector and a catalog under the user's state directory.
     [transfer]                # TransferSettings
     block_size = 8388608
 
+    [service]                 # ServiceSettings: streamflow-data serve, and its clients
+    url = "unix:///run/user/1000/streamflow-data.sock"
+
     [deployments.hpc]         # a deployment: "type" names the connector,
     type = "ssh"              # every other key is one of its options
     nodes = [{ hostname = "login.example.org", username = "me" }]
@@ -33,7 +36,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamflow_data.config import CacheSettings, CatalogSettings, TransferSettings
+from streamflow_data.config import (
+    CacheSettings,
+    CatalogSettings,
+    ServiceSettings,
+    TransferSettings,
+)
 from streamflow_data.connectors.base import Connector
 from streamflow_data.connectors.registry import connector_class
 from streamflow_data.errors import ConfigurationError, ConnectorNotFoundError
@@ -51,17 +59,22 @@ from streamflow_data.validation import (
 __all__ = [
     "CONFIG_ENVIRONMENT",
     "CONFIG_FILE_NAME",
+    "TOKEN_ENVIRONMENT",
     "Configuration",
     "DeploymentConfig",
     "default_catalog",
     "find_configuration",
     "load_configuration",
+    "read_token",
 ]
 
 CONFIG_FILE_NAME = "streamflow-data.toml"
 """The file looked for in the working directory."""
 CONFIG_ENVIRONMENT = "STREAMFLOW_DATA_CONFIG"
 """The environment variable naming the configuration file."""
+
+TOKEN_ENVIRONMENT = "STREAMFLOW_DATA_TOKEN"
+"""The environment variable holding the service's bearer token, for it and its clients."""
 
 _ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _DEPLOYMENT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -100,6 +113,7 @@ _TABLES: dict[str, type[Settings]] = {
     "catalog": CatalogSettings,
     "cache": CacheSettings,
     "transfer": TransferSettings,
+    "service": ServiceSettings,
 }
 """The top-level tables beside ``deployments``, and the settings each holds."""
 
@@ -114,6 +128,7 @@ class Configuration:
     transfer: TransferSettings = field(default_factory=TransferSettings)
     cache: CacheSettings | None = None
     deployments: Mapping[str, DeploymentConfig] = field(default_factory=dict)
+    service: ServiceSettings = field(default_factory=ServiceSettings)
 
     def create_manager(
         self, *, listeners: Sequence[TransferListener] = (), **kwargs: Any
@@ -171,6 +186,25 @@ def load_configuration(path: str | None = None) -> Configuration:
     return _validate(source, _substitute(source, document, ()))
 
 
+def read_token(token_file: str | None, configured: str | None = None) -> str | None:
+    """The service's bearer token: the first line of ``token_file`` (``--token-file``),
+    else ``$STREAMFLOW_DATA_TOKEN``, else the first line of ``configured`` (``[service]
+    token_file``), else None. Blocking: call it at start-up or in a thread."""
+    if token_file is None:
+        token = os.environ.get(TOKEN_ENVIRONMENT)
+        if token or configured is None:
+            return token or None
+        token_file = configured
+    try:
+        with open(token_file, encoding="utf-8") as file:
+            token = file.readline().strip()
+    except OSError as exc:
+        raise ConfigurationError(f"{token_file}: cannot read the token ({exc.strerror})") from exc
+    if not token:
+        raise ConfigurationError(f"{token_file}: the token file is empty")
+    return token
+
+
 def _substitute(source: str, value: Any, key: tuple[str, ...]) -> Any:
     """``value`` with every ``"${NAME}"`` string replaced by that environment variable."""
     if isinstance(value, dict):
@@ -204,17 +238,24 @@ def _validate(source: str, document: dict[str, Any]) -> Configuration:
         raise ConfigurationError(f"{source}: {describe(problems)}")
     catalog = tables.get("catalog") or CatalogSettings(path=default_catalog())
     if catalog.path != ":memory:":
-        # A relative catalog path is relative to the configuration file, not the caller.
-        base = os.path.dirname(os.path.abspath(source))
-        expanded = os.path.join(base, os.path.expanduser(catalog.path))
-        catalog = catalog.replace(path=os.path.normpath(expanded))
+        catalog = catalog.replace(path=_beside(source, catalog.path))
+    service = tables.get("service") or ServiceSettings()
+    if service.token_file is not None:
+        service = service.replace(token_file=_beside(source, service.token_file))
     return Configuration(
         source,
         catalog,
         tables.get("transfer") or TransferSettings(),
         tables.get("cache"),
         {name: _deployment(source, name, table) for name, table in deployments.items()},
+        service,
     )
+
+
+def _beside(source: str, path: str) -> str:
+    """``path`` from the file ``source``: relative to its directory, not the caller's."""
+    base = os.path.dirname(os.path.abspath(source))
+    return os.path.normpath(os.path.join(base, os.path.expanduser(path)))
 
 
 def _deployment(source: str, name: str, table: Mapping[str, Any]) -> DeploymentConfig:

@@ -34,7 +34,7 @@ from streamflow_data.cli.session import (
     Session,
     error_line,
 )
-from streamflow_data.configfile import Configuration, load_configuration
+from streamflow_data.configfile import Configuration, load_configuration, read_token
 from streamflow_data.errors import StreamFlowDataError
 
 __all__ = ["build_parser", "command_parsers", "console", "main"]
@@ -99,8 +99,9 @@ def _common_options() -> argparse.ArgumentParser:
     common.add_argument(
         "--service",
         metavar="URL",
-        help="work through a running service (unix:///PATH or http://HOST:PORT; default: "
-        "$STREAMFLOW_DATA_SERVICE): cp, locate, status and stats share its engine",
+        help="work through a running service, sharing its engine (cp, locate, status, "
+        "stats): unix:///PATH or http://HOST:PORT; default: $STREAMFLOW_DATA_SERVICE, else "
+        "the configuration's [service] url",
     )
     return common
 
@@ -203,6 +204,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     json_logs = log_format == "json"
     try:
         configuration = _configuration(args)
+        service = (
+            getattr(args, "service", None)
+            or os.environ.get(SERVICE_ENVIRONMENT)
+            or configuration.service.url
+        )
+        token = read_token(None, configuration.service.token_file) if service else None
         session = Session(
             configuration,
             sys.stdout,
@@ -211,7 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             quiet=quiet,
             progress=not (quiet or getattr(args, "no_progress", False)),
             json_logs=json_logs,
-            service=getattr(args, "service", None) or os.environ.get(SERVICE_ENVIRONMENT),
+            service=service,
+            token=token,
         )
         return asyncio.run(_run(command, session, args))
     except USAGE_ERRORS as exc:

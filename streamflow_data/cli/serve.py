@@ -8,7 +8,7 @@ import os
 from typing import Any
 
 from streamflow_data.cli.session import EXIT_OK, CommandParser, Session
-from streamflow_data.configfile import default_catalog
+from streamflow_data.configfile import default_catalog, read_token
 
 __all__ = ["COMMANDS", "default_socket"]
 
@@ -32,13 +32,14 @@ def _add_serve(commands: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--listen",
         metavar="ADDRESS",
-        help=f"unix:PATH or HOST:PORT (default: unix:{default_socket()})",
+        help="unix:PATH or HOST:PORT (default: the configuration's [service] listen, else "
+        f"unix:{default_socket()})",
     )
     parser.add_argument(
         "--token-file",
         metavar="FILE",
         help="require this bearer token (the file's first line; default: "
-        "$STREAMFLOW_DATA_TOKEN when set)",
+        "$STREAMFLOW_DATA_TOKEN, else the configuration's [service] token_file)",
     )
     parser.set_defaults(handler=serve_command)
 
@@ -48,12 +49,13 @@ COMMANDS: dict[str, CommandParser] = {"serve": _add_serve}
 
 async def serve_command(session: Session, args: argparse.Namespace) -> int:
     """Run ``serve``."""
-    from streamflow_data.service import Endpoint, read_token, serve  # aiohttp: only here
+    from streamflow_data.service import Endpoint, serve  # aiohttp: only here
 
-    endpoint = Endpoint.parse(args.listen or f"unix:{default_socket()}")
+    configured = session.configuration.service
+    endpoint = Endpoint.parse(args.listen or configured.listen or f"unix:{default_socket()}")
     if endpoint.unix is not None:
         await asyncio.to_thread(os.makedirs, os.path.dirname(endpoint.unix), 0o700, True)
-    token = await asyncio.to_thread(read_token, args.token_file)
+    token = await asyncio.to_thread(read_token, args.token_file, configured.token_file)
 
     def ready(url: str) -> None:
         session.say(f"serving on {url}")

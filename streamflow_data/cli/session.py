@@ -136,17 +136,16 @@ class Session:
     """Set by Ctrl-C: transfers stop cleanly, keeping what they wrote for a resume."""
     service: str | None = None
     """The URL of a running service to work through (``--service``), if any."""
+    token: str | None = None
+    """The service's bearer token, if it requires one."""
 
     def remote(self, listeners: Sequence[TransferListener] = ()) -> RemoteDataManager:
-        """A client of the service (``--service``), with the token of
-        ``$STREAMFLOW_DATA_TOKEN`` if set."""
+        """A client of the service (``--service``), with its token."""
         from streamflow_data.remote import RemoteDataManager  # aiohttp: only when used
-        from streamflow_data.service import TOKEN_ENVIRONMENT
 
         if self.service is None:
             raise ConfigurationError("no service: give --service URL")
-        token = os.environ.get(TOKEN_ENVIRONMENT) or None
-        return RemoteDataManager(self.service, token=token, listeners=listeners)
+        return RemoteDataManager(self.service, token=self.token, listeners=listeners)
 
     @property
     def interrupted(self) -> bool:

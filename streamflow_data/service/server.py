@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from streamflow_data.configfile import Configuration
+from streamflow_data.configfile import TOKEN_ENVIRONMENT, Configuration, read_token
 from streamflow_data.errors import ConfigurationError
 from streamflow_data.manager import DefaultDataManager
 from streamflow_data.service.app import Service
@@ -23,9 +23,6 @@ from streamflow_data.service.app import Service
 __all__ = ["TOKEN_ENVIRONMENT", "Endpoint", "read_token", "running", "serve"]
 
 logger = logging.getLogger(__name__)
-
-TOKEN_ENVIRONMENT = "STREAMFLOW_DATA_TOKEN"
-"""The environment variable holding the bearer token, for the service and its clients."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,22 +97,6 @@ def _remove_stale(path: str) -> None:
     finally:
         probe.close()
     raise ConfigurationError(f"a service already listens on {path}")
-
-
-def read_token(token_file: str | None) -> str | None:
-    """The bearer token: the first line of ``token_file``, else ``$STREAMFLOW_DATA_TOKEN``,
-    else None (blocking: call it at start-up)."""
-    if token_file is not None:
-        try:
-            with open(token_file, encoding="utf-8") as file:
-                token = file.readline().strip()
-        except OSError as exc:
-            problem = f"{token_file}: cannot read the token ({exc.strerror})"
-            raise ConfigurationError(problem) from exc
-        if not token:
-            raise ConfigurationError(f"{token_file}: the token file is empty")
-        return token
-    return os.environ.get(TOKEN_ENVIRONMENT) or None
 
 
 @contextlib.asynccontextmanager

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from streamflow_data import ConfigurationError, LocalConnector
-from streamflow_data.configfile import load_configuration
+from streamflow_data import ConfigurationError, LocalConnector, ServiceSettings
+from streamflow_data.configfile import TOKEN_ENVIRONMENT, load_configuration, read_token
 from tests.cli.console import run
 
 
@@ -23,6 +23,8 @@ from tests.cli.console import run
         ("[cache]\nwhen_full = 'never'\n", "cache.budget: Field required; cache.when_full"),
         ("[catalog]\nlock_policy = 'x'\n", "catalog.lock_policy: Input should be 'wait' or 'fail'"),
         ("surprise = 1\n", "surprise: Extra inputs are not permitted"),
+        ("[service]\nlisten = 'nowhere'\n", "service.listen: String should match pattern"),
+        ("[service]\nurl = 'ftp://x'\n", "service.url: String should match pattern"),
         ("[deployments.d]\ntype = 'nosuch'\n", "deployments.d.type: no connector plugin"),
         ("[deployments.d]\nnodes = []\n", "deployments.d.type: expected the connector type"),
         ("[deployments.d]\ntype = 'ssh'\nnodes = []\n", "deployments.d: invalid options"),
@@ -68,6 +70,11 @@ budget = 1000
 [transfer]
 block_size = 65536
 
+[service]
+listen = "127.0.0.1:8750"
+url = "http://127.0.0.1:8750"
+token_file = "secret/token"
+
 [deployments.hpc]
 type = "ssh"
 nodes = ["login.invalid"]
@@ -82,6 +89,9 @@ check_host_keys = false
     assert loaded.catalog.lock_policy == "fail"
     assert loaded.cache is not None and loaded.cache.budget == 1000
     assert loaded.transfer.block_size == 65536
+    assert loaded.service.listen == "127.0.0.1:8750"
+    assert loaded.service.url == "http://127.0.0.1:8750"
+    assert loaded.service.token_file == str(config.parent / "secret" / "token")
     assert loaded.deployments["hpc"].options["username"] == "alice"
     manager = loaded.create_manager()
     assert [loc.name for loc in manager.locations("hpc")] == ["login.invalid"]
@@ -98,6 +108,7 @@ def test_without_a_file_the_embedded_default(
     assert loaded.source is None and dict(loaded.deployments) == {}
     assert loaded.catalog.path == str(tmp_path / "state" / "streamflow-data" / "catalog.sqlite")
     assert loaded.cache is None
+    assert loaded.service == ServiceSettings()
 
 
 @pytest.mark.parametrize(
@@ -123,3 +134,22 @@ def test_a_secret_is_never_shown(tmp_path: Path, table: str) -> None:
         ran = run("-vv", command, cwd=tmp_path)
         assert "THE-SECRET" not in ran.stdout + ran.stderr
         assert "store" in ran.stderr or ran.returncode == 0
+
+
+def test_the_token_comes_from_the_option_then_the_environment_then_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    given, configured, empty = tmp_path / "given", tmp_path / "configured", tmp_path / "empty"
+    given.write_text("from-option\n")
+    configured.write_text("from-configuration\nignored\n")
+    empty.write_text("\n")
+    monkeypatch.delenv(TOKEN_ENVIRONMENT, raising=False)
+    assert read_token(None) is None
+    assert read_token(None, str(configured)) == "from-configuration"
+    monkeypatch.setenv(TOKEN_ENVIRONMENT, "from-environment")
+    assert read_token(None, str(configured)) == "from-environment"
+    assert read_token(str(given), str(configured)) == "from-option"
+    with pytest.raises(ConfigurationError, match="the token file is empty"):
+        read_token(str(empty))
+    with pytest.raises(ConfigurationError, match="cannot read the token"):
+        read_token(str(tmp_path / "missing"))

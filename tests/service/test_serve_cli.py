@@ -59,3 +59,37 @@ def test_commands_share_one_service_which_stops_cleanly_on_sigterm(tmp_path: Pat
     assert not (socket_dir / "s.sock").exists()
     again = run("locate", str(tmp_path / "dst"), env=env)  # the catalog kept the copy
     assert again.returncode == 0, again.stderr
+
+
+def test_the_configuration_file_serves_both_sides(tmp_path: Path) -> None:
+    socket_dir = Path(tempfile.mkdtemp(prefix="sfd-cli-"))
+    (tmp_path / "token").write_text("s3cr3t-token\n")
+    config = tmp_path / "streamflow-data.toml"
+    config.write_text(
+        f'[catalog]\npath = "catalog.sqlite"\n\n[service]\nlisten = "unix:{socket_dir}/s.sock"\n'
+        f'url = "unix://{socket_dir}/s.sock"\ntoken_file = "token"\n'
+    )
+    env = {**os.environ, "STREAMFLOW_DATA_CONFIG": str(config)}
+    env.pop("STREAMFLOW_DATA_TOKEN", None)
+    env.pop("STREAMFLOW_DATA_SERVICE", None)
+    server = subprocess.Popen(
+        [*STREAMFLOW_DATA, "serve"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline().strip() == f"serving on unix://{socket_dir}/s.sock"
+        stats = run("stats", "--json", env=env)  # through the service, with the token
+        assert stats.returncode == 0, stats.stderr
+        assert "transfers" in json.loads(stats.stdout)
+        wrong = run("stats", env={**env, "STREAMFLOW_DATA_TOKEN": "not-it"})
+        assert wrong.returncode != 0 and "token" in wrong.stderr
+        assert "not-it" not in wrong.stderr and "s3cr3t" not in wrong.stderr
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, errors = server.communicate(timeout=30)
+    assert server.returncode == 0, errors
+    assert "s3cr3t" not in errors
