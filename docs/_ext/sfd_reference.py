@@ -17,6 +17,7 @@ from docutils.statemachine import StringList
 from pydantic_core import PydanticUndefined
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
+from sphinx.util.nodes import nested_parse_with_titles
 
 
 def _attribute_docs(model: type[Any]) -> dict[str, str]:
@@ -128,6 +129,77 @@ class CommandReference(SphinxDirective):
         return result
 
 
+def _schema_type(schema: dict[str, Any]) -> str:
+    """A JSON schema's type in a few words (Markdown), a model's name linked to its entry."""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[1]
+        return f"[`{name}`](#api-{name.lower()})"
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            return " or ".join(_schema_type(choice) for choice in schema[key])
+    if "const" in schema:
+        return f"`{schema['const']!r}`"
+    if "enum" in schema:
+        return " or ".join(f"`{value!r}`" for value in schema["enum"])
+    kind = schema.get("type", "any")
+    if kind == "array":
+        return f"list of {_schema_type(schema.get('items', {}))}"
+    if kind == "object" and "additionalProperties" in schema:
+        return f"map to {_schema_type(schema['additionalProperties'])}"
+    return f"*{kind}*"
+
+
+def _operation(method: str, path: str, operation: dict[str, Any]) -> list[str]:
+    lines = [f"### `{method.upper()} {path}`", "", operation["summary"] + ".", ""]
+    for parameter in operation["parameters"]:
+        need = "required" if parameter["required"] else "optional"
+        described = f": {parameter['description']}" if parameter.get("description") else ""
+        lines.append(
+            f"- `{parameter['name']}` ({parameter['in']}, {need}), "
+            f"{_schema_type(parameter['schema'])}{described}"
+        )
+    if "requestBody" in operation:
+        schema = operation["requestBody"]["content"]["application/json"]["schema"]
+        lines.append(f"- body: {_schema_type(schema)}")
+    for status, answer in operation["responses"].items():
+        if status.endswith("XX") or "content" not in answer:
+            continue
+        [(media, content)] = answer["content"].items()
+        schema = content.get("x-event-schema", content["schema"])
+        events = "server-sent events of " if media == "text/event-stream" else ""
+        lines.append(f"- answer {status}: {events}{_schema_type(schema)}")
+    return [*lines, ""]
+
+
+def _model(name: str, schema: dict[str, Any]) -> list[str]:
+    lines = [f"(api-{name.lower()})=", f"### `{name}`", "", schema.get("description", ""), ""]
+    required = set(schema.get("required", ()))
+    for field, spec in schema.get("properties", {}).items():
+        need = "" if field in required else " (optional)"
+        described = f": {' '.join(spec['description'].split())}" if "description" in spec else ""
+        lines.append(f"- `{field}`{need}, {_schema_type(spec)}{described}")
+    return [*lines, ""]
+
+
+class ApiReference(SphinxDirective):
+    """``api-reference`` renders the service's OpenAPI document: each operation with its
+    parameters, body and answer, then each model's fields."""
+
+    def run(self) -> list[nodes.Node]:
+        from streamflow_data.service import api_document
+
+        document = api_document()
+        lines = []
+        for path, operations in document["paths"].items():
+            for method, operation in operations.items():
+                lines += _operation(method, path, operation)
+        for name, schema in document["components"]["schemas"].items():
+            lines += _model(name, schema)
+        container = nodes.section()
+        nested_parse_with_titles(self.state, StringList(lines), container, self.content_offset)
+        return list(container.children)
+
+
 def _wide_formatter(prog: str) -> Any:
     import argparse
 
@@ -137,4 +209,5 @@ def _wide_formatter(prog: str) -> Any:
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("settings-reference", SettingsReference)
     app.add_directive("command-reference", CommandReference)
+    app.add_directive("api-reference", ApiReference)
     return {"parallel_read_safe": True}

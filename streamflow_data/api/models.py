@@ -60,7 +60,7 @@ MAX_DESTINATIONS = 1_000
 class _Model(pydantic.BaseModel):
     """A document of the API: frozen, and an unknown field is an error, not ignored."""
 
-    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 Name = Annotated[str, pydantic.StringConstraints(min_length=1, max_length=255)]

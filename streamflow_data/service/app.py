@@ -8,6 +8,7 @@ import hmac
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import pydantic
 from aiohttp import web
@@ -39,7 +40,7 @@ from streamflow_data.service.metrics import CONTENT_TYPE, render_metrics
 from streamflow_data.service.openapi import Route, openapi_document
 from streamflow_data.service.transfers import Submitted, TransferBoard
 
-__all__ = ["KEEPALIVE", "Route", "Service"]
+__all__ = ["KEEPALIVE", "Route", "Service", "api_document"]
 
 KEEPALIVE = 15.0
 """Seconds between comments on an idle event stream (a gone client is noticed then)."""
@@ -492,3 +493,10 @@ class Service:
 
 def _dump(events: Sequence[m.ChangeEvent]) -> str:
     return "[" + ",".join(event.model_dump_json(exclude_defaults=True) for event in events) + "]"
+
+
+def api_document() -> dict[str, Any]:
+    """The OpenAPI document a service serves at ``/v1/openapi.json``, without running one
+    (for the docs and for client generators)."""
+    service = Service(DefaultDataManager(), asyncio.TaskGroup())
+    return openapi_document(service.routes, __version__)

@@ -20,7 +20,7 @@ from streamflow_data import (
     TransferCancelledError,
 )
 from streamflow_data.remote import RemoteDataManager
-from streamflow_data.service import Endpoint, Service, running
+from streamflow_data.service import Endpoint, Service, api_document, running
 from tests.conftest import serving
 from tests.wrappers import WrappingConnector
 
@@ -357,3 +357,8 @@ async def test_progress_metrics_statistics_and_the_openapi_document(
     assert document["openapi"].startswith("3.")
     assert {"get", "post"} <= set(document["paths"]["/v1/transfers"])
     assert "TransferRequest" in document["components"]["schemas"]
+    assert document == api_document()  # what the docs render is what the service serves
+    timeout = next(
+        p for p in document["paths"]["/v1/source"]["get"]["parameters"] if p["name"] == "timeout"
+    )
+    assert "504" in timeout["description"]  # field docstrings reach the document
