@@ -17,12 +17,12 @@ def _blocks(path: Path, language: str) -> list[str]:
 
 
 def test_the_readme_commands_use_the_configuration_example() -> None:
-    """Every DEPLOYMENT[/LOCATION]: in the README's command-line example is defined by the
+    """Every DEPLOYMENT[/LOCATION]: in the README's command-line examples is defined by the
     example of docs/configuration.md, which the README points to."""
     [example] = _blocks(ROOT / "docs" / "configuration.md", "toml")
     deployments = tomllib.loads(example)["deployments"]
-    [commands] = [block for block in _blocks(ROOT / "README.md", "console") if "$ " in block]
-    targets = re.findall(r"\s([a-z][\w.-]*)(?:/([\w.-]+))?:/", commands)
+    commands = "".join(b for b in _blocks(ROOT / "README.md", "console") if "$ " in b)
+    targets = re.findall(r"\s([a-z][\w.-]*)(?:/([\w.-]+))?:/(?!/)", commands)  # not URLs
     assert targets, commands
     for deployment, location in targets:
         assert deployment in deployments, deployment
