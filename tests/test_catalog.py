@@ -20,7 +20,7 @@ from streamflow_data import (
     StreamFlowDataError,
 )
 from streamflow_data.catalog import SCHEMA_VERSION, Catalog
-from streamflow_data.catalog.database import _MIGRATIONS
+from streamflow_data.catalog.sqlite import _MIGRATIONS
 from tests.helpers import Hosts
 
 A = ExecutionLocation("cluster", "node-a", hostname="a.example")

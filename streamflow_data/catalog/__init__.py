@@ -22,6 +22,7 @@ from streamflow_data.catalog.journal import (
 )
 from streamflow_data.catalog.locks import TransferLocks
 from streamflow_data.catalog.replicas import ReplicaLog
+from streamflow_data.catalog.sqlite import SqliteBackend
 from streamflow_data.catalog.totals import add_statistics, load_statistics
 from streamflow_data.config import CatalogSettings
 from streamflow_data.connectors.base import WalkEntry
@@ -51,7 +52,8 @@ class Catalog:
         catalog, is damaged, is locked for longer than ``busy_timeout``, or was written
         by a newer version.
         """
-        return cls(await Database.open(settings.path, settings.busy_timeout), settings)
+        backend = await SqliteBackend.open(settings.path, settings.busy_timeout)
+        return cls(Database(backend), settings)
 
     @property
     def path(self) -> str:

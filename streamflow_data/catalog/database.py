@@ -1,137 +1,74 @@
-"""The catalog's SQLite file: opening and migrating it, batched background writes, errors.
+"""The catalog's database: batched background writes over a backend.
 
 Everything the catalog stores goes through one :class:`Database`. Synchronous callers
 (the replica graph's registration methods, the transfer engine's journal) only
 :meth:`Database.enqueue` rows; a background task writes what has queued up in one
 transaction at a time, so a burst of a million registrations costs a few large
-``executemany`` calls on aiosqlite's thread, never a blocking call on the event loop.
-Any ``sqlite3`` error is translated into :class:`~streamflow_data.errors.CatalogError`
-here, at the boundary.
+``executemany`` calls, never a blocking call on the event loop. A :class:`Backend` holds
+the database itself: a SQLite file (:mod:`.sqlite`) or a PostgreSQL server
+(:mod:`.postgres`); its errors come out as :class:`~streamflow_data.errors.CatalogError`.
+
+Statements are written once for both: ``?`` placeholders, ``INSERT ... ON CONFLICT
+(columns) DO ...`` and ``RETURNING``, which SQLite and PostgreSQL both understand.
 """
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
-import os
-import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from typing import Any, cast
-
-import aiosqlite
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any, Protocol
 
 from streamflow_data.errors import CatalogError
 
-__all__ = ["SCHEMA_VERSION", "Database", "Row"]
+__all__ = ["SCHEMA_VERSION", "Backend", "Database", "Row", "Transaction"]
 
 Row = tuple[Any, ...]
 
-_MIGRATIONS: dict[int, Sequence[str]] = {
-    1: (
-        """CREATE TABLE locations (
-            key TEXT PRIMARY KEY, deployment TEXT NOT NULL, name TEXT NOT NULL,
-            local INTEGER NOT NULL, hostname TEXT)""",
-        """CREATE TABLE replica_log (
-            seq INTEGER PRIMARY KEY, op INTEGER NOT NULL, location TEXT NOT NULL,
-            path TEXT NOT NULL, relpath TEXT, other_location TEXT, other_path TEXT,
-            names TEXT)""",
-    ),
-    2: (
-        """CREATE TABLE transfers (
-            id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, source TEXT NOT NULL,
-            src_path TEXT NOT NULL, destinations TEXT NOT NULL, dst_path TEXT NOT NULL,
-            state TEXT NOT NULL, chunk_size INTEGER, block_size INTEGER,
-            files INTEGER, bytes INTEGER, started REAL NOT NULL, updated REAL NOT NULL)""",
-        """CREATE TABLE transfer_roots (
-            transfer INTEGER NOT NULL, destination INTEGER NOT NULL, root TEXT NOT NULL,
-            staged INTEGER NOT NULL, PRIMARY KEY (transfer, destination))""",
-        """CREATE TABLE transfer_files (
-            transfer INTEGER NOT NULL, relpath TEXT NOT NULL, size INTEGER NOT NULL,
-            mtime_ns INTEGER NOT NULL, PRIMARY KEY (transfer, relpath)) WITHOUT ROWID""",
-        """CREATE TABLE file_states (
-            transfer INTEGER NOT NULL, relpath TEXT NOT NULL, destination INTEGER NOT NULL,
-            state TEXT NOT NULL, token TEXT,
-            PRIMARY KEY (transfer, relpath, destination)) WITHOUT ROWID""",
-        """CREATE TABLE chunk_marks (
-            transfer INTEGER NOT NULL, relpath TEXT NOT NULL, destination INTEGER NOT NULL,
-            chunk INTEGER NOT NULL, done INTEGER NOT NULL, crc INTEGER NOT NULL,
-            PRIMARY KEY (transfer, relpath, destination, chunk)) WITHOUT ROWID""",
-        """CREATE TABLE locks (
-            location TEXT NOT NULL, path TEXT NOT NULL, owner TEXT NOT NULL,
-            holder TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
-            heartbeat REAL NOT NULL, PRIMARY KEY (location, path))""",
-    ),
-    3: (
-        """CREATE TABLE location_totals (
-            deployment TEXT NOT NULL, name TEXT NOT NULL, bytes_read INTEGER NOT NULL,
-            bytes_written INTEGER NOT NULL, read_seconds REAL NOT NULL,
-            write_seconds REAL NOT NULL, PRIMARY KEY (deployment, name))""",
-        "CREATE TABLE counters (name TEXT PRIMARY KEY, value REAL NOT NULL)",
-        """CREATE TABLE deliveries (
-            id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, manifest TEXT NOT NULL,
-            source TEXT NOT NULL, destination TEXT NOT NULL, started REAL NOT NULL,
-            updated REAL NOT NULL)""",
-        """CREATE TABLE delivery_files (
-            delivery INTEGER NOT NULL, relpath TEXT NOT NULL, size INTEGER NOT NULL,
-            algorithm TEXT NOT NULL, checksum TEXT NOT NULL, state TEXT NOT NULL,
-            retries INTEGER NOT NULL, message TEXT,
-            PRIMARY KEY (delivery, relpath)) WITHOUT ROWID""",
-    ),
-    # Each destination of a transfer has its own path (a JSON list, in the order of
-    # ``destinations``); ``dst_path`` keeps the first, NULL ``dst_paths`` means all share it.
-    4: (
-        "ALTER TABLE transfers ADD COLUMN dst_paths TEXT",
-        "CREATE INDEX transfers_by_source ON transfers (source, src_path)",
-    ),
-    # What the check of the last run's copies proved at each destination (a JSON list in
-    # the order of ``destinations``; see Verification): NULL before schema 5.
-    5: ("ALTER TABLE transfers ADD COLUMN verifications TEXT",),
-}
-SCHEMA_VERSION = max(_MIGRATIONS)
-"""The schema this version of streamflow-data writes; older files are upgraded to it."""
+SCHEMA_VERSION = 5
+"""The schema this version of streamflow-data writes; older catalogs are upgraded to it,
+newer ones refused."""
 
 
-def _translate(path: str, error: sqlite3.Error, busy_timeout: float) -> CatalogError:
-    text = str(error)
-    if "locked" in text or "busy" in text:
-        detail = f"locked by another process for more than {busy_timeout:g} s ({text})"
-    elif isinstance(error, sqlite3.DatabaseError) and (
-        "not a database" in text or "malformed" in text or "corrupt" in text
-    ):
-        detail = f"not a SQLite database, or damaged ({text})"
-    elif "readonly" in text or "unable to open" in text:
-        detail = f"cannot be opened for writing ({text})"
-    else:
-        detail = f"database error ({text})"
-    return CatalogError(path, detail)
+class Transaction(Protocol):
+    """One write transaction of a backend."""
+
+    async def execute(self, statement: str, parameters: Row = ()) -> list[Row]:
+        """Run ``statement``; the rows it returns (a ``SELECT`` or a ``RETURNING``)."""
+        ...
+
+    async def executemany(self, statement: str, rows: Iterable[Row]) -> None:
+        """Run ``statement`` once for each row."""
+        ...
 
 
-def _check_openable(path: str, busy_timeout: float) -> None:
-    """Create the directory of ``path`` and open the file once, so that what stops it
-    being opened is a :class:`CatalogError`. (aiosqlite, failing to open a file, leaves a
-    task to its thread that reports to the event loop after it may have closed.)"""
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(directory, exist_ok=True)
-    except FileExistsError as exc:  # a file where a directory must be
-        raise CatalogError(path, f"{exc.filename!r} is not a directory") from exc
-    except OSError as exc:
-        raise CatalogError(path, f"{directory!r} cannot be created ({exc.strerror})") from exc
-    if os.path.isdir(path):
-        raise CatalogError(path, "is a directory; name a file in it")
-    try:
-        sqlite3.connect(path, timeout=busy_timeout).close()
-    except sqlite3.Error as exc:
-        raise _translate(path, exc, busy_timeout) from exc
+class Backend(abc.ABC):
+    """Where a catalog's tables live, migrated to :data:`SCHEMA_VERSION`."""
+
+    name: str
+    """What error messages call it: a file's path, or a server's URL without password."""
+
+    @abc.abstractmethod
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[Transaction]:
+        """One write transaction, taken so that writers of several processes take turns
+        (they never deadlock); committed when the block ends, rolled back if it raises."""
+
+    @abc.abstractmethod
+    def fetch(self, query: str, parameters: Row, size: int) -> AsyncIterator[list[Row]]:
+        """The rows of ``query``, in lists of up to ``size``."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Close the connection(s)."""
 
 
 class Database:
-    """One open catalog file, migrated to :data:`SCHEMA_VERSION`."""
+    """One open catalog: its backend, and the writer of queued rows."""
 
-    def __init__(self, path: str, connection: aiosqlite.Connection, busy_timeout: float):
-        self.path = path
-        self._connection = connection
-        self._busy_timeout = busy_timeout
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        self.path = backend.name
         self._pending: list[tuple[str, list[Row]]] = []  # runs of rows of one statement
         self._taken = 0  # batches the writer has taken
         self._written = 0  # batches the writer has written
@@ -140,78 +77,13 @@ class Database:
         self._error: CatalogError | None = None
         self._converters: dict[str, Callable[[list[Any]], Iterable[Row]]] = {}
         self._one_transaction = asyncio.Lock()
-        self._writer = asyncio.create_task(self._write_forever(), name=f"catalog {path}")
-
-    @classmethod
-    async def open(cls, path: str, busy_timeout: float) -> Database:
-        """Open (creating or upgrading) the catalog at ``path`` (``:memory:`` allowed), and
-        the directory it is in."""
-        if path != ":memory:":
-            await asyncio.to_thread(_check_openable, path, busy_timeout)
-        try:
-            connection = await aiosqlite.connect(path, timeout=busy_timeout, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise _translate(path, exc, busy_timeout) from exc
-        try:
-            await cls._prepare(connection, path)
-        except sqlite3.Error as exc:
-            await connection.close()
-            raise _translate(path, exc, busy_timeout) from exc
-        except BaseException:
-            await connection.close()
-            raise
-        return cls(path, connection, busy_timeout)
-
-    @staticmethod
-    async def _prepare(connection: aiosqlite.Connection, path: str) -> None:
-        if path != ":memory:":
-            await connection.execute("PRAGMA journal_mode=WAL")
-        await connection.execute("PRAGMA synchronous=NORMAL")
-        # A damaged page must stop a command before it moves data, not when it records
-        # the copies afterwards: every page is read once (milliseconds for megabytes).
-        async with connection.execute("PRAGMA quick_check") as cursor:
-            found = [str(row[0]) for row in await cursor.fetchall()]
-        if found != ["ok"]:
-            detail = " ".join(found[0].split())
-            raise CatalogError(path, f"not a SQLite database, or damaged ({detail})")
-        await connection.execute("BEGIN IMMEDIATE")
-        try:
-            tables = {
-                row[0]
-                async for row in await connection.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table'"
-                )
-            }
-            version = 0
-            if "schema_version" in tables:
-                async with connection.execute("SELECT version FROM schema_version") as cursor:
-                    row = await cursor.fetchone()
-                    version = 0 if row is None else int(row[0])
-            elif tables:
-                raise CatalogError(path, "not a streamflow-data catalog (no schema_version table)")
-            else:
-                await connection.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-                await connection.execute("INSERT INTO schema_version VALUES (0)")
-            if version > SCHEMA_VERSION:
-                raise CatalogError(
-                    path,
-                    f"written by a newer streamflow-data (schema {version}; this version "
-                    f"reads schema {SCHEMA_VERSION} and older)",
-                )
-            for step in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in _MIGRATIONS[step]:
-                    await connection.execute(statement)
-                await connection.execute("UPDATE schema_version SET version = ?", (step,))
-            await connection.execute("COMMIT")
-        except BaseException:
-            await connection.execute("ROLLBACK")
-            raise
+        self._writer = asyncio.create_task(self._write_forever(), name=f"catalog {self.path}")
 
     # -- writes ------------------------------------------------------------------------------
 
     def convert(self, statement: str, converter: Callable[[list[Any]], Iterable[Row]]) -> None:
         """Queued items of ``statement`` are turned into rows by ``converter`` only when
-        written, a run at a time (lazily, on aiosqlite's thread): queuing costs one append.
+        written, a run at a time (lazily): queuing costs one append.
         ``converter`` must only read state that is set before an item is queued."""
         self._converters[statement] = converter
 
@@ -247,28 +119,18 @@ class Database:
                     self._changed.notify_all()
 
     async def _transaction(self, batch: Iterable[tuple[str, list[Any]]]) -> None:
-        async with self.transaction() as connection:
+        async with self.transaction() as transaction:
             for statement, rows in batch:
                 converter = self._converters.get(statement)
-                await connection.executemany(
+                await transaction.executemany(
                     statement, rows if converter is None else converter(rows)
                 )
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction (taken at once, so two processes never deadlock)."""
-        connection = self._connection
-        async with self._one_transaction:
-            try:
-                await connection.execute("BEGIN IMMEDIATE")
-                try:
-                    yield connection
-                except BaseException:
-                    await connection.execute("ROLLBACK")
-                    raise
-                await connection.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise _translate(self.path, exc, self._busy_timeout) from exc
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """One write transaction (one at a time in this process)."""
+        async with self._one_transaction, self.backend.transaction() as transaction:
+            yield transaction
 
     async def flush(self) -> None:
         """Wait until every row queued so far is written; raise the writer's error if any."""
@@ -280,25 +142,11 @@ class Database:
 
     # -- reads --------------------------------------------------------------------------------
 
-    async def fetch(
+    def fetch(
         self, query: str, parameters: Row = (), size: int = 50_000
     ) -> AsyncIterator[list[Row]]:
         """The rows of ``query``, in lists of up to ``size``."""
-        try:
-            async with self._connection.execute(query, parameters) as cursor:
-                # Fetch the next rows on aiosqlite's thread while the caller uses these.
-                ahead = asyncio.ensure_future(cursor.fetchmany(size))
-                try:
-                    while rows := await ahead:
-                        ahead = asyncio.ensure_future(cursor.fetchmany(size))
-                        yield cast("list[Row]", rows)  # plain tuples: no row factory is set
-                finally:
-                    if not ahead.done():
-                        ahead.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, sqlite3.Error):
-                        await ahead
-        except sqlite3.Error as exc:
-            raise _translate(self.path, exc, self._busy_timeout) from exc
+        return self.backend.fetch(query, parameters, size)
 
     async def fetch_all(self, query: str, parameters: Row = ()) -> list[Row]:
         """Every row of ``query``."""
@@ -308,11 +156,11 @@ class Database:
         return found
 
     async def close(self) -> None:
-        """Write what is queued, then close the file."""
+        """Write what is queued, then close the backend."""
         try:
             await self.flush()
         finally:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
-            await self._connection.close()
+            await self.backend.close()

@@ -17,7 +17,8 @@ __all__ = ["DeliveryRows", "StoredFile"]
 
 _FILE = (
     "INSERT INTO delivery_files (delivery, relpath, size, algorithm, checksum, state, retries, "
-    "message) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET size = excluded.size, "
+    "message) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery, relpath) DO UPDATE SET "
+    "size = excluded.size, "
     "algorithm = excluded.algorithm, checksum = excluded.checksum, state = excluded.state, "
     "retries = excluded.retries, message = excluded.message"
 )
@@ -68,13 +69,12 @@ class DeliveryRows:
                 )
             return cls(database, delivery_id, files)
         async with database.transaction() as connection:
-            cursor = await connection.execute(
+            [(delivery_id,)] = await connection.execute(
                 "INSERT INTO deliveries (key, manifest, source, destination, started, updated) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                 (key, manifest, source, destination, now, now),
             )
-            assert cursor.lastrowid is not None
-            return cls(database, cursor.lastrowid, {})
+            return cls(database, int(delivery_id), {})
 
     def save(self, files: Iterable[StoredFile]) -> None:
         """Queue the new states of ``files``."""

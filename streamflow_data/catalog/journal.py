@@ -28,17 +28,20 @@ __all__ = ["SqliteJournal", "TransferRecord", "already_valid", "dump_state", "tr
 
 _STATE = (
     "INSERT INTO file_states (transfer, relpath, destination, state, token) "
-    "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
-    "state = coalesce(excluded.state, state), "
-    "token = CASE WHEN excluded.state = 'valid' THEN NULL ELSE coalesce(excluded.token, token) END"
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (transfer, relpath, destination) DO UPDATE SET "
+    "state = coalesce(excluded.state, file_states.state), "
+    "token = CASE WHEN excluded.state = 'valid' THEN NULL "
+    "ELSE coalesce(excluded.token, file_states.token) END"
 )
 _CHUNK = (
     "INSERT INTO chunk_marks (transfer, relpath, destination, chunk, done, crc) "
-    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET done = excluded.done, crc = excluded.crc"
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (transfer, relpath, destination, chunk) "
+    "DO UPDATE SET done = excluded.done, crc = excluded.crc"
 )
 _ROOT = (
     "INSERT INTO transfer_roots (transfer, destination, root, staged) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT DO UPDATE SET root = excluded.root, staged = excluded.staged"
+    "ON CONFLICT (transfer, destination) DO UPDATE SET root = excluded.root, "
+    "staged = excluded.staged"
 )
 _STATES = {state.value: state for state in FileState}
 
@@ -124,10 +127,10 @@ class SqliteJournal(RunJournal):
                     (now, transfer_id),
                 )
             else:
-                cursor = await connection.execute(
+                [(transfer_id,)] = await connection.execute(
                     "INSERT INTO transfers (key, source, src_path, destinations, dst_path, "
                     "dst_paths, state, started, updated) "
-                    "VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?) RETURNING id",
                     (
                         key,
                         _label(source),
@@ -139,9 +142,7 @@ class SqliteJournal(RunJournal):
                         now,
                     ),
                 )
-                transfer_id = cursor.lastrowid
-        assert transfer_id is not None
-        return cls(database, transfer_id, order, earlier)
+        return cls(database, int(transfer_id), order, earlier)
 
     async def start(self, files: Sequence[WalkEntry], chunk_size: int, block_size: int) -> PriorRun:
         prior = PriorRun()

@@ -83,12 +83,11 @@ class TransferLocks:
         async with self._database.transaction() as connection:
             for location, path in targets:
                 key = location_key(location)
-                async with connection.execute(
+                rows = await connection.execute(
                     "SELECT path, owner, holder, host, pid, heartbeat FROM locks "
                     "WHERE location = ?",
                     (key,),
-                ) as cursor:
-                    rows = list(await cursor.fetchall())
+                )
                 for held_path, owner, holder, host, pid, heartbeat in rows:
                     if owner == self.owner or not _conflicts(path, held_path):
                         continue
@@ -100,7 +99,7 @@ class TransferLocks:
             await connection.executemany(
                 "INSERT INTO locks (location, path, owner, holder, host, pid, heartbeat) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT DO UPDATE SET heartbeat = excluded.heartbeat",
+                "ON CONFLICT (location, path) DO UPDATE SET heartbeat = excluded.heartbeat",
                 [
                     (location_key(loc), path, self.owner, self.holder, self._host, self._pid, now)
                     for loc, path in targets

@@ -52,8 +52,8 @@ _AT = (
     "other_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _LOCATION = (
-    "INSERT OR IGNORE INTO locations (key, deployment, name, local, hostname) "
-    "VALUES (?, ?, ?, ?, ?)"
+    "INSERT INTO locations (key, deployment, name, local, hostname) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
 )
 _RUN_LOCATIONS = 255  # a run's location numbers are single bytes
 _RUN_PATHS = 10_000  # rows stay small enough to read back a few at a time

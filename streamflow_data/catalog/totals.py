@@ -14,15 +14,15 @@ __all__ = ["add_statistics", "load_statistics"]
 
 _LOCATION = (
     "INSERT INTO location_totals (deployment, name, bytes_read, bytes_written, read_seconds, "
-    "write_seconds) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
-    "bytes_read = bytes_read + excluded.bytes_read, "
-    "bytes_written = bytes_written + excluded.bytes_written, "
-    "read_seconds = read_seconds + excluded.read_seconds, "
-    "write_seconds = write_seconds + excluded.write_seconds"
+    "write_seconds) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (deployment, name) DO UPDATE SET "
+    "bytes_read = location_totals.bytes_read + excluded.bytes_read, "
+    "bytes_written = location_totals.bytes_written + excluded.bytes_written, "
+    "read_seconds = location_totals.read_seconds + excluded.read_seconds, "
+    "write_seconds = location_totals.write_seconds + excluded.write_seconds"
 )
 _COUNTER = (
     "INSERT INTO counters (name, value) VALUES (?, ?) "
-    "ON CONFLICT DO UPDATE SET value = value + excluded.value"
+    "ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value"
 )
 _CACHE_COUNTERS = ("hits", "misses", "evictions", "bytes_evicted")
 
