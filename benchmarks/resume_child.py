@@ -17,7 +17,6 @@ import asyncio
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from streamflow_data import (
+    CatalogSettings,
     Connector,
     DefaultDataManager,
     LocalConnector,
@@ -32,6 +32,7 @@ from streamflow_data import (
     TransferProgress,
     create_connector,
 )
+from streamflow_data.catalog import Catalog
 from streamflow_data.model import ExecutionLocation
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -163,8 +164,7 @@ def kill_halfway_and_rerun(
             if line.startswith("progress ") and int(line.split()[1]) >= size * fraction:
                 break
         os.killpg(child.pid, signal.SIGKILL)
-    with sqlite3.connect(catalog) as connection:
-        tokens = [row[0] for row in connection.execute("SELECT token FROM file_states")]
+    tokens = asyncio.run(_resume_tokens(catalog))
     token = next((token for token in tokens if token), None)
     if token is not None:
         _settled(token)
@@ -180,6 +180,15 @@ def kill_halfway_and_rerun(
     result = rerun.stdout.strip().splitlines()[-1]
     fields = dict(item.split("=") for item in result.split()[1:])
     return Interrupted(size - present, int(fields["moved"]), int(fields["skipped"]), result)
+
+
+async def _resume_tokens(catalog: str) -> list[str | None]:
+    """The resume tokens the journal in ``catalog`` holds (a file or a PostgreSQL URL)."""
+    opened = await Catalog.open(CatalogSettings(path=catalog))
+    try:
+        return [row[0] for row in await opened.database.fetch_all("SELECT token FROM file_states")]
+    finally:
+        await opened.close()
 
 
 def main() -> int:

@@ -104,7 +104,9 @@ class CatalogSettings(Settings):
     kind: ClassVar[str] = "catalog settings"
 
     path: str = pydantic.Field(default=":memory:")
-    """The SQLite file (created if missing); ``:memory:`` keeps nothing after close."""
+    """The SQLite file (created if missing; ``:memory:`` keeps nothing after close), or a
+    PostgreSQL database, ``postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE`` (the
+    ``postgresql`` extra installs its driver, asyncpg)."""
     busy_timeout: float = pydantic.Field(default=10.0, gt=0.0, le=3600.0)
     """Seconds to wait for another process's write to the file before failing."""
     lock_policy: Literal["wait", "fail"] = pydantic.Field(default="wait")

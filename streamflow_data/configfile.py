@@ -36,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from streamflow_data.catalog.database import is_postgres
 from streamflow_data.config import (
     CacheSettings,
     CatalogSettings,
@@ -237,7 +238,7 @@ def _validate(source: str, document: dict[str, Any]) -> Configuration:
     if problems:
         raise ConfigurationError(f"{source}: {describe(problems)}")
     catalog = tables.get("catalog") or CatalogSettings(path=default_catalog())
-    if catalog.path != ":memory:":
+    if catalog.path != ":memory:" and not is_postgres(catalog.path):
         catalog = catalog.replace(path=_beside(source, catalog.path))
     service = tables.get("service") or ServiceSettings()
     if service.token_file is not None:

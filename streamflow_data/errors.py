@@ -275,11 +275,14 @@ class AuthenticationError(ConnectorError):
 class CatalogError(StreamFlowDataError):
     """The catalog database cannot be used: it is not a SQLite file or is corrupt, another
     process holds it locked longer than the configured wait, it was written by a newer
-    version, or it cannot be written. ``path`` names the file."""
+    version, it cannot be written, or its server cannot be reached. ``path`` names the
+    file, or the server's URL without its password; ``transient`` says the same request
+    may succeed later (a connection lost, a server restarting)."""
 
-    def __init__(self, path: str, detail: str) -> None:
+    def __init__(self, path: str, detail: str, *, transient: bool = False) -> None:
         super().__init__(f"catalog {path!r}: {detail}")
         self.path = path
+        self.transient = transient
 
 
 class TransferLockedError(StreamFlowDataError):

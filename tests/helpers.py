@@ -7,15 +7,17 @@ import os
 import stat
 from pathlib import Path
 
-import aiosqlite
-
 from benchmarks.resume_child import SlowSourceConnector
 from streamflow_data import (
+    CatalogError,
+    CatalogSettings,
     DefaultDataManager,
     ExecutionLocation,
     TransferProgress,
     TransferSettings,
 )
+from streamflow_data.catalog import Catalog
+from streamflow_data.catalog.database import is_postgres
 from tests.wrappers import WrappingConnector
 
 KiB = 1024
@@ -87,17 +89,19 @@ def leftovers(directory: Path) -> list[str]:
 
 
 async def journaled_bytes(catalog: str) -> int | None:
-    """The written chunk bytes the journal in ``catalog`` records; None before it has a
-    journal."""
-    if not await asyncio.to_thread(os.path.exists, catalog):
+    """The written chunk bytes the journal in ``catalog`` (a file or a PostgreSQL URL)
+    records; None before the catalog exists."""
+    if not is_postgres(catalog) and not await asyncio.to_thread(os.path.exists, catalog):
         return None
-    async with aiosqlite.connect(catalog) as connection:
-        try:
-            async with connection.execute("SELECT sum(done) FROM chunk_marks") as cursor:
-                row = await cursor.fetchone()
-        except aiosqlite.Error:
-            return None
-    return int(row[0]) if row is not None and row[0] else 0
+    try:
+        opened = await Catalog.open(CatalogSettings(path=catalog, busy_timeout=1.0))
+    except CatalogError:
+        return None
+    try:
+        [(done,)] = await opened.database.fetch_all("SELECT sum(done) FROM chunk_marks")
+    finally:
+        await opened.close()
+    return int(done or 0)
 
 
 async def wait_for_progress(catalog: str, least: int = 4 * MiB) -> None:

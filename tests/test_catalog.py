@@ -20,7 +20,7 @@ from streamflow_data import (
     StreamFlowDataError,
 )
 from streamflow_data.catalog import SCHEMA_VERSION, Catalog
-from streamflow_data.catalog.sqlite import _MIGRATIONS
+from streamflow_data.catalog.schema import MIGRATIONS as _MIGRATIONS
 from tests.helpers import Hosts
 
 A = ExecutionLocation("cluster", "node-a", hostname="a.example")
@@ -68,9 +68,9 @@ def _build(manager: DefaultDataManager) -> list[str]:
 
 
 async def test_replicas_relations_links_and_invalidations_survive_a_restart(
-    tmp_path: Path,
+    catalog_path: str,
 ) -> None:
-    catalog = str(tmp_path / "catalog.sqlite")
+    catalog = catalog_path
     async with DefaultDataManager(catalog=catalog) as first:
         paths = _build(first)
         before = _view(first, paths)
@@ -87,8 +87,8 @@ async def test_replicas_relations_links_and_invalidations_survive_a_restart(
         assert len(second.mapper) == len(first.mapper)
 
 
-async def test_a_grown_log_is_compacted_and_replays_the_same(tmp_path: Path) -> None:
-    catalog = str(tmp_path / "catalog.sqlite")
+async def test_a_grown_log_is_compacted_and_replays_the_same(catalog_path: str) -> None:
+    catalog = catalog_path
     async with DefaultDataManager(catalog=catalog) as first:
         for round_number in range(4):
             for index in range(600):
@@ -97,26 +97,28 @@ async def test_a_grown_log_is_compacted_and_replays_the_same(tmp_path: Path) -> 
                 first.invalidate_location(A, "/churn")
         paths = _build(first)
         before = _view(first, paths)
-    rows_before = _count(catalog, "replica_log")
+    rows_before = await _count(catalog)
     async with DefaultDataManager(catalog=catalog) as second:
         assert _view(second, paths) == before
-    rows_after = _count(catalog, "replica_log")
+    rows_after = await _count(catalog)
     assert rows_after < rows_before / 2
     async with DefaultDataManager(catalog=catalog) as third:
         assert _view(third, paths) == before
         assert len(third.get_data_locations("/churn/599")) == 1
 
 
-def _count(catalog: str, table: str) -> int:
+async def _count(catalog: str) -> int:
     """The changes the replica log holds (a row of grouped paths counts each path)."""
-    assert table == "replica_log"
-    with sqlite3.connect(catalog) as connection:
-        rows = connection.execute("SELECT names FROM replica_log").fetchall()
-    return sum(1 if names is None else len(names.split("\0")) for (names,) in rows)
+    opened = await Catalog.open(CatalogSettings(path=catalog))
+    try:
+        rows = await opened.database.fetch_all("SELECT names FROM replica_log")
+    finally:
+        await opened.close()
+    return sum(1 if names is None else len(bytes(names).split(b"\0")) for (names,) in rows)
 
 
-async def test_registering_before_the_catalog_is_open_is_refused(tmp_path: Path) -> None:
-    manager = DefaultDataManager(catalog=str(tmp_path / "c.sqlite"))
+async def test_registering_before_the_catalog_is_open_is_refused(catalog_path: str) -> None:
+    manager = DefaultDataManager(catalog=catalog_path)
     with pytest.raises(StreamFlowDataError, match="not open yet"):
         manager.register_path(A, "/x")
     assert manager.get_data_locations("/x") == []  # refused before any change
@@ -214,12 +216,14 @@ async def test_a_catalog_locked_by_another_process_is_reported(tmp_path: Path) -
         holder.close()
 
 
-async def test_a_replica_reaches_the_catalog_only_once_complete(tmp_path: Path) -> None:
+async def test_a_replica_reaches_the_catalog_only_once_complete(
+    tmp_path: Path, catalog_path: str
+) -> None:
     hosts = Hosts(tmp_path / "hosts")
     source = hosts.add("source")
     destination = hosts.add("dest", stall_writes=True)
     hosts.path("source", "/data").write_bytes(os.urandom(9_000_000))
-    catalog = str(tmp_path / "catalog.sqlite")
+    catalog = catalog_path
     async with DefaultDataManager(dict(hosts.connectors), catalog=catalog) as manager:
         manager.register_path(source, "/data")
         task = asyncio.create_task(manager.transfer_data(source, "/data", [destination], "/copy"))
@@ -233,12 +237,12 @@ async def test_a_replica_reaches_the_catalog_only_once_complete(tmp_path: Path) 
         assert await _persisted(catalog, "/copy") == [destination, source]
 
 
-async def test_a_failed_copy_never_reaches_the_catalog(tmp_path: Path) -> None:
+async def test_a_failed_copy_never_reaches_the_catalog(tmp_path: Path, catalog_path: str) -> None:
     hosts = Hosts(tmp_path / "hosts")
     source = hosts.add("source")
     destination = hosts.add("dest", fail_write_number=2)
     hosts.path("source", "/data").write_bytes(os.urandom(9_000_000))
-    catalog = str(tmp_path / "catalog.sqlite")
+    catalog = catalog_path
     async with DefaultDataManager(dict(hosts.connectors), catalog=catalog) as manager:
         manager.register_path(source, "/data")
         with pytest.raises(StreamFlowDataError):
@@ -253,13 +257,13 @@ async def _persisted(catalog: str, path: str) -> list[ExecutionLocation]:
 
 
 @pytest.mark.parametrize("seed", range(8))
-async def test_random_changes_replay_to_the_same_graph(tmp_path: Path, seed: int) -> None:
+async def test_random_changes_replay_to_the_same_graph(catalog_path: str, seed: int) -> None:
     """Registrations (plain ones are grouped when written), links, relpaths, relations,
     invalidations and re-registrations, in random order, come back exactly."""
     rng = random.Random(seed)
     paths = [f"/r/{a}/{b}" for a in "xyz" for b in "pq"] + ["/r/x", "/r/y", "/r", "/r/x/p/in"]
     locations = [A, B, S3]
-    catalog = str(tmp_path / "catalog.sqlite")
+    catalog = catalog_path
     policy = DefaultSourcePolicy(random.Random(seed))
     async with DefaultDataManager(catalog=catalog, policy=policy) as first:
         for index in range(1500):  # enough to compact the log when it is next opened
@@ -297,12 +301,12 @@ async def test_random_changes_replay_to_the_same_graph(tmp_path: Path, seed: int
 
 
 async def test_a_catalog_failure_at_the_end_of_a_copy_releases_everything(
-    tmp_path: Path,
+    tmp_path: Path, catalog_path: str
 ) -> None:
     """If the catalog refuses the outcome, the error is raised, and nothing stays claimed:
     waiting transfers, locks and the replica's waiters are all released."""
     (tmp_path / "src").write_text("data")
-    catalog = CatalogSettings(path=str(tmp_path / "catalog.sqlite"), lock_policy="fail")
+    catalog = CatalogSettings(path=catalog_path, lock_policy="fail")
     async with DefaultDataManager(catalog=catalog) as manager:
         local = manager.locations()[0]
         manager.register_path(local, str(tmp_path / "src"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from streamflow_data import (
     ExecutionLocation,
     TransferLockedError,
 )
+from streamflow_data.catalog import Catalog
 from streamflow_data.catalog.replicas import location_key
 from tests.conftest import LOCAL
 from tests.helpers import Hosts
@@ -26,22 +26,26 @@ from tests.helpers import Hosts
 ROOT = Path(__file__).parent.parent
 
 
-def _managers(tmp_path: Path, **settings: object) -> tuple[Hosts, Hosts, CatalogSettings]:
+def _managers(
+    tmp_path: Path, catalog: str, **settings: object
+) -> tuple[Hosts, Hosts, CatalogSettings]:
     """Two sets of connectors onto the same "hosts", for two managers."""
     first, second = Hosts(tmp_path / "hosts"), Hosts(tmp_path / "hosts")
     first.add("source")
     first.add("dest", stall_writes=True)
     second.connectors = {name: type(c)(c.root) for name, c in first.connectors.items()}
     first.path("source", "/data").write_bytes(os.urandom(9_000_000))
-    return first, second, CatalogSettings(path=str(tmp_path / "catalog.sqlite"), **settings)  # type: ignore[arg-type]
+    return first, second, CatalogSettings(path=catalog, **settings)  # type: ignore[arg-type]
 
 
 SOURCE = ExecutionLocation("source", "localhost", local=True)
 DEST = ExecutionLocation("dest", "localhost", local=True)
 
 
-async def test_a_second_manager_fails_at_once_on_a_locked_destination(tmp_path: Path) -> None:
-    first, second, settings = _managers(tmp_path, lock_policy="fail")
+async def test_a_second_manager_fails_at_once_on_a_locked_destination(
+    tmp_path: Path, catalog_path: str
+) -> None:
+    first, second, settings = _managers(tmp_path, catalog_path, lock_policy="fail")
     async with (
         DefaultDataManager(dict(first.connectors), catalog=settings) as one,
         DefaultDataManager(dict(second.connectors), catalog=settings) as two,
@@ -61,8 +65,10 @@ async def test_a_second_manager_fails_at_once_on_a_locked_destination(tmp_path: 
         await two.transfer_data(SOURCE, "/data", [DEST], "/copy")  # free again
 
 
-async def test_a_waiting_manager_writes_after_the_first_one(tmp_path: Path) -> None:
-    first, second, settings = _managers(tmp_path, lock_policy="wait")
+async def test_a_waiting_manager_writes_after_the_first_one(
+    tmp_path: Path, catalog_path: str
+) -> None:
+    first, second, settings = _managers(tmp_path, catalog_path, lock_policy="wait")
     finished: list[str] = []
     async with (
         DefaultDataManager(dict(first.connectors), catalog=settings) as one,
@@ -85,13 +91,17 @@ async def test_a_waiting_manager_writes_after_the_first_one(tmp_path: Path) -> N
     assert finished == ["first", "second"]
 
 
-def _plant_lock(catalog: str, path: str, host: str, pid: int, heartbeat: float) -> None:
-    with sqlite3.connect(catalog) as connection:
-        connection.execute(
-            "INSERT INTO locks (location, path, owner, holder, host, pid, heartbeat) "
-            "VALUES (?, ?, 'someone', 'a planted holder', ?, ?, ?)",
-            (location_key(LOCAL), path, host, pid, heartbeat),
-        )
+async def _plant_lock(catalog: str, path: str, host: str, pid: int, heartbeat: float) -> None:
+    opened = await Catalog.open(CatalogSettings(path=catalog))
+    try:
+        async with opened.database.transaction() as transaction:
+            await transaction.execute(
+                "INSERT INTO locks (location, path, owner, holder, host, pid, heartbeat) "
+                "VALUES (?, ?, 'someone', 'a planted holder', ?, ?, ?)",
+                (location_key(LOCAL), path, host, pid, heartbeat),
+            )
+    finally:
+        await opened.close()
 
 
 def _finished_pid() -> int:
@@ -111,9 +121,9 @@ def _finished_pid() -> int:
     ids=["dead-process", "stale-heartbeat", "live-holder"],
 )
 async def test_locks_of_dead_holders_are_taken_over(
-    tmp_path: Path, host: str, age: float, stale_after: float, taken: bool
+    tmp_path: Path, catalog_path: str, host: str, age: float, stale_after: float, taken: bool
 ) -> None:
-    catalog = str(tmp_path / "catalog.sqlite")
+    catalog = catalog_path
     settings = CatalogSettings(path=catalog, stale_lock_after=stale_after, lock_timeout=0.3)
     src, dst = tmp_path / "src", tmp_path / "copy"
     src.write_text("data")
@@ -122,7 +132,7 @@ async def test_locks_of_dead_holders_are_taken_over(
         await manager.flush()
         holder_host = socket.gethostname() if host == "this-host" else host
         pid = await asyncio.to_thread(_finished_pid)
-        await asyncio.to_thread(_plant_lock, catalog, str(dst), holder_host, pid, time.time() - age)
+        await _plant_lock(catalog, str(dst), holder_host, pid, time.time() - age)
         transfer = manager.transfer_data(LOCAL, str(src), [LOCAL], str(dst), writable=True)
         if taken:
             await transfer
@@ -133,10 +143,12 @@ async def test_locks_of_dead_holders_are_taken_over(
             assert not dst.exists()
 
 
-async def test_a_lock_held_by_another_process_blocks_until_it_is_killed(tmp_path: Path) -> None:
+async def test_a_lock_held_by_another_process_blocks_until_it_is_killed(
+    tmp_path: Path, catalog_path: str
+) -> None:
     src = tmp_path / "big.bin"
     src.write_bytes(os.urandom(32 * 1024 * 1024))
-    catalog = str(tmp_path / "catalog.sqlite")
+    catalog = catalog_path
     dst = str(tmp_path / "copy.bin")
     command = [sys.executable, "-m", "benchmarks.resume_child", catalog, str(src), dst]
     child = await asyncio.create_subprocess_exec(

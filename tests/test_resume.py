@@ -39,11 +39,13 @@ from tests.wrappers import WrappingConnector
 MiB = 1024 * 1024
 
 
-def test_a_copy_killed_halfway_moves_only_what_is_missing_when_rerun(tmp_path: Path) -> None:
+def test_a_copy_killed_halfway_moves_only_what_is_missing_when_rerun(
+    tmp_path: Path, catalog_path: str
+) -> None:
     src = tmp_path / "big.bin"
     src.write_bytes(os.urandom(256 * MiB))
     dst = tmp_path / "copy.bin"
-    catalog = str(tmp_path / "catalog.sqlite")
+    catalog = catalog_path
     result = kill_halfway_and_rerun(catalog, str(src), str(dst), delay=0.05)
     assert 0 < result.missing < 256 * MiB
     assert result.moved + result.skipped == 256 * MiB
@@ -54,10 +56,12 @@ def test_a_copy_killed_halfway_moves_only_what_is_missing_when_rerun(tmp_path: P
     assert leftovers(tmp_path) == []
 
 
-async def test_a_finished_transfer_rerun_moves_nothing_and_says_so(tmp_path: Path) -> None:
+async def test_a_finished_transfer_rerun_moves_nothing_and_says_so(
+    tmp_path: Path, catalog_path: str
+) -> None:
     src = tmp_path / "tree"
     make_tree(src)
-    catalog = str(tmp_path / "catalog.sqlite")
+    catalog = catalog_path
     first = await copy_slowly(catalog, src, [tmp_path / "copy"])
     assert not first.nothing_to_do and first.bytes_moved == first.bytes_total
     again = await copy_slowly(catalog, src, [tmp_path / "copy"])
@@ -66,10 +70,12 @@ async def test_a_finished_transfer_rerun_moves_nothing_and_says_so(tmp_path: Pat
     assert snapshot(tmp_path / "copy") == snapshot(src)
 
 
-async def test_a_changed_source_file_starts_over_and_the_rest_is_skipped(tmp_path: Path) -> None:
+async def test_a_changed_source_file_starts_over_and_the_rest_is_skipped(
+    tmp_path: Path, catalog_path: str
+) -> None:
     src = tmp_path / "tree"
     make_tree(src)
-    catalog = str(tmp_path / "catalog.sqlite")
+    catalog = catalog_path
     await copy_slowly(catalog, src, [tmp_path / "copy"])
     (src / "small.txt").write_text("HELLO")  # same size, new time
     again = await copy_slowly(catalog, src, [tmp_path / "copy"])
@@ -79,10 +85,12 @@ async def test_a_changed_source_file_starts_over_and_the_rest_is_skipped(tmp_pat
     assert (tmp_path / "copy" / "small.txt").read_text() == "HELLO"
 
 
-async def test_a_destination_file_changed_since_is_copied_again(tmp_path: Path) -> None:
+async def test_a_destination_file_changed_since_is_copied_again(
+    tmp_path: Path, catalog_path: str
+) -> None:
     src = tmp_path / "tree"
     make_tree(src)
-    catalog = str(tmp_path / "catalog.sqlite")
+    catalog = catalog_path
     await copy_slowly(catalog, src, [tmp_path / "copy"])
     (tmp_path / "copy" / "sub" / "big.bin").write_bytes(b"truncated")
     again = await copy_slowly(catalog, src, [tmp_path / "copy"])
@@ -90,13 +98,15 @@ async def test_a_destination_file_changed_since_is_copied_again(tmp_path: Path) 
     assert snapshot(tmp_path / "copy") == snapshot(src)
 
 
-async def test_a_cancelled_tree_copy_resumes_from_its_partial_files(tmp_path: Path) -> None:
+async def test_a_cancelled_tree_copy_resumes_from_its_partial_files(
+    tmp_path: Path, catalog_path: str
+) -> None:
     src = tmp_path / "tree"
     (src / "a").mkdir(parents=True)
     for index in range(3):
         (src / "a" / f"part{index}").write_bytes(os.urandom(24 * MiB))
     (src / "small").write_text("small")
-    catalog = str(tmp_path / "catalog.sqlite")
+    catalog = catalog_path
     settings = TransferSettings(chunk_size=8 * MiB, block_size=1 * MiB)
     task = asyncio.create_task(
         copy_slowly(catalog, src, [tmp_path / "copy"], delay=0.02, settings=settings)
@@ -114,10 +124,12 @@ async def test_a_cancelled_tree_copy_resumes_from_its_partial_files(tmp_path: Pa
     assert leftovers(tmp_path) == []
 
 
-async def test_dump_state_lists_every_file_and_destination_as_csv(tmp_path: Path) -> None:
+async def test_dump_state_lists_every_file_and_destination_as_csv(
+    tmp_path: Path, catalog_path: str
+) -> None:
     src = tmp_path / "tree"
     make_tree(src)
-    catalog = str(tmp_path / "catalog.sqlite")
+    catalog = catalog_path
     done = await copy_slowly(catalog, src, [tmp_path / "copy"])
     async with DefaultDataManager(catalog=catalog) as manager:
         [record] = await manager.transfers()
@@ -152,7 +164,9 @@ async def test_a_resume_token_must_name_a_partial_file_of_its_path(tmp_path: Pat
     await connector.close()
 
 
-async def test_a_rerun_into_an_existing_tree_lists_it_once(tmp_path: Path) -> None:
+async def test_a_rerun_into_an_existing_tree_lists_it_once(
+    tmp_path: Path, catalog_path: str
+) -> None:
     """Looking for links in the way and for what an earlier run left valid both need
     the destination's listing: one walk serves both."""
     src = tmp_path / "tree"
@@ -165,7 +179,7 @@ async def test_a_rerun_into_an_existing_tree_lists_it_once(tmp_path: Path) -> No
             async for entry in super().walk(location, path):
                 yield entry
 
-    catalog = str(tmp_path / "catalog.sqlite")
+    catalog = catalog_path
     for _ in range(2):
         walked.clear()
         connectors = {"local": Listing()}
@@ -179,7 +193,7 @@ async def test_a_rerun_into_an_existing_tree_lists_it_once(tmp_path: Path) -> No
 
 @pytest.mark.parametrize("size", [SIZE, SMALL.block_size], ids=["blocks", "whole"])
 async def test_a_copy_published_as_its_run_is_interrupted_is_not_copied_again(
-    hosts: Hosts, tmp_path: Path, size: int
+    hosts: Hosts, tmp_path: Path, size: int, catalog_path: str
 ) -> None:
     """The commit landed, the run was cancelled before it recorded the file as valid: the
     rerun finds the whole copy at its path and moves nothing."""
@@ -193,7 +207,7 @@ async def test_a_copy_published_as_its_run_is_interrupted_is_not_copied_again(
         await asyncio.Event().wait()  # until cancelled
 
     hosts.connectors["dst"].after_commit = hang
-    catalog = str(tmp_path / "catalog.sqlite")
+    catalog = catalog_path
     async with DefaultDataManager(hosts.connectors, catalog=catalog, settings=SMALL) as manager:
         manager.register_path(source, "/f.bin")
         copy = asyncio.create_task(manager.transfer_data(source, "/f.bin", [target], "/c.bin"))

@@ -17,7 +17,7 @@ from streamflow_data import (
     TransferError,
     TransferSettings,
 )
-from streamflow_data.catalog.sqlite import _MIGRATIONS
+from streamflow_data.catalog.schema import MIGRATIONS as _MIGRATIONS
 from tests.helpers import (
     TREE_BYTES,
     Hosts,

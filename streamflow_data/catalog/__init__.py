@@ -1,17 +1,18 @@
-"""The catalog: what a data manager knows, kept in one SQLite file across restarts.
+"""The catalog: what a data manager knows, kept across restarts in a SQLite file
+(:mod:`.sqlite`) or a PostgreSQL database (:mod:`.postgres`), chosen by its path.
 
 It holds the replica graph (:mod:`.replicas`), the journal of every transfer
-(:mod:`.journal`), the destination locks that managers sharing the file take
+(:mod:`.journal`), the destination locks that managers sharing the catalog take
 (:mod:`.locks`), the states of validated deliveries (:mod:`.deliveries`) and the
 statistics of every run (:mod:`.totals`), all written through one batched background
-writer (:mod:`.database`).
+writer (:mod:`.database`), in the tables of :mod:`.schema`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from streamflow_data.catalog.database import SCHEMA_VERSION, Database
+from streamflow_data.catalog.database import SCHEMA_VERSION, Backend, Database, is_postgres
 from streamflow_data.catalog.deliveries import DeliveryRows, StoredFile
 from streamflow_data.catalog.journal import (
     SqliteJournal,
@@ -34,7 +35,7 @@ __all__ = ["SCHEMA_VERSION", "Catalog", "DeliveryRows", "StoredFile", "TransferR
 
 
 class Catalog:
-    """An open catalog file: the replica log, the transfer journal and the locks."""
+    """An open catalog: the replica log, the transfer journal and the locks."""
 
     def __init__(self, database: Database, settings: CatalogSettings) -> None:
         self.settings = settings
@@ -46,19 +47,30 @@ class Catalog:
 
     @classmethod
     async def open(cls, settings: CatalogSettings) -> Catalog:
-        """Open the catalog file, creating it or upgrading its schema as needed.
+        """Open the catalog, creating it or upgrading its schema as needed.
 
-        Raises :class:`~streamflow_data.errors.CatalogError` for a file that is not a
-        catalog, is damaged, is locked for longer than ``busy_timeout``, or was written
-        by a newer version.
+        Raises :class:`~streamflow_data.errors.CatalogError` for a file or database that
+        is not a catalog, is damaged, is locked for longer than ``busy_timeout``, was
+        written by a newer version, or whose server cannot be reached.
         """
-        backend = await SqliteBackend.open(settings.path, settings.busy_timeout)
+        backend: Backend
+        if is_postgres(settings.path):
+            from streamflow_data.catalog.postgres import PostgresBackend  # asyncpg: only here
+
+            backend = await PostgresBackend.open(settings.path, settings.busy_timeout)
+        else:
+            backend = await SqliteBackend.open(settings.path, settings.busy_timeout)
         return cls(Database(backend), settings)
 
     @property
     def path(self) -> str:
-        """The catalog file."""
+        """The catalog file, or the database's URL without its password."""
         return self._database.path
+
+    @property
+    def database(self) -> Database:
+        """The catalog's database (for queries no method here makes)."""
+        return self._database
 
     async def load(self, mapper: RemotePathMapper) -> None:
         """Rebuild the replica graph saved in the catalog into ``mapper``."""

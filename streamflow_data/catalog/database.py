@@ -17,18 +17,53 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import logging
+import time
+import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, Protocol
 
+from streamflow_data.config import backoff
 from streamflow_data.errors import CatalogError
 
-__all__ = ["SCHEMA_VERSION", "Backend", "Database", "Row", "Transaction"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "URL_SCHEMES",
+    "Backend",
+    "Database",
+    "Row",
+    "Transaction",
+    "is_postgres",
+    "redacted_url",
+]
 
 Row = tuple[Any, ...]
+
+logger = logging.getLogger(__name__)
+
+RECONNECT_FOR = 60.0
+"""Seconds the writer keeps trying to write queued rows to a database it cannot reach."""
 
 SCHEMA_VERSION = 5
 """The schema this version of streamflow-data writes; older catalogs are upgraded to it,
 newer ones refused."""
+URL_SCHEMES = ("postgresql://", "postgres://")
+"""A catalog given as a URL of these schemes is a PostgreSQL database, not a file."""
+
+
+def is_postgres(location: str) -> bool:
+    """Whether a catalog location names a PostgreSQL server rather than a file."""
+    return location.startswith(URL_SCHEMES)
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with its password masked, for messages."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = urllib.parse.quote(parts.username or "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 class Transaction(Protocol):
@@ -109,7 +144,7 @@ class Database:
                 batch, self._pending = self._pending, []
                 self._taken += 1
                 try:
-                    await self._transaction(batch)
+                    await self._write(batch)
                 except CatalogError as exc:
                     self._error = exc
                 except Exception as exc:  # a row sqlite cannot bind: report, never hang
@@ -117,6 +152,25 @@ class Database:
                 self._written += 1
                 async with self._changed:
                     self._changed.notify_all()
+
+    async def _write(self, batch: list[tuple[str, list[Any]]]) -> None:
+        """Write ``batch`` in one transaction; while the database cannot be reached
+        (:attr:`CatalogError.transient`), try again for up to :data:`RECONNECT_FOR`
+        seconds: queued rows are not lost to a server restarting."""
+        deadline = time.monotonic() + RECONNECT_FOR
+        attempt = 0
+        while True:
+            try:
+                await self._transaction(batch)
+                return
+            except CatalogError as exc:
+                attempt += 1
+                if not exc.transient or time.monotonic() > deadline:
+                    raise
+                logger.warning(
+                    "catalog %s: %s; writing again (attempt %d)", self.path, exc, attempt
+                )
+                await asyncio.sleep(backoff(0.1, attempt))
 
     async def _transaction(self, batch: Iterable[tuple[str, list[Any]]]) -> None:
         async with self.transaction() as transaction:

@@ -89,7 +89,18 @@ class _RegistrationRun:
         if len(self.paths) == 1:
             yield (_PRIMARY, keys[0], self.paths[0], None, None, None)
             return
-        yield (_RUN, keys[0], "", "\x1e".join(keys), bytes(self._on), "\0".join(self.paths))
+        yield (_RUN, keys[0], "", "\x1e".join(keys), bytes(self._on), _bytes("\0".join(self.paths)))
+
+
+def _bytes(text: str) -> bytes:
+    """Text for the log's byte columns (``other_location``, ``names``): PostgreSQL's text
+    cannot hold the NUL that separates a run's paths."""
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _text(value: str | bytes) -> str:
+    """A byte column's text (older catalog files hold text there: both are read)."""
+    return value if isinstance(value, str) else value.decode("utf-8", "surrogateescape")
 
 
 def location_key(location: ExecutionLocation) -> str:
@@ -161,7 +172,7 @@ class ReplicaLog:
 
     def _relation(self, first: DataLocation, second: DataLocation) -> Row:
         key, other = self._key(first.location), self._key(second.location)
-        return (_RELATE, key, first.path, other, second.path)
+        return (_RELATE, key, first.path, _bytes(other), second.path)
 
     def invalidated(self, location: ExecutionLocation, path: str) -> None:
         """``path`` and its subtree on ``location`` were invalidated."""
@@ -194,7 +205,7 @@ class ReplicaLog:
             for op, key, path, relpath, other_key, other_path, names in rows:
                 if op == _RUN:
                     on = [locations[run_key] for run_key in relpath.split("\x1e")]
-                    for number, run_path in zip(other_key, names.split("\0"), strict=True):
+                    for number, run_path in zip(other_key, _text(names).split("\0"), strict=True):
                         register(on[number], run_path, None, primary)
                     replayed += len(other_key)
                 elif op == _PRIMARY:
@@ -207,7 +218,7 @@ class ReplicaLog:
                     mapper.register_parent(locations[key], path)
                 elif op == _RELATE:
                     first = find(locations[key], path)
-                    second = find(locations[other_key], other_path)
+                    second = find(locations[_text(other_key)], other_path)
                     if first is not None and second is not None:
                         mapper.register_relation(first, second)
                 elif op == _DETACH and (replica := find(locations[key], path)) is not None:
@@ -227,7 +238,8 @@ class ReplicaLog:
                 registrations.append((_INVALIDATE, key, change.path, None, None, None))
             elif isinstance(change, Related):
                 key, other = self._key(change.location), self._key(change.other_location)
-                relations.append((_RELATE, key, change.path, None, other, None, change.other_path))
+                row = (_RELATE, key, change.path, None, _bytes(other), None, change.other_path)
+                relations.append(row)
             elif isinstance(change, Registered):
                 key = self._key(change.location)
                 if change.implicit:

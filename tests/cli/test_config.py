@@ -153,3 +153,9 @@ def test_the_token_comes_from_the_option_then_the_environment_then_the_file(
         read_token(str(empty))
     with pytest.raises(ConfigurationError, match="cannot read the token"):
         read_token(str(tmp_path / "missing"))
+
+
+def test_a_database_url_is_not_a_path_beside_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "streamflow-data.toml"
+    config.write_text('[catalog]\npath = "postgresql://wf@db.invalid:5432/catalog"\n')
+    assert load_configuration(str(config)).catalog.path == "postgresql://wf@db.invalid:5432/catalog"
