@@ -6,6 +6,8 @@
   between slices, as a workflow manager does between steps; the better of ``--rounds``
   rounds each.
 * Reopening that catalog: seconds until a new manager answers queries (the log replayed).
+* The same two with a PostgreSQL catalog (Debian's server, started on 127.0.0.1 with its
+  default settings, fsync included), against the catalog file.
 
 What a resume moves is measured by :mod:`benchmarks.bench_resume`.
 
@@ -20,10 +22,12 @@ import os
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from benchmarks.bench_replica_graph import Workload
 from benchmarks.common import Figure, print_table
 from streamflow_data import DefaultDataManager
+from tests.postgres import start_postgres
 
 SLICE = 10_000
 
@@ -63,17 +67,34 @@ async def _catalog_round(work: Workload, path: str) -> tuple[float, float, int]:
 
 def run(count: int, rounds: int) -> list[Figure]:
     work = Workload(count, 1)
-    memory, catalog, reopen = [], [], []
+    memory, catalog, reopen, server_rates, server_reopen = [], [], [], [], []
     with tempfile.TemporaryDirectory(prefix="sfd-bench-catalog-") as directory:
-        for number in range(rounds):
-            memory.append(asyncio.run(_memory_round(work)))
-            path = os.path.join(directory, f"catalog-{number}.sqlite")
-            rate, seconds, replicas = asyncio.run(_catalog_round(work, path))
-            catalog.append(rate)
-            reopen.append(seconds)
+        base = Path(directory)
+        base.chmod(0o711)  # the PostgreSQL server's own user reaches its directory
+        postgres = start_postgres(base / "postgres")
+        try:
+            for number in range(rounds):
+                memory.append(asyncio.run(_memory_round(work)))
+                path = os.path.join(directory, f"catalog-{number}.sqlite")
+                rate, seconds, replicas = asyncio.run(_catalog_round(work, path))
+                catalog.append(rate)
+                reopen.append(seconds)
+                rate, seconds, _ = asyncio.run(_catalog_round(work, postgres.create_database()))
+                server_rates.append(rate)
+                server_reopen.append(seconds)
+        finally:
+            postgres.stop()
     return [
         Figure("registrations with the catalog file", max(catalog), "/s", max(memory), ">= 0.5x"),
         Figure(f"reopen ({replicas:,} replicas)", min(reopen) * 1000, "ms", None, "< 10,000 ms"),
+        Figure(
+            "registrations with PostgreSQL (baseline: the catalog file)",
+            max(server_rates),
+            "/s",
+            max(catalog),
+            ">= 0.5x",
+        ),
+        Figure("reopen from PostgreSQL", min(server_reopen) * 1000, "ms", None, "< 10,000 ms"),
     ]
 
 
