@@ -114,6 +114,9 @@ class CatalogSettings(Settings):
     with :class:`~streamflow_data.errors.TransferLockedError`."""
     lock_timeout: float = pydantic.Field(default=3600.0, ge=0.0)
     """Seconds to wait for a destination lock (``wait`` policy) before failing."""
+    follow_interval: float = pydantic.Field(default=1.0, ge=0.0, le=3600.0)
+    """Seconds between two looks for the changes of the replica graph that other managers
+    sharing the catalog have written (0: none; the graph is read when opened only)."""
     stale_lock_after: float = pydantic.Field(default=30.0, ge=1.0, le=86400.0)
     """A lock whose holder stopped refreshing it this many seconds ago (a process that
     died) is taken over. Holders refresh their locks every third of this."""

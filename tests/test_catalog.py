@@ -6,6 +6,7 @@ import asyncio
 import os
 import random
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from streamflow_data import (
 )
 from streamflow_data.catalog import SCHEMA_VERSION, Catalog
 from streamflow_data.catalog.schema import MIGRATIONS as _MIGRATIONS
+from streamflow_data.changes import GraphChange, Registered
 from tests.helpers import Hosts
 
 A = ExecutionLocation("cluster", "node-a", hostname="a.example")
@@ -334,3 +336,33 @@ async def test_a_catalog_failure_at_the_end_of_a_copy_releases_everything(
             ),
             timeout=10,
         )
+
+
+async def _eventually(condition: Callable[[], bool]) -> None:
+    for _ in range(200):  # bounded: 10 s
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the change never came")
+
+
+async def test_managers_sharing_a_catalog_see_each_others_changes(catalog_path: str) -> None:
+    settings = CatalogSettings(path=catalog_path, follow_interval=0.05)
+    async with (
+        DefaultDataManager(catalog=settings) as one,
+        DefaultDataManager(catalog=settings) as two,
+    ):
+        told: list[GraphChange] = []
+        two.add_observer(told.append)  # a service over the second manager hears them too
+        paths = _build(one)
+        await one.flush()
+        await _eventually(lambda: _view(two, paths) == _view(one, paths))
+        assert any(isinstance(c, Registered) and c.path == "/bucket/object" for c in told)
+        two.invalidate_location(B, "/scratch/7")
+        two.register_path(S3, "/bucket/late")
+        await two.flush()
+        await _eventually(lambda: bool(one.get_data_locations("/bucket/late")))
+        assert _view(one, paths) == _view(two, paths)
+        assert one.get_data_locations("/scratch/7") == []
+    async with DefaultDataManager(catalog=settings) as three:  # and the log replays the same
+        assert _view(three, paths) == _view(two, paths)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from streamflow_data.catalog.database import SCHEMA_VERSION, Backend, Database, is_postgres
 from streamflow_data.catalog.deliveries import DeliveryRows, StoredFile
+from streamflow_data.catalog.follow import Follower
 from streamflow_data.catalog.journal import (
     SqliteJournal,
     TransferRecord,
@@ -25,6 +26,7 @@ from streamflow_data.catalog.locks import TransferLocks
 from streamflow_data.catalog.replicas import ReplicaLog
 from streamflow_data.catalog.sqlite import SqliteBackend
 from streamflow_data.catalog.totals import add_statistics, load_statistics
+from streamflow_data.changes import GraphObserver
 from streamflow_data.config import CatalogSettings
 from streamflow_data.connectors.base import WalkEntry
 from streamflow_data.mapper import RemotePathMapper
@@ -44,6 +46,8 @@ class Catalog:
         """Records every change of the replica graph."""
         self.locks = TransferLocks(database, settings)
         """The destination locks of the manager that opened the catalog."""
+        self.follower: Follower | None = None
+        """What reads other managers' changes, once the graph is loaded."""
 
     @classmethod
     async def open(cls, settings: CatalogSettings) -> Catalog:
@@ -72,9 +76,14 @@ class Catalog:
         """The catalog's database (for queries no method here makes)."""
         return self._database
 
-    async def load(self, mapper: RemotePathMapper) -> None:
-        """Rebuild the replica graph saved in the catalog into ``mapper``."""
+    async def load(self, mapper: RemotePathMapper, observer: GraphObserver) -> None:
+        """Rebuild the replica graph saved in the catalog into ``mapper``, then keep it
+        current with the changes other managers sharing the catalog write (see
+        :mod:`.follow`), telling ``observer`` each one."""
         await self.replicas.load(mapper)
+        interval = self.settings.follow_interval
+        if interval > 0 and self.settings.path != ":memory:":
+            self.follower = Follower(self.replicas, mapper, observer, interval)
 
     async def journal(
         self,
@@ -122,6 +131,8 @@ class Catalog:
     async def close(self, statistics: Statistics | None = None) -> None:
         """Add ``statistics`` to the totals, release locks, write what is queued, close."""
         try:
+            if self.follower is not None:
+                await self.follower.stop()
             if statistics is not None:
                 await add_statistics(self._database, statistics)
             await self.locks.close()

@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 RECONNECT_FOR = 60.0
 """Seconds the writer keeps trying to write queued rows to a database it cannot reach."""
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """The schema this version of streamflow-data writes; older catalogs are upgraded to it,
 newer ones refused."""
 URL_SCHEMES = ("postgresql://", "postgres://")

@@ -16,14 +16,27 @@ plain registrations, holding their paths (``names``, NUL-separated), the locatio
 run (``relpath``, separated by U+001E) and which location each path is on
 (``other_location``, one byte each). SQLite then takes a row per thousands of
 registrations instead of one each.
+
+Every row names the catalog opening that wrote it (``origin``), so that managers sharing
+the catalog read each other's rows and not their own (:meth:`ReplicaLog.since`).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
+from typing import Protocol
 
 from streamflow_data.catalog.database import Database, Row
-from streamflow_data.changes import Invalidated, Registered, Related, snapshot
+from streamflow_data.changes import (
+    Detached,
+    GraphChange,
+    Invalidated,
+    Registered,
+    Related,
+    apply_change,
+    snapshot,
+)
 from streamflow_data.mapper import RemotePathMapper
 from streamflow_data.model import DataLocation, DataType, ExecutionLocation
 
@@ -38,18 +51,22 @@ _DETACH = 5
 _RUN = 6  # a run of plain registrations, see the module docstring
 _PARENT = 7  # an implicit parent directory, in a snapshot
 
-_SHORT = "INSERT INTO replica_log (op, location, path) VALUES (?, ?, ?)"
+_SHORT = "INSERT INTO replica_log (op, location, path, origin) VALUES (?, ?, ?, ?)"
 _REPLICA = (
-    "INSERT INTO replica_log (op, location, path, relpath, other_location, names) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO replica_log (op, location, path, relpath, other_location, names, origin) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _RELATION = (
-    "INSERT INTO replica_log (op, location, path, other_location, other_path) "
-    "VALUES (?, ?, ?, ?, ?)"
+    "INSERT INTO replica_log (op, location, path, other_location, other_path, origin) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
 )
 _AT = (
     "INSERT INTO replica_log (seq, op, location, path, relpath, other_location, names, "
-    "other_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    "other_path, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_READ = (
+    "SELECT seq, op, location, path, relpath, other_location, other_path, names, origin "
+    "FROM replica_log WHERE seq > ? AND seq <= ? ORDER BY seq"
 )
 _LOCATION = (
     "INSERT INTO locations (key, deployment, name, local, hostname) "
@@ -103,6 +120,79 @@ def _text(value: str | bytes) -> str:
     return value if isinstance(value, str) else value.decode("utf-8", "surrogateescape")
 
 
+class _Sink(Protocol):
+    """What the log's rows are decoded into."""
+
+    def register(
+        self, location: ExecutionLocation, path: str, relpath: str | None, data_type: DataType
+    ) -> object: ...
+
+    def register_parent(self, location: ExecutionLocation, path: str) -> object: ...
+
+    def invalidate(self, location: ExecutionLocation, path: str) -> object: ...
+
+    def relate(
+        self, location: ExecutionLocation, path: str, other: ExecutionLocation, other_path: str
+    ) -> None: ...
+
+    def detach(self, location: ExecutionLocation, path: str) -> None: ...
+
+
+class _Replay:
+    """Rows replayed into a graph, through the methods that built it (registrations, the
+    bulk, straight to the graph's own method)."""
+
+    def __init__(self, mapper: RemotePathMapper) -> None:
+        self.count = 0
+        """Registrations replayed."""
+        self._mapper = mapper
+        register = mapper.register
+
+        def counted(
+            location: ExecutionLocation, path: str, relpath: str | None, data_type: DataType
+        ) -> DataLocation:
+            self.count += 1
+            return register(location, path, relpath, data_type)
+
+        self.register = counted
+        self.register_parent = mapper.register_parent
+        self.invalidate = mapper.invalidate
+
+    def relate(
+        self, location: ExecutionLocation, path: str, other: ExecutionLocation, other_path: str
+    ) -> None:
+        apply_change(self._mapper, Related(location, path, other, other_path))
+
+    def detach(self, location: ExecutionLocation, path: str) -> None:
+        apply_change(self._mapper, Detached(location, path))
+
+
+class _Changes:
+    """Rows decoded into changes, for a graph that already holds the earlier ones."""
+
+    def __init__(self) -> None:
+        self.found: list[GraphChange] = []
+
+    def register(
+        self, location: ExecutionLocation, path: str, relpath: str | None, data_type: DataType
+    ) -> None:
+        self.found.append(Registered(location, path, relpath or path, data_type))
+
+    def register_parent(self, location: ExecutionLocation, path: str) -> None:
+        self.found.append(Registered(location, path, path, DataType.PRIMARY, implicit=True))
+
+    def invalidate(self, location: ExecutionLocation, path: str) -> None:
+        self.found.append(Invalidated(location, path))
+
+    def relate(
+        self, location: ExecutionLocation, path: str, other: ExecutionLocation, other_path: str
+    ) -> None:
+        self.found.append(Related(location, path, other, other_path))
+
+    def detach(self, location: ExecutionLocation, path: str) -> None:
+        self.found.append(Detached(location, path))
+
+
 def location_key(location: ExecutionLocation) -> str:
     """How the catalog names a location: what the replica graph indexes it by."""
     return f"{location.deployment}\x1f{location.name}"
@@ -114,7 +204,13 @@ class ReplicaLog:
     def __init__(self, database: Database) -> None:
         self._database = database
         self._enqueue = database.enqueue
-        database.convert(_REPLICA, self._replica_rows)
+        self.origin = os.urandom(8).hex()
+        """What marks the rows this log writes (those of other managers sharing the
+        catalog are read back, see :meth:`since`)."""
+        self.seen = 0
+        """The last row of the log read (replayed, or written here)."""
+        database.convert(_REPLICA, self._origin_rows)
+        self._locations: dict[str, ExecutionLocation] = {}
         # id(location) -> (location, key): hashing a frozen dataclass costs more than
         # the rest of a registration; holding the location keeps its id unique.
         self._keys: dict[int, tuple[ExecutionLocation, str]] = {}
@@ -148,6 +244,10 @@ class ReplicaLog:
         key = self._keys[id(replica.location)][1]
         self._enqueue(_REPLICA, (op, key, replica.path, replica.relpath, None, None))
 
+    def _origin_rows(self, items: Sequence[DataLocation | Registered | Row]) -> Iterator[Row]:
+        origin = self.origin
+        return ((*row, origin) for row in self._replica_rows(items))
+
     def _replica_rows(self, items: Sequence[DataLocation | Registered | Row]) -> Iterator[Row]:
         # A queued replica is a plain PRIMARY registration, whatever happened to the
         # object since (its invalidation follows it in the log); other registrations
@@ -172,60 +272,73 @@ class ReplicaLog:
 
     def _relation(self, first: DataLocation, second: DataLocation) -> Row:
         key, other = self._key(first.location), self._key(second.location)
-        return (_RELATE, key, first.path, _bytes(other), second.path)
+        return (_RELATE, key, first.path, _bytes(other), second.path, self.origin)
 
     def invalidated(self, location: ExecutionLocation, path: str) -> None:
         """``path`` and its subtree on ``location`` were invalidated."""
-        self._database.enqueue(_SHORT, (_INVALIDATE, self._key(location), path))
+        self._database.enqueue(_SHORT, (_INVALIDATE, self._key(location), path, self.origin))
 
     def detached(self, replica: DataLocation) -> None:
         """A replica left its replica set."""
-        self._database.enqueue(_SHORT, (_DETACH, self._key(replica.location), replica.path))
+        key = self._key(replica.location)
+        self._database.enqueue(_SHORT, (_DETACH, key, replica.path, self.origin))
 
     # -- replay --------------------------------------------------------------------------------
 
     async def load(self, mapper: RemotePathMapper) -> None:
         """Replay the log into ``mapper``, then compact the log if it has grown large."""
-        database = self._database
-        locations: dict[str, ExecutionLocation] = {}
-        for key, deployment, name, local, hostname in await database.fetch_all(
+        last = await self._read_locations()
+        replay = _Replay(mapper)
+        async for rows in self._database.fetch(_READ, (0, last)):
+            self._decode(rows, replay, None)
+        self.seen = last
+        if replay.count > 2 * len(mapper) + 1000:  # registrations replayed, against replicas
+            await self._compact(self._snapshot(mapper), last)
+
+    async def since(self) -> list[GraphChange]:
+        """The changes other managers sharing the catalog wrote since the last read, in
+        order (the log is written by one writer at a time, so its order is final)."""
+        last = await self._read_locations()
+        changes = _Changes()
+        async for rows in self._database.fetch(_READ, (self.seen, last)):
+            self._decode(rows, changes, self.origin)
+        self.seen = max(self.seen, last)
+        return changes.found
+
+    async def _read_locations(self) -> int:
+        """Learn the locations written so far; the log's last row then."""
+        [(last,)] = await self._database.fetch_all("SELECT coalesce(max(seq), 0) FROM replica_log")
+        for key, deployment, name, local, hostname in await self._database.fetch_all(
             "SELECT key, deployment, name, local, hostname FROM locations"
         ):
-            location = locations[key] = ExecutionLocation(deployment, name, bool(local), hostname)
-            self._keys[id(location)] = (location, key)
-        [(last,)] = await database.fetch_all("SELECT coalesce(max(seq), 0) FROM replica_log")
-        replayed = 0
-        register, find = mapper.register, mapper.find
+            if key not in self._locations:
+                location = ExecutionLocation(deployment, name, bool(local), hostname)
+                self._locations[key] = location
+                self._keys.setdefault(id(location), (location, key))
+        return int(last)
+
+    def _decode(self, rows: Sequence[Row], sink: _Sink, skip: str | None) -> None:
+        """Give ``sink`` the changes ``rows`` of the log record, but those of ``skip``."""
+        locations = self._locations
+        register = sink.register
         primary, link = DataType.PRIMARY, DataType.SYMBOLIC_LINK
-        async for rows in database.fetch(
-            "SELECT op, location, path, relpath, other_location, other_path, names "
-            "FROM replica_log WHERE seq <= ? ORDER BY seq",
-            (last,),
-        ):
-            for op, key, path, relpath, other_key, other_path, names in rows:
-                if op == _RUN:
-                    on = [locations[run_key] for run_key in relpath.split("\x1e")]
-                    for number, run_path in zip(other_key, _text(names).split("\0"), strict=True):
-                        register(on[number], run_path, None, primary)
-                    replayed += len(other_key)
-                elif op == _PRIMARY:
-                    register(locations[key], path, relpath, primary)
-                elif op == _LINK:
-                    register(locations[key], path, relpath, link)
-                elif op == _INVALIDATE:
-                    mapper.invalidate(locations[key], path)
-                elif op == _PARENT:
-                    mapper.register_parent(locations[key], path)
-                elif op == _RELATE:
-                    first = find(locations[key], path)
-                    second = find(locations[_text(other_key)], other_path)
-                    if first is not None and second is not None:
-                        mapper.register_relation(first, second)
-                elif op == _DETACH and (replica := find(locations[key], path)) is not None:
-                    mapper.detach(replica)
-            replayed += len(rows)
-        if replayed > 2 * len(mapper) + 1000:  # registrations and changes, against replicas
-            await self._compact(self._snapshot(mapper), last)
+        for _, op, key, path, relpath, other_key, other_path, names, origin in rows:
+            if origin is not None and origin == skip:
+                continue
+            if op == _RUN:
+                on = [locations[run_key] for run_key in relpath.split("\x1e")]
+                for number, run_path in zip(other_key, _text(names).split("\0"), strict=True):
+                    register(on[number], run_path, None, primary)
+            elif op in (_PRIMARY, _LINK):
+                register(locations[key], path, relpath, primary if op == _PRIMARY else link)
+            elif op == _INVALIDATE:
+                sink.invalidate(locations[key], path)
+            elif op == _PARENT:
+                sink.register_parent(locations[key], path)
+            elif op == _RELATE:
+                sink.relate(locations[key], path, locations[_text(other_key)], other_path)
+            elif op == _DETACH:
+                sink.detach(locations[key], path)
 
     def _snapshot(self, mapper: RemotePathMapper) -> list[Row]:
         """Log rows that rebuild ``mapper`` as it is (see :func:`snapshot`); a relation
@@ -249,7 +362,8 @@ class ReplicaLog:
                 else:
                     op = _PRIMARY if change.data_type is DataType.PRIMARY else _LINK
                     registrations.append((op, key, change.path, change.relpath, None, None))
-        return [(*row, None) for row in self._replica_rows(registrations)] + relations
+        rows = [(*row, None) for row in self._replica_rows(registrations)] + relations
+        return [(*row, self.origin) for row in rows]
 
     async def _compact(self, snapshot: list[Row], last: int) -> None:
         """Replace the log up to ``last`` by ``snapshot``, keeping later rows after it."""

@@ -73,5 +73,8 @@ MIGRATIONS: dict[int, Sequence[str]] = {
     # What the check of the last run's copies proved at each destination (a JSON list in
     # the order of ``destinations``; see Verification): NULL before schema 5.
     5: ("ALTER TABLE transfers ADD COLUMN verifications TEXT",),
+    # Which catalog opening wrote each change (NULL before schema 6): managers sharing the
+    # catalog read each other's changes as they come, and skip their own.
+    6: ("ALTER TABLE replica_log ADD COLUMN origin TEXT",),
 }
 assert max(MIGRATIONS) == SCHEMA_VERSION

@@ -107,7 +107,7 @@ class DefaultDataManager(DataManager):
         if self._catalog_settings is not None and self._catalog is None:
             catalog = await Catalog.open(self._catalog_settings)
             try:
-                await catalog.load(self.mapper)
+                await catalog.load(self.mapper, self._feed.tell)
             except BaseException:
                 await catalog.close()
                 raise

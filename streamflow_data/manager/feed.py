@@ -6,6 +6,7 @@ from __future__ import annotations
 from streamflow_data.catalog.replicas import ReplicaLog
 from streamflow_data.changes import (
     Detached,
+    GraphChange,
     GraphObserver,
     Invalidated,
     Registered,
@@ -40,6 +41,11 @@ class ChangeFeed:
             self.log.invalidated(location, path)
         for observer in self.observers:
             observer(Invalidated(location, path))
+
+    def tell(self, change: GraphChange) -> None:
+        """Tell the observers a change the catalog brought (another manager's)."""
+        for observer in self.observers:
+            observer(change)
 
     def detached(self, replica: DataLocation) -> None:
         if self.log is not None:
