@@ -78,6 +78,10 @@ class SqliteBackend(Backend):
         self.name = path
         self._connection = connection
         self._busy_timeout = busy_timeout
+        # A read still open on the connection holds a snapshot: a write transaction begun
+        # meanwhile cannot take the write lock once another process has written (SQLite
+        # says "locked" at once, without waiting). Reads and transactions take turns.
+        self._turn = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: str, busy_timeout: float) -> SqliteBackend:
@@ -144,22 +148,23 @@ class SqliteBackend(Backend):
             raise
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[_Transaction]:
+    async def transaction(self, serialized: bool = True) -> AsyncIterator[_Transaction]:
         connection = self._connection
-        try:
-            await connection.execute("BEGIN IMMEDIATE")
+        async with self._turn:
             try:
-                yield _Transaction(connection)
-            except BaseException:
-                await connection.execute("ROLLBACK")
-                raise
-            await connection.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise _translate(self.name, exc, self._busy_timeout) from exc
+                await connection.execute("BEGIN IMMEDIATE")
+                try:
+                    yield _Transaction(connection)
+                except BaseException:
+                    await connection.execute("ROLLBACK")
+                    raise
+                await connection.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise _translate(self.name, exc, self._busy_timeout) from exc
 
     async def fetch(self, query: str, parameters: Row, size: int) -> AsyncIterator[list[Row]]:
         try:
-            async with self._connection.execute(query, parameters) as cursor:
+            async with self._turn, self._connection.execute(query, parameters) as cursor:
                 # Fetch the next rows on aiosqlite's thread while the caller uses these.
                 ahead = asyncio.ensure_future(cursor.fetchmany(size))
                 try:
