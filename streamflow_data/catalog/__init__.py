@@ -23,6 +23,7 @@ from streamflow_data.catalog.journal import (
     transfer_records,
 )
 from streamflow_data.catalog.locks import TransferLocks
+from streamflow_data.catalog.queue import TransferQueue
 from streamflow_data.catalog.replicas import ReplicaLog
 from streamflow_data.catalog.sqlite import SqliteBackend
 from streamflow_data.catalog.totals import add_statistics, load_statistics
@@ -46,6 +47,8 @@ class Catalog:
         """Records every change of the replica graph."""
         self.locks = TransferLocks(database, settings)
         """The destination locks of the manager that opened the catalog."""
+        self.queue = TransferQueue(database, settings)
+        """The transfers submitted to the workers sharing the catalog."""
         self.follower: Follower | None = None
         """What reads other managers' changes, once the graph is loaded."""
 

@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 RECONNECT_FOR = 60.0
 """Seconds the writer keeps trying to write queued rows to a database it cannot reach."""
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 """The schema this version of streamflow-data writes; older catalogs are upgraded to it,
 newer ones refused."""
 URL_SCHEMES = ("postgresql://", "postgres://")
@@ -83,11 +83,18 @@ class Backend(abc.ABC):
 
     name: str
     """What error messages call it: a file's path, or a server's URL without password."""
+    claim_suffix: str = ""
+    """How a ``SELECT`` of rows to claim ends, so that concurrent claimers skip each
+    other's rows (PostgreSQL's ``FOR UPDATE SKIP LOCKED``; a SQLite file has one writer)."""
 
     @abc.abstractmethod
-    def transaction(self) -> contextlib.AbstractAsyncContextManager[Transaction]:
+    def transaction(
+        self, serialized: bool = True
+    ) -> contextlib.AbstractAsyncContextManager[Transaction]:
         """One write transaction, taken so that writers of several processes take turns
-        (they never deadlock); committed when the block ends, rolled back if it raises."""
+        (they never deadlock); committed when the block ends, rolled back if it raises.
+        ``serialized=False``: the transaction's own row locks suffice, it need not wait
+        for every other writer (where the backend can tell the difference)."""
 
     @abc.abstractmethod
     def fetch(self, query: str, parameters: Row, size: int) -> AsyncIterator[list[Row]]:
@@ -181,9 +188,10 @@ class Database:
                 )
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        """One write transaction (one at a time in this process)."""
-        async with self._one_transaction, self.backend.transaction() as transaction:
+    async def transaction(self, serialized: bool = True) -> AsyncIterator[Transaction]:
+        """One write transaction (one at a time in this process; see
+        :meth:`Backend.transaction`)."""
+        async with self._one_transaction, self.backend.transaction(serialized) as transaction:
             yield transaction
 
     async def flush(self) -> None:

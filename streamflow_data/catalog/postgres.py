@@ -104,6 +104,8 @@ class _Transaction:
 class PostgresBackend(Backend):
     """A catalog database on a PostgreSQL server, migrated to :data:`SCHEMA_VERSION`."""
 
+    claim_suffix = " FOR UPDATE SKIP LOCKED"
+
     def __init__(self, url: str, pool: asyncpg.Pool, busy_timeout: float) -> None:
         self.name = redacted_url(url)
         self._pool = pool
@@ -161,11 +163,12 @@ class PostgresBackend(Backend):
                 await transaction.execute("UPDATE schema_version SET version = ?", (step,))
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[_Transaction]:
+    async def transaction(self, serialized: bool = True) -> AsyncIterator[_Transaction]:
         try:
             async with self._pool.acquire() as connection, connection.transaction():
                 await connection.execute(f"SET LOCAL lock_timeout = '{self._lock_timeout}'")
-                await connection.execute("SELECT pg_advisory_xact_lock($1)", _WRITERS)
+                if serialized:
+                    await connection.execute("SELECT pg_advisory_xact_lock($1)", _WRITERS)
                 yield _Transaction(connection)
         except _ERRORS as exc:
             raise _translate(self.name, exc) from exc

@@ -76,5 +76,13 @@ MIGRATIONS: dict[int, Sequence[str]] = {
     # Which catalog opening wrote each change (NULL before schema 6): managers sharing the
     # catalog read each other's changes as they come, and skip their own.
     6: ("ALTER TABLE replica_log ADD COLUMN origin TEXT",),
+    # Transfers submitted to the services sharing the catalog (see .queue).
+    7: (
+        """CREATE TABLE transfer_queue (
+            id INTEGER PRIMARY KEY, request TEXT NOT NULL, state TEXT NOT NULL,
+            owner TEXT, heartbeat REAL, attempts INTEGER NOT NULL, submitted REAL NOT NULL,
+            updated REAL NOT NULL, error TEXT)""",
+        "CREATE INDEX transfer_queue_by_state ON transfer_queue (state, id)",
+    ),
 }
 assert max(MIGRATIONS) == SCHEMA_VERSION
