@@ -323,6 +323,10 @@ class FileCopy:
         if writer.resume_token is not None and self.context.journal.resumable:
             self.context.journal.token(self.relpath, destination.index, writer.resume_token)
             self._resume.track(destination.index)
+            if self.stat.size > self.settings.block_size:
+                # The partial file is known before it holds data: a run killed now is
+                # resumed into it, not left with a stray partial file beside the copy.
+                await self.context.journal.flush()
         return writer
 
     async def _release(self, writer: Writer) -> None:
