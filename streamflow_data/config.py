@@ -139,6 +139,12 @@ class ServiceSettings(Settings):
     """The file whose first line is the bearer token: ``serve`` requires it, the commands
     send it (``--token-file`` and ``$STREAMFLOW_DATA_TOKEN`` override). Relative to the
     configuration file."""
+    queue: bool = False
+    """Queue mode (``serve --queue``): transfers submitted go to the catalog's queue, which
+    every service sharing the catalog in queue mode drains; a service that dies leaves
+    its transfers to the others, who resume them. Needs a catalog others can reach."""
+    queue_concurrency: int = pydantic.Field(default=4, ge=1, le=1024)
+    """Queued transfers this service runs at once, in queue mode."""
 
 
 class CacheSettings(Settings):

@@ -203,7 +203,8 @@ class TransferRequest(_Model):
     """A non-writable destination on the source's own location becomes a symbolic link."""
 
 
-TransferState = Literal["running", "done", "failed", "cancelled", "suspended"]
+TransferState = Literal["queued", "running", "done", "failed", "cancelled", "suspended"]
+"""``queued``: waiting in the catalog's queue for a service to take it (queue mode)."""
 
 
 class DestinationModel(_Model):

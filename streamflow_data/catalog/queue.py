@@ -190,6 +190,16 @@ class TransferQueue:
             raise UnknownTransferError(transfer)
         return QueuedTransfer.from_row(rows[0])
 
+    async def some(self, transfers: Sequence[int]) -> list[QueuedTransfer]:
+        """The transfers of these ids that the queue holds."""
+        if not transfers:
+            return []
+        marks = ", ".join("?" * len(transfers))
+        rows = await self._database.fetch_all(
+            f"SELECT {_COLUMNS} FROM transfer_queue WHERE id IN ({marks})", tuple(transfers)
+        )
+        return [QueuedTransfer.from_row(row) for row in rows]
+
     async def counts(self) -> dict[str, int]:
         """How many transfers the queue holds in each state."""
         rows = await self._database.fetch_all(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 from typing import Any
 
@@ -41,6 +42,13 @@ def _add_serve(commands: Any, common: argparse.ArgumentParser) -> None:
         help="require this bearer token (the file's first line; default: "
         "$STREAMFLOW_DATA_TOKEN, else the configuration's [service] token_file)",
     )
+    parser.add_argument(
+        "--queue",
+        action="store_true",
+        help="queue mode: submitted transfers go to the catalog's queue, which every "
+        "service sharing the catalog in queue mode drains (default: the configuration's "
+        "[service] queue)",
+    )
     parser.set_defaults(handler=serve_command)
 
 
@@ -61,5 +69,9 @@ async def serve_command(session: Session, args: argparse.Namespace) -> int:
         session.say(f"serving on {url}")
         session.stdout.flush()
 
-    await serve(session.configuration, endpoint, token, ready)
+    configuration = session.configuration
+    if args.queue:
+        service = configuration.service.replace(queue=True)
+        configuration = dataclasses.replace(configuration, service=service)
+    await serve(configuration, endpoint, token, ready)
     return EXIT_OK

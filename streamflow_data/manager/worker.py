@@ -16,7 +16,7 @@ import socket
 from collections.abc import Awaitable, Callable, Sequence
 
 from streamflow_data.catalog.queue import QueuedTransfer, QueueState, TransferQueue
-from streamflow_data.errors import StreamFlowDataError, UnknownPathError
+from streamflow_data.errors import StreamFlowDataError, TransferCancelledError, UnknownPathError
 from streamflow_data.manager.default import DefaultDataManager
 from streamflow_data.manager.naming import resolve_location
 from streamflow_data.model import DataLocation, ExecutionLocation
@@ -94,8 +94,11 @@ class QueueWorker:
             source, targets = await self._resolve(claimed)
             await self._execute(claimed, source, targets)
             state = "done"
-        except asyncio.CancelledError:
-            state = "cancelled"  # recorded only if it is still ours (not taken over)
+        except (asyncio.CancelledError, TransferCancelledError):
+            # Stopped here (the worker stops, its manager shuts down): given back to the
+            # queue for another worker to resume. One cancelled by its submitter or
+            # taken over is no longer this worker's: nothing is recorded for it.
+            state = "queued"
         except StreamFlowDataError as exc:
             error = str(exc)
         except Exception as exc:

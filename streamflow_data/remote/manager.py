@@ -324,7 +324,7 @@ class RemoteDataManager(DataManager):
                 snapshot = progress(status.progress)
                 for listener in listeners:
                     listener(snapshot)
-            if status.state != "running":
+            if status.state not in ("queued", "running"):
                 return status
         raise StreamFlowDataError(f"the service ended the events of transfer {status.id} early")
 

@@ -25,6 +25,7 @@ from streamflow_data.api.wire import (
 from streamflow_data.changes import snapshot
 from streamflow_data.errors import (
     AmbiguousLocationError,
+    ConfigurationError,
     InvalidPathError,
     StreamFlowDataError,
     UnknownDeploymentError,
@@ -38,6 +39,7 @@ from streamflow_data.service.errors import FieldError, Handler, error_response, 
 from streamflow_data.service.hub import ChangeHub
 from streamflow_data.service.metrics import CONTENT_TYPE, render_metrics
 from streamflow_data.service.openapi import Route, openapi_document
+from streamflow_data.service.queued import QueuedBoard
 from streamflow_data.service.transfers import Submitted, TransferBoard
 
 __all__ = ["KEEPALIVE", "Route", "Service", "api_document"]
@@ -61,6 +63,13 @@ def _path(text: str, field: str) -> str:
         return normalize_path(text)
     except InvalidPathError as exc:
         raise FieldError(field, exc) from None
+
+
+def _transfer_id(request: web.Request) -> int:
+    text = request.match_info["id"]
+    if not text.isdigit():
+        raise FieldError("id", InvalidPathError(f"a transfer id is a number, not {text!r}"))
+    return int(text)
 
 
 async def _send(response: web.StreamResponse, event: str, data: str) -> None:
@@ -89,11 +98,12 @@ class Service:
         tasks: asyncio.TaskGroup,
         *,
         token: str | None = None,
+        queue: int | None = None,
     ) -> None:
         self.manager = manager
         self.hub = ChangeHub()
         manager.add_observer(self.hub)
-        self.board = TransferBoard(manager, self.hub, tasks)
+        self.board = self._board(tasks, queue)
         self._token = None if token is None else f"Bearer {token}".encode()
         self._started = time.monotonic()
         self._streams: set[asyncio.Task[object]] = set()
@@ -101,6 +111,16 @@ class Service:
 
     def __repr__(self) -> str:
         return f"Service(manager={self.manager!r}, token={'set' if self._token else 'none'})"
+
+    def _board(self, tasks: asyncio.TaskGroup, queue: int | None) -> TransferBoard:
+        """The transfers of this service: run here, or, with ``queue`` (queue mode, that
+        many at once), through the catalog's queue."""
+        if queue is None:
+            return TransferBoard(self.manager, self.hub, tasks)
+        catalog = self.manager.catalog
+        if catalog is None or catalog.settings.path == ":memory:":
+            raise ConfigurationError("queue mode needs a catalog the services share")
+        return QueuedBoard(self.manager, self.hub, tasks, catalog.queue, queue)
 
     def _routes(self) -> list[Route]:
         v = f"/{m.API_VERSION}"
@@ -375,7 +395,7 @@ class Service:
         source = self.manager.mapper.resolve(where, path)
         if source is None or not source.valid:
             raise FieldError("source.path", UnknownPathError(path, where))
-        submitted = self.board.submit(source, targets, order.writable, order.links)
+        submitted = await self.board.submit(source, targets, order.writable, order.links)
         return _json(self._status(submitted), 202)
 
     def _status(self, submitted: Submitted) -> m.TransferStatus:
@@ -404,26 +424,23 @@ class Service:
             seq=submitted.seq,
         )
 
-    def _submitted(self, request: web.Request) -> Submitted:
-        text = request.match_info["id"]
-        if not text.isdigit():
-            raise FieldError("id", InvalidPathError(f"a transfer id is a number, not {text!r}"))
-        return self.board.get(int(text))
+    async def _submitted(self, request: web.Request) -> Submitted:
+        return await self.board.get(_transfer_id(request))
 
     async def transfers(self, request: web.Request) -> web.StreamResponse:
         return _json(m.TransferList(transfers=[self._status(t) for t in self.board]))
 
     async def transfer(self, request: web.Request) -> web.StreamResponse:
-        return _json(self._status(self._submitted(request)))
+        return _json(self._status(await self._submitted(request)))
 
     async def cancel(self, request: web.Request) -> web.StreamResponse:
-        submitted = self.board.cancel(self._submitted(request).id)
+        submitted = await self.board.cancel(_transfer_id(request))
         if submitted.task is not None and not submitted.task.done():
             await asyncio.wait([submitted.task])  # the engine has cleaned up
         return _json(self._status(submitted))
 
     async def follow_transfer(self, request: web.Request) -> web.StreamResponse:
-        submitted = self._submitted(request)
+        submitted = await self._submitted(request)
         response = await _event_stream(request)
         with self._streaming():  # a client that goes away leaves the transfer running
             while True:

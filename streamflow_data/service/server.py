@@ -101,11 +101,15 @@ def _remove_stale(path: str) -> None:
 
 @contextlib.asynccontextmanager
 async def running(
-    manager: DefaultDataManager, endpoint: Endpoint, token: str | None = None
+    manager: DefaultDataManager,
+    endpoint: Endpoint,
+    token: str | None = None,
+    queue: int | None = None,
 ) -> AsyncIterator[tuple[Service, str]]:
     """Serve ``manager`` (open) at ``endpoint`` for the duration of the block; yields the
-    service and its URL. Transfers still running at the end are cancelled, resumably
-    (set the manager's shutdown event first to have them suspended instead)."""
+    service and its URL. With ``queue``, in queue mode, running that many queued transfers
+    at once. Transfers still running at the end are cancelled, resumably (set the
+    manager's shutdown event first to have them suspended instead)."""
     if not endpoint.loopback and token is None:
         raise ConfigurationError(
             f"listening on {endpoint.host} reaches other machines: give a token "
@@ -113,7 +117,7 @@ async def running(
         )
     sock, url = await asyncio.to_thread(endpoint.bind)
     async with asyncio.TaskGroup() as tasks:
-        service = Service(manager, tasks, token=token)
+        service = Service(manager, tasks, token=token, queue=queue)
         runner = web.AppRunner(
             service.application(),
             handle_signals=False,
@@ -126,8 +130,7 @@ async def running(
             yield service, url
         finally:
             await runner.cleanup()
-            for submitted in service.board:
-                service.board.cancel(submitted.id)
+            service.board.stop_all()
             if endpoint.unix is not None:
                 with contextlib.suppress(OSError):
                     await asyncio.to_thread(os.unlink, endpoint.unix)
@@ -149,7 +152,9 @@ async def serve(
         loop.add_signal_handler(signum, stop.set)
     try:
         manager = configuration.create_manager(shutdown=shutdown)
-        async with manager, running(manager, endpoint, token) as (service, url):
+        settings = configuration.service
+        queue = settings.queue_concurrency if settings.queue else None
+        async with manager, running(manager, endpoint, token, queue) as (service, url):
             logger.info("serving on %s", url)
             ready(url)
             await stop.wait()

@@ -55,7 +55,7 @@ class Submitted:
 
     @property
     def done(self) -> bool:
-        return self.state != "running"
+        return self.state not in ("queued", "running")
 
     def update(self, progress: TransferProgress) -> None:
         """A listener of this transfer's progress."""
@@ -80,7 +80,7 @@ class TransferBoard:
         self._transfers: dict[int, Submitted] = {}
         self._ids = itertools.count(1)
 
-    def submit(
+    async def submit(
         self,
         source: DataLocation,
         targets: Sequence[tuple[ExecutionLocation, str]],
@@ -90,13 +90,28 @@ class TransferBoard:
         """Start a transfer; it runs until it ends or is cancelled, whatever becomes of
         the request that submitted it."""
         submitted = Submitted(next(self._ids), source, targets, writable, links)
-        self._transfers[submitted.id] = submitted
+        self._hold(submitted)
         submitted.task = self._tasks.create_task(self._run(submitted))
-        self._forget_old()
         return submitted
 
+    def _hold(self, submitted: Submitted) -> None:
+        self._transfers[submitted.id] = submitted
+        self._forget_old()
+
     async def _run(self, submitted: Submitted) -> None:
+        try:
+            await self._transfer(submitted)
+        except asyncio.CancelledError:
+            if not submitted.cancel_requested:
+                raise  # the service is stopping
+        except Exception:  # the outcome is on the board, for its submitter to read
+            pass
+
+    async def _transfer(self, submitted: Submitted) -> None:
+        """Run ``submitted`` with the manager, recording how it ends; raises as it ends."""
         state: TransferState = "failed"
+        submitted.state = "running"
+        submitted.notify()
         try:
             await self._manager.transfer_to(
                 submitted.source.location,
@@ -109,23 +124,24 @@ class TransferBoard:
             state = "done"
         except TransferError as exc:
             submitted.failures = list(exc.failures)
+            raise
         except TransferCancelledError as exc:
             state, submitted.error = "suspended", exc
+            raise
         except asyncio.CancelledError:
             state = "cancelled"
-            if not submitted.cancel_requested:
-                raise  # the service is stopping
-        except StreamFlowDataError as exc:
-            submitted.error = exc
+            raise
         except Exception as exc:
-            logger.exception("transfer %d failed unexpectedly", submitted.id)
+            if not isinstance(exc, StreamFlowDataError):
+                logger.exception("transfer %d failed unexpectedly", submitted.id)
             submitted.error = exc
+            raise
         finally:
             submitted.state, submitted.finished = state, time.time()
             submitted.seq = self._hub.seq
             submitted.notify()
 
-    def get(self, transfer: int) -> Submitted:
+    async def get(self, transfer: int) -> Submitted:
         """The transfer of that id; :class:`UnknownTransferError` if there is none (or it
         ended long ago and was forgotten)."""
         found = self._transfers.get(transfer)
@@ -137,18 +153,26 @@ class TransferBoard:
         """The transfers held, newest first."""
         return reversed(list(self._transfers.values()))
 
-    def cancel(self, transfer: int) -> Submitted:
-        """Stop a running transfer (what it wrote is kept for a resume); a transfer that
-        ended already is left as it is."""
-        submitted = self.get(transfer)
+    async def cancel(self, transfer: int) -> Submitted:
+        """Stop a transfer (what it wrote is kept for a resume); one that ended already
+        is left as it is."""
+        submitted = await self.get(transfer)
+        self._stop(submitted)
+        return submitted
+
+    def _stop(self, submitted: Submitted) -> None:
         if not submitted.done and submitted.task is not None:
             submitted.cancel_requested = True
             submitted.task.cancel()
-        return submitted
+
+    def stop_all(self) -> None:
+        """Cancel every transfer running here (the service is going away)."""
+        for submitted in list(self._transfers.values()):
+            self._stop(submitted)
 
     def counts(self) -> dict[str, int]:
         """How many transfers the board holds in each state."""
-        counts = dict.fromkeys(("running", "done", "failed", "cancelled", "suspended"), 0)
+        counts = dict.fromkeys(("queued", "running", "done", "failed", "cancelled", "suspended"), 0)
         for submitted in self._transfers.values():
             counts[submitted.state] += 1
         return counts
