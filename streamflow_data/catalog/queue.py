@@ -108,14 +108,22 @@ class TransferQueue:
 
     async def submit(self, transfer: QueuedTransfer) -> int:
         """Queue ``transfer``; its id."""
+        [number] = await self.submit_all([transfer])
+        return number
+
+    async def submit_all(self, transfers: Sequence[QueuedTransfer]) -> list[int]:
+        """Queue ``transfers``, in order, in one transaction; their ids."""
         now = time.time()
+        numbers = []
         async with self._database.transaction() as transaction:
-            [(number,)] = await transaction.execute(
-                "INSERT INTO transfer_queue (request, state, attempts, submitted, updated) "
-                "VALUES (?, 'queued', 0, ?, ?) RETURNING id",
-                (transfer.request_document(), now, now),
-            )
-        return int(number)
+            for transfer in transfers:
+                [(number,)] = await transaction.execute(
+                    "INSERT INTO transfer_queue (request, state, attempts, submitted, updated) "
+                    "VALUES (?, 'queued', 0, ?, ?) RETURNING id",
+                    (transfer.request_document(), now, now),
+                )
+                numbers.append(int(number))
+        return numbers
 
     async def claim(self, owner: str) -> QueuedTransfer | None:
         """Take the oldest queued transfer for ``owner`` (first queueing again those whose
