@@ -27,7 +27,6 @@ import os
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -38,8 +37,8 @@ from streamflow_data import CatalogSettings, DefaultDataManager, ExecutionLocati
 from streamflow_data.catalog import Catalog
 from streamflow_data.catalog.queue import QueuedTransfer, TransferQueue
 from tests.postgres import PostgresServer, start_postgres
+from tests.serving import config_arguments, serve_processes
 
-STREAMFLOW_DATA = Path(sys.executable).with_name("streamflow-data")
 HERE = ExecutionLocation("local", "localhost", local=True)
 FILES_PER_TRANSFER = 20
 SERVICES = 3
@@ -48,32 +47,17 @@ SERVICES = 3
 @contextlib.contextmanager
 def services(base: Path, catalog: str) -> Iterator[list[subprocess.Popen[str]]]:
     """The services in queue mode, started one after the other."""
-    started: list[subprocess.Popen[str]] = []
-    try:
-        for number in range(SERVICES):
-            config = base / f"service-{number}.toml"
-            socket = base / f"{number}.sock"
-            config.write_text(
-                f'[catalog]\npath = "{catalog}"\nstale_lock_after = 3.0\n'
-                f'[service]\nlisten = "unix:{socket}"\nqueue = true\nqueue_concurrency = 4\n'
-            )
-            process = subprocess.Popen(
-                [str(STREAMFLOW_DATA), "--config", str(config), "serve"],
-                stdout=subprocess.PIPE,
-                text=True,
-                start_new_session=True,  # killed with its children, as a lost machine
-            )
-            started.append(process)
-            assert process.stdout is not None
-            if not process.stdout.readline().startswith("serving on"):
-                raise RuntimeError("a service did not start")
+    configs = []
+    for number in range(SERVICES):
+        config = base / f"service-{number}.toml"
+        config.write_text(
+            f'[catalog]\npath = "{catalog}"\nstale_lock_after = 3.0\n'
+            f'[service]\nlisten = "unix:{base / f"{number}.sock"}"\nqueue = true\n'
+            "queue_concurrency = 4\n"
+        )
+        configs.append(config)
+    with serve_processes(config_arguments(configs)) as started:
         yield started
-    finally:
-        for process in started:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in started:
-            process.wait(timeout=60)
 
 
 def _sources(base: Path, transfers: int) -> None:

@@ -25,7 +25,7 @@ from streamflow_data.catalog import Catalog
 from streamflow_data.catalog.queue import QueuedTransfer
 from streamflow_data.remote import RemoteDataManager
 from streamflow_data.service import Service
-from tests.cli.console import SCRIPT
+from tests.serving import config_arguments, serve_processes
 from tests.ssh.sshd import SSHServer, login_user, owned_directory
 
 LOCAL = ExecutionLocation("local", "localhost", local=True)
@@ -43,35 +43,20 @@ def services(
     ``ssh``."""
     sockets = Path(tempfile.mkdtemp(prefix="sfd-q-"))
     base = host.directory.parent
-    started = []
-    try:
-        for number in range(count):
-            config = tmp_path / f"service-{number}.toml"
-            config.write_text(
-                f'[catalog]\npath = "{catalog}"\nstale_lock_after = 2.0\nfollow_interval = 0.1\n'
-                f'[service]\nlisten = "unix:{sockets}/{number}.sock"\nqueue = true\n'
-                "queue_concurrency = 1\n"
-                f'[deployments.ssh]\ntype = "ssh"\nusername = "{login_user()}"\n'
-                f'nodes = [{{ hostname = "127.0.0.1", port = {host.port}, name = "host-a" }}]\n'
-                f'client_keys = ["{base / "client_key"}"]\nknown_hosts = "{base / "known_hosts"}"\n'
-            )
-            process = subprocess.Popen(
-                [str(SCRIPT), "--config", str(config), "serve"],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                start_new_session=True,  # its ssh processes die with it, as on a lost machine
-            )
-            started.append(process)
-            assert process.stdout is not None
-            assert process.stdout.readline().startswith("serving on unix://")
+    configs = []
+    for number in range(count):
+        config = tmp_path / f"service-{number}.toml"
+        config.write_text(
+            f'[catalog]\npath = "{catalog}"\nstale_lock_after = 2.0\nfollow_interval = 0.1\n'
+            f'[service]\nlisten = "unix:{sockets}/{number}.sock"\nqueue = true\n'
+            "queue_concurrency = 1\n"
+            f'[deployments.ssh]\ntype = "ssh"\nusername = "{login_user()}"\n'
+            f'nodes = [{{ hostname = "127.0.0.1", port = {host.port}, name = "host-a" }}]\n'
+            f'client_keys = ["{base / "client_key"}"]\nknown_hosts = "{base / "known_hosts"}"\n'
+        )
+        configs.append(config)
+    with serve_processes(config_arguments(configs)) as started:
         yield started
-    finally:
-        for process in started:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in started:
-            process.communicate(timeout=60)
 
 
 def _copying(directory: Path) -> bool:
