@@ -343,7 +343,7 @@ class ShellConnector(Connector):
     ) -> list[bytes | ConnectorError]:
         if not paths:
             return []
-        result = await self.transport(location).run(read_command(paths), paths[0])
+        result = await self.transport(location).run_for_output(read_command(paths), paths[0])
         return await asyncio.to_thread(read_archive, location, paths, result)
 
     async def sha256_files(

@@ -109,6 +109,12 @@ class CommandTransport(abc.ABC):
     ) -> Completed:
         """Run ``command`` to its end with ``data`` (or its pieces, in turn) as its input."""
 
+    async def run_for_output(self, command: str, path: str) -> Completed:
+        """Run ``command``, with no input, for an output that may be large (a ``tar c`` of
+        many files): a transport may carry it on a faster path than :meth:`run`'s. By
+        default :meth:`run`."""
+        return await self.run(command, path)
+
     @abc.abstractmethod
     def stream(
         self, command: str, path: str, *, stdin: int | None = None, stdout: int | None = None

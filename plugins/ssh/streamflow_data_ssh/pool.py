@@ -22,7 +22,7 @@ import math
 import socket
 import struct
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import asyncssh
@@ -431,17 +431,33 @@ class NodePool(CommandTransport):
         run again: they check before they change, and publish by renaming).
         """
         pieces = [data] if isinstance(data, bytes | memoryview) else data
+
+        async def once() -> Completed:
+            if sum(len(piece) for piece in pieces) >= _STREAMED_INPUT:
+                async with self._stream(command) as stream:
+                    await stream.send_pieces(pieces)
+                    return await stream.finish()
+            async with self.channel() as connection:
+                process = await _open_process(connection, command, b"".join(pieces))
+                return completed(await process.wait())
+
+        return await self._retrying(path, once)
+
+    async def run_for_output(self, command: str, path: str) -> Completed:
+        """Run ``command`` for a large output, on the OpenSSH master when it has room:
+        its C cipher, not asyncssh's packets in Python (retried as :meth:`run` is)."""
+
+        async def once() -> Completed:
+            async with self._stream(command) as stream:
+                return await stream.finish()
+
+        return await self._retrying(path, once)
+
+    async def _retrying(self, path: str, once: Callable[[], Awaitable[Completed]]) -> Completed:
         attempt = 0
         while True:
             try:
-                if sum(len(piece) for piece in pieces) >= _STREAMED_INPUT:
-                    async with self._stream(command) as stream:
-                        await stream.send_pieces(pieces)
-                        return await stream.finish()
-                async with self.channel() as connection:
-                    process = await _open_process(connection, command, b"".join(pieces))
-                    result = await process.wait()
-                return completed(result)
+                return await once()
             except (asyncssh.Error, OSError) as exc:
                 error = translate(exc, self.location, path)
                 if not (error.retryable and attempt < self.options.retries):
