@@ -1,9 +1,9 @@
-"""The execution location a person or a client names: a deployment, and a location name
-that may be left out when the deployment has one location."""
+"""What a person or a client names: an execution location (a deployment, and a location
+name that may be left out when the deployment has one location), and a replica on it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from streamflow_data.errors import (
@@ -11,9 +11,10 @@ from streamflow_data.errors import (
     UnknownDeploymentError,
     UnknownLocationError,
 )
-from streamflow_data.model import ExecutionLocation
+from streamflow_data.manager.default import DefaultDataManager
+from streamflow_data.model import DataLocation, ExecutionLocation
 
-__all__ = ["Deployments", "resolve_location"]
+__all__ = ["Deployments", "resolve_location", "resolve_targets", "valid_replica"]
 
 
 class Deployments(Protocol):
@@ -46,3 +47,28 @@ def resolve_location(
         if location.name == name:
             return location
     raise UnknownLocationError(ExecutionLocation(deployment, name), [loc.name for loc in locations])
+
+
+def resolve_targets(
+    deployments: Deployments, named: Iterable[tuple[str, str, str]], *, served: bool = True
+) -> list[tuple[ExecutionLocation, str]]:
+    """Each (deployment, location name, path) as (location, path), see
+    :func:`resolve_location`."""
+    return [
+        (resolve_location(deployments, deployment, name, served=served), path)
+        for deployment, name, path in named
+    ]
+
+
+async def valid_replica(
+    manager: DefaultDataManager, location: ExecutionLocation, path: str
+) -> DataLocation | None:
+    """The valid replica of ``path`` on ``location`` that ``manager`` knows. On a miss the
+    changes other managers sharing its catalog wrote are read first: a client may name one
+    registered a moment ago through another service."""
+    found = manager.mapper.resolve(location, path)
+    follower = manager.catalog.follower if manager.catalog is not None else None
+    if (found is None or not found.valid) and follower is not None:
+        await follower.catch_up()
+        found = manager.mapper.resolve(location, path)
+    return found if found is not None and found.valid else None

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from streamflow_data.catalog.queue import QueuedTransfer, QueueState, TransferQueue
 from streamflow_data.errors import StreamFlowDataError, TransferCancelledError, UnknownPathError
 from streamflow_data.manager.default import DefaultDataManager
-from streamflow_data.manager.naming import resolve_location
+from streamflow_data.manager.naming import resolve_targets, valid_replica
 from streamflow_data.model import DataLocation, ExecutionLocation
 
 __all__ = ["Execute", "QueueWorker"]
@@ -113,21 +113,11 @@ class QueueWorker:
     async def _resolve(
         self, claimed: QueuedTransfer
     ) -> tuple[DataLocation, list[tuple[ExecutionLocation, str]]]:
-        manager = self._manager
-        deployment, name, path = claimed.source
-        where = resolve_location(manager, deployment, name)
-        source = manager.mapper.resolve(where, path)
-        follower = manager.catalog.follower if manager.catalog is not None else None
-        if (source is None or not source.valid) and follower is not None:
-            await follower.catch_up()  # registered by the submitter a moment ago
-            source = manager.mapper.resolve(where, path)
-        if source is None or not source.valid:
+        [(where, path)] = resolve_targets(self._manager, [claimed.source])
+        source = await valid_replica(self._manager, where, path)
+        if source is None:
             raise UnknownPathError(path, where)
-        targets = [
-            (resolve_location(manager, deployment, name), target)
-            for deployment, name, target in claimed.targets
-        ]
-        return source, targets
+        return source, resolve_targets(self._manager, claimed.targets)
 
     async def _transfer(
         self,

@@ -33,8 +33,8 @@ from streamflow_data.errors import (
     UnknownPathError,
 )
 from streamflow_data.manager import DefaultDataManager
-from streamflow_data.manager.naming import resolve_location
-from streamflow_data.model import DataLocation, DataType, ExecutionLocation, normalize_path
+from streamflow_data.manager.naming import resolve_location, valid_replica
+from streamflow_data.model import DataType, ExecutionLocation, normalize_path
 from streamflow_data.service.errors import FieldError, Handler, error_response, translate_errors
 from streamflow_data.service.hub import ChangeHub
 from streamflow_data.service.metrics import CONTENT_TYPE, render_metrics
@@ -393,21 +393,11 @@ class Service:
              _path(d.path, f"destinations.{i}.path"))
             for i, d in enumerate(order.destinations)
         ]  # fmt: skip
-        source = await self._source(where, path)
-        if source is None or not source.valid:
+        source = await valid_replica(self.manager, where, path)
+        if source is None:
             raise FieldError("source.path", UnknownPathError(path, where))
         submitted = await self.board.submit(source, targets, order.writable, order.links)
         return _json(self._status(submitted), 202)
-
-    async def _source(self, where: ExecutionLocation, path: str) -> DataLocation | None:
-        """The replica a transfer would read; one registered a moment ago through another
-        service sharing the catalog is looked for there."""
-        found = self.manager.mapper.resolve(where, path)
-        catalog = self.manager.catalog
-        if (found is None or not found.valid) and catalog and catalog.follower is not None:
-            await catalog.follower.catch_up()
-            found = self.manager.mapper.resolve(where, path)
-        return found
 
     def _status(self, submitted: Submitted) -> m.TransferStatus:
         progress = submitted.progress

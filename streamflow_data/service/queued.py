@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from streamflow_data.catalog.queue import QueuedTransfer, TransferQueue
 from streamflow_data.errors import StreamFlowDataError
 from streamflow_data.manager import DefaultDataManager
-from streamflow_data.manager.naming import resolve_location
+from streamflow_data.manager.naming import resolve_targets
 from streamflow_data.manager.worker import QueueWorker
 from streamflow_data.model import DataLocation, ExecutionLocation
 from streamflow_data.service.hub import ChangeHub
@@ -87,13 +87,9 @@ class QueuedBoard(TransferBoard):
     def _submitted(self, row: QueuedTransfer) -> Submitted:
         """A board entry for a queue row (its source as this service would name it)."""
         manager = self._manager
-        deployment, name, path = row.source
-        where = resolve_location(manager, deployment, name, served=False)
+        [(where, path)] = resolve_targets(manager, [row.source], served=False)
         source = manager.mapper.resolve(where, path) or DataLocation(where, path, path)
-        targets = [
-            (resolve_location(manager, deployment, name, served=False), target)
-            for deployment, name, target in row.targets
-        ]
+        targets = resolve_targets(manager, row.targets, served=False)
         submitted = Submitted(row.id, source, targets, row.writable, row.links)
         submitted.submitted = row.submitted
         return submitted
