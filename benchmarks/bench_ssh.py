@@ -10,7 +10,7 @@ Two sshd servers are started on 127.0.0.1 (as the SSH tests do). Figures:
   with the default CRC32C;
 - 1 GiB local -> 2 SSH hosts in one call: wall time against one host, source bytes read;
 - one 4 KiB file local -> SSH with the connection open: ms per ``transfer_data`` call and
-  remote round trips (channels opened) per call;
+  remote round trips (remote commands) per call;
 - peak RSS of a process uploading 1 GiB with the default settings.
 
 Each ratio is the median of ``--rounds`` pairs, baseline and ours alternating in order.
@@ -334,12 +334,12 @@ async def one_small_file(bench: Bench) -> list[Figure]:
         target = bench.fresh()
         await manager.transfer_data(LOCAL, str(small), [a], str(target / "warm-up"))
         calls = 50
-        channels = connector.channels_opened(a)
+        channels = connector.commands_run(a)
         started = time.perf_counter()
         for index in range(calls):
             await manager.transfer_data(LOCAL, str(small), [a], str(target / f"f{index}"))
         elapsed = time.perf_counter() - started
-        channels = connector.channels_opened(a) - channels
+        channels = connector.commands_run(a) - channels
     return [
         Figure("one 4 KiB file local -> SSH, ms per call", elapsed / calls * 1000, "ms", None,
                "< 30 ms"),

@@ -8,7 +8,7 @@ files, hashing on the host and quoting come with it. A plugin imports these name
 here (docs/connectors.md).
 """
 
-from streamflow_data.shell.commands import Buffer, Completed, in_c_locale, wire
+from streamflow_data.shell.commands import Buffer, Completed, in_c_locale, quote, wire
 from streamflow_data.shell.connector import HostTools, ShellConnector
 from streamflow_data.shell.transport import Closer, CommandTransport, Stream
 
@@ -21,5 +21,6 @@ __all__ = [
     "ShellConnector",
     "Stream",
     "in_c_locale",
+    "quote",
     "wire",
 ]

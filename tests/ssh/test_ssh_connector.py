@@ -423,13 +423,13 @@ async def test_stat_and_walk_answers_are_kept_until_a_write_or_their_ttl(
     try:
         path = str(remote_dir / "f")
         await connector.write_file(host, path, b"one")
-        opened = connector.channels_opened(host)
+        opened = connector.commands_run(host)
         assert (await connector.stat(host, path)).size == 3
         assert [e.relpath async for e in connector.walk(host, str(remote_dir))] == ["f"]
-        assert connector.channels_opened(host) == opened + 2
+        assert connector.commands_run(host) == opened + 2
         assert (await connector.stat(host, path)).size == 3  # kept: no round trip
         assert [e.relpath async for e in connector.walk(host, str(remote_dir))] == ["f"]
-        assert connector.channels_opened(host) == opened + 2
+        assert connector.commands_run(host) == opened + 2
         await connector.write_file(host, str(remote_dir / "g"), b"three")  # through us
         assert [e.relpath async for e in connector.walk(host, str(remote_dir))] == ["f", "g"]
         await asyncio.to_thread((remote_dir / "f").write_bytes, b"changed by someone else")
@@ -440,13 +440,15 @@ async def test_stat_and_walk_answers_are_kept_until_a_write_or_their_ttl(
         await connector.close()
 
 
-async def test_a_pool_at_the_servers_session_limit_has_no_channel_refused(
-    ssh_base: Path, remote_dir: Path
+@pytest.mark.parametrize("streams", [0, 12])
+async def test_a_pool_at_the_servers_session_limit_is_never_refused_a_channel(
+    ssh_base: Path, remote_dir: Path, streams: int
 ) -> None:
-    """sshd counts a closed session until its loop collects it: a slot rests a moment after
-    its channel closed, so that sshd seldom refuses a channel at the limit, and a channel
-    it refused is asked for again: none fails."""
-    directory = ssh_base / "limited"
+    """sshd counts a closed session until its loop collects it. Small commands share
+    command runners, which keep their channels; a channel closed at the limit is reused
+    only once a ping through a runner has proved it collected: sshd never logs "no more
+    sessions", even with big files opening and closing channels beside 100 small ones."""
+    directory = ssh_base / f"limited-{streams}"
     server = start_server("limited", directory, client_key(ssh_base), None, "MaxSessions 4\n")
     try:
         known_hosts([server], directory / "known_hosts")
@@ -458,22 +460,32 @@ async def test_a_pool_at_the_servers_session_limit_has_no_channel_refused(
             "max_connections": 1,
             "max_sessions": 4,
             "retries": 0,
+            "streams": "asyncssh",  # every stream a channel of the limited connection
         }
         connector = SSHConnector(SSHOptions.model_validate(options))
         [host] = connector.locations("ssh")
+        big = os.urandom(300 * 1024)  # over the input a command is given whole
         try:
             results = await asyncio.gather(
                 *(
                     connector.write_file(host, f"{remote_dir}/f{n}", b"x" * 4096)
                     for n in range(100)
                 ),
+                *(connector.write_file(host, f"{remote_dir}/b{n}", big) for n in range(streams)),
                 return_exceptions=True,
             )
+            opened = connector.channels_opened(host)
         finally:
             await connector.close()
         assert [r for r in results if r is not None] == []
+        assert (remote_dir / "f99").read_bytes() == b"x" * 4096
+        assert all((remote_dir / f"b{n}").read_bytes() == big for n in range(streams))
+        if not streams:
+            assert opened <= 4  # the runners, kept: nothing closed, nothing refused
     finally:
         server.stop()
+    log = (directory / "sshd.log").read_text()
+    assert "no more sessions" not in log, log
 
 
 def _write_until(path: Path, stop: threading.Event) -> None:

@@ -118,7 +118,7 @@ async def test_a_nul_byte_is_refused_before_it_reaches_the_host(
 ) -> None:
     (tmp_path / "f").write_text("f")
     await ssh.stat(host_a, str(remote_dir))
-    opened = ssh.channels_opened(host_a)
+    opened = ssh.commands_run(host_a)
     for attempt in (
         ssh.stat(host_a, f"{remote_dir}/a\0b"),
         ssh.make_directories(host_a, [f"{remote_dir}/a\0b"]),
@@ -126,7 +126,7 @@ async def test_a_nul_byte_is_refused_before_it_reaches_the_host(
     ):
         with pytest.raises(InvalidPathError, match="NUL byte"):
             await attempt
-    assert ssh.channels_opened(host_a) == opened  # nothing was sent
+    assert ssh.commands_run(host_a) == opened  # nothing was sent
     async with DefaultDataManager({"local": LocalConnector(), "ssh": ssh}) as manager:
         manager.register_path(LOCAL, str(tmp_path / "f"))
         with pytest.raises(InvalidPathError, match="NUL byte"):

@@ -252,7 +252,7 @@ async def test_sha256_verification_reads_small_files_back_in_batches(
                 manager.register_path(LOCAL, str(source))
                 target = remote_dir / checksum
                 await manager.transfer_data(LOCAL, str(source), [host_a], str(target))
-                commands[checksum] = connector.channels_opened(host_a)
+                commands[checksum] = connector.commands_run(host_a)
         finally:
             await connector.close()
     assert commands["sha256"] - commands["crc32c"] <= 2, commands  # 300 more, one by one

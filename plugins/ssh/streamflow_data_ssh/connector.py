@@ -53,9 +53,14 @@ class SSHConnector(ShellConnector):
             pool = self._pools[location.name] = NodePool(node, self.options, location)
         return pool
 
-    def channels_opened(self, location: ExecutionLocation) -> int:
+    def commands_run(self, location: ExecutionLocation) -> int:
         """Remote commands started on ``location`` so far (each at least one round trip):
         for diagnostics and benchmarks."""
+        return self.transport(location).commands_run
+
+    def channels_opened(self, location: ExecutionLocation) -> int:
+        """asyncssh channels opened to ``location`` so far: a command runner's channel
+        serves many commands. For diagnostics and tests."""
         return self.transport(location).channels_opened
 
     def streams_opened(self, location: ExecutionLocation) -> StreamCounts:

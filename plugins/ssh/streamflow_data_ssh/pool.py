@@ -1,9 +1,11 @@
 """Connections to one node: at most ``max_connections``, each with at most
 ``max_sessions`` channels open, re-established after a drop, closed by :meth:`close`.
 
-Readers and writers keep their channels (remote ``dd`` processes) open between blocks.
-A channel they are not using is *idle*: when every slot is taken, the oldest idle channel
-is closed to make room, so long-lived files never starve the rest of the node.
+Short commands run on command runners (:mod:`~streamflow_data_ssh.runner`), kept open on
+their channels between commands. Readers and writers keep their channels (remote ``dd``
+processes) open between blocks. A runner or stream not in use is *idle*: when every slot
+is taken, the oldest idle one is closed to make room (a connection keeps its last
+runner), so long-lived files never starve the rest of the node.
 
 Those long streams run on the node's OpenSSH master when there is one with room
 (:mod:`~streamflow_data_ssh.openssh`, option ``streams``), else on an asyncssh channel.
@@ -16,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import dataclasses
 import logging
 import math
 import socket
@@ -42,10 +43,11 @@ from streamflow_data.shell import (
     in_c_locale,
     wire,
 )
-from streamflow_data_ssh.channels import AsyncsshStream, OpenSSHStream, TranslatedStream, completed
+from streamflow_data_ssh.channels import AsyncsshStream, OpenSSHStream, TranslatedStream
 from streamflow_data_ssh.failures import translate, translating
 from streamflow_data_ssh.openssh import OpenSSHMaster, find_ssh
 from streamflow_data_ssh.options import NodeOptions, SSHOptions
+from streamflow_data_ssh.runner import ShellRunner, new_marker, runner_command
 
 __all__ = ["NodePool", "StreamCounts"]
 
@@ -73,29 +75,37 @@ class StreamCounts:
 class _Connection:
     connection: asyncssh.SSHClientConnection
     channels: int = 0
+    """Its channels open (or opening)."""
+    unsettled: int = 0
+    """Its channels closed since the last round trip through one of its runners: sshd
+    counts a closed session against ``MaxSessions`` until its loop has collected it, and
+    refuses ("no more sessions") a channel asked for in the same read as the close."""
+    closed_at: float = 0.0
+    """When (monotonic) its last channel closed."""
+    runners: list[ShellRunner] = field(default_factory=list)
+    """Its command runners, each holding a channel."""
+    idle: list[ShellRunner] = field(default_factory=list)
+    """Those of its runners not running a command."""
 
 
 _SLOT_REST = 0.003
-"""Seconds a slot rests after its channel closed before another channel opens in it: sshd
-counts a closed session against ``MaxSessions`` until its loop has collected it, and
-refuses ("no more sessions") a channel asked for in the same read as the close. Timing,
-not a proof (only a round trip after the close would be one): any refusal left is asked
-for again (see :func:`_open_process`)."""
+"""Seconds after a channel closed before a connection at sshd's limit opens another when
+it has no idle runner to prove the close collected: timing, not a proof; a refusal left
+is asked for again (see :func:`_open_process`)."""
 
 
 @dataclass(slots=True)
 class _Slots:
     """Channel slots of a node, with the idle channels that may be closed for room."""
 
-    count: dataclasses.InitVar[int]
-    free: collections.deque[float] = field(init=False)
-    """When each free slot was freed (monotonic seconds), oldest first."""
+    free: int
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
-    idle: collections.OrderedDict[Stream, Closer] = field(default_factory=collections.OrderedDict)
+    idle: collections.OrderedDict[object, Closer] = field(default_factory=collections.OrderedDict)
+    """Idle streams and runners, by age, with what closes each to free its slot."""
 
-    def __post_init__(self, count: int) -> None:
-        self.free = collections.deque([0.0] * count)
 
+_Reused = tuple[ShellRunner, _Connection]
+"""An idle runner taken again, with its connection."""
 
 _REFUSED_WAIT = 0.02
 _REFUSED_TRIES = 50
@@ -164,8 +174,10 @@ class NodePool(CommandTransport):
         self._down_until = 0.0
         """Until when (monotonic) a new connection gets one attempt, no back-off: the last
         one failed after all its retries."""
+        self.commands_run = 0
+        """Remote commands run so far (streams included): each one round trip or more."""
         self.channels_opened = 0
-        """Channels opened so far: each is one remote command, one round trip or more."""
+        """asyncssh channels opened so far (a runner's counts once for all its commands)."""
         self.round_trip: float | None = None
         """Seconds a packet takes to the node and back, as the kernel estimated it for the
         first connection (None before it, or where the kernel does not say)."""
@@ -250,44 +262,74 @@ class NodePool(CommandTransport):
         return max(1, math.ceil(self.round_trip / _ROUND_TRIP_PER_STREAM))
 
     async def _pick(self) -> _Connection:
-        """The least busy live connection with room, or a new one while under the cap."""
+        """The least busy live connection with room, or a new one while under the cap,
+        with one more channel counted; a connection at sshd's limit is settled first."""
         async with self._connecting:
             if self._closed:
                 raise LocationUnreachableError(self.location, "", "the connector is closed")
             self._connections = [c for c in self._connections if not c.connection.is_closed()]
             room = [c for c in self._connections if c.channels < self.options.max_sessions]
-            best = min(room, key=lambda c: c.channels, default=None)
-            if best is not None and (
-                best.channels == 0 or len(self._connections) >= self.options.max_connections
+            best = min(room, key=lambda c: (c.channels + c.unsettled, c.channels), default=None)
+            if best is None or (
+                best.channels and len(self._connections) < self.options.max_connections
             ):
-                return best
-            fresh = _Connection(await self._connect())
-            self._connections.append(fresh)
-            return fresh
+                best = _Connection(await self._connect())
+                self._connections.append(best)
+            elif best.channels + best.unsettled >= self.options.max_sessions:
+                await self._settle(best)
+            best.channels += 1
+            self.channels_opened += 1
+            return best
 
-    async def _acquire_slot(self) -> None:
+    async def _settle(self, home: _Connection) -> None:
+        """Make sure sshd no longer counts the channels closed on ``home``: a ping through
+        one of its runners (an idle one if any, else after its command) answers only
+        after sshd has handled everything sent before it, the closes included, and its
+        loop has collected the closed sessions. Without a runner, wait ``_SLOT_REST``
+        after the last close instead."""
+        closed = home.unsettled
+        runner = home.idle[-1] if home.idle else next(iter(home.runners), None)
+        if runner is not None:
+            try:
+                await runner.ping()
+            except (asyncssh.Error, OSError):
+                await self._retire(runner, home)
+            else:
+                home.unsettled -= closed
+                return
+        resting = home.closed_at + _SLOT_REST - time.monotonic()
+        if resting > 0:
+            await asyncio.sleep(resting)
+        home.unsettled -= closed
+
+    def _closed_one(self, home: _Connection) -> None:
+        home.channels -= 1
+        home.unsettled += 1
+        home.closed_at = time.monotonic()
+
+    async def _acquire_slot(
+        self, reuse: Callable[[], _Reused | None] | None = None
+    ) -> _Reused | None:
+        """Take a channel slot of the node (None), or what ``reuse`` offers instead (an
+        idle runner, which holds one), closing the oldest idle stream or runner when
+        every slot is taken."""
         slots = self._slots
         while True:
-            closer: Closer | None = None
             async with slots.changed:
+                if reuse is not None and (offered := reuse()) is not None:
+                    return offered
                 if slots.free:
-                    resting = slots.free[0] + _SLOT_REST - time.monotonic()
-                    if resting <= 0:
-                        slots.free.popleft()
-                        return
-                elif not slots.idle:
+                    slots.free -= 1
+                    return None
+                if not slots.idle:
                     await slots.changed.wait()
                     continue
-                else:
-                    _, closer = slots.idle.popitem(last=False)
-            if closer is None:
-                await asyncio.sleep(resting)  # only slots freed a moment ago are left
-            else:
-                await closer()  # releases its slot; loop to take it
+                _, closer = slots.idle.popitem(last=False)
+            await closer()  # releases its slot; loop to take it
 
     async def _release_slot(self) -> None:
         async with self._slots.changed:
-            self._slots.free.append(time.monotonic())
+            self._slots.free += 1
             self._slots.changed.notify()
 
     async def mark_idle(self, stream: Stream, closer: Closer) -> None:
@@ -304,7 +346,7 @@ class NodePool(CommandTransport):
     async def _slot(self) -> AsyncIterator[None]:
         """One channel slot of the node, held for the block."""
         await self._acquire_slot()
-        self.channels_opened += 1
+        self.commands_run += 1
         try:
             yield
         finally:
@@ -314,17 +356,72 @@ class NodePool(CommandTransport):
     async def _connection(self) -> AsyncIterator[asyncssh.SSHClientConnection]:
         """The asyncssh connection that carries one more channel for the block."""
         chosen = await self._pick()
-        chosen.channels += 1
         try:
             yield chosen.connection
         finally:
-            chosen.channels -= 1
+            self._closed_one(chosen)
 
-    @contextlib.asynccontextmanager
-    async def channel(self) -> AsyncIterator[asyncssh.SSHClientConnection]:
-        """A connection with one channel slot held for the block."""
-        async with self._slot(), self._connection() as connection:
-            yield connection
+    # -- command runners --------------------------------------------------------------------
+
+    def _idle_runner(self) -> _Reused | None:
+        for home in self._connections:
+            if home.idle and not home.connection.is_closed():
+                runner = home.idle.pop()
+                self._slots.idle.pop(runner, None)
+                return runner, home
+        return None
+
+    async def _take_runner(self) -> _Reused:
+        """An idle runner, or a new one in a slot of its own."""
+        reused = await self._acquire_slot(self._idle_runner)
+        if reused is not None:
+            return reused
+        try:
+            home = await self._pick()
+            try:
+                marker = new_marker()
+                process = await _open_process(home.connection, runner_command(marker))
+                runner = await ShellRunner.start(process, marker)
+            except BaseException:
+                self._closed_one(home)
+                raise
+        except BaseException:
+            await self._release_slot()
+            raise
+        home.runners.append(runner)
+        return runner, home
+
+    async def _give_back(self, runner: ShellRunner, home: _Connection) -> None:
+        """``runner`` is done with its command: idle again, or closed if it failed. Idle,
+        it may be closed for room unless it is its connection's last (kept to settle)."""
+        if runner.broken or home.connection.is_closed():
+            await self._retire(runner, home)
+            return
+        async with self._slots.changed:
+            home.idle.append(runner)
+            if len(home.runners) > 1:
+                self._slots.idle[runner] = lambda: self._evict(runner, home)
+            self._slots.changed.notify()
+
+    async def _evict(self, runner: ShellRunner, home: _Connection) -> None:
+        if runner in home.idle:
+            home.idle.remove(runner)
+        await self._retire(runner, home)
+
+    async def _retire(self, runner: ShellRunner, home: _Connection) -> None:
+        """Close ``runner`` and free its slot."""
+        if runner not in home.runners:
+            return
+        home.runners.remove(runner)
+        if runner in home.idle:
+            home.idle.remove(runner)
+        self._slots.idle.pop(runner, None)
+        try:
+            with contextlib.suppress(asyncssh.Error, OSError):
+                await runner.close()
+        finally:
+            self._closed_one(home)
+            await self._release_slot()
 
     @property
     def hands_over_files(self) -> bool:
@@ -437,9 +534,12 @@ class NodePool(CommandTransport):
                 async with self._stream(command) as stream:
                     await stream.send_pieces(pieces)
                     return await stream.finish()
-            async with self.channel() as connection:
-                process = await _open_process(connection, command, b"".join(pieces))
-                return completed(await process.wait())
+            runner, home = await self._take_runner()
+            self.commands_run += 1
+            try:
+                return await runner.run(wire(in_c_locale(command)), pieces)
+            finally:
+                await self._give_back(runner, home)
 
         return await self._retrying(path, once)
 
@@ -481,7 +581,7 @@ class NodePool(CommandTransport):
                 await connection.connection.wait_closed()
 
 
-def _on_master(stream: Stream) -> bool:
+def _on_master(stream: object) -> bool:
     """Whether ``stream`` (as the pool handed it out) is a session of the master."""
     return isinstance(stream, TranslatedStream) and isinstance(stream.inner, OpenSSHStream)
 
