@@ -238,10 +238,14 @@ class S3Writer(Writer):
             self._pending.recycle(part, sending)
 
     def _raise_failures(self) -> None:
-        for task in [t for t in self._sending if t.done()]:
-            self._sending.discard(task)
-            if task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+        """Raise the first failure among the parts answered. Every failure is read, or
+        asyncio would log each as never retrieved: when the endpoint drops, all the
+        parts in flight fail at once."""
+        done = [task for task in self._sending if task.done()]
+        self._sending.difference_update(done)
+        failures = [failure for task in done if (failure := _failure(task)) is not None]
+        if failures:
+            raise failures[0]
 
     async def _drain(self) -> None:
         """Wait for every part sent; the first failure is raised."""
@@ -297,6 +301,8 @@ class S3Writer(Writer):
             task.cancel()
         if self._sending:
             await asyncio.wait(self._sending)
+        for task in self._sending:
+            _failure(task)  # read: the abort is the answer
         self._sending.clear()
         if self._upload_id is not None:
             with contextlib.suppress(ConnectorError):
@@ -311,3 +317,8 @@ class S3Writer(Writer):
             await self._mark("suspended")
         except (ConnectorError, OSError):
             await self._abort()
+
+
+def _failure(task: asyncio.Task[None]) -> BaseException | None:
+    """What a finished part upload raised (None if it was cancelled or succeeded)."""
+    return None if task.cancelled() else task.exception()
