@@ -44,10 +44,24 @@ _HANDLER_NAME = "streamflow-data-cli"
 
 
 def _not_noise(record: logging.LogRecord) -> bool:
-    """False for asyncio's count of writes to a socket already lost: the transfer that
-    made them fails with the connection's own error (asyncssh writes a channel's buffered
-    packets before it learns of the loss)."""
-    return not (record.name == "asyncio" and record.msg == "socket.send() raised exception.")
+    """False for asyncio's reports of writes to a connection already lost, whose
+    operation fails with the connection's own error, reported once:
+
+    - its count of writes to a lost socket (asyncssh writes a channel's buffered packets
+      before it learns of the loss);
+    - aiohttp's request-body task that failed to end the body on a closing connection
+      (aiohttp leaves that failure unread when the endpoint drops mid-request).
+    """
+    if record.name != "asyncio":
+        return True
+    if record.msg == "socket.send() raised exception.":
+        return False
+    failure = record.exc_info[1] if record.exc_info else None
+    return not (
+        str(record.msg).startswith("Task exception was never retrieved")
+        and "ClientRequest.write_bytes()" in str(record.msg)
+        and isinstance(failure, ConnectionResetError)
+    )
 
 
 def _configure_logging(verbosity: int, quiet: bool, log_format: str) -> None:

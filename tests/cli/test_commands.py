@@ -10,6 +10,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from streamflow_data.cli.main import build_parser, command_parsers, main
@@ -224,10 +225,25 @@ def test_library_warnings_print_in_the_chosen_format_without_dead_socket_noise(
     capsys.readouterr()
     # What asyncio logs for each write asyncssh makes to a socket it has not yet seen lost.
     logging.getLogger("asyncio").warning("socket.send() raised exception.")
+    # What asyncio's default handler logs for aiohttp's body task when the endpoint
+    # drops: the request itself fails, and is reported, with the connection's error.
+    reset = aiohttp.ClientConnectionResetError("Cannot write to closing transport")
+    for coroutine, failure in [
+        ("ClientRequest.write_bytes", reset),
+        ("our_task", reset),
+        ("ClientRequest.write_bytes", ValueError("a bug")),
+    ]:
+        logging.getLogger("asyncio").error(
+            "Task exception was never retrieved\nfuture: <Task finished name='Task-31' "
+            f"coro=<{coroutine}() done, defined at x.py:1> exception={failure!r}>",
+            exc_info=(type(failure), failure, None),
+        )
     logging.getLogger("aiohttp.client").warning("a library's warning")
     shown = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
-    assert [(line["logger"], line["message"]) for line in shown] == [
-        ("aiohttp.client", "a library's warning")
+    assert [(line["logger"], line["message"].split("coro=<")[-1][:9]) for line in shown] == [
+        ("asyncio", "our_task("),
+        ("asyncio", "ClientReq"),
+        ("aiohttp.client", "a library"),
     ]
 
 
