@@ -45,6 +45,7 @@ from tests.ssh.sshd import (
     known_hosts,
     login_user,
     owned_directory,
+    slow_login_user,
     start_server,
 )
 
@@ -54,9 +55,11 @@ CIPHER = "aes128-gcm@openssh.com"
 
 
 class Bench:
-    def __init__(self, base: Path, servers: list[SSHServer]) -> None:
+    def __init__(self, base: Path, servers: list[SSHServer], user: str) -> None:
         self.base = base
         self.servers = servers
+        self.user = user
+        """Who logs in, ours and the baselines alike (see ``--login-ms``)."""
         self.scratch = base / "scratch"
         self.count = 0
 
@@ -68,31 +71,35 @@ class Bench:
         self.count += 1
         return self.scratch / f"d{self.count}"
 
-    def ssh(self, command: str, **io: object) -> float:
-        server = self.servers[0]
-        argv = [
+    def ssh_argv(self, command: str, server: SSHServer | None = None, *options: str) -> list[str]:
+        """``ssh`` running ``command`` on ``server`` (the first by default)."""
+        server = server or self.servers[0]
+        return [
             "ssh", "-p", str(server.port), "-i", str(self.base / "client_key"),
             "-o", f"UserKnownHostsFile={self.base / 'known_hosts'}", "-o", "Compression=no",
-            "-c", CIPHER, f"{login_user()}@127.0.0.1", command,
+            "-c", CIPHER, *options, f"{self.user}@127.0.0.1", command,
         ]  # fmt: skip
+
+    def ssh(self, command: str, **io: object) -> float:
         started = time.perf_counter()
-        subprocess.run(argv, check=True, **io)  # type: ignore[call-overload]
+        subprocess.run(self.ssh_argv(command), check=True, **io)  # type: ignore[call-overload]
         return time.perf_counter() - started
 
     def manager(
         self, servers: list[SSHServer], settings: TransferSettings | None = None
     ) -> AbstractAsyncContextManager[DefaultDataManager]:
-        return _manager(self.base, [(server.name, server.port) for server in servers], settings)
+        nodes = [(server.name, server.port) for server in servers]
+        return open_manager(self.base, nodes, self.user, settings)
 
 
-def _options(base: Path, nodes: list[tuple[str, int]]) -> SSHOptions:
-    """Options reaching the benchmark's servers, given as (name, port)."""
+def _options(base: Path, nodes: list[tuple[str, int]], user: str) -> SSHOptions:
+    """Options reaching the benchmark's servers, given as (name, port), as ``user``."""
     return SSHOptions.model_validate(
         {
             "nodes": [
                 {"hostname": "127.0.0.1", "port": port, "name": name} for name, port in nodes
             ],
-            "username": login_user(),
+            "username": user,
             "client_keys": [str(base / "client_key")],
             "known_hosts": str(base / "known_hosts"),
         }
@@ -100,10 +107,10 @@ def _options(base: Path, nodes: list[tuple[str, int]]) -> SSHOptions:
 
 
 @asynccontextmanager
-async def _manager(
-    base: Path, nodes: list[tuple[str, int]], settings: TransferSettings | None = None
+async def open_manager(
+    base: Path, nodes: list[tuple[str, int]], user: str, settings: TransferSettings | None = None
 ) -> AsyncIterator[DefaultDataManager]:
-    connector = SSHConnector(_options(base, nodes))
+    connector = SSHConnector(_options(base, nodes, user))
     connectors = {"local": LocalConnector(), "ssh": connector}
     async with DefaultDataManager(connectors, settings=settings) as manager:
         yield manager
@@ -117,25 +124,25 @@ async def _ours(transfer: Awaitable[None]) -> float:
     return time.perf_counter() - started
 
 
-def _remove(*paths: Path) -> None:
+def remove(*paths: Path) -> None:
     """Delete what a round wrote: gigabytes left behind slowed later rounds' writes."""
     for path in paths:
         path.unlink()
 
 
-def _upload_baseline(bench: Bench, blob: Path, dst: Path) -> float:
+def upload_baseline(bench: Bench, blob: Path, dst: Path) -> float:
     os.sync()
     with blob.open("rb") as source:
         return bench.ssh(f"cat > {dst}", stdin=source)
 
 
-def _download_baseline(bench: Bench, src: Path, dst: Path) -> float:
+def download_baseline(bench: Bench, src: Path, dst: Path) -> float:
     os.sync()
     with dst.open("wb") as sink:
         return bench.ssh(f"cat {src}", stdout=sink)
 
 
-def _tar_baseline(bench: Bench, source: Path, dst: Path) -> float:
+def tar_baseline(bench: Bench, source: Path, dst: Path) -> float:
     os.sync()
     started = time.perf_counter()
     with subprocess.Popen(
@@ -145,7 +152,7 @@ def _tar_baseline(bench: Bench, source: Path, dst: Path) -> float:
     return time.perf_counter() - started
 
 
-def _download_directory() -> Path:
+def download_directory() -> Path:
     """Where small-file downloads land: a fresh directory in memory (``/dev/shm``) where
     there is one, since creating files on this machine's disk costs 40 us at times and
     400-870 us at others, which hid the transfer's own cost; else in the temporary
@@ -154,7 +161,7 @@ def _download_directory() -> Path:
     return Path(tempfile.mkdtemp(prefix="sfd-bench-down-", dir=parent))
 
 
-def _untar_baseline(bench: Bench, source: Path, dst: Path) -> float:
+def untar_baseline(bench: Bench, source: Path, dst: Path) -> float:
     os.sync()
     started = time.perf_counter()
     dst.mkdir()
@@ -197,16 +204,16 @@ async def big_files(bench: Bench, rounds: int, blob: Path) -> list[Figure]:
             theirs, mine = bench.fresh(), bench.fresh()
             baseline, ours = await _pair(
                 ours_first,
-                asyncio.to_thread(_upload_baseline, bench, blob, theirs),
+                asyncio.to_thread(upload_baseline, bench, blob, theirs),
                 _ours(manager.transfer_data(LOCAL, str(blob), [a], str(mine))),
             )
             ups.append((baseline, ours))
             one_host.append(ours)
-            await asyncio.to_thread(_remove, theirs, mine)
+            await asyncio.to_thread(remove, theirs, mine)
             back = bench.base / f"back{len(downs)}"
             baseline, ours = await _pair(
                 ours_first,
-                asyncio.to_thread(_download_baseline, bench, remote_blob, back),
+                asyncio.to_thread(download_baseline, bench, remote_blob, back),
                 _ours(manager.transfer_data(a, str(remote_blob), [LOCAL], f"{back}.2")),
             )
             downs.append((baseline, ours))
@@ -217,7 +224,7 @@ async def big_files(bench: Bench, rounds: int, blob: Path) -> list[Figure]:
             two = manager.transfer_data(LOCAL, str(blob), [a, b], str(both))
             two_hosts.append(await _ours(two))
             read_twice = manager.statistics.of(LOCAL).bytes_read - before
-            await asyncio.to_thread(_remove, *bench.everywhere(both))
+            await asyncio.to_thread(remove, *bench.everywhere(both))
     mib = GiB / 2**20
     return [
         _ratio("1 GiB local -> SSH, MiB/s (baseline: ssh 'cat > dst')", mib, ups, ">= 0.9x"),
@@ -246,7 +253,7 @@ async def small_files(bench: Bench, rounds: int) -> list[Figure]:
     its connection and its OpenSSH master open (the first copy also starts the master);
     ``ssh`` connects anew for each baseline, as ``tar c | ssh tar x`` does."""
     source = bench.base / "small-source"
-    await asyncio.to_thread(_small_tree, source)
+    await asyncio.to_thread(small_tree, source)
     pairs = []
     async with bench.manager(bench.servers[:1]) as manager:
         [a] = manager.locations("ssh")
@@ -256,7 +263,7 @@ async def small_files(bench: Bench, rounds: int) -> list[Figure]:
             pairs.append(
                 await _pair(
                     round_number % 2 == 1,
-                    asyncio.to_thread(_tar_baseline, bench, source, bench.fresh()),
+                    asyncio.to_thread(tar_baseline, bench, source, bench.fresh()),
                     _ours(manager.transfer_data(LOCAL, str(source), [a], str(bench.fresh()))),
                 )
             )
@@ -265,11 +272,11 @@ async def small_files(bench: Bench, rounds: int) -> list[Figure]:
         manager.register_path(a, str(remote))
         downloads = []
         for round_number in range(rounds + 2):
-            local = _download_directory()
+            local = download_directory()
             downloads.append(
                 await _pair(
                     round_number % 2 == 1,
-                    asyncio.to_thread(_untar_baseline, bench, remote, local / "tar"),
+                    asyncio.to_thread(untar_baseline, bench, remote, local / "tar"),
                     _ours(manager.transfer_data(a, str(remote), [LOCAL], str(local / "ours"))),
                 )
             )
@@ -316,7 +323,7 @@ def _files(source: Path, count: int, size: int) -> None:
         (source / f"f{index:04}").write_bytes(os.urandom(size))
 
 
-def _small_tree(source: Path) -> None:
+def small_tree(source: Path) -> None:
     for directory in range(100):
         (source / f"d{directory:02}").mkdir(parents=True)
         for index in range(100):
@@ -347,11 +354,11 @@ async def one_small_file(bench: Bench) -> list[Figure]:
     ]  # fmt: skip
 
 
-def child_upload(base: Path, blob: Path, port: int) -> None:
+def child_upload(base: Path, blob: Path, port: int, user: str) -> None:
     """Upload ``blob`` once with the default settings; print peak RSS (KiB)."""
 
     async def run() -> None:
-        async with _manager(base, [("host-a", port)]) as manager:
+        async with open_manager(base, [("host-a", port)], user) as manager:
             [a] = manager.locations("ssh")
             manager.register_path(LOCAL, str(blob))
             await manager.transfer_data(LOCAL, str(blob), [a], str(base / "scratch" / "rss"))
@@ -371,15 +378,15 @@ def everywhere(servers: list[SSHServer], path: Path) -> list[Path]:
     return views
 
 
-def two_hosts(base: Path, key: Path) -> list[SSHServer]:
+def two_hosts(base: Path, key: Path, user: str) -> list[SSHServer]:
     """Two hosts on this machine; the second with a scratch directory of its own where
     the system allows it (as root, a mount namespace).
 
     With one directory for both, the two-host copy's second commit renamed its file over
     the first host's copy, which took 0.34 to 0.44 s: time separate hosts never spend.
     """
-    scratch = owned_directory(base / "scratch")
-    own = owned_directory(base / "scratch-host-b")
+    scratch = owned_directory(base / "scratch", user)
+    own = owned_directory(base / "scratch-host-b", user)
     first = start_server("host-a", base / "host-a", key)
     try:
         second = start_server("host-b", base / "host-b", key, own_view=(scratch, own))
@@ -390,22 +397,41 @@ def two_hosts(base: Path, key: Path) -> list[SSHServer]:
     return [first, second]
 
 
+def login_options(parser: argparse.ArgumentParser) -> None:
+    """``--login-ms``, the cost of the login user's shell start-up per command."""
+    parser.add_argument(
+        "--login-ms",
+        type=float,
+        default=80.0,
+        help="milliseconds the login user's shell start-up costs per command, as on a "
+        "login node with a module system (0: a plain /bin/sh user)",
+    )
+
+
+def bench_user(login_ms: float) -> str:
+    """The user who logs in: one whose shell costs ``login_ms`` per command, or the plain
+    test user for 0."""
+    return slow_login_user(login_ms / 1000) if login_ms else login_user()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--child-upload", nargs=3, help=argparse.SUPPRESS)
+    login_options(parser)
+    parser.add_argument("--child-upload", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_upload:
-        base, blob, port = args.child_upload
-        child_upload(Path(base), Path(blob), int(port))
+        base, blob, port, user = args.child_upload
+        child_upload(Path(base), Path(blob), int(port), user)
         return
     base = Path(tempfile.mkdtemp(prefix="sfd-bench-ssh-"))
     base.chmod(0o755)
     key = client_key(base)
-    servers = two_hosts(base, key)
+    user = bench_user(args.login_ms)
+    servers = two_hosts(base, key, user)
     known_hosts(servers, base / "known_hosts")
     try:
-        bench = Bench(base, servers)
+        bench = Bench(base, servers, user)
         blob = base / "blob"
         with blob.open("wb") as out:
             for _ in range(GiB // (64 << 20)):
@@ -416,12 +442,13 @@ def main() -> None:
         figures += asyncio.run(one_small_file(bench))
         child = subprocess.run(
             [sys.executable, "-m", "benchmarks.bench_ssh", "--child-upload", str(base),
-             str(blob), str(servers[0].port)],
+             str(blob), str(servers[0].port), user],
             check=True, capture_output=True, text=True,
         )  # fmt: skip
         rss = int(child.stdout.split()[-1]) / 1024
         figures.append(Figure("peak RSS uploading 1 GiB, MiB", rss, "MiB", None, "< 160 MiB"))
-        print_table(f"SSH transfers (cipher {CIPHER}; median of {args.rounds})", figures)
+        title = f"SSH transfers, warm (cipher {CIPHER}; login shell {args.login_ms:.0f} ms"
+        print_table(f"{title}; median of {args.rounds})", figures)
     finally:
         for server in servers:
             server.stop()

@@ -36,7 +36,7 @@ from statistics import median
 
 from benchmarks.bench_ssh import everywhere, two_hosts
 from benchmarks.common import Figure, print_table
-from tests.ssh.sshd import SSHServer, client_key, known_hosts, owned_directory
+from tests.ssh.sshd import SSHServer, client_key, known_hosts, login_user, owned_directory
 from tests.streamflow.hosts import streamflow_file
 
 MANAGERS = ("default", "streamflow-data")
@@ -170,7 +170,7 @@ def main() -> None:
     base.chmod(0o755)
     (base / "runs").mkdir()
     key = client_key(base)
-    servers = two_hosts(base, key)
+    servers = two_hosts(base, key, login_user())
     known_hosts(servers, base / "known_hosts")
     try:
         fixed = measure(base, servers, args.rounds, 1, 10)

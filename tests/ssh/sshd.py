@@ -39,11 +39,30 @@ def login_user() -> str:
     return TEST_USER
 
 
-def owned_directory(path: Path) -> Path:
-    """Create ``path`` (its parents must be traversable) owned by the login user."""
+SLOW_LOGIN_USER = "sfd-ssh-login"
+
+
+def slow_login_user(seconds: float) -> str:
+    """A user whose login shell costs ``seconds`` per command, as on a login node whose
+    shell start-up loads a module system or a version manager: bash, with a
+    ``~/.bashrc`` that sleeps (bash reads it for every command sshd starts). Created, or
+    its ``.bashrc`` rewritten, as root; else the user we are, unchanged."""
+    if os.geteuid() != 0:
+        return login_user()
+    if subprocess.run(["id", SLOW_LOGIN_USER], capture_output=True, check=False).returncode:
+        command = ["useradd", "--system", "--create-home", "--shell", "/bin/bash"]
+        subprocess.run([*command, "--password", "*", SLOW_LOGIN_USER], check=True)
+    home = Path("~" + SLOW_LOGIN_USER).expanduser()
+    (home / ".bashrc").write_text(f"sleep {seconds:.3f}\n")
+    return SLOW_LOGIN_USER
+
+
+def owned_directory(path: Path, user: str | None = None) -> Path:
+    """Create ``path`` (its parents must be traversable) owned by ``user`` (by default
+    the login user)."""
     path.mkdir(mode=0o755)
     if os.geteuid() == 0:
-        shutil.chown(path, login_user())
+        shutil.chown(path, user or login_user())
     return path
 
 
@@ -162,7 +181,7 @@ ListenAddress 127.0.0.1
 HostKey {directory / "host_key"}
 AuthorizedKeysFile {directory / "authorized_keys"}
 PidFile {directory / "sshd.pid"}
-AllowUsers {login_user()}
+AllowUsers {login_user()} {SLOW_LOGIN_USER}
 StrictModes no
 UsePAM no
 PasswordAuthentication no

@@ -1,0 +1,288 @@
+"""SSH transfers as a fresh process meets them, beside the OpenSSH tools.
+
+Each trial of ours is a new process that builds the manager, opens the connection to
+every host (one ``stat``) and lets the OpenSSH masters start, as a workflow step finds
+them, then times one ``transfer_data``. The login user's shell costs ``--login-ms`` per
+command (80 ms by default: a ``.bashrc`` that sleeps, as a login node's module system
+costs). Contenders, alternated trial by trial, each copy checked:
+
+- 1 GiB local -> SSH: ``ssh host 'cat > dst' < file``;
+- 1 GiB SSH -> local: ``ssh host 'cat src' > dst``;
+- 10,000 x 4 KiB local -> SSH: ``tar c | ssh host tar x``;
+- 10,000 x 4 KiB SSH -> local: ``ssh host tar c | tar x`` (into ``/dev/shm``);
+- 1 GiB -> 2 hosts: ``tee >(ssh a 'cat > dst') < file | ssh b 'cat > dst'``, which reads
+  the file once;
+- 1 GiB host -> other host: ``ssh a 'cat src' | ssh b 'cat > dst'``;
+- one 4 KiB file: ``ssh 'cat > dst'`` over an open master.
+
+Figures are ratios of time (above 1: ours slower), medians of ``--rounds`` pairs, with
+their spread; and the remote commands each transfer of ours ran.
+Run: ``python -m benchmarks.bench_ssh_fresh`` (``nox -s bench`` runs it; as root).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import filecmp
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from statistics import median
+
+from streamflow_data_ssh import SSHConnector
+
+from benchmarks.bench_ssh import (
+    LOCAL,
+    Bench,
+    GiB,
+    bench_user,
+    download_baseline,
+    download_directory,
+    login_options,
+    open_manager,
+    remove,
+    small_tree,
+    tar_baseline,
+    two_hosts,
+    untar_baseline,
+    upload_baseline,
+)
+from benchmarks.common import Figure, print_table
+from tests.ssh.sshd import client_key, known_hosts
+
+
+@dataclass(frozen=True, slots=True)
+class Trial:
+    """One transfer of ours, run by a fresh process (``--trial``)."""
+
+    base: str
+    nodes: list[tuple[str, int]]
+    user: str
+    source: int | None
+    """The host the source is on (an index of ``nodes``), None for this machine."""
+    targets: list[int] | None
+    """The hosts to copy to, None for this machine."""
+    src: str
+    dst: str
+
+
+async def _run_trial(trial: Trial) -> tuple[float, int]:
+    """Seconds of the transfer, and the remote commands it ran."""
+    nodes = [(name, port) for name, port in trial.nodes]
+    async with open_manager(Path(trial.base), nodes, trial.user) as manager:
+        hosts = manager.locations("ssh")
+        connector = manager.connector(hosts[0])
+        assert isinstance(connector, SSHConnector)
+        source = LOCAL if trial.source is None else hosts[trial.source]
+        targets = [LOCAL] if trial.targets is None else [hosts[i] for i in trial.targets]
+        manager.register_path(source, trial.src)
+        for host in hosts:  # the connection open, as a workflow step finds it
+            await connector.stat(host, "/")
+        await asyncio.sleep(0.5)  # and the OpenSSH masters started beside it
+        before = sum(connector.commands_run(host) for host in hosts)
+        started = time.perf_counter()
+        await manager.transfer_data(source, trial.src, targets, trial.dst)
+        elapsed = time.perf_counter() - started
+        return elapsed, sum(connector.commands_run(host) for host in hosts) - before
+
+
+def _ours(trial: Trial) -> tuple[float, int]:
+    """Run ``trial`` in a fresh process, after a sync so that earlier writeback does not
+    slow it."""
+    os.sync()
+    child = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_ssh_fresh", "--trial",
+         json.dumps(asdict(trial))],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    seconds, commands = json.loads(child.stdout.splitlines()[-1])
+    return float(seconds), int(commands)
+
+
+@dataclass(slots=True)
+class _Kind:
+    """One kind of work: how ours and the raw tools do it, and how a copy is checked."""
+
+    name: str
+    baseline: str
+    trial: Callable[[Path], Trial]
+    """Our trial writing to a fresh path."""
+    raw: Callable[[Path], float]
+    """The raw tools writing to a fresh path: seconds."""
+    outputs: Callable[[Path], list[Path]]
+    """Where a copy to a path lands, to be checked and removed."""
+    expected: Path
+    target: str
+    fresh: Callable[[], Path]
+    """A path to copy to."""
+
+
+def _same(expected: Path, copy: Path) -> bool:
+    if expected.is_dir():
+        compared = filecmp.dircmp(expected, copy)
+        return not (compared.left_only or compared.right_only or compared.diff_files) and all(
+            _same(expected / name, copy / name) for name in compared.common_dirs
+        )
+    return filecmp.cmp(expected, copy, shallow=False)
+
+
+def _remove_all(paths: list[Path]) -> None:
+    for path in paths:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            remove(path)
+
+
+def _kinds(bench: Bench, blob: Path, tree: Path, small: Path, master: Path) -> list[_Kind]:
+    a, b = bench.servers
+    nodes = [(server.name, server.port) for server in bench.servers]
+    scratch = bench.scratch
+    remote_blob, remote_tree = scratch / "remote-blob", scratch / "remote-tree"
+    shutil.copy(blob, remote_blob)
+    shutil.copytree(tree, remote_tree)
+    shm = download_directory()  # downloads land in memory (see bench_ssh)
+
+    def trial(source: int | None, targets: list[int] | None, src: Path) -> Callable[[Path], Trial]:
+        return lambda dst: Trial(
+            str(bench.base), nodes, bench.user, source, targets, str(src), str(dst)
+        )
+
+    def tee(dst: Path) -> float:
+        to_a = shlex.join(bench.ssh_argv(f"cat > {dst}", a))
+        to_b = shlex.join(bench.ssh_argv(f"cat > {dst}", b))
+        # ssh makes its output non-blocking: a's must not be tee's (the pipe to b).
+        return _timed_shell(f"tee >({to_a} > /dev/null) < {shlex.quote(str(blob))} | {to_b}")
+
+    def relay(dst: Path) -> float:
+        started = time.perf_counter()
+        with subprocess.Popen(
+            bench.ssh_argv(f"cat {remote_blob}", a), stdout=subprocess.PIPE
+        ) as up:
+            subprocess.run(bench.ssh_argv(f"cat > {dst}", b), stdin=up.stdout, check=True)
+        return time.perf_counter() - started
+
+    def one_file(dst: Path) -> float:
+        started = time.perf_counter()
+        with small.open("rb") as source:
+            argv = bench.ssh_argv(f"cat > {dst}", a, "-S", str(master))
+            subprocess.run(argv, stdin=source, check=True)
+        return time.perf_counter() - started
+
+    def local(path: Path) -> list[Path]:
+        return [path]
+
+    def in_memory() -> Path:
+        bench.count += 1
+        return shm / f"d{bench.count}"
+
+    return [
+        _Kind("1 GiB local -> SSH", "ssh 'cat > dst'", trial(None, [0], blob),
+              lambda dst: upload_baseline(bench, blob, dst), local, blob, "<= 1.10x", bench.fresh),
+        _Kind("1 GiB SSH -> local", "ssh 'cat src'", trial(0, None, remote_blob),
+              lambda dst: download_baseline(bench, remote_blob, dst), local, blob, "<= 1.10x",
+              in_memory),
+        _Kind("10,000 x 4 KiB local -> SSH", "tar c | ssh tar x", trial(None, [0], tree),
+              lambda dst: tar_baseline(bench, tree, dst), local, tree, "<= 1.20x", bench.fresh),
+        _Kind("10,000 x 4 KiB SSH -> local", "ssh tar c | tar x", trial(0, None, remote_tree),
+              lambda dst: untar_baseline(bench, remote_tree, dst), local, tree, "<= 1.20x",
+              in_memory),
+        _Kind("1 GiB -> 2 hosts", "tee >(ssh a) | ssh b", trial(None, [0, 1], blob), tee,
+              bench.everywhere, blob, "<= 1.10x", bench.fresh),
+        _Kind("1 GiB host -> other host", "ssh a cat | ssh b 'cat >'",
+              trial(0, [1], remote_blob), relay, lambda dst: bench.everywhere(dst)[1:] or [dst],
+              blob, "<= 1.05x", bench.fresh),
+        _Kind("one 4 KiB file", "ssh 'cat >' over an open master", trial(None, [0], small),
+              one_file, local, small, "<= 1.0x, 1 command", bench.fresh),
+    ]  # fmt: skip
+
+
+def _control(bench: Bench, master: Path, *options: str) -> None:
+    """Run ``ssh`` with ``options`` on the first host's master socket, no command."""
+    argv = bench.ssh_argv("", None, "-S", str(master), *options)
+    subprocess.run(argv[:-1], check=False, capture_output=True)
+
+
+def _timed_shell(script: str) -> float:
+    started = time.perf_counter()
+    subprocess.run(["bash", "-c", script], check=True)
+    return time.perf_counter() - started
+
+
+def _measure(bench: Bench, kind: _Kind, rounds: int) -> list[Figure]:
+    """``rounds`` pairs, the order alternated; every copy compared with its source."""
+    ratios, ours_times, commands = [], [], []
+    for round_number in range(rounds):
+        mine, theirs = kind.fresh(), kind.fresh()
+        if round_number % 2:
+            seconds, ran = _ours(kind.trial(mine))
+            baseline = kind.raw(theirs)
+        else:
+            baseline = kind.raw(theirs)
+            seconds, ran = _ours(kind.trial(mine))
+        for path in (mine, theirs):
+            outputs = kind.outputs(path)
+            if not all(_same(kind.expected, output) for output in outputs):
+                raise RuntimeError(f"{kind.name}: {path} differs from {kind.expected}")
+            _remove_all(outputs)
+        ratios.append(seconds / baseline)
+        ours_times.append((seconds, baseline))
+        commands.append(ran)
+    spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
+    ratio = median(ratios)
+    baseline_ms = median(baseline for _, baseline in ours_times) * 1000
+    return [
+        Figure(f"{kind.name}, ms (baseline: {kind.baseline}; ratios {spread})",
+               baseline_ms * ratio, "ms", baseline_ms, kind.target),
+        Figure(f"{kind.name}: remote commands", median(commands), "", None, ""),
+    ]  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3)
+    login_options(parser)
+    parser.add_argument("--trial", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.trial:
+        trial = Trial(**json.loads(args.trial))
+        print(json.dumps(asyncio.run(_run_trial(trial))))
+        return
+    base = Path(tempfile.mkdtemp(prefix="sfd-bench-fresh-"))
+    base.chmod(0o755)
+    user = bench_user(args.login_ms)
+    servers = two_hosts(base, client_key(base), user)
+    known_hosts(servers, base / "known_hosts")
+    master = Path(tempfile.mkdtemp(prefix="sfd-m-")) / "ctl"
+    try:
+        bench = Bench(base, servers, user)
+        blob, tree, small = base / "blob", base / "tree", base / "small"
+        with blob.open("wb") as out:
+            for _ in range(GiB // (64 << 20)):
+                out.write(os.urandom(64 << 20))
+        small_tree(tree)
+        small.write_bytes(os.urandom(4096))
+        _control(bench, master, "-M", "-N", "-f")  # the baseline's open master
+        figures = []
+        for kind in _kinds(bench, blob, tree, small, master):
+            figures += _measure(bench, kind, args.rounds)
+        title = f"SSH transfers, a fresh process each (login shell {args.login_ms:.0f} ms"
+        print_table(f"{title}; median of {args.rounds})", figures)
+    finally:
+        _control(bench, master, "-O", "exit")
+        for server in servers:
+            server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
