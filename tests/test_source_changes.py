@@ -6,6 +6,8 @@ import asyncio
 import os
 import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 
@@ -16,6 +18,9 @@ from streamflow_data import (
     SourceChangedError,
     TransferError,
 )
+from streamflow_data.transfer.context import RunContext
+from streamflow_data.transfer.sourcefile import SourceFile
+from tests.conftest import LOCAL
 from tests.helpers import SIZE, SMALL, Hosts
 from tests.test_engine import put_file
 
@@ -135,3 +140,24 @@ async def test_a_copy_published_as_its_source_changed_is_not_registered(hosts: H
     assert error is not None and not registered
     (failure,) = error.failures
     assert isinstance(failure.cause, SourceChangedError)
+
+
+async def test_a_file_that_grew_before_it_was_opened_is_found_by_its_opened_size(
+    tmp_path: Path,
+) -> None:
+    """A reader that tells the size it opened needs no read past the planned end (over
+    SSH that read was one more remote command per file)."""
+    path = tmp_path / "f"
+    await asyncio.to_thread(path.write_bytes, b"x" * 10)
+    connector = LocalConnector()
+    planned = await connector.stat(LOCAL, str(path))
+    await asyncio.to_thread(path.write_bytes, b"x" * 11)  # grew after the plan
+    context = cast(RunContext, SimpleNamespace(source=SimpleNamespace(location=LOCAL)))
+    try:
+        async with await connector.open_reader(LOCAL, str(path)) as reader:
+            assert reader.opened_size == 11
+            changed = await SourceFile(context, str(path), planned).change(reader)
+    finally:
+        await connector.close()
+    assert isinstance(changed, SourceChangedError)
+    assert str(changed).endswith("its size went from 10 to 11 bytes")

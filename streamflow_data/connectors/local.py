@@ -335,6 +335,11 @@ class _LocalReader(Reader):
         """The file read (by path: a route reading it itself opens it again)."""
         return self._path
 
+    @property
+    def opened_size(self) -> int:
+        """From the ``fstat`` made when the file was opened."""
+        return self._identity[2]
+
     async def changed(self) -> str | None:
         """By the file's size and times (``fstat``), and by whether its path still names
         it (a file replaced by a rename was read whole, but is not what the path holds)."""

@@ -44,6 +44,13 @@ class Reader(abc.ABC):
         storage elsewhere."""
         return None
 
+    @property
+    def opened_size(self) -> int | None:
+        """The file's size when it was opened, where the storage tells it (None, the
+        default, where it does not). With :meth:`changed`, which then compares against
+        it, the engine knows whether the file grew without reading past its end."""
+        return None
+
     async def changed(self) -> str | None:
         """Why the file is no longer the one opened (rewritten in place, replaced, resized),
         else None; the engine asks after its last read of a file and before publishing a

@@ -42,6 +42,11 @@ class ShellReader(Reader):
         """Whether every byte read must pass through this process to be checked."""
         self._lanes = Lanes(transport, path, self._stop)
 
+    @property
+    def opened_size(self) -> int:
+        """As the host said when the file was opened (see :func:`identity_command`)."""
+        return int(self._identity.split()[2])
+
     async def changed(self) -> str | None:
         """By the file's device, inode, size and times on the host, asked anew (one round
         trip, no cached answer)."""
