@@ -300,10 +300,14 @@ class ShellConnector(Connector):
         self, location: ExecutionLocation, items: Sequence[WriteItem]
     ) -> list[ConnectorError | None]:
         transport = self.transport(location)
-        tools = await self.tools(location)
+        # The host's umask makes the mode of files that come without one; the engine's
+        # come with theirs, and then the probe's round trip is not paid.
+        umask = 0
+        if any(item.mode is None for item in items):
+            umask = (await self.tools(location)).umask
         hash_command = await self._hash_command(location)
         batches, outcomes = await asyncio.to_thread(
-            pack_writes, location, items, tools.umask, hash_command
+            pack_writes, location, items, umask, hash_command
         )
         results: dict[int, ConnectorError | None] = dict(outcomes)
         try:

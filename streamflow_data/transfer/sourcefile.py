@@ -48,12 +48,17 @@ class SourceFile:
             raise SourceError(source_changed(location, self.path, self.stat.size, size))
 
     async def change(self, reader: Reader, read: bool = True) -> SourceChangedError | None:
-        """The error for a source no longer the file the reader opened, if it is not; with
-        ``read``, a byte past its planned end is looked for too (for readers that cannot
-        tell)."""
+        """The error for a source no longer the file planned, if it is not: resized since
+        the plan, or changed since the reader opened it. With ``read``, a reader that
+        cannot tell its size when opened is asked for a byte past the planned end (over
+        SSH that was one more remote command per file)."""
         async with self.reading():
             why = await reader.changed()
-            if why is None and read and await reader.read(self.stat.size, 1):
-                why = "it grew while it was read"
+            opened = reader.opened_size
+            if why is None and opened is not None and opened != self.stat.size:
+                why = f"its size went from {self.stat.size} to {opened} bytes"
+            elif why is None and opened is None and read:
+                if await reader.read(self.stat.size, 1):
+                    why = "it grew while it was read"
         location = self.context.source.location
         return None if why is None else SourceChangedError(location, self.path, why)
