@@ -15,8 +15,10 @@ costs). Contenders, alternated trial by trial, each copy checked:
 - 1 GiB host -> other host: ``ssh a 'cat src' | ssh b 'cat > dst'``;
 - one 4 KiB file: ``ssh 'cat > dst'`` over an open master.
 
-Figures are ratios of time (above 1: ours slower), medians of ``--rounds`` pairs, with
-their spread; and the remote commands each transfer of ours ran.
+StreamFlow 0.2.0rc3's own data manager and SSH connector, in a fresh process with its
+deployments connected, is the third contender. Figures are ratios of time (above 1: ours
+slower), medians of ``--rounds`` rounds, with their spread; and the remote commands each
+transfer of ours ran.
 Run: ``python -m benchmarks.bench_ssh_fresh`` (``nox -s bench`` runs it; as root).
 """
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import filecmp
 import json
 import os
@@ -73,9 +76,17 @@ class Trial:
     """The hosts to copy to, None for this machine."""
     src: str
     dst: str
+    contender: str = "ours"
+    """``ours``, or ``streamflow``: StreamFlow's own data manager and SSH connector."""
 
 
 async def _run_trial(trial: Trial) -> tuple[float, int]:
+    if trial.contender == "streamflow":
+        return await _streamflow_trial(trial)
+    return await _our_trial(trial)
+
+
+async def _our_trial(trial: Trial) -> tuple[float, int]:
     """Seconds of the transfer, and the remote commands it ran."""
     nodes = [(name, port) for name, port in trial.nodes]
     async with open_manager(Path(trial.base), nodes, trial.user) as manager:
@@ -93,6 +104,50 @@ async def _run_trial(trial: Trial) -> tuple[float, int]:
         await manager.transfer_data(source, trial.src, targets, trial.dst)
         elapsed = time.perf_counter() - started
         return elapsed, sum(connector.commands_run(host) for host in hosts) - before
+
+
+async def _streamflow_trial(trial: Trial) -> tuple[float, int]:
+    """The trial with StreamFlow's ``DefaultDataManager`` (0.2.0rc3): one ``ssh``
+    deployment of both hosts, connected before the transfer (StreamFlow needs the
+    destinations of one transfer in one deployment). Remote commands are not counted."""
+    from streamflow.core.deployment import DeploymentConfig
+    from streamflow.core.deployment import ExecutionLocation as Location
+    from streamflow.main import build_context
+
+    context = build_context(
+        {
+            "path": str(Path(trial.base) / "streamflow.yml"),
+            "database": {"type": "default", "config": {"connection": ":memory:"}},
+            "dataManager": {"type": "default", "config": {}},
+        }
+    )
+    nodes = [f"127.0.0.1:{port}" for _, port in trial.nodes]
+    config = {
+        "nodes": nodes,
+        "username": trial.user,
+        "sshKey": str(Path(trial.base) / "client_key"),
+        "checkHostKey": False,
+    }
+    deploy = context.deployment_manager.deploy
+    try:
+        local = DeploymentConfig(name="__LOCAL__", type="local", config={}, external=True)
+        await deploy(local)
+        await deploy(DeploymentConfig(name="ssh", type="ssh", config=config, external=False))
+        here = Location(name="__LOCAL__", deployment="__LOCAL__", local=True)
+        hosts = [Location(name=node, deployment="ssh", hostname=node) for node in nodes]
+        connector = context.deployment_manager.get_connector("ssh")
+        for host in hosts:  # the connections open
+            await connector.run(host, ["true"])
+        source = here if trial.source is None else hosts[trial.source]
+        targets = [here] if trial.targets is None else [hosts[i] for i in trial.targets]
+        manager = context.data_manager
+        manager.register_path(source, trial.src, relpath=os.path.basename(trial.src))
+        started = time.perf_counter()
+        await manager.transfer_data(source, trial.src, targets, trial.dst, writable=True)
+        return time.perf_counter() - started, 0
+    finally:
+        await context.deployment_manager.undeploy_all()
+        await context.close()
 
 
 def _ours(trial: Trial) -> tuple[float, int]:
@@ -124,6 +179,7 @@ class _Kind:
     target: str
     fresh: Callable[[], Path]
     """A path to copy to."""
+    streamflow_target: str
 
 
 def _same(expected: Path, copy: Path) -> bool:
@@ -187,22 +243,24 @@ def _kinds(bench: Bench, blob: Path, tree: Path, small: Path, master: Path) -> l
 
     return [
         _Kind("1 GiB local -> SSH", "ssh 'cat > dst'", trial(None, [0], blob),
-              lambda dst: upload_baseline(bench, blob, dst), local, blob, "<= 1.10x", bench.fresh),
+              lambda dst: upload_baseline(bench, blob, dst), local, blob, "<= 1.10x",
+              bench.fresh, "<= 0.70x"),
         _Kind("1 GiB SSH -> local", "ssh 'cat src'", trial(0, None, remote_blob),
               lambda dst: download_baseline(bench, remote_blob, dst), local, blob, "<= 1.10x",
-              in_memory),
+              in_memory, "<= 0.80x"),
         _Kind("10,000 x 4 KiB local -> SSH", "tar c | ssh tar x", trial(None, [0], tree),
-              lambda dst: tar_baseline(bench, tree, dst), local, tree, "<= 1.20x", bench.fresh),
+              lambda dst: tar_baseline(bench, tree, dst), local, tree, "<= 1.20x", bench.fresh,
+              "<= 0.50x"),
         _Kind("10,000 x 4 KiB SSH -> local", "ssh tar c | tar x", trial(0, None, remote_tree),
               lambda dst: untar_baseline(bench, remote_tree, dst), local, tree, "<= 1.20x",
-              in_memory),
+              in_memory, "<= 0.70x"),
         _Kind("1 GiB -> 2 hosts", "tee >(ssh a) | ssh b", trial(None, [0, 1], blob), tee,
-              bench.everywhere, blob, "<= 1.10x", bench.fresh),
+              bench.everywhere, blob, "<= 1.10x", bench.fresh, "<= 0.70x"),
         _Kind("1 GiB host -> other host", "ssh a cat | ssh b 'cat >'",
               trial(0, [1], remote_blob), relay, lambda dst: bench.everywhere(dst)[1:] or [dst],
-              blob, "<= 1.05x", bench.fresh),
+              blob, "<= 1.05x", bench.fresh, "<= 0.80x"),
         _Kind("one 4 KiB file", "ssh 'cat >' over an open master", trial(None, [0], small),
-              one_file, local, small, "<= 1.0x, 1 command", bench.fresh),
+              one_file, local, small, "<= 1.0x, 1 command", bench.fresh, "<= 1.0x"),
     ]  # fmt: skip
 
 
@@ -219,32 +277,42 @@ def _timed_shell(script: str) -> float:
 
 
 def _measure(bench: Bench, kind: _Kind, rounds: int) -> list[Figure]:
-    """``rounds`` pairs, the order alternated; every copy compared with its source."""
-    ratios, ours_times, commands = [], [], []
+    """``rounds`` rounds of the three contenders, which goes first rotating from round to
+    round; every copy compared with its source."""
+    contenders: list[Callable[[Path], tuple[float, int]]] = [
+        lambda path: _ours(kind.trial(path)),
+        lambda path: (kind.raw(path), 0),
+        lambda path: _ours(dataclasses.replace(kind.trial(path), contender="streamflow")),
+    ]
+    times: list[list[float]] = [[], [], []]
+    commands = []
     for round_number in range(rounds):
-        mine, theirs = kind.fresh(), kind.fresh()
-        if round_number % 2:
-            seconds, ran = _ours(kind.trial(mine))
-            baseline = kind.raw(theirs)
-        else:
-            baseline = kind.raw(theirs)
-            seconds, ran = _ours(kind.trial(mine))
-        for path in (mine, theirs):
+        for turn in range(3):
+            index = (round_number + turn) % 3
+            path = kind.fresh()
+            seconds, ran = contenders[index](path)
             outputs = kind.outputs(path)
             if not all(_same(kind.expected, output) for output in outputs):
                 raise RuntimeError(f"{kind.name}: {path} differs from {kind.expected}")
             _remove_all(outputs)
-        ratios.append(seconds / baseline)
-        ours_times.append((seconds, baseline))
-        commands.append(ran)
-    spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
-    ratio = median(ratios)
-    baseline_ms = median(baseline for _, baseline in ours_times) * 1000
-    return [
-        Figure(f"{kind.name}, ms (baseline: {kind.baseline}; ratios {spread})",
-               baseline_ms * ratio, "ms", baseline_ms, kind.target),
-        Figure(f"{kind.name}: remote commands", median(commands), "", None, ""),
-    ]  # fmt: skip
+            times[index].append(seconds)
+            if index == 0:
+                commands.append(ran)
+    ours, raw, streamflow = times
+    figures = []
+    for name, baseline, target in [
+        (kind.baseline, raw, kind.target),
+        ("StreamFlow 0.2.0rc3", streamflow, kind.streamflow_target),
+    ]:
+        ratios = [mine / theirs for mine, theirs in zip(ours, baseline, strict=True)]
+        baseline_ms = median(baseline) * 1000
+        figures.append(
+            Figure(f"{kind.name}, ms (baseline: {name}; ratios {min(ratios):.2f}-"
+                   f"{max(ratios):.2f})", baseline_ms * median(ratios), "ms", baseline_ms,
+                   target)
+        )  # fmt: skip
+    figures.append(Figure(f"{kind.name}: remote commands", median(commands), "", None, ""))
+    return figures
 
 
 def main() -> None:
