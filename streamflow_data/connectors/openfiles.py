@@ -104,6 +104,12 @@ class Writer(abc.ABC):
         storage elsewhere."""
         return None
 
+    in_flight = 0
+    """Bytes :meth:`write` may have returned for that are still on their way to the
+    storage (in a pipe, a channel window, sockets), and would be lost with this process:
+    the journal records a file's progress that far behind what was written, so that a
+    run killed meanwhile is never resumed from bytes the storage does not hold."""
+
     verification = Verification.SENT
     """What :meth:`digest` proves of the stored bytes. The default is what a digest of the
     bytes given to :meth:`write` proves; a writer that reads them back, or whose storage

@@ -20,7 +20,7 @@ With a journal (:attr:`CopyEvents.journaled`), each chunk the destination holds 
 told to :meth:`CopyEvents.held` with its CRC32C, so that an interrupted transfer continues
 the file from its chunks: a download's chunks are read back from the local file (its
 offset says exactly what it holds); an upload's come from the source's checksum, and the
-host is taken to hold a chunk once the transport has read :data:`IN_FLIGHT` bytes past it
+host is taken to hold a chunk once the transport has read ``IN_FLIGHT`` bytes past it
 (what a channel window, the sockets and the pipe to ``dd`` can hold) or its range has
 ended.
 
@@ -43,15 +43,12 @@ from streamflow_data.connectors.localfiles import pwrite_all
 from streamflow_data.errors import ConnectorError, SourceChangedError
 from streamflow_data.shell.lanes import local_error, open_local
 from streamflow_data.shell.reader import ShellReader
-from streamflow_data.shell.writer import ShellWriter
+from streamflow_data.shell.writer import IN_FLIGHT, ShellWriter
 
-__all__ = ["IN_FLIGHT", "RANGE_SIZE", "Handover"]
+__all__ = ["RANGE_SIZE", "Handover"]
 
 RANGE_SIZE = 256 * 1024 * 1024
 """Bytes handed over at once, in whole chunks (one chunk when chunks are larger)."""
-IN_FLIGHT = 16 * 1024 * 1024
-"""Bytes of an upload taken to be on their way, not yet held by the host, behind how far
-the process reading the file has got."""
 _BLOCK = 1 << 20
 """Bytes moved at once through this process when a download's range fails."""
 

@@ -42,7 +42,7 @@ from streamflow_data.shell.lanes import (
 )
 from streamflow_data.shell.transport import CommandTransport, Stream
 
-__all__ = ["ShellWriter"]
+__all__ = ["IN_FLIGHT", "ShellWriter"]
 
 _HASH_LINE = re.compile(rb"^([0-9a-f]{64})\b", re.MULTILINE)
 _STATUS_LINE = re.compile(rb"^dd=(\d+)$", re.MULTILINE)
@@ -58,8 +58,16 @@ class _LaneRun:
     result: Completed | None = None
 
 
+IN_FLIGHT = 16 * 1024 * 1024
+"""Bytes of a write to the host taken to be on their way, not yet held by it, once the
+stream has taken them: what a channel window, the sockets and the pipe to ``dd`` can
+hold (see :attr:`~streamflow_data.connectors.openfiles.Writer.in_flight`)."""
+
+
 class ShellWriter(Writer):
     """A file on the host written under a temporary name, renamed into place on commit."""
+
+    in_flight = IN_FLIGHT
 
     def __init__(
         self,

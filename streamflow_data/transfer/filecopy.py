@@ -520,8 +520,9 @@ class FileCopy:
             try:
                 if destination not in self._lost:
                     await self._write_block(destination, writer, block)
+                    end = block.offset + block.length
                     self._resume.written(
-                        destination.index, block.tag, block.offset, block.offset + block.length
+                        destination.index, block.tag, block.offset, end, writer.in_flight
                     )
                     outstanding = (block.tag, destination.index)
                     self._outstanding[outstanding] -= 1

@@ -16,6 +16,7 @@ that matches is not sent again.
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 
 from streamflow_data.connectors.openfiles import Writer
@@ -38,6 +39,13 @@ class FileResume:
         self._frontier: dict[tuple[int, int], int] = {}
         self._completed: dict[tuple[int, int], dict[int, int]] = {}
         self._crc_at: dict[int, int] = {}
+        self._journaled: dict[tuple[int, int], int] = {}
+        """(chunk, destination) to the file offset its last mark records."""
+        self._taken: dict[int, int] = {}
+        """Destination index to the bytes its writer took in this attempt."""
+        self._waiting: dict[int, collections.deque[tuple[int, int, int]]] = {}
+        """Destination index to the (chunk, offset, bytes taken by then) of its prefixes
+        not journaled yet: its writer may still have them on the way."""
         self._held: dict[int, dict[int, bytes]] = {}
         """Destination index to the SHA-256 of each block its file holds past its marks,
         by offset."""
@@ -53,6 +61,8 @@ class FileResume:
         self._marks.pop(index, None)
         self._held.pop(index, None)
         self._tracked.discard(index)
+        self._taken.pop(index, None)
+        self._waiting.pop(index, None)
 
     async def ask_held(self, index: int, writer: Writer, size: int, block: int) -> None:
         """Ask destination ``index``'s continued ``writer`` what its file holds from the
@@ -88,6 +98,9 @@ class FileResume:
         self._frontier.clear()
         self._completed.clear()
         self._crc_at.clear()
+        self._journaled.clear()
+        self._taken.clear()
+        self._waiting.clear()
 
     def done(self, index: int, number: int) -> int:
         """Bytes of chunk ``number`` destination ``index`` already holds."""
@@ -108,8 +121,11 @@ class FileResume:
         if self._tracked:
             self._crc_at[end] = crc
 
-    def written(self, index: int, number: int, offset: int, end: int) -> None:
-        """Destination ``index`` holds bytes ``offset`` to ``end`` of chunk ``number``."""
+    def written(self, index: int, number: int, offset: int, end: int, in_flight: int = 0) -> None:
+        """Destination ``index``'s writer took bytes ``offset`` to ``end`` of chunk
+        ``number``. Its storage holds all but the last ``in_flight`` bytes the writer took
+        (see :attr:`~streamflow_data.connectors.openfiles.Writer.in_flight`): a prefix is
+        journaled once that many more have been taken after it."""
         if index not in self._tracked:
             return
         key = (number, index)
@@ -121,8 +137,20 @@ class FileResume:
         while advanced in completed:
             advanced = completed.pop(advanced)
         self._frontier[key] = advanced
+        taken = self._taken[index] = self._taken.get(index, 0) + end - offset
+        waiting = self._waiting.setdefault(index, collections.deque())
         if advanced != frontier:
-            mark = ChunkMark(advanced - chunk_start, self._crc_at[advanced])
+            waiting.append((number, advanced, taken))
+        while waiting and waiting[0][2] <= taken - in_flight:
+            held_number, held, _ = waiting.popleft()
+            self._mark(index, held_number, held)
+
+    def _mark(self, index: int, number: int, held: int) -> None:
+        """Journal that destination ``index`` holds chunk ``number`` up to offset ``held``."""
+        key = (number, index)
+        if held > self._journaled.get(key, 0):
+            self._journaled[key] = held
+            mark = ChunkMark(held - number * self._chunk_size, self._crc_at[held])
             self._journal.chunk(self._relpath, index, number, mark)
 
 
