@@ -57,8 +57,7 @@ class SourceFile:
             opened = reader.opened_size
             if why is None and opened is not None and opened != self.stat.size:
                 why = f"its size went from {self.stat.size} to {opened} bytes"
-            elif why is None and opened is None and read:
-                if await reader.read(self.stat.size, 1):
-                    why = "it grew while it was read"
+            elif why is None and opened is None and read and await reader.read(self.stat.size, 1):
+                why = "it grew while it was read"
         location = self.context.source.location
         return None if why is None else SourceChangedError(location, self.path, why)
