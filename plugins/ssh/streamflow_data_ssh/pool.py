@@ -400,13 +400,8 @@ class NodePool(CommandTransport):
         async with self._slots.changed:
             home.idle.append(runner)
             if len(home.runners) > 1:
-                self._slots.idle[runner] = lambda: self._evict(runner, home)
+                self._slots.idle[runner] = lambda: self._retire(runner, home)
             self._slots.changed.notify()
-
-    async def _evict(self, runner: ShellRunner, home: _Connection) -> None:
-        if runner in home.idle:
-            home.idle.remove(runner)
-        await self._retire(runner, home)
 
     async def _retire(self, runner: ShellRunner, home: _Connection) -> None:
         """Close ``runner`` and free its slot."""
