@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from streamflow_data_ssh import SSHConnector, SSHOptions
-from streamflow_data_ssh.pool import NodePool, _open_process
+from streamflow_data_ssh.pool import NodePool
 
 from streamflow_data import (
     AuthenticationError,
@@ -517,36 +517,16 @@ async def test_a_file_written_to_while_tar_reads_it_is_never_returned(
     assert str(content).endswith(": file changed as we read it")
 
 
-class _ClosedStdin:
-    """The input of a command whose channel the server already closed."""
-
-    def write(self, data: bytes) -> None:
-        raise BrokenPipeError("Channel not open for sending")
-
-    def write_eof(self) -> None:
-        raise BrokenPipeError("Channel not open for sending")
-
-
-class _ExitedProcess:
-    stdin = _ClosedStdin()
-
-
-class _Connection:
-    """An asyncssh connection whose command exits before its input is sent: the exit,
-    the channel's close and the exec reply came in one read, as on a loaded machine."""
-
-    async def create_process(self, command: str, **options: object) -> _ExitedProcess:
-        if options.get("input"):  # asyncssh writes it at once, into the closed channel
-            raise BrokenPipeError("Channel not open for sending")
-        return _ExitedProcess()
-
-
 @pytest.mark.parametrize("data", [b"", b"archive"])
 async def test_input_refused_by_a_command_that_exited_leaves_its_status_to_wait(
-    data: bytes,
+    ssh: SSHConnector, host_a: ExecutionLocation, data: bytes
 ) -> None:
     """A check that fails before reading its input (metadata of a file among
-    directories) has exited when the input is sent: the refused write is not the answer,
-    the command's exit status is (process.wait(), not raised here)."""
-    process = await _open_process(_Connection(), "exit 7", data)  # type: ignore[arg-type]
-    assert isinstance(process, _ExitedProcess)
+    directories) has exited when the input is sent: the unread input is not the answer,
+    the command's exit status is; and the runner that ran it runs the next command."""
+    transport = ssh.transport(host_a)
+    result = await transport.run("exit 7", "/", data)
+    assert result.status == 7
+    opened = ssh.channels_opened(host_a)
+    assert (await transport.run("echo next", "/", data)).stdout == b"next\n"
+    assert ssh.channels_opened(host_a) == opened

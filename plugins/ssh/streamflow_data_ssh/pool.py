@@ -114,37 +114,24 @@ _REFUSED_TRIES = 50
 
 
 async def _open_process(
-    connection: asyncssh.SSHClientConnection, command: str, data: bytes | None = None
+    connection: asyncssh.SSHClientConnection, command: str
 ) -> asyncssh.SSHClientProcess[bytes]:
-    """``command`` started in a new channel, given ``data`` as its whole input if any.
+    """``command`` started in a new channel.
 
     sshd counts a closed session against ``MaxSessions`` until its loop has collected
     the channel, which may be after it reads the next channel request in the same buffer:
     at the limit, it then refuses that request ("no more sessions"), though our count is
     right. Such a refusal is asked again after a moment; the command had not started.
-
-    A command may exit without reading its input (a check that fails first): the
-    channel is then closed before, or while, the input is sent, and the command's exit
-    status, not that refused write, is the answer.
     """
     tries = 1
     while True:
         try:
-            process: asyncssh.SSHClientProcess[bytes] = await connection.create_process(
-                wire(in_c_locale(command)), encoding=None
-            )
+            return await connection.create_process(wire(in_c_locale(command)), encoding=None)
         except asyncssh.ChannelOpenError:
             if tries >= _REFUSED_TRIES:
                 raise
             tries += 1
             await asyncio.sleep(_REFUSED_WAIT)
-            continue
-        if data is not None:
-            with contextlib.suppress(BrokenPipeError):  # it exited: wait() says how
-                if data:
-                    process.stdin.write(data)
-                process.stdin.write_eof()
-        return process
 
 
 _DOWN_FOR = 10.0
