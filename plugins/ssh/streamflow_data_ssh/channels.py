@@ -28,6 +28,7 @@ __all__ = [
     "OpenSSHStream",
     "TranslatedStream",
     "completed",
+    "send_in_slices",
 ]
 
 _IOV_MAX = os.sysconf("SC_IOV_MAX")
@@ -35,6 +36,18 @@ SEND_SLICE = 256 * 1024
 """Bytes handed to an asyncssh channel at a time (it buffers a copy until sent)."""
 SSH_FAILED = 255
 """The exit status the ``ssh`` program reports for its own failures (a lost connection)."""
+
+
+async def send_in_slices(stdin: asyncssh.SSHWriter[bytes], pieces: Sequence[Buffer]) -> None:
+    """Write ``pieces`` to an asyncssh channel. asyncssh copies what it is given into its
+    send buffer: handing it a block in slices, each drained before the next, bounds that
+    copy by the slice, where a whole block per channel had a busy service hold twice its
+    block pool."""
+    for piece in pieces:
+        view = memoryview(piece).cast("B")
+        for start in range(0, len(view), SEND_SLICE):
+            stdin.write(bytes(view[start : start + SEND_SLICE]))
+            await stdin.drain()
 
 
 def completed(result: asyncssh.SSHCompletedProcess) -> Completed:
@@ -54,15 +67,7 @@ class AsyncsshStream(Stream):
         self._process = process
 
     async def send_pieces(self, pieces: Sequence[Buffer]) -> None:
-        # asyncssh copies what it is given into its send buffer: handing it a block in
-        # slices, each drained before the next, bounds that copy by the slice, where a
-        # whole block per channel had a busy service hold twice its block pool.
-        stdin = self._process.stdin
-        for piece in pieces:
-            view = memoryview(piece).cast("B")
-            for start in range(0, len(view), SEND_SLICE):
-                stdin.write(bytes(view[start : start + SEND_SLICE]))
-                await stdin.drain()
+        await send_in_slices(self._process.stdin, pieces)
 
     async def receive_into(self, buffer: memoryview) -> int:
         data = await self._process.stdout.read(len(buffer))

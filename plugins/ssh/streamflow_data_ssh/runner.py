@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import asyncssh
 
 from streamflow_data.shell import Buffer, Completed, quote
-from streamflow_data_ssh.channels import SEND_SLICE
+from streamflow_data_ssh.channels import send_in_slices
 
 __all__ = ["ShellRunner", "new_marker", "runner_command"]
 
@@ -93,13 +93,8 @@ class ShellRunner:
                 raise ConnectionAbortedError("the command runner failed before")
             answer = asyncio.ensure_future(asyncio.gather(self._output(), self._errors()))
             try:
-                stdin = self._process.stdin
-                stdin.write(request)
-                for piece in pieces:
-                    view = memoryview(piece).cast("B")
-                    for start in range(0, len(view), SEND_SLICE):
-                        stdin.write(bytes(view[start : start + SEND_SLICE]))
-                        await stdin.drain()
+                self._process.stdin.write(request)
+                await send_in_slices(self._process.stdin, pieces)
                 (stdout, status), stderr = await answer
             except BaseException:
                 self.broken = True
