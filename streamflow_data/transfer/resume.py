@@ -39,8 +39,6 @@ class FileResume:
         self._frontier: dict[tuple[int, int], int] = {}
         self._completed: dict[tuple[int, int], dict[int, int]] = {}
         self._crc_at: dict[int, int] = {}
-        self._journaled: dict[tuple[int, int], int] = {}
-        """(chunk, destination) to the file offset its last mark records."""
         self._taken: dict[int, int] = {}
         """Destination index to the bytes its writer took in this attempt."""
         self._waiting: dict[int, collections.deque[tuple[int, int, int]]] = {}
@@ -98,7 +96,6 @@ class FileResume:
         self._frontier.clear()
         self._completed.clear()
         self._crc_at.clear()
-        self._journaled.clear()
         self._taken.clear()
         self._waiting.clear()
 
@@ -141,17 +138,11 @@ class FileResume:
         waiting = self._waiting.setdefault(index, collections.deque())
         if advanced != frontier:
             waiting.append((number, advanced, taken))
+        # A chunk's prefixes wait in the order they grew: each one journaled is longer.
         while waiting and waiting[0][2] <= taken - in_flight:
             held_number, held, _ = waiting.popleft()
-            self._mark(index, held_number, held)
-
-    def _mark(self, index: int, number: int, held: int) -> None:
-        """Journal that destination ``index`` holds chunk ``number`` up to offset ``held``."""
-        key = (number, index)
-        if held > self._journaled.get(key, 0):
-            self._journaled[key] = held
-            mark = ChunkMark(held - number * self._chunk_size, self._crc_at[held])
-            self._journal.chunk(self._relpath, index, number, mark)
+            mark = ChunkMark(held - held_number * self._chunk_size, self._crc_at[held])
+            self._journal.chunk(self._relpath, index, held_number, mark)
 
 
 def _sha256(data: memoryview) -> bytes:
