@@ -31,12 +31,17 @@ def login_user() -> str:
     """The user the tests log in as: the dedicated test user as root, else ourselves."""
     if os.geteuid() != 0:
         return getpass.getuser()
-    if subprocess.run(["id", TEST_USER], capture_output=True, check=False).returncode:
+    _ensure_user(TEST_USER, "/bin/sh")
+    return TEST_USER
+
+
+def _ensure_user(name: str, shell: str) -> None:
+    """Create the user ``name`` with ``shell`` when missing (as root)."""
+    if subprocess.run(["id", name], capture_output=True, check=False).returncode:
         # "*": no password, yet not locked (sshd refuses locked accounts); a home, or
         # sshd complains on every command's stderr.
-        command = ["useradd", "--system", "--create-home", "--shell", "/bin/sh"]
-        subprocess.run([*command, "--password", "*", TEST_USER], check=True)
-    return TEST_USER
+        command = ["useradd", "--system", "--create-home", "--shell", shell]
+        subprocess.run([*command, "--password", "*", name], check=True)
 
 
 SLOW_LOGIN_USER = "sfd-ssh-login"
@@ -49,9 +54,7 @@ def slow_login_user(seconds: float) -> str:
     its ``.bashrc`` rewritten, as root; else the user we are, unchanged."""
     if os.geteuid() != 0:
         return login_user()
-    if subprocess.run(["id", SLOW_LOGIN_USER], capture_output=True, check=False).returncode:
-        command = ["useradd", "--system", "--create-home", "--shell", "/bin/bash"]
-        subprocess.run([*command, "--password", "*", SLOW_LOGIN_USER], check=True)
+    _ensure_user(SLOW_LOGIN_USER, "/bin/bash")
     home = Path("~" + SLOW_LOGIN_USER).expanduser()
     (home / ".bashrc").write_text(f"sleep {seconds:.3f}\n")
     return SLOW_LOGIN_USER
