@@ -199,14 +199,16 @@ def _remove_all(paths: list[Path]) -> None:
             remove(path)
 
 
-def _kinds(bench: Bench, blob: Path, tree: Path, small: Path, master: Path) -> list[_Kind]:
+def _kinds(
+    bench: Bench, blob: Path, tree: Path, small: Path, master: Path, shm: Path
+) -> list[_Kind]:
+    """The kinds of work; downloads land in ``shm``, in memory (see bench_ssh)."""
     a, b = bench.servers
     nodes = [(server.name, server.port) for server in bench.servers]
     scratch = bench.scratch
     remote_blob, remote_tree = scratch / "remote-blob", scratch / "remote-tree"
     shutil.copy(blob, remote_blob)
     shutil.copytree(tree, remote_tree)
-    shm = download_directory()  # downloads land in memory (see bench_ssh)
 
     def trial(source: int | None, targets: list[int] | None, src: Path) -> Callable[[Path], Trial]:
         return lambda dst: Trial(
@@ -331,6 +333,7 @@ def main() -> None:
     servers = two_hosts(base, client_key(base), user)
     known_hosts(servers, base / "known_hosts")
     master = Path(tempfile.mkdtemp(prefix="sfd-m-")) / "ctl"
+    shm = download_directory()
     try:
         bench = Bench(base, servers, user)
         blob, tree, small = base / "blob", base / "tree", base / "small"
@@ -341,7 +344,7 @@ def main() -> None:
         small.write_bytes(os.urandom(4096))
         _control(bench, master, "-M", "-N", "-f")  # the baseline's open master
         figures = []
-        for kind in _kinds(bench, blob, tree, small, master):
+        for kind in _kinds(bench, blob, tree, small, master, shm):
             figures += _measure(bench, kind, args.rounds)
         title = f"SSH transfers, a fresh process each (login shell {args.login_ms:.0f} ms"
         print_table(f"{title}; median of {args.rounds})", figures)
@@ -349,7 +352,8 @@ def main() -> None:
         _control(bench, master, "-O", "exit")
         for server in servers:
             server.stop()
-        shutil.rmtree(base, ignore_errors=True)
+        for directory in (base, master.parent, shm):
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 if __name__ == "__main__":
