@@ -95,8 +95,12 @@ async def crc32c_async(data: _Data, value: int = 0) -> int:
 
 def crc32c_of_file(fd: int, offset: int = 0, size: int | None = None) -> tuple[int, int]:
     """The number of bytes read and their CRC32C: ``size`` bytes of the open file ``fd``
-    from ``offset`` (to its end when None), read 1 MiB at a time. Blocking: a thread's."""
-    buffer = memoryview(bytearray(1 << 20))
+    from ``offset`` (to its end when None), read 1 MiB at a time. Blocking: a thread's.
+
+    The buffer is no larger than what there is to read: zeroing 1 MiB for each small
+    file read back cost more than reading it."""
+    remaining = os.fstat(fd).st_size - offset if size is None else size
+    buffer = memoryview(bytearray(max(1, min(1 << 20, remaining))))
     value = done = 0
     while size is None or done < size:
         wanted = buffer if size is None else buffer[: min(len(buffer), size - done)]
