@@ -9,17 +9,16 @@ temporary names. A batch that fails as a whole removes everything it wrote.
 
 Reading is the reverse: ``tar c`` on the host, parsed here in memory. Only regular files
 with the requested names are accepted from it, as tarfile's ``data`` filter would: an
-absolute name, a ``..`` component or a link is refused.
+absolute name, a ``..`` component or a symbolic link is refused, and a hard link only
+stands for a file read earlier in the same stream (a second name of one file).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import posixpath
 import re
-import tarfile
 import time
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
@@ -335,20 +334,17 @@ def read_archive(
     wanted = {relative(path): index for index, path in enumerate(paths)}
     found: dict[int, bytes | ConnectorError] = {}
     try:
-        with tarfile.open(fileobj=io.BytesIO(result.stdout), mode="r:") as archive:
-            for member in archive:
-                index = wanted.get(member.name)
-                if index is None or index in found:
-                    raise tarfile.TarError(f"unexpected member {member.name!r}")
-                if member.isdir():
-                    found[index] = PathExistsError(location, paths[index], "is a directory")
-                    continue
-                if not member.isreg():
-                    raise tarfile.TarError(f"{member.name!r} is not a regular file")
-                extracted = archive.extractfile(member)
-                assert extracted is not None
-                found[index] = extracted.read()
-    except tarfile.TarError as exc:
+        for member in tarformat.unpack(result.stdout):
+            index = wanted.get(member.name)
+            if index is None or index in found:
+                raise tarformat.ArchiveError(f"unexpected member {member.name!r}")
+            if member.kind == b"5":
+                found[index] = PathExistsError(location, paths[index], "is a directory")
+            elif member.kind == b"0":
+                found[index] = member.data
+            else:
+                raise tarformat.ArchiveError(f"{member.name!r} is not a regular file")
+    except tarformat.ArchiveError as exc:
         if result.stdout:  # an empty archive only means every file failed
             error = ConnectorError(location, paths[0], f"refused the packed stream: {exc}")
             return [error] * len(paths)

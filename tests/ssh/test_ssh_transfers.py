@@ -233,6 +233,25 @@ async def test_a_link_to_a_tree_is_copied_as_the_tree(
     assert await asyncio.to_thread(snapshot, tmp_path / "back") == expected
 
 
+async def test_two_names_of_one_host_file_both_arrive(
+    manager: DefaultDataManager, host_a: ExecutionLocation, remote_dir: Path, tmp_path: Path
+) -> None:
+    """``tar c`` sends the second name of a file as a hard link to the first: the batch
+    that reads both gets the bytes for each, without failing and retrying file by file."""
+    tree = remote_dir / "linked"
+    tree.mkdir()
+    (tree / "a").write_bytes(b"the same bytes")
+    os.link(tree / "a", tree / "b")
+    (tree / "c").write_bytes(b"other bytes")
+    manager.register_path(host_a, str(tree))
+    await manager.transfer_data(host_a, str(tree), [LOCAL], str(tmp_path / "back"))
+    back = tmp_path / "back"
+    assert sorted(p.name for p in back.iterdir()) == ["a", "b", "c"]
+    assert (back / "a").read_bytes() == (back / "b").read_bytes() == b"the same bytes"
+    assert (back / "c").read_bytes() == b"other bytes"
+    assert not manager.statistics.errors
+
+
 async def test_sha256_verification_reads_small_files_back_in_batches(
     ssh: SSHConnector, host_a: ExecutionLocation, remote_dir: Path, tmp_path: Path
 ) -> None:
