@@ -5,19 +5,22 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Sequence
 
 import pytest
 
 from streamflow_data import (
     ChecksumMismatchError,
     DefaultDataManager,
+    ExecutionLocation,
     StorageFullError,
     TransferCancelledError,
     TransferError,
     TransferProgress,
     TransferSettings,
 )
-from streamflow_data.connectors.base import FileKind, FileStat
+from streamflow_data.connectors.base import FileKind, FileStat, WriteItem
+from streamflow_data.errors import ConnectorError
 from streamflow_data.transfer.batch import SmallFile, batches
 from streamflow_data.transfer.blocks import BlockPool, BlockState
 from streamflow_data.transfer.state import ChunkState, FileState, StateManager
@@ -382,6 +385,57 @@ async def test_small_files_move_in_batches_and_a_bad_one_is_retried_alone(
     for host in ("good", "flaky"):
         for path, data in files.items():
             assert await read(hosts, host, path.replace("/tree", "/copy")) == data
+
+
+class _ReadsAhead(WrappingConnector):
+    """A source that counts the batches asked of it: from the second on, ``next_read``
+    is set."""
+
+    def __init__(self, root: str, next_read: asyncio.Event) -> None:
+        super().__init__(root)
+        self.next_read = next_read
+        self.batch_reads = 0
+
+    async def read_files(
+        self, location: ExecutionLocation, paths: Sequence[str]
+    ) -> list[bytes | ConnectorError]:
+        self.batch_reads += 1
+        if self.batch_reads > 1:
+            self.next_read.set()
+        return await super().read_files(location, paths)
+
+
+class _WritesAfter(WrappingConnector):
+    """A destination whose batches are written only once ``ready`` is set."""
+
+    def __init__(self, root: str, ready: asyncio.Event) -> None:
+        super().__init__(root)
+        self.ready = ready
+
+    async def write_files(
+        self, location: ExecutionLocation, items: Sequence[WriteItem]
+    ) -> list[ConnectorError | None]:
+        await self.ready.wait()
+        return await super().write_files(location, items)
+
+
+async def test_the_next_batch_is_read_while_one_is_written(hosts: Hosts) -> None:
+    """One worker: its second read must not wait for the first batch's write."""
+    next_read = asyncio.Event()
+    source = hosts.add("src", _ReadsAhead, next_read=next_read)
+    files = {
+        f"/tree/f{i:02d}": await put_file(hosts, "src", f"/tree/f{i:02d}", 100) for i in range(12)
+    }
+    target = hosts.add("dst", _WritesAfter, ready=next_read)
+    settings = SMALL.replace(max_batch_files=4, max_concurrent_files=1)
+    async with DefaultDataManager(hosts.connectors, settings=settings) as manager:
+        manager.register_path(source, "/tree")
+        copy = manager.transfer_data(source, "/tree", [target], "/copy")
+        await asyncio.wait_for(copy, 5)
+    reads = hosts.connectors["src"]
+    assert isinstance(reads, _ReadsAhead) and reads.batch_reads == 3
+    for path, data in files.items():
+        assert await read(hosts, "dst", path.replace("/tree", "/copy")) == data
 
 
 @pytest.mark.parametrize(

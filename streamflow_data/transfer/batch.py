@@ -6,7 +6,8 @@ workers idle: see :func:`batches`). A batch is read with one
 :meth:`~streamflow_data.Connector.read_files` and written to each destination with one
 :meth:`~streamflow_data.Connector.write_files` (or copied with one
 :meth:`~streamflow_data.Connector.copy_files` on the source's own location); connectors
-turn those into a single thread hop, or a packed stream. Every file is still verified
+turn those into a single thread hop, or a packed stream. The worker that read a batch
+reads the next while the batch is written. Every file is still verified
 before it is published. A file that fails in a batch with a retryable error is retried on
 its own, through :class:`~streamflow_data.transfer.filecopy.FileCopy`.
 """
@@ -22,6 +23,7 @@ from typing import TypeVar
 from streamflow_data.connectors.base import CopyItem, FileStat, WriteItem
 from streamflow_data.errors import ChecksumMismatchError, ConnectorError
 from streamflow_data.model import Digest, ExecutionLocation, Verification
+from streamflow_data.transfer.blocks import BufferBlock
 from streamflow_data.transfer.context import Destination, RunContext, source_changed
 from streamflow_data.transfer.filecopy import FileCopy
 from streamflow_data.transfer.state import FileState
@@ -74,18 +76,40 @@ class BatchCopy:
         self.files = files
         self._retry: dict[SmallFile, list[Destination]] = {}
 
-    async def run(self, destinations: list[Destination]) -> None:
-        """Copy the batch; files that failed with a retryable error are retried alone."""
+    async def run(self, destinations: list[Destination], writes: asyncio.TaskGroup) -> None:
+        """Read the batch and leave its writes, then its retries, to ``writes``: the caller
+        reads the next batch while this one is written. The block the batch holds until
+        it is written bounds the memory of batches read ahead."""
         for file in self.files:
             for destination in destinations:
                 self.context.files[(file.relpath, destination.index)] = FileState.TRANSFERRING
         streamed = [d for d in destinations if not d.server_copy]
-        async with asyncio.TaskGroup() as group:
-            for destination in destinations:
-                if destination.server_copy:
-                    group.create_task(self._copy_within(destination))
-            if streamed:
-                group.create_task(self._stream(streamed))
+        if not streamed:
+            writes.create_task(self._deliver(destinations, None))
+            return
+        block = await self.context.pool.acquire()  # the batch's data fits one block
+        try:
+            read = await self._read(streamed)
+        except BaseException:
+            self.context.pool.release(block)
+            raise
+        writes.create_task(self._deliver(destinations, read, block))
+
+    async def _deliver(
+        self, destinations: list[Destination], read: _Read | None, block: BufferBlock | None = None
+    ) -> None:
+        """Write what was read (and copy within the source's location), then retry the
+        files that failed with a retryable error, alone."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                for destination in destinations:
+                    if destination.server_copy:
+                        group.create_task(self._copy_within(destination))
+                    elif read is not None:
+                        group.create_task(self._write_to(destination, read))
+        finally:
+            if block is not None:
+                self.context.pool.release(block)
         for file, retried in self._retry.items():
             retried = [destination for destination in retried if destination.error is None]
             if retried:
@@ -161,47 +185,36 @@ class BatchCopy:
 
     # -- streamed ---------------------------------------------------------------------------------
 
-    async def _stream(self, destinations: list[Destination]) -> None:
+    async def _read(self, destinations: list[Destination]) -> _Read:
+        """The batch's files from the source, each with its digest when writes are
+        verified; a file that cannot be read fails at every one of ``destinations``."""
         context = self.context
         source = context.source
-        block = await context.pool.acquire()  # the batch's data fits one block
+        started = time.monotonic()
         try:
-            started = time.monotonic()
-            try:
-                contents = await source.connector.read_files(
-                    source.location, [f.src for f in self.files]
-                )
-            except ConnectorError as exc:
-                contents = [exc] * len(self.files)
-            readable: list[tuple[SmallFile, bytes]] = []
-            for file, content in zip(self.files, contents, strict=True):
-                if isinstance(content, bytes) and len(content) != file.stat.size:
-                    content = source_changed(
-                        source.location, file.src, file.stat.size, len(content)
-                    )
-                if isinstance(content, Exception):
-                    for destination in destinations:
-                        self._failed(file, destination, content)
-                else:
-                    readable.append((file, content))
-            size = sum(len(data) for _, data in readable)
-            context.stats.read(source.location, size, time.monotonic() - started)
-            digests: list[Digest | None] = [None] * len(readable)
-            if context.settings.verify_writes:
-                digests[:] = await asyncio.to_thread(lambda: [Digest.of(d) for _, d in readable])
-            async with asyncio.TaskGroup() as group:
+            contents = await source.connector.read_files(
+                source.location, [f.src for f in self.files]
+            )
+        except ConnectorError as exc:
+            contents = [exc] * len(self.files)
+        readable: list[tuple[SmallFile, bytes]] = []
+        for file, content in zip(self.files, contents, strict=True):
+            if isinstance(content, bytes) and len(content) != file.stat.size:
+                content = source_changed(source.location, file.src, file.stat.size, len(content))
+            if isinstance(content, Exception):
                 for destination in destinations:
-                    group.create_task(self._write_to(destination, readable, digests))
-        finally:
-            context.pool.release(block)
+                    self._failed(file, destination, content)
+            else:
+                readable.append((file, content))
+        size = sum(len(data) for _, data in readable)
+        context.stats.read(source.location, size, time.monotonic() - started)
+        digests: list[Digest | None] = [None] * len(readable)
+        if context.settings.verify_writes:
+            digests[:] = await asyncio.to_thread(lambda: [Digest.of(d) for _, d in readable])
+        return _Read(readable, digests)
 
-    async def _write_to(
-        self,
-        destination: Destination,
-        readable: list[tuple[SmallFile, bytes]],
-        digests: list[Digest | None],
-    ) -> None:
-        files = [file for file, _ in readable]
+    async def _write_to(self, destination: Destination, read: _Read) -> None:
+        files = [file for file, _ in read.files]
         items = [
             WriteItem(
                 destination.target(f.relpath),
@@ -211,8 +224,17 @@ class BatchCopy:
                 expected=digest,
                 atomic=not destination.staged,
             )
-            for (f, data), digest in zip(readable, digests, strict=True)
+            for (f, data), digest in zip(read.files, read.digests, strict=True)
         ]
         verify = self.context.settings.verify_writes
         checked = destination.connector.capabilities.verification if verify else Verification.NONE
         await self._bulk(destination, files, destination.connector.write_files, items, checked)
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """A batch as read from the source: the files that could be read, with their bytes,
+    and their digests (None when writes are not verified)."""
+
+    files: list[tuple[SmallFile, bytes]]
+    digests: list[Digest | None]

@@ -340,21 +340,27 @@ class _TransferRun:
                 self.context.progress.skip(index, 1, source.size)
 
     async def _copy_files(self) -> None:
-        """Copy files several at a time: batches of small files, and large files one by one."""
+        """Copy files several at a time: batches of small files, and large files one by one.
+
+        A worker that has read a batch goes on to the next while the batch is written
+        (in ``writes``), so the source is not idle while a destination writes."""
         pending = iter(self._work())
 
-        async def worker() -> None:
+        async def worker(writes: asyncio.TaskGroup) -> None:
             for work, needed in pending:
                 active = [d for d in self._active() if d.index in needed]
-                if active:
+                if not active:
+                    if not self._active():
+                        return
+                elif isinstance(work, BatchCopy):
+                    await work.run(active, writes)
+                else:
                     await work.run(active)
-                elif not self._active():
-                    return
 
         workers = min(self.context.settings.max_concurrent_files, len(self.plan.files))
-        async with asyncio.TaskGroup() as group:
+        async with asyncio.TaskGroup() as writes, asyncio.TaskGroup() as group:
             for _ in range(workers):
-                group.create_task(worker())
+                group.create_task(worker(writes))
 
     def _work(self) -> Iterator[tuple[BatchCopy | FileCopy, frozenset[int]]]:
         """Each file or batch of small files, with the destinations that need it."""
