@@ -92,8 +92,11 @@ class Bench:
         return open_manager(self.base, nodes, self.user, settings)
 
 
-def _options(base: Path, nodes: list[tuple[str, int]], user: str) -> SSHOptions:
-    """Options reaching the benchmark's servers, given as (name, port), as ``user``."""
+def _options(
+    base: Path, nodes: list[tuple[str, int]], user: str, streams: str = "auto"
+) -> SSHOptions:
+    """Options reaching the benchmark's servers, given as (name, port), as ``user``, with
+    the byte streams carried as ``streams`` says."""
     return SSHOptions.model_validate(
         {
             "nodes": [
@@ -102,15 +105,20 @@ def _options(base: Path, nodes: list[tuple[str, int]], user: str) -> SSHOptions:
             "username": user,
             "client_keys": [str(base / "client_key")],
             "known_hosts": str(base / "known_hosts"),
+            "streams": streams,
         }
     )
 
 
 @asynccontextmanager
 async def open_manager(
-    base: Path, nodes: list[tuple[str, int]], user: str, settings: TransferSettings | None = None
+    base: Path,
+    nodes: list[tuple[str, int]],
+    user: str,
+    settings: TransferSettings | None = None,
+    streams: str = "auto",
 ) -> AsyncIterator[DefaultDataManager]:
-    connector = SSHConnector(_options(base, nodes, user))
+    connector = SSHConnector(_options(base, nodes, user, streams))
     connectors = {"local": LocalConnector(), "ssh": connector}
     async with DefaultDataManager(connectors, settings=settings) as manager:
         yield manager

@@ -16,9 +16,10 @@ costs). Contenders, alternated trial by trial, each copy checked:
 - one 4 KiB file: ``ssh 'cat > dst'`` over an open master.
 
 StreamFlow 0.2.0rc3's own data manager and SSH connector, in a fresh process with its
-deployments connected, is the third contender. Figures are ratios of time (above 1: ours
-slower), medians of ``--rounds`` rounds, with their spread; and the remote commands each
-transfer of ours ran.
+deployments connected, is the third contender; ours with ``streams = "asyncssh"`` (no
+OpenSSH master: every byte through asyncssh) the fourth, compared with ours. Figures
+are ratios of time (above 1: ours slower), medians of ``--rounds`` rounds, with their
+spread; and the remote commands each transfer of ours ran.
 Run: ``python -m benchmarks.bench_ssh_fresh`` (``nox -s bench`` runs it; as root).
 """
 
@@ -77,7 +78,8 @@ class Trial:
     src: str
     dst: str
     contender: str = "ours"
-    """``ours``, or ``streamflow``: StreamFlow's own data manager and SSH connector."""
+    """``ours``, ``asyncssh`` (ours with ``streams = "asyncssh"``: no OpenSSH master), or
+    ``streamflow``: StreamFlow's own data manager and SSH connector."""
 
 
 async def _run_trial(trial: Trial) -> tuple[float, int]:
@@ -89,7 +91,8 @@ async def _run_trial(trial: Trial) -> tuple[float, int]:
 async def _our_trial(trial: Trial) -> tuple[float, int]:
     """Seconds of the transfer, and the remote commands it ran."""
     nodes = [(name, port) for name, port in trial.nodes]
-    async with open_manager(Path(trial.base), nodes, trial.user) as manager:
+    streams = "asyncssh" if trial.contender == "asyncssh" else "auto"
+    async with open_manager(Path(trial.base), nodes, trial.user, streams=streams) as manager:
         hosts = manager.locations("ssh")
         connector = manager.connector(hosts[0])
         assert isinstance(connector, SSHConnector)
@@ -279,18 +282,19 @@ def _timed_shell(script: str) -> float:
 
 
 def _measure(bench: Bench, kind: _Kind, rounds: int) -> list[Figure]:
-    """``rounds`` rounds of the three contenders, which goes first rotating from round to
-    round; every copy compared with its source."""
+    """``rounds`` rounds of the contenders, which goes first rotating from round to round;
+    every copy compared with its source."""
     contenders: list[Callable[[Path], tuple[float, int]]] = [
         lambda path: _ours(kind.trial(path)),
         lambda path: (kind.raw(path), 0),
         lambda path: _ours(dataclasses.replace(kind.trial(path), contender="streamflow")),
+        lambda path: _ours(dataclasses.replace(kind.trial(path), contender="asyncssh")),
     ]
-    times: list[list[float]] = [[], [], []]
+    times: list[list[float]] = [[] for _ in contenders]
     commands = []
     for round_number in range(rounds):
-        for turn in range(3):
-            index = (round_number + turn) % 3
+        for turn in range(len(contenders)):
+            index = (round_number + turn) % len(contenders)
             path = kind.fresh()
             seconds, ran = contenders[index](path)
             outputs = kind.outputs(path)
@@ -300,21 +304,24 @@ def _measure(bench: Bench, kind: _Kind, rounds: int) -> list[Figure]:
             times[index].append(seconds)
             if index == 0:
                 commands.append(ran)
-    ours, raw, streamflow = times
-    figures = []
-    for name, baseline, target in [
-        (kind.baseline, raw, kind.target),
-        ("StreamFlow 0.2.0rc3", streamflow, kind.streamflow_target),
-    ]:
-        ratios = [mine / theirs for mine, theirs in zip(ours, baseline, strict=True)]
-        baseline_ms = median(baseline) * 1000
-        figures.append(
-            Figure(f"{kind.name}, ms (baseline: {name}; ratios {min(ratios):.2f}-"
-                   f"{max(ratios):.2f})", baseline_ms * median(ratios), "ms", baseline_ms,
-                   target)
-        )  # fmt: skip
+    ours, raw, streamflow, asyncssh = times
+    figures = [
+        _ratio(f"{kind.name}, ms (baseline: {kind.baseline}", ours, raw, kind.target),
+        _ratio(f"{kind.name}, ms (baseline: StreamFlow 0.2.0rc3", ours, streamflow,
+               kind.streamflow_target),
+        _ratio(f"{kind.name}, streams = asyncssh, ms (baseline: ours", asyncssh, ours,
+               "<= 1.5x"),
+    ]  # fmt: skip
     figures.append(Figure(f"{kind.name}: remote commands", median(commands), "", None, ""))
     return figures
+
+
+def _ratio(name: str, mine: list[float], theirs: list[float], target: str) -> Figure:
+    """The median of the ratios of time, round by round, with their spread."""
+    ratios = [ours / baseline for ours, baseline in zip(mine, theirs, strict=True)]
+    baseline_ms = median(theirs) * 1000
+    spread = f"ratios {min(ratios):.2f}-{max(ratios):.2f}"
+    return Figure(f"{name}; {spread})", baseline_ms * median(ratios), "ms", baseline_ms, target)
 
 
 def main() -> None:
