@@ -4,9 +4,10 @@
 **Upload.** When the transport hands files over, a ``dd`` on the host writes each range,
 and the transport feeds it the local file itself (``ssh`` reads it): the bytes never pass
 through this process, which would otherwise read, copy and write every one of them
-again. A range is read here once meanwhile, for the CRC32C the writer's pieces record
-(the stored size is what the commit compares of them: :attr:`Verification.SIZE
-<streamflow_data.model.Verification.SIZE>`).
+again. A range is read here meanwhile, for the CRC32C the writer's pieces record (the
+stored size is what the commit compares of them: :attr:`Verification.SIZE
+<streamflow_data.model.Verification.SIZE>`), never more than :data:`CRC_LEAD` ahead of
+the transport: both read the same cached pages, and the storage once.
 
 **Download.** A ``dd`` on the host reads each range and the transport writes it into the
 local destination's temporary file itself. No byte passes through this process, so none
@@ -45,10 +46,15 @@ from streamflow_data.shell.lanes import local_error, open_local
 from streamflow_data.shell.reader import ShellReader
 from streamflow_data.shell.writer import IN_FLIGHT, ShellWriter
 
-__all__ = ["RANGE_SIZE", "Handover"]
+__all__ = ["CRC_LEAD", "RANGE_SIZE", "Handover"]
 
 RANGE_SIZE = 256 * 1024 * 1024
 """Bytes handed over at once, in whole chunks (one chunk when chunks are larger)."""
+CRC_LEAD = 1024 * 1024 * 1024
+"""How far an upload's reading for the CRC32C may run ahead of the transport's reading
+of the same file: the pages it reads are still cached when the transport reads them, so
+the storage is read once, even for a file larger than memory. Ahead is where it costs
+least: while the host's login shell starts, before the transport needs the CPU."""
 _BLOCK = 1 << 20
 """Bytes moved at once through this process when a download's range fails."""
 
@@ -151,27 +157,29 @@ class Handover:
 
     async def _upload(self, writer: ShellWriter, numbers: range, progress: _Progress) -> None:
         start, size = self._span(numbers)
-        crc = asyncio.create_task(self._checksum(writer, numbers))
-        try:
-            async with self._following(numbers, IN_FLIGHT, self._source_crc) as at:
+        async with self._following(numbers, IN_FLIGHT, self._source_crc) as at:
+            crc = asyncio.create_task(self._checksum(writer, numbers, at))
+            try:
                 await writer.write_local(
                     start, self.local.path, size, crc, _advancing(at, progress)
                 )
                 await crc  # the writer may not have needed it (a failure it did not raise)
-        finally:
-            if not crc.done():
-                crc.cancel()
-                await asyncio.wait([crc])
+            finally:
+                if not crc.done():
+                    crc.cancel()
+                    await asyncio.wait([crc])
 
     async def _source_crc(self, number: int) -> int | None:
         return await self._crc_of(number)
 
-    async def _checksum(self, writer: ShellWriter, numbers: range) -> int:
-        """The CRC32C of the chunks ``numbers``, each read in a worker thread; our error if
-        the file no longer holds them."""
+    async def _checksum(self, writer: ShellWriter, numbers: range, at: _Position) -> int:
+        """The CRC32C of the chunks ``numbers``, each read in a worker thread once the
+        transport's reading (``at``) is within :data:`CRC_LEAD` of it; our error if the
+        file no longer holds them."""
         value = 0
         for number in numbers:
             start, length = self.chunks[number]
+            await at.reach(start - CRC_LEAD, 0)
             started = time.monotonic()
             try:
                 done, crc = await asyncio.to_thread(_range_crc32c, self.local.path, start, length)

@@ -213,8 +213,8 @@ class ShellWriter(Writer):
         finally:
             os.close(fd)
         self._check_run(_LaneRun(offset, offset + size), result)
+        reported.up_to(size)  # before the CRC32C, whose reading waits for the transport's
         self._pieces[offset] = (size, await crc)
-        reported.up_to(size)
 
     def _ended(self, path: str, exc: EOFError) -> ConnectorError:
         return SourceChangedError(self.location, self.path, f"the local file {path!r}: {exc}")

@@ -222,6 +222,31 @@ async def test_an_upload_hands_the_local_file_to_the_host_and_checks_its_size(
     assert seen.last.destinations[0].verification is Verification.SIZE
 
 
+async def test_an_upload_reads_for_its_checksum_close_behind_the_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host's process stalls after reading 300,000 bytes; with a lead of 100,000, the
+    checksum's reading stops at the chunk that starts past 400,000 (at 524,288), where
+    it read the whole file before: what it reads is still cached when the host reads it."""
+    monkeypatch.setattr(handover, "CRC_LEAD", 100_000)
+    blob, copy = tmp_path / "blob", tmp_path / "copy.bin"
+    await asyncio.to_thread(blob.write_bytes, os.urandom(SIZE))
+    target = FaultyConnector(stall_at=300_000)
+    connectors: dict[str, Connector] = {"local": LocalConnector(), "host": target}
+    async with DefaultDataManager(connectors, settings=SMALL) as manager:
+        manager.register_path(HERE, str(blob))
+        upload = asyncio.create_task(manager.transfer_data(HERE, str(blob), [HOST], str(copy)))
+        try:
+            await asyncio.wait_for(target.transport(HOST).stalled.wait(), 5)
+            await asyncio.sleep(0.5)  # the host's progress polled, the reading let through
+            read = manager.statistics.of(HERE).bytes_read
+        finally:
+            upload.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await upload
+    assert read == 2 * SMALL.chunk_size
+
+
 # -- resuming ---------------------------------------------------------------------------------
 
 
