@@ -200,13 +200,14 @@ def unpack(data: bytes) -> Iterator[Unpacked]:
 
 
 def _check(header: bytes) -> None:
-    """The checksum: the unsigned sum of the header's bytes, its own field as spaces."""
+    """The checksum: the sum of the header's bytes, its own field as spaces; unsigned, or
+    signed as some old tars summed them (as :mod:`tarfile` accepts either)."""
     stored = _field(header, 148, 8)
     # Adler-32's low half is 1 + the byte sum modulo 65,521: exact for 256 bytes at most.
     total = 8 * ord(" ") - 3
     for piece in (header[:148], header[156:412], header[412:]):
         total += zlib.adler32(piece) & 0xFFFF
-    if stored != total:
+    if stored != total and stored != total - 256 * sum(byte >= 0x80 for byte in header):
         raise ArchiveError("a header's checksum is wrong")
 
 

@@ -104,6 +104,20 @@ def test_a_damaged_or_cut_archive_is_refused(tmp_path: Path) -> None:
         list(tarformat.unpack(b"Last login: yesterday\n" + data))
 
 
+def test_a_checksum_summed_with_signed_bytes_is_accepted(tmp_path: Path) -> None:
+    """Old tars summed the header's bytes as signed; a name with bytes past 127 tells."""
+    name = os.fsdecode(b"caf\xe9")
+    (tmp_path / name).write_bytes(b"x")
+    header = bytearray(_tar(tmp_path, [name]))
+    header[148:156] = b" " * 8
+    signed = sum(byte - 256 if byte >= 0x80 else byte for byte in header[: tarformat.BLOCK])
+    header[148:156] = b"%06o\0 " % signed
+    [member] = tarformat.unpack(bytes(header))
+    assert (member.name, member.data) == (name, b"x")
+    with tarfile.open(fileobj=io.BytesIO(bytes(header))) as archive:
+        assert archive.getnames() == [name]
+
+
 def test_what_we_write_reads_back() -> None:
     files = [("a/b", 0o640, b"", 1), ("c" * 150, 0o600, os.urandom(700), 2), ("é", 0o644, b"x", 3)]
     data = b"".join(tarformat.archive(tarformat.member(*file) for file in files))
