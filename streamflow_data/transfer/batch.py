@@ -85,7 +85,7 @@ class BatchCopy:
                 self.context.files[(file.relpath, destination.index)] = FileState.TRANSFERRING
         streamed = [d for d in destinations if not d.server_copy]
         if not streamed:
-            writes.create_task(self._deliver(destinations, None))
+            writes.create_task(self._deliver(destinations, None, None))
             return
         block = await self.context.pool.acquire()  # the batch's data fits one block
         try:
@@ -96,10 +96,10 @@ class BatchCopy:
         writes.create_task(self._deliver(destinations, read, block))
 
     async def _deliver(
-        self, destinations: list[Destination], read: _Read | None, block: BufferBlock | None = None
+        self, destinations: list[Destination], read: _Read | None, block: BufferBlock | None
     ) -> None:
-        """Write what was read (and copy within the source's location), then retry the
-        files that failed with a retryable error, alone."""
+        """Write what was read (and copy within the source's location), give the block
+        back, then retry the files that failed with a retryable error, alone."""
         try:
             async with asyncio.TaskGroup() as group:
                 for destination in destinations:
