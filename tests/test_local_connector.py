@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +25,7 @@ from streamflow_data import (
     StorageFullError,
 )
 from streamflow_data.connectors import localfiles
+from streamflow_data.connectors.base import WriteItem
 from streamflow_data.testing import ConnectorConformance, ConnectorHarness
 
 HERE = ExecutionLocation("conformance", "localhost", local=True)
@@ -140,3 +144,45 @@ async def test_a_writer_checks_what_it_reads_back_after_each_write(
     assert await writer.digest() == Digest.of(data + b"more")
     assert len(whole_reads) == 1
     await writer.abort()
+
+
+class _FakeWrites:
+    """Stands for ``localfiles.write_whole``: each file takes ``seconds`` and is not
+    written; counts the calls running at once, at most."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.running = self.most = self.calls = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, *args: Any) -> str | None:
+        with self.lock:
+            self.running += 1
+            self.calls += 1
+            self.most = max(self.most, self.running)
+        time.sleep(self.seconds)
+        with self.lock:
+            self.running -= 1
+        return None
+
+
+@pytest.mark.parametrize(("seconds", "side_by_side"), [(0.0, False), (0.001, True)])
+async def test_batches_overlap_only_where_files_are_slow_to_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seconds: float, side_by_side: bool
+) -> None:
+    """Where a file takes microseconds, batches side by side would only contend for the
+    GIL: they go one at a time. Where it takes a millisecond, they overlap once the first
+    files, written alone, have shown it."""
+    writes = _FakeWrites(seconds)
+    monkeypatch.setattr(localfiles, "write_whole", writes)
+    connector = LocalConnector()
+    try:
+        batches = [
+            [WriteItem(str(tmp_path / f"b{b}-{f}"), b"x") for f in range(100)] for b in range(4)
+        ]
+        written = await asyncio.gather(*(connector.write_files(HERE, b) for b in batches))
+    finally:
+        await connector.close()
+    assert all(error is None for errors in written for error in errors)
+    assert writes.calls == 400
+    assert (writes.most > 1) is side_by_side

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import os
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar, ParamSpec, Self, TypeVar
@@ -96,6 +97,66 @@ def _content(
     return data if why is None else SourceChangedError(location, path, why)
 
 
+_OVERLAP_SECONDS_PER_FILE = 250e-6
+"""A batch of small files written alone that took longer than this per file shows a
+storage where writing batches side by side pays (see :class:`_BatchPacing`): a file in
+memory takes tens of microseconds (the first batch of a process up to about 130, its
+threads and caches warming up), a file on a journaling disk in a slow state or on a
+network file system hundreds."""
+_PROBE_FILES = 16
+"""The fewest files of a batch whose time says which kind of storage this is."""
+
+
+class _BatchPacing:
+    """Whether batches of small files are written one at a time or side by side.
+
+    One at a time until a batch shows otherwise: where creating a file is cheap (memory, a
+    fast disk), threads writing batches side by side only hand the GIL to each other
+    between their small system calls. Where it is slow (a journaling disk in a slow
+    state, a network file system), they overlap what the kernel or the network takes; a
+    batch that took more than :data:`_OVERLAP_SECONDS_PER_FILE` a file, alone, lets the
+    connector's batches overlap from then on. The first :data:`_PROBE_FILES` files the
+    connector writes are a batch of their own, so that slow storage is found at the cost
+    of a few files written alone, not of a whole batch."""
+
+    def __init__(self) -> None:
+        self.overlap = False
+        self.probed = False
+        self.alone = asyncio.Lock()
+
+    def split(self, calls: list[T]) -> list[list[T]]:
+        """``calls`` as the batches to write in turn: the probe first, when it is due."""
+        if self.probed or len(calls) <= _PROBE_FILES:
+            return [calls]
+        self.probed = True
+        return [calls[:_PROBE_FILES], calls[_PROBE_FILES:]]
+
+    async def alone_turn(self) -> bool:
+        """Wait for the turn to write a batch alone: False, without a turn, when batches
+        overlap (or came to while this one waited)."""
+        if self.overlap:
+            return False
+        await self.alone.acquire()
+        if self.overlap:
+            self.alone.release()
+            return False
+        return True
+
+    def end_turn(self, files: int, seconds: float) -> None:
+        """The batch written alone had ``files`` files and took ``seconds``."""
+        self.alone.release()
+        if files >= _PROBE_FILES and seconds > files * _OVERLAP_SECONDS_PER_FILE:
+            self.overlap = True
+
+
+def _timed(
+    function: Callable[..., T], calls: Sequence[tuple[object, ...]]
+) -> tuple[list[T | OSError], float]:
+    """:func:`files.each`, and the seconds it took (blocking: a thread's)."""
+    started = time.perf_counter()
+    return files.each(function, calls), time.perf_counter() - started
+
+
 class LocalConnector(Connector):
     """The local file system, as one location named ``localhost`` of its deployment."""
 
@@ -112,6 +173,7 @@ class LocalConnector(Connector):
         self._executor = ThreadPoolExecutor(
             max_workers=self.options.max_threads, thread_name_prefix="sfd-local"
         )
+        self._pacing = _BatchPacing()
 
     @classmethod
     def from_options(cls, options: Mapping[str, object]) -> Self:
@@ -304,11 +366,30 @@ class LocalConnector(Connector):
     async def write_files(
         self, location: ExecutionLocation, items: Sequence[WriteItem]
     ) -> list[ConnectorError | None]:
-        """Many small files written, verified and published in one thread hop."""
+        """Many small files written, verified and published in one thread hop; batches
+        one at a time where that is faster (see :class:`_BatchPacing`)."""
         fsync = self.options.fsync
         calls = [(i.path, i.data, i.mode, i.mtime_ns, fsync, i.expected, i.atomic) for i in items]
-        outcomes = await self._run(location, "(batch)", files.each, files.write_whole, calls)
+        outcomes: list[str | OSError | None] = []
+        for batch in self._pacing.split(calls):
+            outcomes += await self._write_batch(location, batch)
         return [_outcome(location, i.path, o) for i, o in zip(items, outcomes, strict=True)]
+
+    async def _write_batch(
+        self, location: ExecutionLocation, calls: Sequence[tuple[object, ...]]
+    ) -> list[str | OSError | None]:
+        """One batch, alone or beside others as the pacing says."""
+        pacing = self._pacing
+        alone = await pacing.alone_turn()
+        seconds = 0.0
+        try:
+            outcomes, seconds = await self._run(
+                location, "(batch)", _timed, files.write_whole, calls
+            )
+        finally:
+            if alone:
+                pacing.end_turn(len(calls), seconds)
+        return outcomes
 
     async def close(self) -> None:
         """Stop the thread pool after the calls in flight."""
