@@ -49,6 +49,15 @@ _CONSTANT_SUM = 8 * ord(" ") + sum(_TAIL)
 """The checksum's share of the fields after the first piece (its own counted as spaces)."""
 
 
+def _byte_sum(data: bytes) -> int:
+    """The sum of ``data``'s bytes, in C: Adler-32's low half is 1 + the byte sum modulo
+    65,521, exact for up to 256 bytes at a time (sum() walked the bytes one by one: 1.6 us
+    of a member's 5 when writing)."""
+    return sum(
+        (zlib.adler32(data[start : start + 256]) & 0xFFFF) - 1 for start in range(0, len(data), 256)
+    )
+
+
 def _header(name: bytes, mode: int, size: int, mtime: int, kind: bytes) -> bytes:
     """One 512-byte ustar header, built in a piece and a tail whose checksum is known (a
     thousand headers per batch of small files)."""
@@ -59,9 +68,7 @@ def _header(name: bytes, mode: int, size: int, mtime: int, kind: bytes) -> bytes
         size,
         mtime,
     )
-    # Adler-32's low half is 1 + the byte sum modulo 65,521, and 148 bytes sum to 37,740 at
-    # most: the sum in C, where sum() walked the bytes one by one (1.6 us of 5 per member).
-    checksum = (zlib.adler32(head) & 0xFFFF) - 1 + _CONSTANT_SUM + kind[0]
+    checksum = _byte_sum(head) + _CONSTANT_SUM + kind[0]
     return b"%s%06o\0 %s%s" % (head, checksum, kind, _TAIL)
 
 
@@ -203,10 +210,7 @@ def _check(header: bytes) -> None:
     """The checksum: the sum of the header's bytes, its own field as spaces; unsigned, or
     signed as some old tars summed them (as :mod:`tarfile` accepts either)."""
     stored = _field(header, 148, 8)
-    # Adler-32's low half is 1 + the byte sum modulo 65,521: exact for 256 bytes at most.
-    total = 8 * ord(" ") - 3
-    for piece in (header[:148], header[156:412], header[412:]):
-        total += zlib.adler32(piece) & 0xFFFF
+    total = _byte_sum(header[:148]) + 8 * ord(" ") + _byte_sum(header[156:])
     if stored != total and stored != total - 256 * sum(byte >= 0x80 for byte in header):
         raise ArchiveError("a header's checksum is wrong")
 
