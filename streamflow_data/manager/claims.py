@@ -1,6 +1,7 @@
 """The destinations of transfers in flight: who writes each one, and how it fared.
 
-Each destination of a transfer is a :class:`Job`. Before writing, a transfer claims its
+Each destination of a transfer is a :class:`Job`, planned from the caller's targets by
+:func:`plan_jobs`. Before writing, a transfer claims its
 jobs' destinations; a second transfer writing one of them waits for the first, and drops
 the destinations an identical request has just written.
 """
@@ -8,14 +9,15 @@ the destinations an identical request has just written.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from streamflow_data.cache import Reservation
 from streamflow_data.connectors.base import Connector
-from streamflow_data.model import DataLocation, ExecutionLocation
+from streamflow_data.errors import InvalidPathError
+from streamflow_data.model import DataLocation, ExecutionLocation, normalize_path
 
-__all__ = ["Claims", "Job", "Key", "Request", "key", "nested"]
+__all__ = ["Claims", "Job", "Key", "Request", "key", "nested", "plan_jobs"]
 
 Key = tuple[str, str, str]
 """A destination: (deployment, location name, path)."""
@@ -63,6 +65,40 @@ class Job:
     @property
     def key(self) -> Key:
         return key(self.location, self.path)
+
+
+def plan_jobs(
+    source: DataLocation,
+    targets: Sequence[tuple[ExecutionLocation, str]],
+    connector: Callable[[ExecutionLocation], Connector],
+    writable: bool,
+    links: bool,
+) -> tuple[list[Job], bool]:
+    """The jobs that copy ``source`` to ``targets``, each target validated first (no I/O),
+    and whether a target is the source itself."""
+    jobs: dict[Key, Job] = {}
+    in_place = False
+    for location, path in targets:
+        path = normalize_path(path)
+        served_by = connector(location)
+        same = _same_location(location, source.location)
+        if same and path == source.path:
+            in_place = True
+            continue
+        others = [job.path for job in jobs.values() if _same_location(location, job.location)]
+        for other in [source.path, *others] if same else others:
+            if other != path and nested(other, path):
+                raise InvalidPathError(
+                    f"cannot copy {source.path!r} to {path!r} on {location}: it is inside "
+                    f"{other!r}, or holds it, on the same location"
+                )
+        job = Job(location, path, served_by, same, same and links and not writable)
+        jobs.setdefault(job.key, job)
+    return list(jobs.values()), in_place
+
+
+def _same_location(first: ExecutionLocation, second: ExecutionLocation) -> bool:
+    return (first.deployment, first.name) == (second.deployment, second.name)
 
 
 @dataclass(slots=True)

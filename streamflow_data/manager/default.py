@@ -15,7 +15,6 @@ from streamflow_data.connectors.base import Connector
 from streamflow_data.connectors.local import LocalConnector
 from streamflow_data.contract import DataManager
 from streamflow_data.errors import (
-    InvalidPathError,
     PathNotFoundError,
     StreamFlowDataError,
     TransferCancelledError,
@@ -25,7 +24,7 @@ from streamflow_data.errors import (
     UnknownLocationError,
     UnknownPathError,
 )
-from streamflow_data.manager.claims import Claims, Job, Key, Request, key, nested
+from streamflow_data.manager.claims import Claims, Job, Request, key, plan_jobs
 from streamflow_data.manager.feed import ChangeFeed
 from streamflow_data.mapper import RemotePathMapper
 from streamflow_data.model import DataLocation, DataType, ExecutionLocation, normalize_path
@@ -352,7 +351,11 @@ class DefaultDataManager(DataManager):
             raise UnknownPathError(src_path, src_location)
         self._adopt(source)  # a path inside a registered directory: registered itself now
         src_connector = self.connector(src_location)
-        jobs = self._plan_jobs(source, targets, writable, links)
+        jobs, in_place = plan_jobs(source, targets, self.connector, writable, links)
+        if in_place and writable:
+            self.mapper.detach(source)  # it will be modified in place: no longer a copy
+            if self._log is not None:
+                self._log.detached(source)
         if not jobs:
             return
         await source.wait_available()
@@ -393,38 +396,6 @@ class DefaultDataManager(DataManager):
         failures = [TransferFailure(job.path, job.location, job.error) for job in jobs if job.error]
         if failures:
             raise TransferError(src_path, failures)
-
-    def _plan_jobs(
-        self,
-        source: DataLocation,
-        targets: Sequence[tuple[ExecutionLocation, str]],
-        writable: bool,
-        links: bool,
-    ) -> list[Job]:
-        """Validate every target, then decide what each needs; no I/O yet."""
-        jobs: dict[Key, Job] = {}
-        in_place = False
-        for location, path in targets:
-            path = normalize_path(path)
-            connector = self.connector(location)
-            same = _same_location(location, source.location)
-            if same and path == source.path:
-                in_place = True
-                continue
-            others = [job.path for job in jobs.values() if _same_location(location, job.location)]
-            for other in [source.path, *others] if same else others:
-                if other != path and nested(other, path):
-                    raise InvalidPathError(
-                        f"cannot copy {source.path!r} to {path!r} on {location}: it is inside "
-                        f"{other!r}, or holds it, on the same location"
-                    )
-            job = Job(location, path, connector, same, same and links and not writable)
-            jobs.setdefault(job.key, job)
-        if in_place and writable:
-            self.mapper.detach(source)  # it will be modified in place: no longer a copy
-            if self._log is not None:
-                self._log.detached(source)
-        return list(jobs.values())
 
     def _register_pending(self, jobs: list[Job], source: DataLocation, writable: bool) -> None:
         """Register every destination as a replica not yet available."""
@@ -594,6 +565,3 @@ class DefaultDataManager(DataManager):
                 with contextlib.suppress(Exception):
                     await connector.close()
 
-
-def _same_location(first: ExecutionLocation, second: ExecutionLocation) -> bool:
-    return (first.deployment, first.name) == (second.deployment, second.name)
