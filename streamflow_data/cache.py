@@ -20,7 +20,7 @@ import contextlib
 import logging
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 import cachetools
 
@@ -144,6 +144,17 @@ class ReplicaCache:
             return False
         self._pinned[key] = (self._lru.pop(key), 1)
         return True
+
+    @contextlib.contextmanager
+    def in_use(self, key: CacheKey) -> Iterator[None]:
+        """Pin ``key`` while the body reads it, then count the use (if it is cached)."""
+        pinned = self.pin(key)
+        try:
+            yield
+        finally:
+            if pinned:
+                self.touch(key)
+                self.unpin(key)
 
     def unpin(self, key: CacheKey) -> None:
         """Undo one :meth:`pin`; at the last one the replica is evictable again."""

@@ -26,6 +26,7 @@ from streamflow_data.errors import (
 )
 from streamflow_data.manager.claims import Claims, Job, Request, key, plan_jobs
 from streamflow_data.manager.feed import ChangeFeed
+from streamflow_data.manager.fetches import Fetch, Fetches
 from streamflow_data.mapper import RemotePathMapper
 from streamflow_data.model import DataLocation, DataType, ExecutionLocation, normalize_path
 from streamflow_data.policy import DefaultSourcePolicy, SourcePolicy
@@ -97,6 +98,7 @@ class DefaultDataManager(DataManager):
         )
         self._on_evict = on_evict
         self._claims = Claims()
+        self._fetches = Fetches()
         self._shutdown = shutdown
         self._closed = False
 
@@ -350,7 +352,7 @@ class DefaultDataManager(DataManager):
         if source is None:
             raise UnknownPathError(src_path, src_location)
         self._adopt(source)  # a path inside a registered directory: registered itself now
-        src_connector = self.connector(src_location)
+        endpoint = Endpoint(self.connector(src_location), src_location)
         jobs, in_place = plan_jobs(source, targets, self.connector, writable, links)
         if in_place and writable:
             self.mapper.detach(source)  # it will be modified in place: no longer a copy
@@ -371,31 +373,63 @@ class DefaultDataManager(DataManager):
             self._claims.release(jobs, succeeded=False)
             raise
         completed = False
-        source_key = key(src_location, src_path)
-        pinned = self._cache is not None and self._cache.pin(source_key)
+        fetched, fetch = self._fetches.join_or_start(source, jobs, writable)
         try:
-            self._register_pending(jobs, source, writable)
-            try:
-                await self._copy(Endpoint(src_connector, src_location), source, jobs, listeners)
-            except TransferCancelledError:
-                raise
-            except StreamFlowDataError as exc:  # the source failed: so did every destination
-                for job in jobs:
-                    job.error = job.error or exc
-            completed = True
+            with self._pinned(source):
+                self._register_pending(jobs, source, writable)
+                try:
+                    if fetched is None:
+                        await self._copy(endpoint, source, jobs, listeners)
+                    else:
+                        await self._copy_fetched(fetched, endpoint, source, jobs, listeners)
+                except TransferCancelledError:
+                    raise
+                except StreamFlowDataError as exc:  # the source failed: so did every destination
+                    for job in jobs:
+                        job.error = job.error or exc
+                completed = True
         finally:
             try:
                 self._record_outcomes(jobs, source, writable, completed)
             finally:  # even if the catalog refused the outcome: release what was taken
-                if pinned:
-                    assert self._cache is not None
-                    self._cache.touch(source_key)
-                    self._cache.unpin(source_key)
                 if self._catalog is not None:
                     await asyncio.shield(self._catalog.locks.release(locked))
+                if fetch is not None:
+                    self._fetches.settle(fetch, completed)
+        if fetch is not None:
+            await self._fetches.finish(fetch)
         failures = [TransferFailure(job.path, job.location, job.error) for job in jobs if job.error]
         if failures:
             raise TransferError(src_path, failures)
+
+    async def _copy_fetched(
+        self,
+        fetch: Fetch,
+        source: Endpoint,
+        replica: DataLocation,
+        jobs: list[Job],
+        listeners: Sequence[TransferListener],
+    ) -> None:
+        """Copy from the local copy ``fetch`` makes once it is written; from the source if
+        that copy failed, or failed to be read."""
+        async with self._fetches.reading(fetch) as copy:
+            if copy is not None and copy.valid:
+                try:
+                    with self._pinned(copy):
+                        local = Endpoint(self.connector(copy.location), copy.location)
+                        await self._copy(local, copy, jobs, listeners)
+                    return
+                except TransferCancelledError:
+                    raise
+                except StreamFlowDataError:
+                    pass
+        await self._copy(source, replica, jobs, listeners)
+
+    def _pinned(self, replica: DataLocation) -> contextlib.AbstractContextManager[None]:
+        """Keep ``replica`` from eviction while it is read, if the local cache holds it."""
+        if self._cache is None:
+            return contextlib.nullcontext()
+        return self._cache.in_use(key(replica.location, replica.path))
 
     def _register_pending(self, jobs: list[Job], source: DataLocation, writable: bool) -> None:
         """Register every destination as a replica not yet available."""
@@ -564,4 +598,3 @@ class DefaultDataManager(DataManager):
             for connector in self._connectors.values():
                 with contextlib.suppress(Exception):
                     await connector.close()
-
