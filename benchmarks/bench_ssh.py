@@ -244,6 +244,76 @@ async def big_files(bench: Bench, rounds: int, blob: Path) -> list[Figure]:
     ]  # fmt: skip
 
 
+LATER = 0.25
+"""Seconds between the two calls of :func:`two_calls` (0.24 s in StreamFlow's run of
+``bench_streamflow``: the workflow's output, then the next step's input)."""
+
+
+async def two_calls(bench: Bench, rounds: int, blob: Path) -> list[Figure]:
+    """A host's 1 GiB file sent to this node and, by a second call :data:`LATER` seconds
+    on, to the other host: ours against ``ssh cat`` and the relay pipe started as far
+    apart, alternated; and how much of the host's file ours read."""
+    pairs: list[tuple[float, float]] = []
+    read: list[int] = []
+    async with bench.manager(bench.servers) as manager:
+        a, b = manager.locations("ssh")
+        manager.register_path(LOCAL, str(blob))
+        source = bench.fresh()
+        await manager.transfer_data(LOCAL, str(blob), [a], str(source))
+
+        async def ours(here: Path, there: Path) -> float:
+            async def later() -> None:
+                await asyncio.sleep(LATER)
+                await manager.transfer_data(a, str(source), [b], str(there))
+
+            async def both() -> None:
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(manager.transfer_data(a, str(source), [LOCAL], str(here)))
+                    group.create_task(later())
+
+            return await _ours(both())
+
+        for round_number in range(rounds):
+            here = [bench.base / f"fetched{round_number}.{n}" for n in (1, 2)]
+            there = [bench.fresh(), bench.fresh()]
+            before = manager.statistics.of(a).bytes_read
+            pairs.append(
+                await _pair(
+                    round_number % 2 == 1,
+                    asyncio.to_thread(_two_calls_baseline, bench, source, here[0], there[0]),
+                    ours(here[1], there[1]),
+                )
+            )
+            read.append(manager.statistics.of(a).bytes_read - before)
+            on_b = [bench.everywhere(path)[-1] for path in there]  # host-b's own view
+            await asyncio.to_thread(remove, *here, *on_b)
+    name = f"1 GiB SSH -> local, and {LATER} s later -> other host, ms"
+    baselines = ", and ssh a cat | ssh b 'cat >'"
+    return [
+        Figure(f"{name} (baseline: ssh cat{baselines})", median(o for _, o in pairs) * 1000,
+               "ms", median(t for t, _ in pairs) * 1000),
+        Figure("source MiB read for the two calls (baseline: file size)",
+               max(read) / 2**20, "MiB", GiB / 2**20, "1.00x"),
+    ]  # fmt: skip
+
+
+def _two_calls_baseline(bench: Bench, source: Path, here: Path, there: Path) -> float:
+    """``ssh a cat`` to a local file and, :data:`LATER` seconds on, ``ssh a cat`` piped
+    to ``ssh b 'cat >'``: seconds until both are done."""
+    started = time.perf_counter()
+    with (
+        here.open("wb") as out,
+        subprocess.Popen(bench.ssh_argv(f"cat {source}"), stdout=out) as fetch,
+    ):
+        time.sleep(LATER)
+        with subprocess.Popen(bench.ssh_argv(f"cat {source}"), stdout=subprocess.PIPE) as up:
+            relay = bench.ssh_argv(f"cat > {there}", bench.servers[1])
+            subprocess.run(relay, stdin=up.stdout, check=True)
+    if fetch.returncode != 0:
+        raise subprocess.CalledProcessError(fetch.returncode, fetch.args)
+    return time.perf_counter() - started
+
+
 def _ratio(name: str, amount: float, pairs: list[tuple[float, float]], target: str) -> Figure:
     """A rate figure: ours against the baseline's, the median ratio of the pairs."""
     ratio = median(baseline / ours for baseline, ours in pairs)
@@ -445,6 +515,7 @@ def main() -> None:
             for _ in range(GiB // (64 << 20)):
                 out.write(os.urandom(64 << 20))
         figures = asyncio.run(big_files(bench, args.rounds, blob))
+        figures += asyncio.run(two_calls(bench, args.rounds, blob))
         figures += asyncio.run(small_files(bench, args.rounds))
         figures += asyncio.run(sha256_small_files(bench, args.rounds))
         figures += asyncio.run(one_small_file(bench))
