@@ -26,6 +26,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -106,8 +107,10 @@ def _config(manager: str, servers: list[SSHServer], workdir: Path) -> str:
 
 def run_once(
     manager: str, base: Path, inputs: Path, servers: list[SSHServer], digest: str, files: int
-) -> float:
-    """One ``streamflow run``, checked; its wall time in seconds."""
+) -> tuple[float, int | None]:
+    """One ``streamflow run``, checked: its wall time in seconds, and the bytes read from
+    ssh-b (ours logs them; step 2's outputs go from there to the local node and to ssh-a,
+    in two calls)."""
     run = Path(tempfile.mkdtemp(dir=base / "runs"))
     workdir = owned_directory(base / "scratch" / run.name)
     (run / "workflow.cwl").write_text(WORKFLOW)
@@ -142,22 +145,30 @@ def run_once(
         raise RuntimeError(f"{manager}: {count} small files, not {files}")
     for path in (run, *everywhere(servers, workdir)):
         shutil.rmtree(path, ignore_errors=True)
-    return elapsed
+    read = re.search(
+        r"streamflow-data moved (\d+) bytes from and \d+ bytes to ssh-b/", result.stderr
+    )
+    return elapsed, None if read is None else int(read[1])
 
 
 def measure(
     base: Path, servers: list[SSHServer], rounds: int, size_mib: int, files: int
-) -> dict[str, list[float]]:
-    """Seconds of each manager's runs, alternated round by round."""
+) -> tuple[dict[str, list[float]], list[int]]:
+    """Seconds of each manager's runs, alternated round by round; the bytes each of ours
+    read from ssh-b."""
     inputs = base / f"inputs-{size_mib}-{files}"
     digest = _inputs(inputs, size_mib, files)
     times: dict[str, list[float]] = {manager: [] for manager in MANAGERS}
+    reads: list[int] = []
     for round_ in range(rounds):
         order = MANAGERS if round_ % 2 == 0 else MANAGERS[::-1]
         for manager in order:
-            times[manager].append(run_once(manager, base, inputs, servers, digest, files))
+            elapsed, read = run_once(manager, base, inputs, servers, digest, files)
+            times[manager].append(elapsed)
+            if read is not None:
+                reads.append(read)
     shutil.rmtree(inputs)
-    return times
+    return times, reads
 
 
 def main() -> None:
@@ -173,8 +184,8 @@ def main() -> None:
     servers = two_hosts(base, key, login_user())
     known_hosts(servers, base / "known_hosts")
     try:
-        fixed = measure(base, servers, args.rounds, 1, 10)
-        heavy = measure(base, servers, args.rounds, args.size, args.files)
+        fixed, _ = measure(base, servers, args.rounds, 1, 10)
+        heavy, reads = measure(base, servers, args.rounds, args.size, args.files)
     finally:
         for server in servers:
             server.stop()
@@ -192,6 +203,14 @@ def main() -> None:
             ours - fixed_ours,
             "s",
             theirs - fixed_theirs,
+        ),
+        Figure(
+            "bytes read from ssh-b by ours, MiB (baseline: step 2's outputs, sent to the "
+            "local node and to ssh-a)",
+            max(reads) / 2**20,
+            "MiB",
+            (args.size * 2**20 + args.files * 4096) / 2**20,
+            "1.00x",
         ),
     ]
     print_table(
