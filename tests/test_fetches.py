@@ -108,3 +108,57 @@ async def test_a_transfer_with_a_target_beside_its_source_reads_the_source(
         hosts["node"].release.set()
         await asyncio.gather(fetch, send)
         assert hosts["node"].bytes_read == 0
+
+
+async def _fetched(tmp_path: Path) -> tuple[dict[str, WrappingConnector], DefaultDataManager]:
+    """The hosts, and an open manager that has fetched the remote ``/big`` to this node's
+    ``/fetched``, writable."""
+    hosts = _hosts(tmp_path)
+    hosts["node"].release.set()
+    await asyncio.to_thread((tmp_path / "remote" / "big").write_bytes, os.urandom(SIZE))
+    manager = await DefaultDataManager(hosts, settings=SMALL).open()
+    manager.register_path(REMOTE, "/big")
+    await manager.transfer_data(REMOTE, "/big", [NODE], "/fetched", True)
+    return hosts, manager
+
+
+async def test_a_later_transfer_sends_the_kept_copy_on(tmp_path: Path) -> None:
+    hosts, manager = await _fetched(tmp_path)
+    async with manager:
+        await manager.transfer_data(REMOTE, "/big", [OTHER], "/sent")
+        assert hosts["remote"].bytes_read == SIZE
+        assert hosts["node"].bytes_read == SIZE
+    sent = await asyncio.to_thread((tmp_path / "other" / "sent").read_bytes)
+    assert sent == await asyncio.to_thread((tmp_path / "remote" / "big").read_bytes)
+
+
+@pytest.mark.parametrize("changed", ["remote/big", "node/fetched"])
+async def test_a_changed_source_or_copy_is_not_sent_on(tmp_path: Path, changed: str) -> None:
+    hosts, manager = await _fetched(tmp_path)
+    async with manager:
+        path = tmp_path / changed
+        await asyncio.to_thread(path.write_bytes, os.urandom(SIZE))  # the same size
+        await asyncio.to_thread(os.utime, path, ns=(1, 1))
+        await manager.transfer_data(REMOTE, "/big", [OTHER], "/sent")
+        assert hosts["remote"].bytes_read == 2 * SIZE
+        assert hosts["node"].bytes_read == 0
+    sent = await asyncio.to_thread((tmp_path / "other" / "sent").read_bytes)
+    assert sent == await asyncio.to_thread((tmp_path / "remote" / "big").read_bytes)
+
+
+async def test_a_fetch_that_finds_its_kept_copy_gone_is_joined_all_the_same(
+    tmp_path: Path,
+) -> None:
+    hosts, manager = await _fetched(tmp_path)
+    async with manager:
+        await asyncio.to_thread(os.remove, tmp_path / "node" / "fetched")
+        node = hosts["node"]
+        node.write_started, node.release = asyncio.Event(), asyncio.Event()
+        fetch = asyncio.create_task(manager.transfer_data(REMOTE, "/big", [NODE], "/again"))
+        await asyncio.wait_for(node.write_started.wait(), 5)
+        send = asyncio.create_task(manager.transfer_data(REMOTE, "/big", [OTHER], "/sent"))
+        await _pending(manager, "/sent", OTHER)
+        node.release.set()
+        await asyncio.gather(fetch, send)
+        assert hosts["remote"].bytes_read == 2 * SIZE  # each fetch once
+        assert node.bytes_read == SIZE  # the second fetch's copy, sent on

@@ -26,7 +26,7 @@ from streamflow_data.errors import (
 )
 from streamflow_data.manager.claims import Claims, Job, Request, key, plan_jobs
 from streamflow_data.manager.feed import ChangeFeed
-from streamflow_data.manager.fetches import Fetch, Fetches
+from streamflow_data.manager.fetches import Fetches, FetchPlan
 from streamflow_data.mapper import RemotePathMapper
 from streamflow_data.model import DataLocation, DataType, ExecutionLocation, normalize_path
 from streamflow_data.policy import DefaultSourcePolicy, SourcePolicy
@@ -373,15 +373,13 @@ class DefaultDataManager(DataManager):
             self._claims.release(jobs, succeeded=False)
             raise
         completed = False
-        fetched, fetch = self._fetches.join_or_start(source, jobs, writable)
+        plan = self._fetches.plan(source, jobs, writable)
+        fetch = plan.started
         try:
             with self._pinned(source):
                 self._register_pending(jobs, source, writable)
                 try:
-                    if fetched is None:
-                        await self._copy(endpoint, source, jobs, listeners)
-                    else:
-                        await self._copy_fetched(fetched, endpoint, source, jobs, listeners)
+                    await self._copy_fetched(plan, endpoint, source, jobs, listeners)
                 except TransferCancelledError:
                     raise
                 except StreamFlowDataError as exc:  # the source failed: so did every destination
@@ -404,16 +402,17 @@ class DefaultDataManager(DataManager):
 
     async def _copy_fetched(
         self,
-        fetch: Fetch,
+        plan: FetchPlan,
         source: Endpoint,
         replica: DataLocation,
         jobs: list[Job],
         listeners: Sequence[TransferListener],
     ) -> None:
-        """Copy from the local copy ``fetch`` makes once it is written; from the source if
-        that copy failed, or failed to be read."""
-        async with self._fetches.reading(fetch) as copy:
-            if copy is not None and copy.valid:
+        """Copy from the local copy of a fetch of the source, if ``plan`` has one that can
+        be read (see :mod:`~streamflow_data.manager.fetches`); else, or if it fails to be
+        read, from the source."""
+        async with self._fetches.copy_of(plan, replica, self.connector) as copy:
+            if copy is not None:
                 try:
                     with self._pinned(copy):
                         local = Endpoint(self.connector(copy.location), copy.location)
