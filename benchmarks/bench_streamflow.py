@@ -222,6 +222,7 @@ def main() -> None:
         f"{m}: {_seconds(heavy[m])} (fixed cost: {_seconds(fixed[m])})" for m in MANAGERS
     )
     print(f"\nEvery run, s: {runs}")
+    print(f"MiB ours read from ssh-b in each run: {', '.join(f'{r / 2**20:,.0f}' for r in reads)}")
 
 
 def _seconds(times: list[float]) -> str:
