@@ -271,7 +271,11 @@ async def two_calls(bench: Bench, rounds: int, blob: Path) -> list[Figure]:
                     group.create_task(manager.transfer_data(a, str(source), [LOCAL], str(here)))
                     group.create_task(later())
 
-            return await _ours(both())
+            return await _removed(_ours(both()), bench, here, there)
+
+        async def theirs(here: Path, there: Path) -> float:
+            baseline = asyncio.to_thread(_two_calls_baseline, bench, source, here, there)
+            return await _removed(baseline, bench, here, there)
 
         for round_number in range(rounds):
             here = [bench.base / f"fetched{round_number}.{n}" for n in (1, 2)]
@@ -279,14 +283,10 @@ async def two_calls(bench: Bench, rounds: int, blob: Path) -> list[Figure]:
             before = manager.statistics.of(a).bytes_read
             pairs.append(
                 await _pair(
-                    round_number % 2 == 1,
-                    asyncio.to_thread(_two_calls_baseline, bench, source, here[0], there[0]),
-                    ours(here[1], there[1]),
+                    round_number % 2 == 1, theirs(here[0], there[0]), ours(here[1], there[1])
                 )
             )
             read.append(manager.statistics.of(a).bytes_read - before)
-            on_b = [bench.everywhere(path)[-1] for path in there]  # host-b's own view
-            await asyncio.to_thread(remove, *here, *on_b)
     name = f"1 GiB SSH -> local, and {LATER} s later -> other host, ms"
     baselines = ", and ssh a cat | ssh b 'cat >'"
     return [
@@ -295,6 +295,14 @@ async def two_calls(bench: Bench, rounds: int, blob: Path) -> list[Figure]:
         Figure("source MiB read for the two calls (baseline: file size)",
                max(read) / 2**20, "MiB", GiB / 2**20, "1.00x"),
     ]  # fmt: skip
+
+
+async def _removed(timed: Awaitable[float], bench: Bench, here: Path, there: Path) -> float:
+    """The seconds ``timed`` gives, once the copies it made here and on host-b are deleted
+    (before the other contender runs: 2 GiB left behind slowed the next copy by half)."""
+    seconds = await timed
+    await asyncio.to_thread(remove, here, bench.everywhere(there)[-1])  # host-b's own view
+    return seconds
 
 
 def _two_calls_baseline(bench: Bench, source: Path, here: Path, there: Path) -> float:
