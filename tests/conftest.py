@@ -17,6 +17,7 @@ from streamflow_data.remote import RemoteDataManager
 from streamflow_data.service import Endpoint, Service, running
 from tests.helpers import Hosts
 from tests.postgres import PostgresServer, start_postgres
+from tests.serving import socket_directory
 from tests.ssh.sshd import SSHServer, client_key, known_hosts, owned_directory, start_server
 
 LOCAL = ExecutionLocation(deployment="local", name="localhost", local=True)
@@ -53,13 +54,17 @@ async def serving(
     data_manager: DefaultDataManager, token: str | None = None
 ) -> AsyncIterator[tuple[Service, str]]:
     """``data_manager`` served on a Unix socket of its own: the service and its URL."""
-    directory = tempfile.mkdtemp(prefix="sfd-svc-")  # short: a socket path has 107 bytes
-    try:
+    with socket_directory() as directory:
         endpoint = Endpoint(unix=f"{directory}/service.sock")
         async with running(data_manager, endpoint, token) as (service, url):
             yield service, url
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def socket_dir() -> Iterator[Path]:
+    """A short directory for Unix sockets (see :func:`tests.serving.socket_directory`)."""
+    with socket_directory() as directory:
+        yield directory
 
 
 @pytest.fixture

@@ -4,14 +4,27 @@ need real services (several on one catalog, killed like lost machines)."""
 from __future__ import annotations
 
 import contextlib
+import shutil
 import signal
 import subprocess
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from tests.cli.console import SCRIPT
 
-__all__ = ["config_arguments", "serve_processes"]
+__all__ = ["config_arguments", "serve_processes", "socket_directory"]
+
+
+@contextlib.contextmanager
+def socket_directory() -> Iterator[Path]:
+    """A new directory with a short path, for Unix sockets (a socket's path holds 107
+    bytes, too few below pytest's ``tmp_path``), removed at the end."""
+    directory = Path(tempfile.mkdtemp(prefix="sfd-sock-"))
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @contextlib.contextmanager

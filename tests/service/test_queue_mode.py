@@ -8,7 +8,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +24,7 @@ from streamflow_data.catalog import Catalog
 from streamflow_data.catalog.queue import QueuedTransfer
 from streamflow_data.remote import RemoteDataManager
 from streamflow_data.service import Service
-from tests.serving import config_arguments, serve_processes
+from tests.serving import config_arguments, serve_processes, socket_directory
 from tests.ssh.sshd import SSHServer, login_user, owned_directory
 
 LOCAL = ExecutionLocation("local", "localhost", local=True)
@@ -41,7 +40,16 @@ def services(
     """``count`` ``streamflow-data serve`` in queue mode on one catalog, a transfer at a
     time each, taking over a silent one's transfers after 2 s; ``host`` is deployment
     ``ssh``."""
-    sockets = Path(tempfile.mkdtemp(prefix="sfd-q-"))
+    with socket_directory() as sockets:
+        configs = _configs(tmp_path, sockets, catalog, count, host)
+        with serve_processes(config_arguments(configs)) as started:
+            yield started
+
+
+def _configs(
+    tmp_path: Path, sockets: Path, catalog: str, count: int, host: SSHServer
+) -> list[Path]:
+    """The configuration file of each of :func:`services`."""
     base = host.directory.parent
     configs = []
     for number in range(count):
@@ -55,8 +63,7 @@ def services(
             f'client_keys = ["{base / "client_key"}"]\nknown_hosts = "{base / "known_hosts"}"\n'
         )
         configs.append(config)
-    with serve_processes(config_arguments(configs)) as started:
-        yield started
+    return configs
 
 
 def _copying(directory: Path) -> bool:

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import tempfile
 from pathlib import Path
 
 from tests.cli.console import SCRIPT
@@ -20,8 +19,9 @@ def run(*words: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_commands_share_one_service_which_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    socket_dir = Path(tempfile.mkdtemp(prefix="sfd-cli-"))
+def test_commands_share_one_service_which_stops_cleanly_on_sigterm(
+    tmp_path: Path, socket_dir: Path
+) -> None:
     url = f"unix://{socket_dir}/s.sock"
     env = {**os.environ, "STREAMFLOW_DATA_CATALOG": str(tmp_path / "catalog.sqlite")}
     server = subprocess.Popen(
@@ -61,8 +61,7 @@ def test_commands_share_one_service_which_stops_cleanly_on_sigterm(tmp_path: Pat
     assert again.returncode == 0, again.stderr
 
 
-def test_the_configuration_file_serves_both_sides(tmp_path: Path) -> None:
-    socket_dir = Path(tempfile.mkdtemp(prefix="sfd-cli-"))
+def test_the_configuration_file_serves_both_sides(tmp_path: Path, socket_dir: Path) -> None:
     (tmp_path / "token").write_text("s3cr3t-token\n")
     config = tmp_path / "streamflow-data.toml"
     config.write_text(
