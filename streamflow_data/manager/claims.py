@@ -66,6 +66,13 @@ class Job:
     def key(self) -> Key:
         return key(self.location, self.path)
 
+    def written(self, completed: bool) -> DataLocation | None:
+        """The replica this destination holds whole, if it does: the transfer ran to its
+        end (``completed``), this destination had no error, and its replica is valid."""
+        replica = self.replica
+        whole = completed and self.error is None and replica is not None and replica.valid
+        return replica if whole else None
+
 
 def plan_jobs(
     source: DataLocation,

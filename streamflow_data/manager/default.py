@@ -547,9 +547,7 @@ class DefaultDataManager(DataManager):
         """
         failure: StreamFlowDataError | None = None
         for job in jobs:
-            succeeded = (
-                completed and job.error is None and job.replica is not None and job.replica.valid
-            )
+            succeeded = job.written(completed) is not None
             try:
                 if succeeded:
                     self._register_copy(job, source, writable)

@@ -96,14 +96,12 @@ class Fetches:
     def settle(self, fetch: Fetch, completed: bool) -> None:
         """The fetch has recorded its outcomes: its readers may go on (or, if its copy
         failed, read the source; later transfers do too)."""
-        replica = fetch.job.replica
-        written = completed and fetch.job.error is None and replica is not None and replica.valid
-        fetch.copy.set_result(replica if written else None)
-        if written:
-            assert replica is not None
-            self._kept[fetch.source] = replica
-        else:
+        copy = fetch.job.written(completed)
+        fetch.copy.set_result(copy)
+        if copy is None:
             self._forget(fetch)
+        else:
+            self._kept[fetch.source] = copy
 
     async def finish(self, fetch: Fetch) -> None:
         """If the fetch is writable, wait until no transfer reads its copy; later
