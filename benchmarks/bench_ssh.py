@@ -150,6 +150,13 @@ def download_baseline(bench: Bench, src: Path, dst: Path) -> float:
         return bench.ssh(f"cat {src}", stdout=sink)
 
 
+def relay(bench: Bench, src: Path, dst: Path) -> None:
+    """``ssh a cat src | ssh b 'cat > dst'``: a file from the first host to the second."""
+    with subprocess.Popen(bench.ssh_argv(f"cat {src}"), stdout=subprocess.PIPE) as up:
+        to_b = bench.ssh_argv(f"cat > {dst}", bench.servers[1])
+        subprocess.run(to_b, stdin=up.stdout, check=True)
+
+
 def tar_baseline(bench: Bench, source: Path, dst: Path) -> float:
     os.sync()
     started = time.perf_counter()
@@ -314,9 +321,7 @@ def _two_calls_baseline(bench: Bench, source: Path, here: Path, there: Path) -> 
         subprocess.Popen(bench.ssh_argv(f"cat {source}"), stdout=out) as fetch,
     ):
         time.sleep(LATER)
-        with subprocess.Popen(bench.ssh_argv(f"cat {source}"), stdout=subprocess.PIPE) as up:
-            relay = bench.ssh_argv(f"cat > {there}", bench.servers[1])
-            subprocess.run(relay, stdin=up.stdout, check=True)
+        relay(bench, source, there)
     if fetch.returncode != 0:
         raise subprocess.CalledProcessError(fetch.returncode, fetch.args)
     return time.perf_counter() - started

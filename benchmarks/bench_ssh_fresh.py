@@ -53,6 +53,7 @@ from benchmarks.bench_ssh import (
     download_directory,
     login_options,
     open_manager,
+    relay,
     remove,
     small_tree,
     tar_baseline,
@@ -224,12 +225,9 @@ def _kinds(
         # ssh makes its output non-blocking: a's must not be tee's (the pipe to b).
         return _timed_shell(f"tee >({to_a} > /dev/null) < {shlex.quote(str(blob))} | {to_b}")
 
-    def relay(dst: Path) -> float:
+    def relayed(dst: Path) -> float:
         started = time.perf_counter()
-        with subprocess.Popen(
-            bench.ssh_argv(f"cat {remote_blob}", a), stdout=subprocess.PIPE
-        ) as up:
-            subprocess.run(bench.ssh_argv(f"cat > {dst}", b), stdin=up.stdout, check=True)
+        relay(bench, remote_blob, dst)
         return time.perf_counter() - started
 
     def one_file(dst: Path) -> float:
@@ -262,7 +260,7 @@ def _kinds(
         _Kind("1 GiB -> 2 hosts", "tee >(ssh a) | ssh b", trial(None, [0, 1], blob), tee,
               bench.everywhere, blob, "<= 1.10x", bench.fresh, "<= 0.70x"),
         _Kind("1 GiB host -> other host", "ssh a cat | ssh b 'cat >'",
-              trial(0, [1], remote_blob), relay, lambda dst: bench.everywhere(dst)[1:] or [dst],
+              trial(0, [1], remote_blob), relayed, lambda dst: bench.everywhere(dst)[1:] or [dst],
               blob, "<= 1.05x", bench.fresh, "<= 0.80x"),
         _Kind("one 4 KiB file", "ssh 'cat >' over an open master", trial(None, [0], small),
               one_file, local, small, "<= 1.0x, 1 command", bench.fresh, "<= 1.0x"),
