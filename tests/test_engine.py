@@ -438,6 +438,52 @@ async def test_the_next_batch_is_read_while_one_is_written(hosts: Hosts) -> None
         assert await read(hosts, "dst", path.replace("/tree", "/copy")) == data
 
 
+class _BatchesAtOnce(WrappingConnector):
+    """A source that says how many batches are worth reading at once (None: no say),
+    and counts the most it was asked for at once (each read lasts a moment)."""
+
+    def __init__(self, root: str, streams: int | None) -> None:
+        super().__init__(root)
+        self.streams = streams
+        self.reading = 0
+        self.most_reading = 0
+
+    def batch_streams(self, location: ExecutionLocation) -> int | None:
+        return self.streams
+
+    async def read_files(
+        self, location: ExecutionLocation, paths: Sequence[str]
+    ) -> list[bytes | ConnectorError]:
+        self.reading += 1
+        self.most_reading = max(self.most_reading, self.reading)
+        try:
+            await asyncio.sleep(0.01)
+            return await super().read_files(location, paths)
+        finally:
+            self.reading -= 1
+
+
+@pytest.mark.parametrize(("streams", "most"), [(None, 4), (2, 2), (1, 1)])
+async def test_batches_read_at_once_follow_the_source_connector(
+    hosts: Hosts, streams: int | None, most: int
+) -> None:
+    """Four workers read four batches at once, unless the source's ``batch_streams``
+    says fewer are worth it."""
+    source = hosts.add("src", _BatchesAtOnce, streams=streams)
+    files = {
+        f"/tree/f{i:02d}": await put_file(hosts, "src", f"/tree/f{i:02d}", 100) for i in range(16)
+    }
+    target = hosts.add("dst")
+    settings = SMALL.replace(max_batch_files=2, max_concurrent_files=4)
+    async with DefaultDataManager(hosts.connectors, settings=settings) as manager:
+        manager.register_path(source, "/tree")
+        await manager.transfer_data(source, "/tree", [target], "/copy")
+    reads = hosts.connectors["src"]
+    assert isinstance(reads, _BatchesAtOnce) and reads.most_reading == most
+    for path, data in files.items():
+        assert await read(hosts, "dst", path.replace("/tree", "/copy")) == data
+
+
 @pytest.mark.parametrize(
     ("count", "size", "expected"),
     [

@@ -210,6 +210,14 @@ class Connector(abc.ABC):
         file also queue on its lock on the host)."""
         return None
 
+    def batch_streams(self, location: ExecutionLocation) -> int | None:
+        """How many batches of small files are worth reading from ``location`` at once;
+        None (the default) leaves it to the engine's ``max_concurrent_files``. Where each
+        batch read is a remote process whose output this process unpacks, more at once
+        than hide its start-up only contend for this process (the shell connectors
+        answer from their transport)."""
+        return None
+
     @classmethod
     def from_options(cls, options: Mapping[str, object]) -> Self:
         """Build a connector from configuration options (a TOML table, say).

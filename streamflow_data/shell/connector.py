@@ -133,6 +133,10 @@ class ShellConnector(Connector):
         """As the location's transport says (see :meth:`CommandTransport.chunk_streams`)."""
         return self.transport(location).chunk_streams()
 
+    def batch_streams(self, location: ExecutionLocation) -> int | None:
+        """As the location's transport says (see :meth:`CommandTransport.batch_streams`)."""
+        return self.transport(location).batch_streams()
+
     async def tools(self, location: ExecutionLocation) -> HostTools:
         """The host's umask and hash tools, probed on first use."""
         tools = self._tools.get(location.name)

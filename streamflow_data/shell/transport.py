@@ -145,6 +145,12 @@ class CommandTransport(abc.ABC):
         to the engine."""
         return None
 
+    def batch_streams(self) -> int | None:
+        """How many batches of small files are worth reading at once (see
+        :meth:`~streamflow_data.connectors.base.Connector.batch_streams`); None leaves it
+        to the engine."""
+        return None
+
     async def close(self) -> None:  # noqa: B027 - optional: most transports hold connections
         """Release connections and processes; the transport is unusable afterwards."""
 

@@ -79,7 +79,8 @@ class BatchCopy:
     async def run(self, destinations: list[Destination], writes: asyncio.TaskGroup) -> None:
         """Read the batch and leave its writes, then its retries, to ``writes``: the caller
         reads the next batch while this one is written. The block the batch holds until
-        it is written bounds the memory of batches read ahead."""
+        it is written bounds the memory of batches read ahead; the source's
+        ``batch_streams`` bounds the batches read at once."""
         for file in self.files:
             for destination in destinations:
                 self.context.files[(file.relpath, destination.index)] = FileState.TRANSFERRING
@@ -87,12 +88,13 @@ class BatchCopy:
         if not streamed:
             writes.create_task(self._deliver(destinations, None, None))
             return
-        block = await self.context.pool.acquire()  # the batch's data fits one block
-        try:
-            read = await self._read(streamed)
-        except BaseException:
-            self.context.pool.release(block)
-            raise
+        async with self.context.batch_slots:
+            block = await self.context.pool.acquire()  # the batch's data fits one block
+            try:
+                read = await self._read(streamed)
+            except BaseException:
+                self.context.pool.release(block)
+                raise
         writes.create_task(self._deliver(destinations, read, block))
 
     async def _deliver(

@@ -128,6 +128,9 @@ class RunContext:
     progress: ProgressTracker
     chunk_slots: asyncio.Semaphore
     """Chunks of this transfer in flight."""
+    batch_slots: asyncio.Semaphore
+    """Batches of small files of this transfer being read (the source connector's
+    ``batch_streams``, ``max_concurrent_files`` at most)."""
     root_is_directory: bool
     files: StateManager[tuple[str, int], FileState]
     """State of each (file, destination index)."""

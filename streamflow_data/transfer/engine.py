@@ -143,6 +143,13 @@ class TransferEngine:
             stats=self.statistics,
             progress=progress,
             chunk_slots=asyncio.Semaphore(self.settings.max_concurrent_chunks),
+            batch_slots=asyncio.Semaphore(
+                min(
+                    settings.max_concurrent_files,
+                    source.connector.batch_streams(source.location)
+                    or settings.max_concurrent_files,
+                )
+            ),
             root_is_directory=plan.root.kind is FileKind.DIRECTORY,
             files=files,
             chunks=chunks,

@@ -206,6 +206,15 @@ async def test_downloads_skip_this_process_unless_every_byte_is_to_be_checked(
         await connector.close()
 
 
+async def test_three_batches_at_once_on_a_short_round_trip(openssh: SSHConnector) -> None:
+    """Batches of small files read at once: unsaid before the first connection, then
+    three on loopback (more would only contend for this process, which unpacks them)."""
+    [host] = openssh.locations("ssh")
+    assert openssh.batch_streams(host) is None
+    await openssh.stat(host, "/")
+    assert openssh.batch_streams(host) == 3
+
+
 async def test_one_stream_per_file_on_a_link_with_a_short_round_trip(
     openssh: SSHConnector, remote_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

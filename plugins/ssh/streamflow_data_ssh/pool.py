@@ -56,6 +56,9 @@ _STREAMED_INPUT = 256 * 1024
 """A command given at least this much input runs as a stream (on the OpenSSH master when
 there is one): a batch of small files is bytes first, round trips second."""
 _ROUND_TRIP_PER_STREAM = 0.002
+_BATCH_STREAMS = 3
+"""Batches of small files read from a node at once on a short link (see
+:meth:`NodePool.batch_streams`)."""
 _TCP_RTT_OFFSET = 68
 """Where ``tcpi_rtt`` (microseconds) sits in Linux's ``struct tcp_info``."""
 Process = asyncssh.SSHClientProcess[bytes]
@@ -247,6 +250,15 @@ class NodePool(CommandTransport):
         if self.round_trip is None:
             return None
         return max(1, math.ceil(self.round_trip / _ROUND_TRIP_PER_STREAM))
+
+    def batch_streams(self) -> int | None:
+        """Batches of small files worth reading at once: ``_BATCH_STREAMS``, or as many
+        as :meth:`chunk_streams` on a longer round trip. Each is a ``tar`` on the node,
+        unpacked here: a few at once hide each one's start-up (the login shell, the
+        round trip), and more only contend for this process and the node's cores (see
+        docs/performance.md). None before the first connection."""
+        streams = self.chunk_streams()
+        return None if streams is None else max(_BATCH_STREAMS, streams)
 
     async def _pick(self) -> _Connection:
         """The least busy live connection with room, or a new one while under the cap,
