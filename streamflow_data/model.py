@@ -63,8 +63,13 @@ class Verification(enum.Enum):
 
     def weakest(self, other: Verification) -> Verification:
         """The weaker of this kind and ``other``."""
-        order = list(Verification)
-        return max(self, other, key=order.index)
+        if other is self:
+            return self
+        return max(self, other, key=_VERIFICATION_ORDER.index)
+
+
+_VERIFICATION_ORDER = list(Verification)
+"""The kinds of :class:`Verification`, strongest first."""
 
 
 @dataclass(frozen=True, slots=True)

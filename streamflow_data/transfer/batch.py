@@ -120,12 +120,6 @@ class BatchCopy:
 
     # -- outcomes ----------------------------------------------------------------------------
 
-    def _done(self, file: SmallFile, destination: Destination, checked: Verification) -> None:
-        self.context.files[(file.relpath, destination.index)] = FileState.VALID
-        self.context.progress.add_bytes(destination.index, file.stat.size)
-        self.context.progress.file_done(destination.index)
-        self.context.progress.verified(destination.index, checked)
-
     def _failed(self, file: SmallFile, destination: Destination, error: Exception) -> None:
         context = self.context
         context.stats.error(error)
@@ -159,13 +153,17 @@ class BatchCopy:
             results: Sequence[Exception | None] = await operation(destination.location, items)
         except ConnectorError as exc:
             results = [exc] * len(items)
-        written = 0
+        states = self.context.files
+        written = done = 0
         for file, error in zip(files, results, strict=True):
             if error is None:
-                self._done(file, destination, checked)
+                states[(file.relpath, destination.index)] = FileState.VALID
                 written += file.stat.size
+                done += 1
             else:
                 self._failed(file, destination, error)
+        if done:
+            self.context.progress.files_done(destination.index, done, written, checked)
         self.context.stats.wrote(destination.location, written, time.monotonic() - started)
 
     # -- within the source's location ----------------------------------------------------------

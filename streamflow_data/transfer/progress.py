@@ -74,6 +74,14 @@ class ProgressTracker:
         self._files_done[destination] += files
         self._bytes_done[destination] += size
 
+    def files_done(self, destination: int, count: int, size: int, kind: Verification) -> None:
+        """``count`` files of ``size`` bytes in all (a batch's) were written, checked as
+        ``kind`` says and published at a destination."""
+        self._files_done[destination] += count
+        self._bytes_done[destination] += size
+        self.verified(destination, kind)
+        self._send(finished=False, force=False)
+
     def verified(self, destination: int, kind: Verification) -> None:
         """A file was copied to a destination and checked as ``kind`` says."""
         known = self._verification[destination]
