@@ -24,7 +24,7 @@ from streamflow_data import (
     PermissionDeniedError,
     StorageFullError,
 )
-from streamflow_data.connectors import localfiles
+from streamflow_data.connectors import local, localfiles
 from streamflow_data.connectors.base import WriteItem
 from streamflow_data.testing import ConnectorConformance, ConnectorHarness
 
@@ -186,3 +186,31 @@ async def test_batches_overlap_only_where_files_are_slow_to_write(
     assert all(error is None for errors in written for error in errors)
     assert writes.calls == 400
     assert (writes.most > 1) is side_by_side
+
+
+async def test_batches_go_one_at_a_time_again_once_files_are_quick_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow spell (a disk flushing, a busy machine) lets batches overlap for a while
+    (``_OVERLAP_HOLD``); the batch after that, written alone, finds the files quick
+    again, and batches go one at a time from then on."""
+    monkeypatch.setattr(local, "_OVERLAP_HOLD", 0.5)
+    writes = _FakeWrites(0.001)
+    monkeypatch.setattr(localfiles, "write_whole", writes)
+    connector = LocalConnector()
+
+    async def four_batches(name: str) -> None:
+        batches = [
+            [WriteItem(str(tmp_path / f"{name}{b}-{f}"), b"x") for f in range(20)] for b in range(4)
+        ]
+        await asyncio.gather(*(connector.write_files(HERE, b) for b in batches))
+
+    try:
+        await four_batches("slow")
+        assert writes.most > 1
+        writes.seconds, writes.most = 0.0, 0
+        await asyncio.sleep(0.6)
+        await four_batches("quick")
+        assert writes.most == 1
+    finally:
+        await connector.close()

@@ -105,6 +105,9 @@ threads and caches warming up), a file on a journaling disk in a slow state or o
 network file system hundreds."""
 _PROBE_FILES = 16
 """The fewest files of a batch whose time says which kind of storage this is."""
+_OVERLAP_HOLD = 30.0
+"""Seconds that a slow batch lets batches overlap; the next batch after that is written
+alone and measured again."""
 
 
 class _BatchPacing:
@@ -115,14 +118,23 @@ class _BatchPacing:
     between their small system calls. Where it is slow (a journaling disk in a slow
     state, a network file system), they overlap what the kernel or the network takes; a
     batch that took more than :data:`_OVERLAP_SECONDS_PER_FILE` a file, alone, lets the
-    connector's batches overlap from then on. The first :data:`_PROBE_FILES` files the
-    connector writes are a batch of their own, so that slow storage is found at the cost
-    of a few files written alone, not of a whole batch."""
+    connector's batches overlap for :data:`_OVERLAP_HOLD` seconds, and the next batch
+    measures again: a disk slow for a while, or a batch slowed by a busy machine rather
+    than by its storage, does not decide for the connector's whole life. The first
+    :data:`_PROBE_FILES` files the connector writes are a batch of their own, so that
+    slow storage is found at the cost of a few files written alone, not of a whole
+    batch."""
 
     def __init__(self) -> None:
-        self.overlap = False
+        self.overlap_until = float("-inf")
+        """Until when (``time.monotonic``) batches overlap."""
         self.probed = False
         self.alone = asyncio.Lock()
+
+    @property
+    def overlap(self) -> bool:
+        """Whether batches are written side by side now."""
+        return time.monotonic() < self.overlap_until
 
     def split(self, calls: list[T]) -> list[list[T]]:
         """``calls`` as the batches to write in turn: the probe first, when it is due."""
@@ -146,7 +158,7 @@ class _BatchPacing:
         """The batch written alone had ``files`` files and took ``seconds``."""
         self.alone.release()
         if files >= _PROBE_FILES and seconds > files * _OVERLAP_SECONDS_PER_FILE:
-            self.overlap = True
+            self.overlap_until = time.monotonic() + _OVERLAP_HOLD
 
 
 def _timed(
