@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from streamflow_data_ssh import SSHConnector, pool
+from streamflow_data_ssh.openssh import OpenSSHMaster
 
 from streamflow_data import (
     ConfigurationError,
@@ -24,6 +25,7 @@ from streamflow_data import (
     LocationUnreachableError,
     TransferError,
 )
+from streamflow_data.connectors.base import WriteItem
 from streamflow_data.shell import handover
 from streamflow_data.shell.reader import ShellReader
 from tests.ssh.conftest import LOCAL, SMALL_CHUNKS, OptionsFactory, directed, round_trip
@@ -204,6 +206,43 @@ async def test_downloads_skip_this_process_unless_every_byte_is_to_be_checked(
             assert reader.hands_over is direct
     finally:
         await connector.close()
+
+
+async def test_batches_do_not_wait_for_the_master_to_start(
+    ssh_options: OptionsFactory,
+    ssh_servers: list[SSHServer],
+    remote_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While the master starts (a connection, a login, a session of its own), a batch of
+    small files, written or read, goes through a command runner (``streams = "auto"``;
+    ``"openssh"`` waits for it); once it runs, through a session of it."""
+    release = asyncio.Event()
+    start = OpenSSHMaster._start
+
+    async def held(master: OpenSSHMaster) -> None:
+        await release.wait()
+        await start(master)
+
+    monkeypatch.setattr(OpenSSHMaster, "_start", held)
+    openssh = SSHConnector(ssh_options(ssh_servers[:1], streams="auto", max_sessions=3))
+    [host] = openssh.locations("ssh")
+    data = os.urandom(1 << 20)  # a batch large enough to go as a stream
+    early = WriteItem(str(remote_dir / "early"), data)
+    late = WriteItem(str(remote_dir / "late"), data)
+    try:
+        await openssh.stat(host, "/")  # the connection: the master starts beside it
+        assert await asyncio.wait_for(openssh.write_files(host, [early]), 10) == [None]
+        assert await asyncio.wait_for(openssh.read_files(host, [early.path]), 10) == [data]
+        assert openssh.streams_opened(host).openssh == 0
+        release.set()
+        async with openssh.transport(host).stream("true", "/") as stream:  # once it runs
+            await stream.finish()
+        assert await openssh.write_files(host, [late]) == [None]
+        assert await openssh.read_files(host, [late.path]) == [data]
+        assert openssh.streams_opened(host).openssh == 3
+    finally:
+        await openssh.close()
 
 
 async def test_three_batches_at_once_on_a_short_round_trip(openssh: SSHConnector) -> None:

@@ -96,6 +96,11 @@ class OpenSSHMaster:
         argv += [*extra, "--", node.hostname]
         return argv if command is None else [*argv, command]
 
+    @property
+    def running(self) -> bool:
+        """Whether the master has started and not exited."""
+        return self._master is not None and self._master.returncode is None
+
     async def start(self) -> None:
         """Start the master unless it runs."""
         async with self._starting:

@@ -55,6 +55,10 @@ logger = logging.getLogger(__name__)
 _STREAMED_INPUT = 256 * 1024
 """A command given at least this much input runs as a stream (on the OpenSSH master when
 there is one): a batch of small files is bytes first, round trips second."""
+_WAIT_FOR_MASTER = 16 * 1024 * 1024
+"""While the OpenSSH master starts, a command given less input than this runs on a
+command runner instead: asyncssh encrypts that much in less time than the master takes to
+start (a connection, a login and a session of its own)."""
 _ROUND_TRIP_PER_STREAM = 0.002
 _BATCH_STREAMS = 3
 """Batches of small files read from a node at once on a short link (see
@@ -417,6 +421,16 @@ class NodePool(CommandTransport):
             self._closed_one(home)
             await self._release_slot()
 
+    def _starting(self) -> bool:
+        """Whether streams are to go to the OpenSSH master, which does not run yet, and
+        may go through asyncssh meanwhile (``streams = "auto"``)."""
+        master = self._master
+        return (
+            self.options.streams == "auto"
+            and self._master_wanted
+            and (master is None or not master.running)
+        )
+
     @property
     def hands_over_files(self) -> bool:
         """Whether streams go to the OpenSSH master (when it has room), which reads and
@@ -524,7 +538,8 @@ class NodePool(CommandTransport):
         pieces = [data] if isinstance(data, bytes | memoryview) else data
 
         async def once() -> Completed:
-            if sum(len(piece) for piece in pieces) >= _STREAMED_INPUT:
+            size = sum(len(piece) for piece in pieces)
+            if size >= _STREAMED_INPUT and (size >= _WAIT_FOR_MASTER or not self._starting()):
                 async with self._stream(command) as stream:
                     await stream.send_pieces(pieces)
                     return await stream.finish()
@@ -539,7 +554,11 @@ class NodePool(CommandTransport):
 
     async def run_for_output(self, command: str, path: str) -> Completed:
         """Run ``command`` for a large output, on the OpenSSH master when it has room:
-        its C cipher, not asyncssh's packets in Python (retried as :meth:`run` is)."""
+        its C cipher, not asyncssh's packets in Python (retried as :meth:`run` is). While
+        the master starts, on a command runner: the output of a batch is not worth
+        waiting for it."""
+        if self._starting():
+            return await self.run(command, path)
 
         async def once() -> Completed:
             async with self._stream(command) as stream:
