@@ -47,9 +47,10 @@ class TransferSettings(Settings):
     block_count: int = pydantic.Field(default=16, ge=2, le=65536)
     """Blocks in the pool: with ``block_size``, the memory bound."""
     max_concurrent_files: int = pydantic.Field(default=8, ge=1, le=1024)
-    """Files (or batches of small files) of one transfer read at once. A batch that has
-    been read is written while the next is read: batches read ahead hold a block each,
-    so the block pool still bounds the memory."""
+    """Files (or batches of small files) of one transfer read at once; batches no more
+    than the source connector's ``batch_streams`` says are worth it (three from an SSH
+    host). A batch that has been read is written while the next is read: batches read
+    ahead hold a block each, so the block pool still bounds the memory."""
     max_batch_files: int = pydantic.Field(default=1024, ge=1, le=65536)
     """Small files (a block or less) of a tree moved together in one bulk operation, at
     most. A tree of fewer than ``max_concurrent_files`` such batches is cut into smaller
