@@ -260,7 +260,7 @@ class NodePool(CommandTransport):
         as :meth:`chunk_streams` on a longer round trip. Each is a ``tar`` on the node,
         unpacked here: a few at once hide each one's start-up (the login shell, the
         round trip), and more only contend for this process and the node's cores (see
-        docs/performance.md). None before the first connection."""
+        docs/ssh.md, "How data moves"). None before the first connection."""
         streams = self.chunk_streams()
         return None if streams is None else max(_BATCH_STREAMS, streams)
 
