@@ -29,7 +29,7 @@ from streamflow_data.connectors.base import WriteItem
 from streamflow_data.shell import handover
 from streamflow_data.shell.reader import ShellReader
 from tests.ssh.conftest import LOCAL, SMALL_CHUNKS, OptionsFactory, directed, round_trip
-from tests.ssh.sshd import SSHServer
+from tests.ssh.sshd import SSHServer, login_user, slow_login_user
 
 _SIZE = 5 * (1 << 20) + 321
 """Five chunks and a bit: parallel lanes, more than the master has room for."""
@@ -245,13 +245,28 @@ async def test_batches_do_not_wait_for_the_master_to_start(
         await openssh.close()
 
 
-async def test_three_batches_at_once_on_a_short_round_trip(openssh: SSHConnector) -> None:
-    """Batches of small files read at once: unsaid before the first connection, then
-    three on loopback (more would only contend for this process, which unpacks them)."""
-    [host] = openssh.locations("ssh")
-    assert openssh.batch_streams(host) is None
-    await openssh.stat(host, "/")
-    assert openssh.batch_streams(host) == 3
+@pytest.mark.parametrize(("login", "fewest", "most"), [(0.0, 3, 4), (0.4, 7, 11)])
+async def test_batches_read_at_once_hide_a_sessions_start_up(
+    ssh_options: OptionsFactory,
+    ssh_servers: list[SSHServer],
+    login: float,
+    fewest: int,
+    most: int,
+) -> None:
+    """Batches of small files read at once: unsaid before the first connection; then a
+    few where a session starts at once, more where its login shell takes 0.4 s (each
+    batch is a session that pays it)."""
+    if login and os.geteuid() != 0:
+        pytest.skip("a user with a slow login shell is made as root")
+    user = slow_login_user(login) if login else login_user()
+    connector = SSHConnector(ssh_options(ssh_servers[:1], username=user))
+    [host] = connector.locations("ssh")
+    try:
+        assert connector.batch_streams(host) is None
+        await connector.stat(host, "/")
+        assert fewest <= (connector.batch_streams(host) or 0) <= most
+    finally:
+        await connector.close()
 
 
 async def test_one_stream_per_file_on_a_link_with_a_short_round_trip(

@@ -61,8 +61,11 @@ command runner instead: asyncssh encrypts that much in less time than the master
 start (a connection, a login and a session of its own)."""
 _ROUND_TRIP_PER_STREAM = 0.002
 _BATCH_STREAMS = 3
-"""Batches of small files read from a node at once on a short link (see
+"""Batches of small files read from a node at once, at least (see
 :meth:`NodePool.batch_streams`)."""
+_START_UP_PER_BATCH = 0.07
+"""Seconds of a session's start-up that one more batch read at once hides: about what a
+batch takes once its ``tar`` runs (a block of small files sent and unpacked)."""
 _TCP_RTT_OFFSET = 68
 """Where ``tcpi_rtt`` (microseconds) sits in Linux's ``struct tcp_info``."""
 Process = asyncssh.SSHClientProcess[bytes]
@@ -175,6 +178,9 @@ class NodePool(CommandTransport):
         self.round_trip: float | None = None
         """Seconds a packet takes to the node and back, as the kernel estimated it for the
         first connection (None before it, or where the kernel does not say)."""
+        self.start_up: float | None = None
+        """Seconds a new session takes to run a command, at least (the channel, the login
+        shell): measured as each command runner starts; None before the first."""
 
     # -- connections -----------------------------------------------------------------------
 
@@ -256,13 +262,17 @@ class NodePool(CommandTransport):
         return max(1, math.ceil(self.round_trip / _ROUND_TRIP_PER_STREAM))
 
     def batch_streams(self) -> int | None:
-        """Batches of small files worth reading at once: ``_BATCH_STREAMS``, or as many
-        as :meth:`chunk_streams` on a longer round trip. Each is a ``tar`` on the node,
-        unpacked here: a few at once hide each one's start-up (the login shell, the
-        round trip), and more only contend for this process and the node's cores (see
-        docs/ssh.md, "How data moves"). None before the first connection."""
+        """Batches of small files worth reading at once. Each is a ``tar`` in a session
+        of its own, unpacked here: enough at once to hide a session's start-up (one more
+        per ``_START_UP_PER_BATCH`` of :attr:`start_up`), ``_BATCH_STREAMS`` at least, or
+        :meth:`chunk_streams` on a longer round trip; more only contend for this process
+        and the node's cores (see docs/ssh.md, "How data moves"). None before the first
+        connection."""
         streams = self.chunk_streams()
-        return None if streams is None else max(_BATCH_STREAMS, streams)
+        if streams is None:
+            return None
+        hiding = 1 + math.ceil((self.start_up or 0.0) / _START_UP_PER_BATCH)
+        return max(_BATCH_STREAMS, streams, hiding)
 
     async def _pick(self) -> _Connection:
         """The least busy live connection with room, or a new one while under the cap,
@@ -383,8 +393,11 @@ class NodePool(CommandTransport):
             home = await self._pick()
             try:
                 marker = new_marker()
+                started = time.monotonic()
                 process = await _open_process(home.connection, runner_command(marker))
                 runner = await ShellRunner.start(process, marker)
+                took = time.monotonic() - started
+                self.start_up = took if self.start_up is None else min(self.start_up, took)
             except BaseException:
                 self._closed_one(home)
                 raise
