@@ -92,8 +92,11 @@ def _outcomes(junit: Path) -> Outcomes:
 
 
 def run_cwltest(runner: Path, suite: Path, selection: Sequence[str], jobs: int) -> Outcomes:
-    """One cwltest run; the outcome of each test."""
+    """One cwltest run; the outcome of each test. Its temporary files (each test's
+    output directory, StreamFlow's own) go beside the runner, removed with it."""
     junit = runner.with_name("junit.xml")
+    scratch = runner.with_name("tmp")
+    scratch.mkdir(mode=0o1777, exist_ok=True)
     command = [
         str(Path(sys.executable).with_name("cwltest")),
         "--test", str(suite / "conformance_tests.yaml"),
@@ -103,7 +106,8 @@ def run_cwltest(runner: Path, suite: Path, selection: Sequence[str], jobs: int) 
         "--junit-xml", str(junit),
         *selection,
     ]  # fmt: skip
-    subprocess.run(command, cwd=suite, capture_output=True, check=False)
+    environment = {**os.environ, "TMPDIR": str(scratch)}
+    subprocess.run(command, cwd=suite, env=environment, capture_output=True, check=False)
     return _outcomes(junit)
 
 
