@@ -166,6 +166,16 @@ class _FakeWrites:
         return None
 
 
+async def _four_batches(
+    connector: LocalConnector, directory: Path, name: str, files: int
+) -> list[list[ConnectorError | None]]:
+    """Four batches of ``files`` one-byte files each, given to ``connector`` at once."""
+    batches = [
+        [WriteItem(str(directory / f"{name}{b}-{f}"), b"x") for f in range(files)] for b in range(4)
+    ]
+    return await asyncio.gather(*(connector.write_files(HERE, b) for b in batches))
+
+
 @pytest.mark.parametrize(("seconds", "side_by_side"), [(0.0, False), (0.001, True)])
 async def test_batches_overlap_only_where_files_are_slow_to_write(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seconds: float, side_by_side: bool
@@ -177,10 +187,7 @@ async def test_batches_overlap_only_where_files_are_slow_to_write(
     monkeypatch.setattr(localfiles, "write_whole", writes)
     connector = LocalConnector()
     try:
-        batches = [
-            [WriteItem(str(tmp_path / f"b{b}-{f}"), b"x") for f in range(100)] for b in range(4)
-        ]
-        written = await asyncio.gather(*(connector.write_files(HERE, b) for b in batches))
+        written = await _four_batches(connector, tmp_path, "b", 100)
     finally:
         await connector.close()
     assert all(error is None for errors in written for error in errors)
@@ -198,19 +205,12 @@ async def test_batches_go_one_at_a_time_again_once_files_are_quick_again(
     writes = _FakeWrites(0.001)
     monkeypatch.setattr(localfiles, "write_whole", writes)
     connector = LocalConnector()
-
-    async def four_batches(name: str) -> None:
-        batches = [
-            [WriteItem(str(tmp_path / f"{name}{b}-{f}"), b"x") for f in range(20)] for b in range(4)
-        ]
-        await asyncio.gather(*(connector.write_files(HERE, b) for b in batches))
-
     try:
-        await four_batches("slow")
+        await _four_batches(connector, tmp_path, "slow", 20)
         assert writes.most > 1
         writes.seconds, writes.most = 0.0, 0
         await asyncio.sleep(0.6)
-        await four_batches("quick")
+        await _four_batches(connector, tmp_path, "quick", 20)
         assert writes.most == 1
     finally:
         await connector.close()
