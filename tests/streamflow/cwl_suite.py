@@ -96,7 +96,7 @@ def run_cwltest(runner: Path, suite: Path, selection: Sequence[str], jobs: int) 
     output directory, StreamFlow's own) go beside the runner, removed with it."""
     junit = runner.with_name("junit.xml")
     scratch = runner.with_name("tmp")
-    scratch.mkdir(mode=0o1777, exist_ok=True)
+    scratch.mkdir(exist_ok=True)
     command = [
         str(Path(sys.executable).with_name("cwltest")),
         "--test", str(suite / "conformance_tests.yaml"),
