@@ -225,24 +225,24 @@ async def test_batches_do_not_wait_for_the_master_to_start(
         await start(master)
 
     monkeypatch.setattr(OpenSSHMaster, "_start", held)
-    openssh = SSHConnector(ssh_options(ssh_servers[:1], streams="auto", max_sessions=3))
-    [host] = openssh.locations("ssh")
+    connector = SSHConnector(ssh_options(ssh_servers[:1], streams="auto", max_sessions=3))
+    [host] = connector.locations("ssh")
     data = os.urandom(1 << 20)  # a batch large enough to go as a stream
     early = WriteItem(str(remote_dir / "early"), data)
     late = WriteItem(str(remote_dir / "late"), data)
     try:
-        await openssh.stat(host, "/")  # the connection: the master starts beside it
-        assert await asyncio.wait_for(openssh.write_files(host, [early]), 10) == [None]
-        assert await asyncio.wait_for(openssh.read_files(host, [early.path]), 10) == [data]
-        assert openssh.streams_opened(host).openssh == 0
+        await connector.stat(host, "/")  # the connection: the master starts beside it
+        assert await asyncio.wait_for(connector.write_files(host, [early]), 10) == [None]
+        assert await asyncio.wait_for(connector.read_files(host, [early.path]), 10) == [data]
+        assert connector.streams_opened(host).openssh == 0
         release.set()
-        async with openssh.transport(host).stream("true", "/") as stream:  # once it runs
+        async with connector.transport(host).stream("true", "/") as stream:  # once it runs
             await stream.finish()
-        assert await openssh.write_files(host, [late]) == [None]
-        assert await openssh.read_files(host, [late.path]) == [data]
-        assert openssh.streams_opened(host).openssh == 3
+        assert await connector.write_files(host, [late]) == [None]
+        assert await connector.read_files(host, [late.path]) == [data]
+        assert connector.streams_opened(host).openssh == 3
     finally:
-        await openssh.close()
+        await connector.close()
 
 
 @pytest.mark.parametrize(("login", "fewest", "most"), [(0.0, 3, 4), (0.4, 7, 11)])
