@@ -7,6 +7,7 @@ import contextlib
 import glob
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -15,7 +16,8 @@ from pathlib import Path
 
 import pytest
 from streamflow_data_ssh import SSHConnector, pool
-from streamflow_data_ssh.openssh import OpenSSHMaster
+from streamflow_data_ssh.channels import OpenSSHStream
+from streamflow_data_ssh.openssh import _SPARE_COMMAND, OpenSSHMaster
 
 from streamflow_data import (
     ConfigurationError,
@@ -291,15 +293,106 @@ async def test_one_stream_per_file_on_a_link_with_a_short_round_trip(
     assert (counts.openssh, counts.asyncssh) == (2, 0)
 
 
-def _sessions(port: int) -> list[int]:
-    """PIDs of ``ssh`` processes running a session on the master of ``port``."""
+def _sessions(port: int, *, spare: bool = False) -> list[int]:
+    """PIDs of ``ssh`` processes running a session on the master of ``port``: those
+    running a command, or with ``spare`` those waiting for one."""
     found = []
     for entry in filter(str.isdigit, os.listdir("/proc")):
         with contextlib.suppress(OSError), open(f"/proc/{entry}/cmdline", "rb") as cmdline:
             argv = cmdline.read().split(b"\0")
-            if b"ControlMaster=no" in argv and str(port).encode() in argv:
+            ours = b"ControlMaster=no" in argv and str(port).encode() in argv
+            if ours and (_SPARE_COMMAND.encode() in argv) == spare:
                 found.append(int(entry))
     return found
+
+
+async def _spares(port: int, count: int) -> list[int]:
+    """The spare sessions on the master of ``port``, once there are ``count``."""
+    for _ in range(500):  # bounded: 5 s
+        if len(found := await asyncio.to_thread(_sessions, port, spare=True)) >= count:
+            return found
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"fewer than {count} spare sessions after 5 s")
+
+
+async def _gone(port: int, pids: list[int]) -> None:
+    """Once the spare sessions ``pids`` on the master of ``port`` have exited."""
+    for _ in range(500):  # bounded: 5 s
+        if not set(pids) & set(await asyncio.to_thread(_sessions, port, spare=True)):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"processes {pids} still run after 5 s")
+
+
+async def test_piped_streams_run_in_spare_sessions_logged_in_beforehand(
+    ssh_options: OptionsFactory, ssh_servers: list[SSHServer]
+) -> None:
+    """A stream on pipes runs in a spare session of the master, whose login shell ran
+    before the command came: the command (lines, 100 KiB of them) and then the input
+    reach the host whole, and the output, the errors and the status come back. A spare
+    that ended is passed over; those left end with the connector."""
+    server = ssh_servers[0]
+    connector = SSHConnector(ssh_options([server], streams="openssh"))
+    [host] = connector.locations("ssh")
+    transport = connector.transport(host)
+    data = os.urandom((1 << 20) + 1)
+    command = f": {'x' * (100 << 10)}\nwc -c\necho said >&2\nexit 3"
+    try:
+        async with transport.stream("true", "/") as stream:  # the master, then its spares
+            await stream.finish()
+        await _spares(server.port, 3)
+        async with transport.stream(command, "/") as stream:
+            await stream.send_pieces([data])
+            result = await stream.finish()
+        assert (result.status, result.stdout, result.stderr) == (3, b"1048577\n", "said\n")
+        assert connector.streams_opened(host).spare == 1
+        killed = await _spares(server.port, 3)
+        for pid in killed:
+            os.kill(pid, signal.SIGKILL)
+        await _gone(server.port, killed)
+        async with transport.stream("cat", "/") as stream:
+            await stream.send_pieces([data])
+            assert (await stream.finish()).stdout == data
+    finally:
+        await connector.close()
+    assert await asyncio.to_thread(_sessions, server.port, spare=True) == []
+
+
+def test_a_session_whose_ssh_closed_its_output_is_not_running() -> None:
+    """The end of its output pipe tells that a session's ``ssh`` exited, before the loop
+    has collected its exit status."""
+
+    class Exiting:
+        returncode = None
+
+    output, end = os.pipe()
+    stream = OpenSSHStream(Exiting(), None, output)  # type: ignore[arg-type]
+    try:
+        assert stream.running
+        os.write(end, b"login message")  # a login shell may print: still running
+        assert stream.running
+        os.close(end)
+        assert not stream.running
+    finally:
+        os.close(output)
+
+
+async def test_no_spare_sessions_when_none_are_wanted(
+    ssh_options: OptionsFactory, ssh_servers: list[SSHServer]
+) -> None:
+    """``spare_sessions = 0``: every stream opens its own session."""
+    server = ssh_servers[0]
+    connector = SSHConnector(ssh_options([server], streams="openssh", spare_sessions=0))
+    [host] = connector.locations("ssh")
+    try:
+        for _ in range(2):
+            async with connector.transport(host).stream("cat", "/") as stream:
+                await stream.send_pieces([b"x"])
+                assert (await stream.finish()).stdout == b"x"
+        assert await asyncio.to_thread(_sessions, server.port, spare=True) == []
+        assert connector.streams_opened(host).spare == 0
+    finally:
+        await connector.close()
 
 
 @pytest.mark.parametrize("direction", ["up", "down"])

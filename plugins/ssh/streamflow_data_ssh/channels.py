@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 from collections.abc import Sequence
 from typing import Literal
 
@@ -100,6 +101,16 @@ class OpenSSHStream(Stream):
         self._process = process
         self._input: int | None = input
         self._output: int | None = output
+        self.spare = False
+        """Whether it runs in a spare session of the master, started before its command."""
+
+    @property
+    def running(self) -> bool:
+        """Whether its ``ssh`` process has not exited, nor closed our output pipe's other
+        end (which it does as it exits, before the loop learns of its exit)."""
+        return self._process.returncode is None and not (
+            self._output is not None and _hung_up(self._output)
+        )
 
     async def send_pieces(self, pieces: Sequence[Buffer]) -> None:
         views = [view for piece in pieces if (view := memoryview(piece).cast("B"))]
@@ -169,6 +180,13 @@ class OpenSSHStream(Stream):
         if fd is not None:
             setattr(self, end, None)
             os.close(fd)
+
+
+def _hung_up(fd: int) -> bool:
+    """Whether the other end of the pipe ``fd`` reads from is closed."""
+    poll = select.poll()
+    poll.register(fd, select.POLLIN)
+    return any(events & (select.POLLHUP | select.POLLERR) for _, events in poll.poll(0))
 
 
 async def _ready(fd: int, *, writing: bool) -> None:

@@ -9,6 +9,11 @@ per node (``ControlMaster``), each lane one session on it, our process writing a
 pipes. Commands, metadata and batches of small files stay on asyncssh, where the round
 trips count more than the bytes.
 
+A new session pays the login shell on the host (80 ms or more on a login node with a
+module system) before its command starts. So the master keeps a few *spare* sessions,
+logged in and waiting for a command: a stream through pipes takes one, sends its command
+ahead of its input, and another spare starts behind it.
+
 ``ssh`` gets the connector's own settings (user, port, keys, known_hosts and host-key
 checking, ciphers, compression, timeout) and ``-F /dev/null``, so the user's ssh_config
 changes nothing, as with asyncssh. It never asks: ``BatchMode``. Its control socket lives
@@ -25,6 +30,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 
 from streamflow_data.sdk import (
     AuthenticationError,
@@ -32,6 +38,7 @@ from streamflow_data.sdk import (
     ExecutionLocation,
     LocationUnreachableError,
 )
+from streamflow_data.shell import wire
 from streamflow_data_ssh.channels import OpenSSHStream
 from streamflow_data_ssh.options import NodeOptions, SSHOptions
 
@@ -40,6 +47,13 @@ __all__ = ["OpenSSHMaster", "find_ssh"]
 _PIPE_SIZE = 1 << 20
 """Pipe capacity asked for a stream's input (Linux ``F_SETPIPE_SZ``), and the output read
 at once: a 1 MiB block in one system call."""
+_SPARE_COMMAND = (
+    'exec sh -c \'IFS= read -r n && c=$(dd bs="$n" count=1 iflag=fullblock status=none)'
+    ' && exec sh -c "$c"\''
+)
+"""What a spare session runs once logged in: it reads a line with the size of the command,
+then exactly that many bytes (``read`` and ``dd`` take no byte more from the pipe), and
+becomes that command, which reads the rest of the input."""
 _AUTHENTICATION_FAILURES = ("Permission denied", "Host key verification failed", "IDENTIFICATION")
 
 
@@ -54,18 +68,29 @@ class OpenSSHMaster:
     stream that needs it."""
 
     def __init__(
-        self, program: str, node: NodeOptions, options: SSHOptions, location: ExecutionLocation
+        self,
+        program: str,
+        node: NodeOptions,
+        options: SSHOptions,
+        location: ExecutionLocation,
+        spares: Callable[[], int],
     ) -> None:
         self.location = location
         self.sessions = 0
-        """Streams open on the master now: with its own session, at most ``max_sessions``
-        (the pool keeps to that, as sshd's ``MaxSessions`` requires)."""
+        """Streams open on the master now: with its own session and the spares, at most
+        ``max_sessions`` (the pool keeps to that, as sshd's ``MaxSessions`` requires)."""
         self._program = program
         self._node = node
         self._options = options
         self._directory: str | None = None
         self._master: asyncio.subprocess.Process | None = None
         self._starting = asyncio.Lock()
+        self._spares_wanted = spares
+        """How many spare sessions to keep now (the pool's answer may change as it learns
+        how long a login takes)."""
+        self._spares: list[OpenSSHStream] = []
+        self._spawning = 0
+        self._refilling: asyncio.Task[None] | None = None
 
     def _argv(self, *extra: str, command: str | None = None) -> list[str]:
         options, node = self._options, self._node
@@ -142,6 +167,7 @@ class OpenSSHMaster:
             await _end(master)
             raise self._failure(await asyncio.to_thread(_tail, log))
         self._master = master
+        self._refill()
 
     def _failure(self, message: str) -> ConnectorError:
         detail = f"ssh: {message.strip() or 'the master connection did not start'}"
@@ -152,14 +178,32 @@ class OpenSSHMaster:
     async def open(
         self, command: str, stdin: int | None = None, stdout: int | None = None
     ) -> OpenSSHStream:
-        """Run ``command`` on the node in a new session of the master (started if needed).
+        """Run ``command`` on the node in a session of the master (started if needed).
 
         Its input is a pipe of ours, or the open local file ``stdin``, which the master
         then reads itself (ssh hands it the descriptor); its output likewise a pipe, or
         the open local file ``stdout``, which the master then writes: none of those bytes
-        pass through this process.
+        pass through this process. A command on pipes goes to a spare session when one is
+        left (see :meth:`make_room`).
         """
         await self.start()
+        if stdin is None and stdout is None:
+            request = wire(command)
+            while (spare := await self._take_spare()) is not None:
+                try:
+                    await spare.send_pieces([b"%d\n" % len(request), request])
+                except OSError:  # it ended since: the next one, or a new session
+                    await spare.stop()
+                    continue
+                spare.spare = True
+                self._refill()
+                return spare
+        return await self._session(command, stdin, stdout)
+
+    async def _session(
+        self, command: str, stdin: int | None = None, stdout: int | None = None
+    ) -> OpenSSHStream:
+        """A new session of the master running ``command`` (see :meth:`open`)."""
         # The pipes are ours, not asyncio's: sized before ssh starts, used without a copy,
         # and closed by us to stop a stream (see OpenSSHStream). ssh gets the other ends.
         input = output = None
@@ -191,9 +235,61 @@ class OpenSSHMaster:
                 os.close(pipe)
         return OpenSSHStream(process, input, output)
 
+    async def make_room(self, *, piped: bool) -> bool:
+        """Whether one more stream fits on the master: in a spare session when it runs on
+        pipes (``piped``), else in a new session, for which a spare is closed if need be.
+        False when streams fill it."""
+        if piped and self._spares:
+            return True
+        while self._occupied() + 1 > self._options.max_sessions:
+            if not self._spares:
+                return False
+            await self._spares.pop().stop()
+        return True
+
+    def _occupied(self) -> int:
+        """Sessions open or opening on the master: its own, the streams', the spares'."""
+        return 1 + self.sessions + len(self._spares) + self._spawning
+
+    async def _take_spare(self) -> OpenSSHStream | None:
+        """The oldest spare session still running, or None; those that ended are closed."""
+        while self._spares:
+            spare = self._spares.pop(0)
+            if spare.running:
+                return spare
+            await spare.stop()
+        return None
+
+    def _refill(self) -> None:
+        """Start spare sessions in the background, as many as wanted and as far as the
+        streams leave room."""
+        if self._refilling is None or self._refilling.done():
+            self._refilling = asyncio.create_task(self._spawn_spares())
+
+    async def _spawn_spares(self) -> None:
+        while (
+            self.running
+            and len(self._spares) + self._spawning < self._spares_wanted()
+            and self._occupied() < self._options.max_sessions
+        ):
+            self._spawning += 1
+            try:
+                spare = await self._session(_SPARE_COMMAND)
+            except OSError:  # the next stream that needs a session will say why
+                return
+            finally:
+                self._spawning -= 1
+            self._spares.append(spare)
+
     async def close(self) -> None:
         """Stop the master (its sessions end with it) and remove its socket's directory."""
         async with self._starting:
+            if self._refilling is not None:
+                self._refilling.cancel()
+                await asyncio.wait([self._refilling])
+            spares, self._spares = self._spares, []
+            for spare in spares:  # first: one the master took down would be reaped twice
+                await spare.stop()
             master, self._master = self._master, None
             if master is not None:
                 await _end(master)

@@ -103,6 +103,12 @@ class SSHOptions(pydantic.BaseModel):
     server's lower setting. On the master, its own session is one of them, so the
     default leaves room for the engine's eight files at once (with 8, the eighth batch of
     small files went through asyncssh, at 0.2 s of this process's CPU per 1,000 files)."""
+    spare_sessions: int = pydantic.Field(8, ge=0, le=63)
+    """Sessions the OpenSSH master keeps logged in and waiting for a command, at most (see
+    ``streams``): as many as batches of small files are read at once. A batch, or any
+    stream of piped bytes, takes one and does not wait for the host's login shell; another
+    starts behind it. They give way to streams when the master is full. 0: every stream
+    opens its own session."""
     streams: Literal["auto", "openssh", "asyncssh"] = "auto"
     """What carries the byte streams of big files. ``openssh``: the ``ssh`` program, one
     master connection per node with each stream a session on it (a third of asyncssh's

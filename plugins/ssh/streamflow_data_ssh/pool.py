@@ -79,6 +79,8 @@ class StreamCounts:
     asyncssh: int = 0
     peak_openssh: int = 0
     """The most streams open on the OpenSSH master at once."""
+    spare: int = 0
+    """Streams on the master that took a spare session, its login done beforehand."""
 
 
 @dataclass(slots=True, eq=False)
@@ -273,6 +275,12 @@ class NodePool(CommandTransport):
             return None
         hiding = 1 + math.ceil((self.start_up or 0.0) / _START_UP_PER_BATCH)
         return max(_BATCH_STREAMS, streams, hiding)
+
+    def _spares_wanted(self) -> int:
+        """Spare sessions for the master to keep: one per batch read at once (each batch
+        a session of its own, whose login shell a spare has paid beforehand), at most
+        ``spare_sessions``."""
+        return min(self.options.spare_sessions, self.batch_streams() or _BATCH_STREAMS)
 
     async def _pick(self) -> _Connection:
         """The least busy live connection with room, or a new one while under the cap,
@@ -489,7 +497,8 @@ class NodePool(CommandTransport):
         """``command`` in a session of the master, or None for asyncssh: streams do not use
         the master, or it is full (its own session is one of ``max_sessions``)."""
         master = await self._openssh()
-        if master is None or not await self._room_on_master(master):
+        piped = stdin is None and stdout is None
+        if master is None or not await self._room_on_master(master, piped=piped):
             return None
         master.sessions += 1  # taken before the wait, so that others see it
         try:
@@ -506,13 +515,16 @@ class NodePool(CommandTransport):
             master.sessions -= 1
             raise
         self.streams.openssh += 1
+        self.streams.spare += opened.spare
         self.streams.peak_openssh = max(self.streams.peak_openssh, master.sessions)
         return master, opened
 
-    async def _room_on_master(self, master: OpenSSHMaster) -> bool:
-        """Whether the master can take one more session, after closing its idle streams
-        if need be: a stream moved to asyncssh would cost this process the encryption."""
-        while master.sessions + 1 >= self.options.max_sessions:
+    async def _room_on_master(self, master: OpenSSHMaster, *, piped: bool) -> bool:
+        """Whether the master can take one more stream (see
+        :meth:`~streamflow_data_ssh.openssh.OpenSSHMaster.make_room`), after closing its
+        idle streams if need be: a stream moved to asyncssh would cost this process the
+        encryption."""
+        while not await master.make_room(piped=piped):
             idle = next((s for s in self._slots.idle if _on_master(s)), None)
             if idle is None:
                 return False
@@ -530,7 +542,9 @@ class NodePool(CommandTransport):
                     raise ConfigurationError("streams = 'openssh' needs the ssh program on PATH")
                 self._master_wanted = False
             else:
-                self._master = OpenSSHMaster(program, self.node, self.options, self.location)
+                self._master = OpenSSHMaster(
+                    program, self.node, self.options, self.location, self._spares_wanted
+                )
         return self._master
 
     async def _drop_master(self) -> None:
