@@ -306,13 +306,26 @@ def _sessions(port: int, *, spare: bool = False) -> list[int]:
     return found
 
 
+def _waiting_shells() -> list[int]:
+    """PIDs of the shells of spare sessions on this machine's hosts waiting for their
+    command: the sessions that have logged in (the tests' sshd run here)."""
+    waiting = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError), open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+            argv = cmdline.read().split(b"\0")
+            if argv[:2] == [b"sh", b"-c"] and b"IFS= read -r n" in argv[2]:
+                waiting.append(int(entry))
+    return waiting
+
+
 async def _spares(port: int, count: int) -> list[int]:
-    """The spare sessions on the master of ``port``, once there are ``count``."""
+    """The spare sessions on the master of ``port``, once ``count`` have logged in."""
     for _ in range(500):  # bounded: 5 s
-        if len(found := await asyncio.to_thread(_sessions, port, spare=True)) >= count:
+        found = await asyncio.to_thread(_sessions, port, spare=True)
+        if len(found) >= count and len(await asyncio.to_thread(_waiting_shells)) >= len(found):
             return found
         await asyncio.sleep(0.01)
-    raise AssertionError(f"fewer than {count} spare sessions after 5 s")
+    raise AssertionError(f"fewer than {count} spare sessions logged in after 5 s")
 
 
 async def _gone(port: int, pids: list[int]) -> None:
@@ -329,8 +342,8 @@ async def test_piped_streams_run_in_spare_sessions_logged_in_beforehand(
 ) -> None:
     """A stream on pipes runs in a spare session of the master, whose login shell ran
     before the command came: the command (lines, 100 KiB of them) and then the input
-    reach the host whole, and the output, the errors and the status come back. A spare
-    that ended is passed over; those left end with the connector."""
+    reach the host whole, and the output, the errors and the status come back. Spares
+    whose session ended on the host are passed over; those left end with the connector."""
     server = ssh_servers[0]
     connector = SSHConnector(ssh_options([server], streams="openssh"))
     [host] = connector.locations("ssh")
@@ -346,10 +359,10 @@ async def test_piped_streams_run_in_spare_sessions_logged_in_beforehand(
             result = await stream.finish()
         assert (result.status, result.stdout, result.stderr) == (3, b"1048577\n", "said\n")
         assert connector.streams_opened(host).spare == 1
-        killed = await _spares(server.port, 3)
-        for pid in killed:
+        ended = await _spares(server.port, 3)
+        for pid in await asyncio.to_thread(_waiting_shells):  # their sessions end
             os.kill(pid, signal.SIGKILL)
-        await _gone(server.port, killed)
+        await _gone(server.port, ended)
         async with transport.stream("cat", "/") as stream:
             await stream.send_pieces([data])
             assert (await stream.finish()).stdout == data
@@ -471,6 +484,32 @@ async def test_a_killed_master_is_started_again(
         assert (await asyncio.to_thread(masters, ssh_servers[0].port)) not in ([], [first])
     finally:
         await manager.close()
+
+
+async def test_the_spares_of_a_killed_master_are_passed_over(
+    ssh_options: OptionsFactory, ssh_servers: list[SSHServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Spare sessions end with their master: streams on pipes then run in new sessions,
+    and the ended spares are closed without asyncio's warning of an unknown child (which
+    killing them again would cause)."""
+    server = ssh_servers[0]
+    connector = SSHConnector(ssh_options([server], streams="openssh"))
+    [host] = connector.locations("ssh")
+    transport = connector.transport(host)
+    try:
+        async with transport.stream("true", "/") as stream:
+            await stream.finish()
+        ended = await _spares(server.port, 3)
+        [master] = await asyncio.to_thread(masters, server.port)
+        os.kill(master, signal.SIGKILL)
+        await _gone(server.port, ended)
+        for _ in range(4):
+            async with transport.stream("cat", "/") as stream:
+                await stream.send_pieces([b"data"])
+                assert (await stream.finish()).stdout == b"data"
+    finally:
+        await connector.close()
+    assert "Unknown child" not in caplog.text
 
 
 async def test_auto_falls_back_to_asyncssh_when_ssh_cannot_connect(

@@ -175,6 +175,14 @@ class OpenSSHStream(Stream):
             self._process.kill()
         await self._process.wait()
 
+    async def close_ended(self) -> None:
+        """Close a stream whose ``ssh`` exited or is exiting (not :attr:`running`): its
+        pipes closed and its exit waited for, without a signal, which would collect the
+        exit before the loop does (asyncio then warns of an unknown child)."""
+        self._close("_output")
+        self._close("_input")
+        await self._process.wait()
+
     def _close(self, end: Literal["_input", "_output"]) -> None:
         fd = getattr(self, end)
         if fd is not None:

@@ -139,6 +139,9 @@ class OpenSSHMaster:
         process dies without closing the master, the pipe ends, the session with it, and
         the master exits once its streams are done.
         """
+        spares, self._spares = self._spares, []
+        for spare in spares:  # sessions of the master that ended
+            await spare.close_ended()
         if self._directory is None:
             self._directory = await asyncio.to_thread(_socket_directory)
         log = os.path.join(self._directory, "log")
@@ -257,7 +260,7 @@ class OpenSSHMaster:
             spare = self._spares.pop(0)
             if spare.running:
                 return spare
-            await spare.stop()
+            await spare.close_ended()
         return None
 
     def _refill(self) -> None:
