@@ -390,6 +390,27 @@ def test_a_session_whose_ssh_closed_its_output_is_not_running() -> None:
         os.close(output)
 
 
+async def test_spare_sessions_give_way_to_the_streams_of_local_files(
+    ssh_options: OptionsFactory, ssh_servers: list[SSHServer], remote_dir: Path, tmp_path: Path
+) -> None:
+    """The master starts with spare sessions; a big file's streams, which the master reads
+    or writes on a local file, close them; the next stream on pipes brings them back."""
+    server = ssh_servers[0]
+    connector = SSHConnector(ssh_options([server], streams="openssh"))
+    [host] = connector.locations("ssh")
+    manager = await _manager(connector)
+    try:
+        await connector.stat(host, "/")  # the connection: the master starts beside it
+        await _spares(server.port, 3)
+        await round_trip(manager, host, remote_dir, tmp_path, _SIZE)
+        assert await asyncio.to_thread(_sessions, server.port, spare=True) == []
+        async with connector.transport(host).stream("true", "/") as stream:
+            await stream.finish()
+        await _spares(server.port, 3)
+    finally:
+        await manager.close()
+
+
 async def test_no_spare_sessions_when_none_are_wanted(
     ssh_options: OptionsFactory, ssh_servers: list[SSHServer]
 ) -> None:

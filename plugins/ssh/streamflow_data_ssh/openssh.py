@@ -190,18 +190,19 @@ class OpenSSHMaster:
         left (see :meth:`make_room`).
         """
         await self.start()
-        if stdin is None and stdout is None:
-            request = wire(command)
-            while (spare := await self._take_spare()) is not None:
-                try:
-                    await spare.send_pieces([b"%d\n" % len(request), request])
-                except OSError:  # it ended since: the next one, or a new session
-                    await spare.stop()
-                    continue
-                spare.spare = True
-                self._refill()
-                return spare
-        return await self._session(command, stdin, stdout)
+        if stdin is not None or stdout is not None:
+            return await self._session(command, stdin, stdout)
+        self._refill()
+        request = wire(command)
+        while (spare := await self._take_spare()) is not None:
+            try:
+                await spare.send_pieces([b"%d\n" % len(request), request])
+            except OSError:  # it ended since: the next one, or a new session
+                await spare.stop()
+                continue
+            spare.spare = True
+            return spare
+        return await self._session(command)
 
     async def _session(
         self, command: str, stdin: int | None = None, stdout: int | None = None
@@ -240,15 +241,16 @@ class OpenSSHMaster:
 
     async def make_room(self, *, piped: bool) -> bool:
         """Whether one more stream fits on the master: in a spare session when it runs on
-        pipes (``piped``), else in a new session, for which a spare is closed if need be.
-        False when streams fill it."""
-        if piped and self._spares:
-            return True
-        while self._occupied() + 1 > self._options.max_sessions:
-            if not self._spares:
-                return False
-            await self._spares.pop().stop()
-        return True
+        pipes (``piped``), else in a new session. False when streams fill it.
+
+        A stream on a local file closes the spares: they serve bursts of streams on pipes
+        (batches of small files), and idle beside a big file's streams they slow them."""
+        if piped:
+            return bool(self._spares) or self._occupied() < self._options.max_sessions
+        spares, self._spares = self._spares, []
+        for spare in spares:
+            await spare.stop()
+        return self._occupied() < self._options.max_sessions
 
     def _occupied(self) -> int:
         """Sessions open or opening on the master: its own, the streams', the spares'."""

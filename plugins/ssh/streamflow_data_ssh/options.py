@@ -107,8 +107,8 @@ class SSHOptions(pydantic.BaseModel):
     """Sessions the OpenSSH master keeps logged in and waiting for a command, at most (see
     ``streams``): as many as batches of small files are read at once. A batch, or any
     stream of piped bytes, takes one and does not wait for the host's login shell; another
-    starts behind it. They give way to streams when the master is full. 0: every stream
-    opens its own session."""
+    starts behind it. They give way to streams when the master is full, and to the streams
+    of big files on local files. 0: every stream opens its own session."""
     streams: Literal["auto", "openssh", "asyncssh"] = "auto"
     """What carries the byte streams of big files. ``openssh``: the ``ssh`` program, one
     master connection per node with each stream a session on it (a third of asyncssh's
