@@ -11,8 +11,9 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from streamflow_data_ssh import SSHConnector, pool
@@ -33,24 +34,36 @@ from streamflow_data.shell.reader import ShellReader
 from tests.ssh.conftest import LOCAL, SMALL_CHUNKS, OptionsFactory, directed, round_trip
 from tests.ssh.sshd import SSHServer, login_user, slow_login_user
 
+T = TypeVar("T")
+
 _SIZE = 5 * (1 << 20) + 321
 """Five chunks and a bit: parallel lanes, more than the master has room for."""
 
 
+def _processes() -> Iterator[tuple[int, list[bytes]]]:
+    """Each process of this machine, with its arguments (the tests' sshd run here)."""
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError), open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+            yield int(entry), cmdline.read().split(b"\0")
+
+
 def masters(port: int) -> list[int]:
     """PIDs of OpenSSH master processes connected to ``port``."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
-                argv = cmdline.read().split(b"\0")
-        except OSError:
-            continue
-        if b"ControlMaster=yes" in argv and str(port).encode() in argv:
-            found.append(int(entry))
-    return found
+    return [
+        pid
+        for pid, argv in _processes()
+        if b"ControlMaster=yes" in argv and str(port).encode() in argv
+    ]
+
+
+async def _until(probe: Callable[[], T | None], failure: str) -> T:
+    """The first answer of ``probe`` (run in a thread: it reads ``/proc``) that is not
+    None, asked every 10 ms; ``failure`` is raised after 5 s."""
+    for _ in range(500):  # bounded: 5 s
+        if (found := await asyncio.to_thread(probe)) is not None:
+            return found
+        await asyncio.sleep(0.01)
+    raise AssertionError(failure)
 
 
 @pytest.fixture
@@ -296,45 +309,41 @@ async def test_one_stream_per_file_on_a_link_with_a_short_round_trip(
 def _sessions(port: int, *, spare: bool = False) -> list[int]:
     """PIDs of ``ssh`` processes running a session on the master of ``port``: those
     running a command, or with ``spare`` those waiting for one."""
-    found = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        with contextlib.suppress(OSError), open(f"/proc/{entry}/cmdline", "rb") as cmdline:
-            argv = cmdline.read().split(b"\0")
-            ours = b"ControlMaster=no" in argv and str(port).encode() in argv
-            if ours and (_SPARE_COMMAND.encode() in argv) == spare:
-                found.append(int(entry))
-    return found
+    return [
+        pid
+        for pid, argv in _processes()
+        if b"ControlMaster=no" in argv
+        and str(port).encode() in argv
+        and (_SPARE_COMMAND.encode() in argv) == spare
+    ]
 
 
 def _waiting_shells() -> list[int]:
     """PIDs of the shells of spare sessions on this machine's hosts waiting for their
-    command: the sessions that have logged in (the tests' sshd run here)."""
-    waiting = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        with contextlib.suppress(OSError), open(f"/proc/{entry}/cmdline", "rb") as cmdline:
-            argv = cmdline.read().split(b"\0")
-            if argv[:2] == [b"sh", b"-c"] and b"IFS= read -r n" in argv[2]:
-                waiting.append(int(entry))
-    return waiting
+    command: the sessions that have logged in."""
+    return [
+        pid
+        for pid, argv in _processes()
+        if argv[:2] == [b"sh", b"-c"] and b"IFS= read -r n" in argv[2]
+    ]
 
 
 async def _spares(port: int, count: int) -> list[int]:
     """The spare sessions on the master of ``port``, once ``count`` have logged in."""
-    for _ in range(500):  # bounded: 5 s
-        found = await asyncio.to_thread(_sessions, port, spare=True)
-        if len(found) >= count and len(await asyncio.to_thread(_waiting_shells)) >= len(found):
-            return found
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"fewer than {count} spare sessions logged in after 5 s")
+
+    def logged_in() -> list[int] | None:
+        found = _sessions(port, spare=True)
+        return found if count <= len(found) <= len(_waiting_shells()) else None
+
+    return await _until(logged_in, f"fewer than {count} spare sessions logged in after 5 s")
 
 
 async def _gone(port: int, pids: list[int]) -> None:
     """Once the spare sessions ``pids`` on the master of ``port`` have exited."""
-    for _ in range(500):  # bounded: 5 s
-        if not set(pids) & set(await asyncio.to_thread(_sessions, port, spare=True)):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"processes {pids} still run after 5 s")
+    await _until(
+        lambda: None if set(pids) & set(_sessions(port, spare=True)) else True,
+        f"processes {pids} still run after 5 s",
+    )
 
 
 async def test_piped_streams_run_in_spare_sessions_logged_in_beforehand(
@@ -452,11 +461,7 @@ async def test_a_cancelled_transfer_stops_the_sessions_moving_the_file(
         copy = asyncio.create_task(
             manager.transfer_data(source, str(blob), [destination], str(target))
         )
-        for _ in range(500):  # bounded: 5 s
-            if await asyncio.to_thread(_sessions, server.port):
-                break
-            await asyncio.sleep(0.01)
-        assert await asyncio.to_thread(_sessions, server.port)
+        await _until(lambda: _sessions(server.port) or None, "no session after 5 s")
         copy.cancel()
         with pytest.raises(asyncio.CancelledError):
             await copy
@@ -473,10 +478,7 @@ async def test_the_master_starts_beside_the_first_connection(
     that the first stream finds it ready."""
     [host] = openssh.locations("ssh")
     await openssh.stat(host, str(remote_dir))
-    for _ in range(500):  # bounded: 5 s
-        if await asyncio.to_thread(masters, ssh_servers[0].port):
-            break
-        await asyncio.sleep(0.01)
+    await _until(lambda: masters(ssh_servers[0].port) or None, "no master after 5 s")
     assert len(await asyncio.to_thread(masters, ssh_servers[0].port)) == 1
     assert openssh.streams_opened(host).openssh == 0
 
