@@ -247,10 +247,13 @@ class OpenSSHMaster:
         (batches of small files), and idle beside a big file's streams they slow them."""
         if piped:
             return bool(self._spares) or self._occupied() < self._options.max_sessions
+        await self._stop_spares()
+        return self._occupied() < self._options.max_sessions
+
+    async def _stop_spares(self) -> None:
         spares, self._spares = self._spares, []
         for spare in spares:
             await spare.stop()
-        return self._occupied() < self._options.max_sessions
 
     def _occupied(self) -> int:
         """Sessions open or opening on the master: its own, the streams', the spares'."""
@@ -292,9 +295,7 @@ class OpenSSHMaster:
             if self._refilling is not None:
                 self._refilling.cancel()
                 await asyncio.wait([self._refilling])
-            spares, self._spares = self._spares, []
-            for spare in spares:  # first: one the master took down would be reaped twice
-                await spare.stop()
+            await self._stop_spares()  # first: one the master took down would be reaped twice
             master, self._master = self._master, None
             if master is not None:
                 await _end(master)
