@@ -6,8 +6,9 @@ for OpenSSH's ``ssh``, and with ``sshd`` on the other core that CPU was the tran
 So when the ``ssh`` program is installed, the long byte streams of big files (the remote
 ``dd`` lanes of :mod:`~streamflow_data.shell.lanes`) run through it: one master connection
 per node (``ControlMaster``), each lane one session on it, our process writing and reading
-pipes. Commands, metadata and batches of small files stay on asyncssh, where the round
-trips count more than the bytes.
+pipes. So do batches of small files of 256 KiB or more, and batch reads (see
+:mod:`~streamflow_data_ssh.pool`). Commands and metadata stay on asyncssh's command
+runners, where the round trips count more than the bytes.
 
 A new session pays the login shell on the host (80 ms or more on a login node with a
 module system) before its command starts. So the master keeps a few *spare* sessions,
