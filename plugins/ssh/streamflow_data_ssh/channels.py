@@ -14,7 +14,7 @@ import contextlib
 import os
 import select
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, cast
 
 import asyncssh
 
@@ -43,11 +43,12 @@ async def send_in_slices(stdin: asyncssh.SSHWriter[bytes], pieces: Sequence[Buff
     """Write ``pieces`` to an asyncssh channel. asyncssh copies what it is given into its
     send buffer: handing it a block in slices, each drained before the next, bounds that
     copy by the slice, where a whole block per channel had a busy service hold twice its
-    block pool."""
+    block pool. The slices are views: asyncssh's copy is the only one (it takes any buffer,
+    though typed for bytes)."""
     for piece in pieces:
         view = memoryview(piece).cast("B")
         for start in range(0, len(view), SEND_SLICE):
-            stdin.write(bytes(view[start : start + SEND_SLICE]))
+            stdin.write(cast(bytes, view[start : start + SEND_SLICE]))
             await stdin.drain()
 
 
