@@ -7,6 +7,7 @@ import contextlib
 import glob
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -76,6 +77,20 @@ def fake_ssh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     program.chmod(0o755)
     monkeypatch.setenv("PATH", f"{directory}:{os.environ['PATH']}")
     return program
+
+
+@pytest.fixture
+def ssh_ignoring_term(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real ``ssh``, first on PATH, started with SIGTERM ignored (as under a parent
+    that ignores it): OpenSSH then keeps ignoring it."""
+    real = shutil.which("ssh")
+    assert real is not None
+    directory = tmp_path / "bin"
+    directory.mkdir()
+    program = directory / "ssh"
+    program.write_text(f"#!/bin/sh\ntrap '' TERM\nexec {real} \"$@\"\n")
+    program.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{directory}:{os.environ['PATH']}")
 
 
 @pytest.fixture
@@ -492,6 +507,31 @@ async def test_closing_the_connector_while_its_master_starts_stops_it(
     await connector.stat(host, "/")
     await connector.close()  # the master takes about 0.2 s to start: it is still starting
     assert await asyncio.to_thread(masters, server.port) == []
+
+
+async def test_closing_ends_a_master_that_does_not_act_on_sigterm(
+    ssh_ignoring_term: None,
+    ssh_options: OptionsFactory,
+    ssh_servers: list[SSHServer],
+    remote_dir: Path,
+) -> None:
+    """Closing does not depend on ssh acting on SIGTERM, which OpenSSH 9.2 was seen to
+    miss while busy (closing its spare sessions' channels) until its next keep-alive,
+    15 s later."""
+    port = ssh_servers[0].port
+    connector = SSHConnector(ssh_options(ssh_servers[:1], streams="openssh"))
+    [host] = connector.locations("ssh")
+    await connector.write_file(host, str(remote_dir / "f"), os.urandom(300_000))
+    assert connector.streams_opened(host).openssh == 1
+    closing = asyncio.create_task(connector.close())
+    try:
+        done, _ = await asyncio.wait([closing], timeout=10)  # bounded: "never" is the bug
+        assert done, "close() still waits for the master after 10 s"
+        assert await asyncio.to_thread(masters, port) == []
+    finally:
+        for pid in await asyncio.to_thread(masters, port):
+            os.kill(pid, signal.SIGKILL)
+        await closing
 
 
 async def test_a_killed_master_is_started_again(
