@@ -33,6 +33,7 @@ from streamflow_data.connectors.base import (
     WriteItem,
     each_item,
 )
+from streamflow_data.connectors.localcopy import SourceChecksums
 from streamflow_data.connectors.metadata import MetadataCache
 from streamflow_data.connectors.openfiles import Reader, Writer
 from streamflow_data.errors import (
@@ -93,6 +94,7 @@ __all__ = [
     "PermissionDeniedError",
     "Reader",
     "SourceChangedError",
+    "SourceChecksums",
     "StorageFullError",
     "UnknownLocationError",
     "UnsafePathError",

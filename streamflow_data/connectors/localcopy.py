@@ -11,10 +11,16 @@ would have told it (progress, statistics, and the chunks to journal for a resume
 
 from __future__ import annotations
 
+import asyncio
+import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["CopyEvents", "LocalFile"]
+from streamflow_data.checksum import crc32c_of_file
+
+__all__ = ["CopyEvents", "LocalFile", "SourceChecksums", "range_crc32c"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +39,9 @@ class LocalFile:
     streams: int
     """Parts of the file the engine would move at once (see
     :meth:`~streamflow_data.connectors.base.Connector.chunk_streams`)."""
+    checksums: SourceChecksums | None = None
+    """The source's chunk checksums, shared by the routes that put it to several
+    destinations at once (None: a route computes its own)."""
 
     def chunks(self) -> list[tuple[int, int]]:
         """(start, length) of each chunk, in order; one empty chunk for an empty file."""
@@ -42,6 +51,45 @@ class LocalFile:
             (start, min(self.chunk_size, self.size - start))
             for start in range(0, self.size, self.chunk_size)
         ]
+
+
+class SourceChecksums:
+    """The CRC32C of each chunk of a local source file, read once for every route that
+    puts the file (one per destination), whichever asks first: each chunk is read when
+    the first route needs its checksum, in a worker thread."""
+
+    def __init__(
+        self, path: str, chunks: list[tuple[int, int]], read: Callable[[int, float], None]
+    ) -> None:
+        self._path = path
+        self._chunks = chunks
+        self._read = read
+        self._known: dict[int, tuple[int, int]] = {}
+        self._reading: dict[int, asyncio.Lock] = {}
+
+    async def of(self, number: int) -> tuple[int, int]:
+        """The bytes of chunk ``number`` read (fewer when the file ended early) and their
+        CRC32C; ``OSError`` if the file cannot be read. The reading is told to ``read``
+        (statistics) once."""
+        async with self._reading.setdefault(number, asyncio.Lock()):
+            known = self._known.get(number)
+            if known is None:
+                start, length = self._chunks[number]
+                started = time.monotonic()
+                known = await asyncio.to_thread(range_crc32c, self._path, start, length)
+                self._known[number] = known
+                self._read(known[0], time.monotonic() - started)
+            return known
+
+
+def range_crc32c(path: str, start: int, length: int) -> tuple[int, int]:
+    """The bytes of ``path`` read from ``start`` (at most ``length``) and their CRC32C.
+    Blocking."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return crc32c_of_file(fd, start, length)
+    finally:
+        os.close(fd)
 
 
 class CopyEvents(Protocol):

@@ -50,7 +50,7 @@ from streamflow_data.shell.commands import (
     path_list,
     quote,
 )
-from streamflow_data.shell.handover import Handover
+from streamflow_data.shell.handover import CRC_LEAD, Handover
 from streamflow_data.shell.packing import (
     EXIT_NOT_DIRECTORIES,
     hashed_files,
@@ -279,8 +279,14 @@ class ShellConnector(Connector):
     ) -> Awaitable[None] | None:
         """Ranges of the local file handed to the host's ``dd`` (see
         :mod:`~streamflow_data.shell.handover`) where the transport hands files over and
-        the host does not hash what it receives; else the engine's blocks."""
-        if isinstance(writer, ShellWriter) and writer.hands_over:
+        the host does not hash what it receives; else the engine's blocks. A file put to
+        several destinations at once (its ``checksums`` shared) is handed over up to
+        :data:`~streamflow_data.shell.handover.CRC_LEAD`: each host's transport reads it
+        at its own pace, and within that span the storage is read once whatever the
+        paces, as the checksum's lead assumes; a larger one goes by blocks, at the
+        slowest destination's pace."""
+        read_once = source.checksums is None or source.size <= CRC_LEAD
+        if isinstance(writer, ShellWriter) and writer.hands_over and read_once:
             return Handover(source, events).upload(writer)
         return None
 

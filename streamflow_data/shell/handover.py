@@ -7,7 +7,9 @@ through this process, which would otherwise read, copy and write every one of th
 again. A range is read here meanwhile, for the CRC32C the writer's pieces record (the
 stored size is what the commit compares of them: :attr:`Verification.SIZE
 <streamflow_data.model.Verification.SIZE>`), never more than :data:`CRC_LEAD` ahead of
-the transport: both read the same cached pages, and the storage once.
+the transport: both read the same cached pages, and the storage once. A file put to
+several hosts at once is handed to each host's transport, and read here once for all
+(:class:`~streamflow_data.connectors.localcopy.SourceChecksums`).
 
 **Download.** A ``dd`` on the host reads each range and the transport writes it into the
 local destination's temporary file itself. No byte passes through this process, so none
@@ -38,8 +40,13 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from streamflow_data.checksum import crc32c_combine, crc32c_of_file
-from streamflow_data.connectors.localcopy import CopyEvents, LocalFile
+from streamflow_data.checksum import crc32c_combine
+from streamflow_data.connectors.localcopy import (
+    CopyEvents,
+    LocalFile,
+    SourceChecksums,
+    range_crc32c,
+)
 from streamflow_data.connectors.localfiles import pwrite_all
 from streamflow_data.errors import ConnectorError, SourceChangedError
 from streamflow_data.shell.lanes import local_error, open_local
@@ -94,6 +101,9 @@ class Handover:
         self.local = local
         self.events = events
         self.chunks = local.chunks()
+        self.checksums = local.checksums or SourceChecksums(local.path, self.chunks, events.read)
+        """The source's chunk checksums of an upload, shared with the other destinations'
+        routes of the same file when the engine gave some."""
         self._crcs: dict[int, asyncio.Future[int]] = {}
         """The CRC32C of each chunk of an upload, as it is read."""
 
@@ -180,12 +190,10 @@ class Handover:
         for number in numbers:
             start, length = self.chunks[number]
             await at.reach(start - CRC_LEAD, 0)
-            started = time.monotonic()
             try:
-                done, crc = await asyncio.to_thread(_range_crc32c, self.local.path, start, length)
+                done, crc = await self.checksums.of(number)
             except OSError as exc:
                 raise local_error(exc, writer.location, self.local.path) from exc
-            self.events.read(done, time.monotonic() - started)
             if done != length:
                 detail = f"the local file {self.local.path!r} ends at {start + done} bytes"
                 raise SourceChangedError(writer.location, writer.path, detail)
@@ -240,7 +248,7 @@ class Handover:
 
         async def stored_crc(number: int) -> int | None:
             first, length = self.chunks[number]
-            done, crc = await asyncio.to_thread(_range_crc32c, path, first, length)
+            done, crc = await asyncio.to_thread(range_crc32c, path, first, length)
             return crc if done == length else None
 
         started = time.monotonic()
@@ -292,11 +300,3 @@ def _advancing(position: _Position, progress: _Progress) -> _Progress:
         progress(moved)
 
     return advancing
-
-
-def _range_crc32c(path: str, start: int, length: int) -> tuple[int, int]:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        return crc32c_of_file(fd, start, length)
-    finally:
-        os.close(fd)

@@ -11,9 +11,9 @@ A block goes back to the pool when the last destination has written it, so memor
 within the pool whatever the file size, and a full pool makes the reader wait. A
 destination that fails is retried alone (the source is read again for it) when the error
 is retryable and it has retries left; a failed block write is first retried in place when
-the destination takes ranged writes. A file of this machine with one destination may go
-by a connector's own route instead (``Connector.put_file``, or ``get_file`` into a local
-destination's file), which tells the engine what it moved through
+the destination takes ranged writes. A file of this machine may go by connectors' own
+routes instead (``Connector.put_file`` of every destination, or ``get_file`` into a
+local destination's file), which tell the engine what they moved through
 :class:`~streamflow_data.connectors.localcopy.CopyEvents`.
 """
 
@@ -29,6 +29,7 @@ from typing import TypeVar
 
 from streamflow_data.checksum import crc32c_async, crc32c_combine
 from streamflow_data.connectors.base import FileStat, LocalFile, Reader, Writer
+from streamflow_data.connectors.localcopy import SourceChecksums
 from streamflow_data.errors import (
     ChecksumMismatchError,
     ConnectorError,
@@ -40,7 +41,7 @@ from streamflow_data.transfer.blocks import BlockState, BufferBlock
 from streamflow_data.transfer.context import Destination, RunContext
 from streamflow_data.transfer.journal import PriorCopy
 from streamflow_data.transfer.resume import FileResume
-from streamflow_data.transfer.routes import RouteEvents, follow_route, own_route
+from streamflow_data.transfer.routes import RouteEvents, every_route, follow_routes, own_route
 from streamflow_data.transfer.sourcefile import SourceError, SourceFile
 from streamflow_data.transfer.state import ChunkState, FileState
 
@@ -346,16 +347,11 @@ class FileCopy:
         self._resume.begin_attempt()
         ranged = all(d.connector.capabilities.ranged_writes for d in writers)
         parallel = self._chunk_streams(writers) if ranged else 1
-        if ranged and len(writers) == 1:
-            [(destination, writer)] = writers.items()
-            route = self._own_route(reader, destination, writer, parallel)
-            if route is not None:
-                mark = functools.partial(self._mark_chunks, destination)
-                if (error := await follow_route(route, mark)) is not None:
-                    self._lost[destination] = error
-                if changed := await self.source.change(reader):
-                    raise SourceError(changed)
-                return None
+        if ranged and (routes := self._own_routes(reader, writers, parallel)) is not None:
+            self._lost.update(await follow_routes(routes, self._mark_chunks))
+            if changed := await self.source.change(reader):
+                raise SourceError(changed)
+            return None
         drains_per_destination = parallel
         queues: dict[Destination, asyncio.Queue[BufferBlock | None]] = {
             destination: asyncio.Queue() for destination in writers
@@ -408,29 +404,43 @@ class FileCopy:
             crc = crc32c_combine(crc, chunk_crcs[number], self._chunk_range(number)[1])
         return Digest(self.stat.size, crc)
 
-    def _own_route(
-        self, reader: Reader, destination: Destination, writer: Writer, parallel: int
-    ) -> Awaitable[None] | None:
-        """The file moved by a connector's own route (see :mod:`.routes`); not for a writer
-        continued from an earlier run's file, whose chunk marks only blocks follow."""
-        if destination.index in self._resumed:
+    def _own_routes(
+        self, reader: Reader, writers: dict[Destination, Writer], parallel: int
+    ) -> dict[Destination, Awaitable[None]] | None:
+        """The file moved by connectors' own routes (see :mod:`.routes`), or None: one
+        destination's, or the ``put_file`` of every destination of a local file; not for
+        a writer continued from an earlier run's file, whose chunk marks only blocks
+        follow."""
+        source = self.context.source
+        if any(d.index in self._resumed for d in writers) or (
+            len(writers) > 1 and reader.local_file is None
+        ):
             return None
-        events = RouteEvents(
-            journaled=self._resume.tracking(destination.index),
-            moved=functools.partial(self._count_written, destination),
-            read=functools.partial(self.context.stats.read, self.context.source.location),
-            recovered=self.context.stats.error,
-            held=functools.partial(self._journal_held, destination),
-        )
         chunk = self.settings.chunk_size
-        return own_route(
-            reader,
-            writer,
-            self.context.source.connector,
-            destination.connector,
-            lambda path: LocalFile(path, self.stat.size, chunk, parallel),
-            events,
-        )
+        checksums = None
+        if reader.local_file is not None and len(writers) > 1:
+            chunks = LocalFile(reader.local_file, self.stat.size, chunk, parallel).chunks()
+            read = functools.partial(self.context.stats.read, source.location)
+            checksums = SourceChecksums(reader.local_file, chunks, read)
+
+        def route_of(destination: Destination, writer: Writer) -> Awaitable[None] | None:
+            events = RouteEvents(
+                journaled=self._resume.tracking(destination.index),
+                moved=functools.partial(self._count_written, destination),
+                read=functools.partial(self.context.stats.read, source.location),
+                recovered=self.context.stats.error,
+                held=functools.partial(self._journal_held, destination),
+            )
+            return own_route(
+                reader,
+                writer,
+                source.connector,
+                destination.connector,
+                lambda path: LocalFile(path, self.stat.size, chunk, parallel, checksums),
+                events,
+            )
+
+        return every_route(writers, route_of)
 
     def _mark_chunks(self, destination: Destination, state: ChunkState) -> None:
         for number in range(self.chunk_count):

@@ -28,10 +28,13 @@ from streamflow_data import (
     LocalConnector,
     LocationUnreachableError,
     TransferError,
+    Verification,
 )
 from streamflow_data.connectors.base import WriteItem
+from streamflow_data.shell import connector as shell_connector
 from streamflow_data.shell import handover
 from streamflow_data.shell.reader import ShellReader
+from tests.helpers import LastSnapshot
 from tests.ssh.conftest import LOCAL, SMALL_CHUNKS, OptionsFactory, directed, round_trip
 from tests.ssh.sshd import SSHServer, login_user, slow_login_user
 
@@ -184,6 +187,45 @@ async def test_a_local_file_goes_to_the_master_a_session_per_range_of_chunks(
         assert manager.statistics.of(LOCAL).bytes_read == _SIZE  # once, for the checksum
     finally:
         await manager.close()
+
+
+@pytest.mark.parametrize(
+    ("lead", "route"),
+    [(1 << 30, Verification.SIZE), (1 << 20, Verification.SENT)],
+    ids=["handed to each master", "larger than the lead: blocks"],
+)
+async def test_a_local_file_goes_to_every_hosts_master_read_here_once(
+    ssh_options: OptionsFactory,
+    ssh_servers: list[SSHServer],
+    remote_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    lead: int,
+    route: Verification,
+) -> None:
+    """Two hosts: each master reads the file itself (its copy is checked by its size,
+    as for one host), and this process reads it once, for the chunks' checksums. A file
+    larger than the checksum's lead goes by blocks (the masters' paces may differ)."""
+    monkeypatch.setattr(shell_connector, "CRC_LEAD", lead)
+    connector = SSHConnector(ssh_options(ssh_servers, streams="openssh"))
+    hosts = connector.locations("ssh")
+    finished = LastSnapshot()
+    connectors = {"local": LocalConnector(), "ssh": connector}
+    async with DefaultDataManager(
+        connectors, settings=SMALL_CHUNKS, listeners=[finished]
+    ) as manager:
+        blob = tmp_path / "blob"
+        data = os.urandom(_SIZE)
+        await asyncio.to_thread(blob.write_bytes, data)
+        manager.register_path(LOCAL, str(blob))
+        await manager.transfer_data(LOCAL, str(blob), hosts, str(remote_dir / "up"))
+        assert manager.statistics.of(LOCAL).bytes_read == _SIZE
+        for host in hosts:
+            counts = connector.streams_opened(host)
+            assert (counts.openssh, counts.asyncssh) == (1, 0)
+    assert finished.last is not None
+    assert [d.verification for d in finished.last.destinations] == [route] * 2
+    assert await asyncio.to_thread((remote_dir / "up").read_bytes) == data  # one disk
 
 
 @pytest.mark.usefixtures("long_link")
