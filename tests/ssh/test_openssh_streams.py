@@ -70,16 +70,22 @@ async def _until(probe: Callable[[], T | None], failure: str) -> T:
     raise AssertionError(failure)
 
 
-@pytest.fixture
-def fake_ssh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An ``ssh`` first on PATH that fails as OpenSSH does when it cannot connect."""
+def _ssh_first_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str) -> Path:
+    """A shell ``script`` installed as ``ssh`` in a directory put first on PATH."""
     directory = tmp_path / "bin"
     directory.mkdir()
     program = directory / "ssh"
-    program.write_text("#!/bin/sh\necho 'ssh: cannot connect: broken client' >&2\nexit 255\n")
+    program.write_text(f"#!/bin/sh\n{script}\n")
     program.chmod(0o755)
     monkeypatch.setenv("PATH", f"{directory}:{os.environ['PATH']}")
     return program
+
+
+@pytest.fixture
+def fake_ssh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An ``ssh`` first on PATH that fails as OpenSSH does when it cannot connect."""
+    script = "echo 'ssh: cannot connect: broken client' >&2\nexit 255"
+    return _ssh_first_on_path(tmp_path, monkeypatch, script)
 
 
 @pytest.fixture
@@ -88,12 +94,7 @@ def ssh_ignoring_term(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     that ignores it): OpenSSH then keeps ignoring it."""
     real = shutil.which("ssh")
     assert real is not None
-    directory = tmp_path / "bin"
-    directory.mkdir()
-    program = directory / "ssh"
-    program.write_text(f"#!/bin/sh\ntrap '' TERM\nexec {real} \"$@\"\n")
-    program.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{directory}:{os.environ['PATH']}")
+    _ssh_first_on_path(tmp_path, monkeypatch, f"trap '' TERM\nexec {real} \"$@\"")
 
 
 @pytest.fixture
