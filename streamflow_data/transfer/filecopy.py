@@ -417,17 +417,17 @@ class FileCopy:
         ):
             return None
         chunk = self.settings.chunk_size
+        read = functools.partial(self.context.stats.read, source.location)
         checksums = None
         if reader.local_file is not None and len(writers) > 1:
             chunks = LocalFile(reader.local_file, self.stat.size, chunk, parallel).chunks()
-            read = functools.partial(self.context.stats.read, source.location)
             checksums = SourceChecksums(reader.local_file, chunks, read)
 
         def route_of(destination: Destination, writer: Writer) -> Awaitable[None] | None:
             events = RouteEvents(
                 journaled=self._resume.tracking(destination.index),
                 moved=functools.partial(self._count_written, destination),
-                read=functools.partial(self.context.stats.read, source.location),
+                read=read,
                 recovered=self.context.stats.error,
                 held=functools.partial(self._journal_held, destination),
             )
