@@ -116,6 +116,21 @@ async def test_a_full_pool_stops_the_reader() -> None:
     assert (pool.peak_in_use, pool.in_use) == (2, 0)
 
 
+async def test_a_reserved_place_counts_against_the_pool_bound() -> None:
+    pool = BlockPool(count=2, size=4096)
+    await pool.reserve()
+    block = await pool.acquire()
+    assert pool.in_use == 2
+    waiting = asyncio.create_task(pool.reserve())
+    await asyncio.sleep(0.01)
+    assert not waiting.done(), "a third place was handed out"
+    pool.unreserve()
+    await asyncio.wait_for(waiting, 1)
+    pool.unreserve()
+    pool.release(block)
+    assert (pool.peak_in_use, pool.in_use) == (2, 0)
+
+
 async def test_back_pressure_holds_reads_while_a_destination_stalls(hosts: Hosts) -> None:
     source = hosts.add("src")
     await put_file(hosts, "src", "/big.bin")

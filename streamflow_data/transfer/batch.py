@@ -23,7 +23,6 @@ from typing import TypeVar
 from streamflow_data.connectors.base import CopyItem, FileStat, WriteItem
 from streamflow_data.errors import ChecksumMismatchError, ConnectorError
 from streamflow_data.model import Digest, ExecutionLocation, Verification
-from streamflow_data.transfer.blocks import BufferBlock
 from streamflow_data.transfer.context import Destination, RunContext, source_changed
 from streamflow_data.transfer.filecopy import FileCopy
 from streamflow_data.transfer.state import FileState
@@ -86,22 +85,20 @@ class BatchCopy:
                 self.context.files[(file.relpath, destination.index)] = FileState.TRANSFERRING
         streamed = [d for d in destinations if not d.server_copy]
         if not streamed:
-            writes.create_task(self._deliver(destinations, None, None))
+            writes.create_task(self._deliver(destinations, None))
             return
         async with self.context.batch_slots:
-            block = await self.context.pool.acquire()  # the batch's data fits one block
+            await self.context.pool.reserve()  # the batch's data fits one block
             try:
                 read = await self._read(streamed)
             except BaseException:
-                self.context.pool.release(block)
+                self.context.pool.unreserve()
                 raise
-        writes.create_task(self._deliver(destinations, read, block))
+        writes.create_task(self._deliver(destinations, read))
 
-    async def _deliver(
-        self, destinations: list[Destination], read: _Read | None, block: BufferBlock | None
-    ) -> None:
-        """Write what was read (and copy within the source's location), give the block
-        back, then retry the files that failed with a retryable error, alone."""
+    async def _deliver(self, destinations: list[Destination], read: _Read | None) -> None:
+        """Write what was read (and copy within the source's location), give its place in
+        the pool back, then retry the files that failed with a retryable error, alone."""
         try:
             async with asyncio.TaskGroup() as group:
                 for destination in destinations:
@@ -110,8 +107,8 @@ class BatchCopy:
                     elif read is not None:
                         group.create_task(self._write_to(destination, read))
         finally:
-            if block is not None:
-                self.context.pool.release(block)
+            if read is not None:
+                self.context.pool.unreserve()
         for file, retried in self._retry.items():
             retried = [destination for destination in retried if destination.error is None]
             if retried:

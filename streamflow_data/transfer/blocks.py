@@ -5,7 +5,9 @@ A reader acquires a block, fills it, and the block goes to every destination wri
 returns to the pool when the last writer is done with it. When every block is taken,
 :meth:`BlockPool.acquire` waits: readers stop until writers catch up (back-pressure, as
 Arvados' bounded put queue gives). Memory is therefore bounded by ``count x size``,
-whatever the file sizes and the number of destinations.
+whatever the file sizes and the number of destinations. Data held in memory elsewhere (a
+small file or a batch read whole into bytes) takes a place with :meth:`BlockPool.reserve`
+instead of a block, under the same bound.
 """
 
 from __future__ import annotations
@@ -62,14 +64,15 @@ class BlockPool:
         self.size = size
         self._free: list[BufferBlock] = []
         self._allocated = 0
+        self._reserved = 0
         self._available = asyncio.Semaphore(count)
         self.peak_in_use = 0
         """The most blocks ever held at once (for tests and statistics)."""
 
     @property
     def in_use(self) -> int:
-        """Blocks currently held."""
-        return self._allocated - len(self._free)
+        """Blocks and reserved places currently held."""
+        return self._allocated - len(self._free) + self._reserved
 
     async def acquire(self) -> BufferBlock:
         """A WRITABLE block; waits while all ``count`` blocks are held."""
@@ -83,6 +86,19 @@ class BlockPool:
         block.offset = block.length = block.holders = block.tag = 0
         self.peak_in_use = max(self.peak_in_use, self.in_use)
         return block
+
+    async def reserve(self) -> None:
+        """Take a place for up to ``size`` bytes held outside the pool's blocks (a whole
+        small file, a batch); waits as :meth:`acquire` does. No buffer is allocated: the
+        data has its own, and a fresh process would otherwise zero a block per place."""
+        await self._available.acquire()
+        self._reserved += 1
+        self.peak_in_use = max(self.peak_in_use, self.in_use)
+
+    def unreserve(self) -> None:
+        """Give back a place taken with :meth:`reserve`."""
+        self._reserved -= 1
+        self._available.release()
 
     def release(self, block: BufferBlock) -> None:
         """Give a block back (its data is no longer needed)."""

@@ -217,7 +217,7 @@ class FileCopy:
         """Read the whole file in one operation, write it whole to each destination."""
         context = self.context
         source = context.source
-        block = await context.pool.acquire()  # memory accounting: the data fits one block
+        await context.pool.reserve()  # the data fits one block
         try:
             started = time.monotonic()
             async with self.source.reading():
@@ -254,7 +254,7 @@ class FileCopy:
                 writes = {d: group.create_task(write(d)) for d in destinations}
             return {d: error for d, task in writes.items() if (error := task.result()) is not None}
         finally:
-            context.pool.release(block)
+            context.pool.unreserve()
 
     async def _stream_blocks(self, destinations: list[Destination]) -> _Failures:
         """Stream a large file through pool blocks to a writer per destination."""
