@@ -13,14 +13,16 @@ import asyncio
 import contextlib
 import os
 import select
-from collections.abc import Sequence
-from typing import Literal, cast
+from collections.abc import Callable, Sequence
+from typing import Literal, TypeVar, cast
 
 import asyncssh
 
 from streamflow_data.sdk import ExecutionLocation
 from streamflow_data.shell import Buffer, Completed, Stream
 from streamflow_data_ssh.failures import translating
+
+T = TypeVar("T")
 
 __all__ = [
     "SEND_SLICE",
@@ -137,11 +139,15 @@ class OpenSSHStream(Stream):
             await super().feed(fd, size)
 
     async def receive_into(self, buffer: memoryview) -> int:
+        return await self._reading(lambda fd: os.readv(fd, [buffer]))
+
+    async def _reading(self, read: Callable[[int], T]) -> T:
+        """``read`` of the output, once the pipe holds something."""
         while True:
             if self._output is None:
                 raise BrokenPipeError("the stream's output is closed")
             try:
-                return os.readv(self._output, [buffer])
+                return read(self._output)
             except BlockingIOError:
                 await _ready(self._output, writing=False)
 
@@ -154,10 +160,11 @@ class OpenSSHStream(Stream):
     async def finish(self) -> Completed:
         self._close("_input")
         try:
-            rest = bytearray()
-            chunk = memoryview(bytearray(64 * 1024))
-            while self._output is not None and (count := await self.receive_into(chunk)):
-                rest += chunk[:count]
+            # Whatever the pipe holds, read as it comes and joined once: a batch's archive
+            # is megabytes, which growing one buffer would copy over and over.
+            parts = []
+            while self._output is not None and (part := await self._reading(_read_all)):
+                parts.append(part)
             _, stderr = await self._process.communicate()
         finally:
             self._close("_output")
@@ -165,7 +172,7 @@ class OpenSSHStream(Stream):
         message = stderr.decode(errors="replace")
         if status == SSH_FAILED:
             raise ConnectionAbortedError(f"ssh: {message.strip() or 'the connection failed'}")
-        return Completed(status if status is not None else SSH_FAILED, bytes(rest), message)
+        return Completed(status if status is not None else SSH_FAILED, b"".join(parts), message)
 
     async def stop(self) -> None:
         """Close our ends first: the master's next write to the output fails, and it ends
@@ -189,6 +196,11 @@ class OpenSSHStream(Stream):
         if fd is not None:
             setattr(self, end, None)
             os.close(fd)
+
+
+def _read_all(fd: int) -> bytes:
+    """What the pipe ``fd`` holds (it holds at most 1 MiB: see ``openssh._widen``)."""
+    return os.read(fd, 1 << 20)
 
 
 def _hung_up(fd: int) -> bool:
