@@ -66,18 +66,19 @@ from streamflow_data.shell.writer import ShellWriter
 
 __all__ = ["HostTools", "ShellConnector"]
 
-_KINDS = {"f": FileKind.FILE, "d": FileKind.DIRECTORY, "l": FileKind.SYMLINK}
+_KINDS = {b"f": FileKind.FILE, b"d": FileKind.DIRECTORY, b"l": FileKind.SYMLINK}
 _FORMAT = r"%y\0%s\0%m\0%T@\0%P\0%l\0"
 _FIELDS = 6
 
 
 def _stat_of(fields: Sequence[bytes]) -> FileStat | None:
-    """A FileStat from find's ``%y %s %m %T@ ... %l`` fields (None for other file types)."""
-    kind = _KINDS.get(fields[0].decode())
+    """A FileStat from find's ``%y %s %m %T@ %P %l`` fields (None for other file types),
+    parsed as bytes: a walk parses one per entry."""
+    kind = _KINDS.get(fields[0])
     if kind is None:
         return None
-    seconds, _, fraction = fields[3].decode().partition(".")
-    mtime_ns = int(seconds) * 1_000_000_000 + int((fraction + "000000000")[:9])
+    seconds, _, fraction = fields[3].partition(b".")
+    mtime_ns = int(seconds) * 1_000_000_000 + int((fraction + b"000000000")[:9])
     target = fields[5].decode(errors="surrogateescape") if kind is FileKind.SYMLINK else None
     size = int(fields[1]) if kind is not FileKind.DIRECTORY else 0
     return FileStat(kind, size, int(fields[2], 8), mtime_ns, target)
@@ -203,10 +204,10 @@ class ShellConnector(Connector):
         output = await self.transport(location).check(
             f"{check}; find -H {quote(path)} -mindepth 1 -printf '{_FORMAT}'", path
         )
-        fields = output.split(b"\0")
+        fields = iter(output.split(b"\0"))
         entries = []
-        for start in range(0, len(fields) - _FIELDS + 1, _FIELDS):
-            record = fields[start : start + _FIELDS]
+        # Each record's six fields in turn; a trailing part of a record is no entry.
+        for record in zip(*[fields] * _FIELDS, strict=False):
             stat = _stat_of(record)
             if stat is not None:
                 entries.append(WalkEntry(record[4].decode(errors="surrogateescape"), stat))
