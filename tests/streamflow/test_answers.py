@@ -158,6 +158,31 @@ async def test_local_ssh_round_trip(
     assert ours["remote tree"]["on-a/sub/b"] == ours["tree"]["data/dir/sub/b"]  # type: ignore[index]
 
 
+async def test_a_file_into_a_missing_directory_is_written_once(
+    contexts: Contexts, tmp_path: Path, remote_dir: Path, ssh_servers: list[SSHServer]
+) -> None:
+    """A file copied into a directory that is not there yet: the directory is made first,
+    as StreamFlow's manager makes it, and ours writes the file once (no write refused for
+    want of its directory, then sent again)."""
+    host_a = ssh_location("ssh-a", ssh_servers[0])
+
+    async def scenario(context: Any, root: Path, remote: Path) -> dict[str, object]:
+        data = await asyncio.to_thread(_files, root)
+        manager = context.data_manager
+        manager.register_path(LOCAL, str(data / "file.txt"), relpath="file.txt")
+        target = remote / "new" / "deeper" / "f.txt"
+        await manager.transfer_data(LOCAL, str(data / "file.txt"), [host_a], str(target))
+        return {"f": answer(manager.get_data_locations(str(target)), root, remote)}
+
+    default, ours = await both(contexts, tmp_path, remote_dir, scenario)
+    assert ours == default
+    assert ours["remote tree"]["new/deeper/f.txt"] == ours["tree"]["data/file.txt"]  # type: ignore[index]
+    engine = contexts.opened[-1].data_manager.engine
+    [node] = engine.locations("ssh-a")
+    # The directory made, the destination looked at, the file written: one command each.
+    assert engine.connector(node).commands_run(node) == 3
+
+
 @pytest.fixture
 def separate_host(ssh_base: Path, remote_dir: Path) -> Iterator[SSHServer]:
     """An sshd whose sessions see a directory of their own at ``remote_dir`` (a second

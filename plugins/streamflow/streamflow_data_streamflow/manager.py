@@ -227,6 +227,9 @@ class StreamFlowDataManager(DataManager):  # type: ignore[misc]  # StreamFlow is
                 await replica.available.wait()
                 copy_of = replica.path
                 break
+        parent = posixpath.dirname(dst_path)
+        if not self.get_data_locations(parent, location.deployment, location.name):
+            await self._make_directory(location, parent)  # as StreamFlow's manager does
         path = dst_path
         if await self._is_dir(location, dst_path):
             path = posixpath.join(dst_path, posixpath.basename(source))
@@ -238,6 +241,18 @@ class StreamFlowDataManager(DataManager):  # type: ignore[misc]  # StreamFlow is
         if not writable:
             self._index.relate(registered, replica)
         return _Destination(location, path, replica, copy_of)
+
+    async def _make_directory(self, location: Any, path: str) -> None:
+        """``path`` and its missing parents made on ``location``: a file copied into a
+        directory that is not there yet is then written once, not tried, refused and
+        sent again after the engine makes its parent."""
+        if not await self._driven(location):
+            await StreamFlowPath(path, context=self.context, location=location).mkdir(
+                mode=0o777, parents=True, exist_ok=True
+            )
+            return
+        ours = self._deployments.location(location)
+        await self._translated(self.engine.connector(ours).mkdir(ours, path))
 
     async def _is_dir(self, location: Any, path: str) -> bool:
         if not await self._driven(location):
@@ -308,12 +323,6 @@ class StreamFlowDataManager(DataManager):  # type: ignore[misc]  # StreamFlow is
         src_connector = manager.get_connector(src_location.deployment)
         for destination in destinations:
             dst_connector = manager.get_connector(destination.location.deployment)
-            # This project's engine makes a missing parent itself; StreamFlow's copies do not.
-            await StreamFlowPath(
-                posixpath.dirname(destination.path),
-                context=self.context,
-                location=destination.location,
-            ).mkdir(mode=0o777, parents=True, exist_ok=True)
             if src_location.local:
                 await dst_connector.copy_local_to_remote(
                     src=source,
