@@ -63,28 +63,23 @@ class BlockPool:
         self.count = count
         self.size = size
         self._free: list[BufferBlock] = []
-        self._allocated = 0
-        self._reserved = 0
+        self._held = 0
         self._available = asyncio.Semaphore(count)
         self.peak_in_use = 0
-        """The most blocks ever held at once (for tests and statistics)."""
+        """The most blocks and reserved places ever held at once (for tests and
+        statistics)."""
 
     @property
     def in_use(self) -> int:
         """Blocks and reserved places currently held."""
-        return self._allocated - len(self._free) + self._reserved
+        return self._held
 
     async def acquire(self) -> BufferBlock:
         """A WRITABLE block; waits while all ``count`` blocks are held."""
-        await self._available.acquire()
-        if self._free:
-            block = self._free.pop()
-        else:
-            block = BufferBlock(self.size)
-            self._allocated += 1
+        await self.reserve()  # a place, then its block
+        block = self._free.pop() if self._free else BufferBlock(self.size)
         block.state = BlockState.WRITABLE
         block.offset = block.length = block.holders = block.tag = 0
-        self.peak_in_use = max(self.peak_in_use, self.in_use)
         return block
 
     async def reserve(self) -> None:
@@ -92,19 +87,19 @@ class BlockPool:
         small file, a batch); waits as :meth:`acquire` does. No buffer is allocated: the
         data has its own, and a fresh process would otherwise zero a block per place."""
         await self._available.acquire()
-        self._reserved += 1
-        self.peak_in_use = max(self.peak_in_use, self.in_use)
+        self._held += 1
+        self.peak_in_use = max(self.peak_in_use, self._held)
 
     def unreserve(self) -> None:
         """Give back a place taken with :meth:`reserve`."""
-        self._reserved -= 1
+        self._held -= 1
         self._available.release()
 
     def release(self, block: BufferBlock) -> None:
         """Give a block back (its data is no longer needed)."""
         block.state = BlockState.COMMITTED
         self._free.append(block)
-        self._available.release()
+        self.unreserve()  # the block's place
 
     def let_go(self, block: BufferBlock) -> None:
         """One of the block's holders is done with it; the last one gives it back."""
