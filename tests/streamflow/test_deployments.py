@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -140,3 +142,37 @@ def test_streamflow_checks_the_config_against_the_plugins_schema(
     else:
         with pytest.raises(WorkflowDefinitionException):
             SfValidator().validate(document)
+
+
+def test_the_shipped_schema_is_the_one_the_options_generate() -> None:
+    from streamflow_data_streamflow import StreamFlowDataManager
+    from streamflow_data_streamflow.options import json_schema
+
+    assert StreamFlowDataManager.get_schema() == json_schema(), (
+        "regenerate plugins/streamflow/streamflow_data_streamflow/data_manager.json with "
+        "python -c 'from streamflow_data_streamflow.options import json_schema; "
+        'print(json_schema(), end="")\' > that file'
+    )
+
+
+def test_loading_the_plugin_imports_none_of_the_engine() -> None:
+    """StreamFlow loads every installed plugin at each start, whichever data manager the
+    run uses: loading ours, and validating a ``streamflow.yml`` against its schema, must
+    not import this project's engine (nor pydantic)."""
+    script = """
+import sys
+from streamflow.config.validator import SfValidator
+from streamflow.ext.utils import load_extensions
+from streamflow_data_streamflow import StreamFlowDataManager
+load_extensions()
+SfValidator().validate({
+    "version": "v1.0",
+    "workflows": {"w": {"type": "cwl", "config": {"file": "w.cwl"}}},
+    "dataManager": {"type": "streamflow-data", "config": {"catalog": ":memory:"}},
+})
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("streamflow_data", "pydantic")))
+"""
+    shown = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert shown == "[]"

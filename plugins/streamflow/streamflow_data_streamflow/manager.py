@@ -4,41 +4,42 @@ engine for the bytes.
 Registrations, relations, invalidations and queries give what StreamFlow's own
 ``DefaultDataManager`` gives, on StreamFlow's own ``DataLocation`` objects
 (:mod:`~streamflow_data_streamflow.index`): its workflow code depends on those answers to
-the relpath. Every transfer goes through a :class:`~streamflow_data.DefaultDataManager`:
-read once for all its destinations, in chunks of a bounded block pool, verified,
-journaled for resumption in the catalog, with progress and statistics; each deployment
-served as :mod:`~streamflow_data_streamflow.deployments` says.
+the relpath. Every transfer goes through a :class:`~streamflow_data.DefaultDataManager`
+(:mod:`~streamflow_data_streamflow.transfers`): read once for all its destinations, in
+chunks of a bounded block pool, verified, journaled for resumption in the catalog, with
+progress and statistics; each deployment served as
+:mod:`~streamflow_data_streamflow.deployments` says.
+
+This module imports nothing of the engine: StreamFlow imports it with the plugin at every
+start, whichever data manager the run uses, and the engine's modules are imported when
+StreamFlow builds this manager.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import posixpath
-import time
 from collections.abc import Coroutine, Iterable, MutableSequence
 from dataclasses import dataclass
-from typing import Any
+from importlib import resources
+from typing import TYPE_CHECKING, Any
 
 from streamflow.core.data import DataLocation, DataManager, DataType
 from streamflow.core.exception import WorkflowExecutionException
 from streamflow.data.remotepath import StreamFlowPath, get_inner_path
 
-from streamflow_data import (
-    DefaultDataManager,
-    ExecutionLocation,
-    FileKind,
-    PathNotFoundError,
-    StreamFlowDataError,
-)
-from streamflow_data.sdk import parse_options
-from streamflow_data_streamflow.deployments import Deployments
 from streamflow_data_streamflow.index import ReplicaIndex
-from streamflow_data_streamflow.options import DataManagerOptions, json_schema
 
-__all__ = ["StreamFlowDataManager"]
+if TYPE_CHECKING:
+    from streamflow_data import DefaultDataManager
+    from streamflow_data_streamflow.options import DataManagerOptions
 
-logger = logging.getLogger("streamflow.streamflow_data")
+__all__ = ["SCHEMA_FILE", "StreamFlowDataManager"]
+
+SCHEMA_FILE = "data_manager.json"
+"""The JSON schema of the manager's ``config``, shipped in this package (generated from
+:class:`~streamflow_data_streamflow.options.DataManagerOptions`, and checked against it
+by the tests)."""
 
 
 @dataclass(slots=True)
@@ -62,35 +63,24 @@ class StreamFlowDataManager(DataManager):  # type: ignore[misc]  # StreamFlow is
     """
 
     def __init__(self, context: Any, **config: Any) -> None:
+        from streamflow_data_streamflow.transfers import Transfers  # see the module
+
         super().__init__(context)
-        self.options = parse_options(DataManagerOptions, config, "the streamflow-data manager")
-        """The validated configuration."""
         self._index = ReplicaIndex()
-        self.engine = DefaultDataManager(
-            settings=self.options.transfer,
-            catalog=self.options.catalog,
-            cache=self.options.cache,
-            on_evict=self._evicted,
-        )
+        self._transfers = Transfers(context, config, self._evicted)
+        self.options: DataManagerOptions = self._transfers.options
+        """The validated configuration."""
+        self.engine: DefaultDataManager = self._transfers.engine
         """This project's manager, which moves every byte (its statistics, progress
         listeners and catalog are the transfers')."""
-        self._deployments = Deployments(context, self.engine)
-        self._opening: asyncio.Task[Any] | None = None
 
     @classmethod
     def get_schema(cls) -> str:
-        return json_schema()
+        return resources.files(__package__).joinpath(SCHEMA_FILE).read_text()
 
     async def close(self) -> None:
         """Wait for transfers in flight, log what moved where, close the connectors."""
-        await self.engine.close()
-        for location, moved in self.engine.statistics.locations.items():
-            logger.info(
-                "streamflow-data moved %d bytes from and %d bytes to %s",
-                moved.bytes_read,
-                moved.bytes_written,
-                location,
-            )
+        await self._transfers.close()
 
     # -- StreamFlow's answers ---------------------------------------------------------------
 
@@ -126,9 +116,7 @@ class StreamFlowDataManager(DataManager):  # type: ignore[misc]  # StreamFlow is
         if isinstance(location, DataLocation):
             location = location.location
         self._index.invalidate(location, path)
-        ours = self._deployments.known(location)
-        if ours is not None:  # the engine may have copied there
-            self.engine.invalidate_location(ours, path)
+        self._transfers.invalidate(location, path)
 
     def register_path(
         self,
@@ -163,18 +151,13 @@ class StreamFlowDataManager(DataManager):  # type: ignore[misc]  # StreamFlow is
     def register_relation(self, src_location: DataLocation, dst_location: DataLocation) -> None:
         self._index.relate(src_location, dst_location)
 
-    def _evicted(self, location: ExecutionLocation, path: str) -> None:
+    def _evicted(self, deployment: str, path: str) -> None:
         """The engine's cache removed a local copy: StreamFlow's replicas of it go too."""
-        for replica in self._index.get(path, deployment=location.deployment):
+        for replica in self._index.get(path, deployment=deployment):
             if replica.location.local:
                 self._index.invalidate(replica.location, path)
 
     # -- transfers ------------------------------------------------------------------------
-
-    async def _open(self) -> None:
-        if self._opening is None:
-            self._opening = asyncio.ensure_future(self.engine.open())
-        await asyncio.shield(self._opening)
 
     async def transfer_data(
         self,
@@ -190,7 +173,7 @@ class StreamFlowDataManager(DataManager):  # type: ignore[misc]  # StreamFlow is
         destination's location). A failed copy leaves its replica INVALID and available,
         so that nothing waits on it; the error is StreamFlow's
         ``WorkflowExecutionException``."""
-        await self._open()
+        await self._transfers.open()
         resolved = await StreamFlowPath(
             src_path, context=self.context, location=src_location
         ).resolve()
@@ -246,30 +229,17 @@ class StreamFlowDataManager(DataManager):  # type: ignore[misc]  # StreamFlow is
         """``path`` and its missing parents made on ``location``: a file copied into a
         directory that is not there yet is then written once, not tried, refused and
         sent again after the engine makes its parent."""
-        if not await self._driven(location):
+        if await self._transfers.driven(location):
+            await self._transfers.make_directory(location, path)
+        else:
             await StreamFlowPath(path, context=self.context, location=location).mkdir(
                 mode=0o777, parents=True, exist_ok=True
             )
-            return
-        ours = self._deployments.location(location)
-        await self._translated(self.engine.connector(ours).mkdir(ours, path))
 
     async def _is_dir(self, location: Any, path: str) -> bool:
-        if not await self._driven(location):
-            return bool(
-                await StreamFlowPath(path, context=self.context, location=location).is_dir()
-            )
-        ours = self._deployments.location(location)
-
-        async def kind() -> FileKind | None:
-            try:
-                return (
-                    await self.engine.connector(ours).stat(ours, path, follow_symlinks=True)
-                ).kind
-            except PathNotFoundError:
-                return None
-
-        return await self._translated(kind()) is FileKind.DIRECTORY
+        if await self._transfers.driven(location):
+            return await self._transfers.is_dir(location, path)
+        return bool(await StreamFlowPath(path, context=self.context, location=location).is_dir())
 
     async def _copy(
         self, src_location: Any, source: str, destinations: list[_Destination], writable: bool
@@ -290,30 +260,12 @@ class StreamFlowDataManager(DataManager):  # type: ignore[misc]  # StreamFlow is
         self, src_location: Any, source: str, destinations: list[_Destination], writable: bool
     ) -> None:
         places = [src_location, *(d.location for d in destinations)]
-        driven = [await self._driven(place) for place in places]
-        if not all(driven):
+        driven = [await self._transfers.driven(place) for place in places]
+        if all(driven):
+            targets = [(d.location, d.path) for d in destinations]
+            await self._transfers.copy(src_location, source, targets, writable)
+        else:
             await self._streamflow_copy(src_location, source, destinations, writable)
-            return
-        ours = self._deployments.location(src_location)
-        if self.engine.mapper.resolve(ours, source) is None:
-            self.engine.register_path(ours, source)
-        targets = [(self._deployments.location(d.location), d.path) for d in destinations]
-        where = ", ".join(f"{d.path} on {d.location}" for d in destinations)
-        logger.info("COPYING %s on %s to %s", source, src_location, where)
-        started = time.monotonic()
-        await self._translated(self.engine.transfer_to(ours, source, targets, writable))
-        logger.info("COMPLETED copy of %s in %.3f s", source, time.monotonic() - started)
-
-    async def _driven(self, location: Any) -> bool:
-        """Whether this project's engine serves ``location`` (see :class:`Deployments`)."""
-        return bool(await self._translated(self._deployments.driven(location)))
-
-    async def _translated(self, work: Any) -> Any:
-        """Await ``work``; this project's errors become StreamFlow's."""
-        try:
-            return await work
-        except StreamFlowDataError as exc:
-            raise WorkflowExecutionException(str(exc)) from exc
 
     async def _streamflow_copy(
         self, src_location: Any, source: str, destinations: list[_Destination], writable: bool

@@ -1,5 +1,7 @@
 """The configuration of the ``streamflow-data`` data manager in a ``streamflow.yml``, and
-its JSON schema (generated from the model, so the two cannot disagree)."""
+its JSON schema, generated from the model. The package ships the schema as a file, which
+StreamFlow reads at every start without importing this module; a test checks that the
+file is what :func:`json_schema` generates."""
 
 from __future__ import annotations
 
@@ -34,11 +36,12 @@ class DataManagerOptions(pydantic.BaseModel):
 
 
 def json_schema() -> str:
-    """The JSON schema StreamFlow validates the ``config`` against."""
+    """The JSON schema StreamFlow validates the ``config`` against, as the shipped file
+    holds it (:data:`~streamflow_data_streamflow.manager.SCHEMA_FILE`)."""
     schema: dict[str, Any] = DataManagerOptions.model_json_schema()
     schema = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
         **schema,
     }
-    return json.dumps(schema)
+    return json.dumps(schema, indent=2) + "\n"
