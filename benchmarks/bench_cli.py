@@ -16,7 +16,6 @@ Run: ``python -m benchmarks.bench_cli [--rounds N]``.
 from __future__ import annotations
 
 import argparse
-import compileall
 import os
 import shutil
 import statistics
@@ -26,9 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import Figure, print_table
+from benchmarks.common import Figure, byte_compile, print_table
 
-PACKAGE = Path(__file__).parent.parent / "streamflow_data"
 _FLOOR = "import argparse, asyncio, logging, sqlite3"
 """The standard modules the CLI cannot do without."""
 
@@ -43,7 +41,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=9)
     rounds = parser.parse_args().rounds
-    compileall.compile_dir(str(PACKAGE), quiet=1)
+    byte_compile()
     script = shutil.which("streamflow-data", path=os.path.dirname(sys.executable))
     assert script is not None, "the console script is not installed"
     runs: dict[str, list[float]] = {"cp": [], "cli": [], "bare": [], "floor": [], "added": []}
