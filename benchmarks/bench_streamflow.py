@@ -2,9 +2,10 @@
 against ours (``dataManager: {type: streamflow-data}``), alternated in one run.
 
 Two sshd servers on 127.0.0.1 are the deployments ``ssh-a`` and ``ssh-b`` (as root, host-b
-sees a scratch directory of its own: two hosts' disks, as in ``bench_ssh``). The workflow
-takes a file of ``--size`` MiB (1 GiB by default) and a directory of ``--files`` files of
-4 KiB (10,000) from the local node through three steps and back:
+sees a scratch directory of its own: two hosts' disks, as in ``bench_ssh``); their login
+user's shell costs ``--login-ms`` per command (80 ms by default), as on a login node. The
+workflow takes a file of ``--size`` MiB (1 GiB by default) and a directory of ``--files``
+files of 4 KiB (10,000) from the local node through three steps and back:
 
 1. on ssh-a, copy both (``cp``): the inputs move local -> ssh-a;
 2. on ssh-b, copy step 1's copies: they move ssh-a -> ssh-b;
@@ -43,9 +44,9 @@ from datetime import datetime
 from pathlib import Path
 from statistics import median
 
-from benchmarks.bench_ssh import everywhere, two_hosts
+from benchmarks.bench_ssh import bench_user, everywhere, login_options, two_hosts
 from benchmarks.common import Figure, byte_compile, print_table
-from tests.ssh.sshd import SSHServer, client_key, known_hosts, login_user, owned_directory
+from tests.ssh.sshd import SSHServer, client_key, known_hosts, owned_directory
 from tests.streamflow.hosts import streamflow_file
 
 MANAGERS = ("default", "streamflow-data")
@@ -113,12 +114,12 @@ def _inputs(directory: Path, size_mib: int, files: int) -> str:
     return digest.hexdigest()
 
 
-def _config(manager: str, servers: list[SSHServer], workdir: Path) -> str:
+def _config(manager: str, servers: list[SSHServer], workdir: Path, user: str) -> str:
     bindings = [
         {"step": f"/{step}", "target": {"deployment": f"ssh-{host}", "workdir": str(workdir)}}
         for step, host in (("first", "a"), ("second", "b"), ("third", "a"))
     ]
-    return streamflow_file("workflow.cwl", bindings, servers, manager)
+    return streamflow_file("workflow.cwl", bindings, servers, manager, username=user)
 
 
 def copying(log: str) -> float:
@@ -142,13 +143,19 @@ def copying(log: str) -> float:
 
 
 def run_once(
-    manager: str, base: Path, inputs: Path, servers: list[SSHServer], digest: str, files: int
+    manager: str,
+    base: Path,
+    inputs: Path,
+    servers: list[SSHServer],
+    user: str,
+    digest: str,
+    files: int,
 ) -> tuple[float, float, int | None]:
     """One ``streamflow run``, checked: its wall time in seconds, the seconds it spent
     copying, and the bytes read from ssh-b (ours logs them; step 2's outputs go from there
     to the local node and to ssh-a, in two calls)."""
     run = Path(tempfile.mkdtemp(dir=base / "runs"))
-    workdir = owned_directory(base / "scratch" / run.name)
+    workdir = owned_directory(base / "scratch" / run.name, user)
     (run / "workflow.cwl").write_text(WORKFLOW)
     (run / "copy.cwl").write_text(COPY)
     (run / "job.yml").write_text(
@@ -159,7 +166,7 @@ def run_once(
             }
         )
     )
-    (run / "streamflow.yml").write_text(_config(manager, servers, workdir))
+    (run / "streamflow.yml").write_text(_config(manager, servers, workdir, user))
     os.sync()
     started = time.perf_counter()
     result = subprocess.run(
@@ -188,7 +195,7 @@ def run_once(
 
 
 def measure(
-    base: Path, servers: list[SSHServer], rounds: int, size_mib: int, files: int
+    base: Path, servers: list[SSHServer], user: str, rounds: int, size_mib: int, files: int
 ) -> tuple[dict[str, list[float]], dict[str, list[float]], list[int]]:
     """Seconds of each manager's runs, alternated round by round, and of their copies; the
     bytes each of ours read from ssh-b."""
@@ -200,7 +207,7 @@ def measure(
     for round_ in range(rounds):
         order = MANAGERS if round_ % 2 == 0 else MANAGERS[::-1]
         for manager in order:
-            elapsed, copied, read = run_once(manager, base, inputs, servers, digest, files)
+            elapsed, copied, read = run_once(manager, base, inputs, servers, user, digest, files)
             times[manager].append(elapsed)
             copies[manager].append(copied)
             if read is not None:
@@ -214,17 +221,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--size", type=int, default=1024, help="MiB of the big file")
     parser.add_argument("--files", type=int, default=10_000, help="small files")
+    login_options(parser)
     args = parser.parse_args()
     byte_compile()  # StreamFlow's own modules are, as pip installed them
     base = Path(tempfile.mkdtemp(prefix="sfd-bench-sf-"))
     base.chmod(0o755)
     (base / "runs").mkdir()
     key = client_key(base)
-    servers = two_hosts(base, key, login_user())
+    user = bench_user(args.login_ms)
+    servers = two_hosts(base, key, user)
     known_hosts(servers, base / "known_hosts")
     try:
-        fixed, _, _ = measure(base, servers, args.rounds, 1, 10)
-        heavy, copies, reads = measure(base, servers, args.rounds, args.size, args.files)
+        fixed, _, _ = measure(base, servers, user, args.rounds, 1, 10)
+        heavy, copies, reads = measure(base, servers, user, args.rounds, args.size, args.files)
     finally:
         for server in servers:
             server.stop()
@@ -264,8 +273,9 @@ def main() -> None:
         ),
     ]
     print_table(
-        f"StreamFlow workflow, three steps on two SSH hosts (median of {args.rounds}, "
-        "alternated; every run a fresh `streamflow run`)",
+        f"StreamFlow workflow, three steps on two SSH hosts (login shell "
+        f"{args.login_ms:g} ms; median of {args.rounds}, alternated; every run a fresh "
+        "`streamflow run`)",
         figures,
     )
     runs = "; ".join(

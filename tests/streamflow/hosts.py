@@ -9,12 +9,15 @@ from collections.abc import Mapping, Sequence
 from tests.ssh.sshd import SSHServer, login_user
 
 
-def ssh_config(*servers: SSHServer, **extra: object) -> dict[str, object]:
+def ssh_config(
+    *servers: SSHServer, username: str | None = None, **extra: object
+) -> dict[str, object]:
     """The ``config`` of a StreamFlow ``ssh`` deployment whose nodes are ``servers``, with
-    the session's client key (beside the servers' directories), host keys unchecked."""
+    the session's client key (beside the servers' directories), host keys unchecked,
+    logging in as ``username`` (by default the test user)."""
     return {
         "nodes": [f"127.0.0.1:{server.port}" for server in servers],
-        "username": login_user(),
+        "username": username or login_user(),
         "sshKey": str(servers[0].directory.parent / "client_key"),
         "checkHostKey": False,
         **extra,
@@ -28,10 +31,12 @@ def streamflow_file(
     manager: str,
     database: str = ":memory:",
     manager_config: Mapping[str, object] | None = None,
+    username: str | None = None,
 ) -> str:
     """A ``streamflow.yml`` (JSON, which YAML reads) running the workflow ``cwl`` with
-    ``settings: job.yml``, the deployments ``ssh-a``, ``ssh-b``, ... of ``servers``, and
-    the data manager ``manager`` (``default``: StreamFlow's own) with ``manager_config``."""
+    ``settings: job.yml``, the deployments ``ssh-a``, ``ssh-b``, ... of ``servers`` (as
+    ``username``), and the data manager ``manager`` (``default``: StreamFlow's own) with
+    ``manager_config``."""
     config: dict[str, object] = {
         "version": "v1.0",
         "workflows": {
@@ -42,7 +47,7 @@ def streamflow_file(
             }
         },
         "deployments": {
-            f"ssh-{name}": {"type": "ssh", "config": ssh_config(server)}
+            f"ssh-{name}": {"type": "ssh", "config": ssh_config(server, username=username)}
             for name, server in zip("abcdefgh", servers, strict=False)
         },
         "database": {"type": "default", "config": {"connection": database}},
