@@ -41,6 +41,7 @@ from tests.ssh.sshd import (
     known_hosts,
     login_user,
     owned_directory,
+    slow_login_user,
     start_server,
 )
 
@@ -530,3 +531,56 @@ async def test_input_refused_by_a_command_that_exited_leaves_its_status_to_wait(
     opened = ssh.channels_opened(host_a)
     assert (await transport.run("echo next", "/", data)).stdout == b"next\n"
     assert ssh.channels_opened(host_a) == opened
+
+
+@pytest.fixture
+def slow_login(ssh_options: OptionsFactory, ssh_servers: list[SSHServer]) -> SSHConnector:
+    """A connector to one host whose login shell takes 1 s per session (no master)."""
+    if os.geteuid() != 0:
+        pytest.skip("a user with a slow login shell is made as root")
+    user = slow_login_user(1.0)
+    return SSHConnector(ssh_options(ssh_servers[:1], username=user, streams="asyncssh"))
+
+
+async def test_a_command_takes_the_runner_that_frees_first_and_keeps_the_new_one(
+    slow_login: SSHConnector,
+) -> None:
+    """Every runner busy: a command runs on the first of a runner that ends its command
+    and a new runner, here the busy one (a new one logs in for 1 s); the new runner is
+    kept, idle, and runs a later command without opening a channel."""
+    [host] = slow_login.locations("ssh")
+    transport = slow_login.transport(host)
+    try:
+        first = await transport.run("echo $PPID", "/")  # the first runner's shell
+        busy = asyncio.create_task(transport.run("sleep 0.3; echo $PPID", "/"))
+        await asyncio.sleep(0.1)
+        quick = await transport.run("echo $PPID", "/")
+        assert quick.stdout == (await busy).stdout == first.stdout
+        opened = slow_login.channels_opened(host)
+        assert opened == 2  # the first runner and the one started for the quick command
+        await asyncio.sleep(1.5)  # that one has logged in
+        shells = await asyncio.gather(
+            *(transport.run("sleep 0.2; echo $PPID", "/") for _ in range(2))
+        )
+        assert len({shell.stdout for shell in shells}) == 2
+        assert slow_login.channels_opened(host) == opened
+    finally:
+        await slow_login.close()
+
+
+async def test_closing_while_a_runner_nobody_waits_for_logs_in(
+    slow_login: SSHConnector,
+) -> None:
+    """A runner started for a command that took a freed one is still logging in when
+    the connector closes: the close ends it, and nothing of the pool is left running."""
+    [host] = slow_login.locations("ssh")
+    transport = slow_login.transport(host)
+    await transport.run("true", "/")
+    busy = asyncio.create_task(transport.run("sleep 0.2", "/"))
+    await asyncio.sleep(0.05)
+    await transport.run("true", "/")
+    await busy
+    assert slow_login.channels_opened(host) == 2
+    await asyncio.wait_for(slow_login.close(), 30)
+    left = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    assert [task for task in left if "NodePool" in repr(task.get_coro())] == []

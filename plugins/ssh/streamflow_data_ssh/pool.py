@@ -170,6 +170,8 @@ class NodePool(CommandTransport):
             options.streams == "auto" and options.passphrase_file is None
         )
         self._warming: asyncio.Task[None] | None = None
+        self._unclaimed: set[asyncio.Future[None]] = set()
+        """Runners on their way that no command waits for (see :meth:`_take_runner`)."""
         self.streams = StreamCounts()
         self._closed = False
         self._down_until = 0.0
@@ -395,10 +397,33 @@ class NodePool(CommandTransport):
         return None
 
     async def _take_runner(self) -> _Reused:
-        """An idle runner, or a new one in a slot of its own."""
+        """An idle runner; else the first of a runner that ends its command and a new one
+        started in a slot of its own. A new runner pays the node's login shell (80 ms or
+        more on a login node) where a busy runner's command mostly ends in a few; one
+        started and not taken stays, idle, for the next command."""
         reused = await self._acquire_slot(self._idle_runner)
         if reused is not None:
             return reused
+        starting = asyncio.ensure_future(self._start_runner())
+        if not any(home.runners for home in self._connections):
+            return await starting  # none to wait for
+        freed = asyncio.ensure_future(self._next_idle_runner())
+        try:
+            await asyncio.wait([starting, freed], return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            freed.cancel()
+            self._unclaimed_runner(starting)
+            self._unclaimed_runner(freed)
+            raise
+        if starting.done():
+            freed.cancel()  # no-op if it took one: that one goes back
+            self._unclaimed_runner(freed)
+            return starting.result()
+        self._unclaimed_runner(starting)
+        return freed.result()
+
+    async def _start_runner(self) -> _Reused:
+        """A new runner, in the slot taken for it (given back if the start fails)."""
         try:
             home = await self._pick()
             try:
@@ -416,6 +441,25 @@ class NodePool(CommandTransport):
             raise
         home.runners.append(runner)
         return runner, home
+
+    async def _next_idle_runner(self) -> _Reused:
+        """The next runner to end its command (or an idle one), taken."""
+        async with self._slots.changed:
+            while (reused := self._idle_runner()) is None:
+                await self._slots.changed.wait()
+            return reused
+
+    def _unclaimed_runner(self, taking: asyncio.Future[_Reused]) -> None:
+        """The runner ``taking`` brings (one being started, or one that ended its
+        command), which no command wants: idle once ``taking`` is done."""
+
+        async def give_back() -> None:
+            with contextlib.suppress(Exception):  # a failed start has freed its slot
+                await self._give_back(*await taking)
+
+        task = asyncio.ensure_future(give_back())
+        self._unclaimed.add(task)
+        task.add_done_callback(self._unclaimed.discard)
 
     async def _give_back(self, runner: ShellRunner, home: _Connection) -> None:
         """``runner`` is done with its command: idle again, or closed if it failed. Idle,
@@ -612,9 +656,11 @@ class NodePool(CommandTransport):
         async with self._connecting:
             self._closed = True
             connections, self._connections = self._connections, []
-        if self._warming is not None:
-            self._warming.cancel()
-            await asyncio.wait([self._warming])
+        starting = [t for t in (self._warming, *self._unclaimed) if t is not None]
+        for task in starting:
+            task.cancel()
+        if starting:
+            await asyncio.wait(starting)
         await self._drop_master()
         for connection in connections:
             connection.connection.close()
