@@ -21,14 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from streamflow_data.connectors.base import (
-    Connector,
     CopyItem,
     FileKind,
     LinkItem,
@@ -45,80 +42,20 @@ from streamflow_data.errors import (
     UnsupportedOperationError,
 )
 from streamflow_data.manager import DefaultDataManager
-from streamflow_data.model import Digest, ExecutionLocation
+from streamflow_data.model import Digest
+from streamflow_data.testing.harness import (
+    CHUNK,
+    MTIME_NS,
+    ConnectorHarness,
+    RecordedEvents,
+    digest,
+    make_tree,
+    payload,
+    require,
+    tree_contents,
+)
 
 __all__ = ["ConnectorConformance", "ConnectorHarness"]
-
-# A whole-second time: every storage that keeps mtimes keeps this one exactly.
-MTIME_NS = 1_600_000_000 * 1_000_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectorHarness:
-    """What the conformance suite needs to exercise a connector."""
-
-    connector: Connector
-    deployment: str
-    """The deployment name the connector is bound to in the tests."""
-    location: ExecutionLocation
-    """A location of that deployment the tests may write to."""
-    root: str
-    """An existing, empty directory on the location, owned by this test."""
-
-    def path(self, *parts: str) -> str:
-        """A path below the test's root."""
-        return "/".join((self.root.rstrip("/"), *parts))
-
-
-def _payload(size: int, seed: int = 7) -> bytes:
-    """Deterministic, incompressible-looking bytes."""
-    return bytes((index * 131 + seed * 17 + (index >> 8)) % 251 for index in range(size))
-
-
-async def _digest(data: bytes) -> Digest:
-    """``Digest.of`` off the loop: its first large CRC imports the native package."""
-    return await asyncio.to_thread(Digest.of, data)
-
-
-async def _crc32c(data: bytes) -> int:
-    return (await _digest(data)).crc32c
-
-
-_CHUNK = 64 * 1024  # the chunk size the own-route tests cut their files by
-
-
-class _Events:
-    """A recording :class:`~streamflow_data.connectors.localcopy.CopyEvents`."""
-
-    journaled = True
-
-    def __init__(self) -> None:
-        self.moves: list[int] = []
-        self.held_chunks: dict[int, int] = {}
-
-    def moved(self, size: int, started: float) -> None:
-        self.moves.append(size)
-
-    def read(self, size: int, seconds: float) -> None:
-        """Statistics: not checked here."""
-
-    def recovered(self, error: Exception) -> None:
-        """Statistics: not checked here."""
-
-    def held(self, number: int, crc32c: int) -> None:
-        assert number not in self.held_chunks, f"chunk {number} told held twice"
-        self.held_chunks[number] = crc32c
-
-    async def check_held(self, data: bytes) -> None:
-        """Each chunk told held has the CRC32C of ``data``'s chunk."""
-        for number, crc in self.held_chunks.items():
-            chunk = data[number * _CHUNK : (number + 1) * _CHUNK]
-            assert chunk and crc == await _crc32c(chunk), f"chunk {number}"
-
-
-def _require(harness: ConnectorHarness, capability: str) -> None:
-    if not getattr(harness.connector.capabilities, capability):
-        pytest.skip(f"{type(harness.connector).__name__} does not declare {capability}")
 
 
 @pytest.mark.asyncio
@@ -157,8 +94,8 @@ class ConnectorConformance:
         assert (await connector.stat(location, harness.path("dir"))).kind is FileKind.DIRECTORY
 
     async def test_mode_and_mtime_are_kept(self, harness: ConnectorHarness) -> None:
-        _require(harness, "permissions")
-        _require(harness, "mtimes")
+        require(harness, "permissions")
+        require(harness, "mtimes")
         connector, location = harness.connector, harness.location
         await connector.write_file(location, harness.path("f"), b"x", mode=0o640, mtime_ns=MTIME_NS)
         info = await connector.stat(location, harness.path("f"))
@@ -172,13 +109,13 @@ class ConnectorConformance:
 
     @pytest.mark.parametrize("size", [0, 1, 65_536, 1_000_003])
     async def test_write_then_read_round_trips(self, harness: ConnectorHarness, size: int) -> None:
-        data = _payload(size)
+        data = payload(size)
         await harness.connector.write_file(harness.location, harness.path("blob"), data)
         assert await harness.connector.read_file(harness.location, harness.path("blob")) == data
         assert (await harness.connector.stat(harness.location, harness.path("blob"))).size == size
 
     async def test_ranged_reads_return_exact_ranges(self, harness: ConnectorHarness) -> None:
-        data = _payload(300_000)
+        data = payload(300_000)
         await harness.connector.write_file(harness.location, harness.path("blob"), data)
         async with await harness.connector.open_reader(
             harness.location, harness.path("blob")
@@ -189,7 +126,7 @@ class ConnectorConformance:
             assert await reader.read(300_000, 100) == b""
 
     async def test_readinto_fills_buffers_at_offsets(self, harness: ConnectorHarness) -> None:
-        data = _payload(200_000)
+        data = payload(200_000)
         await harness.connector.write_file(harness.location, harness.path("blob"), data)
         buffer = memoryview(bytearray(65_536))
         async with await harness.connector.open_reader(
@@ -202,8 +139,8 @@ class ConnectorConformance:
 
     async def test_commit_verifies_the_stored_bytes(self, harness: ConnectorHarness) -> None:
         connector, location = harness.connector, harness.location
-        data = _payload(100_000)
-        right = await _digest(data)
+        data = payload(100_000)
+        right = await digest(data)
         async with await connector.open_writer(location, harness.path("good")) as writer:
             await writer.write(0, data)
             assert await writer.digest() == right
@@ -231,7 +168,7 @@ class ConnectorConformance:
     async def test_written_file_appears_only_on_commit(self, harness: ConnectorHarness) -> None:
         connector, location = harness.connector, harness.location
         target = harness.path("out")
-        parts = [_payload(100_000, seed) for seed in range(3)]
+        parts = [payload(100_000, seed) for seed in range(3)]
         async with await connector.open_writer(location, target) as writer:
             offset = 0
             for part in parts:
@@ -263,7 +200,7 @@ class ConnectorConformance:
     ) -> None:
         connector, location = harness.connector, harness.location
         target = harness.path("out")
-        first, rest = _payload(150_000), _payload(50_000, seed=3)
+        first, rest = payload(150_000), payload(50_000, seed=3)
         writer = await connector.open_writer(location, target, mtime_ns=MTIME_NS)
         await writer.write(0, first)
         token = writer.resume_token
@@ -279,7 +216,7 @@ class ConnectorConformance:
             pieces = [first[at : at + 65_536] for at in range(10_000, len(first), 65_536)]
             assert held in ([], [hashlib.sha256(piece).digest() for piece in pieces])
             await resumed.write(len(first), rest)
-            await resumed.commit(await _digest(first + rest))
+            await resumed.commit(await digest(first + rest))
         assert await connector.read_file(location, target) == first + rest
         assert await self._names(harness, harness.root) == {"out"}
 
@@ -311,9 +248,9 @@ class ConnectorConformance:
             await harness.connector.open_writer(harness.location, harness.path("no", "file"))
 
     async def test_ranged_writes_in_any_order(self, harness: ConnectorHarness) -> None:
-        _require(harness, "ranged_writes")
+        require(harness, "ranged_writes")
         connector, location = harness.connector, harness.location
-        data = _payload(300_000)
+        data = payload(300_000)
         async with await connector.open_writer(location, harness.path("out")) as writer:
             for start in (200_000, 0, 100_000):
                 await writer.write(start, data[start : start + 100_000])
@@ -322,13 +259,13 @@ class ConnectorConformance:
 
     async def test_bulk_operations_report_each_file(self, harness: ConnectorHarness) -> None:
         connector, location = harness.connector, harness.location
-        files = {f"f{index}": _payload(1000 + index, index) for index in range(5)}
+        files = {f"f{index}": payload(1000 + index, index) for index in range(5)}
         items = [
-            WriteItem(harness.path(name), data, expected=await _digest(data))
+            WriteItem(harness.path(name), data, expected=await digest(data))
             for name, data in files.items()
         ]
         bad = WriteItem(harness.path("no-dir", "x"), b"x")
-        corrupt = WriteItem(harness.path("corrupt"), b"abc", expected=await _digest(b"abd"))
+        corrupt = WriteItem(harness.path("corrupt"), b"abc", expected=await digest(b"abd"))
         results = await connector.write_files(location, [*items[:2], bad, corrupt, *items[2:]])
         assert results[:2] == [None, None] and results[4:] == [None] * 3
         assert isinstance(results[2], PathNotFoundError)
@@ -364,7 +301,7 @@ class ConnectorConformance:
             location, harness.path("stage", "h"), atomic=False, mode=0o600
         ) as writer:
             await writer.write(0, b"h")
-            await writer.commit(await _digest(b"h"))
+            await writer.commit(await digest(b"h"))
         await connector.rename(location, harness.path("stage"), harness.path("published"))
         assert await self._names(harness, harness.root) == {
             "published",
@@ -416,7 +353,7 @@ class ConnectorConformance:
     async def test_walk_follows_a_link_at_its_root(self, harness: ConnectorHarness) -> None:
         """A walk lists what its root leads to (a transfer copies the data, as ``cp -r``
         copies the directory a named link points to); links below it stay links."""
-        _require(harness, "symlinks")
+        require(harness, "symlinks")
         connector, location = harness.connector, harness.location
         await connector.mkdir(location, harness.path("tree"))
         await connector.write_file(location, harness.path("tree", "f"), b"f")
@@ -476,9 +413,9 @@ class ConnectorConformance:
         assert await self._names(harness, harness.root) == set()
 
     async def test_server_side_copy(self, harness: ConnectorHarness) -> None:
-        _require(harness, "server_side_copy")
+        require(harness, "server_side_copy")
         connector, location = harness.connector, harness.location
-        data = _payload(200_000)
+        data = payload(200_000)
         await connector.write_file(location, harness.path("src"), data)
         await connector.copy(
             location, harness.path("src"), harness.path("dst"), mode=0o600, mtime_ns=MTIME_NS
@@ -504,12 +441,12 @@ class ConnectorConformance:
         bytes at their offsets, progress counts each once, and every chunk told held is
         held, with its CRC32C."""
         connector, location = harness.connector, harness.location
-        data = _payload(300_000)
+        data = payload(300_000)
         await connector.write_file(location, harness.path("blob"), data)
         local = tmp_path / "local"
         await asyncio.to_thread(local.write_bytes, b"." * len(data))
-        events = _Events()
-        cut = LocalFile(str(local), len(data), _CHUNK, 2)
+        events = RecordedEvents()
+        cut = LocalFile(str(local), len(data), CHUNK, 2)
         async with await connector.open_reader(location, harness.path("blob")) as reader:
             route = connector.get_file(reader, cut, events)
             if route is None:
@@ -523,12 +460,12 @@ class ConnectorConformance:
         self, harness: ConnectorHarness, tmp_path: Path
     ) -> None:
         connector, location = harness.connector, harness.location
-        await connector.write_file(location, harness.path("blob"), _payload(100_000))
+        await connector.write_file(location, harness.path("blob"), payload(100_000))
         local = tmp_path / "local"
         await asyncio.to_thread(local.write_bytes, b"")
-        cut = LocalFile(str(local), 150_000, _CHUNK, 1)
+        cut = LocalFile(str(local), 150_000, CHUNK, 1)
         async with await connector.open_reader(location, harness.path("blob")) as reader:
-            route = connector.get_file(reader, cut, _Events())
+            route = connector.get_file(reader, cut, RecordedEvents())
             if route is None:
                 pytest.skip(f"{type(connector).__name__} has no get_file route")
             with pytest.raises(SourceChangedError):
@@ -541,11 +478,11 @@ class ConnectorConformance:
         the local one, progress counts each byte once, and every chunk told held is held,
         with its CRC32C."""
         connector, location = harness.connector, harness.location
-        data = _payload(300_000)
+        data = payload(300_000)
         local = tmp_path / "local"
         await asyncio.to_thread(local.write_bytes, data)
-        events = _Events()
-        cut = LocalFile(str(local), len(data), _CHUNK, 2)
+        events = RecordedEvents()
+        cut = LocalFile(str(local), len(data), CHUNK, 2)
         async with await connector.open_writer(location, harness.path("blob")) as writer:
             route = connector.put_file(writer, cut, events)
             if route is None:
@@ -563,7 +500,7 @@ class ConnectorConformance:
     ) -> None:
         """A local tree copied to the connector and back arrives byte for byte."""
         source, back = tmp_path / "source", tmp_path / "back"
-        await asyncio.to_thread(_make_tree, source)
+        await asyncio.to_thread(make_tree, source)
         local = LocalConnector()
         # The harness owns its connector; the manager is not closed so it does not close it.
         manager = DefaultDataManager({"local": local, harness.deployment: harness.connector})
@@ -576,25 +513,6 @@ class ConnectorConformance:
             await manager.transfer_data(harness.location, harness.path("tree"), [here], str(back))
         finally:
             await local.close()
-        assert await asyncio.to_thread(_tree_contents, back) == await asyncio.to_thread(
-            _tree_contents, source
+        assert await asyncio.to_thread(tree_contents, back) == await asyncio.to_thread(
+            tree_contents, source
         )
-
-
-def _make_tree(root: Path) -> None:
-    (root / "sub" / "empty").mkdir(parents=True)
-    (root / "sub" / "blob").write_bytes(_payload(5_000_000))
-    (root / "small").write_bytes(b"small")
-    (root / "zero").write_bytes(b"")
-
-
-def _tree_contents(root: Path) -> dict[str, bytes | None]:
-    """Every path below ``root`` with its bytes (None for directories)."""
-    contents: dict[str, bytes | None] = {}
-    for directory, subdirectories, files in os.walk(root):
-        relative = Path(directory).relative_to(root)
-        contents.update({str(relative / name): None for name in subdirectories})
-        contents.update(
-            {str(relative / name): (Path(directory) / name).read_bytes() for name in files}
-        )
-    return contents
