@@ -462,6 +462,22 @@ class Connector(abc.ABC):
         for item in items:
             await self.set_metadata(location, item.path, mode=item.mode, mtime_ns=item.mtime_ns)
 
+    async def finish_tree(
+        self,
+        location: ExecutionLocation,
+        items: Sequence[MetadataItem],
+        staged: str | None,
+        path: str,
+    ) -> None:
+        """The last step of a tree copied to ``path``: give its directories their mode and
+        time (``items``, deepest first, as :meth:`apply_metadata`), then rename the staging
+        tree ``staged`` to ``path`` (None: the tree was written in place). Derived from
+        those two; a remote connector does both in one round trip."""
+        if items:
+            await self.apply_metadata(location, items)
+        if staged is not None:
+            await self.rename(location, staged, path)
+
     async def exists(self, location: ExecutionLocation, path: str) -> bool:
         """Whether ``path`` exists (a dangling link exists)."""
         try:

@@ -477,11 +477,40 @@ class ShellConnector(Connector):
 
     async def rename(self, location: ExecutionLocation, src: str, dst: str) -> None:
         try:
-            await self.transport(location).check(
-                f"mv -T -- {quote(src)} {quote(dst)}", src, what="mv"
-            )
+            await self.transport(location).check(_rename_command(src, dst), src, what="mv")
         finally:
             self._metadata.changed_tree(location)
+
+    async def finish_tree(
+        self,
+        location: ExecutionLocation,
+        items: Sequence[MetadataItem],
+        staged: str | None,
+        path: str,
+    ) -> None:
+        """The directories' ``tar x`` (see :func:`.pack_directories`) and the rename in one
+        command where the names fit one; else as :meth:`apply_metadata` and :meth:`rename`
+        do."""
+        wanted = [
+            (i.path, i.mode, i.mtime_ns) for i in items if (i.mode, i.mtime_ns) != (None, None)
+        ]
+        if staged is None or not wanted:
+            await super().finish_tree(location, items, staged, path)
+            return
+        rename = _rename_command(staged, path)
+        packed = await asyncio.to_thread(pack_directories, wanted, rename)
+        if packed is None or len(packed) > 1:
+            await super().finish_tree(location, items, staged, path)
+            return
+        [(script, archive)] = packed
+        try:
+            result = await self.transport(location).run(script, staged, archive)
+        finally:
+            self._metadata.changed_tree(location)
+        if result.status == EXIT_NOT_DIRECTORIES:  # nothing changed: the long way
+            await super().finish_tree(location, items, staged, path)
+        elif result.status != 0:
+            raise command_error(result, location, staged, "tar or mv")
 
     # -- copies on the host -----------------------------------------------------------------
 
@@ -548,3 +577,8 @@ def _copy_results(
         path = item.src if int(status) == EXIT_NOT_FOUND else item.dst
         results[int(number)] = command_error(Completed(int(status), b"", message), location, path)
     return results
+
+
+def _rename_command(src: str, dst: str) -> str:
+    """``mv`` of ``src`` to ``dst`` itself, never into it."""
+    return f"mv -T -- {quote(src)} {quote(dst)}"

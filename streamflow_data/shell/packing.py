@@ -276,11 +276,12 @@ def _member_error(location: ExecutionLocation, path: str, name: str, stderr: str
 
 
 def pack_directories(
-    items: Sequence[tuple[str, int | None, int | None]],
+    items: Sequence[tuple[str, int | None, int | None]], then: str | None = None
 ) -> list[tuple[str, list[Buffer]]] | None:
     """Scripts, each with its archive, that give existing directories their (path, mode,
     mtime_ns) with one ``tar x`` per command line's worth of names; None when an item lacks
-    a mode or a time (an archive's member sets both) or is ``/``.
+    a mode or a time (an archive's member sets both) or is ``/``. The last script runs the
+    command ``then``, if given, once its archive is unpacked.
 
     ``tar x`` sets the mode and time of a directory member that already exists once it has
     read the archive, deepest first as given: for 100 directories it took 2.5 ms, where a
@@ -307,15 +308,18 @@ def pack_directories(
         members.append(tarformat.directory(name, mode, mtime_ns))
         budget += len(quoted) + 1
     if names:
-        packed.append(_directories_script(names, members))
+        packed.append(_directories_script(names, members, then))
     return packed
 
 
-def _directories_script(names: list[str], members: list[Buffer]) -> tuple[str, list[Buffer]]:
+def _directories_script(
+    names: list[str], members: list[Buffer], then: str | None = None
+) -> tuple[str, list[Buffer]]:
+    unpack = "tar -x -f - -p --no-same-owner"
     script = (
         f"cd / || exit 1\nfor p in {' '.join(names)}; do "
         f'[ -d "$p" ] && [ ! -h "$p" ] || exit {EXIT_NOT_DIRECTORIES}; done\n'
-        "exec tar -x -f - -p --no-same-owner"
+        + (f"exec {unpack}" if then is None else f"{unpack} || exit\nexec {then}")
     )
     return script, tarformat.archive((member,) for member in members)
 

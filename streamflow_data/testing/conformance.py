@@ -30,6 +30,7 @@ from streamflow_data.connectors.base import (
     FileKind,
     LinkItem,
     LocalFile,
+    MetadataItem,
     WriteItem,
 )
 from streamflow_data.connectors.local import LocalConnector
@@ -286,33 +287,51 @@ class ConnectorConformance:
         names = await self._names(harness, harness.root)
         assert "corrupt" not in names and "copy1" not in names
 
-    async def test_staging_trees_are_published_by_rename(self, harness: ConnectorHarness) -> None:
+    async def test_staging_trees_are_finished_and_published_by_rename(
+        self, harness: ConnectorHarness
+    ) -> None:
+        """``finish_tree`` gives a staged tree's directories their modes and times, then
+        renames it into place; a tree written in place gets the metadata only."""
         connector, location = harness.connector, harness.location
-        if not connector.capabilities.atomic_directories:
-            with pytest.raises(UnsupportedOperationError):
-                await connector.rename(location, harness.path("a"), harness.path("b"))
-            return
+        capabilities = connector.capabilities
+        mode, mtime_ns = 0o750, MTIME_NS
         await connector.mkdir(location, harness.path("stage", "sub"))
         await connector.write_file(location, harness.path("stage", "sub", "f"), b"f", atomic=False)
-        writer = await connector.open_writer(location, harness.path("stage", "g"), atomic=False)
-        await writer.write(0, b"partial")
-        await writer.abort()
-        async with await connector.open_writer(
-            location, harness.path("stage", "h"), atomic=False, mode=0o600
-        ) as writer:
-            await writer.write(0, b"h")
-            await writer.commit(await digest(b"h"))
-        await connector.rename(location, harness.path("stage"), harness.path("published"))
-        assert await self._names(harness, harness.root) == {
-            "published",
-            "published/sub",
-            "published/sub/f",
-            "published/h",
-        }
-        assert await connector.read_file(location, harness.path("published", "h")) == b"h"
-        await connector.mkdir(location, harness.path("other"))
-        with pytest.raises(PathExistsError):
-            await connector.rename(location, harness.path("other"), harness.path("published"))
+        items = [
+            MetadataItem(harness.path(*parts), mode, mtime_ns)
+            for parts in (("stage", "sub"), ("stage",))
+        ]
+        done = "published"
+        if not capabilities.atomic_directories:
+            with pytest.raises(UnsupportedOperationError):
+                await connector.rename(location, harness.path("stage"), harness.path(done))
+            await connector.finish_tree(location, items, None, harness.path("stage"))
+            done = "stage"
+        else:
+            writer = await connector.open_writer(location, harness.path("stage", "g"), atomic=False)
+            await writer.write(0, b"partial")
+            await writer.abort()
+            async with await connector.open_writer(
+                location, harness.path("stage", "h"), atomic=False, mode=0o600
+            ) as writer:
+                await writer.write(0, b"h")
+                await writer.commit(await digest(b"h"))
+            await connector.finish_tree(location, items, harness.path("stage"), harness.path(done))
+            assert await self._names(harness, harness.root) == {
+                "published",
+                "published/sub",
+                "published/sub/f",
+                "published/h",
+            }
+            assert await connector.read_file(location, harness.path("published", "h")) == b"h"
+            await connector.mkdir(location, harness.path("other"))
+            with pytest.raises(PathExistsError):
+                await connector.rename(location, harness.path("other"), harness.path(done))
+        for info in [
+            await connector.stat(location, harness.path(done, *p)) for p in ((), ("sub",))
+        ]:
+            assert info.mode == mode or not capabilities.permissions
+            assert info.mtime_ns == mtime_ns or not capabilities.mtimes
 
     # -- directories, links, removal ---------------------------------------------------------
 

@@ -225,8 +225,7 @@ class _TransferRun:
             if self.context.settings.checksum == "sha256":
                 await self._verify_sha256()
             await self._each_destination(self._make_links)
-            await self._each_destination(self._finish_directories)
-            await self._each_destination(self._publish)
+            await self._each_destination(self._finish)
         except BaseException as exc:
             self._cancel_chunks()
             keep = isinstance(exc, asyncio.CancelledError) and self.context.journal.resumable
@@ -446,15 +445,30 @@ class _TransferRun:
             path = join(self.src_path, entry.relpath)
             await FileCopy(self.context, entry.relpath, path, entry.stat).run([destination])
 
-    async def _finish_directories(self, destination: Destination) -> None:
-        """Give directories their source mode and time, deepest first (after their content)."""
-        if self.plan.root.kind is not FileKind.DIRECTORY:
+    async def _finish(self, destination: Destination) -> None:
+        """Give directories their source mode and time, deepest first (after their
+        content), and rename a staging directory to the destination path: the tree
+        appears whole."""
+        items = self._directory_metadata(destination)
+        staged = destination.root if destination.staged else None
+        if not items and staged is None:
             return
+        connector = destination.connector
+        await connector.finish_tree(destination.location, items, staged, destination.path)
+        if staged is not None:
+            destination.state.root, destination.state.staged = destination.path, False
+            self.context.journal.root(destination.index, destination.path, False)
+
+    def _directory_metadata(self, destination: Destination) -> list[MetadataItem]:
+        """The modes and times of the tree's directories at ``destination``, deepest
+        first, as far as it keeps them."""
+        if self.plan.root.kind is not FileKind.DIRECTORY:
+            return []
         capabilities = destination.connector.capabilities
         if not (capabilities.permissions or capabilities.mtimes):
-            return
+            return []
         entries = [*self.plan.directories[::-1], WalkEntry("", self.plan.root)]
-        items = [
+        return [
             MetadataItem(
                 destination.target(entry.relpath),
                 mode=entry.stat.mode if capabilities.permissions else None,
@@ -462,16 +476,6 @@ class _TransferRun:
             )
             for entry in entries
         ]
-        await destination.connector.apply_metadata(destination.location, items)
-
-    async def _publish(self, destination: Destination) -> None:
-        """Rename a staging directory to the destination path: the tree appears whole."""
-        if destination.staged:
-            await destination.connector.rename(
-                destination.location, destination.root, destination.path
-            )
-            destination.state.root, destination.state.staged = destination.path, False
-            self.context.journal.root(destination.index, destination.path, False)
 
     def _cancel_chunks(self) -> None:
         chunks = self.context.chunks

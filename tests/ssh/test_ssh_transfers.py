@@ -361,3 +361,30 @@ async def test_a_small_file_to_a_host_just_connected_is_one_remote_command(
     finally:
         await connector.close()
     assert (remote_dir / "f").read_bytes() == source.read_bytes()
+
+
+async def test_a_small_tree_to_a_host_is_four_remote_commands(
+    ssh_options: OptionsFactory, remote_dir: Path, tmp_path: Path
+) -> None:
+    """A tree of a few small files: whether the destination exists, its directories, the
+    files in one batch, then the directories' modes and times with the rename that
+    publishes the tree, in one command."""
+    source = tmp_path / "tree"
+    for name in ("a", "sub/b", "sub/c"):
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread((source / name).write_bytes, os.urandom(4096))
+    os.utime(source / "sub", ns=(1_600_000_000 * 10**9,) * 2)
+    connector = SSHConnector(ssh_options())
+    host = connector.locations("ssh")[0]
+    try:
+        async with DefaultDataManager({"local": LocalConnector(), "ssh": connector}) as manager:
+            manager.register_path(LOCAL, str(source))
+            await connector.stat(host, "/")
+            before = connector.commands_run(host)
+            await manager.transfer_data(LOCAL, str(source), [host], str(remote_dir / "t"))
+            assert connector.commands_run(host) - before == 4
+    finally:
+        await connector.close()
+    assert (remote_dir / "t" / "sub" / "c").read_bytes() == (source / "sub" / "c").read_bytes()
+    assert (remote_dir / "t" / "sub").stat().st_mtime_ns == 1_600_000_000 * 10**9
+    assert await asyncio.to_thread(os.listdir, remote_dir) == ["t"]  # no staging tree left
