@@ -447,9 +447,7 @@ class ShellConnector(Connector):
         await self._apply(location, items)
 
     async def _apply(self, location: ExecutionLocation, items: Sequence[MetadataItem]) -> None:
-        wanted = [
-            (i.path, i.mode, i.mtime_ns) for i in items if (i.mode, i.mtime_ns) != (None, None)
-        ]
+        wanted = _metadata_wanted(items)
         if wanted:
             transport = self.transport(location)
             try:
@@ -491,9 +489,7 @@ class ShellConnector(Connector):
         """The directories' ``tar x`` (see :func:`.pack_directories`) and the rename in one
         command where the names fit one; else as :meth:`apply_metadata` and :meth:`rename`
         do."""
-        wanted = [
-            (i.path, i.mode, i.mtime_ns) for i in items if (i.mode, i.mtime_ns) != (None, None)
-        ]
+        wanted = _metadata_wanted(items)
         if staged is None or not wanted:
             await super().finish_tree(location, items, staged, path)
             return
@@ -582,3 +578,8 @@ def _copy_results(
 def _rename_command(src: str, dst: str) -> str:
     """``mv`` of ``src`` to ``dst`` itself, never into it."""
     return f"mv -T -- {quote(src)} {quote(dst)}"
+
+
+def _metadata_wanted(items: Sequence[MetadataItem]) -> list[tuple[str, int | None, int | None]]:
+    """(path, mode, mtime_ns) of the items that set something."""
+    return [(i.path, i.mode, i.mtime_ns) for i in items if (i.mode, i.mtime_ns) != (None, None)]
