@@ -111,6 +111,33 @@ async def test_three_workers_drain_a_queue_each_transfer_once(
         assert submitter.get_data_locations(str(tmp_path / "dst" / "7"))
 
 
+async def test_an_idle_worker_woken_claims_what_was_submitted_at_once(
+    tmp_path: Path, catalog_path: str
+) -> None:
+    """A worker that found the queue empty looks again after its delay (here a minute),
+    unless it is woken, as a service wakes its own when a transfer is submitted to it."""
+    source = tmp_path / "src"
+    await asyncio.to_thread(source.write_bytes, b"x" * 5000)
+    async with DefaultDataManager(catalog=catalog_path) as manager:
+        assert manager.catalog is not None
+        queue = manager.catalog.queue
+        manager.register_path(LOCAL, str(source))
+        await manager.flush()
+        worker = QueueWorker(manager, concurrency=1, poll=60)
+        running = asyncio.create_task(worker.run())
+        try:
+            await asyncio.sleep(0.2)  # it has looked once, found nothing, and waits
+            await queue.submit(
+                QueuedTransfer.of((LOCAL, str(source)), [(LOCAL, str(tmp_path / "dst"))])
+            )
+            worker.wake()
+            assert (await _drained(queue, 1))["done"] == 1
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+    assert await asyncio.to_thread((tmp_path / "dst").read_bytes) == b"x" * 5000
+
+
 async def test_a_transfer_of_an_unknown_source_fails_with_the_reason(catalog_path: str) -> None:
     settings = CatalogSettings(path=catalog_path, follow_interval=0.05)
     async with workers(settings, 1) as [manager]:

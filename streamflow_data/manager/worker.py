@@ -56,6 +56,13 @@ class QueueWorker:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
         """How the queue names this worker."""
         self._running: dict[int, asyncio.Task[None]] = {}
+        self._woken = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look at the queue now, and often again: work was just submitted. An idle
+        worker looks less and less often (up to every 2 s), so a transfer submitted to an
+        idle service would otherwise wait that long."""
+        self._woken.set()
 
     def __repr__(self) -> str:
         return f"QueueWorker(owner={self.owner!r}, running={len(self._running)})"
@@ -73,8 +80,11 @@ class QueueWorker:
                 claimed = await self._claim()
                 if claimed is None:
                     slots.release()
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 2.0)  # an idle queue is looked at less often
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._woken.wait(), delay)
+                    # An idle queue is looked at less often, until work is submitted.
+                    delay = self._poll if self._woken.is_set() else min(delay * 2, 2.0)
+                    self._woken.clear()
                     continue
                 delay = self._poll
                 task = tasks.create_task(self._run(claimed, slots))

@@ -57,6 +57,7 @@ class QueuedBoard(TransferBoard):
         number = await self._queue.submit(
             QueuedTransfer.of((source.location, source.path), targets, writable, links)
         )
+        self.worker.wake()
         submitted = Submitted(number, source, targets, writable, links, state="queued")
         self._hold(submitted)
         return submitted
