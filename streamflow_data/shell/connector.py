@@ -446,23 +446,42 @@ class ShellConnector(Connector):
         of ``touch`` and ``chmod`` for all of ``items``."""
         await self._apply(location, items)
 
-    async def _apply(self, location: ExecutionLocation, items: Sequence[MetadataItem]) -> None:
+    async def _apply(
+        self,
+        location: ExecutionLocation,
+        items: Sequence[MetadataItem],
+        then: tuple[str, str] | None = None,
+    ) -> bool:
+        """As :meth:`apply_metadata` says; with ``then``, a command (and the path its
+        failure is about) the directories' last ``tar x`` runs once it has unpacked: True
+        if it ran (every item a directory)."""
         wanted = _metadata_wanted(items)
-        if wanted:
-            transport = self.transport(location)
-            try:
-                if not await self._unpack_directories(transport, wanted):
-                    script = metadata_script(wanted).encode("utf-8", "surrogateescape")
-                    await transport.check("sh -s", wanted[0][0], script)
-            finally:
+        if not wanted:
+            return False
+        transport = self.transport(location)
+        try:
+            if await self._unpack_directories(transport, wanted, then):
+                return then is not None
+            script = metadata_script(wanted).encode("utf-8", "surrogateescape")
+            await transport.check("sh -s", wanted[0][0], script)
+            return False
+        finally:
+            if then is None:
                 self._metadata.changed(location, [item.path for item in items])
+            else:
+                self._metadata.changed_tree(location)
 
     async def _unpack_directories(
-        self, transport: CommandTransport, items: Sequence[tuple[str, int | None, int | None]]
+        self,
+        transport: CommandTransport,
+        items: Sequence[tuple[str, int | None, int | None]],
+        then: tuple[str, str] | None = None,
     ) -> bool:
-        """Give directories their metadata by unpacking them; False when some item is not
-        an existing directory, before anything changed."""
-        packed = await asyncio.to_thread(pack_directories, items)
+        """Give directories their metadata by unpacking them, the last script running
+        ``then`` (see :meth:`_apply`); False when some item is not an existing directory,
+        before anything changed."""
+        command, path = then if then is not None else (None, items[0][0])
+        packed = await asyncio.to_thread(pack_directories, items, command)
         if packed is None:
             return False
         for script, archive in packed:
@@ -470,7 +489,8 @@ class ShellConnector(Connector):
             if result.status == EXIT_NOT_DIRECTORIES:
                 return False
             if result.status != 0:
-                raise command_error(result, transport.location, items[0][0], "tar")
+                what = "tar" if then is None else "tar or the command after it"
+                raise command_error(result, transport.location, path, what)
         return True
 
     async def rename(self, location: ExecutionLocation, src: str, dst: str) -> None:
@@ -486,27 +506,13 @@ class ShellConnector(Connector):
         staged: str | None,
         path: str,
     ) -> None:
-        """The directories' ``tar x`` (see :func:`.pack_directories`) and the rename in one
-        command where the names fit one; else as :meth:`apply_metadata` and :meth:`rename`
-        do."""
-        wanted = _metadata_wanted(items)
-        if staged is None or not wanted:
-            await super().finish_tree(location, items, staged, path)
-            return
-        rename = _rename_command(staged, path)
-        packed = await asyncio.to_thread(pack_directories, wanted, rename)
-        if packed is None or len(packed) > 1:
-            await super().finish_tree(location, items, staged, path)
-            return
-        [(script, archive)] = packed
-        try:
-            result = await self.transport(location).run(script, staged, archive)
-        finally:
-            self._metadata.changed_tree(location)
-        if result.status == EXIT_NOT_DIRECTORIES:  # nothing changed: the long way
-            await super().finish_tree(location, items, staged, path)
-        elif result.status != 0:
-            raise command_error(result, location, staged, "tar or mv")
+        """The directories' metadata as :meth:`apply_metadata` gives it, the rename run by
+        its last ``tar x`` (see :func:`.pack_directories`): no command of its own where
+        the items are directories unpacked with their mode and time; else after."""
+        if staged is None:
+            await self._apply(location, items)
+        elif not await self._apply(location, items, (_rename_command(staged, path), staged)):
+            await self.rename(location, staged, path)
 
     # -- copies on the host -----------------------------------------------------------------
 
