@@ -347,6 +347,12 @@ class Connector(abc.ABC):
         """
         raise UnsupportedOperationError(location, src, "server-side copy")
 
+    async def warm_up(self, location: ExecutionLocation) -> None:  # noqa: B027 - optional
+        """Open what the first operation on ``location`` would wait for (a connection, a
+        login shell), so that a caller who knows the location is about to be used can
+        have it ready beforehand. Raises what that operation would meet; by default
+        nothing to open."""
+
     async def close(self) -> None:  # noqa: B027 - optional hook: most connectors hold resources
         """Release connections and threads. The connector is unusable afterwards."""
 

@@ -130,6 +130,10 @@ class ShellConnector(Connector):
         :class:`~streamflow_data.errors.UnknownLocationError` for a location this connector
         does not serve."""
 
+    async def warm_up(self, location: ExecutionLocation) -> None:
+        """As the location's transport does (see :meth:`CommandTransport.warm_up`)."""
+        await self.transport(location).warm_up()
+
     def chunk_streams(self, location: ExecutionLocation) -> int | None:
         """As the location's transport says (see :meth:`CommandTransport.chunk_streams`)."""
         return self.transport(location).chunk_streams()

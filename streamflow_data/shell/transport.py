@@ -151,6 +151,10 @@ class CommandTransport(abc.ABC):
         to the engine."""
         return None
 
+    async def warm_up(self) -> None:  # noqa: B027 - optional: most transports connect at once
+        """Open what the first command would wait for (see
+        :meth:`~streamflow_data.connectors.base.Connector.warm_up`); by default nothing."""
+
     async def close(self) -> None:  # noqa: B027 - optional: most transports hold connections
         """Release connections and processes; the transport is unusable afterwards."""
 

@@ -78,6 +78,14 @@ class ConnectorConformance:
         assert harness.location in locations
         assert all(location.deployment == harness.deployment for location in locations)
 
+    async def test_a_warmed_up_location_serves_operations(self, harness: ConnectorHarness) -> None:
+        """``warm_up``, twice (the second finds it done), leaves the location working."""
+        connector, location = harness.connector, harness.location
+        await connector.warm_up(location)
+        await connector.warm_up(location)
+        await connector.write_file(location, harness.path("warm"), b"up")
+        assert await connector.read_file(location, harness.path("warm")) == b"up"
+
     async def test_stat_of_a_missing_path_raises_path_not_found(
         self, harness: ConnectorHarness
     ) -> None:

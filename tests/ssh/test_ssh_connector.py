@@ -584,3 +584,56 @@ async def test_closing_while_a_runner_nobody_waits_for_logs_in(
     await asyncio.wait_for(slow_login.close(), 30)
     left = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
     assert [task for task in left if "NodePool" in repr(task.get_coro())] == []
+
+
+async def test_a_warmed_up_node_runs_its_first_command_on_the_runner_started_for_it(
+    slow_login: SSHConnector,
+) -> None:
+    """``warm_up`` connects and starts a runner that waits, idle: the first command runs
+    in its shell and opens no channel; warming up a node that has a connection opens
+    nothing more."""
+    [host] = slow_login.locations("ssh")
+    try:
+        await slow_login.warm_up(host)
+        assert slow_login.channels_opened(host) == 1
+        assert slow_login.commands_run(host) == 0
+        await slow_login.warm_up(host)
+        shell = await slow_login.transport(host).run("echo $PPID", "/")
+        assert shell.status == 0
+        assert slow_login.channels_opened(host) == 1
+    finally:
+        await slow_login.close()
+
+
+async def test_a_warm_up_cancelled_while_the_runner_logs_in_leaves_nothing_running(
+    slow_login: SSHConnector,
+) -> None:
+    """A caller who warms up in the background cancels it when it stops: the runner
+    logging in is ended and its slot freed, and the node still runs commands."""
+    [host] = slow_login.locations("ssh")
+    try:
+        warming = asyncio.create_task(slow_login.warm_up(host))
+        await asyncio.sleep(0.3)  # connected, the login shell still starting
+        warming.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await warming
+        assert (await slow_login.transport(host).run("echo ok", "/")).stdout == b"ok\n"
+    finally:
+        await asyncio.wait_for(slow_login.close(), 30)
+    left = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    assert [task for task in left if "NodePool" in repr(task.get_coro())] == []
+
+
+async def test_warming_up_an_unreachable_host_raises_our_error() -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    options = SSHOptions.model_validate({"nodes": [f"127.0.0.1:{port}"], "retries": 0})
+    connector = SSHConnector(options)
+    try:
+        with pytest.raises(LocationUnreachableError, match="refused"):
+            await connector.warm_up(connector.locations("ssh")[0])
+    finally:
+        await connector.close()

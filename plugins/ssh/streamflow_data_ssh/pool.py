@@ -422,6 +422,20 @@ class NodePool(CommandTransport):
         self._unclaimed_runner(starting)
         return freed.result()
 
+    async def warm_up(self) -> None:
+        """Connect and start a command runner, left idle for the first command, which then
+        pays neither the connection nor the login shell (the OpenSSH master starts beside
+        the connection, as always). Nothing to do once the node has a connection or one
+        is being made."""
+        if self._closed or self._connections or self._connecting.locked():
+            return
+        await self._acquire_slot()
+        try:
+            runner, home = await self._start_runner()
+        except (asyncssh.Error, OSError) as exc:
+            raise translate(exc, self.location, "") from exc
+        await asyncio.shield(self._give_back(runner, home))  # idle even if we are cancelled
+
     async def _start_runner(self) -> _Reused:
         """A new runner, in the slot taken for it (given back if the start fails)."""
         try:
