@@ -14,9 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from streamflow_data_ssh import SSHOptions
+from streamflow_data_ssh import SSHConnector, SSHOptions
 from streamflow_data_streamflow import ssh_options
 
+from streamflow_data import ExecutionLocation
 from tests.ssh.sshd import SSHServer, client_key, owned_directory, start_server
 from tests.streamflow.conftest import LOCAL, MANAGERS, Contexts, ssh_deployment, ssh_location
 
@@ -176,3 +177,28 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in ("streamflow_data", "p
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert shown == "[]"
+
+
+async def test_a_location_streamflow_asks_about_is_connected_before_its_first_transfer(
+    tmp_path: Path, remote_dir: Path, contexts: Contexts
+) -> None:
+    """StreamFlow asks what data a step's working directory holds before it copies the
+    step's inputs there: that question has the SSH plugin connect and start a command
+    runner in the background, which the transfer's first command then uses."""
+    context = await contexts.open(MANAGERS[1])
+    manager = context.data_manager
+    host = ssh_location("ssh-a", contexts.servers[0])
+    ours = ExecutionLocation("ssh-a", host.name.replace(":", "_"))
+    workdir = owned_directory(remote_dir / "work")
+    assert manager.get_data_locations(str(workdir), "ssh-a", host.name) == []
+    connector = manager.engine.connector(ours)
+    assert isinstance(connector, SSHConnector)
+    for _ in range(200):  # the connection and the login shell: well under 10 s
+        if connector.transport(ours).start_up is not None:  # the runner has logged in
+            break
+        await asyncio.sleep(0.05)
+    assert (connector.channels_opened(ours), connector.commands_run(ours)) == (1, 0)
+    await asyncio.to_thread((tmp_path / "in").write_bytes, b"data")
+    manager.register_path(LOCAL, str(tmp_path / "in"), relpath="in")
+    await manager.transfer_data(LOCAL, str(tmp_path / "in"), [host], str(workdir / "out"))
+    assert connector.commands_run(ours) > 0 and connector.channels_opened(ours) == 1

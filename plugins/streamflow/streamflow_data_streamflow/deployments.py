@@ -127,11 +127,12 @@ class Deployments:
         path = context.config.get("path") if isinstance(context.config, Mapping) else None
         self._config_dir = os.path.dirname(str(path)) if path else os.getcwd()
 
-    def _deployment(self, sf_location: Any) -> _Deployment:
-        name = sf_location.deployment
+    def _deployment(self, name: str, local: bool = False) -> _Deployment:
+        """How the deployment ``name`` is served (``local``: StreamFlow calls its locations
+        local)."""
         deployment = self._deployments.get(name)
         if deployment is None:
-            deployment = self._serve(name, sf_location)
+            deployment = self._serve(name, local)
             if deployment.connector is None:  # not deployed yet: ask again next time
                 return deployment
             self._deployments[name] = deployment
@@ -144,11 +145,14 @@ class Deployments:
             return None
         return self.location(sf_location)
 
-    def _serve(self, name: str, sf_location: Any) -> _Deployment:
-        config_map = getattr(self._context.deployment_manager, "config_map", {})
-        config = config_map.get(name)
+    def _config(self, name: str) -> Any:
+        """StreamFlow's configuration of the deployment ``name`` (None if it has none)."""
+        return getattr(self._context.deployment_manager, "config_map", {}).get(name)
+
+    def _serve(self, name: str, local: bool) -> _Deployment:
+        config = self._config(name)
         kind = getattr(config, "type", None)
-        if sf_location.local or kind == "local":
+        if local or kind == "local":
             return _Deployment(LocalConnector())
         sf_connector = self._context.deployment_manager.get_connector(name)
         if kind == "ssh":
@@ -162,7 +166,7 @@ class Deployments:
 
     def location(self, sf_location: Any) -> ExecutionLocation:
         """Our location for StreamFlow's ``sf_location`` (its connector made if need be)."""
-        deployment = self._deployment(sf_location)
+        deployment = self._deployment(sf_location.deployment, sf_location.local)
         connector = deployment.connector
         if isinstance(connector, LocalConnector):
             return connector.locations(sf_location.deployment)[0]
@@ -175,11 +179,21 @@ class Deployments:
             connector.add(ours, sf_location)
         return ours
 
+    def ssh_location(self, deployment: str, name: str) -> ExecutionLocation | None:
+        """Our location for StreamFlow's location ``name`` of ``deployment`` if the SSH
+        plugin serves that deployment, else None: it can be had from the two names,
+        before StreamFlow hands over a location object of it."""
+        if getattr(self._config(deployment), "type", None) != "ssh":
+            return None
+        if not isinstance(self._deployment(deployment).connector, SSHConnector):
+            return None
+        return ExecutionLocation(deployment, _name(name))
+
     async def driven(self, sf_location: Any) -> bool:
         """Whether this project's engine can move data to and from ``sf_location``; if
         not, the reason is logged (once per deployment) and StreamFlow's copy methods do.
         Raises :class:`UnknownDeploymentError` if StreamFlow has no connector for it."""
-        deployment = self._deployment(sf_location)
+        deployment = self._deployment(sf_location.deployment, sf_location.local)
         if deployment.connector is None:
             raise UnknownDeploymentError(sf_location.deployment, list(self._deployments))
         probed = deployment.probed
@@ -190,7 +204,7 @@ class Deployments:
 
     async def _probe(self, sf_location: Any) -> None:
         """Fall back for the deployment if the location cannot run the shell layer."""
-        connector = self._deployment(sf_location).connector
+        connector = self._deployment(sf_location.deployment).connector
         assert isinstance(connector, CommandsConnector)
         location = self.location(sf_location)
         try:

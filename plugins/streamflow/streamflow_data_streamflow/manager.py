@@ -91,6 +91,8 @@ class StreamFlowDataManager(DataManager):  # type: ignore[misc]  # StreamFlow is
         location_name: str | None = None,
         data_type: DataType | None = None,
     ) -> MutableSequence[DataLocation]:
+        if deployment is not None and location_name is not None:
+            self._transfers.warm_up(deployment, location_name)
         found = self._index.get(path, deployment, location_name, data_type)
         return [replica for replica in found if replica.data_type != DataType.INVALID]
 

@@ -19,7 +19,13 @@ from typing import Any, TypeVar
 
 from streamflow.core.exception import WorkflowExecutionException
 
-from streamflow_data import DefaultDataManager, FileKind, PathNotFoundError, StreamFlowDataError
+from streamflow_data import (
+    DefaultDataManager,
+    ExecutionLocation,
+    FileKind,
+    PathNotFoundError,
+    StreamFlowDataError,
+)
 from streamflow_data.sdk import parse_options
 from streamflow_data_streamflow.deployments import Deployments
 from streamflow_data_streamflow.options import DataManagerOptions
@@ -48,6 +54,8 @@ class Transfers:
         """This project's manager, which moves every byte."""
         self._deployments = Deployments(context, self.engine)
         self._opening: asyncio.Future[DefaultDataManager] | None = None
+        self._named: set[tuple[str, str]] = set()
+        self._warming: set[asyncio.Task[None]] = set()
 
     async def open(self) -> None:
         """Open the engine (its catalog) once, for the first transfer."""
@@ -57,6 +65,9 @@ class Transfers:
 
     async def close(self) -> None:
         """Wait for transfers in flight, log what moved where, close the connectors."""
+        for task in self._warming:
+            task.cancel()
+        await asyncio.gather(*self._warming, return_exceptions=True)
         await self.engine.close()
         for location, moved in self.engine.statistics.locations.items():
             logger.info(
@@ -65,6 +76,30 @@ class Transfers:
                 moved.bytes_written,
                 location,
             )
+
+    def warm_up(self, deployment: str, name: str) -> None:
+        """StreamFlow named its location ``name`` of ``deployment`` (asking what data is
+        there, as it does of a step's working directory before the step's inputs are
+        copied): connect to it in the background, once, if the SSH plugin serves it, so
+        that the first transfer there does not wait for the connection and login shell."""
+        if (deployment, name) in self._named:
+            return
+        self._named.add((deployment, name))
+        try:
+            loop = asyncio.get_running_loop()
+            ours = self._deployments.ssh_location(deployment, name)
+        except (RuntimeError, StreamFlowDataError):  # no loop, or the engine is closed
+            return
+        if ours is not None:
+            task = loop.create_task(self._warm_up(ours))
+            self._warming.add(task)
+            task.add_done_callback(self._warming.discard)
+
+    async def _warm_up(self, location: ExecutionLocation) -> None:
+        try:
+            await self.engine.connector(location).warm_up(location)
+        except StreamFlowDataError as exc:  # the first transfer meets it again, and says so
+            logger.debug("connecting to %s ahead of its transfers failed: %s", location, exc)
 
     def invalidate(self, location: Any, path: str) -> None:
         """Forget the engine's replicas of ``path`` and below on StreamFlow's ``location``
