@@ -592,6 +592,8 @@ class DefaultDataManager(DataManager):
             if self._catalog is not None:
                 await self._catalog.close(self.statistics)
         finally:
-            for connector in self._connectors.values():
-                with contextlib.suppress(Exception):
-                    await connector.close()
+            # At once: each may wait for processes and connections to end.
+            await asyncio.gather(
+                *(connector.close() for connector in self._connectors.values()),
+                return_exceptions=True,
+            )

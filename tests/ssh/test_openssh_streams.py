@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -476,6 +477,34 @@ async def test_spare_sessions_give_way_to_the_streams_of_local_files(
         await _spares(server.port, 3)
     finally:
         await manager.close()
+
+
+async def test_closing_does_not_wait_for_spare_sessions_to_log_in(
+    ssh_options: OptionsFactory, ssh_servers: list[SSHServer]
+) -> None:
+    """A spare session started just before the connector closes is still in its login
+    shell (3 s here): the close ends it with the master, without waiting for the host to
+    close it after the login, and leaves no session."""
+    if os.geteuid() != 0:
+        pytest.skip("a user with a slow login shell is made as root")
+    server = ssh_servers[0]
+    options = ssh_options([server], username=slow_login_user(3.0), streams="openssh")
+    connector = SSHConnector(options)
+    [host] = connector.locations("ssh")
+    transport = connector.transport(host)
+    try:
+        async with transport.stream("true", "/") as stream:  # the master, then its spares
+            await stream.finish()
+        await _spares(server.port, 3)
+        async with transport.stream("true", "/") as stream:  # a spare: another starts
+            await stream.finish()
+    finally:
+        started = time.monotonic()
+        await connector.close()
+        closing = time.monotonic() - started
+    assert closing < 1.5  # not the 3 s login of the spare started last
+    assert await asyncio.to_thread(_sessions, server.port) == []
+    assert await asyncio.to_thread(_sessions, server.port, spare=True) == []
 
 
 async def test_no_spare_sessions_when_none_are_wanted(

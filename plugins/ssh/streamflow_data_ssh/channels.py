@@ -175,13 +175,20 @@ class OpenSSHStream(Stream):
         return Completed(status if status is not None else SSH_FAILED, b"".join(parts), message)
 
     async def stop(self) -> None:
+        """:meth:`kill`, then wait for the exit: asyncio reports it once the standard
+        error's pipe has closed too, whose other end the master holds until the host has
+        closed the session (a session still logging in: once its login shell is done)."""
+        self.kill()
+        await self._process.wait()
+
+    def kill(self) -> None:
         """Close our ends first: the master's next write to the output fails, and it ends
-        the session; it would otherwise wait for the output to be read."""
+        the session; it would otherwise wait for the output to be read. Then kill ``ssh``;
+        :meth:`close_ended` waits for it."""
         self._close("_output")
         self._close("_input")
         if self._process.returncode is None:
             self._process.kill()
-        await self._process.wait()
 
     async def close_ended(self) -> None:
         """Close a stream whose ``ssh`` exited or is exiting (not :attr:`running`): its

@@ -252,9 +252,9 @@ class OpenSSHMaster:
         return self._occupied() < self._options.max_sessions
 
     async def _stop_spares(self) -> None:
+        """Stop the spare sessions together: each ends once the host has closed it."""
         spares, self._spares = self._spares, []
-        for spare in spares:
-            await spare.stop()
+        await asyncio.gather(*(spare.stop() for spare in spares))
 
     def _occupied(self) -> int:
         """Sessions open or opening on the master: its own, the streams', the spares'."""
@@ -296,10 +296,17 @@ class OpenSSHMaster:
             if self._refilling is not None:
                 self._refilling.cancel()
                 await asyncio.wait([self._refilling])
-            await self._stop_spares()  # first: one the master took down would be reaped twice
+            spares, self._spares = self._spares, []
+            for spare in spares:
+                spare.kill()  # first: one the master took down would be reaped twice
             master, self._master = self._master, None
+            ending = [spare.close_ended() for spare in spares]
             if master is not None:
-                await _end(master)
+                ending.append(_end(master))
+            # Together: a killed session is seen to end once the master, which holds its
+            # pipes until the host closes it (after its login shell, if it is logging in),
+            # has ended.
+            await asyncio.gather(*ending)
             if self._directory is not None:
                 await asyncio.to_thread(shutil.rmtree, self._directory, True)
                 self._directory = None
