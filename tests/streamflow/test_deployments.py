@@ -184,7 +184,9 @@ async def test_a_location_streamflow_asks_about_is_connected_before_its_first_tr
 ) -> None:
     """StreamFlow asks what data a step's working directory holds before it copies the
     step's inputs there: that question has the SSH plugin connect and start a command
-    runner in the background, which the transfer's first command then uses."""
+    runner in the background. The transfer then makes the directory and asks whether the
+    destination is one at once: the runner takes one command, and the other starts a
+    second runner (sent one after the other, both would have taken the first)."""
     context = await contexts.open(MANAGERS[1])
     manager = context.data_manager
     host = ssh_location("ssh-a", contexts.servers[0])
@@ -201,4 +203,5 @@ async def test_a_location_streamflow_asks_about_is_connected_before_its_first_tr
     await asyncio.to_thread((tmp_path / "in").write_bytes, b"data")
     manager.register_path(LOCAL, str(tmp_path / "in"), relpath="in")
     await manager.transfer_data(LOCAL, str(tmp_path / "in"), [host], str(workdir / "out"))
-    assert connector.commands_run(ours) > 0 and connector.channels_opened(ours) == 1
+    assert connector.commands_run(ours) > 0 and connector.channels_opened(ours) == 2
+    assert await asyncio.to_thread((workdir / "out").read_bytes) == b"data"
