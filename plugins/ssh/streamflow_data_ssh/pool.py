@@ -430,10 +430,8 @@ class NodePool(CommandTransport):
         if self._closed or self._connections or self._connecting.locked():
             return
         await self._acquire_slot()
-        try:
+        with translating(self.location, ""):
             runner, home = await self._start_runner()
-        except (asyncssh.Error, OSError) as exc:
-            raise translate(exc, self.location, "") from exc
         await asyncio.shield(self._give_back(runner, home))  # idle even if we are cancelled
 
     async def _start_runner(self) -> _Reused:

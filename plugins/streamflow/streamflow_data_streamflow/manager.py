@@ -22,7 +22,7 @@ import posixpath
 from collections.abc import Awaitable, Iterable, MutableSequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any
 
 from streamflow.core.data import DataLocation, DataManager, DataType
 from streamflow.core.exception import WorkflowExecutionException
@@ -35,8 +35,6 @@ if TYPE_CHECKING:
     from streamflow_data_streamflow.options import DataManagerOptions
 
 __all__ = ["SCHEMA_FILE", "StreamFlowDataManager"]
-
-_T = TypeVar("_T")
 
 SCHEMA_FILE = "data_manager.json"
 """The JSON schema of the manager's ``config``, shipped in this package (generated from
@@ -215,15 +213,13 @@ class StreamFlowDataManager(DataManager):  # type: ignore[misc]  # StreamFlow is
                 copy_of = replica.path
                 break
         parent = posixpath.dirname(dst_path)
-        made = self.get_data_locations(parent, location.deployment, location.name)
         # As StreamFlow's manager does, the parent made and the path asked whether it is a
         # directory; at once, one round trip: a path whose parent is not there is none.
-        into_directory = await _both(
-            self._is_dir(location, dst_path),
-            _nothing() if made else self._make_directory(location, parent),
-        )
+        checks: list[Awaitable[object]] = [self._is_dir(location, dst_path)]
+        if not self.get_data_locations(parent, location.deployment, location.name):
+            checks.append(self._make_directory(location, parent))
         path = dst_path
-        if into_directory:
+        if (await _all(checks))[0]:
             path = posixpath.join(dst_path, posixpath.basename(source))
         self.register_path(location, posixpath.dirname(path))
         replica = DataLocation(
@@ -341,12 +337,3 @@ async def _all(work: Iterable[Awaitable[object]]) -> list[object]:
         if isinstance(result, BaseException):
             raise result
     return results
-
-
-async def _both(first: Awaitable[_T], second: Awaitable[None]) -> _T:
-    """``first``'s result, ``second`` run beside it (see :func:`_all`)."""
-    return cast(_T, (await _all([first, second]))[0])
-
-
-async def _nothing() -> None:
-    """Nothing to wait for."""
