@@ -17,9 +17,12 @@ costs). Contenders, alternated trial by trial, each copy checked:
 
 StreamFlow 0.2.0rc3's own data manager and SSH connector, in a fresh process with its
 deployments connected, is the third contender; ours with ``streams = "asyncssh"`` (no
-OpenSSH master: every byte through asyncssh) the fourth, compared with ours. Figures
-are ratios of time (above 1: ours slower), medians of ``--rounds`` rounds, with their
-spread; and the remote commands each transfer of ours ran.
+OpenSSH master: every byte through asyncssh) the fourth, compared with ours. For the
+1 GiB kinds a fifth, asyncssh alone (``cat`` on the hosts over connections opened
+before, 1 MiB at a time, nothing checked), shows how close any client of asyncssh can
+come to the master. Figures are ratios of time (above 1: ours slower), medians of
+``--rounds`` rounds, with their spread; and the remote commands each transfer of ours
+ran.
 Run: ``python -m benchmarks.bench_ssh_fresh`` (``nox -s bench`` runs it; as root).
 """
 
@@ -41,10 +44,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from statistics import median
+from typing import cast
 
+import asyncssh
 from streamflow_data_ssh import SSHConnector
 
 from benchmarks.bench_ssh import (
+    CIPHER,
     LOCAL,
     Bench,
     GiB,
@@ -79,13 +85,16 @@ class Trial:
     src: str
     dst: str
     contender: str = "ours"
-    """``ours``, ``asyncssh`` (ours with ``streams = "asyncssh"``: no OpenSSH master), or
-    ``streamflow``: StreamFlow's own data manager and SSH connector."""
+    """``ours``, ``asyncssh`` (ours with ``streams = "asyncssh"``: no OpenSSH master),
+    ``streamflow`` (StreamFlow's own data manager and SSH connector) or ``cat`` (a loop
+    over asyncssh channels alone)."""
 
 
 async def _run_trial(trial: Trial) -> tuple[float, int]:
     if trial.contender == "streamflow":
         return await _streamflow_trial(trial)
+    if trial.contender == "cat":
+        return await _cat_trial(trial)
     return await _our_trial(trial)
 
 
@@ -154,6 +163,55 @@ async def _streamflow_trial(trial: Trial) -> tuple[float, int]:
         await context.close()
 
 
+async def _cat_trial(trial: Trial) -> tuple[float, int]:
+    """The trial's file moved by ``cat`` on the hosts through asyncssh channels, 1 MiB at
+    a time, every destination written before the next read, nothing checked: what asyncssh
+    itself costs, without the engine. The connections are open before the clock starts."""
+    base = Path(trial.base)
+    connections = [
+        await asyncssh.connect(
+            "127.0.0.1", port, username=trial.user, client_keys=[str(base / "client_key")],
+            known_hosts=str(base / "known_hosts"), encryption_algs=[CIPHER],
+        )
+        for _, port in trial.nodes
+    ]  # fmt: skip
+    source = os.open(trial.src, os.O_RDONLY) if trial.source is None else None
+    sink = os.open(trial.dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL) if not trial.targets else None
+    try:
+        started = time.perf_counter()
+        reader = None
+        if trial.source is not None:
+            command = f"cat {shlex.quote(trial.src)}"
+            reader = await connections[trial.source].create_process(command, encoding=None)
+        writers = [
+            await connections[i].create_process(f"cat > {shlex.quote(trial.dst)}", encoding=None)
+            for i in trial.targets or []
+        ]
+        while True:
+            if reader is None:
+                chunk = await asyncio.to_thread(os.read, cast(int, source), 1 << 20)
+            else:
+                chunk = await reader.stdout.read(1 << 20)
+            if not chunk:
+                break
+            if sink is not None:
+                await asyncio.to_thread(os.write, sink, chunk)
+            for writer in writers:
+                writer.stdin.write(chunk)
+            await asyncio.gather(*(writer.stdin.drain() for writer in writers))
+        for writer in writers:
+            writer.stdin.write_eof()
+        for process in [*writers, *([reader] if reader else [])]:
+            await process.wait(check=True)
+        return time.perf_counter() - started, len(writers) + (reader is not None)
+    finally:
+        for fd in (source, sink):
+            if fd is not None:
+                os.close(fd)
+        for connection in connections:
+            connection.close()
+
+
 def _ours(trial: Trial) -> tuple[float, int]:
     """Run ``trial`` in a fresh process, after a sync so that earlier writeback does not
     slow it."""
@@ -184,6 +242,8 @@ class _Kind:
     fresh: Callable[[], Path]
     """A path to copy to."""
     streamflow_target: str
+    by_cat: bool = False
+    """Whether asyncssh alone (a ``cat`` loop: one file) is measured too."""
 
 
 def _same(expected: Path, copy: Path) -> bool:
@@ -247,10 +307,10 @@ def _kinds(
     return [
         _Kind("1 GiB local -> SSH", "ssh 'cat > dst'", trial(None, [0], blob),
               lambda dst: upload_baseline(bench, blob, dst), local, blob, "<= 1.10x",
-              bench.fresh, "<= 0.70x"),
+              bench.fresh, "<= 0.70x", by_cat=True),
         _Kind("1 GiB SSH -> local", "ssh 'cat src'", trial(0, None, remote_blob),
               lambda dst: download_baseline(bench, remote_blob, dst), local, blob, "<= 1.10x",
-              in_memory, "<= 0.80x"),
+              in_memory, "<= 0.80x", by_cat=True),
         _Kind("10,000 x 4 KiB local -> SSH", "tar c | ssh tar x", trial(None, [0], tree),
               lambda dst: tar_baseline(bench, tree, dst), local, tree, "<= 1.20x", bench.fresh,
               "<= 0.50x"),
@@ -258,10 +318,10 @@ def _kinds(
               lambda dst: untar_baseline(bench, remote_tree, dst), local, tree, "<= 1.20x",
               in_memory, "<= 0.70x"),
         _Kind("1 GiB -> 2 hosts", "tee >(ssh a) | ssh b", trial(None, [0, 1], blob), tee,
-              bench.everywhere, blob, "<= 1.10x", bench.fresh, "<= 0.70x"),
+              bench.everywhere, blob, "<= 1.10x", bench.fresh, "<= 0.70x", by_cat=True),
         _Kind("1 GiB host -> other host", "ssh a cat | ssh b 'cat >'",
               trial(0, [1], remote_blob), relayed, lambda dst: bench.everywhere(dst)[1:] or [dst],
-              blob, "<= 1.05x", bench.fresh, "<= 0.80x"),
+              blob, "<= 1.05x", bench.fresh, "<= 0.80x", by_cat=True),
         _Kind("one 4 KiB file", "ssh 'cat >' over an open master", trial(None, [0], small),
               one_file, local, small, "<= 1.0x, 1 command", bench.fresh, "<= 1.0x"),
     ]  # fmt: skip
@@ -288,6 +348,10 @@ def _measure(bench: Bench, kind: _Kind, rounds: int) -> list[Figure]:
         lambda path: _ours(dataclasses.replace(kind.trial(path), contender="streamflow")),
         lambda path: _ours(dataclasses.replace(kind.trial(path), contender="asyncssh")),
     ]
+    if kind.by_cat:
+        contenders.append(
+            lambda path: _ours(dataclasses.replace(kind.trial(path), contender="cat"))
+        )
     times: list[list[float]] = [[] for _ in contenders]
     commands = []
     for round_number in range(rounds):
@@ -302,7 +366,7 @@ def _measure(bench: Bench, kind: _Kind, rounds: int) -> list[Figure]:
             times[index].append(seconds)
             if index == 0:
                 commands.append(ran)
-    ours, raw, streamflow, asyncssh = times
+    ours, raw, streamflow, asyncssh = times[:4]
     figures = [
         _ratio(f"{kind.name}, ms (baseline: {kind.baseline}", ours, raw, kind.target),
         _ratio(f"{kind.name}, ms (baseline: StreamFlow 0.2.0rc3", ours, streamflow,
@@ -310,6 +374,9 @@ def _measure(bench: Bench, kind: _Kind, rounds: int) -> list[Figure]:
         _ratio(f"{kind.name}, streams = asyncssh, ms (baseline: ours", asyncssh, ours,
                "<= 1.5x"),
     ]  # fmt: skip
+    if kind.by_cat:
+        name = f"{kind.name}, asyncssh alone: a cat loop, ms (baseline: ours"
+        figures.append(_ratio(name, times[4], ours, ""))
     figures.append(Figure(f"{kind.name}: remote commands", median(commands), "", None, ""))
     return figures
 
