@@ -17,7 +17,6 @@ import pytest
 from streamflow_data_ssh import SSHConnector, SSHOptions
 from streamflow_data_streamflow import ssh_options
 
-from streamflow_data import ExecutionLocation
 from tests.ssh.sshd import SSHServer, client_key, owned_directory, start_server
 from tests.streamflow.conftest import LOCAL, MANAGERS, Contexts, ssh_deployment, ssh_location
 
@@ -190,9 +189,9 @@ async def test_a_location_streamflow_asks_about_is_connected_before_its_first_tr
     context = await contexts.open(MANAGERS[1])
     manager = context.data_manager
     host = ssh_location("ssh-a", contexts.servers[0])
-    ours = ExecutionLocation("ssh-a", host.name.replace(":", "_"))
     workdir = owned_directory(remote_dir / "work")
     assert manager.get_data_locations(str(workdir), "ssh-a", host.name) == []
+    [ours] = manager.engine.locations("ssh-a")
     connector = manager.engine.connector(ours)
     assert isinstance(connector, SSHConnector)
     for _ in range(200):  # the connection and the login shell: well under 10 s
