@@ -87,8 +87,11 @@ class Transfers:
         self._named.add((deployment, name))
         try:
             loop = asyncio.get_running_loop()
+        except RuntimeError:  # asked outside a loop: nothing to connect with
+            return
+        try:
             ours = self._deployments.ssh_location(deployment, name)
-        except (RuntimeError, StreamFlowDataError):  # no loop, or the engine is closed
+        except StreamFlowDataError:  # the engine is closed
             return
         if ours is not None:
             task = loop.create_task(self._warm_up(ours))
