@@ -298,10 +298,10 @@ class ShellConnector(Connector):
     def get_file(
         self, reader: Reader, destination: LocalFile, events: CopyEvents
     ) -> Awaitable[None] | None:
-        """Ranges the host's ``dd`` reads into the local file (see
-        :mod:`~streamflow_data.shell.handover`) where the transport hands files over and
-        ``verify`` is off; else the engine's blocks, each checksummed here."""
-        if isinstance(reader, ShellReader) and reader.hands_over:
+        """Ranges the host's ``dd`` reads, poured into the local file (see
+        :mod:`~streamflow_data.shell.handover`) unless ``verify`` is on; then the engine's
+        blocks, each checksummed here."""
+        if isinstance(reader, ShellReader) and reader.pours:
             return Handover(destination, events).download(reader)
         return None
 

@@ -11,13 +11,14 @@ the transport: both read the same cached pages, and the storage once. A file put
 several hosts at once is handed to each host's transport, and read here once for all
 (:class:`~streamflow_data.connectors.localcopy.SourceChecksums`).
 
-**Download.** A ``dd`` on the host reads each range and the transport writes it into the
-local destination's temporary file itself. No byte passes through this process, so none
-is checksummed here: the copy is checked by the count of bytes each range put in the
-file and by the statuses of the programs that moved them. A range whose direct write fails
-is moved again, from where it stopped, through this process, block by block: a failure of
-the local file (a full disk) is then reported by its errno, and a dropped connection is
-retried as the engine's reads are.
+**Download.** A ``dd`` on the host reads each range and its stream pours it into the
+local destination's temporary file: the transport's process writes it itself where the
+transport hands files over, else this process writes the bytes as they come, past the
+engine's blocks. None is checksummed here: the copy is checked by the count of bytes each
+range put in the file and by the statuses of the programs that moved them. A range whose
+pouring fails is moved again, from where it stopped, through this process, block by block:
+a failure of the local file (a full disk) is then reported by its errno, and a dropped
+connection is retried as the engine's reads are.
 
 With a journal (:attr:`CopyEvents.journaled`), each chunk the destination holds whole is
 told to :meth:`CopyEvents.held` with its CRC32C, so that an interrupted transfer continues

@@ -101,20 +101,20 @@ class ShellReader(Reader):
             raise
 
     @property
-    def hands_over(self) -> bool:
-        """Whether the transport's process writes the bytes into a local file itself,
-        without passing them through this process (:meth:`read_local`); not when every
-        byte must be checked: through this process, each block's CRC32C is compared with
-        what the local file stored."""
-        return self.transport.hands_over_files and not self._checked
+    def pours(self) -> bool:
+        """Whether a local destination is written straight from a stream
+        (:meth:`read_local`), past the engine's blocks; not when every byte must be
+        checked: then each block's CRC32C is compared with what the local file stored."""
+        return not self._checked
 
     async def read_local(
         self, offset: int, size: int, path: str, progress: Callable[[int], None]
     ) -> int:
-        """One stream of its own: ``dd`` reads the range, which the transport writes into
-        the file (see :meth:`~streamflow_data.shell.transport.Stream.pour`). How far the
-        file's offset, which the writing process moves, has gone is the progress; where it
-        stops, the count."""
+        """One stream of its own: ``dd`` reads the range, which the stream pours into the
+        file (see :meth:`~streamflow_data.shell.transport.Stream.pour`): the transport's
+        process itself where it hands files over, else this process, as the bytes come.
+        How far the file's offset, which the writing moves, has gone is the progress;
+        where it stops, the count."""
         location = self.transport.location
         fd = await open_local(location, path, os.O_WRONLY)
         reported = Reported(fd, offset, size, progress)

@@ -263,21 +263,28 @@ async def test_ranges_a_full_master_cannot_take_are_written_here(
     assert await asyncio.to_thread((tmp_path / "back").read_bytes) == data
 
 
-@pytest.mark.parametrize(("verify", "direct"), [("none", True), ("sha256", False)])
-async def test_downloads_skip_this_process_unless_every_byte_is_to_be_checked(
+@pytest.mark.parametrize(
+    ("streams", "verify", "direct"),
+    [("openssh", "none", True), ("asyncssh", "none", True), ("openssh", "sha256", False)],
+)
+async def test_downloads_skip_the_blocks_unless_every_byte_is_to_be_checked(
     ssh_options: OptionsFactory,
     ssh_servers: list[SSHServer],
     remote_dir: Path,
+    streams: str,
     verify: str,
     direct: bool,
 ) -> None:
-    connector = SSHConnector(ssh_options(ssh_servers[:1], streams="openssh", verify=verify))
+    """Either client pours a download into the local file (``ssh`` writes it itself,
+    asyncssh's bytes are written here as they come); with ``verify = "sha256"`` every
+    block goes through the engine to be checked."""
+    connector = SSHConnector(ssh_options(ssh_servers[:1], streams=streams, verify=verify))
     [host] = connector.locations("ssh")
     await asyncio.to_thread((remote_dir / "blob").write_bytes, b"x")
     try:
         async with await connector.open_reader(host, str(remote_dir / "blob")) as reader:
             assert isinstance(reader, ShellReader)
-            assert reader.hands_over is direct
+            assert reader.pours is direct
     finally:
         await connector.close()
 

@@ -281,9 +281,9 @@ async def test_sha256_verification_reads_small_files_back_in_batches(
 async def test_a_host_file_rewritten_while_read_is_read_again(
     ssh_options: OptionsFactory, remote_dir: Path, tmp_path: Path
 ) -> None:
-    # Blocks through this process (the master writing the local file itself bypasses the
-    # writer that stalls here); the check is the same either way.
-    ssh = SSHConnector(ssh_options(streams="asyncssh"))
+    # Blocks through this process, as every byte is checked (a download poured into the
+    # local file bypasses the writer that stalls here); the check is the same either way.
+    ssh = SSHConnector(ssh_options(verify="sha256"))
     host_a = ssh.locations("ssh")[0]
     source = remote_dir / "big.bin"
     await asyncio.to_thread(source.write_bytes, os.urandom(3 << 20))
@@ -309,35 +309,42 @@ async def test_a_host_file_rewritten_while_read_is_read_again(
 
 
 @pytest.mark.parametrize(
-    ("options", "checksum", "expected"),
+    ("options", "checksum", "upload", "expected"),
     [
-        ({"streams": "openssh"}, "crc32c", Verification.SIZE),  # ssh reads the file itself
-        ({"streams": "asyncssh"}, "crc32c", Verification.SENT),  # checksummed as sent
-        ({"streams": "asyncssh", "verify": "sha256"}, "crc32c", Verification.RECEIVED),
-        ({"streams": "openssh"}, "sha256", Verification.STORED),  # hashed on the host after
+        ({"streams": "openssh"}, "crc32c", True, Verification.SIZE),  # ssh reads the file
+        ({"streams": "asyncssh"}, "crc32c", True, Verification.SENT),  # checksummed as sent
+        ({"streams": "asyncssh", "verify": "sha256"}, "crc32c", True, Verification.RECEIVED),
+        ({"streams": "openssh"}, "sha256", True, Verification.STORED),  # hashed on the host
+        ({"streams": "openssh"}, "crc32c", False, Verification.SIZE),  # ssh writes the file
+        ({"streams": "asyncssh"}, "crc32c", False, Verification.SIZE),  # poured as it comes
+        ({"streams": "asyncssh", "verify": "sha256"}, "crc32c", False, Verification.STORED),
     ],
 )
-async def test_an_upload_says_what_its_check_proved(
+async def test_a_big_file_says_what_its_check_proved(
     ssh_options: OptionsFactory,
     ssh_servers: list[SSHServer],
     remote_dir: Path,
     tmp_path: Path,
     options: dict[str, object],
     checksum: str,
+    upload: bool,
     expected: Verification,
 ) -> None:
-    """The size-only check of a file the OpenSSH master reads itself is reported as such,
-    not as a digest compared with itself."""
-    blob = tmp_path / "blob"
-    await asyncio.to_thread(blob.write_bytes, os.urandom(6 * 1024 * 1024))
+    """The size-only check of a file moved past the engine's blocks (the OpenSSH master
+    reads or writes it itself, or a download is poured into the local file) is reported
+    as such, not as a digest compared with itself."""
+    here, there = tmp_path / "blob", remote_dir / "blob"
+    src, dst = (here, there) if upload else (there, here)
+    await asyncio.to_thread(src.write_bytes, os.urandom(6 * 1024 * 1024))
     connector = SSHConnector(ssh_options(ssh_servers[:1], **options))
     [host] = connector.locations("ssh")
+    source, target = (LOCAL, host) if upload else (host, LOCAL)
     finished = LastSnapshot()
     settings = SMALL_CHUNKS.replace(checksum=checksum)
     connectors = {"local": LocalConnector(), "ssh": connector}
     async with DefaultDataManager(connectors, settings=settings, listeners=[finished]) as m:
-        m.register_path(LOCAL, str(blob))
-        await m.transfer_data(LOCAL, str(blob), [host], str(remote_dir / "up"))
+        m.register_path(source, str(src))
+        await m.transfer_data(source, str(src), [target], str(dst))
     assert finished.last is not None
     assert finished.last.destinations[0].verification is expected
 
