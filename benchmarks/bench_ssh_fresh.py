@@ -10,8 +10,8 @@ costs). Contenders, alternated trial by trial, each copy checked:
 - 1 GiB SSH -> local: ``ssh host 'cat src' > dst``;
 - 10,000 x 4 KiB local -> SSH: ``tar c | ssh host tar x``;
 - 10,000 x 4 KiB SSH -> local: ``ssh host tar c | tar x`` (into ``/dev/shm``);
-- 1 GiB -> 2 hosts: ``tee >(ssh a 'cat > dst') < file | ssh b 'cat > dst'``, which reads
-  the file once;
+- 1 GiB -> 2 hosts: ``tee fifo < file | ssh b 'cat > dst'`` with ``ssh a 'cat > dst' <
+  fifo`` beside it, which reads the file once;
 - 1 GiB host -> other host: ``ssh a 'cat src' | ssh b 'cat > dst'``;
 - one 4 KiB file: ``ssh 'cat > dst'`` over an open master.
 
@@ -279,11 +279,20 @@ def _kinds(
             str(bench.base), nodes, bench.user, source, targets, str(src), str(dst)
         )
 
+    fifo = bench.base / "to-a"
+    os.mkfifo(fifo)
+
     def tee(dst: Path) -> float:
         to_a = shlex.join(bench.ssh_argv(f"cat > {dst}", a))
         to_b = shlex.join(bench.ssh_argv(f"cat > {dst}", b))
-        # ssh makes its output non-blocking: a's must not be tee's (the pipe to b).
-        return _timed_shell(f"tee >({to_a} > /dev/null) < {shlex.quote(str(blob))} | {to_b}")
+        # ssh to a is a job the shell waits for: the shell does not wait for a process
+        # substitution, and the clock stopped, and the copies were compared, while a's
+        # copy could still be written. ssh makes its output non-blocking: a's must not be
+        # tee's (the pipe to b).
+        return _timed_shell(
+            f"set -e -o pipefail; {to_a} < {fifo} > /dev/null & "
+            f"tee {fifo} < {shlex.quote(str(blob))} | {to_b}; wait $!"
+        )
 
     def relayed(dst: Path) -> float:
         started = time.perf_counter()
@@ -317,7 +326,7 @@ def _kinds(
         _Kind("10,000 x 4 KiB SSH -> local", "ssh tar c | tar x", trial(0, None, remote_tree),
               lambda dst: untar_baseline(bench, remote_tree, dst), local, tree, "<= 1.20x",
               in_memory, "<= 0.70x"),
-        _Kind("1 GiB -> 2 hosts", "tee >(ssh a) | ssh b", trial(None, [0, 1], blob), tee,
+        _Kind("1 GiB -> 2 hosts", "tee fifo | ssh b, ssh a < fifo", trial(None, [0, 1], blob), tee,
               bench.everywhere, blob, "<= 1.10x", bench.fresh, "<= 0.70x", by_cat=True),
         _Kind("1 GiB host -> other host", "ssh a cat | ssh b 'cat >'",
               trial(0, [1], remote_blob), relayed, lambda dst: bench.everywhere(dst)[1:] or [dst],
