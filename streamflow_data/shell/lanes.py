@@ -24,7 +24,8 @@ from streamflow_data.shell.commands import quote
 from streamflow_data.shell.transport import CommandTransport, Stream
 
 __all__ = [
-    "BLOCK",
+    "READ_BLOCK",
+    "WRITE_BLOCK",
     "Lane",
     "Lanes",
     "Reported",
@@ -33,10 +34,12 @@ __all__ = [
     "range_command",
 ]
 
-BLOCK = "bs=256K status=none"
-"""``dd``'s buffer on the host. Writing 1 GiB through one ``dd`` (sessions of one master,
-alternated, on the 2-core benchmark machine) took 2.1 to 3.8 s with 1 MiB, 1.8 to 2.0 s
-with 256 KiB, and 1.8 to 2.5 s for ``cat``; reading, 256 KiB was as fast as ``cat``."""
+READ_BLOCK = "bs=256K status=none"
+"""``dd``'s buffer on the host when it reads a file into a stream (as fast as ``cat``)."""
+WRITE_BLOCK = "bs=32K status=none"
+"""``dd``'s buffer on the host when it writes a stream into a file: an SSH channel's packet,
+about what one read of the pipe from ``sshd`` brings, as ``cat`` copies it. Uploads took
+longer the larger the buffer, from 32 KiB to 1 MiB (see docs/performance.md)."""
 
 
 @dataclass(eq=False)
@@ -153,7 +156,8 @@ class Reported:
 def range_command(path: str, offset: int, size: int) -> str:
     """``dd`` printing ``size`` bytes of the remote file ``path`` from ``offset`` (fewer at
     its end)."""
-    return f"dd if={quote(path)} {BLOCK} iflag=skip_bytes,count_bytes skip={offset} count={size}"
+    ranged = f"iflag=skip_bytes,count_bytes skip={offset} count={size}"
+    return f"dd if={quote(path)} {READ_BLOCK} {ranged}"
 
 
 async def open_local(location: ExecutionLocation, path: str, flags: int) -> int:

@@ -9,7 +9,7 @@ from streamflow_data.connectors.openfiles import Reader
 from streamflow_data.errors import ConnectorError, PathNotFoundError
 from streamflow_data.shell.commands import command_error, quote
 from streamflow_data.shell.lanes import (
-    BLOCK,
+    READ_BLOCK,
     Lane,
     Lanes,
     Reported,
@@ -84,7 +84,8 @@ class ShellReader(Reader):
             process = lane.process
             if process is None:
                 skip = f" iflag=skip_bytes skip={offset}" if offset else ""
-                process = await self._lanes.start(lane, f"dd if={quote(self.path)} {BLOCK}{skip}")
+                command = f"dd if={quote(self.path)} {READ_BLOCK}{skip}"
+                process = await self._lanes.start(lane, command)
             got = 0
             while got < len(buffer):
                 count = await process.receive_into(buffer[got:])

@@ -32,7 +32,8 @@ from streamflow_data.shell.commands import (
     status_pipeline,
 )
 from streamflow_data.shell.lanes import (
-    BLOCK,
+    READ_BLOCK,
+    WRITE_BLOCK,
     Lane,
     Lanes,
     Reported,
@@ -164,7 +165,7 @@ class ShellWriter(Writer):
     def _command(self, offset: int, size: int | None = None) -> str:
         seek = f" oflag=seek_bytes seek={offset}" if offset else ""
         count = "" if size is None else f" iflag=fullblock,count_bytes count={size}"
-        dd = f"dd of={quote(self.written)} conv=notrunc {BLOCK}{seek}{count}"
+        dd = f"dd of={quote(self.written)} conv=notrunc {WRITE_BLOCK}{seek}{count}"
         return status_pipeline(dd, "dd", self._hash_command)
 
     @property
@@ -354,7 +355,7 @@ class ShellWriter(Writer):
         digests cross the network. Nothing for a file this writer started."""
         if not self._resumed:
             return []
-        read = f"dd if={quote(self.written)} iflag=skip_bytes skip={start} {BLOCK}"
+        read = f"dd if={quote(self.written)} iflag=skip_bytes skip={start} {READ_BLOCK}"
         command = f"{read} | split -b {piece} --filter=sha256sum"
         output = await self.transport.check(command, self.path, what="sha256sum")
         digests = []
