@@ -63,6 +63,7 @@ from benchmarks.bench_ssh import (
     remove,
     small_tree,
     tar_baseline,
+    tee_baseline,
     two_hosts,
     untar_baseline,
     upload_baseline,
@@ -267,7 +268,7 @@ def _kinds(
     bench: Bench, blob: Path, tree: Path, small: Path, master: Path, shm: Path
 ) -> list[_Kind]:
     """The kinds of work; downloads land in ``shm``, in memory (see bench_ssh)."""
-    a, b = bench.servers
+    a = bench.servers[0]
     nodes = [(server.name, server.port) for server in bench.servers]
     scratch = bench.scratch
     remote_blob, remote_tree = scratch / "remote-blob", scratch / "remote-tree"
@@ -277,21 +278,6 @@ def _kinds(
     def trial(source: int | None, targets: list[int] | None, src: Path) -> Callable[[Path], Trial]:
         return lambda dst: Trial(
             str(bench.base), nodes, bench.user, source, targets, str(src), str(dst)
-        )
-
-    fifo = bench.base / "to-a"
-    os.mkfifo(fifo)
-
-    def tee(dst: Path) -> float:
-        to_a = shlex.join(bench.ssh_argv(f"cat > {dst}", a))
-        to_b = shlex.join(bench.ssh_argv(f"cat > {dst}", b))
-        # ssh to a is a job the shell waits for: the shell does not wait for a process
-        # substitution, and the clock stopped, and the copies were compared, while a's
-        # copy could still be written. ssh makes its output non-blocking: a's must not be
-        # tee's (the pipe to b).
-        return _timed_shell(
-            f"set -e -o pipefail; {to_a} < {fifo} > /dev/null & "
-            f"tee {fifo} < {shlex.quote(str(blob))} | {to_b}; wait $!"
         )
 
     def relayed(dst: Path) -> float:
@@ -326,7 +312,8 @@ def _kinds(
         _Kind("10,000 x 4 KiB SSH -> local", "ssh tar c | tar x", trial(0, None, remote_tree),
               lambda dst: untar_baseline(bench, remote_tree, dst), local, tree, "<= 1.20x",
               in_memory, "<= 0.70x"),
-        _Kind("1 GiB -> 2 hosts", "tee fifo | ssh b, ssh a < fifo", trial(None, [0, 1], blob), tee,
+        _Kind("1 GiB -> 2 hosts", "tee fifo | ssh b, ssh a < fifo", trial(None, [0, 1], blob),
+              lambda dst: tee_baseline(bench, blob, dst),
               bench.everywhere, blob, "<= 1.10x", bench.fresh, "<= 0.70x", by_cat=True),
         _Kind("1 GiB host -> other host", "ssh a cat | ssh b 'cat >'",
               trial(0, [1], remote_blob), relayed, lambda dst: bench.everywhere(dst)[1:] or [dst],
@@ -340,12 +327,6 @@ def _control(bench: Bench, master: Path, *options: str) -> None:
     """Run ``ssh`` with ``options`` on the first host's master socket, no command."""
     argv = bench.ssh_argv("", None, "-S", str(master), *options)
     subprocess.run(argv[:-1], check=False, capture_output=True)
-
-
-def _timed_shell(script: str) -> float:
-    started = time.perf_counter()
-    subprocess.run(["bash", "-c", script], check=True)
-    return time.perf_counter() - started
 
 
 def _measure(bench: Bench, kind: _Kind, rounds: int) -> list[Figure]:
