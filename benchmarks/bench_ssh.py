@@ -8,7 +8,10 @@ Two sshd servers are started on 127.0.0.1 (as the SSH tests do). Figures:
   ``tar c | ssh host tar x``;
 - 800 files of 20 KiB local -> SSH with ``checksum = "sha256"``, against the same copy
   with the default CRC32C;
-- 1 GiB local -> 2 SSH hosts in one call: wall time against one host, source bytes read;
+- 1 GiB local -> 2 SSH hosts in one call: wall time against one host and against the
+  raw tools' copy that reads the file once (``tee fifo < file | ssh b 'cat > dst'`` with
+  ``ssh a 'cat > dst' < fifo`` beside it), that copy against ``ssh cat`` to one host, and
+  source bytes read;
 - one 4 KiB file local -> SSH with the connection open: ms per ``transfer_data`` call and
   remote round trips (remote commands) per call;
 - peak RSS of a process uploading 1 GiB with the default settings.
