@@ -420,7 +420,11 @@ async def test_piped_streams_run_in_spare_sessions_logged_in_beforehand(
     reach the host whole, and the output, the errors and the status come back. Spares
     whose session ended on the host are passed over; those left end with the connector."""
     server = ssh_servers[0]
-    connector = SSHConnector(ssh_options([server], streams="openssh"))
+    # Three spares and no more, whatever the pool learns of the login's time: a fourth,
+    # logging in while the others are counted, would be killed below without being
+    # waited for, and taken while its ssh still runs.
+    options = ssh_options([server], streams="openssh", spare_sessions=3)
+    connector = SSHConnector(options)
     [host] = connector.locations("ssh")
     transport = connector.transport(host)
     data = os.urandom((1 << 20) + 1)
