@@ -280,8 +280,8 @@ async def big_files(bench: Bench, rounds: int, blob: Path) -> list[Figure]:
         _ratio("1 GiB SSH -> local, MiB/s (baseline: ssh 'cat src')", mib, downs, ">= 0.9x"),
         Figure("1 GiB local -> 2 hosts, ms (baseline: 1 host)", two_hosts, "ms", one_host,
                "<= 2.2x"),
-        Figure(f"1 GiB local -> 2 hosts, ms (baseline: {tee})",
-               raw_two * median(ours / raw for raw, ours in tees), "ms", raw_two),
+        time_ratio(f"1 GiB local -> 2 hosts, ms (baseline: {tee}",
+                   [ours for _, ours in tees], [raw for raw, _ in tees], ""),
         Figure(f"raw tools, 1 GiB local -> 2 hosts by {tee}, ms (baseline: ssh 'cat > dst' "
                "to 1 host)", raw_two, "ms", raw_one),
         Figure("source MiB read for 2 hosts (baseline: file size)", read_twice / 2**20, "MiB",
@@ -363,6 +363,15 @@ def _two_calls_baseline(bench: Bench, source: Path, here: Path, there: Path) -> 
     if fetch.returncode != 0:
         raise subprocess.CalledProcessError(fetch.returncode, fetch.args)
     return time.perf_counter() - started
+
+
+def time_ratio(name: str, mine: list[float], theirs: list[float], target: str) -> Figure:
+    """A time figure: the median of the ratios of time, round by round, with their spread
+    (``name`` lacks its closing parenthesis, which follows the spread)."""
+    ratios = [ours / baseline for ours, baseline in zip(mine, theirs, strict=True)]
+    baseline_ms = median(theirs) * 1000
+    spread = f"ratios {min(ratios):.2f}-{max(ratios):.2f}"
+    return Figure(f"{name}; {spread})", baseline_ms * median(ratios), "ms", baseline_ms, target)
 
 
 def _ratio(name: str, amount: float, pairs: list[tuple[float, float]], target: str) -> Figure:

@@ -64,6 +64,7 @@ from benchmarks.bench_ssh import (
     small_tree,
     tar_baseline,
     tee_baseline,
+    time_ratio,
     two_hosts,
     untar_baseline,
     upload_baseline,
@@ -358,25 +359,17 @@ def _measure(bench: Bench, kind: _Kind, rounds: int) -> list[Figure]:
                 commands.append(ran)
     ours, raw, streamflow, asyncssh = times[:4]
     figures = [
-        _ratio(f"{kind.name}, ms (baseline: {kind.baseline}", ours, raw, kind.target),
-        _ratio(f"{kind.name}, ms (baseline: StreamFlow 0.2.0rc3", ours, streamflow,
+        time_ratio(f"{kind.name}, ms (baseline: {kind.baseline}", ours, raw, kind.target),
+        time_ratio(f"{kind.name}, ms (baseline: StreamFlow 0.2.0rc3", ours, streamflow,
                kind.streamflow_target),
-        _ratio(f"{kind.name}, streams = asyncssh, ms (baseline: ours", asyncssh, ours,
+        time_ratio(f"{kind.name}, streams = asyncssh, ms (baseline: ours", asyncssh, ours,
                "<= 1.5x"),
     ]  # fmt: skip
     if kind.by_cat:
         name = f"{kind.name}, asyncssh alone: a cat loop, ms (baseline: ours"
-        figures.append(_ratio(name, times[4], ours, ""))
+        figures.append(time_ratio(name, times[4], ours, ""))
     figures.append(Figure(f"{kind.name}: remote commands", median(commands), "", None, ""))
     return figures
-
-
-def _ratio(name: str, mine: list[float], theirs: list[float], target: str) -> Figure:
-    """The median of the ratios of time, round by round, with their spread."""
-    ratios = [ours / baseline for ours, baseline in zip(mine, theirs, strict=True)]
-    baseline_ms = median(theirs) * 1000
-    spread = f"ratios {min(ratios):.2f}-{max(ratios):.2f}"
-    return Figure(f"{name}; {spread})", baseline_ms * median(ratios), "ms", baseline_ms, target)
 
 
 def main() -> None:
