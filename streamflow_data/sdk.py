@@ -2,10 +2,10 @@
 
 The connector contract (the classes a plugin subclasses and the items of its bulk
 operations), the errors it raises, and the helpers the shipped plugins use: the names of
-partial files, CRC32C, option parsing and a cache of ``stat``/``walk`` answers. A plugin
-imports from here and from :mod:`streamflow_data` only (a test checks the shipped ones):
-every other module of the package may change without notice. The conformance suite a
-plugin runs is :mod:`streamflow_data.testing`.
+partial files, CRC32C, option parsing, a cache of ``stat``/``walk`` answers and blocking
+calls in worker threads. A plugin imports from here and from :mod:`streamflow_data` only
+(a test checks the shipped ones): every other module of the package may change without
+notice. The conformance suite a plugin runs is :mod:`streamflow_data.testing`.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ from streamflow_data.model import (
     temporary_name,
     temporary_prefix,
 )
+from streamflow_data.threads import settled
 from streamflow_data.validation import parse_options
 
 __all__ = [
@@ -117,6 +118,7 @@ __all__ = [
     "is_temporary_of",
     "parse_options",
     "relpath_fault",
+    "settled",
     "temporary_name",
     "temporary_prefix",
 ]

@@ -14,7 +14,7 @@ PACKAGE = Path(streamflow_data.__file__).parent
 # Lowest first: a module may import only from its own layer and those before it.
 LAYERS = [
     {"location"},
-    {"model", "errors", "validation", "config", "checksum"},
+    {"model", "errors", "validation", "config", "checksum", "threads"},
     {"connectors"},
     {"shell"},
     {"mapper", "changes"},

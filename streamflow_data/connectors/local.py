@@ -45,6 +45,7 @@ from streamflow_data.model import (
     check_partial_file,
     is_temporary_of,
 )
+from streamflow_data.threads import settled
 from streamflow_data.validation import Settings, parse_options
 
 __all__ = ["LocalConnector", "LocalOptions"]
@@ -205,14 +206,15 @@ class LocalConnector(Connector):
         **kwargs: P.kwargs,
     ) -> T:
         """Run a blocking call in the pool, translating OSError into our errors; a path
-        argument holding a NUL byte is an :class:`InvalidPathError`, before any I/O."""
+        argument holding a NUL byte is an :class:`InvalidPathError`, before any I/O. A
+        cancelled call is waited for (:func:`~streamflow_data.threads.settled`): it may
+        write into a block or a descriptor that its caller gives back."""
         for argument in args:
             if isinstance(argument, str) and "\0" in argument:
                 raise InvalidPathError(f"path holds a NUL byte: {argument!r}")
-        loop = asyncio.get_running_loop()
         call = functools.partial(function, *args, **kwargs)
         try:
-            return await loop.run_in_executor(self._executor, call)
+            return await settled(call, self._executor)
         except OSError as exc:
             raise _translate(exc, location, path) from exc
 
@@ -230,7 +232,8 @@ class LocalConnector(Connector):
                 for entry in batch:
                     yield entry
         finally:
-            # A cancelled walk may still be listing in its thread: closing it then fails.
+            # A walk cancelled again while its listing is waited for may still be listing
+            # in its thread: closing it then fails.
             with contextlib.suppress(ValueError):
                 await self._run(location, path, batches.close)
 

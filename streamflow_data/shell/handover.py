@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -53,6 +54,7 @@ from streamflow_data.errors import ConnectorError, SourceChangedError
 from streamflow_data.shell.lanes import local_error, open_local
 from streamflow_data.shell.reader import ShellReader
 from streamflow_data.shell.writer import IN_FLIGHT, ShellWriter
+from streamflow_data.threads import settled
 
 __all__ = ["CRC_LEAD", "RANGE_SIZE", "Handover"]
 
@@ -281,7 +283,8 @@ class Handover:
                 got = await reader.readinto(offset + moved, buffer[:wanted])
                 if got:
                     try:
-                        await asyncio.to_thread(pwrite_all, fd, buffer[:got], offset + moved)
+                        write = functools.partial(pwrite_all, fd, buffer[:got], offset + moved)
+                        await settled(write)
                     except OSError as exc:
                         raise local_error(exc, location, path) from exc
                 moved += got

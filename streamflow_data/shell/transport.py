@@ -16,13 +16,14 @@ translates its own failures (a dropped connection is a
 from __future__ import annotations
 
 import abc
-import asyncio
 import contextlib
+import functools
 import os
 from collections.abc import Awaitable, Callable, Sequence
 
 from streamflow_data.location import ExecutionLocation
 from streamflow_data.shell.commands import Buffer, Completed, command_error
+from streamflow_data.threads import settled
 
 __all__ = ["Closer", "CommandTransport", "Stream"]
 
@@ -63,10 +64,11 @@ class Stream(abc.ABC):
     async def feed(self, fd: int, size: int) -> None:
         """Give the process the next ``size`` bytes of the open local file ``fd`` (from
         its offset, which moves past them) as input; :class:`EOFError` if it ends before.
-        Read here a block at a time, in a worker thread."""
+        Read here a block at a time, in a worker thread (waited for when cancelled: the
+        caller closes the file)."""
         left = size
         while left:
-            data = await asyncio.to_thread(os.read, fd, min(_FILE_BLOCK, left))
+            data = await settled(functools.partial(os.read, fd, min(_FILE_BLOCK, left)))
             if not data:
                 raise EOFError(f"the file ends {left} bytes early")
             await self.send(data)
@@ -77,7 +79,7 @@ class Stream(abc.ABC):
         which moves past the bytes written), a block at a time in a worker thread."""
         buffer = memoryview(bytearray(_FILE_BLOCK))
         while count := await self.receive_into(buffer):
-            await asyncio.to_thread(_write_all, fd, buffer[:count])
+            await settled(functools.partial(_write_all, fd, buffer[:count]))
 
 
 Closer = Callable[[], Awaitable[None]]

@@ -1,0 +1,104 @@
+"""Blocking calls in worker threads are over when a cancelled caller moves on."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import fcntl
+import os
+import termios
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from streamflow_data.shell import Buffer, Completed, Stream
+from streamflow_data.threads import settled
+
+
+async def test_a_cancelled_call_is_waited_for_and_its_outcome_dropped() -> None:
+    """The cancellation reaches the caller only once the call has returned (here with an
+    error, which the caller does not get)."""
+    started, release = threading.Event(), threading.Event()
+    returned: list[float] = []
+
+    def call() -> None:
+        started.set()
+        release.wait(10)
+        returned.append(time.monotonic())
+        raise OSError(errno.EIO, "too late")
+
+    task = asyncio.create_task(settled(call))
+    assert await asyncio.to_thread(started.wait, 10)
+    task.cancel()
+    await asyncio.sleep(0.2)
+    assert not task.done()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert len(returned) == 1
+
+
+async def test_settled_returns_the_result_and_raises_the_error_of_the_call() -> None:
+    assert await settled(lambda: 42) == 42
+    with pytest.raises(ZeroDivisionError):
+        await settled(lambda: 1 // 0)
+
+
+class _Endless(Stream):
+    """A stream whose output never ends: a megabyte of ``x`` at every read."""
+
+    async def send_pieces(self, pieces: Sequence[Buffer]) -> None:
+        raise NotImplementedError
+
+    async def receive_into(self, buffer: memoryview) -> int:
+        buffer[:] = b"x" * len(buffer)
+        return len(buffer)
+
+    async def finish(self) -> Completed:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+
+def _fill(fd: int) -> int:
+    """Bytes waiting in the FIFO ``fd``."""
+    return int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"), "little")
+
+
+async def test_a_cancelled_pour_stops_writing_the_file_before_it_returns(tmp_path: Path) -> None:
+    """:meth:`Stream.pour` writes in a worker thread; cancelled while a write is blocked
+    (a FIFO that nobody reads), it returns only once that write is over, so that its
+    caller may close the file; and nothing is written after."""
+    fifo = tmp_path / "fifo"
+    await asyncio.to_thread(os.mkfifo, fifo)
+    sink = await asyncio.to_thread(os.open, fifo, os.O_RDWR)  # opening never waits
+    drain = await asyncio.to_thread(os.open, fifo, os.O_RDONLY | os.O_NONBLOCK)
+    pour = asyncio.create_task(_Endless().pour(sink))
+    try:
+        for _ in range(100):  # until the FIFO is full and the write blocks
+            await asyncio.sleep(0.02)
+            if _fill(drain) >= 64 * 1024:
+                break
+        pour.cancel()
+        await asyncio.sleep(0.2)
+        assert not pour.done()
+    finally:
+        drained = 0
+        for _ in range(1000):  # the rest of the blocked megabyte, then nothing
+            try:
+                drained += len(await asyncio.to_thread(os.read, drain, 1 << 20))
+            except BlockingIOError:
+                if pour.done():
+                    break
+                await asyncio.sleep(0.01)
+        with pytest.raises(asyncio.CancelledError):
+            await pour
+        await asyncio.sleep(0.1)
+        assert _fill(drain) == 0
+        os.close(sink)
+        os.close(drain)
+    assert drained == 1 << 20  # the blocked write, whole, and none after
