@@ -7,7 +7,7 @@ import errno
 import os
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -146,16 +146,18 @@ async def test_a_writer_checks_what_it_reads_back_after_each_write(
     await writer.abort()
 
 
-class _FakeWrites:
-    """Stands for ``localfiles.write_whole``: each file takes ``seconds`` and is not
-    written; counts the calls running at once, at most."""
+class _FakeFiles:
+    """Stands for ``localfiles.read_whole`` or ``write_whole``: each file takes
+    ``seconds`` and is neither read nor written (``result`` stands for its outcome);
+    counts the calls running at once, at most."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, result: object) -> None:
         self.seconds = seconds
+        self.result = result
         self.running = self.most = self.calls = 0
         self.lock = threading.Lock()
 
-    def __call__(self, *args: Any) -> str | None:
+    def __call__(self, *args: Any) -> object:
         with self.lock:
             self.running += 1
             self.calls += 1
@@ -163,36 +165,67 @@ class _FakeWrites:
         time.sleep(self.seconds)
         with self.lock:
             self.running -= 1
-        return None
+        return self.result
+
+
+_KINDS: dict[str, tuple[object, object]] = {
+    "read_whole": ((b"x", None), b"x"),
+    "write_whole": (None, None),
+}
+"""Each batched file call: what its fake answers, and the connector then for each file."""
 
 
 async def _four_batches(
-    connector: LocalConnector, directory: Path, name: str, files: int
-) -> list[list[ConnectorError | None]]:
-    """Four batches of ``files`` one-byte files each, given to ``connector`` at once."""
-    batches = [
-        [WriteItem(str(directory / f"{name}{b}-{f}"), b"x") for f in range(files)] for b in range(4)
-    ]
-    return await asyncio.gather(*(connector.write_files(HERE, b) for b in batches))
+    connector: LocalConnector, directory: Path, name: str, files: int, kind: str
+) -> Sequence[Sequence[object]]:
+    """Four batches of ``files`` one-byte files each, given to ``connector`` at once to
+    read (``kind`` ``read_whole``) or to write."""
+    paths = [[str(directory / f"{name}{b}-{f}") for f in range(files)] for b in range(4)]
+    if kind == "read_whole":
+        return await asyncio.gather(*(connector.read_files(HERE, b) for b in paths))
+    writes = [[WriteItem(path, b"x") for path in batch] for batch in paths]
+    return await asyncio.gather(*(connector.write_files(HERE, b) for b in writes))
 
 
+@pytest.mark.parametrize("kind", _KINDS)
 @pytest.mark.parametrize(("seconds", "side_by_side"), [(0.0, False), (0.001, True)])
-async def test_batches_overlap_only_where_files_are_slow_to_write(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seconds: float, side_by_side: bool
+async def test_batches_overlap_only_where_files_are_slow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seconds: float, side_by_side: bool, kind: str
 ) -> None:
-    """Where a file takes microseconds, batches side by side would only contend for the
-    GIL: they go one at a time. Where it takes a millisecond, they overlap once the first
-    files, written alone, have shown it."""
-    writes = _FakeWrites(seconds)
-    monkeypatch.setattr(localfiles, "write_whole", writes)
+    """Where a file takes microseconds to read or write, batches side by side would only
+    contend for the GIL: they go one at a time. Where it takes a millisecond, they
+    overlap once the first files, handled alone, have shown it."""
+    answer, outcome = _KINDS[kind]
+    fake = _FakeFiles(seconds, answer)
+    monkeypatch.setattr(localfiles, kind, fake)
     connector = LocalConnector()
     try:
-        written = await _four_batches(connector, tmp_path, "b", 100)
+        outcomes = await _four_batches(connector, tmp_path, "b", 100, kind)
     finally:
         await connector.close()
-    assert all(error is None for errors in written for error in errors)
-    assert writes.calls == 400
-    assert (writes.most > 1) is side_by_side
+    assert [len(batch) for batch in outcomes] == [100] * 4
+    assert all(each == outcome for batch in outcomes for each in batch)
+    assert fake.calls == 400
+    assert (fake.most > 1) is side_by_side
+
+
+async def test_reads_and_writes_are_paced_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files slow to create do not make reads overlap: the page cache may serve them in
+    microseconds."""
+    writes = _FakeFiles(0.001, None)
+    reads = _FakeFiles(0.0, _KINDS["read_whole"][0])
+    monkeypatch.setattr(localfiles, "write_whole", writes)
+    monkeypatch.setattr(localfiles, "read_whole", reads)
+    connector = LocalConnector()
+    try:
+        await _four_batches(connector, tmp_path, "w", 40, "write_whole")
+        await _four_batches(connector, tmp_path, "r", 40, "read_whole")
+    finally:
+        await connector.close()
+    assert writes.most > 1
+    assert reads.most == 1
 
 
 async def test_batches_go_one_at_a_time_again_once_files_are_quick_again(
@@ -202,15 +235,15 @@ async def test_batches_go_one_at_a_time_again_once_files_are_quick_again(
     (``_OVERLAP_HOLD``); the batch after that, written alone, finds the files quick
     again, and batches go one at a time from then on."""
     monkeypatch.setattr(local, "_OVERLAP_HOLD", 0.5)
-    writes = _FakeWrites(0.001)
+    writes = _FakeFiles(0.001, None)
     monkeypatch.setattr(localfiles, "write_whole", writes)
     connector = LocalConnector()
     try:
-        await _four_batches(connector, tmp_path, "slow", 20)
+        await _four_batches(connector, tmp_path, "slow", 20, "write_whole")
         assert writes.most > 1
         writes.seconds, writes.most = 0.0, 0
         await asyncio.sleep(0.6)
-        await _four_batches(connector, tmp_path, "quick", 20)
+        await _four_batches(connector, tmp_path, "quick", 20, "write_whole")
         assert writes.most == 1
     finally:
         await connector.close()

@@ -99,11 +99,11 @@ def _content(
 
 
 _OVERLAP_SECONDS_PER_FILE = 250e-6
-"""A batch of small files written alone that took longer than this per file shows a
-storage where writing batches side by side pays (see :class:`_BatchPacing`): a file in
+"""A batch of small files read or written alone that took longer than this per file
+shows a storage where batches side by side pay (see :class:`_BatchPacing`): a file in
 memory takes tens of microseconds (the first batch of a process up to about 130, its
-threads and caches warming up), a file on a journaling disk in a slow state or on a
-network file system hundreds."""
+threads and caches warming up), a file on a journaling disk in a slow state, not yet
+cached, or on a network file system hundreds."""
 _PROBE_FILES = 16
 """The fewest files of a batch whose time says which kind of storage this is."""
 _OVERLAP_HOLD = 30.0
@@ -112,19 +112,19 @@ alone and measured again."""
 
 
 class _BatchPacing:
-    """Whether batches of small files are written one at a time or side by side.
+    """Whether batches of small files are read (or written) one at a time or side by side.
 
-    One at a time until a batch shows otherwise: where creating a file is cheap (memory, a
-    fast disk), threads writing batches side by side only hand the GIL to each other
-    between their small system calls. Where it is slow (a journaling disk in a slow
-    state, a network file system), they overlap what the kernel or the network takes; a
-    batch that took more than :data:`_OVERLAP_SECONDS_PER_FILE` a file, alone, lets the
-    connector's batches overlap for :data:`_OVERLAP_HOLD` seconds, and the next batch
-    measures again: a disk slow for a while, or a batch slowed by a busy machine rather
-    than by its storage, does not decide for the connector's whole life. The first
-    :data:`_PROBE_FILES` files the connector writes are a batch of their own, so that
-    slow storage is found at the cost of a few files written alone, not of a whole
-    batch."""
+    One at a time until a batch shows otherwise: where a file is cheap to read or create
+    (the page cache, a fast disk), threads handling batches side by side only hand the GIL
+    to each other, and to the event loop, between their small system calls. Where it is
+    slow (files not yet cached, a journaling disk in a slow state, a network file system),
+    they overlap what the kernel or the network takes; a batch that took more than
+    :data:`_OVERLAP_SECONDS_PER_FILE` a file, alone, lets the connector's batches overlap
+    for :data:`_OVERLAP_HOLD` seconds, and the next batch measures again: a disk slow for
+    a while, or a batch slowed by a busy machine rather than by its storage, does not
+    decide for the connector's whole life. The first :data:`_PROBE_FILES` files are a
+    batch of their own, so that slow storage is found at the cost of a few files handled
+    alone, not of a whole batch."""
 
     def __init__(self) -> None:
         self.overlap_until = float("-inf")
@@ -134,11 +134,11 @@ class _BatchPacing:
 
     @property
     def overlap(self) -> bool:
-        """Whether batches are written side by side now."""
+        """Whether batches go side by side now."""
         return time.monotonic() < self.overlap_until
 
-    def split(self, calls: list[T]) -> list[list[T]]:
-        """``calls`` as the batches to write in turn: the probe first, when it is due."""
+    def split(self, calls: Sequence[T]) -> list[Sequence[T]]:
+        """``calls`` as the batches to handle in turn: the probe first, when it is due."""
         if self.probed or len(calls) <= _PROBE_FILES:
             return [calls]
         self.probed = True
@@ -186,7 +186,8 @@ class LocalConnector(Connector):
         self._executor = ThreadPoolExecutor(
             max_workers=self.options.max_threads, thread_name_prefix="sfd-local"
         )
-        self._pacing = _BatchPacing()
+        self._read_pacing = _BatchPacing()
+        self._write_pacing = _BatchPacing()  # cached files read fast where creating is slow
 
     @classmethod
     def from_options(cls, options: Mapping[str, object]) -> Self:
@@ -372,9 +373,10 @@ class LocalConnector(Connector):
     async def read_files(
         self, location: ExecutionLocation, paths: Sequence[str]
     ) -> list[bytes | ConnectorError]:
-        """Many small files read in one thread hop."""
-        contents = await self._run(
-            location, "(batch)", files.each, files.read_whole, [(p,) for p in paths]
+        """Many small files read in one thread hop; batches one at a time where that is
+        faster (see :class:`_BatchPacing`)."""
+        contents = await self._paced(
+            location, self._read_pacing, files.read_whole, [(p,) for p in paths]
         )
         return [_content(location, path, c) for path, c in zip(paths, contents, strict=True)]
 
@@ -385,26 +387,29 @@ class LocalConnector(Connector):
         one at a time where that is faster (see :class:`_BatchPacing`)."""
         fsync = self.options.fsync
         calls = [(i.path, i.data, i.mode, i.mtime_ns, fsync, i.expected, i.atomic) for i in items]
-        outcomes: list[str | OSError | None] = []
-        for batch in self._pacing.split(calls):
-            outcomes += await self._write_batch(location, batch)
+        outcomes = await self._paced(location, self._write_pacing, files.write_whole, calls)
         return [_outcome(location, i.path, o) for i, o in zip(items, outcomes, strict=True)]
 
-    async def _write_batch(
-        self, location: ExecutionLocation, calls: Sequence[tuple[object, ...]]
-    ) -> list[str | OSError | None]:
-        """One batch, alone or beside others as the pacing says."""
-        pacing = self._pacing
-        alone = await pacing.alone_turn()
-        seconds = 0.0
-        try:
-            outcomes, seconds = await self._run(
-                location, "(batch)", _timed, files.write_whole, calls
-            )
-        finally:
-            if alone:
-                pacing.end_turn(len(calls), seconds)
-        return outcomes
+    async def _paced(
+        self,
+        location: ExecutionLocation,
+        pacing: _BatchPacing,
+        function: Callable[..., T],
+        calls: Sequence[tuple[object, ...]],
+    ) -> list[T | OSError]:
+        """``function`` called with each of ``calls`` in a thread hop per batch, each
+        batch alone or beside others as ``pacing`` says."""
+        results: list[T | OSError] = []
+        for batch in pacing.split(calls):
+            alone = await pacing.alone_turn()
+            seconds = 0.0
+            try:
+                outcomes, seconds = await self._run(location, "(batch)", _timed, function, batch)
+            finally:
+                if alone:
+                    pacing.end_turn(len(batch), seconds)
+            results += outcomes
+        return results
 
     async def close(self) -> None:
         """Stop the thread pool after the calls in flight."""
