@@ -88,6 +88,18 @@ def leftovers(directory: Path) -> list[str]:
     return [name for name in os.listdir(directory) if name.endswith(".sfd-part")]
 
 
+def descriptors_on(path: Path) -> list[int]:
+    """This process's open descriptors on ``path`` (removed since, or not)."""
+    found = []
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{name}") in (str(path), f"{path} (deleted)"):
+                found.append(int(name))
+        except FileNotFoundError:  # the listing's own descriptor, closed since
+            continue
+    return found
+
+
 async def journaled_bytes(catalog: str) -> int | None:
     """The written chunk bytes the journal in ``catalog`` (a file or a PostgreSQL URL)
     records; None before the catalog exists."""

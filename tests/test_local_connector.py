@@ -27,6 +27,7 @@ from streamflow_data import (
 from streamflow_data.connectors import local, localfiles
 from streamflow_data.connectors.base import WriteItem
 from streamflow_data.testing import ConnectorConformance, ConnectorHarness
+from tests.helpers import descriptors_on
 
 HERE = ExecutionLocation("conformance", "localhost", local=True)
 
@@ -144,6 +145,60 @@ async def test_a_writer_checks_what_it_reads_back_after_each_write(
     assert await writer.digest() == Digest.of(data + b"more")
     assert len(whole_reads) == 1
     await writer.abort()
+
+
+async def test_a_cancelled_open_for_reading_leaves_no_descriptor(tmp_path: Path) -> None:
+    """Opening a FIFO to read blocks until a writer comes; a reader cancelled meanwhile
+    must not keep the descriptor that the open returns afterwards."""
+    fifo = tmp_path / "fifo"
+    await asyncio.to_thread(os.mkfifo, fifo)
+    connector = LocalConnector()
+    opening = asyncio.create_task(connector.open_reader(HERE, str(fifo)))
+    try:
+        await asyncio.sleep(0.2)
+        assert not opening.done()
+        opening.cancel()
+        writer = await asyncio.to_thread(os.open, fifo, os.O_RDWR)  # a writer: never waits
+        try:
+            with pytest.raises(asyncio.CancelledError):
+                await opening
+            assert descriptors_on(fifo) == [writer]
+        finally:
+            os.close(writer)
+    finally:
+        await connector.close()
+
+
+async def test_a_cancelled_create_leaves_neither_descriptor_nor_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer cancelled while its temporary file is being created (held up here) does
+    not keep the file, nor the descriptor the creation returns afterwards."""
+    started, finish = threading.Event(), threading.Event()
+    created: list[str] = []
+    create = localfiles.create
+
+    def held(path: str, atomic: bool, mode: int | None) -> tuple[int, str]:
+        started.set()
+        finish.wait(10)
+        fd, target = create(path, atomic, mode)
+        created.append(target)
+        return fd, target
+
+    monkeypatch.setattr(localfiles, "create", held)
+    connector = LocalConnector()
+    try:
+        opening = asyncio.create_task(connector.open_writer(HERE, str(tmp_path / "f")))
+        assert await asyncio.to_thread(started.wait, 10)
+        opening.cancel()
+        finish.set()
+        with pytest.raises(asyncio.CancelledError):
+            await opening
+    finally:
+        await connector.close()
+    assert len(created) == 1
+    assert descriptors_on(Path(created[0])) == []
+    assert os.listdir(tmp_path) == []
 
 
 class _FakeFiles:

@@ -14,8 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from streamflow_data import ExecutionLocation
 from streamflow_data.shell import Buffer, Completed, Stream
+from streamflow_data.shell.lanes import open_local
 from streamflow_data.threads import settled
+from tests.helpers import descriptors_on
 
 
 async def test_a_cancelled_call_is_waited_for_and_its_outcome_dropped() -> None:
@@ -45,6 +48,70 @@ async def test_settled_returns_the_result_and_raises_the_error_of_the_call() -> 
     assert await settled(lambda: 42) == 42
     with pytest.raises(ZeroDivisionError):
         await settled(lambda: 1 // 0)
+
+
+async def test_what_a_cancelled_call_returned_is_released_in_a_thread() -> None:
+    """A call that returns once its caller is cancelled hands its result to ``release``
+    (a descriptor to close, say), in a worker thread, before the cancellation goes on."""
+    started, finish = threading.Event(), threading.Event()
+    released: list[tuple[str, bool]] = []
+
+    def call() -> str:
+        started.set()
+        finish.wait(10)
+        return "opened"
+
+    def release(result: str) -> None:
+        released.append((result, threading.current_thread() is threading.main_thread()))
+
+    task = asyncio.create_task(settled(call, release=release))
+    assert await asyncio.to_thread(started.wait, 10)
+    task.cancel()
+    await asyncio.sleep(0.1)
+    finish.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert released == [("opened", False)]
+    assert await settled(lambda: "kept", release=release) == "kept"
+    assert len(released) == 1
+
+
+async def test_a_call_is_waited_for_however_often_its_caller_is_cancelled() -> None:
+    started, finish = threading.Event(), threading.Event()
+
+    def call() -> None:
+        started.set()
+        finish.wait(10)
+
+    task = asyncio.create_task(settled(call))
+    assert await asyncio.to_thread(started.wait, 10)
+    for _ in range(3):
+        task.cancel()
+        await asyncio.sleep(0.1)
+        assert not task.done()
+    finish.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_a_cancelled_open_of_a_local_file_leaves_no_descriptor(tmp_path: Path) -> None:
+    """The shell connectors open local files in a worker thread: opening a FIFO to write
+    blocks until a reader comes, and a transfer cancelled meanwhile must not keep the
+    descriptor that the open returns afterwards."""
+    fifo = tmp_path / "fifo"
+    await asyncio.to_thread(os.mkfifo, fifo)
+    here = ExecutionLocation("local", "localhost", local=True)
+    opening = asyncio.create_task(open_local(here, str(fifo), os.O_WRONLY))
+    await asyncio.sleep(0.2)
+    assert not opening.done()
+    opening.cancel()
+    reader = await asyncio.to_thread(os.open, fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        with pytest.raises(asyncio.CancelledError):
+            await opening
+        assert descriptors_on(fifo) == [reader]
+    finally:
+        os.close(reader)
 
 
 class _Endless(Stream):

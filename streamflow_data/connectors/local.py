@@ -170,6 +170,11 @@ def _timed(
     return files.each(function, calls), time.perf_counter() - started
 
 
+def _discard_created(created: tuple[int, str]) -> None:
+    """Close and remove the file :func:`localfiles.create` made for a cancelled caller."""
+    files.discard(*created)
+
+
 class LocalConnector(Connector):
     """The local file system, as one location named ``localhost`` of its deployment."""
 
@@ -210,12 +215,25 @@ class LocalConnector(Connector):
         argument holding a NUL byte is an :class:`InvalidPathError`, before any I/O. A
         cancelled call is waited for (:func:`~streamflow_data.threads.settled`): it may
         write into a block or a descriptor that its caller gives back."""
+        return await self._opening(location, path, None, function, *args, **kwargs)
+
+    async def _opening(
+        self,
+        location: ExecutionLocation,
+        path: str,
+        release: Callable[[T], object] | None,
+        function: Callable[P, T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """:meth:`_run` for a call that opens a file: what it opened for a caller
+        cancelled meanwhile is given to ``release`` (closed, and removed when created)."""
         for argument in args:
             if isinstance(argument, str) and "\0" in argument:
                 raise InvalidPathError(f"path holds a NUL byte: {argument!r}")
         call = functools.partial(function, *args, **kwargs)
         try:
-            return await settled(call, self._executor)
+            return await settled(call, self._executor, release=release)
         except OSError as exc:
             raise _translate(exc, location, path) from exc
 
@@ -240,7 +258,9 @@ class LocalConnector(Connector):
 
     async def open_reader(self, location: ExecutionLocation, path: str) -> Reader:
         """Open ``path`` for ranged reads with ``pread``."""
-        fd, identity = await self._run(location, path, files.open_for_reading, path)
+        fd, identity = await self._opening(
+            location, path, files.close_opened, files.open_for_reading, path
+        )
         return _LocalReader(self, location, path, fd, identity)
 
     async def open_writer(
@@ -254,7 +274,9 @@ class LocalConnector(Connector):
     ) -> Writer:
         """Create a hidden temporary file beside ``path`` (renamed into place on commit),
         or ``path`` itself when not ``atomic``."""
-        fd, target = await self._run(location, path, files.create, path, atomic, mode)
+        fd, target = await self._opening(
+            location, path, _discard_created, files.create, path, atomic, mode
+        )
         return _LocalWriter(self, location, path, target, fd, mode, mtime_ns)
 
     async def resume_writer(
@@ -270,7 +292,7 @@ class LocalConnector(Connector):
         """Reopen the partial file ``token`` (a temporary of ``path``, or ``path`` itself
         inside a staging tree) without truncating it."""
         check_partial_file(token, path, atomic)
-        fd = await self._run(location, path, files.reopen, token)
+        fd = await self._opening(location, path, os.close, files.reopen, token)
         return _LocalWriter(self, location, path, token, fd, mode, mtime_ns)
 
     async def read_file(self, location: ExecutionLocation, path: str) -> bytes:

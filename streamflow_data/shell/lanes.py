@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from streamflow_data.errors import ConnectorError, error_type
 from streamflow_data.location import ExecutionLocation
 from streamflow_data.shell.commands import quote
 from streamflow_data.shell.transport import CommandTransport, Stream
+from streamflow_data.threads import settled
 
 __all__ = [
     "READ_BLOCK",
@@ -161,9 +163,10 @@ def range_command(path: str, offset: int, size: int) -> str:
 
 
 async def open_local(location: ExecutionLocation, path: str, flags: int) -> int:
-    """The local file ``path`` opened (in a worker thread); our error if it cannot be."""
+    """The local file ``path`` opened (in a worker thread, closed again if the caller was
+    cancelled meanwhile); our error if it cannot be."""
     try:
-        return await asyncio.to_thread(os.open, path, flags)
+        return await settled(functools.partial(os.open, path, flags), release=os.close)
     except OSError as exc:
         raise local_error(exc, location, path) from exc
 
