@@ -50,8 +50,8 @@ class TransferSettings(Settings):
     """Files (or batches of small files) of one transfer read at once; batches no more
     than the source connector's ``batch_streams`` says are worth it (over SSH, enough to
     hide a session's start-up). A batch that has been read is written while the next is
-    read: batches read ahead hold a block each, so the block pool still bounds the
-    memory."""
+    read (as many at once at a destination as its connector's ``batch_streams`` allows):
+    batches read ahead hold a block each, so the block pool still bounds the memory."""
     max_batch_files: int = pydantic.Field(default=1024, ge=1, le=65536)
     """Small files (a block or less) of a tree moved together in one bulk operation, at
     most. A tree of fewer than ``max_concurrent_files`` such batches is cut into smaller

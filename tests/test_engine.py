@@ -454,14 +454,15 @@ async def test_the_next_batch_is_read_while_one_is_written(hosts: Hosts) -> None
 
 
 class _BatchesAtOnce(WrappingConnector):
-    """A source that says how many batches are worth reading at once (None: no say),
-    and counts the most it was asked for at once (each read lasts a moment)."""
+    """A location that says how many batches are worth reading or writing at once (None:
+    no say), and counts the most it was asked to read, and to write, at once (each lasts
+    a moment)."""
 
     def __init__(self, root: str, streams: int | None) -> None:
         super().__init__(root)
         self.streams = streams
-        self.reading = 0
-        self.most_reading = 0
+        self.reading = self.most_reading = 0
+        self.writing = self.most_writing = 0
 
     def batch_streams(self, location: ExecutionLocation) -> int | None:
         return self.streams
@@ -476,6 +477,17 @@ class _BatchesAtOnce(WrappingConnector):
             return await super().read_files(location, paths)
         finally:
             self.reading -= 1
+
+    async def write_files(
+        self, location: ExecutionLocation, items: Sequence[WriteItem]
+    ) -> list[ConnectorError | None]:
+        self.writing += 1
+        self.most_writing = max(self.most_writing, self.writing)
+        try:
+            await asyncio.sleep(0.05)
+            return await super().write_files(location, items)
+        finally:
+            self.writing -= 1
 
 
 @pytest.mark.parametrize(("streams", "most"), [(None, 4), (2, 2), (1, 1)])
@@ -495,6 +507,29 @@ async def test_batches_read_at_once_follow_the_source_connector(
         await manager.transfer_data(source, "/tree", [target], "/copy")
     reads = hosts.connectors["src"]
     assert isinstance(reads, _BatchesAtOnce) and reads.most_reading == most
+    for path, data in files.items():
+        assert await read(hosts, "dst", path.replace("/tree", "/copy")) == data
+
+
+@pytest.mark.parametrize("streams", [None, 2, 1])
+async def test_batches_written_at_once_follow_the_destination_connector(
+    hosts: Hosts, streams: int | None
+) -> None:
+    """Batches read ahead are written side by side, as many at once at a destination as
+    its ``batch_streams`` says are worth it (no bound without a say): a host whose disk
+    takes the batches should not be given more than it can unpack."""
+    source = hosts.add("src")
+    files = {
+        f"/tree/f{i:02d}": await put_file(hosts, "src", f"/tree/f{i:02d}", 100) for i in range(16)
+    }
+    target = hosts.add("dst", _BatchesAtOnce, streams=streams)
+    settings = SMALL.replace(max_batch_files=2, max_concurrent_files=4, block_count=16)
+    async with DefaultDataManager(hosts.connectors, settings=settings) as manager:
+        manager.register_path(source, "/tree")
+        await manager.transfer_data(source, "/tree", [target], "/copy")
+    writes = hosts.connectors["dst"]
+    assert isinstance(writes, _BatchesAtOnce)
+    assert writes.most_writing == streams if streams else writes.most_writing > 2
     for path, data in files.items():
         assert await read(hosts, "dst", path.replace("/tree", "/copy")) == data
 

@@ -211,11 +211,12 @@ class Connector(abc.ABC):
         return None
 
     def batch_streams(self, location: ExecutionLocation) -> int | None:
-        """How many batches of small files are worth reading from ``location`` at once;
-        None (the default) leaves it to the engine's ``max_concurrent_files``. Where each
-        batch read is a remote process whose output this process unpacks, more at once
-        than hide its start-up only contend for this process (the shell connectors
-        answer from their transport)."""
+        """How many batches of small files are worth reading from ``location``, or
+        writing to it, at once; None (the default) leaves reads to the engine's
+        ``max_concurrent_files`` and writes unbounded (the block pool bounds them). Where
+        each batch is a remote process, more at once than hide its start-up only contend
+        for this process and the host's cores and disk (the shell connectors answer from
+        their transport)."""
         return None
 
     @classmethod

@@ -148,7 +148,7 @@ class CommandTransport(abc.ABC):
         return None
 
     def batch_streams(self) -> int | None:
-        """How many batches of small files are worth reading at once (see
+        """How many batches of small files are worth reading, or writing, at once (see
         :meth:`~streamflow_data.connectors.base.Connector.batch_streams`); None leaves it
         to the engine."""
         return None

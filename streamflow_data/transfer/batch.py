@@ -7,7 +7,9 @@ workers idle: see :func:`batches`). A batch is read with one
 :meth:`~streamflow_data.Connector.write_files` (or copied with one
 :meth:`~streamflow_data.Connector.copy_files` on the source's own location); connectors
 turn those into a single thread hop, or a packed stream. The worker that read a batch
-reads the next while the batch is written. Every file is still verified
+reads the next while the batch is written. The source's connector bounds the batches
+read at once, and each destination's those written there
+(:meth:`~streamflow_data.Connector.batch_streams`). Every file is still verified
 before it is published. A file that fails in a batch with a retryable error is retried on
 its own, through :class:`~streamflow_data.transfer.filecopy.FileCopy`.
 """
@@ -225,7 +227,8 @@ class BatchCopy:
         ]
         verify = self.context.settings.verify_writes
         checked = destination.connector.capabilities.verification if verify else Verification.NONE
-        await self._bulk(destination, files, destination.connector.write_files, items, checked)
+        async with self.context.batch_write(destination):
+            await self._bulk(destination, files, destination.connector.write_files, items, checked)
 
 
 @dataclass(frozen=True, slots=True)

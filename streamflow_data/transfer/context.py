@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
 
 from streamflow_data.config import TransferSettings
 from streamflow_data.connectors.base import Connector
@@ -140,6 +142,21 @@ class RunContext:
     """Where the transfer's progress is recorded for a later resume."""
     prior: PriorRun
     """What an earlier run of the same transfer left behind."""
+    write_slots: dict[int, asyncio.Semaphore] = field(default_factory=dict)
+    """Batches of small files being written at each destination (by its index) whose
+    connector bounds them (see :meth:`batch_write`)."""
+
+    def batch_write(self, destination: Destination) -> AbstractAsyncContextManager[None]:
+        """Held while a batch of small files is written to ``destination``: as many at
+        once as its connector's ``batch_streams`` says are worth it, asked at the first
+        batch (the location is connected by then); no bound when it has no say."""
+        slots = self.write_slots.get(destination.index)
+        if slots is None:
+            streams = destination.connector.batch_streams(destination.location)
+            if streams is None:
+                return contextlib.nullcontext()
+            slots = self.write_slots[destination.index] = asyncio.Semaphore(streams)
+        return slots
 
 
 def source_changed(

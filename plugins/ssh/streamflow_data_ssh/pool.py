@@ -61,7 +61,7 @@ command runner instead: asyncssh encrypts that much in less time than the master
 start (a connection, a login and a session of its own)."""
 _ROUND_TRIP_PER_STREAM = 0.002
 _BATCH_STREAMS = 3
-"""Batches of small files read from a node at once, at least (see
+"""Batches of small files read from, or written to, a node at once, at least (see
 :meth:`NodePool.batch_streams`)."""
 _START_UP_PER_BATCH = 0.07
 """Seconds of a session's start-up that one more batch read at once hides: about what a
@@ -268,12 +268,12 @@ class NodePool(CommandTransport):
         return max(1, math.ceil(self.round_trip / _ROUND_TRIP_PER_STREAM))
 
     def batch_streams(self) -> int | None:
-        """Batches of small files worth reading at once. Each is a ``tar`` in a session
-        of its own, unpacked here: enough at once to hide a session's start-up (one more
+        """Batches of small files worth reading, or writing, at once. Each is a ``tar``
+        in a session of its own: enough at once to hide a session's start-up (one more
         per ``_START_UP_PER_BATCH`` of :attr:`start_up`), ``_BATCH_STREAMS`` at least, or
         :meth:`chunk_streams` on a longer round trip; more only contend for this process
-        and the node's cores (see docs/ssh.md, "How data moves"). None before the first
-        connection."""
+        and the node's cores and disk (see docs/ssh.md, "How data moves"). None before
+        the first connection."""
         streams = self.chunk_streams()
         if streams is None:
             return None
