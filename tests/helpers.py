@@ -6,6 +6,9 @@ import asyncio
 import os
 import stat
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from benchmarks.resume_child import SlowSourceConnector
 from streamflow_data import (
@@ -98,6 +101,22 @@ def descriptors_on(path: Path) -> list[int]:
         except FileNotFoundError:  # the listing's own descriptor, closed since
             continue
     return found
+
+
+async def cancel_blocked_open(opening: asyncio.Task[Any], fifo: Path, other_end: int) -> None:
+    """Cancel ``opening``, a task blocked opening ``fifo``, then open the FIFO's other end
+    (with the flags ``other_end``) so that the open in its worker thread returns: the
+    cancelled task must leave no descriptor on the FIFO but the other end's."""
+    await asyncio.sleep(0.2)
+    assert not opening.done()
+    opening.cancel()
+    other = await asyncio.to_thread(os.open, fifo, other_end)
+    try:
+        with pytest.raises(asyncio.CancelledError):
+            await opening
+        assert descriptors_on(fifo) == [other]
+    finally:
+        os.close(other)
 
 
 async def journaled_bytes(catalog: str) -> int | None:

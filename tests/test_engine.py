@@ -453,6 +453,20 @@ async def test_the_next_batch_is_read_while_one_is_written(hosts: Hosts) -> None
         assert await read(hosts, "dst", path.replace("/tree", "/copy")) == data
 
 
+class _InFlight:
+    """Counts the calls in its block, and the most at once."""
+
+    def __init__(self) -> None:
+        self.now = self.most = 0
+
+    async def __aenter__(self) -> None:
+        self.now += 1
+        self.most = max(self.most, self.now)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.now -= 1
+
+
 class _BatchesAtOnce(WrappingConnector):
     """A location that says how many batches are worth reading or writing at once (None:
     no say), and counts the most it was asked to read, and to write, at once (each lasts
@@ -461,8 +475,8 @@ class _BatchesAtOnce(WrappingConnector):
     def __init__(self, root: str, streams: int | None) -> None:
         super().__init__(root)
         self.streams = streams
-        self.reading = self.most_reading = 0
-        self.writing = self.most_writing = 0
+        self.reading = _InFlight()
+        self.writing = _InFlight()
 
     def batch_streams(self, location: ExecutionLocation) -> int | None:
         return self.streams
@@ -470,24 +484,16 @@ class _BatchesAtOnce(WrappingConnector):
     async def read_files(
         self, location: ExecutionLocation, paths: Sequence[str]
     ) -> list[bytes | ConnectorError]:
-        self.reading += 1
-        self.most_reading = max(self.most_reading, self.reading)
-        try:
+        async with self.reading:
             await asyncio.sleep(0.01)
             return await super().read_files(location, paths)
-        finally:
-            self.reading -= 1
 
     async def write_files(
         self, location: ExecutionLocation, items: Sequence[WriteItem]
     ) -> list[ConnectorError | None]:
-        self.writing += 1
-        self.most_writing = max(self.most_writing, self.writing)
-        try:
+        async with self.writing:
             await asyncio.sleep(0.05)
             return await super().write_files(location, items)
-        finally:
-            self.writing -= 1
 
 
 @pytest.mark.parametrize(("streams", "most"), [(None, 4), (2, 2), (1, 1)])
@@ -506,7 +512,7 @@ async def test_batches_read_at_once_follow_the_source_connector(
         manager.register_path(source, "/tree")
         await manager.transfer_data(source, "/tree", [target], "/copy")
     reads = hosts.connectors["src"]
-    assert isinstance(reads, _BatchesAtOnce) and reads.most_reading == most
+    assert isinstance(reads, _BatchesAtOnce) and reads.reading.most == most
     for path, data in files.items():
         assert await read(hosts, "dst", path.replace("/tree", "/copy")) == data
 
@@ -529,7 +535,7 @@ async def test_batches_written_at_once_follow_the_destination_connector(
         await manager.transfer_data(source, "/tree", [target], "/copy")
     writes = hosts.connectors["dst"]
     assert isinstance(writes, _BatchesAtOnce)
-    assert writes.most_writing == streams if streams else writes.most_writing > 2
+    assert writes.writing.most == streams if streams else writes.writing.most > 2
     for path, data in files.items():
         assert await read(hosts, "dst", path.replace("/tree", "/copy")) == data
 

@@ -27,7 +27,7 @@ from streamflow_data import (
 from streamflow_data.connectors import local, localfiles
 from streamflow_data.connectors.base import WriteItem
 from streamflow_data.testing import ConnectorConformance, ConnectorHarness
-from tests.helpers import descriptors_on
+from tests.helpers import cancel_blocked_open, descriptors_on
 
 HERE = ExecutionLocation("conformance", "localhost", local=True)
 
@@ -155,16 +155,7 @@ async def test_a_cancelled_open_for_reading_leaves_no_descriptor(tmp_path: Path)
     connector = LocalConnector()
     opening = asyncio.create_task(connector.open_reader(HERE, str(fifo)))
     try:
-        await asyncio.sleep(0.2)
-        assert not opening.done()
-        opening.cancel()
-        writer = await asyncio.to_thread(os.open, fifo, os.O_RDWR)  # a writer: never waits
-        try:
-            with pytest.raises(asyncio.CancelledError):
-                await opening
-            assert descriptors_on(fifo) == [writer]
-        finally:
-            os.close(writer)
+        await cancel_blocked_open(opening, fifo, os.O_RDWR)  # a writer that never waits
     finally:
         await connector.close()
 
