@@ -170,6 +170,11 @@ def _timed(
     return files.each(function, calls), time.perf_counter() - started
 
 
+def _close_opened(opened: tuple[int, files.FileIdentity]) -> None:
+    """Close the file :func:`localfiles.open_for_reading` opened for a cancelled caller."""
+    os.close(opened[0])
+
+
 def _discard_created(created: tuple[int, str]) -> None:
     """Close and remove the file :func:`localfiles.create` made for a cancelled caller."""
     files.discard(*created)
@@ -259,7 +264,7 @@ class LocalConnector(Connector):
     async def open_reader(self, location: ExecutionLocation, path: str) -> Reader:
         """Open ``path`` for ranged reads with ``pread``."""
         fd, identity = await self._opening(
-            location, path, files.close_opened, files.open_for_reading, path
+            location, path, _close_opened, files.open_for_reading, path
         )
         return _LocalReader(self, location, path, fd, identity)
 

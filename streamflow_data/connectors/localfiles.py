@@ -24,7 +24,6 @@ __all__ = [
     "UMASK",
     "FileIdentity",
     "change_since",
-    "close_opened",
     "copy_contents",
     "copy_file",
     "create",
@@ -101,12 +100,6 @@ def open_for_reading(path: str) -> tuple[int, FileIdentity]:
     except BaseException:
         os.close(fd)
         raise
-
-
-def close_opened(opened: tuple[int, object]) -> None:
-    """Close the descriptor of what :func:`open_for_reading` returned to a caller that was
-    cancelled meanwhile."""
-    os.close(opened[0])
 
 
 def change_since(fd: int, path: str, opened: FileIdentity) -> str | None:
